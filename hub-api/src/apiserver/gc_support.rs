@@ -1,0 +1,23 @@
+//! What the delete path needs to know about dependents for Foreground and Orphan deletion.
+
+use serde_json::Value;
+
+use super::handlers::Ctx;
+use super::object;
+
+/// Whether any object in the same logical cluster names `obj` as an owner. Only Foreground
+/// and Orphan deletes ask, so a scan of the cache is acceptable; without dependents those
+/// deletes complete at once instead of waiting for the garbage collector.
+pub fn may_have_dependents(ctx: &Ctx, obj: &Value) -> bool {
+    let uid = object::uid(obj);
+    if uid.is_empty() {
+        return false;
+    }
+    let (found, _, _) = ctx.hub.cache.list("/", None, 1, |candidate| {
+        candidate.value["metadata"]["annotations"][object::CLUSTER_ANNOTATION] == ctx.cluster.as_str()
+            && candidate.value["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|owners| owners.iter().any(|o| o["uid"] == uid))
+    });
+    !found.is_empty()
+}

@@ -1,0 +1,501 @@
+//! Field ownership (`metadata.managedFields`) and server-side apply.
+//!
+//! Each manager owns a set of leaf paths. Maps are descended; any other value — scalars and
+//! lists — is a leaf, which is SSA's `atomic` treatment (the default for CRD lists). An apply
+//! takes the paths of its configuration, conflicts with other managers that own the same
+//! paths with different values (unless forced), drops the fields it applied before but no
+//! longer applies when nobody else owns them, and merges its configuration in. Non-apply
+//! writes give their manager the paths they changed.
+
+use std::collections::BTreeSet;
+
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::handlers::{self, Ctx};
+use super::object;
+use crate::error::{ApiError, ApiResult, CauseType, FieldError, Reason};
+use crate::storage::WriteOp;
+
+type Path = Vec<String>;
+type FieldSet = BTreeSet<Path>;
+
+/// Metadata fields the server owns; they never appear in a manager's set.
+const SERVER_META: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+];
+
+/// Which part of the object a request manages: the main resource or its status.
+fn in_scope(ctx: &Ctx, path: &[String]) -> bool {
+    let top = path.first().map(String::as_str).unwrap_or_default();
+    if top == "apiVersion" || top == "kind" {
+        return false;
+    }
+    if top == "metadata" {
+        let field = path.get(1).map(String::as_str).unwrap_or_default();
+        if SERVER_META.contains(&field) {
+            return false;
+        }
+        if field == "annotations" && path.get(2).is_some_and(|a| a == object::CLUSTER_ANNOTATION) {
+            return false;
+        }
+    }
+    match ctx.req.subresource.as_deref() {
+        Some("status") => top == "status",
+        _ => !(ctx.kind.status_subresource && top == "status"),
+    }
+}
+
+fn leaves(ctx: &Ctx, value: &Value) -> FieldSet {
+    fn walk(ctx: &Ctx, value: &Value, path: &mut Path, out: &mut FieldSet) {
+        match value {
+            Value::Object(map) if !map.is_empty() || path.is_empty() => {
+                for (k, v) in map {
+                    path.push(k.clone());
+                    walk(ctx, v, path, out);
+                    path.pop();
+                }
+            }
+            _ => {
+                if in_scope(ctx, path) {
+                    out.insert(path.clone());
+                }
+            }
+        }
+    }
+    let mut out = FieldSet::new();
+    walk(ctx, value, &mut Vec::new(), &mut out);
+    out
+}
+
+fn get<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, k| v.as_object()?.get(k))
+}
+
+fn remove(value: &mut Value, path: &[String]) {
+    let Some((_, parents)) = path.split_last() else { return };
+    remove_exact(value, path);
+    // Drop maps the removal left empty, as apply does for fields nobody manages.
+    for depth in (1..parents.len() + 1).rev() {
+        let parent_path = &path[..depth];
+        if get(value, parent_path).is_some_and(|v| v.as_object().is_some_and(Map::is_empty)) {
+            remove_exact(value, parent_path);
+        } else {
+            break;
+        }
+    }
+}
+
+fn remove_exact(value: &mut Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut current = value;
+    for k in parents {
+        match current.get_mut(k) {
+            Some(next) => current = next,
+            None => return,
+        }
+    }
+    if let Some(map) = current.as_object_mut() {
+        map.remove(last);
+    }
+}
+
+fn overlaps(a: &[String], b: &[String]) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
+fn to_fields_v1(set: &FieldSet) -> Value {
+    let mut root = Map::new();
+    for path in set {
+        let mut node = &mut root;
+        for k in path {
+            node = node
+                .entry(format!("f:{k}"))
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("fields are objects");
+        }
+    }
+    Value::Object(root)
+}
+
+fn from_fields_v1(value: &Value) -> FieldSet {
+    fn walk(value: &Value, path: &mut Path, out: &mut FieldSet) {
+        let Some(map) = value.as_object() else { return };
+        let mut has_child = false;
+        for (k, v) in map {
+            if let Some(name) = k.strip_prefix("f:") {
+                has_child = true;
+                path.push(name.to_string());
+                walk(v, path, out);
+                path.pop();
+            } else if k != "." {
+                // k:/v:/i: entries address list members; lists are atomic here, so the
+                // list itself is the leaf.
+                has_child = false;
+                break;
+            }
+        }
+        if !has_child && !path.is_empty() {
+            out.insert(path.clone());
+        }
+    }
+    let mut out = FieldSet::new();
+    walk(value, &mut Vec::new(), &mut out);
+    out
+}
+
+struct Entry {
+    manager: String,
+    operation: String,
+    subresource: String,
+    api_version: String,
+    time: String,
+    fields: FieldSet,
+}
+
+fn entries(obj: &Value) -> Vec<Entry> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| Entry {
+            manager: e["manager"].as_str().unwrap_or_default().to_string(),
+            operation: e["operation"].as_str().unwrap_or("Update").to_string(),
+            subresource: e["subresource"].as_str().unwrap_or_default().to_string(),
+            api_version: e["apiVersion"].as_str().unwrap_or_default().to_string(),
+            time: e["time"].as_str().unwrap_or_default().to_string(),
+            fields: from_fields_v1(&e["fieldsV1"]),
+        })
+        .collect()
+}
+
+fn store_entries(obj: &mut Value, list: Vec<Entry>) {
+    let encoded: Vec<Value> = list
+        .into_iter()
+        .filter(|e| !e.fields.is_empty())
+        .map(|e| {
+            let mut v = json!({
+                "manager": e.manager,
+                "operation": e.operation,
+                "apiVersion": e.api_version,
+                "time": e.time,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": to_fields_v1(&e.fields),
+            });
+            if !e.subresource.is_empty() {
+                v["subresource"] = e.subresource.into();
+            }
+            v
+        })
+        .collect();
+    let meta = object::meta_mut(obj);
+    if encoded.is_empty() {
+        meta.remove("managedFields");
+    } else {
+        meta.insert("managedFields".into(), Value::Array(encoded));
+    }
+}
+
+fn subresource(ctx: &Ctx) -> String {
+    ctx.req.subresource.clone().unwrap_or_default()
+}
+
+/// The manager of a non-apply write: `fieldManager`, else the User-Agent's product name.
+fn update_manager(ctx: &Ctx) -> String {
+    if let Some(m) = &ctx.query.field_manager {
+        return m.clone();
+    }
+    ctx.headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .chars()
+        .take(128)
+        .collect()
+}
+
+/// Records a non-apply write: its manager takes the leaf paths it changed; paths that are
+/// gone are released by everyone. Client-supplied managedFields are ignored.
+pub fn record_update(ctx: &Ctx, new: &mut Value, old: Option<&Value>) {
+    let old_leaves = old.map(|o| leaves(ctx, o)).unwrap_or_default();
+    let new_leaves = leaves(ctx, new);
+    let changed: FieldSet = new_leaves
+        .iter()
+        .filter(|p| old.is_none_or(|o| get(o, p) != get(new, p)))
+        .cloned()
+        .collect();
+    let mut list = old.map(entries).unwrap_or_default();
+    for entry in &mut list {
+        entry.fields.retain(|p| {
+            let gone = old_leaves.contains(p) && !new_leaves.iter().any(|q| overlaps(p, q));
+            !gone && !changed.contains(p)
+        });
+    }
+    if !changed.is_empty() {
+        let manager = update_manager(ctx);
+        let sub = subresource(ctx);
+        let api_version = ctx.kind.api_version();
+        match list
+            .iter_mut()
+            .find(|e| e.manager == manager && e.operation == "Update" && e.subresource == sub)
+        {
+            Some(entry) => {
+                entry.fields.extend(changed);
+                entry.time = object::now_rfc3339();
+                entry.api_version = api_version;
+            }
+            None => list.push(Entry {
+                manager,
+                operation: "Update".into(),
+                subresource: sub,
+                api_version,
+                time: object::now_rfc3339(),
+                fields: changed,
+            }),
+        }
+    }
+    store_entries(new, list);
+}
+
+fn merge_into(target: &mut Value, config: &Value) {
+    match (target, config) {
+        (Value::Object(t), Value::Object(c)) => {
+            for (k, v) in c {
+                match t.get_mut(k) {
+                    Some(existing)
+                        if existing.is_object() && v.is_object() && !v.as_object().is_some_and(Map::is_empty) =>
+                    {
+                        merge_into(existing, v)
+                    }
+                    _ => {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (t, c) => *t = c.clone(),
+    }
+}
+
+/// Server-side apply of `config` onto `current`.
+pub fn apply(ctx: &Ctx, current: &Value, config: &Value) -> ApiResult<Value> {
+    let manager = ctx.query.field_manager.clone().unwrap_or_default();
+    check_config(ctx, config)?;
+    let applied = leaves(ctx, config);
+    let sub = subresource(ctx);
+    let mut list = entries(current);
+    let mut conflicts = Vec::new();
+    for entry in list
+        .iter_mut()
+        .filter(|e| !(e.manager == manager && e.operation == "Apply"))
+    {
+        let taken: Vec<Path> = entry
+            .fields
+            .iter()
+            .filter(|owned| {
+                applied
+                    .iter()
+                    .any(|p| overlaps(p, owned) && get(current, p) != get(config, p))
+            })
+            .cloned()
+            .collect();
+        if taken.is_empty() {
+            continue;
+        }
+        if ctx.query.force {
+            for p in &taken {
+                entry.fields.remove(p);
+            }
+        } else {
+            for p in taken {
+                conflicts.push((entry.manager.clone(), p));
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        let causes: Vec<FieldError> = conflicts
+            .iter()
+            .map(|(m, p)| {
+                FieldError::new(
+                    CauseType::FieldManagerConflict,
+                    format!(".{}", p.join(".")),
+                    format!("conflict with \"{m}\""),
+                )
+            })
+            .collect();
+        let detail = conflicts
+            .iter()
+            .map(|(m, p)| format!("- .{}: conflict with \"{m}\"", p.join(".")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut err = ApiError::new(
+            Reason::Conflict,
+            format!(
+                "Apply failed with {} conflict{}: {detail}",
+                conflicts.len(),
+                if conflicts.len() == 1 { "" } else { "s" }
+            ),
+        );
+        err.causes = causes;
+        err.subject = Some(crate::error::Subject {
+            group: ctx.kind.group.clone(),
+            kind: ctx.kind.resource.clone(),
+            name: object::name(current).to_string(),
+        });
+        return Err(err);
+    }
+    let mut result = current.clone();
+    // Fields this manager applied before and dropped now go away unless someone else
+    // also manages them.
+    if let Some(previous) = list
+        .iter()
+        .find(|e| e.manager == manager && e.operation == "Apply" && e.subresource == sub)
+    {
+        for p in previous.fields.difference(&applied) {
+            let shared = list
+                .iter()
+                .any(|e| !(e.manager == manager && e.operation == "Apply") && e.fields.iter().any(|q| overlaps(p, q)));
+            if !shared {
+                remove(&mut result, p);
+            }
+        }
+    }
+    let mut scoped = config.clone();
+    strip_out_of_scope(ctx, &mut scoped);
+    merge_into(&mut result, &scoped);
+    list.retain(|e| !(e.manager == manager && e.operation == "Apply" && e.subresource == sub));
+    list.push(Entry {
+        manager,
+        operation: "Apply".into(),
+        subresource: sub,
+        api_version: ctx.kind.api_version(),
+        time: object::now_rfc3339(),
+        fields: applied,
+    });
+    // Managed fields are final here; the update path must not re-attribute the change.
+    store_entries(&mut result, list);
+    result["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+    Ok(result)
+}
+
+fn strip_out_of_scope(ctx: &Ctx, config: &mut Value) {
+    if let Some(map) = config.as_object_mut() {
+        match ctx.req.subresource.as_deref() {
+            Some("status") => map.retain(|k, _| k == "status" || k == "apiVersion" || k == "kind"),
+            _ if ctx.kind.status_subresource => {
+                map.remove("status");
+            }
+            _ => {}
+        }
+    }
+    if let Some(meta) = config.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in SERVER_META {
+            if *f != "name" && *f != "namespace" {
+                meta.remove(*f);
+            }
+        }
+    }
+}
+
+fn check_config(ctx: &Ctx, config: &Value) -> ApiResult<()> {
+    let name = ctx.req.name.as_deref().unwrap_or_default();
+    let given = object::name(config);
+    if given.is_empty() {
+        return Err(ApiError::bad_request(
+            "metadata.name is required in an apply configuration",
+        ));
+    }
+    if given != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({given}) does not match the name on the URL ({name})"
+        )));
+    }
+    let api_version = config["apiVersion"].as_str().unwrap_or_default();
+    let kind = config["kind"].as_str().unwrap_or_default();
+    if api_version != ctx.kind.api_version() || kind != ctx.kind.kind {
+        return Err(ApiError::bad_request(format!(
+            "the apply configuration must have apiVersion {:?} and kind {:?}",
+            ctx.kind.api_version(),
+            ctx.kind.kind
+        )));
+    }
+    Ok(())
+}
+
+/// Apply to a missing object: create it, owned by the applying manager.
+pub async fn apply_create(ctx: &Ctx, config: Value) -> ApiResult<Response> {
+    check_config(ctx, &config)?;
+    let mut obj = config.clone();
+    let (mut obj, warnings) = handlers::prepare_create(ctx, &mut obj)?;
+    let mut list = Vec::new();
+    list.push(Entry {
+        manager: ctx.query.field_manager.clone().unwrap_or_default(),
+        operation: "Apply".into(),
+        subresource: String::new(),
+        api_version: ctx.kind.api_version(),
+        time: object::now_rfc3339(),
+        fields: leaves(ctx, &config),
+    });
+    store_entries(&mut obj, list);
+    if ctx.query.dry_run {
+        return Ok(super::response::with_warnings(
+            super::response::json(StatusCode::CREATED, &obj),
+            &warnings,
+        ));
+    }
+    let name = object::name(&obj).to_string();
+    let key = object::storage_key(&ctx.kind, &ctx.cluster, ctx.req.namespace.as_deref(), &name);
+    let mut stored = obj.clone();
+    object::meta_mut(&mut stored).remove("resourceVersion");
+    let outcome = ctx
+        .hub
+        .cache
+        .write(WriteOp::Create {
+            key,
+            value: bytes::Bytes::from(serde_json::to_vec(&stored).unwrap_or_default()),
+        })
+        .await
+        .map_err(|e| handlers::storage_error(ctx, &name, e))?;
+    object::meta_mut(&mut obj).insert("resourceVersion".into(), outcome.revision.to_string().into());
+    Ok(super::response::with_warnings(
+        super::response::json(StatusCode::CREATED, &obj),
+        &warnings,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_v1_round_trips() {
+        let mut set = FieldSet::new();
+        set.insert(vec!["spec".into(), "replicas".into()]);
+        set.insert(vec!["metadata".into(), "labels".into(), "app".into()]);
+        let encoded = to_fields_v1(&set);
+        assert_eq!(encoded["f:spec"]["f:replicas"], json!({}));
+        assert_eq!(from_fields_v1(&encoded), set);
+    }
+
+    #[test]
+    fn removal_prunes_empty_parents() {
+        let mut v = json!({"spec": {"a": {"b": 1}, "c": 2}});
+        remove(&mut v, &["spec".into(), "a".into(), "b".into()]);
+        assert_eq!(v, json!({"spec": {"c": 2}}));
+    }
+}

@@ -1,0 +1,197 @@
+//! The HTTP face of the hub: request info, authentication, workspace resolution,
+//! authorization, then either a non-resource endpoint (health, version, discovery, OpenAPI)
+//! or the generic resource handlers.
+
+pub mod body;
+pub mod discovery;
+mod gc_support;
+pub mod handlers;
+pub mod jsonpath;
+pub mod managed_fields;
+pub mod object;
+pub mod openapi;
+pub mod patch;
+pub mod query;
+pub mod request;
+pub mod response;
+pub mod selector;
+pub mod strategic_merge;
+pub mod table;
+pub mod watch;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Method, StatusCode, header};
+use serde_json::json;
+use tokio::sync::watch as signal;
+
+use crate::auth::{Authenticator, User};
+use crate::error::{ApiError, ApiResult};
+use crate::registry::Catalog;
+use crate::storage::cache::Cache;
+use request::{ClusterTarget, Target};
+
+/// Shared state of a running hub.
+pub struct Hub {
+    pub cache: Arc<Cache>,
+    pub catalog: Catalog,
+    pub authenticator: Authenticator,
+    /// Flips to true when the hub shuts down; open watches end.
+    pub shutdown: signal::Receiver<bool>,
+    /// `host:port` clients use to reach the hub (for discovery's server addresses).
+    pub external_address: String,
+    pub version: String,
+}
+
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new().fallback(handle).with_state(hub)
+}
+
+async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    if let Some(response) = public_endpoint(&hub, &path) {
+        return response;
+    }
+    let Some(user) = hub.authenticator.authenticate(&request) else {
+        return ApiError::unauthorized().into_response();
+    };
+    match route(hub, user, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Endpoints anyone may call, with or without credentials.
+fn public_endpoint(hub: &Hub, path: &str) -> Option<Response> {
+    let path = path.trim_end_matches('/');
+    match path {
+        "/livez" | "/readyz" | "/healthz" => {
+            let mut response = Response::new(axum::body::Body::from("ok"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            Some(response)
+        }
+        "/version" => Some(response::json(StatusCode::OK, &version_info(&hub.version))),
+        _ => None,
+    }
+}
+
+pub fn version_info(version: &str) -> serde_json::Value {
+    json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": format!("v1.32.0+faros-{version}"),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    })
+}
+
+/// Resolves a workspace path to its logical cluster name. Unknown workspaces and those the
+/// user may not enter answer identically, so existence does not leak.
+fn resolve_cluster(_hub: &Hub, target: &ClusterTarget) -> ApiResult<String> {
+    match target {
+        ClusterTarget::Path(path) if path == "root" => Ok("root".to_string()),
+        _ => Err(ApiError::forbidden("workspace access not permitted")),
+    }
+}
+
+async fn route(hub: Arc<Hub>, user: User, request: Request) -> ApiResult<Response> {
+    let (parts, body) = request.into_parts();
+    let query = query::Query::parse(parts.uri.query())?;
+    let info = request::parse(&parts.method, parts.uri.path(), query.watch)?;
+    let cluster = resolve_cluster(&hub, &info.cluster)?;
+    let resource = match info.target {
+        Target::NonResource(path) => {
+            if parts.method != Method::GET && parts.method != Method::HEAD {
+                return Err(ApiError::method_not_allowed(format!(
+                    "{} is not supported on {path}",
+                    parts.method
+                )));
+            }
+            return non_resource(&hub, &cluster, &info.base, &path, &parts.headers);
+        }
+        Target::Resource(r) => r,
+    };
+    let kind = hub
+        .catalog
+        .lookup(&cluster, &resource.group, &resource.version, &resource.resource)
+        .ok_or_else(ApiError::no_such_resource)?;
+    if resource.namespace.is_some() && !kind.namespaced {
+        return Err(ApiError::no_such_resource());
+    }
+    match resource.subresource.as_deref() {
+        None => {}
+        Some("status") if kind.status_subresource && matches!(resource.verb, "get" | "update" | "patch") => {}
+        Some("finalize") if kind.builtin && kind.resource == "namespaces" && resource.verb == "update" => {}
+        Some(_) => return Err(ApiError::no_such_resource()),
+    }
+    let representation = body::negotiate(&parts.headers)?;
+    let ctx = handlers::Ctx {
+        hub: hub.clone(),
+        cluster,
+        req: resource,
+        kind,
+        query,
+        user,
+        headers: parts.headers,
+        representation,
+    };
+    Ok(handlers::serve(ctx, body).await)
+}
+
+fn non_resource(hub: &Hub, cluster: &str, base: &str, path: &str, headers: &http::HeaderMap) -> ApiResult<Response> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let kinds = || hub.catalog.all_kinds(cluster);
+    let found = |v: Option<serde_json::Value>| {
+        v.map(|v| response::json(StatusCode::OK, &v))
+            .ok_or_else(ApiError::no_such_resource)
+    };
+    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    match parts.as_slice() {
+        ["version"] => Ok(response::json(StatusCode::OK, &version_info(&hub.version))),
+        ["livez"] | ["readyz"] | ["healthz"] => Ok(response::bytes(
+            StatusCode::OK,
+            b"ok".to_vec(),
+            "text/plain; charset=utf-8",
+        )),
+        ["api"] | ["apis"] => {
+            let legacy = parts[0] == "api";
+            if let Some(version) = discovery::negotiate_aggregated(accept) {
+                let body = discovery::aggregated(&kinds(), legacy, version);
+                let mut response = response::json(StatusCode::OK, &body);
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(discovery::aggregated_content_type(version)),
+                );
+                return Ok(response);
+            }
+            if legacy {
+                Ok(response::json(
+                    StatusCode::OK,
+                    &discovery::api_versions(&hub.external_address),
+                ))
+            } else {
+                Ok(response::json(StatusCode::OK, &discovery::api_group_list(&kinds())))
+            }
+        }
+        ["api", version] => found(discovery::api_resource_list(&kinds(), "", version)),
+        ["apis", group] => found(discovery::api_group(&kinds(), group)),
+        ["apis", group, version] => found(discovery::api_resource_list(&kinds(), group, version)),
+        ["openapi", "v3"] => Ok(response::json(StatusCode::OK, &openapi::index(&kinds(), base))),
+        ["openapi", "v3", "api", version] => found(openapi::group_version(&kinds(), "", version)),
+        ["openapi", "v3", "apis", group, version] => found(openapi::group_version(&kinds(), group, version)),
+        _ => Err(ApiError::no_such_resource()),
+    }
+}

@@ -1,0 +1,112 @@
+//! Small helpers over JSON objects: metadata access, server-set fields, storage keys.
+
+use serde_json::{Map, Value};
+
+use crate::registry::ResourceKind;
+
+/// The annotation that names an object's logical cluster (as kcp does).
+pub const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
+
+pub fn now_rfc3339() -> String {
+    // Kubernetes timestamps have second precision.
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now).to_string()
+}
+
+pub fn meta(obj: &Value) -> &Value {
+    &obj["metadata"]
+}
+
+pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = Value::Object(Map::new());
+    }
+    obj["metadata"].as_object_mut().expect("metadata is an object")
+}
+
+pub fn name(obj: &Value) -> &str {
+    obj["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+pub fn namespace(obj: &Value) -> &str {
+    obj["metadata"]["namespace"].as_str().unwrap_or_default()
+}
+
+pub fn uid(obj: &Value) -> &str {
+    obj["metadata"]["uid"].as_str().unwrap_or_default()
+}
+
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+pub fn is_deleting(obj: &Value) -> bool {
+    obj["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null())
+}
+
+/// `/<group>/<resource>/<cluster>/[<namespace>/]<name>`
+pub fn storage_key(kind: &ResourceKind, cluster: &str, namespace: Option<&str>, name: &str) -> String {
+    let mut key = kind.storage_prefix();
+    key.push_str(cluster);
+    key.push('/');
+    if let Some(ns) = namespace {
+        key.push_str(ns);
+        key.push('/');
+    }
+    key.push_str(name);
+    key
+}
+
+/// The key prefix of a collection in one cluster (and optionally one namespace).
+pub fn collection_prefix(kind: &ResourceKind, cluster: Option<&str>, namespace: Option<&str>) -> String {
+    let mut key = kind.storage_prefix();
+    if let Some(cluster) = cluster {
+        key.push_str(cluster);
+        key.push('/');
+        if let Some(ns) = namespace {
+            key.push_str(ns);
+            key.push('/');
+        }
+    }
+    key
+}
+
+/// Five characters from the alphabet Kubernetes uses for `generateName` (no vowels, no
+/// look-alike digits, so generated names never spell words).
+pub fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    bytes[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The object without the fields that change on every write, to detect no-op updates.
+pub fn same_content(a: &Value, b: &Value) -> bool {
+    fn strip(v: &Value) -> Value {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+            meta.remove("managedFields");
+        }
+        v
+    }
+    strip(a) == strip(b)
+}
+
+/// Everything but metadata and (for kinds with a status subresource) status: a change here
+/// is a spec change and bumps `metadata.generation`.
+pub fn spec_changed(new: &Value, old: &Value, status_subresource: bool) -> bool {
+    let (Some(new), Some(old)) = (new.as_object(), old.as_object()) else {
+        return new != old;
+    };
+    let ignored = |k: &str| k == "metadata" || (status_subresource && k == "status");
+    let differs = |a: &Map<String, Value>, b: &Map<String, Value>| {
+        a.iter().filter(|(k, _)| !ignored(k)).any(|(k, v)| b.get(k) != Some(v))
+    };
+    differs(new, old) || differs(old, new)
+}

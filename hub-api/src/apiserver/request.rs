@@ -1,0 +1,189 @@
+//! Request info: what a request is about, decoded from its method, path and query the way
+//! kube-apiserver's RequestInfoFactory does, after the `/clusters/<path>` prefix is removed.
+
+use http::Method;
+
+use crate::error::{ApiError, ApiResult};
+
+/// The workspace part of the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterTarget {
+    /// A workspace path such as `root` or `root:acme:plant-7`.
+    Path(String),
+    /// `/clusters/*`: every logical cluster at once (privileged, list/watch only).
+    Wildcard,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRequest {
+    /// get, list, watch, create, update, patch, delete, deletecollection.
+    pub verb: &'static str,
+    /// Empty for the legacy core group.
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Anything that is not an API resource: /version, /healthz, discovery, /openapi.
+    NonResource(String),
+    Resource(ResourceRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub cluster: ClusterTarget,
+    /// The URL prefix that selected the cluster ("" or "/clusters/<path>").
+    pub base: String,
+    pub target: Target,
+}
+
+/// Longest workspace path we accept; deeper paths are refused before any lookup.
+const MAX_CLUSTER_PATH: usize = 1024;
+
+/// Splits the `/clusters/<path>` prefix off `path` and classifies the rest.
+pub fn parse(method: &Method, path: &str, query_watch: bool) -> ApiResult<RequestInfo> {
+    let (cluster, base, rest) = match path.strip_prefix("/clusters/") {
+        Some(after) => {
+            let (cluster, rest) = match after.find('/') {
+                Some(i) => (&after[..i], &after[i..]),
+                None => (after, "/"),
+            };
+            if cluster.is_empty() || cluster.len() > MAX_CLUSTER_PATH {
+                return Err(ApiError::no_such_resource());
+            }
+            let target = if cluster == "*" {
+                ClusterTarget::Wildcard
+            } else {
+                ClusterTarget::Path(cluster.to_string())
+            };
+            (target, format!("/clusters/{cluster}"), rest)
+        }
+        None => (ClusterTarget::Path("root".into()), String::new(), path),
+    };
+    let target = classify(method, rest, query_watch)?;
+    Ok(RequestInfo { cluster, base, target })
+}
+
+fn classify(method: &Method, path: &str, query_watch: bool) -> ApiResult<Target> {
+    let trimmed = path.trim_matches('/');
+    let parts: Vec<&str> = if trimmed.is_empty() {
+        Vec::new()
+    } else {
+        trimmed.split('/').collect()
+    };
+    // Empty segments (`//`) and dot segments are never valid API paths; refusing them
+    // early keeps `..` tricks out of every later lookup.
+    if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+        return Err(ApiError::no_such_resource());
+    }
+    let (group, version, rest) = match parts.as_slice() {
+        ["api", version, rest @ ..] if !rest.is_empty() => ("", *version, rest),
+        ["apis", group, version, rest @ ..] if !rest.is_empty() => (*group, *version, rest),
+        _ => return Ok(Target::NonResource(format!("/{trimmed}"))),
+    };
+    let mut rest: Vec<&str> = rest.to_vec();
+    let mut watch_path = false;
+    if rest.first() == Some(&"watch") {
+        watch_path = true;
+        rest.remove(0);
+    }
+    let mut namespace = None;
+    if rest.first() == Some(&"namespaces") && rest.len() > 1 {
+        // `/namespaces/<ns>/<resource>...` unless the third part is one of the namespace's
+        // own subresources, in which case the namespace object itself is meant.
+        if rest.len() > 2 && rest[2] != "status" && rest[2] != "finalize" {
+            namespace = Some(rest[1].to_string());
+            rest.drain(..2);
+        }
+    }
+    let (resource, name, subresource) = match rest.as_slice() {
+        [resource] => (*resource, None, None),
+        [resource, name] => (*resource, Some(name.to_string()), None),
+        [resource, name, sub] => (*resource, Some(name.to_string()), Some(sub.to_string())),
+        _ => return Err(ApiError::no_such_resource()),
+    };
+    let watch = watch_path || query_watch;
+    let verb = match (method, name.is_some()) {
+        (&Method::GET | &Method::HEAD, _) if watch => "watch",
+        (&Method::GET | &Method::HEAD, true) => "get",
+        (&Method::GET | &Method::HEAD, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => {
+            return Err(ApiError::method_not_allowed(format!(
+                "method {method} is not supported"
+            )));
+        }
+    };
+    Ok(Target::Resource(ResourceRequest {
+        verb,
+        group: group.to_string(),
+        version: version.to_string(),
+        resource: resource.to_string(),
+        namespace,
+        name,
+        subresource,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(method: Method, path: &str) -> ResourceRequest {
+        match parse(&method, path, false).unwrap().target {
+            Target::Resource(r) => r,
+            other => panic!("not a resource: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn namespaced_and_cluster_scoped_paths() {
+        let r = resource(Method::GET, "/api/v1/namespaces/default/configmaps/a");
+        assert_eq!(
+            (r.verb, r.namespace.as_deref(), r.name.as_deref()),
+            ("get", Some("default"), Some("a"))
+        );
+        let r = resource(Method::GET, "/api/v1/namespaces/default");
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_deref(), r.namespace),
+            ("namespaces", Some("default"), None)
+        );
+        let r = resource(Method::PUT, "/api/v1/namespaces/x/finalize");
+        assert_eq!(
+            (r.resource.as_str(), r.subresource.as_deref()),
+            ("namespaces", Some("finalize"))
+        );
+        let r = resource(Method::PATCH, "/apis/example.com/v1/namespaces/n/widgets/w/status");
+        assert_eq!((r.verb, r.subresource.as_deref()), ("patch", Some("status")));
+        let r = resource(Method::DELETE, "/apis/example.com/v1/widgets");
+        assert_eq!(r.verb, "deletecollection");
+        let r = resource(Method::GET, "/api/v1/watch/namespaces/n/configmaps");
+        assert_eq!(r.verb, "watch");
+    }
+
+    #[test]
+    fn cluster_prefix_is_split_off() {
+        let info = parse(&Method::GET, "/clusters/root:acme/api/v1/namespaces", false).unwrap();
+        assert_eq!(info.cluster, ClusterTarget::Path("root:acme".into()));
+        assert_eq!(info.base, "/clusters/root:acme");
+        let info = parse(&Method::GET, "/clusters/*/apis/edge.faros.sh/v1alpha1/agents", true).unwrap();
+        assert_eq!(info.cluster, ClusterTarget::Wildcard);
+        let info = parse(&Method::GET, "/clusters/root/version", false).unwrap();
+        assert_eq!(info.target, Target::NonResource("/version".into()));
+    }
+
+    #[test]
+    fn dot_segments_are_refused() {
+        assert!(parse(&Method::GET, "/api/v1/namespaces/../configmaps", false).is_err());
+        assert!(parse(&Method::GET, "/api/v1//configmaps", false).is_err());
+    }
+}

@@ -1,0 +1,251 @@
+//! WATCH: a chunked stream of JSON lines from the cache, filtered by selectors, with
+//! synthetic initial events, bookmarks, timeouts, and 410 when a client falls too far
+//! behind. Each event's JSON is encoded once and shared by all watchers that send it as is.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use super::body::Representation;
+use super::handlers::{Ctx, Filter};
+use super::object;
+use super::query::ResourceVersionMatch;
+use super::table;
+use crate::error::{ApiError, ApiResult};
+use crate::registry::ResourceKind;
+use crate::storage::cache::{EventKind, WatchEvent, WatchStartError, encode_event};
+
+/// How often an idle watch that asked for bookmarks gets one.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Default watch lifetime without `timeoutSeconds` (kube-apiserver uses 30–60 minutes).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+pub async fn serve(ctx: Ctx) -> Response {
+    match start(ctx) {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+struct Encoder {
+    kind: Arc<ResourceKind>,
+    representation: Representation,
+    include: table::IncludeObject,
+    sent_columns: bool,
+}
+
+impl Encoder {
+    fn event(&mut self, event_type: &str, obj: &Value, shared: Option<&WatchEvent>) -> Bytes {
+        match self.representation {
+            Representation::Table => {
+                let with_columns = !self.sent_columns;
+                self.sent_columns = true;
+                let t = table::table(
+                    &self.kind,
+                    std::iter::once(obj),
+                    self.include,
+                    json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
+                    with_columns,
+                );
+                encode_event(event_type, &t)
+            }
+            Representation::Metadata => encode_event(event_type, &super::handlers::partial_metadata(obj)),
+            Representation::Object => match shared {
+                Some(e) if e.kind.as_str() == event_type => e.encoded().clone(),
+                _ => encode_event(event_type, obj),
+            },
+        }
+    }
+
+    fn bookmark(&self, revision: u64, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": revision.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let obj = json!({"kind": self.kind.kind, "apiVersion": self.kind.api_version(), "metadata": meta});
+        encode_event("BOOKMARK", &obj)
+    }
+}
+
+fn start(ctx: Ctx) -> ApiResult<Response> {
+    let filter = Filter::new(&ctx.kind, &ctx.query)?;
+    let include = table::IncludeObject::parse(ctx.query.include_object.as_deref()).map_err(ApiError::bad_request)?;
+    let prefix = object::collection_prefix(&ctx.kind, Some(&ctx.cluster), ctx.req.namespace.as_deref());
+    let requested = ctx.query.revision()?;
+    let send_initial = match ctx.query.send_initial_events {
+        Some(true) => {
+            if ctx.query.resource_version_match != Some(ResourceVersionMatch::NotOlderThan) {
+                return Err(ApiError::invalid(
+                    "ListOptions",
+                    "meta.k8s.io",
+                    "",
+                    vec![crate::error::FieldError::forbidden(
+                        "resourceVersionMatch",
+                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                    )],
+                ));
+            }
+            if !ctx.query.allow_watch_bookmarks {
+                return Err(ApiError::invalid(
+                    "ListOptions",
+                    "meta.k8s.io",
+                    "",
+                    vec![crate::error::FieldError::forbidden(
+                        "allowWatchBookmarks",
+                        "sendInitialEvents requires setting allowWatchBookmarks to true",
+                    )],
+                ));
+            }
+            true
+        }
+        Some(false) => false,
+        // Legacy semantics: no resourceVersion (or "0") means "start with what exists".
+        None => requested.is_none(),
+    };
+    let cache = ctx.hub.cache.clone();
+    let (initial, start) = if send_initial {
+        if let Some(rv) = requested
+            && rv > cache.revision()
+        {
+            return Err(ApiError::new(
+                crate::error::Reason::Timeout,
+                format!("Too large resource version: {rv}"),
+            ));
+        }
+        let (items, revision, _) = cache.list(&prefix, None, 0, |o| filter.matches(&o.value));
+        let start = cache.watch(&prefix, Some(revision)).map_err(too_old)?;
+        (items, start)
+    } else {
+        if let Some(rv) = requested
+            && rv > cache.revision()
+        {
+            return Err(ApiError::new(
+                crate::error::Reason::Timeout,
+                format!("Too large resource version: {rv}"),
+            ));
+        }
+        (Vec::new(), cache.watch(&prefix, requested).map_err(too_old)?)
+    };
+
+    let timeout = ctx
+        .query
+        .timeout_seconds
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let bookmarks = ctx.query.allow_watch_bookmarks;
+    let explicit_initial_events = ctx.query.send_initial_events == Some(true);
+    let mut encoder = Encoder {
+        kind: ctx.kind.clone(),
+        representation: ctx.representation,
+        include,
+        sent_columns: false,
+    };
+    let mut shutdown = ctx.hub.shutdown.clone();
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let mut last_revision = start.revision;
+        for object in &initial {
+            if tx.send(encoder.event("ADDED", &object.value, None)).await.is_err() {
+                return;
+            }
+        }
+        if explicit_initial_events && tx.send(encoder.bookmark(last_revision, true)).await.is_err() {
+            return;
+        }
+        for event in &start.backlog {
+            if let Some(bytes) = render(&mut encoder, &filter, event)
+                && tx.send(bytes).await.is_err()
+            {
+                return;
+            }
+            last_revision = last_revision.max(event.revision);
+        }
+        let mut live = start.live;
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = crate::stopped(&mut shutdown) => return,
+                _ = tx.closed() => return,
+                _ = ticker.tick(), if bookmarks => {
+                    if tx.send(encoder.bookmark(last_revision, false)).await.is_err() {
+                        return;
+                    }
+                }
+                received = live.recv() => match received {
+                    Ok(event) => {
+                        if event.revision <= last_revision || !event.object.key.starts_with(prefix.as_str()) {
+                            continue;
+                        }
+                        last_revision = event.revision;
+                        if let Some(bytes) = render(&mut encoder, &filter, &event)
+                            && tx.send(bytes).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // The client fell further behind than the buffer: end with 410 so it
+                        // re-lists, as kube-apiserver does.
+                        let status = ApiError::expired("the watch fell too far behind; please restart it").to_status();
+                        let _ = tx.send(encode_event("ERROR", &status)).await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+    let stream = tokio_stream_from(rx).map(Ok::<_, std::convert::Infallible>);
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = StatusCode::OK;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    Ok(response)
+}
+
+fn tokio_stream_from(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item = Bytes> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+fn too_old(e: WatchStartError) -> ApiError {
+    match e {
+        WatchStartError::TooOld { oldest } => {
+            ApiError::expired(format!("too old resource version: the oldest available is {oldest}"))
+        }
+    }
+}
+
+/// The line to send for one cache event, applying selector transitions: an object that
+/// starts matching arrives as ADDED, one that stops matching as DELETED.
+fn render(encoder: &mut Encoder, filter: &Filter, event: &WatchEvent) -> Option<Bytes> {
+    if filter.is_everything() {
+        return Some(encoder.event(event.kind.as_str(), &event.object.value, Some(event)));
+    }
+    let now = filter.matches(&event.object.value);
+    let before = event.prev.as_ref().is_some_and(|p| filter.matches(&p.value));
+    let kind = match event.kind {
+        EventKind::Deleted if before => EventKind::Deleted,
+        EventKind::Deleted => return None,
+        _ if now && before => EventKind::Modified,
+        _ if now => EventKind::Added,
+        _ if before => EventKind::Deleted,
+        _ => return None,
+    };
+    Some(encoder.event(kind.as_str(), &event.object.value, Some(event)))
+}

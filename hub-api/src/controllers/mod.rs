@@ -1,0 +1,70 @@
+//! Controllers: everything that reacts to objects. They are ordinary API clients (kube-rs
+//! over loopback TLS with their own client certificate) and never reach into storage, so the
+//! same code runs in-process with `--all-in-one` or as a separate `hub-api controllers`.
+
+pub mod crd_cleanup;
+pub mod garbage_collector;
+pub mod namespace;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::watch;
+
+/// A kube-rs configuration for the hub's own loopback address and a client certificate.
+pub async fn loopback_config(
+    server: &str,
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> anyhow::Result<kube::Config> {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "hub", "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
+        "users": [{"name": "controllers", "user": {
+            "client-certificate-data": b64(cert_pem),
+            "client-key-data": b64(key_pem),
+        }}],
+        "contexts": [{"name": "hub", "context": {"cluster": "hub", "user": "controllers"}}],
+        "current-context": "hub",
+    });
+    let kubeconfig: Kubeconfig = serde_json::from_value(kubeconfig).context("building loopback kubeconfig")?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .context("loading loopback kubeconfig")
+}
+
+/// Runs every controller until `shutdown` flips.
+pub async fn run_all(config: kube::Config, mut shutdown: watch::Receiver<bool>) {
+    let client = loop {
+        match kube::Client::try_from(config.clone()) {
+            Ok(client) => break client,
+            Err(e) => {
+                tracing::error!(error = %e, "controllers cannot build a client; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let tasks = vec![
+        tokio::spawn(namespace::run(client.clone())),
+        tokio::spawn(crd_cleanup::run(client.clone())),
+        tokio::spawn(garbage_collector::run(client.clone())),
+    ];
+    crate::stopped(&mut shutdown).await;
+    for task in tasks {
+        task.abort();
+    }
+}
+
+/// Retries a fallible async step forever with capped exponential backoff; used for the
+/// long-running loops of controllers so a hub restart or a transient error never ends them.
+pub async fn backoff_sleep(attempt: &mut u32) {
+    let base = Duration::from_millis(200) * 2u32.saturating_pow((*attempt).min(6));
+    let capped = base.min(Duration::from_secs(10));
+    *attempt = attempt.saturating_add(1);
+    tokio::time::sleep(capped).await;
+}

@@ -1,0 +1,603 @@
+//! The built-in kinds: core/v1, coordination.k8s.io/v1, rbac.authorization.k8s.io/v1 and
+//! apiextensions.k8s.io/v1. Each is a table entry plus a small strategy; their wire shape is
+//! checked by decoding into the k8s-openapi types.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::validation::NameRule;
+use super::{CellSource, PrinterColumn, ResourceKind, Strategy};
+use crate::error::FieldError;
+use k8s_openapi::api::coordination::v1 as coordination;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::rbac::v1 as rbac;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+
+/// Decodes into a typed k8s-openapi value and back, reporting which fields were dropped.
+struct Typed<T>(PhantomData<fn() -> T>);
+
+fn typed_roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<(Value, Vec<String>), String> {
+    let typed: T = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+    let mut back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+    // k8s-openapi fills apiVersion/kind itself; metadata fields it does not model (none
+    // today) would be lost, so keep the client's metadata verbatim.
+    if let (Some(meta), Some(out)) = (obj.get("metadata"), back.as_object_mut()) {
+        out.insert("metadata".into(), meta.clone());
+    }
+    let mut unknown = Vec::new();
+    dropped_fields(obj, &back, &mut String::new(), &mut unknown);
+    Ok((back, unknown))
+}
+
+/// Paths present in `before` but missing from `after` (unknown fields of the typed form).
+fn dropped_fields(before: &Value, after: &Value, path: &mut String, out: &mut Vec<String>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (k, v) in b {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                match a.get(k) {
+                    None if !v.is_null() => out.push(path.clone()),
+                    Some(av) => dropped_fields(v, av, path, out),
+                    None => {}
+                }
+                path.truncate(len);
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                dropped_fields(bv, av, path, out);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl<T: DeserializeOwned + Serialize + Send + Sync> Strategy for Typed<T> {
+    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+        Some(typed_roundtrip::<T>(obj))
+    }
+}
+
+fn typed<T: DeserializeOwned + Serialize + Send + Sync + 'static>() -> Arc<dyn Strategy> {
+    Arc::new(Typed::<T>(PhantomData))
+}
+
+struct NamespaceStrategy;
+impl Strategy for NamespaceStrategy {
+    fn prepare_for_create(&self, obj: &mut Value) {
+        // Every namespace carries the `kubernetes` finalizer so that the namespace
+        // controller can empty it before it goes away.
+        obj["spec"] = json!({"finalizers": ["kubernetes"]});
+        obj["status"] = json!({"phase": "Active"});
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let labels = obj["metadata"]
+            .as_object_mut()
+            .map(|m| m.entry("labels").or_insert_with(|| json!({})));
+        if let Some(Value::Object(labels)) = labels {
+            labels.insert("kubernetes.io/metadata.name".into(), name.into());
+        }
+    }
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        new["spec"] = old["spec"].clone();
+        let name = old["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        if let Some(meta) = new["metadata"].as_object_mut() {
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert("kubernetes.io/metadata.name".into(), name.into());
+            }
+        }
+    }
+    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+        Some(typed_roundtrip::<core::Namespace>(obj))
+    }
+    fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
+        (field == "status.phase").then(|| obj["status"]["phase"].as_str().unwrap_or_default().to_string())
+    }
+    fn selectable_fields(&self) -> &[&'static str] {
+        &["status.phase"]
+    }
+}
+
+struct SecretStrategy;
+impl SecretStrategy {
+    /// `stringData` is write-only sugar: fold it into base64 `data`.
+    fn fold_string_data(obj: &mut Value) {
+        use base64::Engine;
+        let Some(map) = obj.as_object_mut() else { return };
+        let Some(Value::Object(string_data)) = map.remove("stringData") else {
+            return;
+        };
+        let data = map.entry("data").or_insert_with(|| json!({}));
+        if data.is_null() {
+            *data = json!({});
+        }
+        if let Some(data) = data.as_object_mut() {
+            for (k, v) in string_data {
+                if let Some(s) = v.as_str() {
+                    data.insert(k, base64::engine::general_purpose::STANDARD.encode(s).into());
+                }
+            }
+        }
+    }
+}
+impl Strategy for SecretStrategy {
+    fn prepare_for_create(&self, obj: &mut Value) {
+        Self::fold_string_data(obj);
+        if obj.get("type").is_none_or(Value::is_null) {
+            obj["type"] = "Opaque".into();
+        }
+    }
+    fn prepare_for_update(&self, new: &mut Value, _old: &Value) {
+        Self::fold_string_data(new);
+        if new.get("type").is_none_or(Value::is_null) {
+            new["type"] = "Opaque".into();
+        }
+    }
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        if let Some(old) = old {
+            if obj["type"] != old["type"] {
+                errs.push(FieldError::invalid("type", "field is immutable"));
+            }
+            if old["immutable"] == Value::Bool(true) && obj["data"] != old["data"] {
+                errs.push(FieldError::forbidden(
+                    "data",
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+        }
+        errs
+    }
+    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+        Some(typed_roundtrip::<core::Secret>(obj))
+    }
+    fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
+        (field == "type").then(|| obj["type"].as_str().unwrap_or_default().to_string())
+    }
+    fn selectable_fields(&self) -> &[&'static str] {
+        &["type"]
+    }
+}
+
+struct ConfigMapStrategy;
+impl Strategy for ConfigMapStrategy {
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        for field in ["data", "binaryData"] {
+            if let Some(map) = obj[field].as_object() {
+                for key in map.keys() {
+                    if !is_config_key(key) {
+                        errs.push(FieldError::invalid(
+                            format!("{field}[{key}]"),
+                            format!(
+                                "{key:?}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(old) = old
+            && old["immutable"] == Value::Bool(true)
+            && (obj["data"] != old["data"] || obj["binaryData"] != old["binaryData"])
+        {
+            errs.push(FieldError::forbidden(
+                "data",
+                "field is immutable when `immutable` is set",
+            ));
+        }
+        errs
+    }
+    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+        Some(typed_roundtrip::<core::ConfigMap>(obj))
+    }
+}
+
+fn is_config_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key != "."
+        && key != ".."
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+struct EventStrategy;
+impl Strategy for EventStrategy {
+    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+        Some(typed_roundtrip::<core::Event>(obj))
+    }
+    fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
+        let v = match field {
+            "involvedObject.kind" => &obj["involvedObject"]["kind"],
+            "involvedObject.namespace" => &obj["involvedObject"]["namespace"],
+            "involvedObject.name" => &obj["involvedObject"]["name"],
+            "involvedObject.uid" => &obj["involvedObject"]["uid"],
+            "involvedObject.apiVersion" => &obj["involvedObject"]["apiVersion"],
+            "involvedObject.resourceVersion" => &obj["involvedObject"]["resourceVersion"],
+            "involvedObject.fieldPath" => &obj["involvedObject"]["fieldPath"],
+            "reason" => &obj["reason"],
+            "reportingComponent" => &obj["reportingComponent"],
+            "source" => &obj["source"]["component"],
+            "type" => &obj["type"],
+            _ => return None,
+        };
+        Some(v.as_str().unwrap_or_default().to_string())
+    }
+    fn selectable_fields(&self) -> &[&'static str] {
+        &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ]
+    }
+}
+
+struct RbacStrategy<T>(PhantomData<fn() -> T>);
+impl<T: DeserializeOwned + Serialize + Send + Sync> Strategy for RbacStrategy<T> {
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        if let Some(rules) = obj["rules"].as_array() {
+            for (i, rule) in rules.iter().enumerate() {
+                let empty = |f: &str| rule[f].as_array().is_none_or(|a| a.is_empty());
+                if empty("verbs") {
+                    errs.push(FieldError::required(
+                        format!("rules[{i}].verbs"),
+                        "verbs must contain at least one value",
+                    ));
+                }
+                if !empty("nonResourceURLs") {
+                    if !empty("resources") || !empty("apiGroups") {
+                        errs.push(FieldError::invalid(
+                            format!("rules[{i}].nonResourceURLs"),
+                            "rules cannot apply to both regular resources and non-resource URLs",
+                        ));
+                    }
+                } else if empty("resources") {
+                    errs.push(FieldError::required(
+                        format!("rules[{i}].resources"),
+                        "resource rules must supply at least one resource",
+                    ));
+                } else if rule.get("apiGroups").is_none_or(|g| !g.is_array()) {
+                    errs.push(FieldError::required(
+                        format!("rules[{i}].apiGroups"),
+                        "resource rules must supply at least one api group",
+                    ));
+                }
+            }
+        }
+        if let Some(role_ref) = obj.get("roleRef") {
+            for field in ["kind", "name"] {
+                if role_ref[field].as_str().is_none_or(str::is_empty) {
+                    errs.push(FieldError::required(format!("roleRef.{field}"), ""));
+                }
+            }
+            let kind = role_ref["kind"].as_str().unwrap_or_default();
+            if !kind.is_empty() && kind != "Role" && kind != "ClusterRole" {
+                errs.push(FieldError::not_supported(
+                    "roleRef.kind",
+                    format!("{kind:?}: supported values: \"ClusterRole\", \"Role\""),
+                ));
+            }
+            if let Some(old) = old
+                && old["roleRef"] != *role_ref
+            {
+                errs.push(FieldError::invalid("roleRef", "cannot change roleRef"));
+            }
+            if let Some(subjects) = obj["subjects"].as_array() {
+                for (i, s) in subjects.iter().enumerate() {
+                    let kind = s["kind"].as_str().unwrap_or_default();
+                    if !matches!(kind, "User" | "Group" | "ServiceAccount") {
+                        errs.push(FieldError::not_supported(
+                            format!("subjects[{i}].kind"),
+                            format!("{kind:?}: supported values: \"Group\", \"ServiceAccount\", \"User\""),
+                        ));
+                    }
+                    if s["name"].as_str().is_none_or(str::is_empty) {
+                        errs.push(FieldError::required(format!("subjects[{i}].name"), ""));
+                    }
+                }
+            }
+        }
+        errs
+    }
+    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+        Some(typed_roundtrip::<T>(obj))
+    }
+}
+
+fn rbac<T: DeserializeOwned + Serialize + Send + Sync + 'static>() -> Arc<dyn Strategy> {
+    Arc::new(RbacStrategy::<T>(PhantomData))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn kind(
+    group: &str,
+    version: &str,
+    resource: &str,
+    kind: &str,
+    namespaced: bool,
+    short_names: &[&str],
+    status_subresource: bool,
+    columns: Vec<PrinterColumn>,
+    strategy: Arc<dyn Strategy>,
+) -> Arc<ResourceKind> {
+    Arc::new(ResourceKind {
+        group: group.into(),
+        version: version.into(),
+        resource: resource.into(),
+        singular: kind.to_lowercase(),
+        kind: kind.into(),
+        list_kind: format!("{kind}List"),
+        namespaced,
+        short_names: short_names.iter().map(|s| s.to_string()).collect(),
+        categories: Vec::new(),
+        status_subresource,
+        columns,
+        builtin: true,
+        name_rule: NameRule::Dns1123Subdomain,
+        allow_unconditional_update: true,
+        schema: None,
+        strategy,
+        crd_selectable_fields: Vec::new(),
+    })
+}
+
+fn name_column() -> PrinterColumn {
+    PrinterColumn {
+        format: "name".into(),
+        description: "Name must be unique within a namespace.".into(),
+        ..PrinterColumn::path("Name", "string", ".metadata.name", 0)
+    }
+}
+
+fn count(name: &str, paths: Vec<Vec<&'static str>>) -> PrinterColumn {
+    PrinterColumn {
+        source: CellSource::CountAll(paths),
+        ..PrinterColumn::path(name, "integer", "", 0)
+    }
+}
+
+pub fn kinds() -> Vec<Arc<ResourceKind>> {
+    let age = PrinterColumn::age;
+    let mut all = vec![
+        {
+            let mut ns = kind(
+                "",
+                "v1",
+                "namespaces",
+                "Namespace",
+                false,
+                &["ns"],
+                true,
+                vec![
+                    name_column(),
+                    PrinterColumn::path("Status", "string", ".status.phase", 0),
+                    age(),
+                ],
+                Arc::new(NamespaceStrategy),
+            );
+            Arc::get_mut(&mut ns).expect("fresh").name_rule = NameRule::Dns1123Label;
+            ns
+        },
+        kind(
+            "",
+            "v1",
+            "configmaps",
+            "ConfigMap",
+            true,
+            &["cm"],
+            false,
+            vec![
+                name_column(),
+                count("Data", vec![vec!["data"], vec!["binaryData"]]),
+                age(),
+            ],
+            Arc::new(ConfigMapStrategy),
+        ),
+        kind(
+            "",
+            "v1",
+            "secrets",
+            "Secret",
+            true,
+            &[],
+            false,
+            vec![
+                name_column(),
+                PrinterColumn::path("Type", "string", ".type", 0),
+                count("Data", vec![vec!["data"]]),
+                age(),
+            ],
+            Arc::new(SecretStrategy),
+        ),
+        kind(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            &["sa"],
+            false,
+            vec![name_column(), count("Secrets", vec![vec!["secrets"]]), age()],
+            typed::<core::ServiceAccount>(),
+        ),
+        kind(
+            "",
+            "v1",
+            "events",
+            "Event",
+            true,
+            &["ev"],
+            false,
+            vec![
+                PrinterColumn::path("Last Seen", "date", ".lastTimestamp", 0),
+                PrinterColumn::path("Type", "string", ".type", 0),
+                PrinterColumn::path("Reason", "string", ".reason", 0),
+                PrinterColumn::path("Object", "string", ".involvedObject.name", 0),
+                PrinterColumn::path("Message", "string", ".message", 0),
+            ],
+            Arc::new(EventStrategy),
+        ),
+        kind(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "Lease",
+            true,
+            &[],
+            false,
+            vec![
+                name_column(),
+                PrinterColumn::path("Holder", "string", ".spec.holderIdentity", 0),
+                age(),
+            ],
+            typed::<coordination::Lease>(),
+        ),
+        kind(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "roles",
+            "Role",
+            true,
+            &[],
+            false,
+            vec![
+                name_column(),
+                PrinterColumn::path("Created At", "string", ".metadata.creationTimestamp", 0),
+            ],
+            rbac::<rbac::Role>(),
+        ),
+        kind(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "rolebindings",
+            "RoleBinding",
+            true,
+            &[],
+            false,
+            vec![
+                name_column(),
+                PrinterColumn::path("Role", "string", ".roleRef.name", 0),
+                age(),
+                PrinterColumn::path("Users", "string", ".subjects[?(@.kind==\"User\")].name", 1),
+                PrinterColumn::path("Groups", "string", ".subjects[?(@.kind==\"Group\")].name", 1),
+                PrinterColumn::path(
+                    "ServiceAccounts",
+                    "string",
+                    ".subjects[?(@.kind==\"ServiceAccount\")].name",
+                    1,
+                ),
+            ],
+            rbac::<rbac::RoleBinding>(),
+        ),
+        kind(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterroles",
+            "ClusterRole",
+            false,
+            &[],
+            false,
+            vec![
+                name_column(),
+                PrinterColumn::path("Created At", "string", ".metadata.creationTimestamp", 0),
+            ],
+            rbac::<rbac::ClusterRole>(),
+        ),
+        kind(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            false,
+            &[],
+            false,
+            vec![
+                name_column(),
+                PrinterColumn::path("Role", "string", ".roleRef.name", 0),
+                age(),
+                PrinterColumn::path("Users", "string", ".subjects[?(@.kind==\"User\")].name", 1),
+                PrinterColumn::path("Groups", "string", ".subjects[?(@.kind==\"Group\")].name", 1),
+                PrinterColumn::path(
+                    "ServiceAccounts",
+                    "string",
+                    ".subjects[?(@.kind==\"ServiceAccount\")].name",
+                    1,
+                ),
+            ],
+            rbac::<rbac::ClusterRoleBinding>(),
+        ),
+        kind(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+            &["crd", "crds"],
+            true,
+            vec![
+                name_column(),
+                PrinterColumn::path("Created At", "string", ".metadata.creationTimestamp", 0),
+            ],
+            Arc::new(super::crd::CrdStrategy),
+        ),
+    ];
+    for k in &mut all {
+        // RBAC objects and CRDs are path-segment named in Kubernetes (e.g. `system:admin`).
+        if k.group == "rbac.authorization.k8s.io" {
+            Arc::get_mut(k).expect("fresh").name_rule = NameRule::PathSegment;
+        }
+    }
+    all
+}
+
+/// Typed round trip for CRDs, shared with the CRD strategy.
+pub(crate) fn normalize_crd(obj: &Value) -> Result<(Value, Vec<String>), String> {
+    typed_roundtrip::<apiextensions::CustomResourceDefinition>(obj)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_roundtrip_reports_unknown_fields_and_type_errors() {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"},
+            "data": {"k": "v"}, "bogus": 1});
+        let (back, unknown) = typed_roundtrip::<core::ConfigMap>(&cm).unwrap();
+        assert_eq!(unknown, vec!["bogus".to_string()]);
+        assert!(back.get("bogus").is_none());
+        let bad = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": 5}});
+        assert!(typed_roundtrip::<core::ConfigMap>(&bad).is_err());
+    }
+
+    #[test]
+    fn secret_string_data_is_folded_into_data() {
+        let mut s = json!({"metadata": {"name": "s"}, "stringData": {"user": "admin"}});
+        SecretStrategy.prepare_for_create(&mut s);
+        assert_eq!(s["data"]["user"], "YWRtaW4=");
+        assert_eq!(s["type"], "Opaque");
+        assert!(s.get("stringData").is_none());
+    }
+}

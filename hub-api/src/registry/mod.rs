@@ -1,0 +1,239 @@
+//! The catalog of what the hub serves. A kind is data ([`ResourceKind`]) plus a few hooks
+//! ([`Strategy`]); the one generic REST path in `apiserver` serves every kind from it.
+//! Built-in kinds are static; custom resources are derived from the CRDs stored in each
+//! logical cluster, memoised per CRD revision.
+
+pub mod builtin;
+pub mod crd;
+pub mod schema;
+pub mod validation;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::error::FieldError;
+use crate::storage::cache::Cache;
+use schema::StructuralSchema;
+use validation::NameRule;
+
+/// Where a printer column's value comes from.
+#[derive(Debug, Clone)]
+pub enum CellSource {
+    /// A JSONPath into the object, as in `additionalPrinterColumns`.
+    JsonPath(String),
+    /// The number of entries of the map or list at this JSONPath (e.g. ConfigMap DATA).
+    Count(Vec<&'static str>),
+    /// Sum of entry counts of several fields (ConfigMap counts `data` and `binaryData`).
+    CountAll(Vec<Vec<&'static str>>),
+}
+
+/// One column of `kubectl get` output (`metav1.TableColumnDefinition` plus its source).
+#[derive(Debug, Clone)]
+pub struct PrinterColumn {
+    pub name: String,
+    /// OpenAPI type: string, integer, number, boolean, date.
+    pub type_: String,
+    pub format: String,
+    pub description: String,
+    /// 0 for default output, >0 only with `-o wide`.
+    pub priority: i64,
+    pub source: CellSource,
+}
+
+impl PrinterColumn {
+    pub fn path(name: &str, type_: &str, json_path: &str, priority: i64) -> Self {
+        PrinterColumn {
+            name: name.into(),
+            type_: type_.into(),
+            format: String::new(),
+            description: String::new(),
+            priority,
+            source: CellSource::JsonPath(json_path.into()),
+        }
+    }
+
+    pub fn age() -> Self {
+        PrinterColumn {
+            description: "CreationTimestamp is a timestamp representing the server time when this object was created."
+                .into(),
+            ..Self::path("Age", "date", ".metadata.creationTimestamp", 0)
+        }
+    }
+}
+
+/// Per-kind behaviour that is not plain data. Every hook has a do-nothing default.
+pub trait Strategy: Send + Sync {
+    /// Fills in defaults and server-owned fields of a new object.
+    fn prepare_for_create(&self, _obj: &mut Value) {}
+    /// Carries over what a client may not change on update (besides the generic fields).
+    fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+    /// Kind-specific validation (metadata is validated generically).
+    fn validate(&self, _obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
+        Vec::new()
+    }
+    /// Decodes into the kind's typed form and back: rejects wrongly typed fields and reports
+    /// fields the kind does not have (pruned, as kube-apiserver drops them). None for kinds
+    /// validated by schema instead.
+    fn normalize(&self, _obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+        None
+    }
+    /// Extra field-selector fields of this kind, e.g. `involvedObject.name` for Events.
+    fn field_value(&self, _obj: &Value, _field: &str) -> Option<String> {
+        None
+    }
+    /// Field names accepted in field selectors besides `metadata.name`/`metadata.namespace`.
+    fn selectable_fields(&self) -> &[&'static str] {
+        &[]
+    }
+}
+
+pub struct NoHooks;
+impl Strategy for NoHooks {}
+
+/// Everything the generic handlers need to serve one resource.
+pub struct ResourceKind {
+    pub group: String,
+    pub version: String,
+    /// Plural lowercase name used in URLs and storage keys.
+    pub resource: String,
+    pub singular: String,
+    pub kind: String,
+    pub list_kind: String,
+    pub namespaced: bool,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    /// Has a `status` subresource (main resource ignores status, status ignores the rest).
+    pub status_subresource: bool,
+    pub columns: Vec<PrinterColumn>,
+    /// Built-in kinds accept strategic merge patch; custom resources do not.
+    pub builtin: bool,
+    pub name_rule: NameRule,
+    /// Whether PUT without `metadata.resourceVersion` is allowed.
+    pub allow_unconditional_update: bool,
+    /// Validation schema for custom resources (and the published OpenAPI).
+    pub schema: Option<Arc<StructuralSchema>>,
+    pub strategy: Arc<dyn Strategy>,
+    /// The `x-kubernetes-selectable-fields` of a CRD version.
+    pub crd_selectable_fields: Vec<String>,
+}
+
+impl ResourceKind {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The storage key prefix of this resource across all logical clusters.
+    pub fn storage_prefix(&self) -> String {
+        let group = if self.group.is_empty() { "core" } else { &self.group };
+        format!("/{group}/{}/", self.resource)
+    }
+
+    pub fn verbs(&self) -> Vec<&'static str> {
+        vec![
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
+    }
+}
+
+/// Resolves (cluster, group, version, resource) to a kind: built-ins first, then CRDs.
+pub struct Catalog {
+    builtins: Vec<Arc<ResourceKind>>,
+    cache: Arc<Cache>,
+    /// CRD-derived kinds keyed by (cluster, CRD name), valid for one CRD revision.
+    crds: Mutex<HashMap<(String, String), (u64, Arc<crd::CrdKinds>)>>,
+}
+
+impl Catalog {
+    pub fn new(cache: Arc<Cache>) -> Catalog {
+        Catalog {
+            builtins: builtin::kinds(),
+            cache,
+            crds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn builtins(&self) -> &[Arc<ResourceKind>] {
+        &self.builtins
+    }
+
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    /// The kind served at `/apis/<group>/<version>/<resource>` in `cluster`, if any.
+    pub fn lookup(&self, cluster: &str, group: &str, version: &str, resource: &str) -> Option<Arc<ResourceKind>> {
+        if let Some(kind) = self
+            .builtins
+            .iter()
+            .find(|k| k.group == group && k.version == version && k.resource == resource)
+        {
+            return Some(kind.clone());
+        }
+        if group.is_empty() {
+            return None;
+        }
+        let crd = self.crd(cluster, &format!("{resource}.{group}"))?;
+        crd.served.iter().find(|k| k.version == version).cloned()
+    }
+
+    /// Every kind served in `cluster`: built-ins, then custom resources (all served versions).
+    pub fn all_kinds(&self, cluster: &str) -> Vec<Arc<ResourceKind>> {
+        let mut kinds = self.builtins.clone();
+        for crd in self.crds(cluster) {
+            kinds.extend(crd.served.iter().cloned());
+        }
+        kinds
+    }
+
+    /// Every established CRD of `cluster`, decoded.
+    pub fn crds(&self, cluster: &str) -> Vec<Arc<crd::CrdKinds>> {
+        let prefix = format!("/apiextensions.k8s.io/customresourcedefinitions/{cluster}/");
+        let (objects, _, _) = self.cache.list(&prefix, None, 0, |_| true);
+        objects
+            .iter()
+            .filter_map(|o| self.decode_crd(cluster, o))
+            .filter(|c| c.established)
+            .collect()
+    }
+
+    fn crd(&self, cluster: &str, name: &str) -> Option<Arc<crd::CrdKinds>> {
+        let key = format!("/apiextensions.k8s.io/customresourcedefinitions/{cluster}/{name}");
+        let object = self.cache.get(&key)?;
+        self.decode_crd(cluster, &object).filter(|c| c.established)
+    }
+
+    fn decode_crd(&self, cluster: &str, object: &crate::storage::cache::Object) -> Option<Arc<crd::CrdKinds>> {
+        let name = object.value["metadata"]["name"].as_str()?.to_string();
+        let memo_key = (cluster.to_string(), name);
+        let mut memo = self.crds.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((revision, kinds)) = memo.get(&memo_key)
+            && *revision == object.mod_revision
+        {
+            return Some(kinds.clone());
+        }
+        let kinds = Arc::new(crd::CrdKinds::from_crd(&object.value).ok()?);
+        memo.insert(memo_key, (object.mod_revision, kinds.clone()));
+        Some(kinds)
+    }
+
+    /// Forgets memoised CRDs that no longer exist (called by the CRD finalizer path).
+    pub fn forget_crd(&self, cluster: &str, name: &str) {
+        self.crds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(cluster.to_string(), name.to_string()));
+    }
+}

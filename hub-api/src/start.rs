@@ -1,0 +1,235 @@
+//! `hub-api start`: bring up storage, PKI, the API server and (with `--all-in-one`) the
+//! controllers, then run until SIGINT/SIGTERM.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::apiserver::{self, Hub, object};
+use crate::auth::Authenticator;
+use crate::pki::{self, Pki};
+use crate::registry::Catalog;
+use crate::storage::cache::Cache;
+use crate::storage::sqlite::SqliteBackend;
+use crate::storage::{StorageError, WriteOp};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartOptions {
+    /// Also run the controllers (garbage collector, namespace lifecycle, ...) in this process.
+    #[arg(long)]
+    pub all_in_one: bool,
+    /// Where the database, PKI and admin kubeconfig live.
+    #[arg(long, default_value = ".faros")]
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_address: IpAddr,
+    /// Port to serve HTTPS on (0 picks a free port).
+    #[arg(long, default_value_t = 6443)]
+    pub secure_port: u16,
+    /// Extra subject alternative names for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    pub tls_sans: Vec<String>,
+    /// How many recent events the watch cache keeps for watches resuming from a revision.
+    #[arg(long, default_value_t = 100_000)]
+    pub watch_cache_events: usize,
+    /// The host clients use to reach the hub, written into kubeconfigs (default: the bind
+    /// address, or localhost when binding to all interfaces).
+    #[arg(long)]
+    pub external_hostname: Option<String>,
+}
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    std::fs::create_dir_all(&opts.data_dir).with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    let mut sans = opts.tls_sans.clone();
+    sans.push(opts.bind_address.to_string());
+    if let Some(host) = &opts.external_hostname {
+        sans.push(host.clone());
+    }
+    let pki = Pki::load_or_create(&opts.data_dir, &sans).context("preparing certificates")?;
+
+    let backend = Arc::new(SqliteBackend::open(&opts.data_dir.join("hub.db")).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let cache = Cache::start(backend, opts.watch_cache_events)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading storage: {e}"))?;
+    bootstrap(&cache).await?;
+
+    let listener = TcpListener::bind(SocketAddr::new(opts.bind_address, opts.secure_port))
+        .await
+        .with_context(|| format!("binding {}:{}", opts.bind_address, opts.secure_port))?;
+    let port = listener.local_addr()?.port();
+    let host = opts.external_hostname.clone().unwrap_or_else(|| {
+        if opts.bind_address.is_unspecified() {
+            "localhost".to_string()
+        } else {
+            opts.bind_address.to_string()
+        }
+    });
+    let host_port = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let server_url = format!("https://{host_port}");
+
+    let (cert, key) =
+        pki.issue_client_cert("faros-admin", &["system:masters"], Duration::from_secs(365 * 24 * 3600))?;
+    let admin_kubeconfig = opts.data_dir.join("admin.kubeconfig");
+    pki::write_kubeconfig(
+        &admin_kubeconfig,
+        "root",
+        &server_url,
+        &pki.ca_cert_pem,
+        pki::Credential::ClientCert {
+            cert_pem: &cert,
+            key_pem: &key,
+        },
+        None,
+    )?;
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let hub = Arc::new(Hub {
+        cache: cache.clone(),
+        catalog: Catalog::new(cache.clone()),
+        authenticator: Authenticator::new(),
+        shutdown: shutdown_rx.clone(),
+        external_address: host_port.clone(),
+        version: VERSION.to_string(),
+    });
+    let tls = Arc::new(pki.server_config(None)?);
+    let router = apiserver::router(hub.clone());
+    let server = tokio::spawn(crate::server::serve(listener, tls, router, {
+        let mut rx = shutdown_rx.clone();
+        async move { crate::stopped(&mut rx).await }
+    }));
+    tracing::info!(
+        url = %server_url,
+        kubeconfig = %admin_kubeconfig.display(),
+        ready_in_ms = started.elapsed().as_millis() as u64,
+        "hub-api is serving"
+    );
+    println!(
+        "hub-api serving on {server_url}; admin kubeconfig: {}",
+        admin_kubeconfig.display()
+    );
+
+    let controllers = if opts.all_in_one {
+        let (cert, key) = pki.issue_client_cert(
+            "system:faros-controllers",
+            &["system:masters"],
+            Duration::from_secs(365 * 24 * 3600),
+        )?;
+        let loopback = format!("https://{}:{port}", loopback_host(opts.bind_address));
+        let config = crate::controllers::loopback_config(&loopback, &pki.ca_cert_pem, &cert, &key).await?;
+        Some(tokio::spawn(crate::controllers::run_all(config, shutdown_rx.clone())))
+    } else {
+        None
+    };
+
+    // Compaction keeps the files from growing without bound.
+    let compactor = {
+        let cache = cache.clone();
+        let mut stop = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(300));
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {
+                        if let Err(e) = cache.compact().await {
+                            tracing::warn!(error = %e, "compaction failed");
+                        }
+                    }
+                    _ = crate::stopped(&mut stop) => break,
+                }
+            }
+        })
+    };
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    if let Some(controllers) = controllers {
+        controllers.abort();
+    }
+    compactor.abort();
+    let _ = server.await;
+    drop(hub);
+    // The last reference to the backend goes with the cache; its writer commits what is
+    // queued and checkpoints before the process exits.
+    drop(cache);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(())
+}
+
+fn loopback_host(bind: IpAddr) -> String {
+    match bind {
+        IpAddr::V4(a) if a.is_unspecified() => "127.0.0.1".into(),
+        IpAddr::V6(a) if a.is_unspecified() => "[::1]".into(),
+        IpAddr::V6(a) => format!("[{a}]"),
+        IpAddr::V4(a) => a.to_string(),
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Objects every logical cluster starts with.
+pub async fn bootstrap(cache: &Cache) -> anyhow::Result<()> {
+    for ns in ["default", "kube-system", "kube-public"] {
+        ensure_namespace(cache, "root", ns).await?;
+    }
+    Ok(())
+}
+
+pub async fn ensure_namespace(cache: &Cache, cluster: &str, name: &str) -> anyhow::Result<()> {
+    let key = format!("/core/namespaces/{cluster}/{name}");
+    if cache.get(&key).is_some() {
+        return Ok(());
+    }
+    let ns = json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "uid": uuid::Uuid::new_v4().to_string(),
+            "creationTimestamp": object::now_rfc3339(),
+            "generation": 1,
+            "labels": {"kubernetes.io/metadata.name": name},
+            "annotations": {object::CLUSTER_ANNOTATION: cluster},
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    });
+    match cache
+        .write(WriteOp::Create {
+            key,
+            value: Bytes::from(serde_json::to_vec(&ns)?),
+        })
+        .await
+    {
+        Ok(_) | Err(StorageError::AlreadyExists) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("creating namespace {name}: {e}")),
+    }
+}

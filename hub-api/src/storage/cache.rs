@@ -1,0 +1,424 @@
+//! The watch cache: every current object, decoded once, plus a bounded window of recent
+//! events. GET, LIST and WATCH never touch the backend; writes go through to the backend and
+//! return only once the cache has seen their revision, so a client reads its own writes.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+
+use super::{Backend, KeyValue, Revision, StorageError, StoreEvent, WriteOp, WriteOutcome};
+
+/// A decoded object with its revisions; `value.metadata.resourceVersion` is already set.
+#[derive(Debug)]
+pub struct Object {
+    pub key: Arc<str>,
+    pub value: Value,
+    pub create_revision: Revision,
+    pub mod_revision: Revision,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Added => "ADDED",
+            EventKind::Modified => "MODIFIED",
+            EventKind::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, shared by every watcher that receives it.
+#[derive(Debug)]
+pub struct WatchEvent {
+    pub revision: Revision,
+    pub kind: EventKind,
+    /// The object after the change; for a delete, its last state stamped with the
+    /// deletion revision (as Kubernetes sends it).
+    pub object: Arc<Object>,
+    /// The object before the change, so a selector-filtered watch can tell an object
+    /// that stopped matching (sent as DELETED) from one that never matched.
+    pub prev: Option<Arc<Object>>,
+    /// The JSON watch line, encoded at most once however many watchers send it.
+    encoded: OnceLock<Bytes>,
+}
+
+impl WatchEvent {
+    fn new(revision: Revision, kind: EventKind, object: Arc<Object>, prev: Option<Arc<Object>>) -> Self {
+        WatchEvent {
+            revision,
+            kind,
+            object,
+            prev,
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// `{"type":"ADDED","object":{...}}\n`, shared across watchers.
+    pub fn encoded(&self) -> &Bytes {
+        self.encoded
+            .get_or_init(|| encode_event(self.kind.as_str(), &self.object.value))
+    }
+}
+
+pub fn encode_event(kind: &str, object: &Value) -> Bytes {
+    let mut line = Vec::with_capacity(256);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    // Serialising a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut line, object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
+}
+
+struct State {
+    objects: BTreeMap<Arc<str>, Arc<Object>>,
+    revision: Revision,
+    /// Recent events, oldest first, at most `window_capacity`.
+    window: VecDeque<Arc<WatchEvent>>,
+    /// Watches may start from any revision >= this one.
+    oldest_watchable: Revision,
+}
+
+pub struct Cache {
+    backend: Arc<dyn Backend>,
+    state: RwLock<State>,
+    window_capacity: usize,
+    revision_tx: watch::Sender<Revision>,
+    events_tx: broadcast::Sender<Arc<WatchEvent>>,
+}
+
+/// Why a watch could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchStartError {
+    /// The requested revision has left the window (`410 Gone`).
+    TooOld { oldest: Revision },
+}
+
+/// A started watch: the events since the requested revision, then a live feed.
+pub struct WatchStart {
+    pub backlog: Vec<Arc<WatchEvent>>,
+    pub live: broadcast::Receiver<Arc<WatchEvent>>,
+    /// The cache revision at the moment the watch started.
+    pub revision: Revision,
+}
+
+/// How many events a slow watcher may fall behind before it is cut off with 410.
+const LIVE_BUFFER: usize = 65_536;
+
+impl Cache {
+    /// Loads the backend's snapshot and keeps following its changes.
+    pub async fn start(backend: Arc<dyn Backend>, window_capacity: usize) -> Result<Arc<Cache>, StorageError> {
+        let snapshot = backend.snapshot().await?;
+        let mut objects = BTreeMap::new();
+        for kv in snapshot.items {
+            if let Some(object) = decode(&kv) {
+                objects.insert(object.key.clone(), Arc::new(object));
+            }
+        }
+        let (revision_tx, _) = watch::channel(snapshot.revision);
+        let (events_tx, _) = broadcast::channel(LIVE_BUFFER);
+        let cache = Arc::new(Cache {
+            backend,
+            state: RwLock::new(State {
+                objects,
+                revision: snapshot.revision,
+                window: VecDeque::with_capacity(window_capacity.min(65_536)),
+                oldest_watchable: snapshot.revision,
+            }),
+            window_capacity: window_capacity.max(1),
+            revision_tx,
+            events_tx,
+        });
+        let follower = Arc::downgrade(&cache);
+        let mut events = snapshot.events;
+        tokio::spawn(async move {
+            while let Some(batch) = events.recv().await {
+                let Some(cache) = follower.upgrade() else { break };
+                cache.apply(batch);
+            }
+        });
+        Ok(cache)
+    }
+
+    fn apply(&self, batch: Vec<StoreEvent>) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut last = state.revision;
+        for event in batch {
+            let revision = event.revision();
+            if revision <= state.revision {
+                continue;
+            }
+            let watch_event = match event {
+                StoreEvent::Put(kv) => {
+                    let Some(object) = decode(&kv) else { continue };
+                    let object = Arc::new(object);
+                    let prev = state.objects.insert(object.key.clone(), object.clone());
+                    let kind = if prev.is_some() {
+                        EventKind::Modified
+                    } else {
+                        EventKind::Added
+                    };
+                    WatchEvent::new(revision, kind, object, prev)
+                }
+                StoreEvent::Delete { prev, revision } => {
+                    let Some(prev_object) = state.objects.remove(prev.key.as_str()) else {
+                        continue;
+                    };
+                    let mut value = prev_object.value.clone();
+                    set_resource_version(&mut value, revision);
+                    let tombstone = Arc::new(Object {
+                        key: prev_object.key.clone(),
+                        value,
+                        create_revision: prev_object.create_revision,
+                        mod_revision: revision,
+                    });
+                    WatchEvent::new(revision, EventKind::Deleted, tombstone, Some(prev_object))
+                }
+            };
+            let watch_event = Arc::new(watch_event);
+            if state.window.len() == self.window_capacity
+                && let Some(dropped) = state.window.pop_front()
+            {
+                state.oldest_watchable = dropped.revision;
+            }
+            state.window.push_back(watch_event.clone());
+            // Sent under the lock so a watch that subscribes under the same lock sees each
+            // event exactly once: either in its backlog or live.
+            let _ = self.events_tx.send(watch_event);
+            state.revision = revision;
+            last = revision;
+        }
+        drop(state);
+        self.revision_tx.send_if_modified(|current| {
+            if last > *current {
+                *current = last;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn revision(&self) -> Revision {
+        *self.revision_tx.borrow()
+    }
+
+    /// Waits until the cache has applied `revision`; false on timeout.
+    pub async fn wait_for(&self, revision: Revision, timeout: Duration) -> bool {
+        let mut rx = self.revision_tx.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<Object>> {
+        self.state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .objects
+            .get(key)
+            .cloned()
+    }
+
+    /// Objects under `prefix` in key order, after `start_after` if given, keeping those
+    /// `filter` accepts, at most `limit` (0 = no limit). Returns them, the revision they are
+    /// consistent with, and whether more matching objects follow.
+    pub fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        mut filter: impl FnMut(&Object) -> bool,
+    ) -> (Vec<Arc<Object>>, Revision, bool) {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let lower = match start_after {
+            Some(key) if key.starts_with(prefix) => Bound::Excluded(key),
+            _ => Bound::Included(prefix),
+        };
+        let mut items = Vec::new();
+        let mut more = false;
+        for (key, object) in state.objects.range::<str, _>((lower, Bound::Unbounded)) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if !filter(object) {
+                continue;
+            }
+            if limit > 0 && items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(object.clone());
+        }
+        (items, state.revision, more)
+    }
+
+    /// Starts a watch on keys under `prefix` from `from` (exclusive). `None` means "now".
+    pub fn watch(&self, prefix: &str, from: Option<Revision>) -> Result<WatchStart, WatchStartError> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let from = from.unwrap_or(state.revision);
+        if from < state.oldest_watchable {
+            return Err(WatchStartError::TooOld {
+                oldest: state.oldest_watchable,
+            });
+        }
+        let skip = state.window.partition_point(|e| e.revision <= from);
+        let backlog = state
+            .window
+            .iter()
+            .skip(skip)
+            .filter(|e| e.object.key.starts_with(prefix))
+            .cloned()
+            .collect();
+        Ok(WatchStart {
+            backlog,
+            live: self.events_tx.subscribe(),
+            revision: state.revision,
+        })
+    }
+
+    /// Writes through to the backend and waits until the cache reflects the write.
+    pub async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StorageError> {
+        let outcome = self.backend.write(op).await?;
+        if !self.wait_for(outcome.revision, Duration::from_secs(30)).await {
+            return Err(StorageError::Unavailable(
+                "timed out waiting for the cache to catch up".into(),
+            ));
+        }
+        Ok(outcome)
+    }
+
+    pub async fn compact(&self) -> Result<(), StorageError> {
+        self.backend.compact().await
+    }
+
+    /// Number of objects held (for metrics and benchmarks).
+    pub fn len(&self) -> usize {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn decode(kv: &KeyValue) -> Option<Object> {
+    match serde_json::from_slice::<Value>(&kv.value) {
+        Ok(mut value) => {
+            set_resource_version(&mut value, kv.mod_revision);
+            Some(Object {
+                key: Arc::from(kv.key.as_str()),
+                value,
+                create_revision: kv.create_revision,
+                mod_revision: kv.mod_revision,
+            })
+        }
+        Err(e) => {
+            tracing::error!(key = %kv.key, error = %e, "skipping undecodable stored object");
+            None
+        }
+    }
+}
+
+fn set_resource_version(value: &mut Value, revision: Revision) {
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sqlite::SqliteBackend;
+    use serde_json::json;
+
+    async fn cache(window: usize) -> Arc<Cache> {
+        let dir = std::env::temp_dir().join(format!("faros-cache-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let backend = Arc::new(SqliteBackend::open(&dir.join("db")).unwrap());
+        Cache::start(backend, window).await.unwrap()
+    }
+
+    fn create(key: &str) -> WriteOp {
+        WriteOp::Create {
+            key: key.into(),
+            value: Bytes::from(serde_json::to_vec(&json!({"metadata": {"name": key}})).unwrap()),
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_are_visible_at_once_with_resource_version() {
+        let cache = cache(100).await;
+        let out = cache.write(create("/core/configmaps/root/default/a")).await.unwrap();
+        let obj = cache.get("/core/configmaps/root/default/a").unwrap();
+        assert_eq!(obj.mod_revision, out.revision);
+        assert_eq!(obj.value["metadata"]["resourceVersion"], out.revision.to_string());
+    }
+
+    #[tokio::test]
+    async fn list_pages_by_prefix() {
+        let cache = cache(100).await;
+        for name in ["a", "b", "c"] {
+            cache
+                .write(create(&format!("/core/configmaps/root/ns/{name}")))
+                .await
+                .unwrap();
+        }
+        cache.write(create("/core/secrets/root/ns/x")).await.unwrap();
+        let (page, _, more) = cache.list("/core/configmaps/", None, 2, |_| true);
+        assert_eq!(page.len(), 2);
+        assert!(more);
+        let (rest, _, more) = cache.list("/core/configmaps/", Some(&page[1].key), 2, |_| true);
+        assert_eq!(rest.len(), 1);
+        assert!(!more);
+        assert_eq!(&*rest[0].key, "/core/configmaps/root/ns/c");
+    }
+
+    #[tokio::test]
+    async fn watch_replays_from_revision_and_expires_old_ones() {
+        let cache = cache(3).await;
+        let mut revs = Vec::new();
+        for i in 0..5 {
+            revs.push(cache.write(create(&format!("/k/{i}"))).await.unwrap().revision);
+        }
+        // Window holds the last three events (revisions 3, 4, 5): a watch from 2 works,
+        // from 1 is too old.
+        let start = cache.watch("/k/", Some(revs[1])).unwrap();
+        assert_eq!(
+            start.backlog.iter().map(|e| e.revision).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        assert!(matches!(
+            cache.watch("/k/", Some(revs[0])),
+            Err(WatchStartError::TooOld { .. })
+        ));
+        let mut live = cache.watch("/k/", None).unwrap().live;
+        let del = cache
+            .write(WriteOp::Delete {
+                key: "/k/0".into(),
+                expected: revs[0],
+            })
+            .await
+            .unwrap();
+        let event = live.recv().await.unwrap();
+        assert_eq!(event.kind, EventKind::Deleted);
+        assert_eq!(
+            event.object.value["metadata"]["resourceVersion"],
+            del.revision.to_string()
+        );
+        assert!(event.encoded().starts_with(b"{\"type\":\"DELETED\""));
+    }
+}

@@ -1,0 +1,108 @@
+//! Storage: a small key-value `Backend` with one global, monotonic revision (the
+//! `resourceVersion` clients see), and the in-memory [`cache::Cache`] above it that serves
+//! every read and watch.
+//!
+//! Keys follow kcp's layout, `/<group>/<resource>/<logical-cluster>/[<namespace>/]<name>`
+//! (`core` for the legacy group), so one prefix range covers a resource in every workspace.
+
+pub mod cache;
+pub mod sqlite;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+
+/// The store-wide revision; every write gets the next one.
+pub type Revision = u64;
+
+/// One stored object as the backend knows it: opaque bytes (JSON) plus revisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Bytes,
+    pub create_revision: Revision,
+    pub mod_revision: Revision,
+}
+
+/// A conditional write. Every write is a compare-and-swap, so handlers can read from the
+/// cache, compute, and write without holding a lock.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Fails with [`StorageError::AlreadyExists`] when the key is present.
+    Create { key: String, value: Bytes },
+    /// Fails with [`StorageError::Conflict`] unless the key's current `mod_revision` is `expected`.
+    Update {
+        key: String,
+        value: Bytes,
+        expected: Revision,
+    },
+    /// Fails with [`StorageError::Conflict`] unless the key's current `mod_revision` is `expected`.
+    Delete { key: String, expected: Revision },
+}
+
+impl WriteOp {
+    pub fn key(&self) -> &str {
+        match self {
+            WriteOp::Create { key, .. } | WriteOp::Update { key, .. } | WriteOp::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// What a successful write produced.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    /// The revision the write was stored at.
+    pub revision: Revision,
+    /// The new value (None for a delete).
+    pub kv: Option<KeyValue>,
+}
+
+/// A change to the store, in revision order.
+#[derive(Debug, Clone)]
+pub enum StoreEvent {
+    Put(KeyValue),
+    /// The key was removed at `revision`; `prev` is the value it had.
+    Delete {
+        prev: KeyValue,
+        revision: Revision,
+    },
+}
+
+impl StoreEvent {
+    pub fn revision(&self) -> Revision {
+        match self {
+            StoreEvent::Put(kv) => kv.mod_revision,
+            StoreEvent::Delete { revision, .. } => *revision,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    #[error("key already exists")]
+    AlreadyExists,
+    #[error("key not found")]
+    NotFound,
+    #[error("revision mismatch")]
+    Conflict,
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A consistent snapshot of the whole store plus every change after it.
+pub struct Snapshot {
+    pub items: Vec<KeyValue>,
+    pub revision: Revision,
+    /// Batches of events with revisions above `revision`, in order.
+    pub events: mpsc::UnboundedReceiver<Vec<StoreEvent>>,
+}
+
+/// The persistence layer. Implementations: [`sqlite::SqliteBackend`] (embedded).
+pub trait Backend: Send + Sync + 'static {
+    /// Loads everything and subscribes to later changes, atomically (no gap, no overlap).
+    fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, StorageError>>;
+    /// Applies one conditional write once it is durable.
+    fn write(&self, op: WriteOp) -> BoxFuture<'_, Result<WriteOutcome, StorageError>>;
+    /// Reclaims space held by history the hub no longer needs.
+    fn compact(&self) -> BoxFuture<'_, Result<(), StorageError>>;
+}

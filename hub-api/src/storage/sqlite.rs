@@ -1,0 +1,393 @@
+//! The embedded backend: one SQLite database in WAL mode, written by a single thread that
+//! commits writes in groups. Concurrent writers share one transaction and one fsync, which
+//! is what keeps heartbeat-heavy workloads cheap; every write is acknowledged only after its
+//! group committed with `synchronous=FULL`, so it survives `kill -9` and power loss.
+
+use std::path::Path;
+use std::thread;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Backend, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
+
+/// Most writes folded into one transaction; bounds the latency one group adds to the next.
+const MAX_GROUP: usize = 512;
+
+enum Command {
+    Write(WriteOp, oneshot::Sender<Result<WriteOutcome, StorageError>>),
+    Snapshot(oneshot::Sender<Result<Snapshot, StorageError>>),
+    Compact(oneshot::Sender<Result<(), StorageError>>),
+}
+
+pub struct SqliteBackend {
+    commands: mpsc::Sender<Command>,
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database at `path` and starts its writer thread.
+    pub fn open(path: &Path) -> Result<SqliteBackend, StorageError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        // auto_vacuum must be chosen before the first table exists; it lets compaction
+        // hand freed pages back to the file system.
+        conn.execute_batch(
+            "PRAGMA auto_vacuum = INCREMENTAL;
+             PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS kv (
+                 key TEXT PRIMARY KEY NOT NULL,
+                 value BLOB NOT NULL,
+                 create_revision INTEGER NOT NULL,
+                 mod_revision INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS meta (
+                 name TEXT PRIMARY KEY NOT NULL,
+                 value INTEGER NOT NULL
+             );
+             INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);",
+        )
+        .map_err(unavailable)?;
+        let revision: i64 = conn
+            .query_row("SELECT value FROM meta WHERE name = 'revision'", [], |r| r.get(0))
+            .map_err(unavailable)?;
+        let (tx, rx) = mpsc::channel(4096);
+        let writer = Writer {
+            conn,
+            revision: revision as Revision,
+            subscribers: Vec::new(),
+        };
+        thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        Ok(SqliteBackend { commands: tx })
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> Command,
+    ) -> Result<T, StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, StorageError>> {
+        self.call(Command::Snapshot).boxed()
+    }
+
+    fn write(&self, op: WriteOp) -> BoxFuture<'_, Result<WriteOutcome, StorageError>> {
+        self.call(|tx| Command::Write(op, tx)).boxed()
+    }
+
+    fn compact(&self) -> BoxFuture<'_, Result<(), StorageError>> {
+        self.call(Command::Compact).boxed()
+    }
+}
+
+fn unavailable(e: rusqlite::Error) -> StorageError {
+    StorageError::Unavailable(e.to_string())
+}
+
+struct Writer {
+    conn: Connection,
+    revision: Revision,
+    subscribers: Vec<mpsc::UnboundedSender<Vec<StoreEvent>>>,
+}
+
+type Pending = (WriteOp, oneshot::Sender<Result<WriteOutcome, StorageError>>);
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            // Drain whatever else is already queued: those writes ride in the same commit.
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Write(op, reply) => group.push((op, reply)),
+                    Command::Snapshot(reply) => {
+                        self.flush(&mut group);
+                        let _ = reply.send(self.snapshot());
+                    }
+                    Command::Compact(reply) => {
+                        self.flush(&mut group);
+                        let _ = reply.send(self.compact());
+                    }
+                }
+                if group.len() < MAX_GROUP {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.flush(&mut group);
+        }
+        // Every sender is gone: the hub is shutting down and all acknowledged writes are
+        // committed. Fold the WAL back so the next start opens quickly.
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+
+    fn snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value, create_revision, mod_revision FROM kv ORDER BY key")
+            .map_err(unavailable)?;
+        let items = stmt
+            .query_map([], |row| {
+                Ok(KeyValue {
+                    key: row.get(0)?,
+                    value: Bytes::from(row.get::<_, Vec<u8>>(1)?),
+                    create_revision: row.get::<_, i64>(2)? as Revision,
+                    mod_revision: row.get::<_, i64>(3)? as Revision,
+                })
+            })
+            .map_err(unavailable)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.subscribers.push(tx);
+        Ok(Snapshot {
+            items,
+            revision: self.revision,
+            events: rx,
+        })
+    }
+
+    fn compact(&mut self) -> Result<(), StorageError> {
+        // The table holds only live objects (history lives in the cache's window), so
+        // compaction is about the files: fold the WAL and release free pages.
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA incremental_vacuum;")
+            .map_err(unavailable)
+    }
+
+    /// Applies a group of writes in one transaction and acknowledges them after the commit.
+    fn flush(&mut self, group: &mut Vec<Pending>) {
+        if group.is_empty() {
+            return;
+        }
+        let start_revision = self.revision;
+        let outcomes = match self.apply_group(group) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                self.revision = start_revision;
+                let err = unavailable(e);
+                for (_, reply) in group.drain(..) {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                return;
+            }
+        };
+        let mut events = Vec::with_capacity(outcomes.len());
+        for ((_, reply), (outcome, event)) in group.drain(..).zip(outcomes) {
+            if let Some(event) = event {
+                events.push(event);
+            }
+            let _ = reply.send(outcome);
+        }
+        if !events.is_empty() {
+            self.subscribers.retain(|s| s.send(events.clone()).is_ok());
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn apply_group(
+        &mut self,
+        group: &[Pending],
+    ) -> rusqlite::Result<Vec<(Result<WriteOutcome, StorageError>, Option<StoreEvent>)>> {
+        let tx = self.conn.transaction()?;
+        let mut revision = self.revision;
+        let mut results = Vec::with_capacity(group.len());
+        for (op, _) in group {
+            let current: Option<(Vec<u8>, i64, i64)> = tx
+                .prepare_cached("SELECT value, create_revision, mod_revision FROM kv WHERE key = ?1")?
+                .query_row(params![op.key()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let result = match (op, current) {
+                (WriteOp::Create { .. }, Some(_)) => Err(StorageError::AlreadyExists),
+                (WriteOp::Create { key, value }, None) => {
+                    revision += 1;
+                    tx.prepare_cached(
+                        "INSERT INTO kv (key, value, create_revision, mod_revision) VALUES (?1, ?2, ?3, ?3)",
+                    )?
+                    .execute(params![key, value.as_ref(), revision as i64])?;
+                    let kv = KeyValue {
+                        key: key.clone(),
+                        value: value.clone(),
+                        create_revision: revision,
+                        mod_revision: revision,
+                    };
+                    Ok((kv, None))
+                }
+                (WriteOp::Update { .. } | WriteOp::Delete { .. }, None) => Err(StorageError::NotFound),
+                (WriteOp::Update { expected, .. } | WriteOp::Delete { expected, .. }, Some((_, _, m)))
+                    if *expected != m as Revision =>
+                {
+                    Err(StorageError::Conflict)
+                }
+                (WriteOp::Update { key, value, .. }, Some((_, created, _))) => {
+                    revision += 1;
+                    tx.prepare_cached("UPDATE kv SET value = ?2, mod_revision = ?3 WHERE key = ?1")?
+                        .execute(params![key, value.as_ref(), revision as i64])?;
+                    let kv = KeyValue {
+                        key: key.clone(),
+                        value: value.clone(),
+                        create_revision: created as Revision,
+                        mod_revision: revision,
+                    };
+                    Ok((kv, None))
+                }
+                (WriteOp::Delete { key, .. }, Some((old, created, modified))) => {
+                    revision += 1;
+                    tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?
+                        .execute(params![key])?;
+                    let prev = KeyValue {
+                        key: key.clone(),
+                        value: Bytes::from(old),
+                        create_revision: created as Revision,
+                        mod_revision: modified as Revision,
+                    };
+                    Ok((prev, Some(revision)))
+                }
+            };
+            results.push(match result {
+                Ok((kv, None)) => (
+                    Ok(WriteOutcome {
+                        revision: kv.mod_revision,
+                        kv: Some(kv.clone()),
+                    }),
+                    Some(StoreEvent::Put(kv)),
+                ),
+                Ok((prev, Some(deleted_at))) => (
+                    Ok(WriteOutcome {
+                        revision: deleted_at,
+                        kv: None,
+                    }),
+                    Some(StoreEvent::Delete {
+                        prev,
+                        revision: deleted_at,
+                    }),
+                ),
+                Err(e) => (Err(e), None),
+            });
+        }
+        if revision != self.revision {
+            tx.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'revision'")?
+                .execute(params![revision as i64])?;
+        }
+        tx.commit()?;
+        self.revision = revision;
+        Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, value: &str) -> WriteOp {
+        WriteOp::Create {
+            key: key.into(),
+            value: Bytes::from(value.to_string()),
+        }
+    }
+
+    #[tokio::test]
+    async fn revisions_are_global_and_survive_reopen() {
+        let dir = tempdir();
+        let path = dir.join("db.sqlite");
+        {
+            let backend = SqliteBackend::open(&path).unwrap();
+            let a = backend.write(put("/a", "1")).await.unwrap();
+            let b = backend.write(put("/b", "2")).await.unwrap();
+            assert_eq!((a.revision, b.revision), (1, 2));
+            let up = backend
+                .write(WriteOp::Update {
+                    key: "/a".into(),
+                    value: Bytes::from_static(b"3"),
+                    expected: 1,
+                })
+                .await
+                .unwrap();
+            assert_eq!(up.revision, 3);
+            assert_eq!(up.kv.unwrap().create_revision, 1);
+        }
+        let backend = SqliteBackend::open(&path).unwrap();
+        let snap = backend.snapshot().await.unwrap();
+        assert_eq!(snap.revision, 3);
+        assert_eq!(snap.items.len(), 2);
+        assert_eq!(snap.items[0].value, Bytes::from_static(b"3"));
+        // A delete still advances the revision after a restart.
+        let del = backend
+            .write(WriteOp::Delete {
+                key: "/b".into(),
+                expected: 2,
+            })
+            .await
+            .unwrap();
+        assert_eq!(del.revision, 4);
+    }
+
+    #[tokio::test]
+    async fn preconditions_are_enforced() {
+        let dir = tempdir();
+        let backend = SqliteBackend::open(&dir.join("db.sqlite")).unwrap();
+        backend.write(put("/a", "1")).await.unwrap();
+        assert_eq!(
+            backend.write(put("/a", "1")).await.unwrap_err(),
+            StorageError::AlreadyExists
+        );
+        let stale = WriteOp::Update {
+            key: "/a".into(),
+            value: Bytes::from_static(b"2"),
+            expected: 7,
+        };
+        assert_eq!(backend.write(stale).await.unwrap_err(), StorageError::Conflict);
+        let missing = WriteOp::Delete {
+            key: "/zz".into(),
+            expected: 1,
+        };
+        assert_eq!(backend.write(missing).await.unwrap_err(), StorageError::NotFound);
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_groups_and_stream_in_order() {
+        let dir = tempdir();
+        let backend = std::sync::Arc::new(SqliteBackend::open(&dir.join("db.sqlite")).unwrap());
+        let mut snap = backend.snapshot().await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let backend = backend.clone();
+            tasks.push(tokio::spawn(async move {
+                backend.write(put(&format!("/k{i}"), "x")).await.unwrap().revision
+            }));
+        }
+        let mut revisions = Vec::new();
+        for t in tasks {
+            revisions.push(t.await.unwrap());
+        }
+        revisions.sort();
+        assert_eq!(revisions, (1..=200).collect::<Vec<_>>());
+        let mut seen = Vec::new();
+        while seen.len() < 200 {
+            for e in snap.events.recv().await.unwrap() {
+                seen.push(e.revision());
+            }
+        }
+        assert_eq!(seen, (1..=200).collect::<Vec<_>>());
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("faros-sqlite-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

@@ -1,0 +1,210 @@
+//! Test harness: starts the real `hub-api` binary on a free port with a temporary data
+//! directory, and runs the real kubectl binaries against it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct TestHub {
+    pub dir: PathBuf,
+    pub port: u16,
+    child: Option<Child>,
+    all_in_one: bool,
+}
+
+impl TestHub {
+    /// Starts a hub with controllers (`--all-in-one`).
+    pub fn start() -> TestHub {
+        Self::start_with(true)
+    }
+
+    pub fn start_with(all_in_one: bool) -> TestHub {
+        let dir = std::env::temp_dir().join(format!("faros-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut hub = TestHub {
+            dir,
+            port: 0,
+            child: None,
+            all_in_one,
+        };
+        hub.spawn();
+        hub
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hub-api"));
+        cmd.arg("start")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .arg("--secure-port")
+            .arg(self.port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env("RUST_LOG", std::env::var("HUB_LOG").unwrap_or_else(|_| "warn".into()));
+        if self.all_in_one {
+            cmd.arg("--all-in-one");
+        }
+        let mut child = cmd.spawn().expect("spawn hub-api");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let line = loop {
+            assert!(Instant::now() < deadline, "hub-api did not start in time");
+            match lines.next() {
+                Some(Ok(line)) if line.contains("serving on") => break line,
+                Some(Ok(_)) => continue,
+                _ => panic!("hub-api exited before serving"),
+            }
+        };
+        // Keep draining stdout so the hub never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("https://"))
+            .unwrap()
+            .trim_end_matches(';');
+        self.port = url.rsplit(':').next().unwrap().parse().unwrap();
+        self.child = Some(child);
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("admin.kubeconfig")
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Graceful stop (SIGTERM), then start again on the same port and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// `kill -9`, then start again.
+    pub fn crash_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        self.spawn();
+    }
+
+    /// SIGTERM and wait; returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kubectl(&self, version: &str, args: &[&str]) -> Output {
+        kubectl_with(&self.kubeconfig(), version, args, None)
+    }
+
+    /// Runs kubectl and asserts success; returns stdout.
+    pub fn kubectl_ok(&self, version: &str, args: &[&str]) -> String {
+        let out = self.kubectl(version, args);
+        assert!(
+            out.status.success(),
+            "kubectl {version} {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kubectl with `stdin` fed in.
+    pub fn kubectl_stdin(&self, version: &str, args: &[&str], stdin: &str) -> Output {
+        kubectl_with(&self.kubeconfig(), version, args, Some(stdin))
+    }
+
+    pub async fn client(&self) -> kube::Client {
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The path of the real kubectl for a minor version, e.g. "1.32".
+pub fn kubectl_binary(version: &str) -> PathBuf {
+    let name = format!("kubectl.{version}");
+    for dir in ["/usr/lib/google-cloud-sdk/bin", "/usr/local/bin", "/usr/bin"] {
+        let candidate = Path::new(dir).join(&name);
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    if let Ok(path) = std::env::var("PATH") {
+        for dir in path.split(':') {
+            let candidate = Path::new(dir).join(&name);
+            if candidate.exists() {
+                return candidate;
+            }
+        }
+    }
+    panic!("{name} not found on this machine");
+}
+
+pub fn kubectl_with(kubeconfig: &Path, version: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(kubectl_binary(version));
+    cmd.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", std::env::temp_dir())
+        .env_remove("KUBECTL_EXTERNAL_DIFF")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn kubectl");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+pub fn sample(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/samples")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}

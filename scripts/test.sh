@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test of the project. On a fresh machine it first installs what the tests
+# drive besides the project's own binaries: the Python `kubernetes` client (PyPI).
+# The real kubectl binaries (kubectl.1.27 ... kubectl.1.33) are expected on the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -c 'import kubernetes' 2>/dev/null; then
+    echo "installing the Python kubernetes client" >&2
+    python3 -m pip install --quiet --disable-pip-version-check 'kubernetes>=31'
+fi
+
+# Two cores: build once, then run the suites; integration tests start their own hubs.
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked -- --test-threads=2

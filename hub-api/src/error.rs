@@ -192,7 +192,7 @@ pub struct Subject {
 pub struct ApiError {
     pub reason: Reason,
     pub message: String,
-    pub subject: Option<Subject>,
+    pub subject: Option<Box<Subject>>,
     pub causes: Vec<FieldError>,
     /// Seconds a client should wait before retrying (`Retry-After`).
     pub retry_after: Option<u32>,
@@ -220,11 +220,11 @@ impl ApiError {
     }
 
     pub fn with_subject(mut self, group: &str, resource: &str, name: &str) -> Self {
-        self.subject = Some(Subject {
+        self.subject = Some(Box::new(Subject {
             group: group.to_string(),
             kind: resource.to_string(),
             name: name.to_string(),
-        });
+        }));
         self
     }
 
@@ -304,11 +304,11 @@ impl ApiError {
         ApiError {
             reason: Reason::Invalid,
             message: format!("{qualified_kind} \"{name}\" is invalid: {detail}"),
-            subject: Some(Subject {
+            subject: Some(Box::new(Subject {
                 group: group.to_string(),
                 kind: kind.to_string(),
                 name: name.to_string(),
-            }),
+            })),
             causes,
             retry_after: None,
         }

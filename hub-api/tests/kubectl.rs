@@ -232,8 +232,6 @@ fn get_watch_sees_added_modified_deleted() {
             "widgets",
             "--watch",
             "--output-watch-events",
-            "-o",
-            "name",
             "--request-timeout=60s",
         ])
         .env("KUBECONFIG", hub.kubeconfig())
@@ -261,14 +259,23 @@ fn get_watch_sees_added_modified_deleted() {
     watch.kill().unwrap();
     let out = watch.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<&str> = text.lines().collect();
+    // A table watch: a header once, then one row per event, EVENT first.
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("EVENT") && lines[0].contains("SIZE"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<(&str, &str)> = lines[1..]
+        .iter()
+        .map(|l| {
+            let mut cols = l.split_whitespace();
+            (cols.next().unwrap(), cols.next().unwrap())
+        })
+        .collect();
     assert_eq!(
         events,
-        vec![
-            "ADDED widget.example.faros.sh/widget-1",
-            "MODIFIED widget.example.faros.sh/widget-1",
-            "DELETED widget.example.faros.sh/widget-1"
-        ],
+        vec![("ADDED", "widget-1"), ("MODIFIED", "widget-1"), ("DELETED", "widget-1")],
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -28,7 +28,7 @@ const STATUS_VERBS: [&str; 3] = ["get", "patch", "update"];
 /// major (then higher minor) numbers first, and versions that do not look like `v<N>`,
 /// `v<N>alpha<M>` or `v<N>beta<M>` last, alphabetically. `Ordering::Less` means `a` is preferred.
 ///
-/// `v2 < v1 < v11beta2 < v10beta3 < v3beta1 < v12alpha1 < v11alpha2 < foo1 < foo10`.
+/// Sorted with it: `v10, v2, v1, v11beta2, v10beta3, v3beta1, v12alpha1, v11alpha2, foo1, foo10`.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
     match (kube_version(a), kube_version(b)) {
         (Some((ma, sa, na)), Some((mb, sb, nb))) => sb.cmp(&sa).then(mb.cmp(&ma)).then(nb.cmp(&na)),

@@ -352,11 +352,11 @@ pub fn apply(ctx: &Ctx, current: &Value, config: &Value) -> ApiResult<Value> {
             ),
         );
         err.causes = causes;
-        err.subject = Some(crate::error::Subject {
+        err.subject = Some(Box::new(crate::error::Subject {
             group: ctx.kind.group.clone(),
             kind: ctx.kind.resource.clone(),
             name: object::name(current).to_string(),
-        });
+        }));
         return Err(err);
     }
     let mut result = current.clone();
@@ -442,15 +442,14 @@ pub async fn apply_create(ctx: &Ctx, config: Value) -> ApiResult<Response> {
     check_config(ctx, &config)?;
     let mut obj = config.clone();
     let (mut obj, warnings) = handlers::prepare_create(ctx, &mut obj)?;
-    let mut list = Vec::new();
-    list.push(Entry {
+    let list = vec![Entry {
         manager: ctx.query.field_manager.clone().unwrap_or_default(),
         operation: "Apply".into(),
         subresource: String::new(),
         api_version: ctx.kind.api_version(),
         time: object::now_rfc3339(),
         fields: leaves(ctx, &config),
-    });
+    }];
     store_entries(&mut obj, list);
     if ctx.query.dry_run {
         return Ok(super::response::with_warnings(

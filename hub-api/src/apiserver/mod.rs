@@ -189,6 +189,10 @@ fn non_resource(hub: &Hub, cluster: &str, base: &str, path: &str, headers: &http
         ["api", version] => found(discovery::api_resource_list(&kinds(), "", version)),
         ["apis", group] => found(discovery::api_group(&kinds(), group)),
         ["apis", group, version] => found(discovery::api_resource_list(&kinds(), group, version)),
+        ["openapi", "v2"] => {
+            let (content_type, body) = openapi::v2_stub(accept);
+            Ok(response::bytes(StatusCode::OK, body, content_type))
+        }
         ["openapi", "v3"] => Ok(response::json(StatusCode::OK, &openapi::index(&kinds(), base))),
         ["openapi", "v3", "api", version] => found(openapi::group_version(&kinds(), "", version)),
         ["openapi", "v3", "apis", group, version] => found(openapi::group_version(&kinds(), group, version)),

@@ -766,13 +766,13 @@ impl Merger<'_> {
             ListStrategy::Merge { key: Some(key) } if objects => Some(key),
             _ => None,
         };
-        if let Some(key) = key {
-            if let Some(bad) = order.iter().find(|v| v.get(key).is_none()) {
-                return Err(fail(
-                    &path,
-                    format_args!("{directive} element {bad} does not contain the merge key {key:?}"),
-                ));
-            }
+        if let Some(key) = key
+            && let Some(bad) = order.iter().find(|v| v.get(key).is_none())
+        {
+            return Err(fail(
+                &path,
+                format_args!("{directive} element {bad} does not contain the merge key {key:?}"),
+            ));
         }
         if let Some(list) = patch_list {
             validate_patch_order(list, order, key, &path, &directive)?;

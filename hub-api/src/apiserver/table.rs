@@ -154,10 +154,12 @@ impl TableConvertor {
     fn column_definition(&self, index: usize, column: &PrinterColumn) -> Value {
         let mut description = column.description.clone();
         // kube-apiserver describes undocumented CRD columns by their path.
-        if let CellSource::JsonPath(path) = &column.source {
-            if description.is_empty() && !self.builtin && index > 0 {
-                description = format!("Custom resource definition column (in JSONPath format): {path}");
-            }
+        if let CellSource::JsonPath(path) = &column.source
+            && description.is_empty()
+            && !self.builtin
+            && index > 0
+        {
+            description = format!("Custom resource definition column (in JSONPath format): {path}");
         }
         json!({
             "name": column.name,

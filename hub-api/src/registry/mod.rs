@@ -148,12 +148,15 @@ impl ResourceKind {
     }
 }
 
+/// (logical cluster, CRD name)
+type CrdKey = (String, String);
+
 /// Resolves (cluster, group, version, resource) to a kind: built-ins first, then CRDs.
 pub struct Catalog {
     builtins: Vec<Arc<ResourceKind>>,
     cache: Arc<Cache>,
     /// CRD-derived kinds keyed by (cluster, CRD name), valid for one CRD revision.
-    crds: Mutex<HashMap<(String, String), (u64, Arc<crd::CrdKinds>)>>,
+    crds: Mutex<HashMap<CrdKey, (u64, Arc<crd::CrdKinds>)>>,
 }
 
 impl Catalog {

@@ -3737,19 +3737,16 @@ mod tests {
         let errs = s.validate(&json!({"spec": {"template": {"name": "x"}, "list": [{"id": "a"}, {}]}}));
         assert_eq!(
             messages(&errs),
-            vec![
-                "spec.list[1].id: Required value: ",
-                "spec.template.image: Required value: "
-            ]
+            vec!["spec.list[1].id: Required value", "spec.template.image: Required value"]
         );
         assert_eq!(errs[0].reason, CauseType::FieldValueRequired);
         assert_eq!(errs[0].message, "");
         let errs = s.validate(&json!({"spec": {}}));
-        assert_eq!(messages(&errs), vec!["spec.template: Required value: "]);
+        assert_eq!(messages(&errs), vec!["spec.template: Required value"]);
         let root = schema(json!({"type": "object", "required": ["spec"], "properties": {"spec": {"type": "object"}}}));
         assert_eq!(
             messages(&root.validate(&json!({"kind": "X"}))),
-            vec!["spec: Required value: "]
+            vec!["spec: Required value"]
         );
     }
 
@@ -3918,7 +3915,7 @@ mod tests {
             messages(&errs),
             vec![
                 "Invalid value: \"\": \"spec.a\" must validate one and only one schema (oneOf). Found none valid",
-                "spec.a.x: Required value: ",
+                "spec.a.x: Required value",
             ]
         );
         assert_eq!(
@@ -4020,8 +4017,8 @@ mod tests {
             vec![
                 "spec.many[m].apiVersion: Invalid value: \"a/b/c\": unexpected GroupVersion string: a/b/c",
                 "spec.many[m].kind: Invalid value: \"Bad_Kind\": may have mixed case, but should otherwise match: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
-                "spec.template.apiVersion: Required value: ",
-                "spec.template.kind: Required value: ",
+                "spec.template.apiVersion: Required value",
+                "spec.template.kind: Required value",
                 "spec.template.metadata: Invalid value: \"x\": json: cannot unmarshal string into Go value of type v1.ObjectMeta",
             ]
         );

@@ -1,4 +1,15 @@
-//! Rust types of the non-core APIs the Faros hub serves.
+//! Rust types of the non-core APIs the Faros hub serves: kcp-compatible tenancy
+//! (`tenancy.kcp.io`, `core.kcp.io`), API exports and bindings (`apis.kcp.io`), and the edge
+//! API (`edge.faros.sh`). The hub serves them from the CRDs these types generate, so the
+//! published schema and the Rust types never drift apart (a test compares them with
+//! `config/crds/`).
+
+pub mod apis;
+pub mod conditions;
+pub mod edge;
+pub mod tenancy;
+
+pub use conditions::Condition;
 
 /// The API group of the edge API (`Agent`, `Registration`).
 pub const EDGE_GROUP: &str = "edge.faros.sh";

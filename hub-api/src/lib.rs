@@ -6,6 +6,7 @@
 
 pub mod apiserver;
 pub mod auth;
+pub mod bootstrap;
 pub mod controllers;
 pub mod error;
 pub mod pki;
@@ -13,6 +14,7 @@ pub mod registry;
 pub mod server;
 pub mod start;
 pub mod storage;
+pub mod tenancy;
 
 /// Resolves once a shutdown signal flips to true (or its sender is gone).
 pub async fn stopped(signal: &mut tokio::sync::watch::Receiver<bool>) {

@@ -7,17 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::Bytes;
-use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::apiserver::{self, Hub, object};
+use crate::apiserver::{self, Hub};
 use crate::auth::Authenticator;
 use crate::pki::{self, Pki};
 use crate::registry::Catalog;
 use crate::storage::cache::Cache;
 use crate::storage::sqlite::SqliteBackend;
-use crate::storage::{StorageError, WriteOp};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StartOptions {
@@ -61,7 +58,6 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     let cache = Cache::start(backend, opts.watch_cache_events)
         .await
         .map_err(|e| anyhow::anyhow!("loading storage: {e}"))?;
-    bootstrap(&cache).await?;
 
     let listener = TcpListener::bind(SocketAddr::new(opts.bind_address, opts.secure_port))
         .await
@@ -101,10 +97,13 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         cache: cache.clone(),
         catalog: Catalog::new(cache.clone()),
         authenticator: Authenticator::new(),
+        authorizer: crate::auth::Authorizer::new(),
         shutdown: shutdown_rx.clone(),
         external_address: host_port.clone(),
+        external_url: server_url.clone(),
         version: VERSION.to_string(),
     });
+    crate::bootstrap::run(&hub).await?;
     let tls = Arc::new(pki.server_config(None)?);
     let router = apiserver::router(hub.clone());
     let server = tokio::spawn(crate::server::serve(listener, tls, router, {
@@ -192,44 +191,5 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
-    }
-}
-
-/// Objects every logical cluster starts with.
-pub async fn bootstrap(cache: &Cache) -> anyhow::Result<()> {
-    for ns in ["default", "kube-system", "kube-public"] {
-        ensure_namespace(cache, "root", ns).await?;
-    }
-    Ok(())
-}
-
-pub async fn ensure_namespace(cache: &Cache, cluster: &str, name: &str) -> anyhow::Result<()> {
-    let key = format!("/core/namespaces/{cluster}/{name}");
-    if cache.get(&key).is_some() {
-        return Ok(());
-    }
-    let ns = json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": name,
-            "uid": uuid::Uuid::new_v4().to_string(),
-            "creationTimestamp": object::now_rfc3339(),
-            "generation": 1,
-            "labels": {"kubernetes.io/metadata.name": name},
-            "annotations": {object::CLUSTER_ANNOTATION: cluster},
-        },
-        "spec": {"finalizers": ["kubernetes"]},
-        "status": {"phase": "Active"},
-    });
-    match cache
-        .write(WriteOp::Create {
-            key,
-            value: Bytes::from(serde_json::to_vec(&ns)?),
-        })
-        .await
-    {
-        Ok(_) | Err(StorageError::AlreadyExists) => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("creating namespace {name}: {e}")),
     }
 }

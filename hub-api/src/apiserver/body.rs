@@ -36,9 +36,11 @@ pub fn decode_object(bytes: &[u8], media_type: &str) -> ApiResult<Value> {
     match media_type {
         "" | "application/json" | "*/*" => {}
         "application/vnd.kubernetes.protobuf" => {
-            return Err(ApiError::unsupported_media_type(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
-            ));
+            return super::protobuf::decode(bytes).map_err(|e| {
+                ApiError::unsupported_media_type(format!(
+                    "the protobuf body could not be decoded ({e}); send it as application/json instead"
+                ))
+            });
         }
         "application/yaml" => return decode_yaml(bytes),
         other => {

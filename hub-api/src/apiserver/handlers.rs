@@ -26,8 +26,10 @@ use crate::storage::{StorageError, WriteOp};
 /// Everything about one resource request, decoded.
 pub struct Ctx {
     pub hub: Arc<Hub>,
-    /// The logical cluster the request is served from.
+    /// The logical cluster the request is served from ("*" for the wildcard view).
     pub cluster: String,
+    /// Its workspace path, e.g. `root:acme`.
+    pub cluster_path: String,
     pub req: ResourceRequest,
     pub kind: Arc<ResourceKind>,
     pub query: Query,
@@ -519,7 +521,13 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<(Value, Vec<Strin
         let ns = object::namespace(obj).to_string();
         check_namespace(ctx, &ns)?;
     }
-    ctx.kind.strategy.prepare_for_create(obj);
+    let env = crate::registry::WriteEnv {
+        cluster: &ctx.cluster,
+        path: &ctx.cluster_path,
+        external_url: &ctx.hub.external_url,
+        user: &ctx.user,
+    };
+    ctx.kind.strategy.prepare_for_create(obj, &env);
     stamp_cluster(ctx, obj);
     let warnings = admit(ctx, obj, None)?;
     super::managed_fields::record_update(ctx, obj, None);

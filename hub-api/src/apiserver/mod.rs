@@ -11,6 +11,7 @@ pub mod managed_fields;
 pub mod object;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod query;
 pub mod request;
 pub mod response;
@@ -32,6 +33,7 @@ use crate::auth::{Authenticator, User};
 use crate::error::{ApiError, ApiResult};
 use crate::registry::Catalog;
 use crate::storage::cache::Cache;
+use crate::tenancy;
 use request::{ClusterTarget, Target};
 
 /// Shared state of a running hub.
@@ -39,10 +41,13 @@ pub struct Hub {
     pub cache: Arc<Cache>,
     pub catalog: Catalog,
     pub authenticator: Authenticator,
+    pub authorizer: crate::auth::Authorizer,
     /// Flips to true when the hub shuts down; open watches end.
     pub shutdown: signal::Receiver<bool>,
     /// `host:port` clients use to reach the hub (for discovery's server addresses).
     pub external_address: String,
+    /// `https://host:port`, the base of every workspace URL.
+    pub external_url: String,
     pub version: String,
 }
 
@@ -95,12 +100,24 @@ pub fn version_info(version: &str) -> serde_json::Value {
     })
 }
 
-/// Resolves a workspace path to its logical cluster name. Unknown workspaces and those the
-/// user may not enter answer identically, so existence does not leak.
-fn resolve_cluster(_hub: &Hub, target: &ClusterTarget) -> ApiResult<String> {
+/// Resolves a workspace path to its logical cluster. Unknown workspaces and those the user
+/// may not enter answer identically, so existence does not leak.
+fn resolve_cluster(hub: &Hub, user: &User, target: &ClusterTarget) -> ApiResult<tenancy::LogicalClusterRef> {
+    let denied = || ApiError::forbidden("workspace access not permitted");
     match target {
-        ClusterTarget::Path(path) if path == "root" => Ok("root".to_string()),
-        _ => Err(ApiError::forbidden("workspace access not permitted")),
+        ClusterTarget::Wildcard if user.is_master() => Ok(tenancy::LogicalClusterRef {
+            name: "*".into(),
+            path: "*".into(),
+        }),
+        ClusterTarget::Wildcard => Err(denied()),
+        ClusterTarget::Path(path) => {
+            let cluster = tenancy::resolve(&hub.cache, path).ok_or_else(denied)?;
+            if hub.authorizer.may_enter(user, &cluster.name) {
+                Ok(cluster)
+            } else {
+                Err(denied())
+            }
+        }
     }
 }
 
@@ -108,7 +125,7 @@ async fn route(hub: Arc<Hub>, user: User, request: Request) -> ApiResult<Respons
     let (parts, body) = request.into_parts();
     let query = query::Query::parse(parts.uri.query())?;
     let info = request::parse(&parts.method, parts.uri.path(), query.watch)?;
-    let cluster = resolve_cluster(&hub, &info.cluster)?;
+    let cluster = resolve_cluster(&hub, &user, &info.cluster)?;
     let resource = match info.target {
         Target::NonResource(path) => {
             if parts.method != Method::GET && parts.method != Method::HEAD {
@@ -117,14 +134,28 @@ async fn route(hub: Arc<Hub>, user: User, request: Request) -> ApiResult<Respons
                     parts.method
                 )));
             }
-            return non_resource(&hub, &cluster, &info.base, &path, &parts.headers);
+            if cluster.name == "*" {
+                return Err(ApiError::no_such_resource());
+            }
+            return non_resource(&hub, &cluster.name, &info.base, &path, &parts.headers);
         }
         Target::Resource(r) => r,
     };
-    let kind = hub
-        .catalog
-        .lookup(&cluster, &resource.group, &resource.version, &resource.resource)
-        .ok_or_else(ApiError::no_such_resource)?;
+    let kind = if cluster.name == "*" {
+        // The wildcard view serves list and watch of kinds that mean the same everywhere:
+        // built-in and system kinds, and resources exported under one identity.
+        if !matches!(resource.verb, "list" | "watch") {
+            return Err(ApiError::method_not_allowed(
+                "only list and watch are supported across all workspaces",
+            ));
+        }
+        hub.catalog
+            .lookup_wildcard(&resource.group, &resource.version, &resource.resource)
+    } else {
+        hub.catalog
+            .lookup(&cluster.name, &resource.group, &resource.version, &resource.resource)
+    }
+    .ok_or_else(ApiError::no_such_resource)?;
     if resource.namespace.is_some() && !kind.namespaced {
         return Err(ApiError::no_such_resource());
     }
@@ -137,7 +168,8 @@ async fn route(hub: Arc<Hub>, user: User, request: Request) -> ApiResult<Respons
     let representation = body::negotiate(&parts.headers)?;
     let ctx = handlers::Ctx {
         hub: hub.clone(),
-        cluster,
+        cluster: cluster.name,
+        cluster_path: cluster.path,
         req: resource,
         kind,
         query,

@@ -63,7 +63,8 @@ pub fn storage_key(kind: &ResourceKind, cluster: &str, namespace: Option<&str>, 
 /// The key prefix of a collection in one cluster (and optionally one namespace).
 pub fn collection_prefix(kind: &ResourceKind, cluster: Option<&str>, namespace: Option<&str>) -> String {
     let mut key = kind.storage_prefix();
-    if let Some(cluster) = cluster {
+    // "*" is the wildcard view: every logical cluster.
+    if let Some(cluster) = cluster.filter(|c| *c != "*") {
         key.push_str(cluster);
         key.push('/');
         if let Some(ns) = namespace {

@@ -56,7 +56,8 @@ pub fn parse(method: &Method, path: &str, query_watch: bool) -> ApiResult<Reques
             if cluster.is_empty() || cluster.len() > MAX_CLUSTER_PATH {
                 return Err(ApiError::no_such_resource());
             }
-            let target = if cluster == "*" {
+            // Clients may percent-encode the wildcard.
+            let target = if cluster == "*" || cluster.eq_ignore_ascii_case("%2A") {
                 ClusterTarget::Wildcard
             } else {
                 ClusterTarget::Path(cluster.to_string())

@@ -4,45 +4,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use super::runtime::{self, Clusters, Next};
 use crate::registry::crd::CLEANUP_FINALIZER;
 
-struct Context {
-    client: Client,
+pub async fn run(clusters: Clusters) {
+    runtime::run("crd-cleanup", clusters, reconcile).await;
 }
 
-#[derive(Debug, thiserror::Error)]
-enum Error {
-    #[error(transparent)]
-    Kube(#[from] kube::Error),
-}
-
-pub async fn run(client: Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    Controller::new(crds, watcher::Config::default())
-        .run(reconcile, error_policy, Arc::new(Context { client }))
-        .for_each(|_| async {})
-        .await;
-}
-
-fn error_policy(_crd: Arc<CustomResourceDefinition>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "CRD cleanup failed");
-    Action::requeue(Duration::from_secs(2))
-}
-
-async fn reconcile(crd: Arc<CustomResourceDefinition>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(crd: Arc<CustomResourceDefinition>, client: Client) -> Result<Next, kube::Error> {
     if crd.metadata.deletion_timestamp.is_none() || !crd.finalizers().iter().any(|f| f == CLEANUP_FINALIZER) {
-        return Ok(Action::await_change());
+        return Ok(Next::Done);
     }
     let Some(version) = crd.spec.versions.iter().find(|v| v.served) else {
-        return remove_finalizer(&ctx.client, &crd).await;
+        return remove_finalizer(&client, &crd).await;
     };
     let resource = ApiResource {
         group: crd.spec.group.clone(),
@@ -52,10 +31,10 @@ async fn reconcile(crd: Arc<CustomResourceDefinition>, ctx: Arc<Context>) -> Res
         plural: crd.spec.names.plural.clone(),
     };
     // Listing without a namespace covers every namespace of a namespaced resource.
-    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     let remaining = api.list(&ListParams::default()).await?;
     if remaining.items.is_empty() {
-        return remove_finalizer(&ctx.client, &crd).await;
+        return remove_finalizer(&client, &crd).await;
     }
     for object in remaining
         .items
@@ -63,19 +42,19 @@ async fn reconcile(crd: Arc<CustomResourceDefinition>, ctx: Arc<Context>) -> Res
         .filter(|o| o.metadata.deletion_timestamp.is_none())
     {
         let api: Api<DynamicObject> = match object.namespace() {
-            Some(ns) => Api::namespaced_with(ctx.client.clone(), &ns, &resource),
-            None => Api::all_with(ctx.client.clone(), &resource),
+            Some(ns) => Api::namespaced_with(client.clone(), &ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
         };
         match api.delete(&object.name_any(), &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
-    Ok(Action::requeue(Duration::from_secs(1)))
+    Ok(Next::After(Duration::from_secs(1)))
 }
 
-async fn remove_finalizer(client: &Client, crd: &CustomResourceDefinition) -> Result<Action, Error> {
+async fn remove_finalizer(client: &Client, crd: &CustomResourceDefinition) -> Result<Next, kube::Error> {
     let finalizers: Vec<&String> = crd.finalizers().iter().filter(|f| *f != CLEANUP_FINALIZER).collect();
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": crd.resource_version()}});
@@ -83,8 +62,8 @@ async fn remove_finalizer(client: &Client, crd: &CustomResourceDefinition) -> Re
         .patch(&crd.name_any(), &PatchParams::default(), &Patch::Merge(patch))
         .await
     {
-        Ok(_) => Ok(Action::await_change()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
-        Err(e) => Err(e.into()),
+        Ok(_) => Ok(Next::Done),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Next::Done),
+        Err(e) => Err(e),
     }
 }

@@ -1,8 +1,9 @@
 //! The garbage collector: deletes dependents whose owners (matched by uid within the same
 //! logical cluster) are gone, and carries out Foreground and Orphan deletion of owners.
 //!
-//! Each pass lists every resource once through the API and works on the resulting owner
-//! graph, so the work per pass is linear in the number of objects.
+//! Each pass lists every resource once through the API — built-in and system kinds through
+//! the `/clusters/*` view, custom and bound resources per workspace that has them — and
+//! works on the resulting owner graph, so a pass is linear in the number of objects.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -12,15 +13,15 @@ use kube::discovery::{Discovery, Scope, verbs};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use super::runtime::{Clusters, cluster_of};
 use crate::apiserver::handlers::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
-use crate::apiserver::object::CLUSTER_ANNOTATION;
 
 const PASS_INTERVAL: Duration = Duration::from_secs(2);
 
-pub async fn run(client: Client) {
+pub async fn run(clusters: Clusters) {
     let mut failures = 0;
     loop {
-        match pass(&client).await {
+        match pass(&clusters).await {
             Ok(()) => {
                 failures = 0;
                 tokio::time::sleep(PASS_INTERVAL).await;
@@ -39,21 +40,37 @@ struct Node {
     object: DynamicObject,
 }
 
-fn cluster_of(o: &DynamicObject) -> String {
-    o.annotations().get(CLUSTER_ANNOTATION).cloned().unwrap_or_default()
-}
+/// Groups served identically in every workspace, listed once through `/clusters/*`.
+const STATIC_GROUPS: &[&str] = &[
+    "",
+    "coordination.k8s.io",
+    "rbac.authorization.k8s.io",
+    "apiextensions.k8s.io",
+    "tenancy.kcp.io",
+    "core.kcp.io",
+    "apis.kcp.io",
+];
 
-fn api_for(client: &Client, node: &Node) -> Api<DynamicObject> {
+fn api_for(clusters: &Clusters, node: &Node) -> Api<DynamicObject> {
+    let client = clusters.cluster(&cluster_of(&node.object));
     match (node.namespaced, node.object.namespace()) {
-        (true, Some(ns)) => Api::namespaced_with(client.clone(), &ns, &node.resource),
-        _ => Api::all_with(client.clone(), &node.resource),
+        (true, Some(ns)) => Api::namespaced_with(client, &ns, &node.resource),
+        _ => Api::all_with(client, &node.resource),
     }
 }
 
-async fn pass(client: &Client) -> Result<(), kube::Error> {
-    let discovery = Discovery::new(client.clone()).run().await?;
-    let mut nodes = Vec::new();
+/// Lists every deletable resource `discovery` knows whose group passes `wanted`, through
+/// `client`.
+async fn collect(
+    client: &Client,
+    discovery: &Discovery,
+    wanted: impl Fn(&str) -> bool,
+    nodes: &mut Vec<Node>,
+) -> Result<(), kube::Error> {
     for group in discovery.groups() {
+        if !wanted(group.name()) {
+            continue;
+        }
         for (resource, caps) in group.recommended_resources() {
             if !caps.supports_operation(verbs::LIST) || !caps.supports_operation(verbs::DELETE) {
                 continue;
@@ -67,6 +84,33 @@ async fn pass(client: &Client) -> Result<(), kube::Error> {
                 });
             }
         }
+    }
+    Ok(())
+}
+
+async fn pass(clusters: &Clusters) -> Result<(), kube::Error> {
+    let root = clusters.cluster(crate::tenancy::ROOT);
+    let discovery = Discovery::new(root).run().await?;
+    let mut nodes = Vec::new();
+    collect(
+        &clusters.wildcard(),
+        &discovery,
+        |g| STATIC_GROUPS.contains(&g),
+        &mut nodes,
+    )
+    .await?;
+    // Custom and bound resources differ per workspace: visit the workspaces that have any.
+    let mut extra: HashSet<String> = HashSet::new();
+    for node in &nodes {
+        let kind = node.resource.kind.as_str();
+        if kind == "CustomResourceDefinition" || (kind == "APIBinding" && node.resource.group == "apis.kcp.io") {
+            extra.insert(cluster_of(&node.object));
+        }
+    }
+    for cluster in extra {
+        let client = clusters.cluster(&cluster);
+        let discovery = Discovery::new(client.clone()).run().await?;
+        collect(&client, &discovery, |g| !STATIC_GROUPS.contains(&g), &mut nodes).await?;
     }
     let alive: HashSet<(String, String)> = nodes
         .iter()
@@ -93,7 +137,7 @@ async fn pass(client: &Client) -> Result<(), kube::Error> {
             .iter()
             .filter(|r| alive.contains(&(cluster.clone(), r.uid.clone())))
             .collect();
-        let api = api_for(client, node);
+        let api = api_for(clusters, node);
         if live.is_empty() {
             ignore_gone(api.delete(&node.object.name_any(), &DeleteParams::background()).await)?;
         } else if live.len() < refs.len() {
@@ -123,22 +167,22 @@ async fn pass(client: &Client) -> Result<(), kube::Error> {
                 let patch =
                     json!({"metadata": {"ownerReferences": kept, "resourceVersion": dep.object.resource_version()}});
                 ignore_gone(
-                    api_for(client, dep)
+                    api_for(clusters, dep)
                         .patch(&dep.object.name_any(), &PatchParams::default(), &Patch::Merge(patch))
                         .await,
                 )?;
             }
-            remove_finalizer(client, node, ORPHAN_FINALIZER).await?;
+            remove_finalizer(clusters, node, ORPHAN_FINALIZER).await?;
         } else if foreground {
             if deps.is_empty() {
-                remove_finalizer(client, node, FOREGROUND_FINALIZER).await?;
+                remove_finalizer(clusters, node, FOREGROUND_FINALIZER).await?;
                 continue;
             }
             for &d in &deps {
                 let dep = &nodes[d];
                 if dep.object.metadata.deletion_timestamp.is_none() {
                     ignore_gone(
-                        api_for(client, dep)
+                        api_for(clusters, dep)
                             .delete(&dep.object.name_any(), &DeleteParams::foreground())
                             .await,
                     )?;
@@ -149,11 +193,11 @@ async fn pass(client: &Client) -> Result<(), kube::Error> {
     Ok(())
 }
 
-async fn remove_finalizer(client: &Client, node: &Node, finalizer: &str) -> Result<(), kube::Error> {
+async fn remove_finalizer(clusters: &Clusters, node: &Node, finalizer: &str) -> Result<(), kube::Error> {
     let kept: Vec<&String> = node.object.finalizers().iter().filter(|f| *f != finalizer).collect();
     let patch = json!({"metadata": {"finalizers": kept, "resourceVersion": node.object.resource_version()}});
     ignore_gone(
-        api_for(client, node)
+        api_for(clusters, node)
             .patch(&node.object.name_any(), &PatchParams::default(), &Patch::Merge(patch))
             .await,
     )

@@ -2,9 +2,12 @@
 //! over loopback TLS with their own client certificate) and never reach into storage, so the
 //! same code runs in-process with `--all-in-one` or as a separate `hub-api controllers`.
 
+pub mod apibinding;
 pub mod crd_cleanup;
 pub mod garbage_collector;
 pub mod namespace;
+pub mod runtime;
+pub mod workspace;
 
 use std::time::Duration;
 
@@ -49,10 +52,13 @@ pub async fn run_all(config: kube::Config, mut shutdown: watch::Receiver<bool>) 
             }
         }
     };
+    let clusters = runtime::Clusters::new(client);
     let tasks = vec![
-        tokio::spawn(namespace::run(client.clone())),
-        tokio::spawn(crd_cleanup::run(client.clone())),
-        tokio::spawn(garbage_collector::run(client.clone())),
+        tokio::spawn(namespace::run(clusters.clone())),
+        tokio::spawn(crd_cleanup::run(clusters.clone())),
+        tokio::spawn(garbage_collector::run(clusters.clone())),
+        tokio::spawn(workspace::run(clusters.clone())),
+        tokio::spawn(apibinding::run(clusters.clone())),
     ];
     crate::stopped(&mut shutdown).await;
     for task in tasks {

@@ -5,46 +5,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::discovery::{Discovery, Scope, verbs};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-struct Context {
-    client: Client,
+use super::runtime::{self, Clusters, Next};
+
+pub async fn run(clusters: Clusters) {
+    runtime::run("namespace", clusters, reconcile).await;
 }
 
-#[derive(Debug, thiserror::Error)]
-enum Error {
-    #[error(transparent)]
-    Kube(#[from] kube::Error),
-}
-
-pub async fn run(client: Client) {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let context = Arc::new(Context { client });
-    Controller::new(namespaces, watcher::Config::default())
-        .run(reconcile, error_policy, context)
-        .for_each(|_| async {})
-        .await;
-}
-
-fn error_policy(_ns: Arc<Namespace>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "namespace reconcile failed");
-    Action::requeue(Duration::from_secs(2))
-}
-
-async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(ns: Arc<Namespace>, client: Client) -> Result<Next, kube::Error> {
     if ns.metadata.deletion_timestamp.is_none() {
-        return Ok(Action::await_change());
+        return Ok(Next::Done);
     }
     let name = ns.name_any();
-    let remaining = delete_content(&ctx.client, &name).await?;
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let remaining = delete_content(&client, &name).await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
     if remaining.is_empty() {
         let has_finalizer = ns
             .spec
@@ -60,7 +39,7 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Erro
                 .replace_subresource("finalize", &name, &PostParams::default(), &finalized)
                 .await?;
         }
-        return Ok(Action::await_change());
+        return Ok(Next::Done);
     }
     let message = format!("Some resources are remaining: {}", remaining.join(", "));
     let status = json!({"status": {
@@ -87,11 +66,11 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Erro
             )
             .await?;
     }
-    Ok(Action::requeue(Duration::from_secs(1)))
+    Ok(Next::After(Duration::from_secs(1)))
 }
 
 /// Deletes everything namespaced in `ns`; returns "<count> <resource>" for what remains.
-async fn delete_content(client: &Client, ns: &str) -> Result<Vec<String>, Error> {
+pub async fn delete_content(client: &Client, ns: &str) -> Result<Vec<String>, kube::Error> {
     let discovery = Discovery::new(client.clone()).run().await?;
     let mut remaining = Vec::new();
     for group in discovery.groups() {

@@ -75,7 +75,7 @@ fn typed<T: DeserializeOwned + Serialize + Send + Sync + 'static>() -> Arc<dyn S
 
 struct NamespaceStrategy;
 impl Strategy for NamespaceStrategy {
-    fn prepare_for_create(&self, obj: &mut Value) {
+    fn prepare_for_create(&self, obj: &mut Value, _env: &super::WriteEnv) {
         // Every namespace carries the `kubernetes` finalizer so that the namespace
         // controller can empty it before it goes away.
         obj["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -132,7 +132,7 @@ impl SecretStrategy {
     }
 }
 impl Strategy for SecretStrategy {
-    fn prepare_for_create(&self, obj: &mut Value) {
+    fn prepare_for_create(&self, obj: &mut Value, _env: &super::WriteEnv) {
         Self::fold_string_data(obj);
         if obj.get("type").is_none_or(Value::is_null) {
             obj["type"] = "Opaque".into();
@@ -346,6 +346,7 @@ fn kind(
         group: group.into(),
         version: version.into(),
         resource: resource.into(),
+        storage_resource: resource.into(),
         singular: kind.to_lowercase(),
         kind: kind.into(),
         list_kind: format!("{kind}List"),
@@ -595,7 +596,18 @@ mod tests {
     #[test]
     fn secret_string_data_is_folded_into_data() {
         let mut s = json!({"metadata": {"name": "s"}, "stringData": {"user": "admin"}});
-        SecretStrategy.prepare_for_create(&mut s);
+        let user = crate::auth::User {
+            name: "u".into(),
+            groups: vec![],
+            uid: String::new(),
+        };
+        let env = super::super::WriteEnv {
+            cluster: "root",
+            path: "root",
+            external_url: "",
+            user: &user,
+        };
+        SecretStrategy.prepare_for_create(&mut s, &env);
         assert_eq!(s["data"]["user"], "YWRtaW4=");
         assert_eq!(s["type"], "Opaque");
         assert!(s.get("stringData").is_none());

@@ -87,6 +87,7 @@ impl CrdKinds {
                 group: group.clone(),
                 version: name,
                 resource: plural.clone(),
+                storage_resource: plural.clone(),
                 singular: singular.clone(),
                 kind: kind.clone(),
                 list_kind: list_kind.clone(),
@@ -166,7 +167,7 @@ impl CrdStrategy {
 }
 
 impl Strategy for CrdStrategy {
-    fn prepare_for_create(&self, obj: &mut Value) {
+    fn prepare_for_create(&self, obj: &mut Value, _env: &super::WriteEnv) {
         Self::set_status(obj);
         if let Some(meta) = obj["metadata"].as_object_mut() {
             let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));

@@ -63,10 +63,21 @@ impl PrinterColumn {
     }
 }
 
+/// What a create hook may need to know about where the object is being written.
+pub struct WriteEnv<'a> {
+    /// The logical cluster.
+    pub cluster: &'a str,
+    /// Its workspace path, e.g. `root:acme`.
+    pub path: &'a str,
+    /// The hub's external URL, e.g. `https://hub.example.com:6443`.
+    pub external_url: &'a str,
+    pub user: &'a crate::auth::User,
+}
+
 /// Per-kind behaviour that is not plain data. Every hook has a do-nothing default.
 pub trait Strategy: Send + Sync {
     /// Fills in defaults and server-owned fields of a new object.
-    fn prepare_for_create(&self, _obj: &mut Value) {}
+    fn prepare_for_create(&self, _obj: &mut Value, _env: &WriteEnv) {}
     /// Carries over what a client may not change on update (besides the generic fields).
     fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
     /// Kind-specific validation (metadata is validated generically).
@@ -96,8 +107,11 @@ impl Strategy for NoHooks {}
 pub struct ResourceKind {
     pub group: String,
     pub version: String,
-    /// Plural lowercase name used in URLs and storage keys.
+    /// Plural lowercase name used in URLs.
     pub resource: String,
+    /// The resource part of storage keys: the plural, or `<plural>:<identity>` for resources
+    /// bound from an APIExport, so two exports of one group/resource never share objects.
+    pub storage_resource: String,
     pub singular: String,
     pub kind: String,
     pub list_kind: String,
@@ -131,7 +145,7 @@ impl ResourceKind {
     /// The storage key prefix of this resource across all logical clusters.
     pub fn storage_prefix(&self) -> String {
         let group = if self.group.is_empty() { "core" } else { &self.group };
-        format!("/{group}/{}/", self.resource)
+        format!("/{group}/{}/", self.storage_resource)
     }
 
     pub fn verbs(&self) -> Vec<&'static str> {
@@ -157,14 +171,22 @@ pub struct Catalog {
     cache: Arc<Cache>,
     /// CRD-derived kinds keyed by (cluster, CRD name), valid for one CRD revision.
     crds: Mutex<HashMap<CrdKey, (u64, Arc<crd::CrdKinds>)>>,
+    /// Kinds decoded from APIResourceSchemas keyed by (schema key, identity), valid for one
+    /// schema revision.
+    schemas: Mutex<HashMap<CrdKey, (u64, Vec<Arc<ResourceKind>>)>>,
 }
 
 impl Catalog {
     pub fn new(cache: Arc<Cache>) -> Catalog {
         Catalog {
-            builtins: builtin::kinds(),
+            builtins: {
+                let mut kinds = builtin::kinds();
+                kinds.extend(crate::tenancy::system_kinds());
+                kinds
+            },
             cache,
             crds: Mutex::new(HashMap::new()),
+            schemas: Mutex::new(HashMap::new()),
         }
     }
 
@@ -188,8 +210,14 @@ impl Catalog {
         if group.is_empty() {
             return None;
         }
-        let crd = self.crd(cluster, &format!("{resource}.{group}"))?;
-        crd.served.iter().find(|k| k.version == version).cloned()
+        if let Some(crd) = self.crd(cluster, &format!("{resource}.{group}"))
+            && let Some(kind) = crd.served.iter().find(|k| k.version == version)
+        {
+            return Some(kind.clone());
+        }
+        self.bound_kinds(cluster)
+            .into_iter()
+            .find(|k| k.group == group && k.version == version && k.resource == resource)
     }
 
     /// Every kind served in `cluster`: built-ins, then custom resources (all served versions).
@@ -197,6 +225,104 @@ impl Catalog {
         let mut kinds = self.builtins.clone();
         for crd in self.crds(cluster) {
             kinds.extend(crd.served.iter().cloned());
+        }
+        for bound in self.bound_kinds(cluster) {
+            // A local CRD of the same group/resource wins; the binding reports the conflict.
+            if !kinds
+                .iter()
+                .any(|k| k.group == bound.group && k.resource == bound.resource)
+            {
+                kinds.push(bound);
+            }
+        }
+        kinds
+    }
+
+    /// The kind served at a path in the wildcard view (`/clusters/*`): a built-in or system
+    /// kind, or a resource offered by exactly one APIExport (or named `<resource>:<identity>`).
+    pub fn lookup_wildcard(&self, group: &str, version: &str, resource: &str) -> Option<Arc<ResourceKind>> {
+        if let Some(kind) = self
+            .builtins
+            .iter()
+            .find(|k| k.group == group && k.version == version && k.resource == resource)
+        {
+            return Some(kind.clone());
+        }
+        let (resource, wanted_identity) = match resource.split_once(':') {
+            Some((r, id)) => (r, Some(id)),
+            None => (resource, None),
+        };
+        let (exports, _, _) = self.cache.list("/apis.kcp.io/apiexports/", None, 0, |_| true);
+        let mut found: Vec<Arc<ResourceKind>> = Vec::new();
+        for export in exports {
+            let identity = export.value["status"]["identityHash"].as_str().unwrap_or_default();
+            if identity.is_empty() || wanted_identity.is_some_and(|w| w != identity) {
+                continue;
+            }
+            let cluster = export.value["metadata"]["annotations"][crate::apiserver::object::CLUSTER_ANNOTATION]
+                .as_str()
+                .unwrap_or_default();
+            for schema in export.value["spec"]["latestResourceSchemas"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let Some(schema) = schema.as_str() else { continue };
+                let key = format!("/apis.kcp.io/apiresourceschemas/{cluster}/{schema}");
+                let Some(object) = self.cache.get(&key) else { continue };
+                if object.value["spec"]["group"] != group || object.value["spec"]["names"]["plural"] != resource {
+                    continue;
+                }
+                found.extend(
+                    self.schema_kinds(key, &object, identity)
+                        .into_iter()
+                        .filter(|k| k.version == version),
+                );
+            }
+        }
+        // Two exports of the same resource are ambiguous without an identity.
+        if found.len() == 1 { found.pop() } else { None }
+    }
+
+    /// Kinds of an APIResourceSchema under an identity, memoised per schema revision.
+    fn schema_kinds(
+        &self,
+        key: String,
+        object: &crate::storage::cache::Object,
+        identity: &str,
+    ) -> Vec<Arc<ResourceKind>> {
+        let memo_key = (key, identity.to_string());
+        let mut memo = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((revision, decoded)) = memo.get(&memo_key)
+            && *revision == object.mod_revision
+        {
+            return decoded.clone();
+        }
+        let decoded = crate::tenancy::kinds_from_schema(&object.value, identity);
+        memo.insert(memo_key, (object.mod_revision, decoded.clone()));
+        decoded
+    }
+
+    /// Kinds bound into `cluster` by its Bound APIBindings.
+    pub fn bound_kinds(&self, cluster: &str) -> Vec<Arc<ResourceKind>> {
+        let (bindings, _, _) = self
+            .cache
+            .list(&format!("/apis.kcp.io/apibindings/{cluster}/"), None, 0, |_| true);
+        let mut kinds = Vec::new();
+        for binding in bindings {
+            let status = &binding.value["status"];
+            if status["phase"] != "Bound" {
+                continue;
+            }
+            let export_cluster = status["apiExportClusterName"].as_str().unwrap_or_default();
+            for bound in status["boundResources"].as_array().into_iter().flatten() {
+                let (Some(schema), Some(identity)) = (bound["schema"].as_str(), bound["identityHash"].as_str()) else {
+                    continue;
+                };
+                let key = format!("/apis.kcp.io/apiresourceschemas/{export_cluster}/{schema}");
+                let Some(object) = self.cache.get(&key) else { continue };
+                kinds.extend(self.schema_kinds(key, &object, identity));
+            }
         }
         kinds
     }

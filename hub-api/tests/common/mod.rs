@@ -13,6 +13,8 @@ pub struct TestHub {
     pub port: u16,
     child: Option<Child>,
     all_in_one: bool,
+    /// Extra arguments passed to `hub-api start` (e.g. `--watch-cache-events 5`).
+    extra_args: Vec<String>,
 }
 
 impl TestHub {
@@ -22,6 +24,11 @@ impl TestHub {
     }
 
     pub fn start_with(all_in_one: bool) -> TestHub {
+        Self::start_with_args(all_in_one, &[])
+    }
+
+    /// Starts a hub with extra `hub-api start` arguments, kept across restarts.
+    pub fn start_with_args(all_in_one: bool, extra_args: &[&str]) -> TestHub {
         let dir = std::env::temp_dir().join(format!("faros-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut hub = TestHub {
@@ -29,6 +36,7 @@ impl TestHub {
             port: 0,
             child: None,
             all_in_one,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         hub.spawn();
         hub
@@ -47,6 +55,7 @@ impl TestHub {
         if self.all_in_one {
             cmd.arg("--all-in-one");
         }
+        cmd.args(&self.extra_args);
         let mut child = cmd.spawn().expect("spawn hub-api");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
@@ -140,6 +149,39 @@ impl TestHub {
         .unwrap();
         kube::Client::try_from(config).unwrap()
     }
+
+    /// A client that trusts the hub's CA but presents no credential at all.
+    pub async fn anonymous_client(&self) -> kube::Client {
+        let mut config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        config.auth_info = kube::config::AuthInfo::default();
+        kube::Client::try_from(config).unwrap()
+    }
+}
+
+/// Creates the Widget CRD from `config/samples/widget-crd.yaml` through the API and waits
+/// until it is Established.
+pub async fn install_widget_crd(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let text = std::fs::read_to_string(sample("widget-crd.yaml")).unwrap();
+    let crd: CustomResourceDefinition = serde_norway::from_str(&text).unwrap();
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    api.create(&Default::default(), &crd)
+        .await
+        .expect("create the Widget CRD");
+    let established = kube::runtime::wait::await_condition(
+        api,
+        "widgets.example.faros.sh",
+        kube::runtime::wait::conditions::is_crd_established(),
+    );
+    tokio::time::timeout(Duration::from_secs(30), established)
+        .await
+        .expect("the Widget CRD became Established in time")
+        .unwrap();
 }
 
 impl Drop for TestHub {

@@ -1,0 +1,171 @@
+//! The edge API, `edge.faros.sh/v1alpha1`: `Registration` (how devices join a namespace) and
+//! `Agent` (one device: desired state in spec, observed state in status).
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Condition;
+
+/// Default heartbeat interval of an agent, in seconds.
+pub const DEFAULT_HEARTBEAT_INTERVAL_SECONDS: i64 = 10;
+/// The label every object the registration controller creates carries.
+pub const REGISTRATION_LABEL: &str = "edge.faros.sh/registration";
+/// The label naming the agent a per-agent credential belongs to.
+pub const AGENT_LABEL: &str = "edge.faros.sh/agent";
+/// Prefix of the Lease an agent renews as its heartbeat (`agent-<name>`).
+pub const LEASE_PREFIX: &str = "agent-";
+
+/// Admits agents into this namespace. The hub backs it with a ServiceAccount, a Role that
+/// allows only registration, a RoleBinding and a token Secret, all owned by it: deleting the
+/// Registration revokes its token at once.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "edge.faros.sh",
+    version = "v1alpha1",
+    kind = "Registration",
+    plural = "registrations",
+    shortname = "reg",
+    namespaced,
+    status = "RegistrationStatus",
+    category = "faros",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Agents","type":"string","jsonPath":".spec.agentNames"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".spec.expirationTime"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationSpec {
+    /// Names of the agents this registration admits; empty admits any name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_names: Vec<String>,
+    /// After this time (RFC 3339) the registration admits no new agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_time: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The Secret holding the registration token (never the token itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<LocalObjectReference>,
+    /// The ServiceAccount registering agents act as.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_account_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LocalObjectReference {
+    pub name: String,
+}
+
+/// One edge device. `spec` is what the device should be; `status` is what it reports.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "edge.faros.sh",
+    version = "v1alpha1",
+    kind = "Agent",
+    plural = "agents",
+    shortname = "ag",
+    namespaced,
+    status = "AgentStatus",
+    category = "faros",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.device.agentVersion"}"#,
+    printcolumn = r#"{"name":"Last Heartbeat","type":"date","jsonPath":".status.lastHeartbeatTime"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Hostname","type":"string","jsonPath":".status.device.hostname","priority":1}"#,
+    printcolumn = r#"{"name":"OS","type":"string","jsonPath":".status.device.os","priority":1}"#,
+    printcolumn = r#"{"name":"Arch","type":"string","jsonPath":".status.device.architecture","priority":1}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpec {
+    /// How often the agent renews its heartbeat, in seconds (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub heartbeat_interval_seconds: Option<i64>,
+    /// Labels the agent applies to itself and reports back in status.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Configuration the agent applies and reports back in status.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// A paused agent keeps heartbeating but applies no spec changes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+}
+
+impl AgentSpec {
+    pub fn heartbeat_interval(&self) -> std::time::Duration {
+        let seconds = self
+            .heartbeat_interval_seconds
+            .unwrap_or(DEFAULT_HEARTBEAT_INTERVAL_SECONDS)
+            .clamp(1, 3600);
+        std::time::Duration::from_secs(seconds as u64)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    /// `Ready` (with reason and message) and others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// When the agent last reported (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_time: Option<String>,
+    /// The spec generation the agent last applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Facts about the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceInfo>,
+    /// The labels the agent applied.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The configuration the agent applied.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Whether the agent is currently paused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// The effective heartbeat interval, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval_seconds: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceInfo {
+    #[serde(default)]
+    pub hostname: String,
+    /// Operating system family, e.g. `linux`.
+    #[serde(default)]
+    pub os: String,
+    /// Distribution name and version, e.g. `Debian GNU/Linux 12 (bookworm)`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub os_image: String,
+    #[serde(default)]
+    pub kernel_version: String,
+    /// CPU architecture, e.g. `x86_64`, `aarch64`.
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub cpus: i64,
+    #[serde(default)]
+    pub memory_bytes: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub agent_version: String,
+    /// When the device booted (RFC 3339).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub boot_time: String,
+}

@@ -1,0 +1,223 @@
+//! Starting and stopping the hub under test, and reading its memory use.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long the hub may take to print its "serving on" line.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct HubProcess {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub pid: u32,
+    child: Option<Child>,
+    keep_dir: bool,
+}
+
+/// When the hub became usable, measured from just before the process was spawned.
+#[derive(Debug, Clone, Copy)]
+pub struct Startup {
+    /// Spawn → the "serving on" line on stdout.
+    pub to_line: Duration,
+    /// Spawn → `/readyz` answering 200 with the admin kubeconfig's credentials.
+    pub to_ready: Duration,
+}
+
+pub struct SpawnOptions<'a> {
+    pub binary: &'a Path,
+    pub all_in_one: bool,
+    pub log_level: &'a str,
+    pub keep_dir: bool,
+}
+
+impl HubProcess {
+    /// Spawns the hub on a free port with a fresh data directory and waits until `/readyz`
+    /// answers through the admin kubeconfig.
+    pub async fn start(opts: &SpawnOptions<'_>) -> anyhow::Result<(HubProcess, Startup, kube::Client)> {
+        let dir = std::env::temp_dir().join(format!("faros-bench-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let log = std::fs::File::create(dir.join("hub.log")).context("creating the hub log")?;
+
+        let mut cmd = Command::new(opts.binary);
+        cmd.arg("start")
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--secure-port")
+            .arg("0")
+            .env("RUST_LOG", opts.log_level)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        if opts.all_in_one {
+            cmd.arg("--all-in-one");
+        }
+
+        let spawned = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawning {}", opts.binary.display()))?;
+        let pid = child.id().context("the hub exited at once")?;
+        let mut hub = HubProcess {
+            dir,
+            port: 0,
+            pid,
+            child: None,
+            keep_dir: opts.keep_dir,
+        };
+        let stdout = child.stdout.take().context("no stdout pipe")?;
+        hub.child = Some(child);
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(START_TIMEOUT, async {
+            loop {
+                match lines.next_line().await? {
+                    Some(line) if line.contains("serving on") => return anyhow::Ok(line),
+                    Some(_) => continue,
+                    None => bail!("hub-api exited before serving; see {}", hub.log_path().display()),
+                }
+            }
+        })
+        .await
+        .context("hub-api did not print its serving line in time")??;
+        let to_line = spawned.elapsed();
+        // Keep draining stdout so the hub never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        hub.port = parse_port(&line).with_context(|| format!("no port in {line:?}"))?;
+
+        let client = hub.admin_client().await?;
+        let deadline = spawned + START_TIMEOUT;
+        loop {
+            let request = http::Request::get("/readyz").body(Vec::new())?;
+            match client.request_text(request).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() > deadline => return Err(e).context("/readyz never answered 200"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+            }
+        }
+        let to_ready = spawned.elapsed();
+        Ok((hub, Startup { to_line, to_ready }, client))
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("admin.kubeconfig")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("hub.log")
+    }
+
+    pub async fn config(&self) -> anyhow::Result<kube::Config> {
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(self.kubeconfig()).context("reading the admin kubeconfig")?;
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .context("loading the admin kubeconfig")
+    }
+
+    pub async fn admin_client(&self) -> anyhow::Result<kube::Client> {
+        Ok(kube::Client::try_from(self.config().await?)?)
+    }
+
+    /// Resident set size and its peak, from /proc/PID/status.
+    pub fn memory(&self) -> anyhow::Result<Memory> {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).context("reading /proc/PID/status")?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kb| kb.parse().ok())
+                .with_context(|| format!("no {name} in /proc/{}/status", self.pid))
+        };
+        Ok(Memory {
+            rss_kib: field("VmRSS:")?,
+            hwm_kib: field("VmHWM:")?,
+            threads: field("Threads:")?,
+        })
+    }
+
+    /// Total size of the database files (hub.db and its WAL).
+    pub fn db_bytes(&self) -> u64 {
+        ["hub.db", "hub.db-wal", "hub.db-shm"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(self.dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// SIGTERM, then wait for exit; returns how long the graceful stop took.
+    pub async fn stop(&mut self) -> anyhow::Result<Option<Duration>> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(None);
+        };
+        let began = Instant::now();
+        let signalled = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .await
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if signalled && let Ok(status) = tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+            status?;
+            return Ok(Some(began.elapsed()));
+        }
+        child.kill().await?;
+        Ok(None)
+    }
+
+    /// Warning and error lines the hub logged.
+    pub fn log_findings(&self) -> Vec<String> {
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("panicked"))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        if !self.keep_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+    pub threads: u64,
+}
+
+/// The port in `hub-api serving on https://127.0.0.1:PORT; admin kubeconfig: ...`.
+pub fn parse_port(line: &str) -> Option<u16> {
+    let url = line.split_whitespace().find(|w| w.starts_with("https://"))?;
+    url.trim_end_matches(';').rsplit(':').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_port;
+
+    #[test]
+    fn port_from_serving_line() {
+        assert_eq!(
+            parse_port("hub-api serving on https://127.0.0.1:40123; admin kubeconfig: /tmp/x/admin.kubeconfig"),
+            Some(40123)
+        );
+        assert_eq!(parse_port("hub-api serving on https://[::1]:6443; admin"), Some(6443));
+        assert_eq!(parse_port("nothing here"), None);
+    }
+}

@@ -1,0 +1,237 @@
+//! Objects the hub creates at start-up, through its own API (so they are defaulted and
+//! validated like anything a client creates): the root logical cluster and its namespaces,
+//! the built-in WorkspaceTypes, and the `root:faros-system` workspace exporting the edge API.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use kube::CustomResourceExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::apiserver::Hub;
+use crate::auth::PeerIdentity;
+use crate::tenancy::{self, LOGICAL_CLUSTER_NAME, ROOT};
+
+/// The logical cluster (and workspace name under root) that exports the edge API.
+pub const SYSTEM_CLUSTER: &str = "faros-system";
+/// The workspace path of the edge API export.
+pub const SYSTEM_PATH: &str = "root:faros-system";
+/// The APIExport of the edge API.
+pub const EDGE_EXPORT: &str = "edge.faros.sh";
+
+/// Sends one request through the hub's own router as the hub itself.
+async fn call(hub: &Arc<Hub>, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<(StatusCode, Value)> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::CONTENT_TYPE, "application/json");
+    if let Some(ext) = request.extensions_mut() {
+        ext.insert(PeerIdentity(Some((
+            "system:faros-bootstrap".into(),
+            vec!["system:masters".into()],
+        ))));
+    }
+    let body = match body {
+        Some(v) => Body::from(serde_json::to_vec(v)?),
+        None => Body::empty(),
+    };
+    let response = crate::apiserver::router(hub.clone())
+        .oneshot(request.body(body)?)
+        .await?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok((status, value))
+}
+
+/// Creates `object` at `collection` unless it exists; errors on anything but 201/409.
+async fn ensure(hub: &Arc<Hub>, collection: &str, object: Value) -> anyhow::Result<()> {
+    let (status, body) = call(hub, Method::POST, collection, Some(&object)).await?;
+    match status {
+        StatusCode::CREATED | StatusCode::CONFLICT => Ok(()),
+        other => anyhow::bail!(
+            "bootstrap: creating {} in {collection} failed ({other}): {}",
+            object["metadata"]["name"],
+            body["message"]
+        ),
+    }
+}
+
+/// Creates `object` or, when it exists with other content, replaces its spec.
+async fn ensure_spec(hub: &Arc<Hub>, collection: &str, object: Value) -> anyhow::Result<()> {
+    let (status, body) = call(hub, Method::POST, collection, Some(&object)).await?;
+    match status {
+        StatusCode::CREATED => Ok(()),
+        StatusCode::CONFLICT => {
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            let patch = json!({"spec": object["spec"]});
+            let uri = format!("{collection}/{name}");
+            let mut request = Request::builder()
+                .method(Method::PATCH)
+                .uri(&uri)
+                .header(http::header::CONTENT_TYPE, "application/merge-patch+json");
+            if let Some(ext) = request.extensions_mut() {
+                ext.insert(PeerIdentity(Some((
+                    "system:faros-bootstrap".into(),
+                    vec!["system:masters".into()],
+                ))));
+            }
+            let response = crate::apiserver::router(hub.clone())
+                .oneshot(request.body(Body::from(serde_json::to_vec(&patch)?))?)
+                .await?;
+            if response.status().is_success() {
+                Ok(())
+            } else {
+                anyhow::bail!("bootstrap: updating {uri} failed ({})", response.status())
+            }
+        }
+        other => anyhow::bail!(
+            "bootstrap: creating in {collection} failed ({other}): {}",
+            body["message"]
+        ),
+    }
+}
+
+pub async fn run(hub: &Arc<Hub>) -> anyhow::Result<()> {
+    ensure(
+        hub,
+        "/apis/core.kcp.io/v1alpha1/logicalclusters",
+        json!({
+            "apiVersion": "core.kcp.io/v1alpha1", "kind": "LogicalCluster",
+            "metadata": {"name": LOGICAL_CLUSTER_NAME, "annotations": {faros_api::tenancy::PATH_ANNOTATION: ROOT}},
+            "spec": {},
+        }),
+    )
+    .await?;
+    for ns in ["default", "kube-system", "kube-public"] {
+        ensure(
+            hub,
+            "/api/v1/namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?;
+    }
+    let types = [
+        (
+            "root",
+            json!({"defaultChildWorkspaceType": {"name": "universal", "path": ROOT}}),
+        ),
+        (
+            "universal",
+            json!({"defaultChildWorkspaceType": {"name": "universal", "path": ROOT}}),
+        ),
+        (
+            "faros",
+            json!({
+                "defaultChildWorkspaceType": {"name": "faros", "path": ROOT},
+                "defaultAPIBindings": [{"path": SYSTEM_PATH, "export": EDGE_EXPORT}],
+            }),
+        ),
+    ];
+    for (name, spec) in types {
+        ensure_spec(
+            hub,
+            "/apis/tenancy.kcp.io/v1alpha1/workspacetypes",
+            json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "WorkspaceType", "metadata": {"name": name}, "spec": spec}),
+        )
+        .await?;
+    }
+    ensure(
+        hub,
+        "/apis/tenancy.kcp.io/v1alpha1/workspaces",
+        json!({
+            "apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
+            "metadata": {"name": SYSTEM_CLUSTER},
+            "spec": {"cluster": SYSTEM_CLUSTER, "type": {"name": "universal", "path": ROOT}},
+        }),
+    )
+    .await?;
+    export_edge_api(hub).await
+}
+
+/// APIResourceSchemas for the edge kinds and the APIExport offering them.
+async fn export_edge_api(hub: &Arc<Hub>) -> anyhow::Result<()> {
+    let base = format!("/clusters/{SYSTEM_PATH}");
+    let mut schema_names = Vec::new();
+    for crd in [
+        tenancy::crd_json(faros_api::edge::Agent::crd()),
+        tenancy::crd_json(faros_api::edge::Registration::crd()),
+    ] {
+        let schema = resource_schema(&crd);
+        schema_names.push(schema["metadata"]["name"].clone());
+        ensure(
+            hub,
+            &format!("{base}/apis/apis.kcp.io/v1alpha1/apiresourceschemas"),
+            schema,
+        )
+        .await?;
+    }
+    ensure_spec(
+        hub,
+        &format!("{base}/apis/apis.kcp.io/v1alpha1/apiexports"),
+        json!({
+            "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIExport",
+            "metadata": {"name": EDGE_EXPORT},
+            "spec": {
+                "latestResourceSchemas": schema_names,
+                // The edge controllers manage registration credentials and heartbeats in
+                // binding workspaces.
+                "permissionClaims": [
+                    {"group": "", "resource": "serviceaccounts"},
+                    {"group": "", "resource": "secrets"},
+                    {"group": "rbac.authorization.k8s.io", "resource": "roles"},
+                    {"group": "rbac.authorization.k8s.io", "resource": "rolebindings"},
+                    {"group": "coordination.k8s.io", "resource": "leases"},
+                ],
+            },
+        }),
+    )
+    .await
+}
+
+/// An APIResourceSchema from a CRD. The name carries a hash of the definition, since
+/// schemas are immutable: a changed definition is a new schema the export then points to.
+pub fn resource_schema(crd: &Value) -> Value {
+    let spec = &crd["spec"];
+    let versions: Vec<Value> = spec["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let mut out = json!({
+                "name": v["name"], "served": v["served"], "storage": v["storage"],
+                "schema": v["schema"]["openAPIV3Schema"],
+            });
+            if !v["subresources"].is_null() {
+                out["subresources"] = v["subresources"].clone();
+            }
+            if !v["additionalPrinterColumns"].is_null() {
+                out["additionalPrinterColumns"] = v["additionalPrinterColumns"].clone();
+            }
+            out
+        })
+        .collect();
+    let schema_spec =
+        json!({"group": spec["group"], "names": spec["names"], "scope": spec["scope"], "versions": versions});
+    let digest = fnv1a(serde_json::to_string(&schema_spec).unwrap_or_default().as_bytes());
+    let name = format!(
+        "v{:08x}.{}.{}",
+        digest as u32,
+        spec["names"]["plural"].as_str().unwrap_or_default(),
+        spec["group"].as_str().unwrap_or_default()
+    );
+    json!({"apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIResourceSchema", "metadata": {"name": name}, "spec": schema_spec})
+}
+
+/// A stable 64-bit hash (FNV-1a): schema names must not change between builds.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    hash
+}

@@ -1,0 +1,198 @@
+//! APIBindings: resolve the referenced APIExport, check its schemas against what the
+//! binding workspace already serves, and record the bound resources (with the export's
+//! identity) in status. The hub's catalog serves a workspace's bound resources from that
+//! status, so a conflicting binding is reported, never silently shadowing a local CRD.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use faros_api::apis::{APIBinding, APIExport, APIResourceSchema, BoundResource};
+use faros_api::{Condition, conditions};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::runtime::{self, Clusters, Next, cluster_of};
+use crate::apiserver::object::now_rfc3339;
+
+pub async fn run(clusters: Clusters) {
+    let all = clusters.clone();
+    runtime::run(
+        "apibinding",
+        clusters,
+        move |binding: Arc<APIBinding>, client: Client| {
+            let clusters = all.clone();
+            async move { reconcile(binding, client, clusters).await }
+        },
+    )
+    .await;
+}
+
+enum Outcome {
+    Bound {
+        export_cluster: String,
+        resources: Vec<BoundResource>,
+        claims: Vec<faros_api::apis::PermissionClaim>,
+    },
+    /// Not (yet) bindable: the failing condition's type, reason and message.
+    Waiting(&'static str, &'static str, String),
+}
+
+async fn reconcile(binding: Arc<APIBinding>, client: Client, clusters: Clusters) -> Result<Next, kube::Error> {
+    if binding.metadata.deletion_timestamp.is_some() {
+        return Ok(Next::Done);
+    }
+    let outcome = evaluate(&binding, &client, &clusters).await?;
+    let mut list = binding
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let now = now_rfc3339();
+    let mut status = binding.status.clone().unwrap_or_default();
+    let retry = match outcome {
+        Outcome::Bound {
+            export_cluster,
+            resources,
+            claims,
+        } => {
+            conditions::set_condition(&mut list, Condition::new("APIExportValid", true, "Valid", ""), &now);
+            conditions::set_condition(
+                &mut list,
+                Condition::new("InitialBindingCompleted", true, "Bound", ""),
+                &now,
+            );
+            conditions::set_condition(&mut list, Condition::new("Ready", true, "Bound", ""), &now);
+            status.phase = "Bound".into();
+            status.api_export_cluster_name = export_cluster;
+            status.bound_resources = resources;
+            status.export_permission_claims = claims;
+            None
+        }
+        Outcome::Waiting(condition, reason, message) => {
+            if condition == "APIExportValid" {
+                conditions::set_condition(
+                    &mut list,
+                    Condition::new("APIExportValid", false, reason, &message),
+                    &now,
+                );
+            } else {
+                conditions::set_condition(&mut list, Condition::new("APIExportValid", true, "Valid", ""), &now);
+            }
+            conditions::set_condition(
+                &mut list,
+                Condition::new("InitialBindingCompleted", false, reason, &message),
+                &now,
+            );
+            conditions::set_condition(&mut list, Condition::new("Ready", false, reason, &message), &now);
+            if status.phase != "Bound" {
+                status.phase = "Binding".into();
+            }
+            Some(Duration::from_secs(2))
+        }
+    };
+    status.conditions = list;
+    if Some(&status) != binding.status.as_ref() {
+        let api: Api<APIBinding> = Api::all(client);
+        api.patch_status(
+            &binding.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await?;
+    }
+    Ok(retry.map(Next::After).unwrap_or(Next::Done))
+}
+
+async fn evaluate(binding: &APIBinding, client: &Client, clusters: &Clusters) -> Result<Outcome, kube::Error> {
+    let reference = &binding.spec.reference.export;
+    let own_cluster = cluster_of(binding);
+    let export_location = if reference.path.is_empty() {
+        own_cluster.clone()
+    } else {
+        reference.path.clone()
+    };
+    let exports: Api<APIExport> = Api::all(clusters.cluster(&export_location));
+    let export = match exports.get_opt(&reference.name).await {
+        Ok(Some(export)) => export,
+        Ok(None) | Err(kube::Error::Api(_)) => {
+            return Ok(Outcome::Waiting(
+                "APIExportValid",
+                "APIExportNotFound",
+                format!("APIExport {export_location}:{} not found", reference.name),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let identity = export
+        .status
+        .as_ref()
+        .map(|s| s.identity_hash.clone())
+        .unwrap_or_default();
+    if identity.is_empty() {
+        return Ok(Outcome::Waiting(
+            "APIExportValid",
+            "MissingIdentityHash",
+            "the APIExport has no identity yet".into(),
+        ));
+    }
+    let export_cluster = cluster_of(&export);
+    let schemas: Api<APIResourceSchema> = Api::all(clusters.cluster(&export_cluster));
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let others: Api<APIBinding> = Api::all(client.clone());
+    let other_bindings = others.list(&ListParams::default()).await?.items;
+    let mut resources = Vec::new();
+    for name in &export.spec.latest_resource_schemas {
+        let Some(schema) = schemas.get_opt(name).await? else {
+            return Ok(Outcome::Waiting(
+                "APIExportValid",
+                "APIResourceSchemaNotFound",
+                format!("APIResourceSchema {name} not found in the export's workspace"),
+            ));
+        };
+        let group = schema.spec.group.clone();
+        let plural = schema.spec.names.plural.clone();
+        if crds.get_opt(&format!("{plural}.{group}")).await?.is_some() {
+            return Ok(Outcome::Waiting(
+                "InitialBindingCompleted",
+                "NamingConflicts",
+                format!("a CustomResourceDefinition {plural}.{group} already exists in this workspace"),
+            ));
+        }
+        let clash = other_bindings.iter().any(|b| {
+            b.name_any() != binding.name_any()
+                && b.status.as_ref().is_some_and(|s| {
+                    s.bound_resources
+                        .iter()
+                        .any(|r| r.group == group && r.resource == plural && r.identity_hash != identity)
+                })
+        });
+        if clash {
+            return Ok(Outcome::Waiting(
+                "InitialBindingCompleted",
+                "NamingConflicts",
+                format!("{plural}.{group} is already bound from another APIExport"),
+            ));
+        }
+        resources.push(BoundResource {
+            group,
+            resource: plural,
+            schema: name.clone(),
+            identity_hash: identity.clone(),
+            storage_versions: schema
+                .spec
+                .versions
+                .iter()
+                .filter(|v| v.storage)
+                .map(|v| v.name.clone())
+                .collect(),
+        });
+    }
+    let claims = export.spec.permission_claims.clone();
+    Ok(Outcome::Bound {
+        export_cluster,
+        resources,
+        claims,
+    })
+}

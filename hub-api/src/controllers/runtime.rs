@@ -1,0 +1,270 @@
+//! What multi-workspace controllers are built on.
+//!
+//! [`Clusters`] turns one kube-rs client into clients scoped to a logical cluster (or to the
+//! `*` wildcard view) by prefixing request paths with `/clusters/<name>`, sharing one
+//! connection pool. [`run`] is a small controller loop keyed by (cluster, namespace, name):
+//! kube-runtime's Controller keys objects by namespace and name only, which would merge
+//! same-named objects of different workspaces.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use http::{Request, Response, Uri};
+use kube::api::Api;
+use kube::client::Body;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use crate::apiserver::object::CLUSTER_ANNOTATION;
+
+/// Prefixes every request path with `/clusters/<name>` before handing it to the base client.
+#[derive(Clone)]
+struct ClusterScoped {
+    base: Client,
+    prefix: Arc<str>,
+}
+
+impl tower::Service<Request<Body>> for ClusterScoped {
+    type Response = Response<Body>;
+    type Error = kube::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, kube::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let rewritten = format!("{}{path_and_query}", self.prefix);
+        match rewritten.parse::<Uri>() {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(e) => return Box::pin(async move { Err(kube::Error::Service(Box::new(e))) }),
+        }
+        let base = self.base.clone();
+        Box::pin(async move { base.send(request).await })
+    }
+}
+
+/// Clients for individual logical clusters, all sharing one connection pool.
+#[derive(Clone)]
+pub struct Clusters {
+    base: Client,
+    scoped: Arc<Mutex<HashMap<String, Client>>>,
+}
+
+impl Clusters {
+    pub fn new(base: Client) -> Clusters {
+        Clusters {
+            base,
+            scoped: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A client for the logical cluster (or workspace path) `cluster`.
+    pub fn cluster(&self, cluster: &str) -> Client {
+        let mut scoped = self.scoped.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = scoped.get(cluster) {
+            return client.clone();
+        }
+        // Bounded: clients of logical clusters that went away are dropped wholesale.
+        if scoped.len() > 4096 {
+            scoped.clear();
+        }
+        let client = Client::new(
+            ClusterScoped {
+                base: self.base.clone(),
+                prefix: Arc::from(format!("/clusters/{cluster}")),
+            },
+            "default",
+        );
+        scoped.insert(cluster.to_string(), client.clone());
+        client
+    }
+
+    /// A client for the `/clusters/*` view: list and watch across every workspace.
+    pub fn wildcard(&self) -> Client {
+        self.cluster("*")
+    }
+}
+
+/// The logical cluster an object was served from.
+pub fn cluster_of<K: Resource>(object: &K) -> String {
+    object
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CLUSTER_ANNOTATION))
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub cluster: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Key {
+    fn of<K: Resource>(object: &K) -> Key {
+        Key {
+            cluster: cluster_of(object),
+            namespace: object.meta().namespace.clone(),
+            name: object.meta().name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// What a reconcile asks for next.
+pub enum Next {
+    /// Nothing until the object changes.
+    Done,
+    /// Look again after this long even if nothing changes.
+    After(Duration),
+}
+
+struct State<K> {
+    store: HashMap<Key, Arc<K>>,
+    queued: HashSet<Key>,
+    running: HashSet<Key>,
+    /// Changed while being reconciled: run again once the current run ends.
+    dirty: HashSet<Key>,
+    failures: HashMap<Key, u32>,
+}
+
+/// Watches `K` in every workspace and reconciles each object with a client scoped to its
+/// logical cluster. Runs until the task is dropped.
+pub async fn run<K, F, Fut, E>(name: &'static str, clusters: Clusters, reconcile: F)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: Fn(Arc<K>, Client) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Next, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let state = Arc::new(Mutex::new(State::<K> {
+        store: HashMap::new(),
+        queued: HashSet::new(),
+        running: HashSet::new(),
+        dirty: HashSet::new(),
+        failures: HashMap::new(),
+    }));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Key>();
+    let enqueue = {
+        let state = state.clone();
+        let tx = tx.clone();
+        move |key: Key| {
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            if s.running.contains(&key) {
+                s.dirty.insert(key);
+            } else if s.queued.insert(key.clone()) {
+                let _ = tx.send(key);
+            }
+        }
+    };
+    let api: Api<K> = Api::all(clusters.wildcard());
+    let watch = {
+        let state = state.clone();
+        let enqueue = enqueue.clone();
+        async move {
+            let mut events = watcher::watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
+            while let Some(event) = events.next().await {
+                tracing::debug!(controller = name, ok = event.is_ok(), "watch event");
+                match event {
+                    Ok(Event::Apply(obj) | Event::InitApply(obj)) => {
+                        let key = Key::of(&obj);
+                        state
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .store
+                            .insert(key.clone(), Arc::new(obj));
+                        enqueue(key);
+                    }
+                    Ok(Event::Delete(obj)) => {
+                        let key = Key::of(&obj);
+                        state.lock().unwrap_or_else(|e| e.into_inner()).store.remove(&key);
+                    }
+                    Ok(Event::Init | Event::InitDone) => {}
+                    Err(e) => tracing::debug!(controller = name, error = %e, "watch error; retrying"),
+                }
+            }
+        }
+    };
+    tokio::spawn(watch);
+    let reconcile = Arc::new(reconcile);
+    let workers = Arc::new(tokio::sync::Semaphore::new(8));
+    while let Some(key) = rx.recv().await {
+        let object = {
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            s.queued.remove(&key);
+            match s.store.get(&key).cloned() {
+                Some(object) => {
+                    s.running.insert(key.clone());
+                    object
+                }
+                None => continue,
+            }
+        };
+        let Ok(permit) = workers.clone().acquire_owned().await else {
+            break;
+        };
+        tracing::debug!(controller = name, cluster = %key.cluster, name = %key.name, "reconciling");
+        let client = clusters.cluster(&key.cluster);
+        let reconcile = reconcile.clone();
+        let state = state.clone();
+        let enqueue = enqueue.clone();
+        tokio::spawn(async move {
+            let result = reconcile(object, client).await;
+            drop(permit);
+            let (again, delay) = {
+                let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                s.running.remove(&key);
+                let dirty = s.dirty.remove(&key);
+                match result {
+                    Ok(Next::Done) => {
+                        s.failures.remove(&key);
+                        (dirty, None)
+                    }
+                    Ok(Next::After(d)) => {
+                        s.failures.remove(&key);
+                        (true, Some(d).filter(|_| !dirty))
+                    }
+                    Err(e) => {
+                        let attempts = s.failures.entry(key.clone()).or_insert(0);
+                        *attempts += 1;
+                        tracing::warn!(controller = name, cluster = %key.cluster, name = %key.name, error = %e, "reconcile failed");
+                        let backoff = Duration::from_millis(200) * 2u32.saturating_pow((*attempts).min(6));
+                        (true, Some(backoff.min(Duration::from_secs(10))))
+                    }
+                }
+            };
+            if again {
+                match delay {
+                    Some(d) => {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(d).await;
+                            enqueue(key);
+                        });
+                    }
+                    None => enqueue(key),
+                }
+            }
+        });
+    }
+}
+
+/// The object's name, for logs and requests.
+pub fn name_of<K: Resource>(object: &K) -> String {
+    object.name_any()
+}

@@ -1,0 +1,296 @@
+//! Workspace lifecycle: Scheduling → Initializing → Ready, and deletion.
+//!
+//! Initializing creates the child's LogicalCluster object, its `default` namespace, the
+//! workspace creator's admin binding, and the APIBindings its WorkspaceType asks for; the
+//! workspace is Ready once they are bound. Deleting a Workspace deletes its child workspaces
+//! first, then everything in its logical cluster, then lets the Workspace go.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use faros_api::tenancy::{LogicalCluster, PATH_ANNOTATION, Workspace, WorkspaceType};
+use faros_api::{Condition, conditions};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::discovery::{Discovery, Scope, verbs};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::runtime::{self, Clusters, Next, cluster_of};
+use crate::apiserver::object::now_rfc3339;
+use crate::tenancy::{LOGICAL_CLUSTER_NAME, WORKSPACE_FINALIZER};
+
+pub async fn run(clusters: Clusters) {
+    let all = clusters.clone();
+    runtime::run("workspace", clusters, move |ws: Arc<Workspace>, parent: Client| {
+        let clusters = all.clone();
+        async move { reconcile(ws, parent, clusters).await }
+    })
+    .await;
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+/// The workspace path from its URL (`.../clusters/<path>`).
+fn path_of(ws: &Workspace) -> String {
+    ws.spec
+        .url
+        .rsplit_once("/clusters/")
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default()
+}
+
+async fn reconcile(ws: Arc<Workspace>, parent: Client, clusters: Clusters) -> Result<Next, kube::Error> {
+    let child_cluster = ws.spec.cluster.clone();
+    if child_cluster.is_empty() {
+        return Ok(Next::Done);
+    }
+    // Addressed by path: the path resolves as soon as the Workspace names its cluster,
+    // before the child's LogicalCluster object exists.
+    let path = path_of(&ws);
+    let child = clusters.cluster(if path.is_empty() { &child_cluster } else { &path });
+    let workspaces: Api<Workspace> = Api::all(parent.clone());
+    if ws.metadata.deletion_timestamp.is_some() {
+        if !ws.finalizers().iter().any(|f| f == WORKSPACE_FINALIZER) {
+            return Ok(Next::Done);
+        }
+        if ws.status.as_ref().is_none_or(|s| s.phase != "Terminating") {
+            let status = json!({"status": {"phase": "Terminating"}});
+            workspaces
+                .patch_status(&ws.name_any(), &PatchParams::default(), &Patch::Merge(status))
+                .await?;
+        }
+        if !purge(&child).await? {
+            return Ok(Next::After(Duration::from_millis(500)));
+        }
+        let kept: Vec<&String> = ws.finalizers().iter().filter(|f| *f != WORKSPACE_FINALIZER).collect();
+        let patch = json!({"metadata": {"finalizers": kept, "resourceVersion": ws.resource_version()}});
+        match workspaces
+            .patch(&ws.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) || is_conflict(&e) => {}
+            Err(e) => return Err(e),
+        }
+        return Ok(Next::Done);
+    }
+
+    let phase = ws.status.as_ref().map(|s| s.phase.as_str()).unwrap_or_default();
+    if phase == "Ready" {
+        return Ok(Next::Done);
+    }
+    ensure_logical_cluster(&child, &ws, &parent_cluster(&ws), &path).await?;
+    if phase != "Initializing" {
+        set_status(
+            &workspaces,
+            &ws,
+            "Initializing",
+            Condition::new("WorkspaceScheduled", true, "Scheduled", ""),
+        )
+        .await?;
+        return Ok(Next::After(Duration::from_millis(10)));
+    }
+
+    // Initializing: namespaces and the bindings of the workspace's type.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(child.clone());
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+    match namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(ns).expect("valid namespace"),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_conflict(&e) => {}
+        Err(e) => return Err(e),
+    }
+    let Some(type_ref) = ws.spec.type_.clone() else {
+        return Ok(Next::Done);
+    };
+    let type_path = if type_ref.path.is_empty() {
+        crate::tenancy::ROOT.to_string()
+    } else {
+        type_ref.path.clone()
+    };
+    let types: Api<WorkspaceType> = Api::all(clusters.cluster(&type_path));
+    let workspace_type = match types.get_opt(&type_ref.name).await? {
+        Some(t) => t,
+        None => {
+            let message = format!("WorkspaceType {}:{} does not exist", type_path, type_ref.name);
+            set_status(
+                &workspaces,
+                &ws,
+                "Initializing",
+                Condition::new("WorkspaceInitialized", false, "WorkspaceTypeNotFound", &message),
+            )
+            .await?;
+            return Ok(Next::After(Duration::from_secs(5)));
+        }
+    };
+    let bindings: Api<faros_api::apis::APIBinding> = Api::all(child.clone());
+    let mut all_bound = true;
+    for default in &workspace_type.spec.default_api_bindings {
+        let binding = json!({
+            "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIBinding",
+            "metadata": {"name": default.export},
+            "spec": {"reference": {"export": {"path": default.path, "name": default.export}}},
+        });
+        let existing = match bindings.get_opt(&default.export).await? {
+            Some(b) => b,
+            None => match bindings
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(binding).expect("valid binding"),
+                )
+                .await
+            {
+                Ok(b) => b,
+                Err(e) if is_conflict(&e) => bindings.get(&default.export).await?,
+                Err(e) => return Err(e),
+            },
+        };
+        all_bound &= existing.status.as_ref().is_some_and(|s| s.phase == "Bound");
+    }
+    if !all_bound {
+        return Ok(Next::After(Duration::from_millis(200)));
+    }
+    set_status(
+        &workspaces,
+        &ws,
+        "Ready",
+        Condition::new("WorkspaceInitialized", true, "Initialized", ""),
+    )
+    .await?;
+    let logical: Api<LogicalCluster> = Api::all(child);
+    let status = json!({"status": {"phase": "Ready", "URL": ws.spec.url}});
+    logical
+        .patch_status(LOGICAL_CLUSTER_NAME, &PatchParams::default(), &Patch::Merge(status))
+        .await?;
+    Ok(Next::Done)
+}
+
+fn parent_cluster(ws: &Workspace) -> String {
+    cluster_of(ws)
+}
+
+async fn set_status(
+    api: &Api<Workspace>,
+    ws: &Workspace,
+    phase: &str,
+    condition: Condition,
+) -> Result<(), kube::Error> {
+    let mut list = ws.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+    conditions::set_condition(&mut list, condition, &now_rfc3339());
+    let status = json!({"status": {"phase": phase, "conditions": list}});
+    api.patch_status(&ws.name_any(), &PatchParams::default(), &Patch::Merge(status))
+        .await?;
+    Ok(())
+}
+
+async fn ensure_logical_cluster(child: &Client, ws: &Workspace, parent: &str, path: &str) -> Result<(), kube::Error> {
+    let api: Api<LogicalCluster> = Api::all(child.clone());
+    if api.get_opt(LOGICAL_CLUSTER_NAME).await?.is_some() {
+        return Ok(());
+    }
+    let object = json!({
+        "apiVersion": "core.kcp.io/v1alpha1", "kind": "LogicalCluster",
+        "metadata": {"name": LOGICAL_CLUSTER_NAME, "annotations": {PATH_ANNOTATION: path}},
+        "spec": {"owner": {"cluster": parent, "name": ws.name_any(), "uid": ws.uid().unwrap_or_default()}},
+    });
+    match api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(object).expect("valid logical cluster"),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes everything in a logical cluster, children workspaces first. Returns true once
+/// nothing is left.
+async fn purge(child: &Client) -> Result<bool, kube::Error> {
+    let children: Api<Workspace> = Api::all(child.clone());
+    let remaining = children.list(&ListParams::default()).await?.items;
+    if !remaining.is_empty() {
+        for ws in remaining.iter().filter(|w| w.metadata.deletion_timestamp.is_none()) {
+            match children.delete(&ws.name_any(), &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(false);
+    }
+    let discovery = Discovery::new(child.clone()).run().await?;
+    let mut left = 0usize;
+    // Namespaced objects first, then cluster-scoped ones; the LogicalCluster itself last.
+    for pass_scope in [Scope::Namespaced, Scope::Cluster] {
+        for group in discovery.groups() {
+            for (resource, caps) in group.recommended_resources() {
+                if caps.scope != pass_scope || !caps.supports_operation(verbs::LIST) {
+                    continue;
+                }
+                let api: Api<DynamicObject> = Api::all_with(child.clone(), &resource);
+                for object in api.list(&ListParams::default()).await?.items {
+                    if resource.kind == "LogicalCluster" {
+                        continue;
+                    }
+                    left += 1;
+                    let scoped: Api<DynamicObject> = match object.namespace() {
+                        Some(ns) => Api::namespaced_with(child.clone(), &ns, &resource),
+                        None => Api::all_with(child.clone(), &resource),
+                    };
+                    force_delete(&scoped, &object, &resource.kind).await?;
+                }
+            }
+        }
+    }
+    if left > 0 {
+        return Ok(false);
+    }
+    let logical: Api<LogicalCluster> = Api::all(child.clone());
+    match logical.delete(LOGICAL_CLUSTER_NAME, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes an object regardless of finalizers: the workspace holding it is going away, so
+/// nothing is left to finalize against.
+async fn force_delete(api: &Api<DynamicObject>, object: &DynamicObject, kind: &str) -> Result<(), kube::Error> {
+    let name = object.name_any();
+    let ignore = |r: Result<(), kube::Error>| match r {
+        Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(()),
+        other => other,
+    };
+    if !object.finalizers().is_empty() {
+        let patch = json!({"metadata": {"finalizers": null}});
+        ignore(
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map(|_| ()),
+        )?;
+    }
+    if kind == "Namespace" {
+        let mut finalized = object.clone();
+        finalized.data["spec"] = json!({"finalizers": []});
+        ignore(
+            api.replace_subresource("finalize", &name, &PostParams::default(), &finalized)
+                .await
+                .map(|_| ()),
+        )?;
+    }
+    ignore(api.delete(&name, &DeleteParams::background()).await.map(|_| ()))
+}

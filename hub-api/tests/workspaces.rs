@@ -1,0 +1,208 @@
+//! Workspaces as tenants see them: isolated logical clusters with their own namespaces,
+//! CRDs and discovery; nesting and deletion of subtrees; API bindings; the wildcard view.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{TestHub, eventually, sample};
+use serde_json::Value;
+
+const V: &str = "1.32";
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// Creates a Workspace with kubectl in the workspace `parent_kubeconfig` points at and waits
+/// until it is Ready; returns a kubeconfig for the new workspace.
+fn create_workspace(hub: &TestHub, parent_kubeconfig: &PathBuf, name: &str, ws_type: &str) -> PathBuf {
+    let manifest = format!(
+        "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {{type: {{name: {ws_type}}}}}\n"
+    );
+    let out = common::kubectl_with(parent_kubeconfig, V, &["create", "-f", "-"], Some(&manifest));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut url = String::new();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let out = common::kubectl_with(parent_kubeconfig, V, &["get", "ws", name, "-o", "json"], None);
+            if !out.status.success() {
+                return false;
+            }
+            let ws = json(&String::from_utf8_lossy(&out.stdout));
+            url = ws["spec"]["URL"].as_str().unwrap_or_default().to_string();
+            ws["status"]["phase"] == "Ready"
+        }),
+        "workspace {name} never became Ready"
+    );
+    kubeconfig_for(hub, &url, name)
+}
+
+/// A copy of the admin kubeconfig pointing at `url`.
+fn kubeconfig_for(hub: &TestHub, url: &str, name: &str) -> PathBuf {
+    let admin = std::fs::read_to_string(hub.kubeconfig()).unwrap();
+    let server_line = admin.lines().find(|l| l.trim_start().starts_with("server:")).unwrap();
+    let rewritten = admin.replace(server_line, &format!("    server: \"{url}\""));
+    let path = hub.dir.join(format!("{}.kubeconfig", name.replace(':', "_")));
+    std::fs::write(&path, rewritten).unwrap();
+    path
+}
+
+fn k(kubeconfig: &PathBuf, args: &[&str]) -> std::process::Output {
+    common::kubectl_with(kubeconfig, V, args, None)
+}
+
+fn k_ok(kubeconfig: &PathBuf, args: &[&str]) -> String {
+    let out = k(kubeconfig, args);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn k_stdin(kubeconfig: &PathBuf, args: &[&str], stdin: &str) -> String {
+    let out = common::kubectl_with(kubeconfig, V, args, Some(stdin));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn tenants_are_isolated() {
+    let hub = TestHub::start();
+    let root = hub.kubeconfig();
+    let a = create_workspace(&hub, &root, "tenant-a", "universal");
+    let b = create_workspace(&hub, &root, "tenant-b", "universal");
+
+    // Each workspace starts like a fresh cluster.
+    for kc in [&a, &b] {
+        let ns = k_ok(kc, &["get", "ns", "-o", "name"]);
+        assert_eq!(ns.trim(), "namespace/default", "{ns}");
+    }
+
+    // The same names in both, without interference.
+    for (kc, value) in [(&a, "from-a"), (&b, "from-b")] {
+        k_stdin(kc, &["create", "-f", "-"], "apiVersion: v1\nkind: Namespace\nmetadata: {name: shared}\n");
+        let cm = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: shared}}\ndata: {{who: {value}}}\n");
+        k_stdin(kc, &["create", "-f", "-"], &cm);
+    }
+    let cm_a = json(&k_ok(&a, &["get", "cm", "cfg", "-n", "shared", "-o", "json"]));
+    let cm_b = json(&k_ok(&b, &["get", "cm", "cfg", "-n", "shared", "-o", "json"]));
+    assert_eq!(cm_a["data"]["who"], "from-a");
+    assert_eq!(cm_b["data"]["who"], "from-b");
+    assert_ne!(cm_a["metadata"]["uid"], cm_b["metadata"]["uid"]);
+    assert_ne!(
+        cm_a["metadata"]["annotations"]["kcp.io/cluster"],
+        cm_b["metadata"]["annotations"]["kcp.io/cluster"]
+    );
+    // Nothing of the tenants shows up in root.
+    let root_cms = k_ok(&root, &["get", "cm", "-A", "-o", "name"]);
+    assert!(!root_cms.contains("cfg"), "{root_cms}");
+
+    // A CRD in A is absent from B's discovery and OpenAPI.
+    k_ok(&a, &["create", "-f", &sample("widget-crd.yaml")]);
+    k_ok(&a, &["wait", "--for=condition=Established", "crd/widgets.example.faros.sh"]);
+    k_ok(&a, &["create", "-f", &sample("widget.yaml")]);
+    assert!(k_ok(&a, &["api-resources"]).contains("widgets"));
+    assert!(!k_ok(&b, &["api-resources"]).contains("widgets"));
+    assert!(!k(&b, &["get", "widgets"]).status.success());
+    let openapi_b = k_ok(&b, &["get", "--raw", "/clusters/root:tenant-b/openapi/v3"]);
+    assert!(!openapi_b.contains("example.faros.sh"), "{openapi_b}");
+    // The same CRD name can exist in B independently.
+    k_ok(&b, &["create", "-f", &sample("widget-crd.yaml")]);
+    k_ok(&b, &["wait", "--for=condition=Established", "crd/widgets.example.faros.sh"]);
+    assert_eq!(k_ok(&b, &["get", "widgets", "-A", "-o", "name"]).trim(), "");
+
+    // Deleting in one leaves the other alone.
+    k_ok(&a, &["delete", "cm", "cfg", "-n", "shared"]);
+    k_ok(&b, &["get", "cm", "cfg", "-n", "shared"]);
+
+    // Unknown workspaces are refused the same way as forbidden ones.
+    let unknown = kubeconfig_for(&hub, &format!("{}/clusters/root:does-not-exist", hub.url()), "unknown");
+    // (--raw with the full path: kubectl's discovery client does not print the message of a
+    // failed discovery, and a raw path replaces the server URL's path.)
+    let out = k(&unknown, &["get", "--raw", "/clusters/root:does-not-exist/api/v1/namespaces"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("workspace access not permitted"));
+    let dotted = kubeconfig_for(&hub, &format!("{}/clusters/root:tenant-a:..", hub.url()), "dotted");
+    assert!(!k(&dotted, &["get", "ns"]).status.success());
+}
+
+#[test]
+fn nested_workspaces_and_subtree_deletion() {
+    let hub = TestHub::start();
+    let root = hub.kubeconfig();
+    let top = create_workspace(&hub, &root, "org", "universal");
+    let middle = create_workspace(&hub, &top, "team", "universal");
+    let leaf = create_workspace(&hub, &middle, "plant-7", "universal");
+    k_stdin(&leaf, &["create", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\n");
+    let ws = json(&k_ok(&middle, &["get", "ws", "plant-7", "-o", "json"]));
+    assert!(ws["spec"]["URL"].as_str().unwrap().ends_with("/clusters/root:org:team:plant-7"));
+    let lc = json(&k_ok(&leaf, &["get", "logicalclusters", "cluster", "-o", "json"]));
+    assert_eq!(lc["metadata"]["annotations"]["kcp.io/path"], "root:org:team:plant-7");
+
+    // Deleting the middle workspace removes its whole subtree and frees its name.
+    k_ok(&top, &["delete", "ws", "team", "--wait=false"]);
+    assert!(
+        eventually(Duration::from_secs(30), || !k(&top, &["get", "ws", "team"]).status.success()),
+        "middle workspace never went away"
+    );
+    let out = k(&leaf, &["get", "--raw", "/clusters/root:org:team:plant-7/api/v1/configmaps"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("workspace access not permitted"));
+    let again = create_workspace(&hub, &top, "team", "universal");
+    assert_eq!(k_ok(&again, &["get", "ws", "-o", "name"]).trim(), "");
+}
+
+#[test]
+fn edge_api_bound_by_type_and_wildcard_watch_sees_all_workspaces() {
+    let hub = TestHub::start();
+    let root = hub.kubeconfig();
+    let one = create_workspace(&hub, &root, "fleet-1", "faros");
+    let two = create_workspace(&hub, &root, "fleet-2", "faros");
+    let plain = create_workspace(&hub, &root, "plain", "universal");
+    for kc in [&one, &two] {
+        let bindings = json(&k_ok(kc, &["get", "apibindings", "-o", "json"]));
+        assert_eq!(bindings["items"][0]["status"]["phase"], "Bound", "{bindings}");
+        assert!(k_ok(kc, &["api-resources"]).contains("agents"));
+    }
+    assert!(!k_ok(&plain, &["api-resources"]).contains("agents"));
+
+    let agent = |name: &str| {
+        format!("apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata: {{name: {name}}}\nspec: {{heartbeatIntervalSeconds: 5}}\n")
+    };
+    k_stdin(&one, &["create", "-f", "-"], &agent("device-1"));
+    k_stdin(&two, &["create", "-f", "-"], &agent("device-2"));
+
+    // The admin's wildcard view lists and watches agents of both workspaces, each carrying
+    // its logical cluster.
+    let list = json(&k_ok(&root, &["get", "--raw", "/clusters/*/apis/edge.faros.sh/v1alpha1/agents"]));
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    let clusters: std::collections::HashSet<&str> = items
+        .iter()
+        .map(|i| i["metadata"]["annotations"]["kcp.io/cluster"].as_str().unwrap())
+        .collect();
+    assert_eq!(clusters.len(), 2);
+    let watch = k_ok(
+        &root,
+        &["get", "--raw", "/clusters/*/apis/edge.faros.sh/v1alpha1/agents?watch=true&timeoutSeconds=1"],
+    );
+    let events: Vec<Value> = watch.lines().map(json).collect();
+    assert_eq!(events.len(), 2, "{watch}");
+    assert!(events.iter().all(|e| e["type"] == "ADDED"
+        && e["object"]["metadata"]["annotations"]["kcp.io/cluster"].is_string()));
+    // Writes through the wildcard are refused.
+    let out = common::kubectl_with(
+        &root,
+        V,
+        &["create", "--raw", "/clusters/*/apis/edge.faros.sh/v1alpha1/namespaces/default/agents", "-f", "-"],
+        Some(&agent("nope")),
+    );
+    assert!(!out.status.success());
+}

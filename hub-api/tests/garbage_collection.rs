@@ -1,0 +1,120 @@
+//! Garbage collection of a chain owner → dependent → grand-dependent under each
+//! propagation policy, through kube-rs against the real hub.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestHub;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
+use serde_json::json;
+
+async fn create(api: &Api<ConfigMap>, name: &str, owner: Option<&ConfigMap>) -> ConfigMap {
+    let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+    if let Some(owner) = owner {
+        cm["metadata"]["ownerReferences"] = json!([{
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "name": owner.metadata.name, "uid": owner.metadata.uid,
+            "blockOwnerDeletion": true,
+        }]);
+    }
+    api.create(&PostParams::default(), &serde_json::from_value(cm).unwrap()).await.unwrap()
+}
+
+async fn gone(api: &Api<ConfigMap>, name: &str) -> bool {
+    api.get_opt(name).await.unwrap().is_none()
+}
+
+/// Polls until `check` holds (30 s at most).
+async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn chain(api: &Api<ConfigMap>, prefix: &str) -> (ConfigMap, ConfigMap, ConfigMap) {
+    let owner = create(api, &format!("{prefix}-owner"), None).await;
+    let dependent = create(api, &format!("{prefix}-dependent"), Some(&owner)).await;
+    let grand = create(api, &format!("{prefix}-grand"), Some(&dependent)).await;
+    (owner, dependent, grand)
+}
+
+#[tokio::test]
+async fn background_deletes_the_whole_chain() {
+    let hub = TestHub::start();
+    let api: Api<ConfigMap> = Api::namespaced(hub.client().await, "default");
+    chain(&api, "bg").await;
+    api.delete("bg-owner", &DeleteParams::background()).await.unwrap();
+    assert!(gone(&api, "bg-owner").await, "a background delete removes the owner at once");
+    assert!(eventually(|| gone(&api, "bg-dependent")).await);
+    assert!(eventually(|| gone(&api, "bg-grand")).await);
+}
+
+#[tokio::test]
+async fn foreground_deletes_dependents_before_the_owner() {
+    let hub = TestHub::start();
+    let api: Api<ConfigMap> = Api::namespaced(hub.client().await, "default");
+    // A finalizer on the grand-dependent holds the whole chain, showing the order.
+    let (_, _, grand) = chain(&api, "fg").await;
+    let held = json!({"metadata": {"finalizers": ["example.faros.sh/hold"]}});
+    api.patch(
+        grand.metadata.name.as_deref().unwrap(),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(held),
+    )
+    .await
+    .unwrap();
+    api.delete("fg-owner", &DeleteParams::foreground()).await.unwrap();
+    // The owner waits, marked with the foregroundDeletion finalizer, while dependents go.
+    let owner = api.get("fg-owner").await.unwrap();
+    assert!(owner.metadata.deletion_timestamp.is_some());
+    assert!(owner.metadata.finalizers.unwrap_or_default().contains(&"foregroundDeletion".to_string()));
+    assert!(
+        eventually(|| async {
+            api.get_opt("fg-grand")
+                .await
+                .unwrap()
+                .is_some_and(|g| g.metadata.deletion_timestamp.is_some())
+        })
+        .await,
+        "the grand-dependent is being deleted"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!gone(&api, "fg-owner").await, "the owner outlives its blocking dependents");
+    assert!(!gone(&api, "fg-dependent").await);
+    let release = json!({"metadata": {"finalizers": null}});
+    api.patch("fg-grand", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(release))
+        .await
+        .unwrap();
+    assert!(eventually(|| gone(&api, "fg-grand")).await);
+    assert!(eventually(|| gone(&api, "fg-dependent")).await);
+    assert!(eventually(|| gone(&api, "fg-owner")).await);
+}
+
+#[tokio::test]
+async fn orphan_keeps_dependents_and_drops_their_owner_reference() {
+    let hub = TestHub::start();
+    let api: Api<ConfigMap> = Api::namespaced(hub.client().await, "default");
+    chain(&api, "or").await;
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..DeleteParams::default()
+    };
+    api.delete("or-owner", &params).await.unwrap();
+    assert!(eventually(|| gone(&api, "or-owner")).await);
+    let dependent = api.get("or-dependent").await.unwrap();
+    assert!(dependent.metadata.owner_references.unwrap_or_default().is_empty());
+    // Only the deleted owner's references go: the grand-dependent still points at its owner.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let grand = api.get("or-grand").await.unwrap();
+    assert_eq!(grand.metadata.owner_references.unwrap().len(), 1);
+}

@@ -17,6 +17,55 @@ pub const REGISTRATION_LABEL: &str = "edge.faros.sh/registration";
 pub const AGENT_LABEL: &str = "edge.faros.sh/agent";
 /// Prefix of the Lease an agent renews as its heartbeat (`agent-<name>`).
 pub const LEASE_PREFIX: &str = "agent-";
+/// Prefix of the ServiceAccount, Role and RoleBinding backing a Registration.
+pub const REGISTRATION_ACCOUNT_PREFIX: &str = "faros-reg-";
+/// Prefix of the ServiceAccount, Role and RoleBinding of one agent's own identity.
+pub const AGENT_ACCOUNT_PREFIX: &str = "faros-agent-";
+/// Finalizer the registration controller puts on a Registration so that deleting it revokes
+/// its token before the object goes, however busy the garbage collector is.
+pub const REVOKE_FINALIZER: &str = "edge.faros.sh/revoke-token";
+
+/// Condition types and reasons of the edge API.
+pub mod reasons {
+    /// The condition every Agent and Registration carries.
+    pub const READY: &str = "Ready";
+    /// Agent: running, applied its spec and reporting.
+    pub const AGENT_READY: &str = "AgentReady";
+    /// Agent: running and reporting, but applying no spec changes.
+    pub const AGENT_PAUSED: &str = "AgentPaused";
+    /// Agent: stopped cleanly (SIGTERM).
+    pub const AGENT_STOPPED: &str = "AgentStopped";
+    /// Agent: no heartbeat within the hub's grace period.
+    pub const AGENT_STATUS_UNKNOWN: &str = "AgentStatusUnknown";
+    /// Agent: the Registration it names does not admit it.
+    pub const NOT_ADMITTED: &str = "NotAdmitted";
+    /// Registration: its token is issued and it admits agents.
+    pub const TOKEN_ISSUED: &str = "TokenIssued";
+    /// Registration: waiting for the hub to fill the token Secret.
+    pub const TOKEN_PENDING: &str = "TokenPending";
+    /// Registration: past `spec.expirationTime`; it admits no new agents.
+    pub const EXPIRED: &str = "Expired";
+}
+
+/// Name of the ServiceAccount (and Role, RoleBinding) backing Registration `registration`.
+pub fn registration_account(registration: &str) -> String {
+    format!("{REGISTRATION_ACCOUNT_PREFIX}{registration}")
+}
+
+/// Name of the legacy token Secret of Registration `registration`.
+pub fn registration_token_secret(registration: &str) -> String {
+    format!("{REGISTRATION_ACCOUNT_PREFIX}{registration}-token")
+}
+
+/// Name of the ServiceAccount (and Role, RoleBinding) that is agent `agent`'s own identity.
+pub fn agent_account(agent: &str) -> String {
+    format!("{AGENT_ACCOUNT_PREFIX}{agent}")
+}
+
+/// Name of the heartbeat Lease of agent `agent`.
+pub fn lease_name(agent: &str) -> String {
+    format!("{LEASE_PREFIX}{agent}")
+}
 
 /// Admits agents into this namespace. The hub backs it with a ServiceAccount, a Role that
 /// allows only registration, a RoleBinding and a token Secret, all owned by it: deleting the
@@ -44,6 +93,22 @@ pub struct RegistrationSpec {
     /// After this time (RFC 3339) the registration admits no new agents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiration_time: Option<String>,
+}
+
+impl RegistrationSpec {
+    /// Whether the registration has expired at `now` (an unparsable time counts as expired,
+    /// so a typo never admits agents forever).
+    pub fn expired(&self, now: jiff::Timestamp) -> bool {
+        match &self.expiration_time {
+            None => false,
+            Some(t) => t.parse::<jiff::Timestamp>().map(|t| t <= now).unwrap_or(true),
+        }
+    }
+
+    /// Whether an agent called `name` may join through this registration at `now`.
+    pub fn admits(&self, name: &str, now: jiff::Timestamp) -> bool {
+        !self.expired(now) && (self.agent_names.is_empty() || self.agent_names.iter().any(|n| n == name))
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -103,6 +168,7 @@ pub struct AgentSpec {
 }
 
 impl AgentSpec {
+    /// The heartbeat interval the spec asks for, defaulted and clamped to 1 s … 1 h.
     pub fn heartbeat_interval(&self) -> std::time::Duration {
         let seconds = self
             .heartbeat_interval_seconds
@@ -168,4 +234,36 @@ pub struct DeviceInfo {
     /// When the device booted (RFC 3339).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub boot_time: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_by_name_and_expiry() {
+        let now: jiff::Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+        let any = RegistrationSpec::default();
+        assert!(any.admits("a", now));
+        let named = RegistrationSpec {
+            agent_names: vec!["a".into()],
+            expiration_time: Some("2030-01-02T00:00:00Z".into()),
+        };
+        assert!(named.admits("a", now));
+        assert!(!named.admits("b", now));
+        assert!(!named.admits("a", "2030-01-03T00:00:00Z".parse().unwrap()));
+        let garbled = RegistrationSpec {
+            expiration_time: Some("tomorrow".into()),
+            ..Default::default()
+        };
+        assert!(!garbled.admits("a", now));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(registration_account("r"), "faros-reg-r");
+        assert_eq!(registration_token_secret("r"), "faros-reg-r-token");
+        assert_eq!(agent_account("a"), "faros-agent-a");
+        assert_eq!(lease_name("a"), "agent-a");
+    }
 }

@@ -15,6 +15,7 @@ use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
 use tokio::sync::Barrier;
 
+use crate::hub::{CpuMeter, CpuUse};
 use crate::stats::Summary;
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct PhaseResult {
     pub latency: Summary,
     /// Failures by class ("409 Conflict", "transport", ...) with one example message each.
     pub errors: BTreeMap<String, (usize, String)>,
+    /// CPU the hub and the bench used during the phase, in cores.
+    pub cpu: CpuUse,
 }
 
 impl PhaseResult {
@@ -86,6 +89,7 @@ pub fn split(total: usize, clients: usize) -> Vec<usize> {
 
 pub struct Level {
     pub clients: Vec<Client>,
+    pub hub_pid: u32,
     pub namespace: String,
     pub list_namespace: String,
     pub list_size: usize,
@@ -97,6 +101,7 @@ pub struct Level {
 impl Level {
     pub async fn new(
         config: &kube::Config,
+        hub_pid: u32,
         clients: usize,
         namespace: &str,
         list_namespace: &str,
@@ -118,6 +123,7 @@ impl Level {
         Ok(Level {
             owned: vec![Vec::new(); all.len()],
             clients: all,
+            hub_pid,
             namespace: namespace.to_string(),
             list_namespace: list_namespace.to_string(),
             list_size,
@@ -248,8 +254,10 @@ impl Level {
         }
         barrier.wait().await;
         let began = Instant::now();
+        let meter = CpuMeter::start(self.hub_pid);
         let outcomes = futures::future::join_all(handles).await;
         let wall = began.elapsed();
+        let cpu = meter.stop();
 
         let mut latencies = Vec::with_capacity(ops);
         let mut errors: BTreeMap<String, (usize, String)> = BTreeMap::new();
@@ -270,6 +278,7 @@ impl Level {
             wall,
             latency: Summary::of_durations(&latencies),
             errors,
+            cpu,
         })
     }
 }

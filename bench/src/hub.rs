@@ -50,6 +50,7 @@ impl HubProcess {
             .arg("--secure-port")
             .arg("0")
             .env("RUST_LOG", opts.log_level)
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -172,13 +173,13 @@ impl HubProcess {
         Ok(None)
     }
 
-    /// Warning and error lines the hub logged.
+    /// Warning and error lines the hub logged so far, without terminal colours.
     pub fn log_findings(&self) -> Vec<String> {
         std::fs::read_to_string(self.log_path())
             .unwrap_or_default()
             .lines()
+            .map(strip_ansi)
             .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("panicked"))
-            .map(str::to_string)
             .collect()
     }
 }
@@ -201,6 +202,72 @@ pub struct Memory {
     pub threads: u64,
 }
 
+/// CPU time (user + system) the process has used so far, from /proc/PID/stat.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name: state is the first, utime the 12th,
+    // stime the 13th; both in USER_HZ ticks, which Linux fixes at 100 per second.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// CPU use of the hub and of this process over an interval, in cores.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuUse {
+    pub hub: f64,
+    pub bench: f64,
+}
+
+pub struct CpuMeter {
+    pid: u32,
+    began: Instant,
+    hub: Duration,
+    bench: Duration,
+}
+
+impl CpuMeter {
+    pub fn start(hub_pid: u32) -> CpuMeter {
+        CpuMeter {
+            pid: hub_pid,
+            began: Instant::now(),
+            hub: cpu_time(hub_pid).unwrap_or_default(),
+            bench: cpu_time(std::process::id()).unwrap_or_default(),
+        }
+    }
+
+    pub fn stop(&self) -> CpuUse {
+        let wall = self.began.elapsed().as_secs_f64().max(1e-9);
+        let hub = cpu_time(self.pid).unwrap_or_default().saturating_sub(self.hub);
+        let bench = cpu_time(std::process::id())
+            .unwrap_or_default()
+            .saturating_sub(self.bench);
+        CpuUse {
+            hub: hub.as_secs_f64() / wall,
+            bench: bench.as_secs_f64() / wall,
+        }
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The port in `hub-api serving on https://127.0.0.1:PORT; admin kubeconfig: ...`.
 pub fn parse_port(line: &str) -> Option<u16> {
     let url = line.split_whitespace().find(|w| w.starts_with("https://"))?;
@@ -209,7 +276,7 @@ pub fn parse_port(line: &str) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_port;
+    use super::{cpu_time, parse_port, strip_ansi};
 
     #[test]
     fn port_from_serving_line() {
@@ -219,5 +286,18 @@ mod tests {
         );
         assert_eq!(parse_port("hub-api serving on https://[::1]:6443; admin"), Some(6443));
         assert_eq!(parse_port("nothing here"), None);
+    }
+
+    #[test]
+    fn colours_are_stripped() {
+        assert_eq!(
+            strip_ansi("\u{1b}[2mtime\u{1b}[0m \u{1b}[31mERROR\u{1b}[0m x"),
+            "time ERROR x"
+        );
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable() {
+        assert!(cpu_time(std::process::id()).is_some());
     }
 }

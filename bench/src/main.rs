@@ -128,7 +128,9 @@ struct Report {
     watches: Vec<WatchResult>,
     memory: Vec<MemoryPoint>,
     load_after: String,
+    /// Warning/error lines the hub logged while it served the bench, and while it stopped.
     hub_findings: Vec<String>,
+    hub_stop_findings: Vec<String>,
     total: Duration,
 }
 
@@ -231,9 +233,10 @@ async fn main() -> anyhow::Result<()> {
     memory.push(memory_point(&hub, &admin, "idle after the load").await?);
     drop(admin);
     let load_after = machine::load_average();
+    let hub_findings = hub.log_findings();
     let stop = hub.stop().await?;
     progress(format!("hub stopped in {stop:?}"));
-    let hub_findings = hub.log_findings();
+    let hub_stop_findings = hub.log_findings().split_off(hub_findings.len());
 
     let report = Report {
         machine,
@@ -249,6 +252,7 @@ async fn main() -> anyhow::Result<()> {
         memory,
         load_after,
         hub_findings,
+        hub_stop_findings,
         total: began.elapsed(),
     };
     let markdown = render(&report);
@@ -281,8 +285,16 @@ async fn drive(
 
     let mut phases = Vec::new();
     for level in &args.levels {
-        let mut clients =
-            crud::Level::new(config, level.clients, NS, LIST_NS, args.list_size, args.value_bytes).await?;
+        let mut clients = crud::Level::new(
+            config,
+            hub.pid,
+            level.clients,
+            NS,
+            LIST_NS,
+            args.list_size,
+            args.value_bytes,
+        )
+        .await?;
         for (op, n) in [
             ("create", level.ops),
             ("update", level.ops),
@@ -336,6 +348,7 @@ async fn drive(
             warmup: args.watch_warmup,
             namespace: WATCH_NS.to_string(),
             value_bytes: args.value_bytes,
+            hub_pid: hub.pid,
         };
         let rss_during = hub.memory().ok();
         let result = watch::run(config, &hub.kubeconfig(), transport, &opts).await?;
@@ -443,7 +456,7 @@ fn render(r: &Report) -> String {
         let _ = writeln!(out, "\n### ConfigMap create / update / get / list (kube-rs)\n");
         let _ = writeln!(
             out,
-            "| operation | clients | ops | errors | throughput | p50 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+            "| operation | clients | ops | errors | throughput | p50 | p99 | max | hub CPU | bench CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for p in &r.phases {
             let op = if p.op == "list" {
@@ -453,14 +466,16 @@ fn render(r: &Report) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {op} | {} | {} | {} | {:.0} ops/s | {} ms | {} ms | {} ms |",
+                "| {op} | {} | {} | {} | {:.0} ops/s | {} ms | {} ms | {} ms | {:.2} | {:.2} |",
                 p.clients,
                 p.ops,
                 p.error_count(),
                 p.throughput(),
                 ms(p.latency.p50),
                 ms(p.latency.p99),
-                ms(p.latency.max)
+                ms(p.latency.max),
+                p.cpu.hub,
+                p.cpu.bench
             );
         }
         let errors: Vec<_> = r
@@ -480,13 +495,13 @@ fn render(r: &Report) -> String {
         let _ = writeln!(out, "\n### Watch fan-out (one namespace, sequential creates)\n");
         let _ = writeln!(
             out,
-            "| transport | watchers | connections | writes | delivered | watch set-up | write ack p50 | ack → delivery p50 | p99 | max | ack → all watchers p50 | p99 | max |"
+            "| transport | watchers | connections | measured writes | delivered | watch set-up | write p50 | hub CPU | bench CPU |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for w in &r.watches {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {}/{} | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms |",
+                "| {} | {} | {} | {} | {}/{} | {} ms | {} ms | {:.2} | {:.2} |",
                 w.transport.name(),
                 w.watchers,
                 w.connections,
@@ -495,13 +510,29 @@ fn render(r: &Report) -> String {
                 w.expected,
                 w.setup.as_millis(),
                 ms(w.write.p50),
-                ms(w.delivery.p50),
-                ms(w.delivery.p99),
-                ms(w.delivery.max),
-                ms(w.all.p50),
-                ms(w.all.p99),
-                ms(w.all.max)
+                w.cpu.hub,
+                w.cpu.bench
             );
+        }
+        let _ = writeln!(
+            out,
+            "\n| transport | latency | p50 | p99 | max |\n|---|---|---:|---:|---:|"
+        );
+        for w in &r.watches {
+            for (label, s) in [
+                ("write acknowledged → event at a watcher", &w.delivery),
+                ("write acknowledged → event at all watchers", &w.all),
+                ("write sent → event at all watchers", &w.send_all),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "| {} | {label} | {} ms | {} ms | {} ms |",
+                    w.transport.name(),
+                    ms(s.p50),
+                    ms(s.p99),
+                    ms(s.max)
+                );
+            }
         }
         for w in &r.watches {
             if w.delivery.min < 0 {
@@ -541,11 +572,27 @@ fn render(r: &Report) -> String {
 
     let _ = writeln!(
         out,
-        "\nHub log (RUST_LOG=warn): {} warning/error lines.",
-        r.hub_findings.len()
+        "\nHub log: {} warning/error lines while serving, {} while stopping.",
+        r.hub_findings.len(),
+        r.hub_stop_findings.len()
     );
-    for line in r.hub_findings.iter().take(10) {
-        let _ = writeln!(out, "    {line}");
+    for (label, lines) in [
+        ("While serving", &r.hub_findings),
+        ("While stopping", &r.hub_stop_findings),
+    ] {
+        if lines.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n{label} (first {} of {}):\n\n```",
+            lines.len().min(10),
+            lines.len()
+        );
+        for line in lines.iter().take(10) {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(out, "```");
     }
     out
 }

@@ -18,12 +18,10 @@ pub fn percentile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
 /// acknowledgement (possible for watches) are kept rather than clamped away.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Summary {
-    pub count: usize,
     pub p50: i64,
     pub p99: i64,
     pub min: i64,
     pub max: i64,
-    pub mean: f64,
 }
 
 impl Summary {
@@ -32,14 +30,11 @@ impl Summary {
             return Summary::default();
         }
         samples.sort_unstable();
-        let sum: i128 = samples.iter().map(|&s| s as i128).sum();
         Summary {
-            count: samples.len(),
             p50: percentile(&samples, 0.50).unwrap_or_default(),
             p99: percentile(&samples, 0.99).unwrap_or_default(),
             min: samples[0],
             max: samples[samples.len() - 1],
-            mean: sum as f64 / samples.len() as f64,
         }
     }
 
@@ -100,11 +95,9 @@ mod tests {
     #[test]
     fn summary_keeps_negative_samples() {
         let s = Summary::of(vec![5, -3, 10, 0]);
-        assert_eq!(s.count, 4);
         assert_eq!(s.min, -3);
         assert_eq!(s.max, 10);
         assert_eq!(s.p50, 0);
-        assert!((s.mean - 3.0).abs() < 1e-9);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::crud::config_map;
 use crate::h2;
+use crate::hub::{CpuMeter, CpuUse};
 use crate::stats::{Summary, signed_micros};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,7 @@ pub struct WatchOptions {
     pub warmup: usize,
     pub namespace: String,
     pub value_bytes: usize,
+    pub hub_pid: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +84,10 @@ pub struct WatchResult {
     pub delivery: Summary,
     /// Acknowledgement → the last watcher receiving it, per write.
     pub all: Summary,
+    /// Send → the last watcher receiving it, per write.
+    pub send_all: Summary,
+    /// CPU the hub and the bench used while the writes were delivered, in cores.
+    pub cpu: CpuUse,
     pub delivered: usize,
     pub expected: usize,
     pub errors: Vec<String>,
@@ -226,12 +232,18 @@ pub async fn run(
     let setup = setup_began.elapsed();
 
     let pp = PostParams::default();
+    let mut sends = Vec::with_capacity(total_writes);
     let mut acks = Vec::with_capacity(total_writes);
+    let mut meter = None;
     let mut write_latency = Vec::with_capacity(opts.writes);
     for seq in 0..total_writes {
         let name = format!("{}{seq}", shared.prefix);
         let cm = config_map(&name, None, seq, opts.value_bytes);
+        if seq == opts.warmup + 1 {
+            meter = Some(CpuMeter::start(opts.hub_pid));
+        }
         let sent = Instant::now();
+        sends.push(sent);
         api.create(&pp, &cm)
             .await
             .with_context(|| format!("watch write {seq}"))?;
@@ -262,6 +274,7 @@ pub async fn run(
             }
         }
     }
+    let cpu = meter.map(|m| m.stop()).unwrap_or_default();
     let _ = stop_tx.send(true);
 
     let mut delivery = Vec::with_capacity(opts.watchers * opts.writes);
@@ -280,6 +293,9 @@ pub async fn run(
     let all: Vec<i64> = (opts.warmup + 1..total_writes)
         .filter_map(|seq| last[seq].map(|at| signed_micros(at, acks[seq])))
         .collect();
+    let send_all: Vec<i64> = (opts.warmup + 1..total_writes)
+        .filter_map(|seq| last[seq].map(|at| signed_micros(at, sends[seq])))
+        .collect();
     let errors = std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(WatchResult {
         transport,
@@ -295,6 +311,8 @@ pub async fn run(
         expected: opts.watchers * opts.writes,
         delivery: Summary::of(delivery),
         all: Summary::of(all),
+        send_all: Summary::of(send_all),
+        cpu,
         errors,
     })
 }

@@ -1,19 +1,221 @@
-use clap::Parser;
+//! `edge-agent`: the Faros device agent. It joins the hub with a registration kubeconfig,
+//! switches to its own rotating credential, reconciles its `Agent` (spec in, status out),
+//! heartbeats with a Lease, and survives the hub going away.
+
+mod agent;
+mod backoff;
+mod facts;
+mod identity;
+mod simulate;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
 
 /// The Faros device agent: reconciles this device's `Agent` object and reports its status.
 #[derive(Parser)]
 #[command(name = "edge-agent", version)]
 struct Cli {
-    /// Kubeconfig for the agent's workspace.
-    #[arg(long, env = "KUBECONFIG")]
-    kubeconfig: Option<std::path::PathBuf>,
+    /// Kubeconfig to start with: a registration kubeconfig from `kubectl faros agent
+    /// generate` (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// Namespace of the Agent (default: the kubeconfig context's namespace, else `default`).
+    #[arg(long, env = "FAROS_AGENT_NAMESPACE", global = true)]
+    namespace: Option<String>,
+    /// Name of this device's Agent (default: the host name).
+    #[arg(long, env = "FAROS_AGENT_NAME")]
+    name: Option<String>,
+    /// Where the agent keeps its own credential (default: $STATE_DIRECTORY under systemd,
+    /// /var/lib/faros-agent as root, else $XDG_STATE_HOME/faros-agent).
+    #[arg(long, env = "FAROS_AGENT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// The Registration the kubeconfig's token belongs to (default: asked from the hub).
+    #[arg(long, env = "FAROS_REGISTRATION")]
+    registration: Option<String>,
+    /// Lifetime of the agent's own tokens; each is renewed after 80% of it.
+    #[arg(long, default_value_t = 86400, value_parser = clap::value_parser!(i64).range(600..=2_592_000))]
+    token_expiration_seconds: i64,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run N simulated agents in this process, sharing one client (for load tests).
+    Simulate {
+        /// How many agents.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// Agent names are PREFIX0, PREFIX1, ...
+        #[arg(long, default_value = "sim-")]
+        prefix: String,
+        /// Heartbeat interval of the agents created.
+        #[arg(long)]
+        heartbeat_interval_seconds: Option<i64>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    anyhow::bail!(
-        "edge-agent cannot run yet: the {}/{} API is not served by the hub",
-        faros_api::EDGE_GROUP,
-        faros_api::EDGE_VERSION
-    )
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    // One TLS provider for every connection (ring, as the hub uses).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async_main(cli))
+}
+
+/// Flips to true on SIGTERM or SIGINT.
+fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stopping");
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd's StateDirectory= (may list several, colon-separated).
+        let first = dir.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+        return PathBuf::from(first);
+    }
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false);
+    if root {
+        return PathBuf::from("/var/lib/faros-agent");
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("faros-agent")
+}
+
+/// Agent names are object names: lowercase DNS subdomains.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+async fn async_main(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
+    let bootstrap = identity::Bootstrap::load(cli.kubeconfig.as_deref(), cli.context.clone()).await?;
+    let namespace = cli
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| bootstrap.namespace())
+        .unwrap_or_else(|| "default".to_string());
+    if let Some(Command::Simulate {
+        count,
+        prefix,
+        heartbeat_interval_seconds,
+    }) = cli.command
+    {
+        let client = Client::try_from(bootstrap.config.clone())?;
+        let opts = simulate::Options {
+            count,
+            namespace,
+            prefix,
+            heartbeat_interval_seconds,
+        };
+        return simulate::run(client, opts, shutdown).await;
+    }
+
+    let name = cli
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| facts::hostname().to_lowercase());
+    if !valid_name(&name) {
+        bail!("{name:?} is not a valid agent name (lowercase letters, digits, '-' and '.'); set FAROS_AGENT_NAME");
+    }
+    let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+    tracing::info!(agent = %name, %namespace, server = %bootstrap.config.cluster_url, state = %state_dir.display(), version = facts::AGENT_VERSION, "starting");
+
+    let join = identity::JoinOptions {
+        namespace: &namespace,
+        name: &name,
+        state_dir: &state_dir,
+        registration: cli.registration.clone(),
+        token_seconds: cli.token_expiration_seconds,
+    };
+    let mut stop = shutdown.clone();
+    let identity = tokio::select! {
+        identity = identity::establish(&bootstrap, &join) => identity?,
+        _ = stop.wait_for(|s| *s) => return Ok(()),
+    };
+
+    let (tx, rx) = watch::channel(None);
+    let api: Api<faros_api::edge::Agent> = Api::namespaced(identity.client.clone(), &namespace);
+    tokio::spawn(agent::watch_own(api, name.clone(), tx));
+    if let Some(stored) = identity.stored {
+        let objects = rx.clone();
+        let uid = move || objects.borrow().as_ref().and_then(|a| a.uid());
+        tokio::spawn(identity::rotate(identity.client.clone(), stored, uid));
+    }
+    let ctx = agent::AgentContext {
+        client: identity.client,
+        namespace,
+        name,
+        facts: agent::Facts::Device,
+        applied_file: Some(state_dir.join("applied.json")),
+    };
+    agent::run(ctx, rx, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_name("agent1"));
+        assert!(valid_name("edge-7.plant"));
+        assert!(!valid_name("Agent1"));
+        assert!(!valid_name("-a"));
+        assert!(!valid_name(""));
+    }
 }

@@ -114,6 +114,10 @@ pub async fn run(hub: &Arc<Hub>) -> anyhow::Result<()> {
         )
         .await?;
     }
+    // The default RBAC policy of the root workspace.
+    for object in crate::auth::policy::default_objects() {
+        ensure(hub, crate::auth::policy::collection_of(&object), object).await?;
+    }
     let types = [
         (
             "root",

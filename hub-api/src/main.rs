@@ -15,6 +15,57 @@ struct Cli {
 enum Command {
     /// Serve the hub API.
     Start(hub_api::start::StartOptions),
+    /// Run the controllers out of process, against a hub reached through a kubeconfig.
+    Controllers(ControllersOptions),
+}
+
+#[derive(clap::Args)]
+struct ControllersOptions {
+    /// Kubeconfig of a privileged (system:masters) user of the hub.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: std::path::PathBuf,
+    /// Context to use (default: the current context).
+    #[arg(long)]
+    context: Option<String>,
+    /// How long an agent may go without a heartbeat before it is marked Ready=Unknown.
+    #[arg(long, default_value = "40s", value_parser = hub_api::controllers::agent_lifecycle::parse_duration)]
+    agent_monitor_grace_period: std::time::Duration,
+}
+
+/// `hub-api controllers`: the same controllers as `start --all-in-one`, over the network.
+async fn run_controllers(opts: ControllersOptions) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let kubeconfig = kube::config::Kubeconfig::read_from(&opts.kubeconfig)
+        .with_context(|| format!("reading {}", opts.kubeconfig.display()))?;
+    let options = kube::config::KubeConfigOptions {
+        context: opts.context.clone(),
+        ..Default::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .context("loading the kubeconfig")?;
+    // The controllers address workspaces themselves (`/clusters/<path>`): keep only the host.
+    let base = format!(
+        "{}://{}",
+        config.cluster_url.scheme_str().unwrap_or("https"),
+        config.cluster_url.authority().map(|a| a.as_str()).unwrap_or_default()
+    );
+    config.cluster_url = base.parse().context("the kubeconfig's server URL")?;
+    hub_api::controllers::agent_lifecycle::set_grace_period(opts.agent_monitor_grace_period);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let controllers = tokio::spawn(hub_api::controllers::run_all(config, stopped));
+    tracing::info!(server = %base, "controllers running");
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    let _ = stop.send(true);
+    let _ = controllers.await;
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +80,6 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Start(opts) => runtime.block_on(hub_api::start::run(opts)),
+        Command::Controllers(opts) => runtime.block_on(run_controllers(opts)),
     }
 }

@@ -261,7 +261,7 @@ impl Pki {
             .build()
             .context("building the client certificate verifier")?;
 
-        let chain = vec![pem_to_cert_der(&self.serving_cert_pem)?];
+        let chain = pem_to_cert_ders(&self.serving_cert_pem)?;
         let key = PrivateKeyDer::from_pem_slice(self.serving_key_pem.as_bytes())
             .map_err(|e| anyhow!("parsing the serving key: {e}"))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)

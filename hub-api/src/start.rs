@@ -40,6 +40,11 @@ pub struct StartOptions {
     /// address, or localhost when binding to all interfaces).
     #[arg(long)]
     pub external_hostname: Option<String>,
+    /// How long an agent may go without a heartbeat before the hub marks it Ready=Unknown.
+    #[arg(long, default_value = "40s", value_parser = crate::controllers::agent_lifecycle::parse_duration)]
+    pub agent_monitor_grace_period: Duration,
+    #[command(flatten)]
+    pub auth: crate::auth::AuthOptions,
 }
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -52,7 +57,9 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     if let Some(host) = &opts.external_hostname {
         sans.push(host.clone());
     }
-    let pki = Pki::load_or_create(&opts.data_dir, &sans).context("preparing certificates")?;
+    let mut pki = Pki::load_or_create(&opts.data_dir, &sans).context("preparing certificates")?;
+    // What clients must trust: the hub CA, plus the chain of a --tls-cert-file.
+    let trust_pem = crate::auth::apply_serving_cert(&mut pki, &opts.auth)?;
 
     let backend = Arc::new(SqliteBackend::open(&opts.data_dir.join("hub.db")).map_err(|e| anyhow::anyhow!("{e}"))?);
     let cache = Cache::start(backend, opts.watch_cache_events)
@@ -84,7 +91,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         &admin_kubeconfig,
         "root",
         &server_url,
-        &pki.ca_cert_pem,
+        &trust_pem,
         pki::Credential::ClientCert {
             cert_pem: &cert,
             key_pem: &key,
@@ -96,15 +103,23 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     let hub = Arc::new(Hub {
         cache: cache.clone(),
         catalog: Catalog::new(cache.clone()),
-        authenticator: Authenticator::new(),
-        authorizer: crate::auth::Authorizer::new(),
+        authenticator: Authenticator::from_options(&opts.auth, &opts.data_dir, &server_url, &trust_pem)?,
+        authorizer: crate::auth::Authorizer::new(cache.clone()),
         shutdown: shutdown_rx.clone(),
         external_address: host_port.clone(),
         external_url: server_url.clone(),
         version: VERSION.to_string(),
+        audit: match &opts.auth.audit_log_path {
+            Some(path) => Some(crate::auth::audit::AuditLog::open(path)?),
+            None => None,
+        },
     });
     crate::bootstrap::run(&hub).await?;
-    let tls = Arc::new(pki.server_config(None)?);
+    let client_ca = match &opts.auth.client_ca_file {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        None => None,
+    };
+    let tls = Arc::new(pki.server_config(client_ca.as_deref())?);
     let router = apiserver::router(hub.clone());
     let server = tokio::spawn(crate::server::serve(listener, tls, router, {
         let mut rx = shutdown_rx.clone();
@@ -121,6 +136,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         admin_kubeconfig.display()
     );
 
+    crate::controllers::agent_lifecycle::set_grace_period(opts.agent_monitor_grace_period);
     let controllers = if opts.all_in_one {
         let (cert, key) = pki.issue_client_cert(
             "system:faros-controllers",
@@ -128,7 +144,8 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
             Duration::from_secs(365 * 24 * 3600),
         )?;
         let loopback = format!("https://{}:{port}", loopback_host(opts.bind_address));
-        let config = crate::controllers::loopback_config(&loopback, &pki.ca_cert_pem, &cert, &key).await?;
+        let config = crate::controllers::loopback_config(&loopback, &trust_pem, &cert, &key).await?;
+        crate::controllers::token::install(hub.authenticator.service_accounts().cloned());
         Some(tokio::spawn(crate::controllers::run_all(config, shutdown_rx.clone())))
     } else {
         None

@@ -19,7 +19,9 @@ async fn create(api: &Api<ConfigMap>, name: &str, owner: Option<&ConfigMap>) -> 
             "blockOwnerDeletion": true,
         }]);
     }
-    api.create(&PostParams::default(), &serde_json::from_value(cm).unwrap()).await.unwrap()
+    api.create(&PostParams::default(), &serde_json::from_value(cm).unwrap())
+        .await
+        .unwrap()
 }
 
 async fn gone(api: &Api<ConfigMap>, name: &str) -> bool {
@@ -54,7 +56,10 @@ async fn background_deletes_the_whole_chain() {
     let api: Api<ConfigMap> = Api::namespaced(hub.client().await, "default");
     chain(&api, "bg").await;
     api.delete("bg-owner", &DeleteParams::background()).await.unwrap();
-    assert!(gone(&api, "bg-owner").await, "a background delete removes the owner at once");
+    assert!(
+        gone(&api, "bg-owner").await,
+        "a background delete removes the owner at once"
+    );
     assert!(eventually(|| gone(&api, "bg-dependent")).await);
     assert!(eventually(|| gone(&api, "bg-grand")).await);
 }
@@ -77,7 +82,13 @@ async fn foreground_deletes_dependents_before_the_owner() {
     // The owner waits, marked with the foregroundDeletion finalizer, while dependents go.
     let owner = api.get("fg-owner").await.unwrap();
     assert!(owner.metadata.deletion_timestamp.is_some());
-    assert!(owner.metadata.finalizers.unwrap_or_default().contains(&"foregroundDeletion".to_string()));
+    assert!(
+        owner
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"foregroundDeletion".to_string())
+    );
     assert!(
         eventually(|| async {
             api.get_opt("fg-grand")
@@ -89,12 +100,19 @@ async fn foreground_deletes_dependents_before_the_owner() {
         "the grand-dependent is being deleted"
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!gone(&api, "fg-owner").await, "the owner outlives its blocking dependents");
+    assert!(
+        !gone(&api, "fg-owner").await,
+        "the owner outlives its blocking dependents"
+    );
     assert!(!gone(&api, "fg-dependent").await);
     let release = json!({"metadata": {"finalizers": null}});
-    api.patch("fg-grand", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(release))
-        .await
-        .unwrap();
+    api.patch(
+        "fg-grand",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(release),
+    )
+    .await
+    .unwrap();
     assert!(eventually(|| gone(&api, "fg-grand")).await);
     assert!(eventually(|| gone(&api, "fg-dependent")).await);
     assert!(eventually(|| gone(&api, "fg-owner")).await);

@@ -175,6 +175,18 @@ impl Observer {
         assert!(!self.store.contains_key(name));
     }
 
+    /// Waits until the store holds exactly `expected` (name, size) pairs.
+    async fn wait_store(&mut self, expected: &[(&str, i64)]) {
+        let want: BTreeMap<String, i64> = expected.iter().map(|(n, s)| (n.to_string(), *s)).collect();
+        let have =
+            |o: &Observer| -> BTreeMap<String, i64> { o.store.iter().map(|(n, w)| (n.clone(), w.spec.size)).collect() };
+        if have(self) == want {
+            return;
+        }
+        self.wait(&format!("the store to hold {want:?}"), |o, _| have(o) == want)
+            .await;
+    }
+
     fn names(&self) -> BTreeSet<String> {
         self.store.keys().cloned().collect()
     }
@@ -237,7 +249,8 @@ async fn watcher_survives_restarts(config: watcher::Config) {
     // A deletion the watcher can only learn about from the relist.
     api.delete("pre", &DeleteParams::default()).await.unwrap();
     api.create(&pp, &widget("w2", 3)).await.unwrap();
-    obs.wait_apply("w2", 3).await;
+    // w2 arrives as Apply or in the relist, depending on timing; the store converges.
+    obs.wait_store(&[("w2", 3)]).await;
     api.patch("w2", &PatchParams::default(), &size_patch(4)).await.unwrap();
     obs.wait_apply("w2", 4).await;
     assert!(
@@ -255,7 +268,7 @@ async fn watcher_survives_restarts(config: watcher::Config) {
     let client = hub.client().await;
     let api: Api<Widget> = Api::namespaced(client.clone(), "default");
     api.create(&pp, &widget("w3", 5)).await.unwrap();
-    obs.wait_apply("w3", 5).await;
+    obs.wait_store(&[("w2", 4), ("w3", 5)]).await;
     api.delete("w2", &DeleteParams::default()).await.unwrap();
     obs.wait_delete("w2").await;
     assert!(
@@ -474,6 +487,52 @@ async fn list_pagination_with_limit_and_continue() {
             .await,
     );
     assert_eq!(status.code, 400, "{status:?}");
+}
+
+/// Kubernetes serves every page of a paginated list from the snapshot of the first page:
+/// the continued pages carry the first page's resourceVersion, and objects created or
+/// deleted after the first page do not show up in (or vanish from) later pages.
+#[tokio::test]
+async fn continued_pages_come_from_the_first_pages_snapshot() {
+    let hub = TestHub::start();
+    let client = hub.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let create = |name: &'static str| {
+        let cms = cms.clone();
+        async move {
+            let mut cm = ConfigMap::default();
+            cm.metadata.name = Some(name.into());
+            cms.create(&PostParams::default(), &cm).await.unwrap();
+        }
+    };
+    for name in ["p-a", "p-b", "p-d", "p-e"] {
+        create(name).await;
+    }
+    let first = cms.list(&ListParams::default().limit(2)).await.unwrap();
+    let names: Vec<String> = first.items.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(names, ["p-a", "p-b"]);
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    // Changes after the first page: one new object after the page boundary, one deleted.
+    create("p-c").await;
+    cms.delete("p-e", &DeleteParams::default()).await.unwrap();
+    // Either the page comes from the first page's snapshot, or the server says it can no
+    // longer serve that snapshot (410 Expired), as kube-apiserver does for old tokens.
+    match cms.list(&ListParams::default().limit(10).continue_token(&token)).await {
+        Ok(second) => {
+            let names: Vec<String> = second.items.iter().map(ResourceExt::name_any).collect();
+            assert_eq!(
+                (second.metadata.resource_version, names),
+                (
+                    first.metadata.resource_version,
+                    vec!["p-d".to_string(), "p-e".to_string()]
+                ),
+                "a continued page must come from the first page's snapshot (its resourceVersion, \
+                 without p-c created and with p-e deleted after the first page), or be 410 Expired"
+            );
+        }
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 410, "{status:?}"),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 #[tokio::test]

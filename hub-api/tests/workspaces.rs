@@ -88,8 +88,14 @@ fn tenants_are_isolated() {
 
     // The same names in both, without interference.
     for (kc, value) in [(&a, "from-a"), (&b, "from-b")] {
-        k_stdin(kc, &["create", "-f", "-"], "apiVersion: v1\nkind: Namespace\nmetadata: {name: shared}\n");
-        let cm = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: shared}}\ndata: {{who: {value}}}\n");
+        k_stdin(
+            kc,
+            &["create", "-f", "-"],
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: shared}\n",
+        );
+        let cm = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: shared}}\ndata: {{who: {value}}}\n"
+        );
         k_stdin(kc, &["create", "-f", "-"], &cm);
     }
     let cm_a = json(&k_ok(&a, &["get", "cm", "cfg", "-n", "shared", "-o", "json"]));
@@ -107,7 +113,10 @@ fn tenants_are_isolated() {
 
     // A CRD in A is absent from B's discovery and OpenAPI.
     k_ok(&a, &["create", "-f", &sample("widget-crd.yaml")]);
-    k_ok(&a, &["wait", "--for=condition=Established", "crd/widgets.example.faros.sh"]);
+    k_ok(
+        &a,
+        &["wait", "--for=condition=Established", "crd/widgets.example.faros.sh"],
+    );
     k_ok(&a, &["create", "-f", &sample("widget.yaml")]);
     assert!(k_ok(&a, &["api-resources"]).contains("widgets"));
     assert!(!k_ok(&b, &["api-resources"]).contains("widgets"));
@@ -116,7 +125,10 @@ fn tenants_are_isolated() {
     assert!(!openapi_b.contains("example.faros.sh"), "{openapi_b}");
     // The same CRD name can exist in B independently.
     k_ok(&b, &["create", "-f", &sample("widget-crd.yaml")]);
-    k_ok(&b, &["wait", "--for=condition=Established", "crd/widgets.example.faros.sh"]);
+    k_ok(
+        &b,
+        &["wait", "--for=condition=Established", "crd/widgets.example.faros.sh"],
+    );
     assert_eq!(k_ok(&b, &["get", "widgets", "-A", "-o", "name"]).trim(), "");
 
     // Deleting in one leaves the other alone.
@@ -127,7 +139,10 @@ fn tenants_are_isolated() {
     let unknown = kubeconfig_for(&hub, &format!("{}/clusters/root:does-not-exist", hub.url()), "unknown");
     // (--raw with the full path: kubectl's discovery client does not print the message of a
     // failed discovery, and a raw path replaces the server URL's path.)
-    let out = k(&unknown, &["get", "--raw", "/clusters/root:does-not-exist/api/v1/namespaces"]);
+    let out = k(
+        &unknown,
+        &["get", "--raw", "/clusters/root:does-not-exist/api/v1/namespaces"],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("workspace access not permitted"));
     let dotted = kubeconfig_for(&hub, &format!("{}/clusters/root:tenant-a:..", hub.url()), "dotted");
@@ -141,19 +156,33 @@ fn nested_workspaces_and_subtree_deletion() {
     let top = create_workspace(&hub, &root, "org", "universal");
     let middle = create_workspace(&hub, &top, "team", "universal");
     let leaf = create_workspace(&hub, &middle, "plant-7", "universal");
-    k_stdin(&leaf, &["create", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\n");
+    k_stdin(
+        &leaf,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\n",
+    );
     let ws = json(&k_ok(&middle, &["get", "ws", "plant-7", "-o", "json"]));
-    assert!(ws["spec"]["URL"].as_str().unwrap().ends_with("/clusters/root:org:team:plant-7"));
+    assert!(
+        ws["spec"]["URL"]
+            .as_str()
+            .unwrap()
+            .ends_with("/clusters/root:org:team:plant-7")
+    );
     let lc = json(&k_ok(&leaf, &["get", "logicalclusters", "cluster", "-o", "json"]));
     assert_eq!(lc["metadata"]["annotations"]["kcp.io/path"], "root:org:team:plant-7");
 
     // Deleting the middle workspace removes its whole subtree and frees its name.
     k_ok(&top, &["delete", "ws", "team", "--wait=false"]);
     assert!(
-        eventually(Duration::from_secs(30), || !k(&top, &["get", "ws", "team"]).status.success()),
+        eventually(Duration::from_secs(30), || !k(&top, &["get", "ws", "team"])
+            .status
+            .success()),
         "middle workspace never went away"
     );
-    let out = k(&leaf, &["get", "--raw", "/clusters/root:org:team:plant-7/api/v1/configmaps"]);
+    let out = k(
+        &leaf,
+        &["get", "--raw", "/clusters/root:org:team:plant-7/api/v1/configmaps"],
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("workspace access not permitted"));
     let again = create_workspace(&hub, &top, "team", "universal");
     assert_eq!(k_ok(&again, &["get", "ws", "-o", "name"]).trim(), "");
@@ -174,14 +203,19 @@ fn edge_api_bound_by_type_and_wildcard_watch_sees_all_workspaces() {
     assert!(!k_ok(&plain, &["api-resources"]).contains("agents"));
 
     let agent = |name: &str| {
-        format!("apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata: {{name: {name}}}\nspec: {{heartbeatIntervalSeconds: 5}}\n")
+        format!(
+            "apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata: {{name: {name}}}\nspec: {{heartbeatIntervalSeconds: 5}}\n"
+        )
     };
     k_stdin(&one, &["create", "-f", "-"], &agent("device-1"));
     k_stdin(&two, &["create", "-f", "-"], &agent("device-2"));
 
     // The admin's wildcard view lists and watches agents of both workspaces, each carrying
     // its logical cluster.
-    let list = json(&k_ok(&root, &["get", "--raw", "/clusters/*/apis/edge.faros.sh/v1alpha1/agents"]));
+    let list = json(&k_ok(
+        &root,
+        &["get", "--raw", "/clusters/*/apis/edge.faros.sh/v1alpha1/agents"],
+    ));
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{list}");
     let clusters: std::collections::HashSet<&str> = items
@@ -191,17 +225,30 @@ fn edge_api_bound_by_type_and_wildcard_watch_sees_all_workspaces() {
     assert_eq!(clusters.len(), 2);
     let watch = k_ok(
         &root,
-        &["get", "--raw", "/clusters/*/apis/edge.faros.sh/v1alpha1/agents?watch=true&timeoutSeconds=1"],
+        &[
+            "get",
+            "--raw",
+            "/clusters/*/apis/edge.faros.sh/v1alpha1/agents?watch=true&timeoutSeconds=1",
+        ],
     );
     let events: Vec<Value> = watch.lines().map(json).collect();
     assert_eq!(events.len(), 2, "{watch}");
-    assert!(events.iter().all(|e| e["type"] == "ADDED"
-        && e["object"]["metadata"]["annotations"]["kcp.io/cluster"].is_string()));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["type"] == "ADDED" && e["object"]["metadata"]["annotations"]["kcp.io/cluster"].is_string())
+    );
     // Writes through the wildcard are refused.
     let out = common::kubectl_with(
         &root,
         V,
-        &["create", "--raw", "/clusters/*/apis/edge.faros.sh/v1alpha1/namespaces/default/agents", "-f", "-"],
+        &[
+            "create",
+            "--raw",
+            "/clusters/*/apis/edge.faros.sh/v1alpha1/namespaces/default/agents",
+            "-f",
+            "-",
+        ],
         Some(&agent("nope")),
     );
     assert!(!out.status.success());

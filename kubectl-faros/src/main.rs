@@ -1,11 +1,80 @@
-use clap::Parser;
+//! `kubectl-faros`: the kubectl plugin for Faros (`kubectl faros ...`).
+//!
+//! kubectl runs any `kubectl-faros` found on `PATH` for `kubectl faros ...`, passing the
+//! remaining arguments and the environment (`KUBECONFIG` included) through.
 
-/// kubectl plugin for Faros: `kubectl faros ...`.
-#[derive(Parser)]
-#[command(name = "kubectl-faros", version)]
-struct Cli {}
+mod agent;
+mod bind;
+mod kubeconfig;
+mod output;
+mod paths;
+mod session;
+mod workspace;
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    anyhow::bail!("no subcommands are available yet")
+use clap::{Parser, Subcommand};
+
+use crate::session::{ConfigFlags, Session};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubectl faros",
+    bin_name = "kubectl faros",
+    version,
+    about = "Faros workspaces, API bindings and edge agents, from kubectl",
+    long_about = "Faros workspaces, API bindings and edge agents, from kubectl.\n\n\
+        Workspaces are isolated logical clusters on one hub, addressed by paths such as root:acme:plant-7 \
+        (kcp's tenancy.kcp.io API). Switching workspaces edits your kubeconfig the way kcp's `kubectl ws` does: \
+        the context `workspace.kcp.io/current` points at <hub>/clusters/<path> with your CA and credentials, \
+        and `workspace.kcp.io/previous` remembers where you came from.",
+    after_help = "Examples:\n  \
+        kubectl faros workspace create tenant1 --type faros --enter\n  \
+        kubectl faros agent generate agent1 -o agent1.kubeconfig\n  \
+        kubectl faros ws tree\n  \
+        kubectl faros ws ..\n  \
+        kubectl faros bind"
+)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigFlags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create, enter, list and delete workspaces.
+    #[command(visible_alias = "ws", alias = "workspaces")]
+    Workspace(workspace::WorkspaceArgs),
+    /// Bind an APIExport into the current workspace (default: the Faros edge API).
+    Bind(bind::BindArgs),
+    /// Register edge agents, list them, revoke registrations.
+    #[command(alias = "agents")]
+    Agent(agent::AgentArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    // kube-rs builds its TLS configuration from rustls' process-wide provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => fail(anyhow::Error::new(e).context("starting the async runtime")),
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        fail(e);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut session = Session::load(&cli.config).await?;
+    match cli.command {
+        Command::Workspace(args) => workspace::run(&mut session, args).await,
+        Command::Bind(args) => bind::run(&session, args).await,
+        Command::Agent(args) => agent::run(&session, args).await,
+    }
+}
+
+fn fail(e: anyhow::Error) -> ! {
+    eprintln!("error: {e:#}");
+    std::process::exit(1);
 }

@@ -394,6 +394,8 @@ fn admit(ctx: &Ctx, obj: &mut Value, old: Option<&Value>) -> ApiResult<Vec<Strin
     if !errors.is_empty() {
         return Err(ApiError::invalid(&ctx.kind.kind, ctx.group(), &name, errors));
     }
+    // RBAC writes may not grant what the requester does not hold.
+    crate::auth::admission::check(ctx, obj, old)?;
     Ok(warnings)
 }
 
@@ -557,12 +559,20 @@ async fn update(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Response> {
         ));
     }
     let current = ctx.hub.cache.get(&ctx.key(&name)).ok_or_else(|| ctx.not_found(&name))?;
-    write_update(ctx, &current, obj, precondition).await
+    write_update(ctx, &current, obj, precondition, false).await
 }
 
 /// Applies the update rules (immutable fields, subresource split, generation, finalizers)
 /// to `new` against `current`, validates, and stores it.
-async fn write_update(ctx: &Ctx, current: &Object, mut new: Value, precondition: Option<u64>) -> ApiResult<Response> {
+/// `applied`: `new` comes from server-side apply, which already computed its managedFields.
+async fn write_update(
+    ctx: &Ctx,
+    current: &Object,
+    mut new: Value,
+    precondition: Option<u64>,
+    applied: bool,
+) -> ApiResult<Response> {
+    let applied_fields = applied.then(|| new["metadata"]["managedFields"].clone());
     let name = object::name(&current.value).to_string();
     if let Some(rv) = precondition
         && rv != current.mod_revision
@@ -632,7 +642,15 @@ async fn write_update(ctx: &Ctx, current: &Object, mut new: Value, precondition:
         object::meta_mut(&mut new).insert("generation".into(), generation.into());
     }
     let warnings = admit(ctx, &mut new, Some(old))?;
-    super::managed_fields::record_update(ctx, &mut new, Some(old));
+    match applied_fields {
+        Some(fields) if fields.is_array() => {
+            object::meta_mut(&mut new).insert("managedFields".into(), fields);
+        }
+        Some(_) => {
+            object::meta_mut(&mut new).remove("managedFields");
+        }
+        None => super::managed_fields::record_update(ctx, &mut new, Some(old)),
+    }
     object::meta_mut(&mut new).insert("resourceVersion".into(), current.mod_revision.to_string().into());
     if object::same_content(&new, old) {
         // A no-op write keeps the resourceVersion and wakes no watcher.
@@ -698,7 +716,8 @@ async fn patch(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Response> {
         let precondition = super::query::parse_revision(patch["metadata"]["resourceVersion"].as_str())
             .ok()
             .flatten();
-        match write_update(ctx, &current, patched, precondition).await {
+        let applied = patch_type == super::patch::PatchType::Apply;
+        match write_update(ctx, &current, patched, precondition, applied).await {
             Err(e)
                 if precondition.is_none()
                     && e.reason == Reason::Conflict

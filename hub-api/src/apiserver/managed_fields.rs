@@ -415,12 +415,8 @@ fn strip_out_of_scope(ctx: &Ctx, config: &mut Value) {
 fn check_config(ctx: &Ctx, config: &Value) -> ApiResult<()> {
     let name = ctx.req.name.as_deref().unwrap_or_default();
     let given = object::name(config);
-    if given.is_empty() {
-        return Err(ApiError::bad_request(
-            "metadata.name is required in an apply configuration",
-        ));
-    }
-    if given != name {
+    // An apply configuration may leave the name to the URL (kube-rs status patches do).
+    if !given.is_empty() && given != name {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({given}) does not match the name on the URL ({name})"
         )));
@@ -441,6 +437,8 @@ fn check_config(ctx: &Ctx, config: &Value) -> ApiResult<()> {
 pub async fn apply_create(ctx: &Ctx, config: Value) -> ApiResult<Response> {
     check_config(ctx, &config)?;
     let mut obj = config.clone();
+    let name = ctx.req.name.clone().unwrap_or_default();
+    object::meta_mut(&mut obj).insert("name".into(), name.into());
     let (mut obj, warnings) = handlers::prepare_create(ctx, &mut obj)?;
     let list = vec![Entry {
         manager: ctx.query.field_manager.clone().unwrap_or_default(),

@@ -29,7 +29,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 use tokio::sync::watch as signal;
 
-use crate::auth::{Authenticator, User};
+use crate::auth::{Authenticator, Outcome, User};
 use crate::error::{ApiError, ApiResult};
 use crate::registry::Catalog;
 use crate::storage::cache::Cache;
@@ -49,6 +49,8 @@ pub struct Hub {
     /// `https://host:port`, the base of every workspace URL.
     pub external_url: String,
     pub version: String,
+    /// The audit log (`--audit-log-path`).
+    pub audit: Option<crate::auth::audit::AuditLog>,
 }
 
 pub fn router(hub: Arc<Hub>) -> Router {
@@ -56,17 +58,27 @@ pub fn router(hub: Arc<Hub>) -> Router {
 }
 
 async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let path = request.uri().path().to_string();
     if let Some(response) = public_endpoint(&hub, &path) {
         return response;
     }
-    let Some(user) = hub.authenticator.authenticate(&request) else {
-        return ApiError::unauthorized().into_response();
+    let mut record = crate::auth::audit::Record::new(request.method(), request.uri());
+    let response = match hub.authenticator.authenticate(&request, &hub.cache) {
+        Outcome::Authenticated(user) => {
+            record.user = Some(user.clone());
+            match route(hub.clone(), user, request, &mut record).await {
+                Ok(response) => response,
+                Err(e) => e.into_response(),
+            }
+        }
+        // Anonymous requests reach only the public endpoints.
+        Outcome::Anonymous | Outcome::Invalid => ApiError::unauthorized().into_response(),
     };
-    match route(hub, user, request).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
+    if let Some(audit) = &hub.audit {
+        audit.log(&record, response.status().as_u16(), started);
     }
+    response
 }
 
 /// Endpoints anyone may call, with or without credentials.
@@ -82,6 +94,18 @@ fn public_endpoint(hub: &Hub, path: &str) -> Option<Response> {
             Some(response)
         }
         "/version" => Some(response::json(StatusCode::OK, &version_info(&hub.version))),
+        // The ServiceAccount issuer's discovery documents, so others can verify its tokens.
+        "/.well-known/openid-configuration" => hub
+            .authenticator
+            .service_accounts()
+            .map(|sa| response::json(StatusCode::OK, &sa.discovery_document())),
+        "/openid/v1/jwks" => hub.authenticator.service_accounts().map(|sa| {
+            response::bytes(
+                StatusCode::OK,
+                serde_json::to_vec(&sa.jwks()).unwrap_or_default(),
+                "application/jwk-set+json",
+            )
+        }),
         _ => None,
     }
 }
@@ -121,13 +145,48 @@ fn resolve_cluster(hub: &Hub, user: &User, target: &ClusterTarget) -> ApiResult<
     }
 }
 
-async fn route(hub: Arc<Hub>, user: User, request: Request) -> ApiResult<Response> {
+async fn route(
+    hub: Arc<Hub>,
+    user: User,
+    request: Request,
+    record: &mut crate::auth::audit::Record,
+) -> ApiResult<Response> {
     let (parts, body) = request.into_parts();
     let query = query::Query::parse(parts.uri.query())?;
     let info = request::parse(&parts.method, parts.uri.path(), query.watch)?;
+    if !user.is_master() {
+        // RBAC changes acknowledged before this request arrived are in force for it.
+        hub.authorizer.sync().await;
+    }
     let cluster = resolve_cluster(&hub, &user, &info.cluster)?;
+    let user = if crate::auth::impersonation::requested(&parts.headers) {
+        if cluster.name == "*" {
+            return Err(ApiError::forbidden("workspace access not permitted"));
+        }
+        let effective =
+            crate::auth::impersonation::apply(&hub.authorizer, user.clone(), &cluster.name, &parts.headers)?;
+        if !hub.authorizer.may_enter(&effective, &cluster.name) {
+            return Err(ApiError::forbidden("workspace access not permitted"));
+        }
+        record.impersonator = Some(user);
+        record.user = Some(effective.clone());
+        effective
+    } else {
+        user
+    };
+    record.workspace = cluster.path.clone();
+    record.cluster = cluster.name.clone();
     let resource = match info.target {
         Target::NonResource(path) => {
+            let verb = crate::auth::rbac::non_resource_verb(&parts.method);
+            record.verb = verb.clone();
+            if cluster.name != "*" {
+                hub.authorizer.check(
+                    &user,
+                    &cluster.name,
+                    &crate::auth::rbac::Attributes::non_resource(&verb, &path),
+                )?;
+            }
             if parts.method != Method::GET && parts.method != Method::HEAD {
                 return Err(ApiError::method_not_allowed(format!(
                     "{} is not supported on {path}",
@@ -141,6 +200,19 @@ async fn route(hub: Arc<Hub>, user: User, request: Request) -> ApiResult<Respons
         }
         Target::Resource(r) => r,
     };
+    let attributes = crate::auth::rbac::request_attributes(&resource, query.field_selector.as_deref());
+    record.verb = resource.verb.to_string();
+    record.group = resource.group.clone();
+    record.version = resource.version.clone();
+    record.resource = resource.resource.clone();
+    record.subresource = resource.subresource.clone().unwrap_or_default();
+    record.namespace = resource.namespace.clone().unwrap_or_default();
+    record.name = attributes.resource.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+    // Authorized before the kind is looked up, as kube-apiserver does: without permission,
+    // a resource that does not exist looks the same as one that does.
+    if cluster.name != "*" {
+        hub.authorizer.check(&user, &cluster.name, &attributes)?;
+    }
     let kind = if cluster.name == "*" {
         // The wildcard view serves list and watch of kinds that mean the same everywhere:
         // built-in and system kinds, and resources exported under one identity.
@@ -163,6 +235,7 @@ async fn route(hub: Arc<Hub>, user: User, request: Request) -> ApiResult<Respons
         None => {}
         Some("status") if kind.status_subresource && matches!(resource.verb, "get" | "update" | "patch") => {}
         Some("finalize") if kind.builtin && kind.resource == "namespaces" && resource.verb == "update" => {}
+        Some("token") if kind.builtin && kind.resource == "serviceaccounts" && resource.verb == "create" => {}
         Some(_) => return Err(ApiError::no_such_resource()),
     }
     let representation = body::negotiate(&parts.headers)?;
@@ -177,6 +250,10 @@ async fn route(hub: Arc<Hub>, user: User, request: Request) -> ApiResult<Respons
         headers: parts.headers,
         representation,
     };
+    // Reviews and TokenRequest are answered by auth, not stored.
+    if crate::auth::reviews::handles(&ctx) {
+        return Ok(crate::auth::reviews::serve(ctx, body).await);
+    }
     Ok(handlers::serve(ctx, body).await)
 }
 

@@ -1,20 +1,81 @@
-//! Authentication: who is calling. Client certificates signed by the hub CA are verified
-//! during the TLS handshake; the identity they carry (CN = user, O = groups) arrives here as
-//! a request extension set by the connection layer.
+//! Authentication, authorization and audit.
+//!
+//! **Who is calling** ([`Authenticator`]), tried in the order kube-apiserver uses: a client
+//! certificate verified during the TLS handshake (CN = user, O = groups; it arrives as a
+//! request extension), then a bearer token — a static token from `--token-auth-file`, a
+//! ServiceAccount JWT signed by the hub ([`serviceaccount`]), or an OIDC ID token
+//! ([`oidc`]). A request without credentials is anonymous and reaches only the public
+//! endpoints; a request with a credential that does not verify is 401, never anonymous.
+//!
+//! **What they may do** ([`rbac::Authorizer`]): RBAC evaluated per logical cluster from the
+//! Roles and bindings stored there; entering a workspace at all needs a binding there.
+//! [`impersonation`] switches identity for callers granted `impersonate`; [`reviews`] answers
+//! SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview and TokenRequest;
+//! [`admission`] refuses RBAC writes that would escalate privileges.
+//!
+//! **What happened** ([`audit`]): one JSON line per request, written off the request path.
 
+pub mod admission;
+pub mod audit;
+pub mod impersonation;
+pub mod jwt;
+pub mod oidc;
+pub mod policy;
+pub mod rbac;
+pub mod reviews;
+pub mod serviceaccount;
+pub mod tokenfile;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
 use axum::extract::Request;
 
+pub use rbac::Authorizer;
+
+use crate::storage::cache::Cache;
+
+/// The user-info extra naming the logical cluster a ServiceAccount belongs to (as kcp).
+pub const CLUSTER_EXTRA: &str = "authentication.kcp.io/cluster-name";
+/// The group every authenticated request carries.
+pub const AUTHENTICATED: &str = "system:authenticated";
+/// The group of requests without credentials.
+pub const UNAUTHENTICATED: &str = "system:unauthenticated";
+/// The group that bypasses authorization.
+pub const MASTERS: &str = "system:masters";
+
 /// An authenticated identity, as Kubernetes' `user.Info`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct User {
     pub name: String,
     pub groups: Vec<String>,
     pub uid: String,
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 impl User {
+    /// A user with `system:authenticated` added to its groups.
+    pub fn authenticated(name: impl Into<String>, mut groups: Vec<String>, uid: impl Into<String>) -> User {
+        if !groups.iter().any(|g| g == AUTHENTICATED) {
+            groups.push(AUTHENTICATED.into());
+        }
+        User {
+            name: name.into(),
+            groups,
+            uid: uid.into(),
+            extra: BTreeMap::new(),
+        }
+    }
+
     pub fn is_master(&self) -> bool {
-        self.groups.iter().any(|g| g == "system:masters")
+        self.groups.iter().any(|g| g == MASTERS)
+    }
+
+    /// The logical cluster this identity is confined to (ServiceAccounts), if any.
+    pub fn home_cluster(&self) -> Option<&str> {
+        self.extra.get(CLUSTER_EXTRA)?.first().map(String::as_str)
     }
 }
 
@@ -22,43 +83,207 @@ impl User {
 #[derive(Debug, Clone, Default)]
 pub struct PeerIdentity(pub Option<(String, Vec<String>)>);
 
-#[derive(Default)]
-pub struct Authenticator {}
-
-impl Authenticator {
-    pub fn new() -> Self {
-        Authenticator {}
-    }
-
-    /// The caller's identity, or None when it presented no valid credential.
-    pub fn authenticate(&self, request: &Request) -> Option<User> {
-        let PeerIdentity(Some((name, groups))) = request.extensions().get::<PeerIdentity>()? else {
-            return None;
-        };
-        let mut groups = groups.clone();
-        if !groups.iter().any(|g| g == "system:authenticated") {
-            groups.push("system:authenticated".into());
-        }
-        Some(User {
-            name: name.clone(),
-            groups,
-            uid: String::new(),
-        })
-    }
+/// Transport and authentication options of `hub-api start`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthOptions {
+    /// PEM certificate (chain) to serve instead of the generated one.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// PEM bundle of additional CAs whose client certificates are accepted (CN = user, O = groups).
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Static bearer tokens, Kubernetes CSV format: token,user,uid,"group1,group2".
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8 ECDSA P-256, or RSA) that signs ServiceAccount tokens
+    /// (default: one created in the data directory).
+    #[arg(long)]
+    pub service_account_key_file: Option<PathBuf>,
+    /// The `iss` of ServiceAccount tokens (default: the hub's external URL).
+    #[arg(long)]
+    pub service_account_issuer: Option<String>,
+    /// Audiences the API accepts in ServiceAccount tokens (default: the issuer).
+    #[arg(long = "api-audiences", value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
+    /// OIDC issuer URL; enables OIDC authentication together with --oidc-client-id.
+    #[arg(long)]
+    pub oidc_issuer_url: Option<String>,
+    /// The audience ID tokens must carry.
+    #[arg(long)]
+    pub oidc_client_id: Option<String>,
+    /// The claim holding the user name.
+    #[arg(long, default_value = "sub")]
+    pub oidc_username_claim: String,
+    /// The claim holding the groups (a string or a list of strings).
+    #[arg(long)]
+    pub oidc_groups_claim: Option<String>,
+    /// Prefix for user names ("-" for none; default: "<issuer>#" unless the claim is email).
+    #[arg(long)]
+    pub oidc_username_prefix: Option<String>,
+    /// Prefix for group names.
+    #[arg(long)]
+    pub oidc_groups_prefix: Option<String>,
+    /// The issuer's keys as a JWKS document (no network needed).
+    #[arg(long)]
+    pub oidc_jwks_file: Option<PathBuf>,
+    /// Accepted signing algorithms (asymmetric only).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384"
+    )]
+    pub oidc_signing_algs: Vec<String>,
+    /// Write one JSON line per request to this file.
+    #[arg(long)]
+    pub audit_log_path: Option<PathBuf>,
 }
 
-/// Decides what an authenticated user may do. RBAC evaluation plugs in here; until then
-/// only `system:masters` may enter workspaces.
-#[derive(Default)]
-pub struct Authorizer {}
+/// Serves `--tls-cert-file`/`--tls-private-key-file` instead of the generated certificate.
+/// Returns the PEM bundle clients should trust: the hub CA, plus the given chain (so a file
+/// holding the certificate and its issuing CA yields working kubeconfigs).
+pub fn apply_serving_cert(pki: &mut crate::pki::Pki, opts: &AuthOptions) -> anyhow::Result<String> {
+    let mut trust = pki.ca_cert_pem.clone();
+    match (&opts.tls_cert_file, &opts.tls_private_key_file) {
+        (None, None) => {}
+        (Some(cert), Some(key)) => {
+            let cert_pem = std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
+            let key_pem = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
+            pki.serving_cert_pem = cert_pem.clone();
+            pki.serving_key_pem = key_pem;
+            if !trust.ends_with('\n') {
+                trust.push('\n');
+            }
+            trust.push_str(&cert_pem);
+        }
+        _ => anyhow::bail!("--tls-cert-file and --tls-private-key-file must be given together"),
+    }
+    Ok(trust)
+}
 
-impl Authorizer {
+/// What authentication made of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No credentials at all.
+    Anonymous,
+    Authenticated(User),
+    /// Credentials were presented and did not verify.
+    Invalid,
+}
+
+/// Identifies callers.
+#[derive(Default)]
+pub struct Authenticator {
+    tokens: Option<tokenfile::TokenFile>,
+    service_accounts: Option<Arc<serviceaccount::ServiceAccounts>>,
+    oidc: Option<oidc::Oidc>,
+}
+
+impl Authenticator {
+    /// Client certificates only.
     pub fn new() -> Self {
-        Authorizer {}
+        Authenticator::default()
     }
 
-    /// Whether `user` may make any request in `cluster`.
-    pub fn may_enter(&self, user: &User, _cluster: &str) -> bool {
-        user.is_master()
+    pub fn with(
+        tokens: Option<tokenfile::TokenFile>,
+        service_accounts: Option<Arc<serviceaccount::ServiceAccounts>>,
+        oidc: Option<oidc::Oidc>,
+    ) -> Self {
+        jwt::install_provider();
+        Authenticator {
+            tokens,
+            service_accounts,
+            oidc,
+        }
+    }
+
+    /// Builds every configured authenticator from the start options. `external_url` is the
+    /// default ServiceAccount issuer; `ca_pem` goes into legacy token Secrets.
+    pub fn from_options(
+        opts: &AuthOptions,
+        data_dir: &Path,
+        external_url: &str,
+        ca_pem: &str,
+    ) -> anyhow::Result<Authenticator> {
+        let tokens = match &opts.token_auth_file {
+            Some(path) => Some(tokenfile::TokenFile::load(path)?),
+            None => None,
+        };
+        let issuer = opts
+            .service_account_issuer
+            .clone()
+            .unwrap_or_else(|| external_url.to_string());
+        let audiences = if opts.api_audiences.is_empty() {
+            vec![issuer.clone()]
+        } else {
+            opts.api_audiences.clone()
+        };
+        let service_accounts = serviceaccount::ServiceAccounts::load_or_create(
+            data_dir,
+            opts.service_account_key_file.as_deref(),
+            issuer,
+            audiences,
+            external_url,
+            ca_pem,
+        )
+        .context("preparing the ServiceAccount token key")?;
+        let oidc = oidc::Oidc::from_options(opts)?;
+        Ok(Authenticator::with(tokens, Some(service_accounts), oidc))
+    }
+
+    pub fn service_accounts(&self) -> Option<&Arc<serviceaccount::ServiceAccounts>> {
+        self.service_accounts.as_ref()
+    }
+
+    /// The caller's identity. `cache` backs the checks that make ServiceAccount tokens die
+    /// with their ServiceAccount, Secret or bound object.
+    pub fn authenticate(&self, request: &Request, cache: &Cache) -> Outcome {
+        if let Some(PeerIdentity(Some((name, groups)))) = request.extensions().get::<PeerIdentity>() {
+            return Outcome::Authenticated(User::authenticated(name.clone(), groups.clone(), ""));
+        }
+        let Some(header) = request.headers().get(http::header::AUTHORIZATION) else {
+            return Outcome::Anonymous;
+        };
+        let Some(token) = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                let (scheme, rest) = h.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        else {
+            return Outcome::Invalid;
+        };
+        match self.authenticate_token(token, cache) {
+            Some(user) => Outcome::Authenticated(user),
+            None => Outcome::Invalid,
+        }
+    }
+
+    /// A bearer token's identity, or None when no authenticator accepts it.
+    pub fn authenticate_token(&self, token: &str, cache: &Cache) -> Option<User> {
+        if let Some(user) = self.tokens.as_ref().and_then(|t| t.lookup(token)) {
+            return Some(user);
+        }
+        // JWTs go to the authenticator of their issuer; the payload is read unverified only
+        // to pick it.
+        let payload = jwt::unverified_payload(token)?;
+        let iss = payload["iss"].as_str()?;
+        if let Some(sa) = &self.service_accounts
+            && sa.issues(iss)
+        {
+            return sa.authenticate(token, cache);
+        }
+        if let Some(oidc) = &self.oidc
+            && oidc.issuer() == iss
+        {
+            return oidc.authenticate(token);
+        }
+        None
     }
 }

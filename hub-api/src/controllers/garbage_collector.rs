@@ -1,46 +1,32 @@
 //! The garbage collector: deletes dependents whose owners (matched by uid within the same
-//! logical cluster) are gone, and carries out Foreground and Orphan deletion of owners.
+//! logical cluster) are gone, removes dangling owner references, and carries out Foreground
+//! and Orphan deletion of owners.
 //!
-//! Each pass lists every resource once through the API — built-in and system kinds through
-//! the `/clusters/*` view, custom and bound resources per workspace that has them — and
-//! works on the resulting owner graph, so a pass is linear in the number of objects.
+//! It keeps an owner graph in memory, fed by watches: built-in and system kinds through the
+//! `/clusters/*` view (one watch per kind for every workspace), custom resources per
+//! workspace that defines them, and exported resources per export identity. A change only
+//! queues the objects it can affect (the object itself, or the dependents of a deleted
+//! owner), so the work follows the rate of change, not the number of objects.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::discovery::{Discovery, Scope, verbs};
-use kube::{Client, ResourceExt};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use super::runtime::{Clusters, cluster_of};
 use crate::apiserver::handlers::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
 
-const PASS_INTERVAL: Duration = Duration::from_secs(2);
-
-pub async fn run(clusters: Clusters) {
-    let mut failures = 0;
-    loop {
-        match pass(&clusters).await {
-            Ok(()) => {
-                failures = 0;
-                tokio::time::sleep(PASS_INTERVAL).await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "garbage collection pass failed");
-                super::backoff_sleep(&mut failures).await;
-            }
-        }
-    }
-}
-
-struct Node {
-    resource: ApiResource,
-    namespaced: bool,
-    object: DynamicObject,
-}
-
-/// Groups served identically in every workspace, listed once through `/clusters/*`.
+/// Groups served identically in every workspace, watched once through `/clusters/*`.
 const STATIC_GROUPS: &[&str] = &[
     "",
     "coordination.k8s.io",
@@ -51,159 +37,425 @@ const STATIC_GROUPS: &[&str] = &[
     "apis.kcp.io",
 ];
 
-fn api_for(clusters: &Clusters, node: &Node) -> Api<DynamicObject> {
-    let client = clusters.cluster(&cluster_of(&node.object));
-    match (node.namespaced, node.object.namespace()) {
-        (true, Some(ns)) => Api::namespaced_with(client, &ns, &node.resource),
-        _ => Api::all_with(client, &node.resource),
+/// (logical cluster, uid)
+type Uid = (String, String);
+
+struct Node {
+    resource: ApiResource,
+    namespaced: bool,
+    namespace: Option<String>,
+    name: String,
+    owners: Vec<OwnerReference>,
+    deleting: bool,
+    finalizers: Vec<String>,
+    resource_version: Option<String>,
+}
+
+#[derive(Default)]
+struct Graph {
+    nodes: HashMap<Uid, Node>,
+    dependents: HashMap<Uid, HashSet<Uid>>,
+    /// Kinds whose watch finished its initial list, as (cluster or "*", group, kind). An
+    /// owner is judged gone only when its kind is in here: until then it may simply not be
+    /// loaded yet.
+    synced: HashSet<(String, String, String)>,
+}
+
+impl Graph {
+    fn kind_synced(&self, cluster: &str, api_version: &str, kind: &str) -> bool {
+        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        self.synced
+            .contains(&("*".to_string(), group.to_string(), kind.to_string()))
+            || self
+                .synced
+                .contains(&(cluster.to_string(), group.to_string(), kind.to_string()))
     }
 }
 
-/// Lists every deletable resource `discovery` knows whose group passes `wanted`, through
-/// `client`.
-async fn collect(
-    client: &Client,
-    discovery: &Discovery,
-    wanted: impl Fn(&str) -> bool,
-    nodes: &mut Vec<Node>,
-) -> Result<(), kube::Error> {
-    for group in discovery.groups() {
-        if !wanted(group.name()) {
-            continue;
-        }
-        for (resource, caps) in group.recommended_resources() {
-            if !caps.supports_operation(verbs::LIST) || !caps.supports_operation(verbs::DELETE) {
-                continue;
-            }
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-            for object in api.list(&ListParams::default()).await?.items {
-                nodes.push(Node {
-                    resource: resource.clone(),
-                    namespaced: caps.scope == Scope::Namespaced,
-                    object,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn pass(clusters: &Clusters) -> Result<(), kube::Error> {
-    let root = clusters.cluster(crate::tenancy::ROOT);
-    let discovery = Discovery::new(root).run().await?;
-    let mut nodes = Vec::new();
-    collect(
-        &clusters.wildcard(),
-        &discovery,
-        |g| STATIC_GROUPS.contains(&g),
-        &mut nodes,
-    )
-    .await?;
-    // Custom and bound resources differ per workspace: visit the workspaces that have any.
-    let mut extra: HashSet<String> = HashSet::new();
-    for node in &nodes {
-        let kind = node.resource.kind.as_str();
-        if kind == "CustomResourceDefinition" || (kind == "APIBinding" && node.resource.group == "apis.kcp.io") {
-            extra.insert(cluster_of(&node.object));
-        }
-    }
-    for cluster in extra {
-        let client = clusters.cluster(&cluster);
-        let discovery = Discovery::new(client.clone()).run().await?;
-        collect(&client, &discovery, |g| !STATIC_GROUPS.contains(&g), &mut nodes).await?;
-    }
-    let alive: HashSet<(String, String)> = nodes
-        .iter()
-        .filter_map(|n| Some((cluster_of(&n.object), n.object.uid()?)))
-        .collect();
-    // owner (cluster, uid) -> indexes of its dependents
-    let mut dependents: HashMap<(String, String), Vec<usize>> = HashMap::new();
-    for (i, node) in nodes.iter().enumerate() {
-        for owner in node.object.owner_references() {
-            dependents
-                .entry((cluster_of(&node.object), owner.uid.clone()))
+impl Graph {
+    fn upsert(&mut self, key: Uid, node: Node) {
+        self.remove(&key);
+        for owner in &node.owners {
+            self.dependents
+                .entry((key.0.clone(), owner.uid.clone()))
                 .or_default()
-                .push(i);
+                .insert(key.clone());
         }
+        self.nodes.insert(key, node);
     }
 
-    for node in &nodes {
-        let cluster = cluster_of(&node.object);
-        let refs = node.object.owner_references();
-        if refs.is_empty() || node.object.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let live: Vec<_> = refs
-            .iter()
-            .filter(|r| alive.contains(&(cluster.clone(), r.uid.clone())))
-            .collect();
-        let api = api_for(clusters, node);
-        if live.is_empty() {
-            ignore_gone(api.delete(&node.object.name_any(), &DeleteParams::background()).await)?;
-        } else if live.len() < refs.len() {
-            let patch =
-                json!({"metadata": {"ownerReferences": live, "resourceVersion": node.object.resource_version()}});
-            ignore_gone(
-                api.patch(&node.object.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-                    .await,
-            )?;
-        }
-    }
-
-    for node in nodes.iter().filter(|n| n.object.metadata.deletion_timestamp.is_some()) {
-        let finalizers = node.object.finalizers();
-        let orphan = finalizers.iter().any(|f| f == ORPHAN_FINALIZER);
-        let foreground = finalizers.iter().any(|f| f == FOREGROUND_FINALIZER);
-        if !orphan && !foreground {
-            continue;
-        }
-        let Some(uid) = node.object.uid() else { continue };
-        let key = (cluster_of(&node.object), uid.clone());
-        let deps = dependents.get(&key).cloned().unwrap_or_default();
-        if orphan {
-            for &d in &deps {
-                let dep = &nodes[d];
-                let kept: Vec<_> = dep.object.owner_references().iter().filter(|r| r.uid != uid).collect();
-                let patch =
-                    json!({"metadata": {"ownerReferences": kept, "resourceVersion": dep.object.resource_version()}});
-                ignore_gone(
-                    api_for(clusters, dep)
-                        .patch(&dep.object.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-                        .await,
-                )?;
-            }
-            remove_finalizer(clusters, node, ORPHAN_FINALIZER).await?;
-        } else if foreground {
-            if deps.is_empty() {
-                remove_finalizer(clusters, node, FOREGROUND_FINALIZER).await?;
-                continue;
-            }
-            for &d in &deps {
-                let dep = &nodes[d];
-                if dep.object.metadata.deletion_timestamp.is_none() {
-                    ignore_gone(
-                        api_for(clusters, dep)
-                            .delete(&dep.object.name_any(), &DeleteParams::foreground())
-                            .await,
-                    )?;
+    fn remove(&mut self, key: &Uid) -> Option<Node> {
+        let node = self.nodes.remove(key)?;
+        for owner in &node.owners {
+            let owner_key = (key.0.clone(), owner.uid.clone());
+            if let Some(set) = self.dependents.get_mut(&owner_key) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.dependents.remove(&owner_key);
                 }
             }
         }
+        Some(node)
     }
-    Ok(())
 }
 
-async fn remove_finalizer(clusters: &Clusters, node: &Node, finalizer: &str) -> Result<(), kube::Error> {
-    let kept: Vec<&String> = node.object.finalizers().iter().filter(|f| *f != finalizer).collect();
-    let patch = json!({"metadata": {"finalizers": kept, "resourceVersion": node.object.resource_version()}});
-    ignore_gone(
-        api_for(clusters, node)
-            .patch(&node.object.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-            .await,
-    )
+struct Collector {
+    clusters: Clusters,
+    graph: Mutex<Graph>,
+    queue: mpsc::UnboundedSender<Uid>,
+    /// Resources already being watched, by (cluster or "*", group, plural).
+    watched: Mutex<HashSet<(String, String, String)>>,
+    /// Every task the collector spawned, aborted when `run` ends.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
-/// A 404 or 409 means the object changed meanwhile; the next pass looks again.
+/// Aborts the collector's tasks when `run` is dropped (they hold the collector themselves).
+struct StopTasks(Arc<Collector>);
+
+impl Drop for StopTasks {
+    fn drop(&mut self) {
+        for task in self.0.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+pub async fn run(clusters: Clusters) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let collector = Arc::new(Collector {
+        clusters: clusters.clone(),
+        graph: Mutex::new(Graph::default()),
+        queue: tx,
+        watched: Mutex::new(HashSet::new()),
+        tasks: Mutex::new(Vec::new()),
+    });
+    let _stop = StopTasks(collector.clone());
+    // Static kinds, discovered once from root (they are the same everywhere).
+    let mut failures = 0;
+    let discovery = loop {
+        match Discovery::new(clusters.cluster(crate::tenancy::ROOT)).run().await {
+            Ok(d) => break d,
+            Err(e) => {
+                tracing::warn!(error = %e, "garbage collector discovery failed; retrying");
+                super::backoff_sleep(&mut failures).await;
+            }
+        }
+    };
+    for group in discovery.groups() {
+        if !STATIC_GROUPS.contains(&group.name()) {
+            continue;
+        }
+        for (resource, caps) in group.recommended_resources() {
+            if caps.supports_operation(verbs::WATCH) && caps.supports_operation(verbs::DELETE) {
+                collector.watch("*", resource, caps.scope == Scope::Namespaced);
+            }
+        }
+    }
+    // Custom resources appear with their CRDs, per workspace.
+    collector.spawn(collector.clone().follow_crds());
+    collector.spawn(collector.clone().follow_exports());
+    while let Some(key) = rx.recv().await {
+        if let Err(e) = collector.process(&key).await {
+            tracing::debug!(cluster = %key.0, uid = %key.1, error = %e, "garbage collection step failed; retrying");
+            let tx = collector.queue.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let _ = tx.send(key);
+            });
+        }
+    }
+}
+
+impl Collector {
+    /// Starts a watch of `resource` in `cluster` ("*" for every workspace), once.
+    fn watch(self: &Arc<Self>, cluster: &str, resource: ApiResource, namespaced: bool) {
+        let id = (cluster.to_string(), resource.group.clone(), resource.plural.clone());
+        if !self.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
+            return;
+        }
+        let api: Api<DynamicObject> = Api::all_with(self.clusters.cluster(cluster), &resource);
+        let this = self.clone();
+        let cluster = cluster.to_string();
+        self.spawn(async move {
+            let mut synced = false;
+            let mut stream = watcher::watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(Event::Apply(obj) | Event::InitApply(obj)) => this.observe(&resource, namespaced, obj),
+                    Ok(Event::Delete(obj)) => this.forget(&obj),
+                    Ok(Event::InitDone) if !synced => {
+                        synced = true;
+                        let id = (cluster.clone(), resource.group.clone(), resource.kind.clone());
+                        this.graph.lock().unwrap_or_else(|e| e.into_inner()).synced.insert(id);
+                        this.requeue_all();
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(resource = %resource.plural, error = %e, "gc watch error; retrying"),
+                }
+            }
+        });
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task).abort_handle();
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(handle);
+    }
+
+    fn observe(&self, resource: &ApiResource, namespaced: bool, obj: DynamicObject) {
+        let Some(uid) = obj.uid() else { return };
+        let key = (cluster_of(&obj), uid);
+        let node = Node {
+            resource: resource.clone(),
+            namespaced,
+            namespace: obj.namespace(),
+            name: obj.name_any(),
+            owners: obj.owner_references().to_vec(),
+            deleting: obj.metadata.deletion_timestamp.is_some(),
+            finalizers: obj.finalizers().to_vec(),
+            resource_version: obj.resource_version(),
+        };
+        let interesting = !node.owners.is_empty()
+            || (node.deleting
+                && node
+                    .finalizers
+                    .iter()
+                    .any(|f| f == ORPHAN_FINALIZER || f == FOREGROUND_FINALIZER));
+        let mut graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
+        graph.upsert(key.clone(), node);
+        // An object that is an owner under foreground deletion waits for its dependents.
+        let owners: Vec<Uid> = graph.nodes[&key]
+            .owners
+            .iter()
+            .map(|o| (key.0.clone(), o.uid.clone()))
+            .filter(|o| graph.nodes.get(o).is_some_and(|n| n.deleting))
+            .collect();
+        drop(graph);
+        if interesting {
+            let _ = self.queue.send(key);
+        }
+        for owner in owners {
+            let _ = self.queue.send(owner);
+        }
+    }
+
+    fn forget(&self, obj: &DynamicObject) {
+        let Some(uid) = obj.uid() else { return };
+        let key = (cluster_of(obj), uid);
+        let mut graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
+        let removed = graph.remove(&key);
+        let dependents: Vec<Uid> = graph
+            .dependents
+            .get(&key)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        drop(graph);
+        for d in dependents {
+            let _ = self.queue.send(d);
+        }
+        // Owners waiting in foreground deletion for this dependent look again.
+        if let Some(node) = removed {
+            for owner in node.owners {
+                let _ = self.queue.send((key.0.clone(), owner.uid));
+            }
+        }
+    }
+
+    fn requeue_all(&self) {
+        let graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
+        for key in graph.nodes.keys() {
+            let _ = self.queue.send(key.clone());
+        }
+    }
+
+    fn api(&self, cluster: &str, node: &Node) -> Api<DynamicObject> {
+        let client = self.clusters.cluster(cluster);
+        match (node.namespaced, &node.namespace) {
+            (true, Some(ns)) => Api::namespaced_with(client, ns, &node.resource),
+            _ => Api::all_with(client, &node.resource),
+        }
+    }
+
+    async fn process(&self, key: &Uid) -> Result<(), kube::Error> {
+        enum Step {
+            Delete(Api<DynamicObject>, String),
+            DropOwners(Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>),
+            Orphan(
+                Vec<(Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>)>,
+                Api<DynamicObject>,
+                String,
+                Vec<String>,
+            ),
+            Foreground(
+                Vec<(Api<DynamicObject>, String)>,
+                Api<DynamicObject>,
+                String,
+                Vec<String>,
+            ),
+        }
+        let step = {
+            let graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(node) = graph.nodes.get(key) else {
+                return Ok(());
+            };
+            let api = self.api(&key.0, node);
+            let dependents: Vec<&Uid> = graph
+                .dependents
+                .get(key)
+                .map(|s| s.iter().collect())
+                .unwrap_or_default();
+            if node.deleting && node.finalizers.iter().any(|f| f == ORPHAN_FINALIZER) {
+                let updates = dependents
+                    .iter()
+                    .filter_map(|d| graph.nodes.get(*d).map(|n| (*d, n)))
+                    .map(|(d, n)| {
+                        let kept = n.owners.iter().filter(|o| o.uid != key.1).cloned().collect();
+                        (self.api(&d.0, n), n.name.clone(), kept, n.resource_version.clone())
+                    })
+                    .collect();
+                let finalizers = node
+                    .finalizers
+                    .iter()
+                    .filter(|f| *f != ORPHAN_FINALIZER)
+                    .cloned()
+                    .collect();
+                Step::Orphan(updates, api, node.name.clone(), finalizers)
+            } else if node.deleting && node.finalizers.iter().any(|f| f == FOREGROUND_FINALIZER) {
+                let pending = dependents
+                    .iter()
+                    .filter_map(|d| graph.nodes.get(*d).map(|n| (*d, n)))
+                    .filter(|(_, n)| !n.deleting)
+                    .map(|(d, n)| (self.api(&d.0, n), n.name.clone()))
+                    .collect::<Vec<_>>();
+                if !dependents.is_empty() && pending.is_empty() {
+                    // Dependents are on their way out; their deletion events requeue us.
+                    return Ok(());
+                }
+                let finalizers = node
+                    .finalizers
+                    .iter()
+                    .filter(|f| *f != FOREGROUND_FINALIZER)
+                    .cloned()
+                    .collect();
+                Step::Foreground(pending, api, node.name.clone(), finalizers)
+            } else if !node.owners.is_empty() && !node.deleting {
+                let present = |o: &OwnerReference| graph.nodes.contains_key(&(key.0.clone(), o.uid.clone()));
+                // An owner of a kind not loaded yet might exist: decide nothing until it is.
+                if node
+                    .owners
+                    .iter()
+                    .any(|o| !present(o) && !graph.kind_synced(&key.0, &o.api_version, &o.kind))
+                {
+                    return Ok(());
+                }
+                let live: Vec<_> = node.owners.iter().filter(|o| present(o)).cloned().collect();
+                if live.is_empty() {
+                    Step::Delete(api, node.name.clone())
+                } else if live.len() < node.owners.len() {
+                    Step::DropOwners(api, node.name.clone(), live, node.resource_version.clone())
+                } else {
+                    return Ok(());
+                }
+            } else {
+                return Ok(());
+            }
+        };
+        match step {
+            Step::Delete(api, name) => ignore_gone(api.delete(&name, &DeleteParams::background()).await),
+            Step::DropOwners(api, name, live, rv) => {
+                let patch = json!({"metadata": {"ownerReferences": live, "resourceVersion": rv}});
+                ignore_gone(api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await)
+            }
+            Step::Orphan(updates, api, name, finalizers) => {
+                for (dep_api, dep_name, kept, rv) in updates {
+                    let patch = json!({"metadata": {"ownerReferences": kept, "resourceVersion": rv}});
+                    ignore_gone(
+                        dep_api
+                            .patch(&dep_name, &PatchParams::default(), &Patch::Merge(patch))
+                            .await,
+                    )?;
+                }
+                let patch = json!({"metadata": {"finalizers": finalizers}});
+                ignore_gone(api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await)
+            }
+            Step::Foreground(pending, api, name, finalizers) => {
+                if pending.is_empty() {
+                    let patch = json!({"metadata": {"finalizers": finalizers}});
+                    return ignore_gone(api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await);
+                }
+                for (dep_api, dep_name) in pending {
+                    ignore_gone(dep_api.delete(&dep_name, &DeleteParams::foreground()).await)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Watches each CRD's resource in the workspace that defines it.
+    async fn follow_crds(self: Arc<Self>) {
+        let api: Api<CustomResourceDefinition> = Api::all(self.clusters.wildcard());
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(event) = stream.next().await {
+            if let Ok(Event::Apply(crd) | Event::InitApply(crd)) = event {
+                let Some(version) = crd.spec.versions.iter().find(|v| v.served) else {
+                    continue;
+                };
+                let resource = ApiResource {
+                    group: crd.spec.group.clone(),
+                    version: version.name.clone(),
+                    api_version: format!("{}/{}", crd.spec.group, version.name),
+                    kind: crd.spec.names.kind.clone(),
+                    plural: crd.spec.names.plural.clone(),
+                };
+                self.watch(&cluster_of(&crd), resource, crd.spec.scope == "Namespaced");
+            }
+        }
+    }
+
+    /// Watches every exported resource across all binding workspaces, by identity.
+    async fn follow_exports(self: Arc<Self>) {
+        let api: Api<faros_api::apis::APIExport> = Api::all(self.clusters.wildcard());
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(event) = stream.next().await {
+            let Ok(Event::Apply(export) | Event::InitApply(export)) = event else {
+                continue;
+            };
+            let Some(identity) = export
+                .status
+                .as_ref()
+                .map(|s| s.identity_hash.clone())
+                .filter(|i| !i.is_empty())
+            else {
+                continue;
+            };
+            let schemas: Api<faros_api::apis::APIResourceSchema> =
+                Api::all(self.clusters.cluster(&cluster_of(&export)));
+            for name in &export.spec.latest_resource_schemas {
+                let Ok(Some(schema)) = schemas.get_opt(name).await else {
+                    continue;
+                };
+                let Some(version) = schema.spec.versions.iter().find(|v| v.served) else {
+                    continue;
+                };
+                let resource = ApiResource {
+                    group: schema.spec.group.clone(),
+                    version: version.name.clone(),
+                    api_version: format!("{}/{}", schema.spec.group, version.name),
+                    kind: schema.spec.names.kind.clone(),
+                    plural: format!("{}:{identity}", schema.spec.names.plural),
+                };
+                self.watch("*", resource, schema.spec.scope == "Namespaced");
+            }
+        }
+    }
+}
+
+/// A 404 or 409 means the object changed meanwhile; its next event brings it back.
 fn ignore_gone<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
     match result {
         Ok(_) => Ok(()),

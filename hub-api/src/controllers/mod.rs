@@ -2,11 +2,14 @@
 //! over loopback TLS with their own client certificate) and never reach into storage, so the
 //! same code runs in-process with `--all-in-one` or as a separate `hub-api controllers`.
 
+pub mod agent_lifecycle;
 pub mod apibinding;
 pub mod crd_cleanup;
 pub mod garbage_collector;
 pub mod namespace;
+pub mod registration;
 pub mod runtime;
+pub mod token;
 pub mod workspace;
 
 use std::time::Duration;
@@ -59,6 +62,9 @@ pub async fn run_all(config: kube::Config, mut shutdown: watch::Receiver<bool>) 
         tokio::spawn(garbage_collector::run(clusters.clone())),
         tokio::spawn(workspace::run(clusters.clone())),
         tokio::spawn(apibinding::run(clusters.clone())),
+        tokio::spawn(registration::run(clusters.clone())),
+        tokio::spawn(agent_lifecycle::run(clusters.clone())),
+        tokio::spawn(token::run(clusters.clone())),
     ];
     crate::stopped(&mut shutdown).await;
     for task in tasks {

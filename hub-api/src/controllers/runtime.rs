@@ -201,7 +201,8 @@ where
             }
         }
     };
-    tokio::spawn(watch);
+    // Ends with this controller: dropping `run` (on shutdown) stops its watch too.
+    let _watch = AbortOnDrop(tokio::spawn(watch));
     let reconcile = Arc::new(reconcile);
     let workers = Arc::new(tokio::sync::Semaphore::new(8));
     while let Some(key) = rx.recv().await {
@@ -261,6 +262,15 @@ where
                 }
             }
         });
+    }
+}
+
+/// Aborts a spawned task when dropped, tying its lifetime to its owner's.
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -111,6 +111,14 @@ async fn reconcile(ws: Arc<Workspace>, parent: Client, clusters: Clusters) -> Re
         Err(e) if is_conflict(&e) => {}
         Err(e) => return Err(e),
     }
+    // The default RBAC policy, and the creator as the workspace's admin.
+    crate::auth::policy::initialize(
+        &child,
+        ws.annotations()
+            .get(crate::auth::policy::OWNER_ANNOTATION)
+            .map(String::as_str),
+    )
+    .await?;
     let Some(type_ref) = ws.spec.type_.clone() else {
         return Ok(Next::Done);
     };

@@ -598,8 +598,7 @@ mod tests {
         let mut s = json!({"metadata": {"name": "s"}, "stringData": {"user": "admin"}});
         let user = crate::auth::User {
             name: "u".into(),
-            groups: vec![],
-            uid: String::new(),
+            ..Default::default()
         };
         let env = super::super::WriteEnv {
             cluster: "root",

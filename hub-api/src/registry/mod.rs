@@ -98,6 +98,10 @@ pub trait Strategy: Send + Sync {
     fn selectable_fields(&self) -> &[&'static str] {
         &[]
     }
+    /// The verbs the kind supports, when not all of them (e.g. create-only reviews).
+    fn verbs(&self) -> Option<&'static [&'static str]> {
+        None
+    }
 }
 
 pub struct NoHooks;
@@ -149,6 +153,9 @@ impl ResourceKind {
     }
 
     pub fn verbs(&self) -> Vec<&'static str> {
+        if let Some(verbs) = self.strategy.verbs() {
+            return verbs.to_vec();
+        }
         vec![
             "create",
             "delete",
@@ -182,6 +189,7 @@ impl Catalog {
             builtins: {
                 let mut kinds = builtin::kinds();
                 kinds.extend(crate::tenancy::system_kinds());
+                kinds.extend(crate::auth::reviews::kinds());
                 kinds
             },
             cache,

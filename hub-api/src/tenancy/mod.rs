@@ -198,12 +198,29 @@ impl Strategy for WorkspaceStrategy {
         {
             list.push(WORKSPACE_FINALIZER.into());
         }
+        // The creator becomes the new workspace's admin; clients cannot choose who that is.
+        let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+        if !annotations.is_object() {
+            *annotations = json!({});
+        }
+        annotations[crate::auth::policy::OWNER_ANNOTATION] = crate::auth::policy::owner_annotation(env.user).into();
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
         // The hub owns where a workspace lives and how it is reached.
         for field in ["cluster", "URL"] {
             new["spec"][field] = old["spec"][field].clone();
+        }
+        // ... and who created it.
+        let owner = &old["metadata"]["annotations"][crate::auth::policy::OWNER_ANNOTATION];
+        if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+            if let Some(map) = annotations.as_object_mut() {
+                match owner {
+                    Value::String(_) => map.insert(crate::auth::policy::OWNER_ANNOTATION.into(), owner.clone()),
+                    _ => map.remove(crate::auth::policy::OWNER_ANNOTATION),
+                };
+            }
         }
     }
 

@@ -87,6 +87,41 @@ impl TestHub {
         format!("https://127.0.0.1:{}", self.port)
     }
 
+    /// The URL of a workspace, e.g. `root:acme`.
+    pub fn workspace_url(&self, path: &str) -> String {
+        format!("{}/clusters/{path}", self.url())
+    }
+
+    /// The CA bundle (PEM) the admin kubeconfig trusts.
+    pub fn ca_pem(&self) -> String {
+        use base64::Engine;
+        let admin = std::fs::read_to_string(self.kubeconfig()).unwrap();
+        let line = admin
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("certificate-authority-data:"))
+            .expect("the admin kubeconfig has certificate-authority-data");
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(line.trim().trim_matches('"'))
+            .unwrap();
+        String::from_utf8(data).unwrap()
+    }
+
+    /// Writes a kubeconfig named `name` that authenticates with a bearer `token` against
+    /// `server` (the hub URL or a workspace URL), with an optional default namespace.
+    pub fn token_kubeconfig(&self, name: &str, server: &str, token: &str, namespace: Option<&str>) -> PathBuf {
+        let path = self.dir.join(format!("{}.kubeconfig", name.replace([':', '/'], "_")));
+        hub_api::pki::write_kubeconfig(
+            &path,
+            "hub",
+            server,
+            &self.ca_pem(),
+            hub_api::pki::Credential::Token(token),
+            namespace,
+        )
+        .unwrap();
+        path
+    }
+
     /// Graceful stop (SIGTERM), then start again on the same port and data.
     pub fn restart(&mut self) {
         self.stop();

@@ -1,0 +1,492 @@
+//! The agent itself: given a client allowed to read and update its own Agent, it keeps the
+//! device in line with `spec` and reports `status`, heartbeats with a Lease, and reports
+//! `AgentStopped` on the way out. The same code runs once per process (`edge-agent`) or many
+//! times over one client (`edge-agent simulate`).
+//!
+//! Writes are few: the heartbeat Lease every `heartbeatIntervalSeconds`, and Agent status
+//! only when something changed, plus `lastHeartbeatTime` every six intervals so that
+//! `kubectl get agents` shows a meaningful LAST HEARTBEAT.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use faros_api::edge::{AGENT_LABEL, Agent, AgentStatus, DeviceInfo, reasons};
+use faros_api::{Condition, conditions};
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, PostParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+
+/// How many heartbeat intervals pass between refreshes of `status.lastHeartbeatTime`.
+pub const STATUS_HEARTBEAT_INTERVALS: u32 = 6;
+/// How long the final `AgentStopped` report may take before the agent exits anyway.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where device facts come from.
+#[derive(Clone)]
+pub enum Facts {
+    /// This device (/proc, /etc).
+    Device,
+    /// A simulated device: this machine's facts under another host name.
+    Simulated(String),
+}
+
+impl Facts {
+    fn collect(&self) -> DeviceInfo {
+        let mut facts = crate::facts::collect();
+        if let Facts::Simulated(hostname) = self {
+            facts.hostname = hostname.clone();
+        }
+        facts
+    }
+}
+
+#[derive(Clone)]
+pub struct AgentContext {
+    pub client: Client,
+    pub namespace: String,
+    pub name: String,
+    pub facts: Facts,
+    /// Where the applied labels and configuration are written for the device's software.
+    pub applied_file: Option<PathBuf>,
+}
+
+/// Feeds `tx` with the Agent `name` as a watch on that one object sees it (`None` once it is
+/// gone). The watcher relists after 410 and reconnects with capped, jittered backoff.
+pub async fn watch_own(api: Api<Agent>, name: String, tx: watch::Sender<Option<Agent>>) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher::watcher(api, config).default_backoff().boxed();
+    let mut seen_in_list = false;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Init) => seen_in_list = false,
+            Ok(Event::InitApply(agent)) | Ok(Event::Apply(agent)) => {
+                seen_in_list = true;
+                tx.send_replace(Some(agent));
+            }
+            Ok(Event::InitDone) => {
+                if !seen_in_list {
+                    tx.send_replace(None);
+                }
+            }
+            Ok(Event::Delete(_)) => {
+                tx.send_replace(None);
+            }
+            Err(e) => tracing::debug!(agent = %name, error = %e, "watch failed; retrying"),
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+/// What the agent has applied of its spec.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Applied {
+    labels: BTreeMap<String, String>,
+    config: BTreeMap<String, String>,
+    interval_seconds: i64,
+    paused: bool,
+    generation: Option<i64>,
+}
+
+impl Applied {
+    fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_seconds.clamp(1, 3600) as u64)
+    }
+
+    /// What a restarted agent had applied, from the status it reported.
+    fn from_status(status: &AgentStatus) -> Applied {
+        Applied {
+            labels: status.labels.clone(),
+            config: status.config.clone(),
+            interval_seconds: status
+                .heartbeat_interval_seconds
+                .unwrap_or(faros_api::edge::DEFAULT_HEARTBEAT_INTERVAL_SECONDS),
+            paused: status.paused,
+            generation: status.observed_generation,
+        }
+    }
+
+    /// Applies `agent.spec` unless the agent was already paused. Pausing applies the spec of
+    /// the pausing generation; while paused nothing changes and `observedGeneration` stays.
+    fn apply(&mut self, agent: &Agent) -> bool {
+        if agent.spec.paused && self.paused {
+            return false;
+        }
+        let next = Applied {
+            labels: agent.spec.labels.clone(),
+            config: agent.spec.config.clone(),
+            interval_seconds: agent.spec.heartbeat_interval().as_secs() as i64,
+            paused: agent.spec.paused,
+            generation: agent.metadata.generation,
+        };
+        let changed = next != *self;
+        *self = next;
+        changed
+    }
+}
+
+/// The status the agent reports: `current` with everything it owns replaced.
+fn desired_status(current: Option<&AgentStatus>, applied: &Applied, facts: &DeviceInfo, now: &str) -> AgentStatus {
+    let mut status = current.cloned().unwrap_or_default();
+    let (reason, message) = if applied.paused {
+        (
+            reasons::AGENT_PAUSED,
+            "the agent is paused: it reports but applies no spec changes",
+        )
+    } else {
+        (reasons::AGENT_READY, "the agent applied its spec and is reporting")
+    };
+    let mut ready = Condition::new(reasons::READY, true, reason, message);
+    ready.observed_generation = applied.generation;
+    conditions::set_condition(&mut status.conditions, ready, now);
+    status.observed_generation = applied.generation;
+    status.device = Some(facts.clone());
+    status.labels = applied.labels.clone();
+    status.config = applied.config.clone();
+    status.paused = applied.paused;
+    status.heartbeat_interval_seconds = Some(applied.interval_seconds);
+    status
+}
+
+fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now).to_string()
+}
+
+fn resource_version(agent: &Agent) -> u64 {
+    agent.resource_version().and_then(|rv| rv.parse().ok()).unwrap_or(0)
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// The heartbeat Lease, cached between renewals as kubelets cache theirs.
+struct Heartbeat {
+    api: Api<Lease>,
+    name: String,
+    agent: String,
+    cached: Option<Lease>,
+}
+
+impl Heartbeat {
+    async fn renew(&mut self, interval: Duration) -> Result<(), kube::Error> {
+        let now = MicroTime(jiff::Timestamp::now());
+        let spec = |previous: Option<&LeaseSpec>| LeaseSpec {
+            holder_identity: Some(self.agent.clone()),
+            // Informational, as a node Lease's 40 s: the hub applies its own grace period.
+            lease_duration_seconds: Some((interval.as_secs() * 4) as i32),
+            acquire_time: previous.and_then(|p| p.acquire_time.clone()).or(Some(now.clone())),
+            renew_time: Some(now.clone()),
+            ..Default::default()
+        };
+        let lease = match self.cached.take() {
+            Some(lease) => lease,
+            None => match self.api.get_opt(&self.name).await? {
+                Some(lease) => lease,
+                None => {
+                    let lease = Lease {
+                        metadata: ObjectMeta {
+                            name: Some(self.name.clone()),
+                            labels: Some([(AGENT_LABEL.to_string(), self.agent.clone())].into()),
+                            ..Default::default()
+                        },
+                        spec: Some(spec(None)),
+                    };
+                    match self.api.create(&PostParams::default(), &lease).await {
+                        Ok(created) => {
+                            self.cached = Some(created);
+                            return Ok(());
+                        }
+                        Err(e) if is_conflict(&e) => self.api.get(&self.name).await?,
+                        Err(e) => return Err(e),
+                    }
+                }
+            },
+        };
+        let mut renewed = lease;
+        renewed.spec = Some(spec(renewed.spec.as_ref()));
+        renewed
+            .metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(AGENT_LABEL.to_string(), self.agent.clone());
+        match self.api.replace(&self.name, &PostParams::default(), &renewed).await {
+            Ok(stored) => {
+                self.cached = Some(stored);
+                Ok(())
+            }
+            // Someone else wrote it, or it was deleted: the next renewal starts afresh.
+            Err(e) if is_conflict(&e) || is_not_found(&e) => Err(e),
+            Err(e) => {
+                self.cached = Some(renewed);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Runs the agent until `shutdown` flips, then reports `AgentStopped`.
+pub async fn run(
+    ctx: AgentContext,
+    mut objects: watch::Receiver<Option<Agent>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let agents: Api<Agent> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let mut heartbeat = Heartbeat {
+        api: Api::namespaced(ctx.client.clone(), &ctx.namespace),
+        name: faros_api::edge::lease_name(&ctx.name),
+        agent: ctx.name.clone(),
+        cached: None,
+    };
+    let mut applied: Option<Applied> = None;
+    let mut facts = ctx.facts.collect();
+    // The newest copy of the Agent: from the watch, or from the agent's own last write.
+    let mut written: Option<Agent> = None;
+    let mut last_status_write: Option<Instant> = None;
+    let mut retry_at: Option<Instant> = None;
+    let mut status_backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut lease_failures = 0u32;
+    let mut next_lease = Instant::now();
+    let mut dirty = true;
+    let mut missing_logged = false;
+    loop {
+        let interval = applied
+            .as_ref()
+            .map(Applied::interval)
+            .unwrap_or_else(|| faros_api::edge::AgentSpec::default().heartbeat_interval());
+        let status_every = interval * STATUS_HEARTBEAT_INTERVALS;
+        let next_status = last_status_write.map(|t| t + status_every);
+        let wake = [Some(next_lease), retry_at, next_status]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_lease);
+        tokio::select! {
+            biased;
+            _ = async { shutdown.wait_for(|stop| *stop).await.map(|_| ()) } => {
+                let latest = newest(objects.borrow().clone(), written.take());
+                stop(&agents, &ctx.name, latest, applied.as_ref(), &facts).await;
+                return Ok(());
+            }
+            changed = objects.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("the watch of agent {} ended", ctx.name);
+                }
+                dirty = true;
+            }
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+        let now = Instant::now();
+        if now >= next_lease {
+            // Renewed before status is written, so the hub never sees Ready=True with a
+            // stale heartbeat.
+            match heartbeat.renew(interval).await {
+                Ok(()) => {
+                    if lease_failures > 0 {
+                        tracing::info!(agent = %ctx.name, "heartbeat renewed again");
+                    }
+                    lease_failures = 0;
+                    next_lease = now + interval;
+                }
+                Err(e) => {
+                    lease_failures += 1;
+                    if lease_failures == 1 || lease_failures.is_power_of_two() {
+                        tracing::warn!(agent = %ctx.name, error = %e, failures = lease_failures, "heartbeat failed; retrying");
+                    }
+                    // A conflict is retried at once; anything else waits its turn.
+                    next_lease = if is_conflict(&e) && lease_failures < 3 {
+                        now
+                    } else {
+                        now + interval
+                    };
+                }
+            }
+        }
+        let Some(agent) = newest(objects.borrow().clone(), written.clone()) else {
+            if !missing_logged && objects.borrow().is_none() && dirty {
+                tracing::debug!(agent = %ctx.name, "waiting for the Agent object");
+                missing_logged = true;
+            }
+            continue;
+        };
+        missing_logged = false;
+        let forced = last_status_write.is_none_or(|t| now >= t + status_every);
+        let retry_due = retry_at.is_some_and(|t| now >= t);
+        if !(dirty || forced || retry_due) {
+            continue;
+        }
+        dirty = false;
+        let state = applied.get_or_insert_with(|| Applied::from_status(&agent.status.clone().unwrap_or_default()));
+        if state.apply(&agent) {
+            tracing::info!(
+                agent = %ctx.name,
+                generation = agent.metadata.generation.unwrap_or_default(),
+                paused = state.paused,
+                "applied the spec"
+            );
+            if let Some(path) = &ctx.applied_file {
+                write_applied(path, state);
+            }
+        }
+        if forced {
+            facts = ctx.facts.collect();
+        }
+        let stamp = now_rfc3339();
+        let mut status = desired_status(agent.status.as_ref(), state, &facts, &stamp);
+        if !forced && agent.status.as_ref() == Some(&status) {
+            retry_at = None;
+            continue;
+        }
+        status.last_heartbeat_time = Some(stamp);
+        let mut updated = agent.clone();
+        updated.status = Some(status);
+        match agents.replace_status(&ctx.name, &PostParams::default(), &updated).await {
+            Ok(stored) => {
+                written = Some(stored);
+                last_status_write = Some(now);
+                retry_at = None;
+                status_backoff.reset();
+            }
+            Err(e) if is_conflict(&e) => {
+                // A newer Agent is on its way through the watch; fetch it to be sure.
+                if let Ok(fresh) = agents.get(&ctx.name).await {
+                    written = Some(fresh);
+                }
+                retry_at = Some(now + Duration::from_millis(50));
+            }
+            Err(e) => {
+                let delay = status_backoff.next_delay();
+                tracing::warn!(agent = %ctx.name, error = %e, retry_in_ms = delay.as_millis() as u64, "status update failed");
+                retry_at = Some(now + delay);
+            }
+        }
+    }
+}
+
+/// The copy with the higher resourceVersion.
+fn newest(watched: Option<Agent>, written: Option<Agent>) -> Option<Agent> {
+    match (watched, written) {
+        (Some(a), Some(b)) if resource_version(&b) > resource_version(&a) && a.uid() == b.uid() => Some(b),
+        (Some(a), _) => Some(a),
+        // Deleted: what was written is gone with it.
+        (None, _) => None,
+    }
+}
+
+/// Reports `Ready=False` (`AgentStopped`), retrying conflicts, for at most STOP_TIMEOUT.
+async fn stop(api: &Api<Agent>, name: &str, latest: Option<Agent>, applied: Option<&Applied>, facts: &DeviceInfo) {
+    let report = async {
+        let mut agent = match latest {
+            Some(agent) => agent,
+            None => api.get(name).await?,
+        };
+        loop {
+            let stamp = now_rfc3339();
+            let mut status = match applied {
+                Some(applied) => desired_status(agent.status.as_ref(), applied, facts, &stamp),
+                None => agent.status.clone().unwrap_or_default(),
+            };
+            let stopped = Condition::new(reasons::READY, false, reasons::AGENT_STOPPED, "the agent was stopped");
+            conditions::set_condition(&mut status.conditions, stopped, &stamp);
+            status.last_heartbeat_time = Some(stamp);
+            agent.status = Some(status);
+            match api.replace_status(name, &PostParams::default(), &agent).await {
+                Ok(_) => return Ok::<(), kube::Error>(()),
+                Err(e) if is_conflict(&e) => agent = api.get(name).await?,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    match tokio::time::timeout(STOP_TIMEOUT, report).await {
+        Ok(Ok(())) => tracing::info!(agent = %name, "reported AgentStopped"),
+        Ok(Err(e)) => tracing::warn!(agent = %name, error = %e, "could not report AgentStopped"),
+        Err(_) => tracing::warn!(agent = %name, "the hub did not answer; stopping without reporting"),
+    }
+}
+
+/// Writes the applied labels and configuration where the device's software reads them.
+fn write_applied(path: &PathBuf, applied: &Applied) {
+    let body = serde_json::json!({
+        "generation": applied.generation,
+        "labels": applied.labels,
+        "config": applied.config,
+        "paused": applied.paused,
+        "heartbeatIntervalSeconds": applied.interval_seconds,
+    });
+    let tmp = path.with_extension("tmp");
+    let result = std::fs::write(&tmp, format!("{body:#}\n")).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = result {
+        tracing::warn!(path = %path.display(), error = %e, "could not write the applied configuration");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faros_api::edge::AgentSpec;
+
+    fn agent(generation: i64, spec: AgentSpec) -> Agent {
+        let mut agent = Agent::new("a1", spec);
+        agent.metadata.generation = Some(generation);
+        agent
+    }
+
+    #[test]
+    fn pause_freezes_the_applied_spec() {
+        let mut applied = Applied::default();
+        let mut spec = AgentSpec {
+            heartbeat_interval_seconds: Some(5),
+            labels: [("zone".to_string(), "a".to_string())].into(),
+            ..Default::default()
+        };
+        assert!(applied.apply(&agent(1, spec.clone())));
+        assert_eq!(applied.generation, Some(1));
+        assert_eq!(applied.interval(), Duration::from_secs(5));
+        spec.paused = true;
+        assert!(applied.apply(&agent(2, spec.clone())));
+        assert_eq!((applied.generation, applied.paused), (Some(2), true));
+        spec.labels.insert("zone".into(), "b".into());
+        assert!(!applied.apply(&agent(3, spec.clone())));
+        assert_eq!(applied.labels["zone"], "a");
+        assert_eq!(applied.generation, Some(2));
+        spec.paused = false;
+        assert!(applied.apply(&agent(4, spec)));
+        assert_eq!((applied.labels["zone"].as_str(), applied.generation), ("b", Some(4)));
+    }
+
+    #[test]
+    fn desired_status_is_stable() {
+        let applied = Applied {
+            interval_seconds: 10,
+            generation: Some(3),
+            ..Default::default()
+        };
+        let facts = DeviceInfo::default();
+        let first = desired_status(None, &applied, &facts, "t1");
+        let again = desired_status(Some(&first), &applied, &facts, "t2");
+        assert_eq!(first, again, "nothing changed, nothing to write");
+        let ready = conditions::find(&first.conditions, "Ready").unwrap();
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "AgentReady"));
+        assert_eq!(first.observed_generation, Some(3));
+        // A hub-set Unknown is overwritten by the agent's own report.
+        let mut unknown = first.clone();
+        unknown.conditions = vec![Condition::unknown("Ready", "AgentStatusUnknown", "")];
+        let back = desired_status(Some(&unknown), &applied, &facts, "t3");
+        assert_eq!(conditions::find(&back.conditions, "Ready").unwrap().status, "True");
+    }
+}

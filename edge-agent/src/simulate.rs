@@ -1,0 +1,127 @@
+//! `edge-agent simulate`: N agents in one process, for load tests. Each runs the same agent
+//! loop as a real device (its own Lease, status writes, spec handling); they share one
+//! client, one connection pool and one watch of the namespace's simulated Agents, so a
+//! thousand agents cost a thousand small state machines rather than a thousand connections.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use faros_api::edge::{Agent, AgentSpec};
+use futures::StreamExt;
+use kube::api::{Api, PostParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
+
+use crate::agent::{self, AgentContext, Facts};
+use crate::backoff::{Backoff, spread};
+
+/// The label marking simulated agents.
+pub const SIMULATED_LABEL: &str = "edge.faros.sh/simulated";
+
+pub struct Options {
+    pub count: usize,
+    pub namespace: String,
+    pub prefix: String,
+    pub heartbeat_interval_seconds: Option<i64>,
+}
+
+pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let api: Api<Agent> = Api::namespaced(client.clone(), &opts.namespace);
+    let names: Vec<String> = (0..opts.count).map(|i| format!("{}{i}", opts.prefix)).collect();
+    let mut senders = HashMap::new();
+    let mut receivers = Vec::new();
+    for name in &names {
+        let (tx, rx) = watch::channel(None);
+        senders.insert(name.clone(), tx);
+        receivers.push(rx);
+    }
+    tokio::spawn(demultiplex(api.clone(), senders));
+    let mut tasks = Vec::new();
+    for (name, rx) in names.into_iter().zip(receivers) {
+        let ctx = AgentContext {
+            client: client.clone(),
+            namespace: opts.namespace.clone(),
+            name: name.clone(),
+            facts: Facts::Simulated(name.clone()),
+            applied_file: None,
+        };
+        let api = api.clone();
+        let shutdown = shutdown.clone();
+        let interval = opts.heartbeat_interval_seconds;
+        tasks.push(tokio::spawn(async move {
+            // Spread the agents' heartbeats over an interval instead of all at once.
+            tokio::time::sleep(spread(Duration::from_secs(1))).await;
+            ensure_agent(&api, &name, interval).await;
+            if let Err(e) = agent::run(ctx, rx, shutdown).await {
+                tracing::error!(agent = %name, error = %e, "simulated agent failed");
+            }
+        }));
+    }
+    tracing::info!(count = opts.count, namespace = %opts.namespace, "simulated agents running");
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+async fn ensure_agent(api: &Api<Agent>, name: &str, interval: Option<i64>) {
+    let mut agent = Agent::new(
+        name,
+        AgentSpec {
+            heartbeat_interval_seconds: interval,
+            ..Default::default()
+        },
+    );
+    agent
+        .labels_mut()
+        .insert(SIMULATED_LABEL.to_string(), "true".to_string());
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        match api.create(&PostParams::default(), &agent).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => return,
+            Err(e) => {
+                tracing::warn!(agent = %name, error = %e, "cannot create the Agent; retrying");
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+/// One watch of all simulated Agents, fanned out to each agent's channel.
+async fn demultiplex(api: Api<Agent>, senders: HashMap<String, watch::Sender<Option<Agent>>>) {
+    let config = watcher::Config::default().labels(&format!("{SIMULATED_LABEL}=true"));
+    let mut events = watcher::watcher(api, config).default_backoff().boxed();
+    let mut listed = HashSet::new();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Init) => listed.clear(),
+            Ok(Event::InitApply(agent)) => {
+                listed.insert(agent.name_any());
+                if let Some(tx) = senders.get(&agent.name_any()) {
+                    tx.send_replace(Some(agent));
+                }
+            }
+            Ok(Event::InitDone) => {
+                for (name, tx) in &senders {
+                    if !listed.contains(name) {
+                        tx.send_replace(None);
+                    }
+                }
+            }
+            Ok(Event::Apply(agent)) => {
+                if let Some(tx) = senders.get(&agent.name_any()) {
+                    tx.send_replace(Some(agent));
+                }
+            }
+            Ok(Event::Delete(agent)) => {
+                if let Some(tx) = senders.get(&agent.name_any()) {
+                    tx.send_replace(None);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "watch failed; retrying"),
+        }
+    }
+}

@@ -1,0 +1,875 @@
+//! End to end: the real hub, the real `edge-agent` binary and real kubectl.
+//!
+//! `edge-agent` comes from `CARGO_BIN_EXE_edge-agent`, built fresh for this test target. The
+//! hub is the `hub-api` library (a dev-dependency) run in a child process: the test binary
+//! re-executes itself with only the ignored `hub_process` test selected and
+//! `FAROS_E2E_HUB` set, which runs `hub_api::start::run` as `hub-api start --all-in-one`
+//! does. So `cargo test --workspace` (or `-p edge-agent`) works on a fresh clone.
+//!
+//! What depends on issue 5 (ServiceAccount tokens, TokenRequest, RBAC) is marked where it is
+//! asserted: `registration_flow_end_to_end` needs the hub to issue registration tokens and
+//! bound tokens, and its isolation assertions need RBAC enforcement.
+//! `agent_lifecycle_with_an_admin_kubeconfig` needs none of it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const HUB_ENV: &str = "FAROS_E2E_HUB";
+const HUB_ARGS_ENV: &str = "FAROS_E2E_HUB_ARGS";
+const AGENT: &str = env!("CARGO_BIN_EXE_edge-agent");
+/// The hub's `--agent-monitor-grace-period` in these tests.
+const GRACE: &str = "3s";
+
+/// Not a test of its own: the body of the hub child process.
+#[test]
+#[ignore = "runs the hub for the other tests (only when FAROS_E2E_HUB is set)"]
+fn hub_process() {
+    use clap::Parser;
+    let Some(dir) = std::env::var_os(HUB_ENV) else {
+        return;
+    };
+    #[derive(Parser)]
+    struct Start {
+        #[command(flatten)]
+        opts: hub_api::start::StartOptions,
+    }
+    let mut args: Vec<String> = vec!["hub-api".into(), "--all-in-one".into(), "--data-dir".into()];
+    args.push(dir.to_string_lossy().into_owned());
+    args.extend(
+        std::env::var(HUB_ARGS_ENV)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string),
+    );
+    let start = Start::parse_from(args);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if let Err(e) = runtime.block_on(hub_api::start::run(start.opts)) {
+        eprintln!("hub-api failed: {e:#}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
+
+struct Hub {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Hub {
+    fn start() -> Hub {
+        let dir = std::env::temp_dir().join(format!("faros-e2e-{}-{}", std::process::id(), nanos()));
+        std::fs::create_dir_all(dir.join("hub")).unwrap();
+        let mut hub = Hub {
+            dir,
+            port: 0,
+            child: None,
+        };
+        hub.spawn();
+        hub
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "hub_process",
+                "--ignored",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(HUB_ENV, self.dir.join("hub"))
+            .env(
+                HUB_ARGS_ENV,
+                format!("--secure-port {} --agent-monitor-grace-period {GRACE}", self.port),
+            )
+            .env("RUST_LOG", std::env::var("HUB_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the hub process");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let line = loop {
+            assert!(Instant::now() < deadline, "the hub did not start in time");
+            match lines.next() {
+                Some(Ok(line)) if line.contains("serving on") => break line,
+                Some(Ok(_)) => continue,
+                _ => panic!("the hub exited before serving"),
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("https://"))
+            .unwrap()
+            .trim_end_matches(';');
+        self.port = url.rsplit(':').next().unwrap().parse().unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGTERM, wait, start again on the same port and data.
+    fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, "TERM");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "the hub did not stop");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        // The agents see the hub gone for a moment.
+        std::thread::sleep(Duration::from_secs(2));
+        self.spawn();
+    }
+
+    fn admin(&self) -> PathBuf {
+        self.dir.join("hub/admin.kubeconfig")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}/clusters/{path}", self.port)
+    }
+
+    /// A copy of the admin kubeconfig pointing at workspace `path`.
+    fn workspace_kubeconfig(&self, path: &str) -> PathBuf {
+        let text = std::fs::read_to_string(self.admin()).unwrap();
+        let base = format!("https://127.0.0.1:{}", self.port);
+        let rewritten: String = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("server:") {
+                    format!("    server: {}", self.url(path))
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(rewritten.contains(&base));
+        let out = self.dir.join(format!("{}.kubeconfig", path.replace(':', "_")));
+        std::fs::write(&out, rewritten).unwrap();
+        out
+    }
+
+    /// The hub CA from the admin kubeconfig (base64).
+    fn ca_data(&self) -> String {
+        let text = std::fs::read_to_string(self.admin()).unwrap();
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
+            .unwrap()
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn kubectl_binary(version: &str) -> PathBuf {
+    let name = format!("kubectl.{version}");
+    let mut dirs: Vec<PathBuf> = ["/usr/lib/google-cloud-sdk/bin", "/usr/local/bin", "/usr/bin"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs.into_iter()
+        .map(|d| d.join(&name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{name} not found on this machine"))
+}
+
+fn kubectl_v(version: &str, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(kubectl_binary(version))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", std::env::temp_dir())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    kubectl_v("1.32", kubeconfig, args, None)
+}
+
+fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = kubectl(kubeconfig, args);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn create(kubeconfig: &Path, yaml: &str) {
+    let out = kubectl_v("1.32", kubeconfig, &["create", "-f", "-"], Some(yaml));
+    assert!(
+        out.status.success(),
+        "kubectl create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn get_json(kubeconfig: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    serde_json::from_str(&kubectl_ok(kubeconfig, &all)).unwrap()
+}
+
+fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+fn ready_of(agent: &Value) -> (String, String) {
+    agent["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_string(),
+                c["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .unwrap_or_default()
+}
+
+fn agent_ready(kubeconfig: &Path, name: &str) -> (String, String) {
+    let out = kubectl(kubeconfig, &["get", "agent", name, "-o", "json"]);
+    if !out.status.success() {
+        return Default::default();
+    }
+    ready_of(&serde_json::from_slice(&out.stdout).unwrap())
+}
+
+fn lease_renew_time(kubeconfig: &Path, agent: &str) -> String {
+    let out = kubectl(
+        kubeconfig,
+        &[
+            "get",
+            "lease",
+            &format!("agent-{agent}"),
+            "-o",
+            "jsonpath={.spec.renewTime}",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A running edge-agent process.
+struct AgentProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl AgentProcess {
+    fn start(dir: &Path, kubeconfig: &Path, name: &str, state: &Path) -> AgentProcess {
+        let log = dir.join(format!("{name}-{}.log", nanos()));
+        let child = Command::new(AGENT)
+            .arg("--state-dir")
+            .arg(state)
+            .env("KUBECONFIG", kubeconfig)
+            .env("FAROS_AGENT_NAME", name)
+            .env("FAROS_AGENT_NAMESPACE", "default")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start edge-agent");
+        AgentProcess { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "edge-agent did not exit:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn create_workspace(admin: &Path, name: &str, type_name: &str) {
+    create(
+        admin,
+        &format!(
+            "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: {name}\nspec:\n  type:\n    name: {type_name}\n"
+        ),
+    );
+    kubectl_ok(
+        admin,
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Ready",
+            &format!("workspace/{name}"),
+            "--timeout=60s",
+        ],
+    );
+}
+
+/// Checks what every agent test checks once its agent is up: readiness as kubectl sees it
+/// (`kubectl wait`, with two kubectl versions), device facts and the printer columns.
+fn assert_reporting(tenant: &Path, name: &str) {
+    for version in ["1.32", "1.27"] {
+        let out = kubectl_v(
+            version,
+            tenant,
+            &[
+                "wait",
+                "--for=condition=Ready",
+                &format!("agent/{name}"),
+                "--timeout=60s",
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "kubectl {version} wait: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let agent = get_json(tenant, &["agent", name]);
+    let device = &agent["status"]["device"];
+    assert!(!device["hostname"].as_str().unwrap_or_default().is_empty(), "{agent}");
+    assert_eq!(device["os"], "linux");
+    assert!(!device["kernelVersion"].as_str().unwrap_or_default().is_empty());
+    assert!(!device["architecture"].as_str().unwrap_or_default().is_empty());
+    assert!(device["cpus"].as_i64().unwrap_or_default() >= 1);
+    assert!(device["memoryBytes"].as_i64().unwrap_or_default() > 0);
+    assert!(!device["bootTime"].as_str().unwrap_or_default().is_empty());
+    assert_eq!(device["agentVersion"], env!("CARGO_PKG_VERSION"));
+    assert!(agent["status"]["lastHeartbeatTime"].is_string());
+    assert_eq!(agent["status"]["observedGeneration"], agent["metadata"]["generation"]);
+    let table = kubectl_ok(tenant, &["get", "agents"]);
+    let header = table.lines().next().unwrap();
+    for column in ["NAME", "READY", "VERSION", "LAST HEARTBEAT", "AGE"] {
+        assert!(header.contains(column), "{table}");
+    }
+    assert!(
+        table.lines().any(|l| l.starts_with(name) && l.contains("True")),
+        "{table}"
+    );
+    let wide = kubectl_ok(tenant, &["get", "agents", "-o", "wide"]);
+    for column in ["HOSTNAME", "OS", "ARCH"] {
+        assert!(wide.lines().next().unwrap().contains(column), "{wide}");
+    }
+}
+
+/// A spec change is applied and reported with the new observedGeneration.
+fn change_spec(tenant: &Path, name: &str) {
+    kubectl_ok(
+        tenant,
+        &[
+            "patch",
+            "agent",
+            name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"heartbeatIntervalSeconds":1,"labels":{"zone":"north"},"config":{"mode":"eco"}}}"#,
+        ],
+    );
+    let generation = get_json(tenant, &["agent", name])["metadata"]["generation"].clone();
+    assert_eq!(generation, 2);
+    eventually("the spec change to be reported", Duration::from_secs(30), || {
+        let status = &get_json(tenant, &["agent", name])["status"];
+        status["observedGeneration"] == generation
+            && status["labels"]["zone"] == "north"
+            && status["config"]["mode"] == "eco"
+            && status["heartbeatIntervalSeconds"] == 1
+    });
+    // Paused: reported, and later changes wait.
+    kubectl_ok(
+        tenant,
+        &[
+            "patch",
+            "agent",
+            name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"paused":true}}"#,
+        ],
+    );
+    eventually("the pause to be reported", Duration::from_secs(30), || {
+        let agent = get_json(tenant, &["agent", name]);
+        agent["status"]["paused"] == true && ready_of(&agent).1 == "AgentPaused"
+    });
+    kubectl_ok(
+        tenant,
+        &[
+            "patch",
+            "agent",
+            name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"labels":{"zone":"south"}}}"#,
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let agent = get_json(tenant, &["agent", name]);
+    assert_eq!(
+        agent["status"]["labels"]["zone"], "north",
+        "nothing applied while paused"
+    );
+    assert_eq!(agent["status"]["observedGeneration"], 3);
+    kubectl_ok(
+        tenant,
+        &[
+            "patch",
+            "agent",
+            name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"paused":false}}"#,
+        ],
+    );
+    eventually("the unpaused spec to be applied", Duration::from_secs(30), || {
+        let status = &get_json(tenant, &["agent", name])["status"];
+        status["observedGeneration"] == 5 && status["labels"]["zone"] == "south" && status["paused"].is_null()
+    });
+}
+
+/// SIGKILL: Unknown after the grace period; started again: Ready again; SIGTERM: stopped.
+fn kill_restart_stop(
+    hub_dir: &Path,
+    tenant: &Path,
+    kubeconfig: &Path,
+    name: &str,
+    state: &Path,
+    agent: &mut AgentProcess,
+) {
+    signal(&agent.child, "KILL");
+    agent.wait_exit(Duration::from_secs(10));
+    let killed = Instant::now();
+    eventually("Ready=Unknown after the grace period", Duration::from_secs(30), || {
+        agent_ready(tenant, name) == ("Unknown".into(), "AgentStatusUnknown".into())
+    });
+    assert!(
+        killed.elapsed() >= Duration::from_secs(2),
+        "marked Unknown before the grace period passed"
+    );
+    // It stays Unknown (no flapping) while the agent is away.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(agent_ready(tenant, name).0, "Unknown");
+
+    *agent = AgentProcess::start(hub_dir, kubeconfig, name, state);
+    eventually("Ready=True again after a restart", Duration::from_secs(30), || {
+        agent_ready(tenant, name) == ("True".into(), "AgentReady".into())
+    });
+    // And stays so: the lifecycle controller does not fight the agent.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(agent_ready(tenant, name).0, "True", "{}", agent.log());
+
+    signal(&agent.child, "TERM");
+    assert_eq!(agent.wait_exit(Duration::from_secs(15)), Some(0), "{}", agent.log());
+    assert_eq!(agent_ready(tenant, name), ("False".into(), "AgentStopped".into()));
+    // A cleanly stopped agent keeps its precise answer past the grace period.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(agent_ready(tenant, name).1, "AgentStopped");
+}
+
+/// The agent rides out a hub restart: it stays up, reconnects, heartbeats and follows spec.
+fn survive_hub_restart(hub: &mut Hub, tenant: &Path, name: &str, agent: &mut AgentProcess) {
+    let before = lease_renew_time(tenant, name);
+    hub.restart();
+    assert!(
+        agent.running(),
+        "edge-agent exited when the hub went away:\n{}",
+        agent.log()
+    );
+    eventually("heartbeats after the hub restart", Duration::from_secs(60), || {
+        let now = lease_renew_time(tenant, name);
+        !now.is_empty() && now != before
+    });
+    kubectl_ok(
+        tenant,
+        &[
+            "patch",
+            "agent",
+            name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"config":{"after":"restart"}}}"#,
+        ],
+    );
+    eventually("a spec change after the hub restart", Duration::from_secs(60), || {
+        get_json(tenant, &["agent", name])["status"]["config"]["after"] == "restart"
+    });
+    assert_eq!(agent_ready(tenant, name).0, "True");
+    assert!(agent.running(), "{}", agent.log());
+    assert!(!agent.log().contains("panicked"), "{}", agent.log());
+}
+
+/// The issue's flow with registration credentials: needs the hub to issue ServiceAccount
+/// tokens (issue 5). Isolation assertions need RBAC enforcement (issue 5).
+#[test]
+fn registration_flow_end_to_end() {
+    let mut hub = Hub::start();
+    let admin = hub.admin();
+    create_workspace(&admin, "tenant1", "faros");
+    let tenant = hub.workspace_kubeconfig("root:tenant1");
+
+    create(
+        &tenant,
+        "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: reg1\n  namespace: default\nspec: {}\n",
+    );
+    // The controller's objects, owned by the Registration.
+    let uid = get_json(&tenant, &["registration", "reg1"])["metadata"]["uid"].clone();
+    eventually("the registration's objects", Duration::from_secs(30), || {
+        ["serviceaccount", "role", "rolebinding", "secret"].iter().all(|kind| {
+            let name = if *kind == "secret" {
+                "faros-reg-reg1-token"
+            } else {
+                "faros-reg-reg1"
+            };
+            let out = kubectl(&tenant, &["get", kind, name, "-o", "json"]);
+            out.status.success()
+                && serde_json::from_slice::<Value>(&out.stdout).unwrap()["metadata"]["ownerReferences"][0]["uid"] == uid
+        })
+    });
+    let role = get_json(&tenant, &["role", "faros-reg-reg1"]);
+    assert_eq!(
+        role["rules"].as_array().unwrap().len(),
+        1,
+        "only `create agents` before anyone joined: {role}"
+    );
+    assert_eq!(role["rules"][0]["verbs"], serde_json::json!(["create"]));
+
+    // Issue 5: the token controller fills the Secret, and the Registration turns Ready.
+    kubectl_ok(
+        &tenant,
+        &["wait", "--for=condition=Ready", "registration/reg1", "--timeout=60s"],
+    );
+    let reg = get_json(&tenant, &["registration", "reg1"]);
+    assert_eq!(reg["status"]["tokenSecretRef"]["name"], "faros-reg-reg1-token");
+    assert_eq!(reg["status"]["serviceAccountName"], "faros-reg-reg1");
+    assert!(!reg.to_string().contains("\"token\":"), "no token in status: {reg}");
+    let secret = get_json(&tenant, &["secret", "faros-reg-reg1-token"]);
+    let token_b64 = secret["data"]["token"].as_str().unwrap();
+    let token = String::from_utf8(decode_b64(token_b64)).unwrap();
+
+    // The kubeconfig `kubectl faros agent generate` writes.
+    let reg_kubeconfig = hub.dir.join("agent1.kubeconfig");
+    std::fs::write(
+        &reg_kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: tenant1\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
+             users:\n- name: reg1\n  user:\n    token: {token}\ncontexts:\n- name: agent1\n  context:\n    cluster: tenant1\n    user: reg1\n    namespace: default\ncurrent-context: agent1\n",
+            hub.url("root:tenant1"),
+            hub.ca_data()
+        ),
+    )
+    .unwrap();
+
+    let state1 = hub.dir.join("state-agent1");
+    let mut agent1 = AgentProcess::start(&hub.dir, &reg_kubeconfig, "agent1", &state1);
+    assert_reporting(&tenant, "agent1");
+    let agent = get_json(&tenant, &["agent", "agent1"]);
+    assert_eq!(agent["metadata"]["labels"]["edge.faros.sh/registration"], "reg1");
+
+    // Its own credential, private, in the state directory.
+    let own = state1.join("agent.kubeconfig");
+    for file in [&own, &state1.join("token")] {
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    kubectl_ok(&own, &["get", "agent", "agent1"]);
+    let sa = get_json(&tenant, &["serviceaccount", "faros-agent-agent1"]);
+    assert_eq!(sa["metadata"]["ownerReferences"][0]["kind"], "Agent");
+    // Joined and reported: the registration no longer mints tokens for it.
+    eventually(
+        "the registration's token rule to drop agent1",
+        Duration::from_secs(30),
+        || {
+            !get_json(&tenant, &["role", "faros-reg-reg1"])
+                .to_string()
+                .contains("faros-agent-agent1")
+        },
+    );
+
+    change_spec(&tenant, "agent1");
+
+    let state2 = hub.dir.join("state-agent2");
+    let mut agent2 = AgentProcess::start(&hub.dir, &reg_kubeconfig, "agent2", &state2);
+    kubectl_ok(
+        &tenant,
+        &["wait", "--for=condition=Ready", "agent/agent2", "--timeout=60s"],
+    );
+
+    // Issue 5 (RBAC): one device's credential can never touch another device.
+    let denied = |args: &[&str]| {
+        let out = kubectl(&own, args);
+        assert!(
+            !out.status.success(),
+            "agent1's credential could run {args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
+    denied(&["get", "agent", "agent2"]);
+    denied(&[
+        "patch",
+        "agent",
+        "agent2",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"paused":true}}"#,
+    ]);
+    denied(&[
+        "patch",
+        "agent",
+        "agent2",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"paused":true}}"#,
+    ]);
+    denied(&["delete", "agent", "agent2"]);
+    denied(&["get", "agents"]);
+    denied(&["get", "lease", "agent-agent2"]);
+    denied(&["create", "token", "faros-agent-agent2"]);
+    denied(&["get", "secrets"]);
+    // The registration credential cannot read agents either.
+    let out = kubectl(&reg_kubeconfig, &["get", "agent", "agent1"]);
+    assert!(!out.status.success(), "the registration credential could read agent1");
+
+    survive_hub_restart(&mut hub, &tenant, "agent1", &mut agent1);
+    assert!(agent2.running(), "{}", agent2.log());
+
+    // Revoking the registration stops new joins at once; joined agents keep working.
+    kubectl_ok(&tenant, &["delete", "registration", "reg1", "--timeout=30s"]);
+    for (kind, name) in [("secret", "faros-reg-reg1-token"), ("serviceaccount", "faros-reg-reg1")] {
+        let out = kubectl(&tenant, &["get", kind, name]);
+        assert!(!out.status.success(), "{kind}/{name} survived the revocation");
+    }
+    let mut agent3 = AgentProcess::start(&hub.dir, &reg_kubeconfig, "agent3", &hub.dir.join("state-agent3"));
+    let code = agent3.wait_exit(Duration::from_secs(60));
+    assert_ne!(code, Some(0), "{}", agent3.log());
+    assert!(agent3.log().contains("401"), "a clear error: {}", agent3.log());
+    assert!(!kubectl(&tenant, &["get", "agent", "agent3"]).status.success());
+    let before = lease_renew_time(&tenant, "agent2");
+    eventually(
+        "agent2 heartbeating after the revocation",
+        Duration::from_secs(30),
+        || lease_renew_time(&tenant, "agent2") != before,
+    );
+    kubectl_ok(&own, &["get", "agent", "agent1"]);
+
+    kill_restart_stop(&hub.dir, &tenant, &reg_kubeconfig, "agent1", &state1, &mut agent1);
+    assert!(
+        agent1.log().contains("using the stored agent credential"),
+        "the restarted agent used its own credential: {}",
+        agent1.log()
+    );
+    signal(&agent2.child, "TERM");
+    assert_eq!(agent2.wait_exit(Duration::from_secs(15)), Some(0));
+}
+
+/// The agent's lifecycle with an administrator's kubeconfig (no registration): none of it
+/// depends on issue 5. Also binds the edge API with `config/samples/binding.yaml` in a
+/// universal workspace, and runs the simulator.
+#[test]
+fn agent_lifecycle_with_an_admin_kubeconfig() {
+    let mut hub = Hub::start();
+    let admin = hub.admin();
+    create_workspace(&admin, "plain", "universal");
+    let tenant = hub.workspace_kubeconfig("root:plain");
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/samples");
+    kubectl_ok(
+        &tenant,
+        &["create", "-f", samples.join("binding.yaml").to_str().unwrap()],
+    );
+    kubectl_ok(
+        &tenant,
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Bound",
+            "apibinding/edge.faros.sh",
+            "--timeout=60s",
+        ],
+    );
+    eventually("agents served in the workspace", Duration::from_secs(30), || {
+        kubectl(&tenant, &["get", "agents"]).status.success()
+    });
+    // The sample Agent is valid and is picked up by an agent of that name.
+    kubectl_ok(&tenant, &["create", "-f", samples.join("agent.yaml").to_str().unwrap()]);
+    let sample = get_json(&tenant, &["agent", "edge-1"]);
+    assert_eq!(sample["spec"]["heartbeatIntervalSeconds"], 10);
+
+    let state = hub.dir.join("state-admin");
+    let mut agent = AgentProcess::start(&hub.dir, &tenant, "edge-1", &state);
+    assert_reporting(&tenant, "edge-1");
+    let status = get_json(&tenant, &["agent", "edge-1"])["status"].clone();
+    assert_eq!(
+        status["labels"]["site"], "plant-7",
+        "the sample's labels are applied: {status}"
+    );
+    let applied: Value = serde_json::from_str(&std::fs::read_to_string(state.join("applied.json")).unwrap()).unwrap();
+    assert_eq!(applied["labels"]["site"], "plant-7");
+    kubectl_ok(
+        &tenant,
+        &[
+            "patch",
+            "agent",
+            "edge-1",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"heartbeatIntervalSeconds":1}}"#,
+        ],
+    );
+    eventually("the new interval", Duration::from_secs(30), || {
+        get_json(&tenant, &["agent", "edge-1"])["status"]["heartbeatIntervalSeconds"] == 1
+    });
+    survive_hub_restart(&mut hub, &tenant, "edge-1", &mut agent);
+    kill_restart_stop(&hub.dir, &tenant, &tenant, "edge-1", &state, &mut agent);
+
+    // The simulator: N agents through the same code, one process.
+    let mut sim = Command::new(AGENT)
+        .args([
+            "simulate",
+            "--count",
+            "20",
+            "--prefix",
+            "sim-",
+            "--heartbeat-interval-seconds",
+            "2",
+        ])
+        .env("KUBECONFIG", &tenant)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    eventually("20 simulated agents Ready", Duration::from_secs(60), || {
+        let list = get_json(&tenant, &["agents", "-l", "edge.faros.sh/simulated=true"]);
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        items.len() == 20 && items.iter().all(|a| ready_of(a).0 == "True")
+    });
+    kubectl_ok(
+        &tenant,
+        &[
+            "patch",
+            "agent",
+            "sim-7",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"labels":{"x":"y"}}}"#,
+        ],
+    );
+    eventually("a simulated agent applying its spec", Duration::from_secs(30), || {
+        get_json(&tenant, &["agent", "sim-7"])["status"]["labels"]["x"] == "y"
+    });
+    signal(&sim, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = sim.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the simulator did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let list = get_json(&tenant, &["agents", "-l", "edge.faros.sh/simulated=true"]);
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| ready_of(a).1 == "AgentStopped"),
+        "{list}"
+    );
+}
+
+fn decode_b64(text: &str) -> Vec<u8> {
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {text}"),
+        };
+        bits = (bits << 6) | u32::from(v);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}

@@ -1,0 +1,1029 @@
+//! RBAC, evaluated per logical cluster exactly as Kubernetes' RBAC authorizer does.
+//!
+//! **Evaluation.** A request is allowed when a rule reachable from the caller allows it:
+//! rules of the ClusterRoles bound by ClusterRoleBindings, plus — for namespaced requests —
+//! rules of the Roles and ClusterRoles bound by RoleBindings in the request's namespace.
+//! Subjects match by user name, group, or ServiceAccount (which is the user name
+//! `system:serviceaccount:<ns>:<name>`). A rule matches on verb, API group, resource
+//! (`resource/subresource`, `*/subresource` or `*`), resource name, or non-resource URL
+//! (exact or `prefix*`). `system:masters` bypasses everything.
+//!
+//! **Aggregation** is resolved when a cluster's index is built (not by a controller): a
+//! ClusterRole with an `aggregationRule` has the union of the rules of the ClusterRoles its
+//! selectors match, transitively, as the Kubernetes aggregation controller would converge to.
+//! The stored object keeps whatever rules it was written with; evaluation ignores them, as
+//! the controller would overwrite them.
+//!
+//! **Index.** For each logical cluster, its Roles, ClusterRoles and bindings are read once
+//! from the hub cache into per-subject maps, so a request costs a few hash lookups. A
+//! background task follows the cache's event stream and marks a cluster stale when any of
+//! its RBAC objects changes; a request first waits (normally not at all) until that task has
+//! seen every change up to the cache revision current when the request arrived, so RBAC
+//! writes are in force for the very next request, as reads of one's own writes are.
+//!
+//! **Entering a workspace** needs a binding there naming the caller (bindings of the default
+//! policy to everyone, such as discovery, do not count), or being a ServiceAccount of that
+//! workspace. Identities confined to a workspace (ServiceAccounts) get nothing elsewhere.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::User;
+use crate::error::ApiError;
+use crate::storage::cache::Cache;
+
+pub const GROUP: &str = "rbac.authorization.k8s.io";
+const PREFIX: &str = "/rbac.authorization.k8s.io/";
+/// Label of the default policy objects (as Kubernetes' bootstrap policy).
+pub const BOOTSTRAP_LABEL: &str = "kubernetes.io/bootstrapping";
+pub const BOOTSTRAP_VALUE: &str = "rbac-defaults";
+
+/// One `PolicyRule`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Rule {
+    pub verbs: Vec<String>,
+    pub api_groups: Vec<String>,
+    pub resources: Vec<String>,
+    pub resource_names: Vec<String>,
+    pub non_resource_urls: Vec<String>,
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+fn has(set: &[String], s: &str) -> bool {
+    set.iter().any(|x| x == s)
+}
+
+impl Rule {
+    pub fn from_json(v: &Value) -> Rule {
+        Rule {
+            verbs: strings(&v["verbs"]),
+            api_groups: strings(&v["apiGroups"]),
+            resources: strings(&v["resources"]),
+            resource_names: strings(&v["resourceNames"]),
+            non_resource_urls: strings(&v["nonResourceURLs"]),
+        }
+    }
+
+    pub fn list_from_json(rules: &Value) -> Vec<Rule> {
+        rules
+            .as_array()
+            .map(|a| a.iter().map(Rule::from_json).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        out.insert("verbs".into(), json!(self.verbs));
+        if !self.non_resource_urls.is_empty() {
+            out.insert("nonResourceURLs".into(), json!(self.non_resource_urls));
+        } else {
+            out.insert("apiGroups".into(), json!(self.api_groups));
+            out.insert("resources".into(), json!(self.resources));
+            if !self.resource_names.is_empty() {
+                out.insert("resourceNames".into(), json!(self.resource_names));
+            }
+        }
+        Value::Object(out)
+    }
+
+    fn verb_matches(&self, verb: &str) -> bool {
+        self.verbs.iter().any(|v| v == "*" || v == verb)
+    }
+
+    /// Kubernetes' `RuleAllows`.
+    pub fn allows(&self, attrs: &Attributes) -> bool {
+        if !self.verb_matches(&attrs.verb) {
+            return false;
+        }
+        match &attrs.resource {
+            Some(r) => {
+                self.api_groups.iter().any(|g| g == "*" || *g == r.group)
+                    && self.resource_matches(&r.resource, r.subresource.as_deref())
+                    && (self.resource_names.is_empty() || has(&self.resource_names, &r.name))
+            }
+            None => self.non_resource_urls.iter().any(|u| {
+                u == "*" || *u == attrs.path || (u.ends_with('*') && attrs.path.starts_with(u.trim_end_matches('*')))
+            }),
+        }
+    }
+
+    fn resource_matches(&self, resource: &str, subresource: Option<&str>) -> bool {
+        self.resources.iter().any(|r| {
+            if r == "*" {
+                return true;
+            }
+            match subresource.filter(|s| !s.is_empty()) {
+                None => r == resource,
+                Some(sub) => {
+                    (r.len() == resource.len() + 1 + sub.len()
+                        && r.starts_with(resource)
+                        && r[resource.len()..].starts_with('/')
+                        && r.ends_with(sub))
+                        || r.strip_prefix("*/") == Some(sub)
+                }
+            }
+        })
+    }
+
+    /// `{APIGroups:[""], Resources:["secrets"], Verbs:["get"]}`, as Kubernetes prints rules.
+    pub fn compact_string(&self) -> String {
+        let quoted = |list: &[String]| list.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(" ");
+        let mut parts = Vec::new();
+        if !self.api_groups.is_empty() {
+            parts.push(format!("APIGroups:[{}]", quoted(&self.api_groups)));
+        }
+        if !self.resources.is_empty() {
+            parts.push(format!("Resources:[{}]", quoted(&self.resources)));
+        }
+        if !self.non_resource_urls.is_empty() {
+            parts.push(format!("NonResourceURLs:[{}]", quoted(&self.non_resource_urls)));
+        }
+        if !self.resource_names.is_empty() {
+            parts.push(format!("ResourceNames:[{}]", quoted(&self.resource_names)));
+        }
+        parts.push(format!("Verbs:[{}]", quoted(&self.verbs)));
+        format!("{{{}}}", parts.join(", "))
+    }
+}
+
+/// What a request asks to do, as Kubernetes' `authorizer.Attributes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    pub verb: String,
+    /// None for non-resource requests.
+    pub resource: Option<ResourceAttributes>,
+    /// The URL path of a non-resource request (without the `/clusters/<path>` prefix).
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceAttributes {
+    pub group: String,
+    pub resource: String,
+    pub subresource: Option<String>,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Attributes {
+    pub fn resource(verb: &str, group: &str, resource: &str, namespace: &str, name: &str) -> Attributes {
+        Attributes {
+            verb: verb.into(),
+            resource: Some(ResourceAttributes {
+                group: group.into(),
+                resource: resource.into(),
+                subresource: None,
+                namespace: namespace.into(),
+                name: name.into(),
+            }),
+            path: String::new(),
+        }
+    }
+
+    pub fn non_resource(verb: &str, path: &str) -> Attributes {
+        Attributes {
+            verb: verb.into(),
+            resource: None,
+            path: path.into(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.resource.as_ref().map(|r| r.namespace.as_str()).unwrap_or_default()
+    }
+}
+
+/// The verb of a non-resource request: the lowercase HTTP method, `get` for HEAD.
+pub fn non_resource_verb(method: &http::Method) -> String {
+    if method == http::Method::HEAD {
+        "get".into()
+    } else {
+        method.as_str().to_ascii_lowercase()
+    }
+}
+
+/// The attributes of a resource request, as kube-apiserver's RequestInfoFactory derives
+/// them: a Namespace object is in its own namespace, and a list or watch pinned to one name
+/// by a `metadata.name=` field selector is about that name (so `resourceNames` apply).
+pub fn request_attributes(
+    req: &crate::apiserver::request::ResourceRequest,
+    field_selector: Option<&str>,
+) -> Attributes {
+    let mut name = req.name.clone().unwrap_or_default();
+    if name.is_empty()
+        && matches!(req.verb, "list" | "watch")
+        && let Some(selector) = field_selector
+        && let Ok(parsed) = crate::apiserver::selector::FieldSelector::parse(selector)
+        && let Some(pinned) = parsed.exact("metadata.name")
+        && !pinned.is_empty()
+        && pinned != "."
+        && pinned != ".."
+        && !pinned.contains(['/', '%'])
+    {
+        name = pinned.to_string();
+    }
+    let namespace = match &req.namespace {
+        Some(ns) => ns.clone(),
+        None if req.resource == "namespaces" && req.group.is_empty() => req.name.clone().unwrap_or_default(),
+        None => String::new(),
+    };
+    Attributes {
+        verb: req.verb.to_string(),
+        resource: Some(ResourceAttributes {
+            group: req.group.clone(),
+            resource: req.resource.clone(),
+            subresource: req.subresource.clone(),
+            namespace,
+            name,
+        }),
+        path: String::new(),
+    }
+}
+
+/// `configmaps "x" is forbidden: User "u" cannot get resource "configmaps" in API group ""
+/// in the namespace "default"`, as kube-apiserver words it.
+pub fn forbidden(user: &User, attrs: &Attributes, reason: &str) -> ApiError {
+    let mut detail = match &attrs.resource {
+        None => format!("User {:?} cannot {} path {:?}", user.name, attrs.verb, attrs.path),
+        Some(r) => {
+            let resource = match r.subresource.as_deref().filter(|s| !s.is_empty()) {
+                Some(sub) => format!("{}/{sub}", r.resource),
+                None => r.resource.clone(),
+            };
+            let scope = if r.namespace.is_empty() {
+                "at the cluster scope".to_string()
+            } else {
+                format!("in the namespace {:?}", r.namespace)
+            };
+            format!(
+                "User {:?} cannot {} resource {resource:?} in API group {:?} {scope}",
+                user.name, attrs.verb, r.group
+            )
+        }
+    };
+    if !reason.is_empty() {
+        let _ = write!(detail, ": {reason}");
+    }
+    match &attrs.resource {
+        None => ApiError::forbidden(format!("forbidden: {detail}")),
+        Some(r) => forbidden_on(&r.group, &r.resource, &r.name, &detail),
+    }
+}
+
+/// `<resource>[.<group>] ["name"] is forbidden: <detail>` with the Status details set.
+pub fn forbidden_on(group: &str, resource: &str, name: &str, detail: &str) -> ApiError {
+    let qualified = if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    };
+    let message = if name.is_empty() {
+        format!("{qualified} is forbidden: {detail}")
+    } else {
+        format!("{qualified} {name:?} is forbidden: {detail}")
+    };
+    ApiError::forbidden(message).with_subject(group, resource, name)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    User(String),
+    Group(String),
+}
+
+/// The rules one binding gives one of its subjects.
+struct Grant {
+    /// `ClusterRoleBinding "x" of ClusterRole "y" to User "z"`, for review reasons.
+    source: String,
+    rules: Arc<[Rule]>,
+}
+
+type Grants = HashMap<Subject, Vec<Arc<Grant>>>;
+
+/// The RBAC objects of one logical cluster, indexed by subject.
+struct ClusterPolicy {
+    /// The cache revision the index reflects.
+    revision: u64,
+    roles: HashMap<(String, String), Arc<[Rule]>>,
+    cluster_roles: HashMap<String, Arc<[Rule]>>,
+    /// ClusterRoles with a non-empty aggregationRule.
+    aggregated: HashSet<String>,
+    cluster_grants: Grants,
+    namespace_grants: HashMap<String, Grants>,
+    /// Subjects named by a binding other than the default policy's: they may enter.
+    entry: HashSet<Subject>,
+}
+
+fn selector_matches(selector: &Value, labels: &serde_json::Map<String, Value>) -> bool {
+    let label = |k: &str| labels.get(k).and_then(Value::as_str);
+    if let Some(match_labels) = selector["matchLabels"].as_object() {
+        for (k, v) in match_labels {
+            if label(k) != v.as_str() {
+                return false;
+            }
+        }
+    }
+    for expr in selector["matchExpressions"].as_array().into_iter().flatten() {
+        let key = expr["key"].as_str().unwrap_or_default();
+        let values = strings(&expr["values"]);
+        let ok = match expr["operator"].as_str().unwrap_or_default() {
+            "In" => label(key).is_some_and(|v| has(&values, v)),
+            "NotIn" => label(key).is_none_or(|v| !has(&values, v)),
+            "Exists" => label(key).is_some(),
+            "DoesNotExist" => label(key).is_none(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn subject_keys(subjects: &Value, binding_namespace: &str) -> Vec<(Subject, String)> {
+    let mut out = Vec::new();
+    for s in subjects.as_array().into_iter().flatten() {
+        let name = s["name"].as_str().unwrap_or_default();
+        if name.is_empty() {
+            continue;
+        }
+        match s["kind"].as_str().unwrap_or_default() {
+            "User" => out.push((Subject::User(name.into()), format!("User {name:?}"))),
+            "Group" => out.push((Subject::Group(name.into()), format!("Group {name:?}"))),
+            "ServiceAccount" => {
+                let ns = s["namespace"]
+                    .as_str()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(binding_namespace);
+                if ns.is_empty() {
+                    continue;
+                }
+                out.push((
+                    Subject::User(super::serviceaccount::username(ns, name)),
+                    format!("ServiceAccount {:?}", format!("{name}/{ns}")),
+                ));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn is_default(obj: &Value) -> bool {
+    obj["metadata"]["labels"][BOOTSTRAP_LABEL] == BOOTSTRAP_VALUE
+}
+
+impl ClusterPolicy {
+    fn build(cache: &Cache, cluster: &str) -> ClusterPolicy {
+        let list = |resource: &str| cache.list(&format!("{PREFIX}{resource}/{cluster}/"), None, 0, |_| true);
+        let (roles, r1, _) = list("roles");
+        let (cluster_roles, r2, _) = list("clusterroles");
+        let (role_bindings, r3, _) = list("rolebindings");
+        let (cluster_role_bindings, r4, _) = list("clusterrolebindings");
+        let revision = r1.min(r2).min(r3).min(r4);
+
+        let roles: HashMap<(String, String), Arc<[Rule]>> = roles
+            .iter()
+            .map(|o| {
+                let meta = &o.value["metadata"];
+                (
+                    (
+                        meta["namespace"].as_str().unwrap_or_default().to_string(),
+                        meta["name"].as_str().unwrap_or_default().to_string(),
+                    ),
+                    Rule::list_from_json(&o.value["rules"]).into(),
+                )
+            })
+            .collect();
+
+        // ClusterRoles, aggregation resolved.
+        let raw: HashMap<String, &Value> = cluster_roles
+            .iter()
+            .map(|o| {
+                (
+                    o.value["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                    &o.value,
+                )
+            })
+            .collect();
+        let aggregated: HashSet<String> = raw
+            .iter()
+            .filter(|(_, v)| {
+                v["aggregationRule"]["clusterRoleSelectors"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty())
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut resolved: HashMap<String, Arc<[Rule]>> = HashMap::new();
+        let mut names: Vec<&String> = raw.keys().collect();
+        names.sort();
+        for name in names {
+            let mut visiting = HashSet::new();
+            let rules = resolve_cluster_role(name, &raw, &aggregated, &mut resolved, &mut visiting);
+            resolved.insert(name.clone(), rules);
+        }
+
+        let mut policy = ClusterPolicy {
+            revision,
+            roles,
+            cluster_roles: resolved,
+            aggregated,
+            cluster_grants: HashMap::new(),
+            namespace_grants: HashMap::new(),
+            entry: HashSet::new(),
+        };
+        for o in &cluster_role_bindings {
+            policy.add_binding(&o.value, "ClusterRoleBinding", "");
+        }
+        for o in &role_bindings {
+            let ns = o.value["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            policy.add_binding(&o.value, "RoleBinding", &ns);
+        }
+        policy
+    }
+
+    fn role_ref_rules(&self, role_ref: &Value, namespace: &str) -> Option<Arc<[Rule]>> {
+        let name = role_ref["name"].as_str().unwrap_or_default();
+        match role_ref["kind"].as_str().unwrap_or_default() {
+            "ClusterRole" => self.cluster_roles.get(name).cloned(),
+            "Role" if !namespace.is_empty() => self.roles.get(&(namespace.to_string(), name.to_string())).cloned(),
+            _ => None,
+        }
+    }
+
+    fn add_binding(&mut self, binding: &Value, kind: &str, namespace: &str) {
+        let name = binding["metadata"]["name"].as_str().unwrap_or_default();
+        let role_ref = &binding["roleRef"];
+        let subjects = subject_keys(&binding["subjects"], namespace);
+        let default = is_default(binding);
+        if !default {
+            self.entry.extend(subjects.iter().map(|(s, _)| s.clone()));
+        }
+        let Some(rules) = self.role_ref_rules(role_ref, namespace) else {
+            return;
+        };
+        let binding_name = if namespace.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}/{namespace}")
+        };
+        for (subject, described) in subjects {
+            let grant = Arc::new(Grant {
+                source: format!(
+                    "{kind} {binding_name:?} of {} {:?} to {described}",
+                    role_ref["kind"].as_str().unwrap_or_default(),
+                    role_ref["name"].as_str().unwrap_or_default()
+                ),
+                rules: rules.clone(),
+            });
+            let grants = if namespace.is_empty() {
+                &mut self.cluster_grants
+            } else {
+                self.namespace_grants.entry(namespace.to_string()).or_default()
+            };
+            grants.entry(subject).or_default().push(grant);
+        }
+    }
+
+    /// Calls `visit` with every grant that applies to `user` in `namespace` ("" = cluster
+    /// bindings only) until it returns true.
+    fn visit(&self, user: &User, namespace: &str, mut visit: impl FnMut(&Grant) -> bool) -> bool {
+        let keys: Vec<Subject> = std::iter::once(Subject::User(user.name.clone()))
+            .chain(user.groups.iter().map(|g| Subject::Group(g.clone())))
+            .collect();
+        let maps = std::iter::once(&self.cluster_grants).chain(
+            (!namespace.is_empty())
+                .then(|| self.namespace_grants.get(namespace))
+                .flatten(),
+        );
+        for grants in maps {
+            for key in &keys {
+                for grant in grants.get(key).into_iter().flatten() {
+                    if visit(grant) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+fn resolve_cluster_role(
+    name: &str,
+    raw: &HashMap<String, &Value>,
+    aggregated: &HashSet<String>,
+    resolved: &mut HashMap<String, Arc<[Rule]>>,
+    visiting: &mut HashSet<String>,
+) -> Arc<[Rule]> {
+    if let Some(rules) = resolved.get(name) {
+        return rules.clone();
+    }
+    let Some(role) = raw.get(name) else {
+        return Arc::from(Vec::new());
+    };
+    if !aggregated.contains(name) {
+        let rules: Arc<[Rule]> = Rule::list_from_json(&role["rules"]).into();
+        resolved.insert(name.to_string(), rules.clone());
+        return rules;
+    }
+    visiting.insert(name.to_string());
+    let mut rules: Vec<Rule> = Vec::new();
+    for selector in role["aggregationRule"]["clusterRoleSelectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let mut matched: Vec<&String> = raw
+            .iter()
+            .filter(|(other, v)| {
+                other.as_str() != name
+                    && !visiting.contains(other.as_str())
+                    && v["metadata"]["labels"]
+                        .as_object()
+                        .is_some_and(|labels| selector_matches(selector, labels))
+            })
+            .map(|(other, _)| other)
+            .collect();
+        matched.sort();
+        for other in matched {
+            for rule in resolve_cluster_role(other, raw, aggregated, resolved, visiting).iter() {
+                if !rules.contains(rule) {
+                    rules.push(rule.clone());
+                }
+            }
+        }
+    }
+    visiting.remove(name);
+    // Only memoised at the top level: a result computed while a cycle was being broken
+    // may lack rules.
+    Arc::from(rules)
+}
+
+/// The outcome of one authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed, with the reason (which binding).
+    Allow(String),
+    Deny,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+}
+
+struct State {
+    policies: HashMap<String, Arc<ClusterPolicy>>,
+    /// Revision of the latest RBAC change seen per cluster: an index built before it is stale.
+    changed: HashMap<String, u64>,
+    /// Everything built before this revision is stale (after the follower lagged).
+    cleared: u64,
+}
+
+impl State {
+    fn valid_from(&self, cluster: &str) -> u64 {
+        self.changed.get(cluster).copied().unwrap_or(0).max(self.cleared)
+    }
+}
+
+/// Decides what authenticated users may do.
+pub struct Authorizer {
+    cache: Arc<Cache>,
+    state: Arc<RwLock<State>>,
+    /// Every change up to this revision has been seen by the follower.
+    applied: watch::Receiver<u64>,
+}
+
+/// Most clusters whose index is kept; beyond, the indexes are dropped and rebuilt on demand.
+const MAX_INDEXED_CLUSTERS: usize = 16_384;
+
+impl Authorizer {
+    /// Starts following the cache (needs a Tokio runtime).
+    pub fn new(cache: Arc<Cache>) -> Authorizer {
+        let state = Arc::new(RwLock::new(State {
+            policies: HashMap::new(),
+            changed: HashMap::new(),
+            cleared: 0,
+        }));
+        let start = cache.watch(PREFIX, None).ok();
+        let initial = start.as_ref().map(|s| s.revision).unwrap_or_else(|| cache.revision());
+        let (tx, applied) = watch::channel(initial);
+        if let Some(start) = start {
+            let follower_state = Arc::downgrade(&state);
+            let follower_cache = Arc::downgrade(&cache);
+            let mut live = start.live;
+            tokio::spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    let event = live.recv().await;
+                    let Some(state) = follower_state.upgrade() else { break };
+                    match event {
+                        Ok(event) => {
+                            if let Some(rest) = event.object.key.strip_prefix(PREFIX)
+                                && let Some(cluster) = rest.split('/').nth(1)
+                            {
+                                let mut s = state.write().unwrap_or_else(|e| e.into_inner());
+                                let seen = s.changed.entry(cluster.to_string()).or_insert(0);
+                                *seen = (*seen).max(event.revision);
+                            }
+                            tx.send_if_modified(|r| {
+                                let newer = event.revision > *r;
+                                *r = (*r).max(event.revision);
+                                newer
+                            });
+                        }
+                        Err(RecvError::Lagged(_)) => {
+                            let Some(cache) = follower_cache.upgrade() else { break };
+                            let now = cache.revision();
+                            let mut s = state.write().unwrap_or_else(|e| e.into_inner());
+                            s.policies.clear();
+                            s.changed.clear();
+                            s.cleared = now;
+                            drop(s);
+                            tx.send_if_modified(|r| {
+                                let newer = now > *r;
+                                *r = (*r).max(now);
+                                newer
+                            });
+                        }
+                        Err(RecvError::Closed) => break,
+                    }
+                }
+            });
+        }
+        Authorizer { cache, state, applied }
+    }
+
+    /// Waits until every RBAC change the cache holds now is reflected (normally at once).
+    pub async fn sync(&self) {
+        let target = self.cache.revision();
+        if *self.applied.borrow() >= target {
+            return;
+        }
+        let mut rx = self.applied.clone();
+        if tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|r| *r >= target))
+            .await
+            .is_err()
+        {
+            tracing::warn!("the RBAC index did not catch up in time; rebuilding it");
+            let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
+            s.policies.clear();
+            s.cleared = target;
+        }
+    }
+
+    fn policy(&self, cluster: &str) -> Arc<ClusterPolicy> {
+        {
+            let s = self.state.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(policy) = s.policies.get(cluster)
+                && policy.revision >= s.valid_from(cluster)
+            {
+                return policy.clone();
+            }
+        }
+        let built = Arc::new(ClusterPolicy::build(&self.cache, cluster));
+        let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if built.revision >= s.valid_from(cluster)
+            && s.policies.get(cluster).is_none_or(|p| p.revision < built.revision)
+        {
+            if s.policies.len() >= MAX_INDEXED_CLUSTERS {
+                s.policies.clear();
+            }
+            s.policies.insert(cluster.to_string(), built.clone());
+        }
+        built
+    }
+
+    /// Whether `user` may make any request in `cluster`.
+    pub fn may_enter(&self, user: &User, cluster: &str) -> bool {
+        if user.is_master() {
+            return true;
+        }
+        if let Some(home) = user.home_cluster() {
+            return home == cluster;
+        }
+        let policy = self.policy(cluster);
+        policy.entry.contains(&Subject::User(user.name.clone()))
+            || user
+                .groups
+                .iter()
+                .any(|g| policy.entry.contains(&Subject::Group(g.clone())))
+    }
+
+    pub fn authorize(&self, user: &User, cluster: &str, attrs: &Attributes) -> Decision {
+        if user.is_master() {
+            return Decision::Allow(String::new());
+        }
+        if user.home_cluster().is_some_and(|home| home != cluster) {
+            return Decision::Deny;
+        }
+        let policy = self.policy(cluster);
+        let mut reason = None;
+        policy.visit(user, attrs.namespace(), |grant| {
+            if grant.rules.iter().any(|r| r.allows(attrs)) {
+                reason = Some(format!("RBAC: allowed by {}", grant.source));
+                true
+            } else {
+                false
+            }
+        });
+        reason.map(Decision::Allow).unwrap_or(Decision::Deny)
+    }
+
+    /// Authorizes or returns the Forbidden error kube-apiserver would send.
+    pub fn check(&self, user: &User, cluster: &str, attrs: &Attributes) -> Result<(), ApiError> {
+        if self.authorize(user, cluster, attrs).allowed() {
+            Ok(())
+        } else {
+            Err(forbidden(user, attrs, ""))
+        }
+    }
+
+    /// Every rule that applies to `user` in `namespace` ("" = cluster-wide rules only).
+    pub fn rules_for(&self, user: &User, cluster: &str, namespace: &str) -> Vec<Rule> {
+        if user.home_cluster().is_some_and(|home| home != cluster) {
+            return Vec::new();
+        }
+        let policy = self.policy(cluster);
+        let mut rules: Vec<Rule> = Vec::new();
+        policy.visit(user, namespace, |grant| {
+            for rule in grant.rules.iter() {
+                if !rules.contains(rule) {
+                    rules.push(rule.clone());
+                }
+            }
+            false
+        });
+        rules
+    }
+
+    /// The effective rules of a role reference, or None when the role does not exist.
+    pub fn role_ref_rules(&self, cluster: &str, role_ref: &Value, namespace: &str) -> Option<Arc<[Rule]>> {
+        let policy = self.policy(cluster);
+        policy.role_ref_rules(role_ref, namespace)
+    }
+
+    /// Whether the ClusterRole is aggregated (its rules come from other roles).
+    pub fn is_aggregated(&self, cluster: &str, name: &str) -> bool {
+        self.policy(cluster).aggregated.contains(name)
+    }
+}
+
+/// The rules `owner` lacks to hold everything `requested` grants (Kubernetes' `Covers`),
+/// broken down into single permissions.
+pub fn uncovered(owner: &[Rule], requested: &[Rule]) -> Vec<Rule> {
+    let mut missing = Vec::new();
+    for rule in requested {
+        for atom in breakdown(rule) {
+            if !owner.iter().any(|o| covers(o, &atom)) {
+                missing.push(atom);
+            }
+        }
+    }
+    missing
+}
+
+fn breakdown(rule: &Rule) -> Vec<Rule> {
+    let mut out = Vec::new();
+    for group in &rule.api_groups {
+        for resource in &rule.resources {
+            for verb in &rule.verbs {
+                if rule.resource_names.is_empty() {
+                    out.push(Rule {
+                        verbs: vec![verb.clone()],
+                        api_groups: vec![group.clone()],
+                        resources: vec![resource.clone()],
+                        ..Rule::default()
+                    });
+                }
+                for name in &rule.resource_names {
+                    out.push(Rule {
+                        verbs: vec![verb.clone()],
+                        api_groups: vec![group.clone()],
+                        resources: vec![resource.clone()],
+                        resource_names: vec![name.clone()],
+                        ..Rule::default()
+                    });
+                }
+            }
+        }
+    }
+    for url in &rule.non_resource_urls {
+        for verb in &rule.verbs {
+            out.push(Rule {
+                verbs: vec![verb.clone()],
+                non_resource_urls: vec![url.clone()],
+                ..Rule::default()
+            });
+        }
+    }
+    out
+}
+
+/// Kubernetes' `ruleCovers`.
+fn covers(owner: &Rule, sub: &Rule) -> bool {
+    let all = |set: &[String], wanted: &[String]| wanted.iter().all(|w| has(set, w));
+    let verbs = has(&owner.verbs, "*") || all(&owner.verbs, &sub.verbs);
+    let groups = has(&owner.api_groups, "*") || all(&owner.api_groups, &sub.api_groups);
+    let resources = has(&owner.resources, "*")
+        || sub.resources.iter().all(|r| {
+            has(&owner.resources, r)
+                || r.split_once('/')
+                    .is_some_and(|(_, sub)| has(&owner.resources, &format!("*/{sub}")))
+        });
+    let urls = sub.non_resource_urls.iter().all(|u| {
+        owner
+            .non_resource_urls
+            .iter()
+            .any(|o| o == "*" || o == u || (o.ends_with('*') && u.starts_with(o.trim_end_matches('*'))))
+    });
+    let names = if sub.resource_names.is_empty() {
+        owner.resource_names.is_empty()
+    } else {
+        owner.resource_names.is_empty() || all(&owner.resource_names, &sub.resource_names)
+    };
+    verbs && groups && resources && urls && names
+}
+
+/// Merges single permissions that differ only in their verb, for messages.
+pub fn compact(rules: &[Rule]) -> Vec<Rule> {
+    let mut out: Vec<Rule> = Vec::new();
+    for rule in rules {
+        match out.iter_mut().find(|r| {
+            r.api_groups == rule.api_groups
+                && r.resources == rule.resources
+                && r.resource_names == rule.resource_names
+                && r.non_resource_urls == rule.non_resource_urls
+        }) {
+            Some(existing) => {
+                for verb in &rule.verbs {
+                    if !has(&existing.verbs, verb) {
+                        existing.verbs.push(verb.clone());
+                    }
+                }
+            }
+            None => out.push(rule.clone()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(v: Value) -> Rule {
+        Rule::from_json(&v)
+    }
+
+    fn res(verb: &str, group: &str, resource: &str, sub: Option<&str>, name: &str) -> Attributes {
+        let mut a = Attributes::resource(verb, group, resource, "default", name);
+        a.resource.as_mut().unwrap().subresource = sub.map(str::to_string);
+        a
+    }
+
+    #[test]
+    fn rule_matching_follows_kubernetes() {
+        let r = rule(json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["configmaps"]}));
+        assert!(r.allows(&res("get", "", "configmaps", None, "a")));
+        assert!(!r.allows(&res("create", "", "configmaps", None, "")));
+        assert!(!r.allows(&res("get", "apps", "configmaps", None, "a")));
+        assert!(!r.allows(&res("get", "", "secrets", None, "a")));
+        assert!(!r.allows(&res("get", "", "configmaps", Some("status"), "a")));
+
+        let status = rule(json!({"verbs": ["update"], "apiGroups": ["edge.faros.sh"], "resources": ["agents/status"]}));
+        assert!(status.allows(&res("update", "edge.faros.sh", "agents", Some("status"), "a")));
+        assert!(!status.allows(&res("update", "edge.faros.sh", "agents", None, "a")));
+        let any_status = rule(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*/status"]}));
+        assert!(any_status.allows(&res("patch", "x", "widgets", Some("status"), "a")));
+        assert!(!any_status.allows(&res("patch", "x", "widgets", None, "a")));
+        assert!(!any_status.allows(&res("patch", "x", "widgets", Some("scale"), "a")));
+
+        let named =
+            rule(json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"]}));
+        assert!(named.allows(&res("get", "", "configmaps", None, "a")));
+        assert!(!named.allows(&res("get", "", "configmaps", None, "b")));
+        assert!(!named.allows(&res("get", "", "configmaps", None, "")));
+
+        let urls = rule(json!({"verbs": ["get"], "nonResourceURLs": ["/apis", "/apis/*", "/version"]}));
+        assert!(urls.allows(&Attributes::non_resource("get", "/apis")));
+        assert!(urls.allows(&Attributes::non_resource("get", "/apis/example.com/v1")));
+        assert!(!urls.allows(&Attributes::non_resource("get", "/api")));
+        assert!(!urls.allows(&Attributes::non_resource("post", "/version")));
+        assert!(!urls.allows(&res("get", "", "apis", None, "")));
+    }
+
+    #[test]
+    fn covers_breaks_rules_down() {
+        let owner = vec![
+            rule(json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["configmaps"]})),
+            rule(json!({"verbs": ["*"], "apiGroups": ["x"], "resources": ["*/status"]})),
+        ];
+        assert!(
+            uncovered(
+                &owner,
+                &[rule(
+                    json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"]})
+                )]
+            )
+            .is_empty()
+        );
+        assert!(
+            uncovered(
+                &owner,
+                &[rule(
+                    json!({"verbs": ["update"], "apiGroups": ["x"], "resources": ["w/status"]})
+                )]
+            )
+            .is_empty()
+        );
+        let missing = uncovered(
+            &owner,
+            &[rule(
+                json!({"verbs": ["get", "create"], "apiGroups": [""], "resources": ["configmaps", "secrets"]}),
+            )],
+        );
+        assert_eq!(missing.len(), 3);
+        let compacted = compact(&missing);
+        let text: Vec<String> = compacted.iter().map(Rule::compact_string).collect();
+        assert!(
+            text.contains(&r#"{APIGroups:[""], Resources:["secrets"], Verbs:["get" "create"]}"#.to_string()),
+            "{text:?}"
+        );
+        // Named owner rules do not cover unnamed requests.
+        let named_owner = vec![rule(
+            json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"]}),
+        )];
+        assert_eq!(
+            uncovered(
+                &named_owner,
+                &[rule(
+                    json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"]})
+                )]
+            )
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn selectors() {
+        let labels = json!({"a": "1", "b": "2"});
+        let labels = labels.as_object().unwrap();
+        assert!(selector_matches(&json!({"matchLabels": {"a": "1"}}), labels));
+        assert!(!selector_matches(&json!({"matchLabels": {"a": "2"}}), labels));
+        assert!(selector_matches(
+            &json!({"matchExpressions": [{"key": "b", "operator": "In", "values": ["2", "3"]}]}),
+            labels
+        ));
+        assert!(selector_matches(
+            &json!({"matchExpressions": [{"key": "c", "operator": "DoesNotExist"}]}),
+            labels
+        ));
+        assert!(!selector_matches(
+            &json!({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}),
+            labels
+        ));
+        assert!(selector_matches(&json!({}), labels));
+    }
+
+    #[test]
+    fn forbidden_messages() {
+        let user = User::authenticated("bob", vec![], "");
+        let err = forbidden(
+            &user,
+            &Attributes::resource("list", "", "configmaps", "default", ""),
+            "",
+        );
+        assert_eq!(
+            err.message,
+            r#"configmaps is forbidden: User "bob" cannot list resource "configmaps" in API group "" in the namespace "default""#
+        );
+        let mut attrs = Attributes::resource("update", "example.com", "widgets", "", "w");
+        attrs.resource.as_mut().unwrap().subresource = Some("status".into());
+        assert_eq!(
+            forbidden(&user, &attrs, "").message,
+            r#"widgets.example.com "w" is forbidden: User "bob" cannot update resource "widgets/status" in API group "example.com" at the cluster scope"#
+        );
+        assert_eq!(
+            forbidden(&user, &Attributes::non_resource("get", "/apis"), "").message,
+            r#"forbidden: User "bob" cannot get path "/apis""#
+        );
+    }
+}

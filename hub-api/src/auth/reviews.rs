@@ -1,0 +1,349 @@
+//! Requests answered by the authenticator and authorizer rather than by storage:
+//! `SelfSubjectAccessReview` and `SelfSubjectRulesReview` (authorization.k8s.io/v1),
+//! `SelfSubjectReview` (authentication.k8s.io/v1 and v1beta1) and `TokenRequest`
+//! (`POST .../serviceaccounts/<name>/token`).
+//!
+//! The review kinds are ordinary entries of the catalog — so discovery lists them and kubectl
+//! finds them — whose strategy declares `create` as their only verb. The router hands any
+//! request for them (and for the `token` subresource) to [`serve`] instead of the generic
+//! handlers: nothing here is stored, so none of the generic path applies.
+
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::rbac::{Attributes, ResourceAttributes, Rule};
+use super::serviceaccount::{DEFAULT_EXPIRATION, MIN_EXPIRATION, TokenSpec};
+use crate::apiserver::handlers::Ctx;
+use crate::apiserver::{body, response};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::registry::validation::NameRule;
+use crate::registry::{ResourceKind, Strategy};
+
+const AUTHORIZATION: &str = "authorization.k8s.io";
+const AUTHENTICATION: &str = "authentication.k8s.io";
+
+/// Create-only kinds.
+struct CreateOnly;
+
+impl Strategy for CreateOnly {
+    fn verbs(&self) -> Option<&'static [&'static str]> {
+        Some(&["create"])
+    }
+}
+
+fn review_kind(group: &str, version: &str, resource: &str, kind: &str) -> Arc<ResourceKind> {
+    Arc::new(ResourceKind {
+        group: group.into(),
+        version: version.into(),
+        resource: resource.into(),
+        storage_resource: resource.into(),
+        singular: kind.to_lowercase(),
+        kind: kind.into(),
+        list_kind: format!("{kind}List"),
+        namespaced: false,
+        short_names: Vec::new(),
+        categories: Vec::new(),
+        status_subresource: false,
+        columns: Vec::new(),
+        builtin: true,
+        name_rule: NameRule::PathSegment,
+        allow_unconditional_update: false,
+        schema: None,
+        strategy: Arc::new(CreateOnly),
+        crd_selectable_fields: Vec::new(),
+    })
+}
+
+/// The review kinds, served in every workspace.
+pub fn kinds() -> Vec<Arc<ResourceKind>> {
+    vec![
+        review_kind(
+            AUTHORIZATION,
+            "v1",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+        ),
+        review_kind(AUTHORIZATION, "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+        review_kind(AUTHENTICATION, "v1", "selfsubjectreviews", "SelfSubjectReview"),
+        review_kind(AUTHENTICATION, "v1beta1", "selfsubjectreviews", "SelfSubjectReview"),
+    ]
+}
+
+fn is_review(ctx: &Ctx) -> bool {
+    ctx.kind.builtin
+        && matches!(
+            (ctx.kind.group.as_str(), ctx.kind.resource.as_str()),
+            (AUTHORIZATION, "selfsubjectaccessreviews" | "selfsubjectrulesreviews")
+                | (AUTHENTICATION, "selfsubjectreviews")
+        )
+}
+
+fn is_token_request(ctx: &Ctx) -> bool {
+    ctx.kind.builtin
+        && ctx.kind.group.is_empty()
+        && ctx.kind.resource == "serviceaccounts"
+        && ctx.req.subresource.as_deref() == Some("token")
+}
+
+/// Whether [`serve`] answers this request instead of the generic handlers.
+pub fn handles(ctx: &Ctx) -> bool {
+    is_review(ctx) || is_token_request(ctx)
+}
+
+pub async fn serve(ctx: Ctx, body: axum::body::Body) -> Response {
+    let result = if ctx.req.verb != "create" || ctx.req.name.is_some() && !is_token_request(&ctx) {
+        Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ))
+    } else {
+        match read(&ctx, body).await {
+            Ok(obj) if is_token_request(&ctx) => token_request(&ctx, obj),
+            Ok(obj) => match ctx.kind.resource.as_str() {
+                "selfsubjectaccessreviews" => Ok(access_review(&ctx, obj)),
+                "selfsubjectrulesreviews" => Ok(rules_review(&ctx, obj)),
+                _ => Ok(self_review(&ctx)),
+            },
+            Err(e) => Err(e),
+        }
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn read(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Value> {
+    let bytes = body::read(body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    body::decode_object(&bytes, &body::content_type(&ctx.headers))
+}
+
+fn created(kind: &str, api_version: &str, spec: Value, status: Value) -> Response {
+    response::json(
+        StatusCode::CREATED,
+        &json!({
+            "kind": kind,
+            "apiVersion": api_version,
+            "metadata": {"creationTimestamp": null},
+            "spec": spec,
+            "status": status,
+        }),
+    )
+}
+
+fn string(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+fn access_review(ctx: &Ctx, obj: Value) -> Response {
+    let spec = obj["spec"].clone();
+    let attrs = if let Some(r) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
+        Attributes {
+            verb: string(&r["verb"]),
+            resource: Some(ResourceAttributes {
+                group: string(&r["group"]),
+                resource: string(&r["resource"]),
+                subresource: r["subresource"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
+                namespace: string(&r["namespace"]),
+                name: string(&r["name"]),
+            }),
+            path: String::new(),
+        }
+    } else if let Some(n) = spec.get("nonResourceAttributes").filter(|n| n.is_object()) {
+        Attributes::non_resource(&string(&n["verb"]), &string(&n["path"]))
+    } else {
+        return ApiError::invalid(
+            "SelfSubjectAccessReview",
+            AUTHORIZATION,
+            "",
+            vec![FieldError::invalid(
+                "spec.resourceAttributes",
+                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+            )],
+        )
+        .into_response();
+    };
+    let decision = ctx.hub.authorizer.authorize(&ctx.user, &ctx.cluster, &attrs);
+    let status = match decision {
+        super::rbac::Decision::Allow(reason) if reason.is_empty() => json!({"allowed": true}),
+        super::rbac::Decision::Allow(reason) => json!({"allowed": true, "reason": reason}),
+        super::rbac::Decision::Deny => json!({"allowed": false}),
+    };
+    created("SelfSubjectAccessReview", &ctx.kind.api_version(), spec, status)
+}
+
+fn rules_review(ctx: &Ctx, obj: Value) -> Response {
+    let spec = obj["spec"].clone();
+    let namespace = string(&spec["namespace"]);
+    let mut rules = ctx.hub.authorizer.rules_for(&ctx.user, &ctx.cluster, &namespace);
+    if ctx.user.is_master() {
+        rules.insert(
+            0,
+            Rule {
+                verbs: vec!["*".into()],
+                api_groups: vec!["*".into()],
+                resources: vec!["*".into()],
+                ..Rule::default()
+            },
+        );
+        rules.insert(
+            1,
+            Rule {
+                verbs: vec!["*".into()],
+                non_resource_urls: vec!["*".into()],
+                ..Rule::default()
+            },
+        );
+    }
+    let (non_resource, resource): (Vec<&Rule>, Vec<&Rule>) =
+        rules.iter().partition(|r| !r.non_resource_urls.is_empty());
+    let status = json!({
+        "resourceRules": resource.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+        "nonResourceRules": non_resource.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+        "incomplete": false,
+    });
+    created("SelfSubjectRulesReview", &ctx.kind.api_version(), spec, status)
+}
+
+fn self_review(ctx: &Ctx) -> Response {
+    let user = &ctx.user;
+    let mut info = json!({"username": user.name, "groups": user.groups});
+    if !user.uid.is_empty() {
+        info["uid"] = user.uid.clone().into();
+    }
+    if !user.extra.is_empty() {
+        info["extra"] = json!(user.extra);
+    }
+    response::json(
+        StatusCode::CREATED,
+        &json!({
+            "kind": "SelfSubjectReview",
+            "apiVersion": ctx.kind.api_version(),
+            "metadata": {"creationTimestamp": null},
+            "status": {"userInfo": info},
+        }),
+    )
+}
+
+fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
+    let namespace = ctx.req.namespace.clone().unwrap_or_default();
+    let name = ctx.req.name.clone().unwrap_or_default();
+    let invalid = |field: &str, message: String| {
+        ApiError::invalid(
+            "TokenRequest",
+            AUTHENTICATION,
+            &name,
+            vec![FieldError::invalid(field, message)],
+        )
+    };
+    let sa = ctx
+        .hub
+        .cache
+        .get(&format!("/core/serviceaccounts/{}/{namespace}/{name}", ctx.cluster))
+        .filter(|sa| !crate::apiserver::object::is_deleting(&sa.value))
+        .ok_or_else(|| ApiError::not_found("", "serviceaccounts", &name))?;
+    let Some(tokens) = ctx.hub.authenticator.service_accounts() else {
+        return Err(ApiError::internal("ServiceAccount token signing is not configured"));
+    };
+    let spec = &obj["spec"];
+    let audiences: Vec<String> = spec["audiences"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let expiration = match &spec["expirationSeconds"] {
+        Value::Null => DEFAULT_EXPIRATION,
+        v => v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| invalid("spec.expirationSeconds", format!("{v}: must be an integer")))?,
+    };
+    if expiration < MIN_EXPIRATION {
+        return Err(invalid(
+            "spec.expirationSeconds",
+            format!("{expiration}: may not specify a duration less than 10 minutes"),
+        ));
+    }
+    if expiration > 1 << 32 {
+        return Err(invalid(
+            "spec.expirationSeconds",
+            format!("{expiration}: may not specify a duration larger than 2^32 seconds"),
+        ));
+    }
+    let bound = &spec["boundObjectRef"];
+    let mut bound_secret = None;
+    let mut bound_out = Value::Null;
+    if bound.is_object() {
+        let kind = string(&bound["kind"]);
+        let api_version = bound["apiVersion"].as_str().unwrap_or("v1");
+        if kind != "Secret" || !matches!(api_version, "v1" | "") {
+            return Err(ApiError::invalid(
+                "TokenRequest",
+                AUTHENTICATION,
+                &name,
+                vec![FieldError::not_supported(
+                    "spec.boundObjectRef.kind",
+                    format!("{kind:?}: supported values: \"v1/Secret\""),
+                )],
+            ));
+        }
+        let secret_name = string(&bound["name"]);
+        let secret = ctx
+            .hub
+            .cache
+            .get(&format!("/core/secrets/{}/{namespace}/{secret_name}", ctx.cluster))
+            .filter(|s| !crate::apiserver::object::is_deleting(&s.value))
+            .ok_or_else(|| ApiError::not_found("", "secrets", &secret_name))?;
+        let uid = crate::apiserver::object::uid(&secret.value).to_string();
+        if let Some(want) = bound["uid"].as_str().filter(|u| !u.is_empty())
+            && want != uid
+        {
+            return Err(ApiError::conflict(
+                "",
+                "Secret",
+                &secret_name,
+                &format!(
+                    "the UID in the bound object reference ({want}) does not match the UID in record. The object might have been deleted and then recreated"
+                ),
+            ));
+        }
+        bound_out = json!({"kind": "Secret", "apiVersion": "v1", "name": secret_name, "uid": uid});
+        bound_secret = Some((secret_name, uid));
+    }
+    let sa_uid = crate::apiserver::object::uid(&sa.value).to_string();
+    let token_spec = TokenSpec {
+        cluster: &ctx.cluster,
+        namespace: &namespace,
+        name: &name,
+        uid: &sa_uid,
+        audiences: audiences.clone(),
+        expiration_seconds: expiration,
+        bound_secret: bound_secret.as_ref().map(|(n, u)| (n.as_str(), u.as_str())),
+    };
+    let (token, exp) = tokens
+        .issue(&token_spec)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let audiences = if audiences.is_empty() {
+        tokens.audiences().to_vec()
+    } else {
+        audiences
+    };
+    let expires = jiff::Timestamp::from_second(exp)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let mut out_spec = json!({"audiences": audiences, "expirationSeconds": expiration});
+    if !bound_out.is_null() {
+        out_spec["boundObjectRef"] = bound_out;
+    }
+    Ok(response::json(
+        StatusCode::CREATED,
+        &json!({
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": crate::apiserver::object::now_rfc3339()},
+            "spec": out_spec,
+            "status": {"token": token, "expirationTimestamp": expires},
+        }),
+    ))
+}

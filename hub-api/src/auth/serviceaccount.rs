@@ -1,0 +1,360 @@
+//! ServiceAccount tokens: JWTs the hub signs with its own key and verifies itself.
+//!
+//! Two shapes, as in Kubernetes:
+//!
+//! - **Bound tokens** (TokenRequest, `kubectl create token`): `iss`, `sub`, `aud`, `exp`,
+//!   `iat`, `nbf`, `jti` and a `kubernetes.io` claim with the namespace, the ServiceAccount
+//!   (name and uid), the object the token is bound to (a Secret), and — as kcp does — the
+//!   logical cluster (`kubernetes.io.clusterName`).
+//! - **Legacy tokens** in Secrets of type `kubernetes.io/service-account-token`, filled by the
+//!   token controller: issuer `kubernetes/serviceaccount`, flat `kubernetes.io/serviceaccount/*`
+//!   claims, no expiry.
+//!
+//! Every authentication re-checks the hub's cache: the ServiceAccount must still exist with
+//! the uid in the token, a legacy token's Secret must still exist with its uid and still hold
+//! this very token, and a bound token's object must still exist with its uid. Deleting any of
+//! them revokes the token at once. A token names its logical cluster; the identity it yields
+//! carries it (`authentication.kcp.io/cluster-name`) and may enter no other workspace.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow};
+use base64::Engine as _;
+use jsonwebtoken::Validation;
+use serde_json::{Value, json};
+
+use super::jwt::SigningKey;
+use super::{CLUSTER_EXTRA, User};
+use crate::apiserver::object;
+use crate::storage::cache::Cache;
+
+/// The issuer of legacy Secret-based tokens.
+pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
+/// File (inside `<data dir>/pki`) holding the generated signing key.
+pub const KEY_FILE: &str = "service-account.key";
+/// Secret type of legacy token Secrets.
+pub const TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
+pub const SA_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
+pub const SA_UID_ANNOTATION: &str = "kubernetes.io/service-account.uid";
+/// Default and minimum lifetime of requested tokens, as kube-apiserver.
+pub const DEFAULT_EXPIRATION: i64 = 3600;
+pub const MIN_EXPIRATION: i64 = 600;
+
+const LEGACY_PREFIX: &str = "kubernetes.io/serviceaccount/";
+
+pub struct ServiceAccounts {
+    issuer: String,
+    audiences: Vec<String>,
+    key: Arc<SigningKey>,
+    external_url: String,
+    ca_pem: String,
+    bound: Validation,
+    legacy: Validation,
+}
+
+/// What a requested token is for.
+pub struct TokenSpec<'a> {
+    pub cluster: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+    pub audiences: Vec<String>,
+    pub expiration_seconds: i64,
+    /// A Secret the token is bound to: (name, uid).
+    pub bound_secret: Option<(&'a str, &'a str)>,
+}
+
+pub fn username(namespace: &str, name: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{name}")
+}
+
+/// (namespace, name) of a ServiceAccount user name.
+pub fn split_username(user: &str) -> Option<(&str, &str)> {
+    let rest = user.strip_prefix("system:serviceaccount:")?;
+    let (ns, name) = rest.split_once(':')?;
+    (!ns.is_empty() && !name.is_empty() && !name.contains(':')).then_some((ns, name))
+}
+
+/// The identity of a ServiceAccount of `cluster`.
+pub fn user(cluster: &str, namespace: &str, name: &str, uid: &str) -> User {
+    let mut user = User::authenticated(
+        username(namespace, name),
+        vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{namespace}"),
+        ],
+        uid,
+    );
+    user.extra.insert(CLUSTER_EXTRA.into(), vec![cluster.to_string()]);
+    user
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+impl ServiceAccounts {
+    /// Loads the signing key from `key_file`, or from (or newly into) the data directory.
+    pub fn load_or_create(
+        data_dir: &Path,
+        key_file: Option<&Path>,
+        issuer: String,
+        audiences: Vec<String>,
+        external_url: &str,
+        ca_pem: &str,
+    ) -> anyhow::Result<Arc<ServiceAccounts>> {
+        let pem = match key_file {
+            Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+            None => {
+                let path = data_dir.join("pki").join(KEY_FILE);
+                if !path.exists() {
+                    std::fs::create_dir_all(data_dir.join("pki"))?;
+                    write_private(&path, SigningKey::generate_pem()?.as_bytes())?;
+                }
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
+            }
+        };
+        let key = SigningKey::from_pem(&pem)?;
+        Ok(Arc::new(Self::new(key, issuer, audiences, external_url, ca_pem)))
+    }
+
+    pub fn new(
+        key: Arc<SigningKey>,
+        issuer: String,
+        audiences: Vec<String>,
+        external_url: &str,
+        ca_pem: &str,
+    ) -> ServiceAccounts {
+        super::jwt::install_provider();
+        let mut bound = Validation::new(key.alg);
+        bound.set_issuer(&[&issuer]);
+        bound.set_audience(&audiences);
+        bound.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        bound.validate_nbf = true;
+        let mut legacy = Validation::new(key.alg);
+        legacy.set_issuer(&[LEGACY_ISSUER]);
+        legacy.set_required_spec_claims(&["iss", "sub"]);
+        legacy.validate_exp = false;
+        legacy.validate_aud = false;
+        ServiceAccounts {
+            issuer,
+            audiences,
+            key,
+            external_url: external_url.to_string(),
+            ca_pem: ca_pem.to_string(),
+            bound,
+            legacy,
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// The CA bundle clients of the hub trust (written into legacy token Secrets).
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Whether tokens with this `iss` are the hub's own.
+    pub fn issues(&self, iss: &str) -> bool {
+        iss == self.issuer || iss == LEGACY_ISSUER
+    }
+
+    /// `/.well-known/openid-configuration`
+    pub fn discovery_document(&self) -> Value {
+        json!({
+            "issuer": self.issuer,
+            "jwks_uri": format!("{}/openid/v1/jwks", self.external_url),
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [format!("{:?}", self.key.alg)],
+        })
+    }
+
+    /// `/openid/v1/jwks`
+    pub fn jwks(&self) -> Value {
+        json!({"keys": [self.key.jwk]})
+    }
+
+    /// Signs a bound token; returns it and its expiry (Unix seconds).
+    pub fn issue(&self, spec: &TokenSpec) -> anyhow::Result<(String, i64)> {
+        let now = now();
+        let exp = now + spec.expiration_seconds;
+        let mut k8s = json!({
+            "namespace": spec.namespace,
+            "serviceaccount": {"name": spec.name, "uid": spec.uid},
+            "clusterName": spec.cluster,
+        });
+        if let Some((name, uid)) = spec.bound_secret {
+            k8s["secret"] = json!({"name": name, "uid": uid});
+        }
+        let audiences = if spec.audiences.is_empty() {
+            self.audiences.clone()
+        } else {
+            spec.audiences.clone()
+        };
+        let claims = json!({
+            "iss": self.issuer,
+            "sub": username(spec.namespace, spec.name),
+            "aud": audiences,
+            "exp": exp,
+            "iat": now,
+            "nbf": now,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "kubernetes.io": k8s,
+        });
+        Ok((self.key.sign(&claims)?, exp))
+    }
+
+    /// Signs a legacy token for a token Secret.
+    pub fn issue_legacy(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        sa: (&str, &str),
+        secret: (&str, &str),
+    ) -> anyhow::Result<String> {
+        let claims = json!({
+            "iss": LEGACY_ISSUER,
+            "sub": username(namespace, sa.0),
+            "kubernetes.io/serviceaccount/namespace": namespace,
+            "kubernetes.io/serviceaccount/secret.name": secret.0,
+            "kubernetes.io/serviceaccount/secret.uid": secret.1,
+            "kubernetes.io/serviceaccount/service-account.name": sa.0,
+            "kubernetes.io/serviceaccount/service-account.uid": sa.1,
+            "kubernetes.io/serviceaccount/clusterName": cluster,
+        });
+        self.key.sign(&claims)
+    }
+
+    /// Verifies one of the hub's tokens and checks that what it names still exists.
+    pub fn authenticate(&self, token: &str, cache: &Cache) -> Option<User> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.kid.as_deref().is_some_and(|kid| kid != self.key.kid) {
+            return None;
+        }
+        let iss = super::jwt::unverified_payload(token)?["iss"].as_str()?.to_string();
+        if iss == LEGACY_ISSUER {
+            let claims = jsonwebtoken::decode::<Value>(token, &self.key.decoding, &self.legacy)
+                .ok()?
+                .claims;
+            return self.check_legacy(token, &claims, cache);
+        }
+        let claims = jsonwebtoken::decode::<Value>(token, &self.key.decoding, &self.bound)
+            .ok()?
+            .claims;
+        let k8s = &claims["kubernetes.io"];
+        let cluster = k8s["clusterName"].as_str().filter(|c| !c.is_empty())?;
+        let namespace = k8s["namespace"].as_str()?;
+        let name = k8s["serviceaccount"]["name"].as_str()?;
+        let uid = k8s["serviceaccount"]["uid"].as_str()?;
+        if claims["sub"].as_str()? != username(namespace, name) {
+            return None;
+        }
+        live(
+            cache,
+            &format!("/core/serviceaccounts/{cluster}/{namespace}/{name}"),
+            uid,
+        )?;
+        if let Some(secret) = k8s.get("secret").filter(|s| !s.is_null()) {
+            live(
+                cache,
+                &format!("/core/secrets/{cluster}/{namespace}/{}", secret["name"].as_str()?),
+                secret["uid"].as_str()?,
+            )?;
+        }
+        let mut user = user(cluster, namespace, name, uid);
+        if let Some(jti) = claims["jti"].as_str() {
+            user.extra.insert(
+                "authentication.kubernetes.io/credential-id".into(),
+                vec![format!("JTI={jti}")],
+            );
+        }
+        Some(user)
+    }
+
+    fn check_legacy(&self, token: &str, claims: &Value, cache: &Cache) -> Option<User> {
+        let claim = |name: &str| {
+            claims[format!("{LEGACY_PREFIX}{name}")]
+                .as_str()
+                .filter(|v| !v.is_empty())
+        };
+        let cluster = claim("clusterName")?;
+        let namespace = claim("namespace")?;
+        let sa_name = claim("service-account.name")?;
+        let sa_uid = claim("service-account.uid")?;
+        let secret_name = claim("secret.name")?;
+        if claims["sub"].as_str()? != username(namespace, sa_name) {
+            return None;
+        }
+        live(
+            cache,
+            &format!("/core/serviceaccounts/{cluster}/{namespace}/{sa_name}"),
+            sa_uid,
+        )?;
+        let secret = cache.get(&format!("/core/secrets/{cluster}/{namespace}/{secret_name}"))?;
+        if object::is_deleting(&secret.value)
+            || claim("secret.uid").is_some_and(|uid| uid != object::uid(&secret.value))
+            || secret.value["type"] != TOKEN_SECRET_TYPE
+            || secret.value["metadata"]["annotations"][SA_NAME_ANNOTATION] != sa_name
+        {
+            return None;
+        }
+        // The Secret must still hold this very token: a re-created Secret of the same name
+        // holds a new one.
+        let stored = secret.value["data"]["token"].as_str()?;
+        if stored != base64::engine::general_purpose::STANDARD.encode(token) {
+            return None;
+        }
+        let mut user = user(cluster, namespace, sa_name, sa_uid);
+        user.extra.insert(
+            "authentication.kubernetes.io/credential-id".into(),
+            vec![format!("Secret={secret_name}")],
+        );
+        Some(user)
+    }
+}
+
+/// The object at `key` exists, is not being deleted and has `uid`.
+fn live(cache: &Cache, key: &str, uid: &str) -> Option<()> {
+    let object = cache.get(key)?;
+    (object::uid(&object.value) == uid && !object::is_deleting(&object.value)).then_some(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).map_err(|e| anyhow!("renaming {}: {e}", tmp.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(username("ns", "sa"), "system:serviceaccount:ns:sa");
+        assert_eq!(split_username("system:serviceaccount:ns:sa"), Some(("ns", "sa")));
+        assert_eq!(split_username("system:serviceaccount:ns"), None);
+        assert_eq!(split_username("alice"), None);
+        let u = user("c1", "ns", "sa", "u1");
+        assert_eq!(u.home_cluster(), Some("c1"));
+        assert!(u.groups.contains(&"system:serviceaccounts:ns".to_string()));
+    }
+}

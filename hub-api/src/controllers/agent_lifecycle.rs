@@ -1,0 +1,343 @@
+//! Agent lifecycle: marks agents that stopped heartbeating `Ready=Unknown`.
+//!
+//! Heartbeats are Leases (`coordination.k8s.io/v1`, `agent-<name>` in the agent's
+//! namespace), as kubelets heartbeat with node Leases: a renewal is a tiny write that no
+//! Agent watcher sees. The controller watches Agents and agent Leases across all workspaces
+//! and, like Kubernetes' node lifecycle controller, times heartbeats by its own clock: an
+//! agent's heartbeat is fresh when the controller saw its Lease's `renewTime` (or the Agent's
+//! `status.lastHeartbeatTime`) change within the grace period. Device clocks may be wrong,
+//! and a restarted controller gives every agent a full grace period before judging it.
+//!
+//! The controller only ever writes `Ready=Unknown` (reason `AgentStatusUnknown`); the agent
+//! sets `Ready=True` again itself on its next status write, so the two never fight over it.
+//! An agent that reported `AgentStopped` on a clean shutdown keeps that more precise answer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use faros_api::edge::{AGENT_LABEL, Agent, reasons};
+use faros_api::{Condition, conditions};
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::runtime::{Clusters, cluster_of};
+use crate::apiserver::object::now_rfc3339;
+
+/// `--agent-monitor-grace-period` default.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(40);
+
+static GRACE_PERIOD: OnceLock<Duration> = OnceLock::new();
+
+/// Sets the grace period (`--agent-monitor-grace-period`) before the controllers start.
+pub fn set_grace_period(grace: Duration) {
+    let _ = GRACE_PERIOD.set(grace);
+}
+
+pub fn grace_period() -> Duration {
+    GRACE_PERIOD.get().copied().unwrap_or(DEFAULT_GRACE_PERIOD)
+}
+
+/// Parses a Go-style duration such as `40s`, `1m30s`, `500ms` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let bad = || format!("invalid duration {text:?} (examples: 40s, 1m30s, 500ms)");
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += Duration::from_secs_f64(number * scale);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+type Key = (String, String, String);
+
+fn key_of<K: Resource>(object: &K) -> Key {
+    (
+        cluster_of(object),
+        object.meta().namespace.clone().unwrap_or_default(),
+        object.meta().name.clone().unwrap_or_default(),
+    )
+}
+
+/// What the controller keeps of an Agent.
+struct AgentEntry {
+    resource_version: String,
+    interval: Duration,
+    conditions: Vec<Condition>,
+    last_heartbeat_time: Option<String>,
+    /// When this controller saw `lastHeartbeatTime` change (or first saw the agent).
+    observed: Instant,
+}
+
+/// A Lease's `renewTime` and when this controller saw it change.
+struct LeaseEntry {
+    renew_time: Option<String>,
+    observed: Instant,
+}
+
+#[derive(Default)]
+struct Observed {
+    agents: HashMap<Key, AgentEntry>,
+    leases: HashMap<Key, LeaseEntry>,
+    agents_synced: bool,
+    leases_synced: bool,
+}
+
+pub async fn run(clusters: Clusters) {
+    let grace = grace_period();
+    let state = Arc::new(Mutex::new(Observed::default()));
+    tokio::spawn(watch_agents(clusters.clone(), state.clone()));
+    tokio::spawn(watch_leases(clusters.clone(), state.clone()));
+    // Look often enough that an agent turns Unknown within a fraction of the grace period.
+    let period = (grace / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        for (key, rv, conditions) in stale_agents(&state, grace, Instant::now()) {
+            mark_unknown(&clusters, key, rv, conditions).await;
+        }
+    }
+}
+
+/// Agents whose heartbeat is older than their grace period and that are not already marked.
+fn stale_agents(state: &Mutex<Observed>, grace: Duration, now: Instant) -> Vec<(Key, String, Vec<Condition>)> {
+    let s = state.lock().unwrap_or_else(|e| e.into_inner());
+    if !s.agents_synced || !s.leases_synced {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (key, agent) in &s.agents {
+        let lease_key = (key.0.clone(), key.1.clone(), faros_api::edge::lease_name(&key.2));
+        let last = s
+            .leases
+            .get(&lease_key)
+            .map(|l| l.observed.max(agent.observed))
+            .unwrap_or(agent.observed);
+        // An agent told to heartbeat rarely is judged by its own interval.
+        let allowed = grace.max(agent.interval * 3);
+        if now.saturating_duration_since(last) <= allowed {
+            continue;
+        }
+        match conditions::find(&agent.conditions, reasons::READY) {
+            Some(c) if c.status == "Unknown" => continue,
+            Some(c) if c.reason == reasons::AGENT_STOPPED || c.reason == reasons::NOT_ADMITTED => continue,
+            _ => {}
+        }
+        out.push((key.clone(), agent.resource_version.clone(), agent.conditions.clone()));
+    }
+    out
+}
+
+async fn mark_unknown(clusters: &Clusters, key: Key, resource_version: String, mut list: Vec<Condition>) {
+    let (cluster, namespace, name) = key;
+    let message = "the agent stopped posting heartbeats".to_string();
+    conditions::set_condition(
+        &mut list,
+        Condition::unknown(reasons::READY, reasons::AGENT_STATUS_UNKNOWN, &message),
+        &now_rfc3339(),
+    );
+    let api: Api<Agent> = Api::namespaced(clusters.cluster(&cluster), &namespace);
+    // Preconditioned on what was judged: an agent that just reported wins the race.
+    let patch = json!({"metadata": {"resourceVersion": resource_version}, "status": {"conditions": list}});
+    match api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => tracing::info!(%cluster, %namespace, agent = %name, "agent stopped heartbeating; Ready=Unknown"),
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
+        Err(e) => tracing::warn!(%cluster, %namespace, agent = %name, error = %e, "marking agent Unknown failed"),
+    }
+}
+
+fn agent_entry(agent: &Agent, previous: Option<&AgentEntry>, now: Instant) -> AgentEntry {
+    let status = agent.status.clone().unwrap_or_default();
+    let interval = status
+        .heartbeat_interval_seconds
+        .map(|s| Duration::from_secs(s.clamp(1, 3600) as u64))
+        .unwrap_or_else(|| agent.spec.heartbeat_interval());
+    let observed = match previous {
+        Some(p) if p.last_heartbeat_time == status.last_heartbeat_time => p.observed,
+        _ => now,
+    };
+    AgentEntry {
+        resource_version: agent.resource_version().unwrap_or_default(),
+        interval,
+        conditions: status.conditions,
+        last_heartbeat_time: status.last_heartbeat_time,
+        observed,
+    }
+}
+
+async fn watch_agents(clusters: Clusters, state: Arc<Mutex<Observed>>) {
+    let api: Api<Agent> = Api::all(clusters.wildcard());
+    let mut events = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut relist: Option<HashMap<Key, AgentEntry>> = None;
+    while let Some(event) = events.next().await {
+        let now = Instant::now();
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Ok(Event::Init) => relist = Some(HashMap::new()),
+            Ok(Event::InitApply(agent)) => {
+                let key = key_of(&agent);
+                let entry = agent_entry(&agent, s.agents.get(&key), now);
+                relist.get_or_insert_with(HashMap::new).insert(key, entry);
+            }
+            Ok(Event::InitDone) => {
+                s.agents = relist.take().unwrap_or_default();
+                s.agents_synced = true;
+            }
+            Ok(Event::Apply(agent)) => {
+                let key = key_of(&agent);
+                let entry = agent_entry(&agent, s.agents.get(&key), now);
+                s.agents.insert(key, entry);
+            }
+            Ok(Event::Delete(agent)) => {
+                s.agents.remove(&key_of(&agent));
+            }
+            Err(e) => tracing::debug!(error = %e, "agent watch failed; retrying"),
+        }
+    }
+}
+
+async fn watch_leases(clusters: Clusters, state: Arc<Mutex<Observed>>) {
+    let api: Api<Lease> = Api::all(clusters.wildcard());
+    let config = watcher::Config::default().labels(AGENT_LABEL);
+    let mut events = watcher::watcher(api, config).default_backoff().boxed();
+    let mut relist: Option<HashMap<Key, LeaseEntry>> = None;
+    let entry = |lease: &Lease, previous: Option<&LeaseEntry>, now: Instant| {
+        let renew_time = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.renew_time.as_ref())
+            .map(|t| t.0.to_string());
+        let observed = match previous {
+            Some(p) if p.renew_time == renew_time => p.observed,
+            _ => now,
+        };
+        LeaseEntry { renew_time, observed }
+    };
+    while let Some(event) = events.next().await {
+        let now = Instant::now();
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Ok(Event::Init) => relist = Some(HashMap::new()),
+            Ok(Event::InitApply(lease)) => {
+                let key = key_of(&lease);
+                let e = entry(&lease, s.leases.get(&key), now);
+                relist.get_or_insert_with(HashMap::new).insert(key, e);
+            }
+            Ok(Event::InitDone) => {
+                s.leases = relist.take().unwrap_or_default();
+                s.leases_synced = true;
+            }
+            Ok(Event::Apply(lease)) => {
+                let key = key_of(&lease);
+                let e = entry(&lease, s.leases.get(&key), now);
+                s.leases.insert(key, e);
+            }
+            Ok(Event::Delete(lease)) => {
+                s.leases.remove(&key_of(&lease));
+            }
+            Err(e) => tracing::debug!(error = %e, "lease watch failed; retrying"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("40s"), Ok(Duration::from_secs(40)));
+        assert_eq!(parse_duration("40"), Ok(Duration::from_secs(40)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    fn entry(observed: Instant, ready: Option<Condition>) -> AgentEntry {
+        AgentEntry {
+            resource_version: "1".into(),
+            interval: Duration::from_secs(1),
+            conditions: ready.into_iter().collect(),
+            last_heartbeat_time: None,
+            observed,
+        }
+    }
+
+    #[test]
+    fn stale_only_past_grace_and_never_twice() {
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(3);
+        let key = |n: &str| ("c".to_string(), "default".to_string(), n.to_string());
+        let state = Mutex::new(Observed {
+            agents_synced: true,
+            leases_synced: true,
+            ..Default::default()
+        });
+        {
+            let mut s = state.lock().unwrap();
+            s.agents.insert(
+                key("fresh"),
+                entry(t0, Some(Condition::new("Ready", true, "AgentReady", ""))),
+            );
+            s.agents.insert(
+                key("old"),
+                entry(t0, Some(Condition::new("Ready", true, "AgentReady", ""))),
+            );
+            s.agents.insert(
+                key("marked"),
+                entry(t0, Some(Condition::unknown("Ready", "AgentStatusUnknown", ""))),
+            );
+            s.agents.insert(
+                key("stopped"),
+                entry(t0, Some(Condition::new("Ready", false, "AgentStopped", ""))),
+            );
+            // "fresh" renewed its lease later.
+            s.leases.insert(
+                key("agent-fresh"),
+                LeaseEntry {
+                    renew_time: Some("x".into()),
+                    observed: t0 + Duration::from_secs(4),
+                },
+            );
+        }
+        let stale = stale_agents(&state, grace, t0 + Duration::from_secs(5));
+        let names: Vec<&str> = stale.iter().map(|(k, _, _)| k.2.as_str()).collect();
+        assert_eq!(names, vec!["old"]);
+        // Nothing is judged before both watches listed.
+        state.lock().unwrap().leases_synced = false;
+        assert!(stale_agents(&state, grace, t0 + Duration::from_secs(60)).is_empty());
+    }
+}

@@ -1,0 +1,484 @@
+//! `kubectl faros agent ...`: generate a kubeconfig an edge agent joins with, list agents,
+//! revoke registrations.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use faros_api::edge::{Agent, Registration, RegistrationSpec};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::kubeconfig::{self, Section};
+use crate::output;
+use crate::paths;
+use crate::session::{self, Session, is_status, is_workspace_denied};
+
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: AgentCommand,
+    /// The namespace of the agents (default: the context's namespace, else `default`).
+    #[arg(long, short = 'n', global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Register an agent and write the kubeconfig it joins with.
+    ///
+    /// Creates the Registration (named after the agent unless --registration says otherwise)
+    /// in the current workspace if it is missing, waits until the hub has issued its token,
+    /// and writes a kubeconfig for the agent: the current workspace's URL, the hub's CA, the
+    /// namespace and the registration token. The file is created with mode 0600.
+    #[command(after_help = "Examples:\n  \
+        kubectl faros agent generate agent1 -o agent1.kubeconfig\n  \
+        FAROS_AGENT_NAME=agent1 KUBECONFIG=agent1.kubeconfig edge-agent\n\n  \
+        kubectl faros agent generate agent2 -n plant-7 --registration plant-7 -o -")]
+    Generate(GenerateArgs),
+    /// List the agents in the namespace.
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Delete a Registration: its token, ServiceAccount, Role and RoleBinding go with it, so
+    /// no new agent can join with it.
+    Revoke(RevokeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    /// Name of the agent (a DNS label, e.g. the device's hostname).
+    pub name: String,
+    /// Where to write the kubeconfig; `-` writes it to standard output.
+    #[arg(long, short = 'o', value_name = "FILE|-")]
+    pub output: Option<String>,
+    /// The Registration to use or create (default: the agent's name).
+    #[arg(long, value_name = "NAME")]
+    pub registration: Option<String>,
+    /// How long to wait for the Registration to become Ready.
+    #[arg(long, default_value = "1m", value_parser = output::parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// List agents in all namespaces.
+    #[arg(long, short = 'A')]
+    pub all_namespaces: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RevokeArgs {
+    /// Name of the Registration (by default named after the agent it was generated for).
+    pub name: String,
+}
+
+pub async fn run(session: &Session, args: AgentArgs) -> anyhow::Result<()> {
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| session.context_namespace.clone())
+        .unwrap_or_else(|| "default".to_string());
+    match args.command {
+        AgentCommand::Generate(a) => generate(session, &namespace, a).await,
+        AgentCommand::List(a) => list(session, &namespace, a).await,
+        AgentCommand::Revoke(a) => revoke(session, &namespace, a).await,
+    }
+}
+
+/// The current workspace, which must be named by the server URL: an agent's kubeconfig has
+/// to point at its workspace explicitly.
+fn workspace_of(session: &Session) -> anyhow::Result<String> {
+    session.url.path.clone().ok_or_else(|| {
+        anyhow!(
+            "the current context {:?} does not point at a workspace: its server URL {} has no /clusters/<path>.\n\
+             Switch to the workspace the agent belongs to first, e.g. `kubectl faros workspace use root:tenant1` \
+             (or create one: `kubectl faros workspace create tenant1 --type faros --enter`).",
+            session.context,
+            session.server
+        )
+    })
+}
+
+/// Checks that the edge API is served in the workspace (bound), with a clear error if not.
+async fn check_bound(session: &Session, client: &Client, workspace: &str) -> anyhow::Result<()> {
+    let version = format!("{}/{}", faros_api::EDGE_GROUP, faros_api::EDGE_VERSION);
+    match client.list_api_group_resources(&version).await {
+        Ok(list) if list.resources.iter().any(|r| r.name == "registrations") => Ok(()),
+        Ok(_) => Err(not_bound(workspace)),
+        Err(e) if is_status(&e, 404) => Err(not_bound(workspace)),
+        Err(e) if is_workspace_denied(&e) => {
+            bail!("workspace {workspace:?} does not exist or you may not access it")
+        }
+        Err(e) if is_status(&e, 401) => bail!(
+            "the hub at {} rejected the credentials of context {:?} (HTTP 401)",
+            session.base(),
+            session.context
+        ),
+        Err(e) => Err(session::api_error(
+            e,
+            &format!("discovering {version} in workspace {workspace}"),
+            session.base(),
+        )),
+    }
+}
+
+fn not_bound(workspace: &str) -> anyhow::Error {
+    anyhow!(
+        "the Faros edge API is not bound in workspace {workspace}; run `kubectl faros bind` there first \
+         (workspaces created with `--type faros` have it bound already)"
+    )
+}
+
+/// Maps an error on `what` in `namespace` of `workspace` to a message for humans.
+fn edge_error(session: &Session, e: kube::Error, what: &str, namespace: &str, workspace: &str) -> anyhow::Error {
+    if is_workspace_denied(&e) {
+        return anyhow!("workspace {workspace:?} does not exist or you may not access it");
+    }
+    if is_status(&e, 403) {
+        return anyhow!(
+            "you are not allowed to {what} in namespace {namespace} of workspace {workspace}: {}\n\
+             Ask an administrator of the workspace for access.",
+            session::describe(&e, session.base())
+        );
+    }
+    session::api_error(
+        e,
+        &format!("{what} in namespace {namespace} of workspace {workspace}"),
+        session.base(),
+    )
+}
+
+async fn generate(session: &Session, namespace: &str, args: GenerateArgs) -> anyhow::Result<()> {
+    paths::check_name(&args.name).map_err(|_| {
+        anyhow!(
+            "{:?} is not a valid agent name: use lowercase letters, digits and '-' (at most 63)",
+            args.name
+        )
+    })?;
+    let workspace = workspace_of(session)?;
+    let registration_name = args.registration.clone().unwrap_or_else(|| args.name.clone());
+    let to_stdout = args.output.as_deref() == Some("-");
+    // Progress goes to stderr when the kubeconfig goes to stdout.
+    let say = |text: String| {
+        if to_stdout {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    };
+
+    let client = session.client()?;
+    check_bound(session, &client, &workspace).await?;
+    let registrations: Api<Registration> = Api::namespaced(client.clone(), namespace);
+    let existing = registrations
+        .get_opt(&registration_name)
+        .await
+        .map_err(|e| edge_error(session, e, "read Registrations", namespace, &workspace))?;
+    match existing {
+        Some(reg) => {
+            let admitted = &reg.spec.agent_names;
+            if !admitted.is_empty() && !admitted.contains(&args.name) {
+                bail!(
+                    "Registration {registration_name:?} in namespace {namespace} does not admit agent {:?} (it admits {}); \
+                     choose another --registration or add the agent to its spec.agentNames",
+                    args.name,
+                    admitted.join(", ")
+                );
+            }
+            say(format!(
+                "Using Registration {registration_name:?} in namespace {namespace} of workspace {workspace}."
+            ));
+        }
+        None => {
+            let object = Registration::new(
+                &registration_name,
+                RegistrationSpec {
+                    agent_names: vec![args.name.clone()],
+                    ..Default::default()
+                },
+            );
+            match registrations.create(&PostParams::default(), &object).await {
+                Ok(_) => say(format!(
+                    "Registration {registration_name:?} created in namespace {namespace} of workspace {workspace}. Waiting for its token..."
+                )),
+                Err(e) if is_status(&e, 409) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 && s.message.contains("namespaces") => bail!(
+                    "namespace {namespace:?} does not exist in workspace {workspace}; create it with `kubectl create namespace {namespace}` or pass -n"
+                ),
+                Err(e) if is_status(&e, 404) => return Err(not_bound(&workspace)),
+                Err(e) => return Err(edge_error(session, e, "create Registrations", namespace, &workspace)),
+            }
+        }
+    }
+
+    let token = wait_for_token(
+        session,
+        &client,
+        namespace,
+        &workspace,
+        &registration_name,
+        args.timeout,
+    )
+    .await?;
+    let kubeconfig = agent_kubeconfig(session, &workspace, namespace, &args.name, &registration_name, &token)?;
+    if to_stdout {
+        std::io::stdout().write_all(kubeconfig.as_bytes())?;
+        return Ok(());
+    }
+    let path = PathBuf::from(
+        args.output
+            .clone()
+            .unwrap_or_else(|| format!("{}.kubeconfig", args.name)),
+    );
+    kubeconfig::write_private(&path, kubeconfig.as_bytes())?;
+    say(format!(
+        "Wrote {} for agent {:?} (workspace {workspace}, namespace {namespace}). On the device run:\n  \
+         FAROS_AGENT_NAME={} FAROS_AGENT_NAMESPACE={namespace} KUBECONFIG={} edge-agent",
+        path.display(),
+        args.name,
+        args.name,
+        path.display()
+    ));
+    Ok(())
+}
+
+/// Waits until the Registration is Ready with a token Secret whose token the hub filled in.
+async fn wait_for_token(
+    session: &Session,
+    client: &Client,
+    namespace: &str,
+    workspace: &str,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let registrations: Api<Registration> = Api::namespaced(client.clone(), namespace);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let deadline = Instant::now() + timeout;
+    let mut waiting_on = String::new();
+    loop {
+        let reg = registrations
+            .get_opt(name)
+            .await
+            .map_err(|e| edge_error(session, e, "read Registrations", namespace, workspace))?
+            .ok_or_else(|| anyhow!("Registration {name:?} was deleted while waiting for it"))?;
+        let status = reg.status.clone().unwrap_or_default();
+        let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.is_true());
+        let secret_name = status
+            .token_secret_ref
+            .as_ref()
+            .map(|r| r.name.clone())
+            .filter(|n| !n.is_empty());
+        if let Some(expired) = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "Expired")
+        {
+            bail!(
+                "Registration {name:?} in namespace {namespace} of workspace {workspace} has expired ({}); \
+                 use another one with --registration, or delete it with `kubectl faros agent revoke {name}`",
+                if expired.message.is_empty() {
+                    "past its spec.expirationTime"
+                } else {
+                    expired.message.as_str()
+                }
+            );
+        }
+        if ready && let Some(secret_name) = &secret_name {
+            match secrets.get_opt(secret_name).await {
+                Ok(Some(secret)) => {
+                    let token = secret
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("token"))
+                        .map(|t| String::from_utf8_lossy(&t.0).trim().to_string())
+                        .filter(|t| !t.is_empty());
+                    if let Some(token) = token {
+                        return Ok(token);
+                    }
+                    waiting_on = format!("the hub has not filled in the token of Secret {secret_name:?} yet");
+                }
+                Ok(None) => waiting_on = format!("its token Secret {secret_name:?} does not exist yet"),
+                Err(e) => return Err(edge_error(session, e, "read Secrets", namespace, workspace)),
+            }
+        }
+        if Instant::now() >= deadline {
+            let mut message = format!(
+                "timed out after {} waiting for Registration {name:?} in namespace {namespace} of workspace {workspace} to become Ready",
+                output::show_duration(timeout)
+            );
+            if !waiting_on.is_empty() {
+                message.push_str(&format!(" ({waiting_on})"));
+            }
+            if reg.status.is_none() {
+                message.push_str(
+                    ".\nIt has no status yet: the hub's registration controller has not processed it \
+                     (it runs in `hub-api start --all-in-one`).",
+                );
+            } else {
+                message.push_str(&format!(
+                    ". Conditions:\n{}",
+                    output::conditions(&status.conditions).trim_end()
+                ));
+            }
+            bail!(message);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The agent's kubeconfig: the current workspace URL, the current cluster's TLS settings
+/// (CA inlined), the registration token and the namespace.
+fn agent_kubeconfig(
+    session: &Session,
+    workspace: &str,
+    namespace: &str,
+    agent: &str,
+    registration: &str,
+    token: &str,
+) -> anyhow::Result<String> {
+    let context = session
+        .configs
+        .get(Section::Contexts, &session.context)
+        .ok_or_else(|| anyhow!("context {:?} vanished from the kubeconfig", session.context))?;
+    let cluster_name = context.body.get("cluster").and_then(|c| c.as_str()).unwrap_or_default();
+    let found = session
+        .configs
+        .get(Section::Clusters, cluster_name)
+        .ok_or_else(|| anyhow!("cluster {cluster_name:?} is not defined in the kubeconfig"))?;
+    let current: serde_json::Value = serde_json::to_value(&found.body).context("reading the current cluster")?;
+    let mut cluster = json!({"server": paths::workspace_url(session.base(), workspace)});
+    if let Some(data) = current["certificate-authority-data"].as_str().filter(|d| !d.is_empty()) {
+        cluster["certificate-authority-data"] = data.into();
+    } else if let Some(file) = current["certificate-authority"].as_str().filter(|f| !f.is_empty()) {
+        let file = if std::path::Path::new(file).is_absolute() {
+            PathBuf::from(file)
+        } else {
+            session
+                .configs
+                .path(found.file)
+                .parent()
+                .map(|d| d.join(file))
+                .unwrap_or_else(|| PathBuf::from(file))
+        };
+        let pem = std::fs::read(&file).with_context(|| format!("reading the hub CA from {}", file.display()))?;
+        cluster["certificate-authority-data"] = base64::engine::general_purpose::STANDARD.encode(pem).into();
+    }
+    for key in ["tls-server-name", "proxy-url", "insecure-skip-tls-verify"] {
+        if !current[key].is_null() {
+            cluster[key] = current[key].clone();
+        }
+    }
+    let user = format!("registration-{registration}");
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "faros", "cluster": cluster}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": agent, "context": {"cluster": "faros", "user": user, "namespace": namespace}}],
+        "current-context": agent,
+    });
+    serde_norway::to_string(&config).context("encoding the agent kubeconfig")
+}
+
+async fn list(session: &Session, namespace: &str, args: ListArgs) -> anyhow::Result<()> {
+    let workspace = session.current_path();
+    let client = session.client()?;
+    check_bound(session, &client, &workspace).await?;
+    let api: Api<Agent> = if args.all_namespaces {
+        Api::all(client)
+    } else {
+        Api::namespaced(client, namespace)
+    };
+    let mut agents = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| edge_error(session, e, "list Agents", namespace, &workspace))?
+        .items;
+    agents.sort_by_key(|a| (a.namespace().unwrap_or_default(), a.name_any()));
+    if agents.is_empty() {
+        if args.all_namespaces {
+            eprintln!("No agents found in workspace {workspace}.");
+        } else {
+            eprintln!("No agents found in namespace {namespace} of workspace {workspace}.");
+        }
+        return Ok(());
+    }
+    let mut header = vec!["NAME", "READY", "VERSION", "LAST-HEARTBEAT", "AGE"];
+    if args.all_namespaces {
+        header.insert(0, "NAMESPACE");
+    }
+    let rows: Vec<Vec<String>> = agents
+        .iter()
+        .map(|a| {
+            let status = a.status.clone().unwrap_or_default();
+            let ready = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .map(|c| c.status.clone())
+                .unwrap_or_else(|| "Unknown".into());
+            let version = status
+                .device
+                .as_ref()
+                .map(|d| d.agent_version.clone())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "<none>".into());
+            let heartbeat = match status.last_heartbeat_time.as_deref() {
+                Some(t) => output::age(Some(t)),
+                None => "<never>".into(),
+            };
+            let created = a.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string());
+            let mut row = vec![a.name_any(), ready, version, heartbeat, output::age(created.as_deref())];
+            if args.all_namespaces {
+                row.insert(0, a.namespace().unwrap_or_default());
+            }
+            row
+        })
+        .collect();
+    print!("{}", output::table(&header, &rows));
+    Ok(())
+}
+
+async fn revoke(session: &Session, namespace: &str, args: RevokeArgs) -> anyhow::Result<()> {
+    let workspace = workspace_of(session)?;
+    let client = session.client()?;
+    check_bound(session, &client, &workspace).await?;
+    let api: Api<Registration> = Api::namespaced(client, namespace);
+    match api.delete(&args.name, &DeleteParams::background()).await {
+        Ok(_) => {
+            // The hub revokes the token before it lets the Registration go (a finalizer):
+            // once it is gone, the token no longer works.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match api.get_opt(&args.name).await {
+                    Ok(None) => break,
+                    Ok(Some(_)) if Instant::now() >= deadline => {
+                        println!(
+                            "Registration {:?} in namespace {namespace} of workspace {workspace} is being deleted; \
+                             the hub revokes its token before it is gone (check with `kubectl get registration {} -n {namespace}`).",
+                            args.name, args.name
+                        );
+                        return Ok(());
+                    }
+                    Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Err(e) => return Err(edge_error(session, e, "read Registrations", namespace, &workspace)),
+                }
+            }
+            println!(
+                "Registration {:?} deleted from namespace {namespace} of workspace {workspace}: its token, ServiceAccount, \
+                 Role and RoleBinding are revoked with it, so no new agent can join with it.",
+                args.name
+            );
+            Ok(())
+        }
+        Err(e) if is_status(&e, 404) => bail!(
+            "there is no Registration {:?} in namespace {namespace} of workspace {workspace} (see `kubectl get registrations -n {namespace}`)",
+            args.name
+        ),
+        Err(e) => Err(edge_error(session, e, "delete Registrations", namespace, &workspace)),
+    }
+}

@@ -1,0 +1,158 @@
+//! `kubectl faros bind [EXPORT-PATH:NAME]`: bind an APIExport into the current workspace.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use faros_api::apis::{APIBinding, APIBindingSpec, APIExport, BindingReference, ExportReference, PermissionClaim};
+use kube::api::{Api, PostParams};
+
+use crate::output;
+use crate::paths;
+use crate::session::{self, Session, is_status, is_workspace_denied};
+
+/// The Faros edge API, exported by the hub from `root:faros-system`.
+pub const DEFAULT_EXPORT: &str = "root:faros-system:edge.faros.sh";
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    kubectl faros bind                                    # the Faros edge API (Agents, Registrations)\n  \
+    kubectl faros bind root:faros-system:edge.faros.sh    # the same, spelled out\n  \
+    kubectl faros bind root:acme:widgets.acme.io --name widgets")]
+pub struct BindArgs {
+    /// The APIExport to bind: the path of the workspace exporting it, a colon, and its name.
+    #[arg(value_name = "EXPORT-PATH:NAME", default_value = DEFAULT_EXPORT)]
+    pub export: String,
+    /// Name of the APIBinding to create (default: the export's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Accept every permission claim the export makes (the exporter's controllers may then
+    /// act on those resources in this workspace).
+    #[arg(long)]
+    pub accept_all_permission_claims: bool,
+    /// How long to wait for the binding to become Bound.
+    #[arg(long, default_value = "30s", value_parser = output::parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
+    let Some((export_path, export_name)) = args.export.rsplit_once(':') else {
+        bail!(
+            "{:?} is not an export reference: use EXPORT-PATH:NAME, e.g. {DEFAULT_EXPORT}",
+            args.export
+        );
+    };
+    if export_name.is_empty() || paths::resolve(paths::ROOT, &format!(":{export_path}")).is_err() {
+        bail!(
+            "{:?} is not an export reference: use EXPORT-PATH:NAME with an absolute workspace path, e.g. {DEFAULT_EXPORT}",
+            args.export
+        );
+    }
+    let here = session.current_path();
+    let binding_name = args.name.clone().unwrap_or_else(|| export_name.to_string());
+
+    let mut claims = Vec::new();
+    if args.accept_all_permission_claims {
+        let exports: Api<APIExport> = Api::all(session.client_for(export_path)?);
+        let export = exports.get(export_name).await.map_err(|e| {
+            session::api_error(
+                e,
+                &format!("reading APIExport {export_name:?} in {export_path} for its permission claims"),
+                session.base(),
+            )
+        })?;
+        claims = export
+            .spec
+            .permission_claims
+            .into_iter()
+            .map(|c| PermissionClaim {
+                state: "Accepted".into(),
+                ..c
+            })
+            .collect();
+    }
+
+    let api: Api<APIBinding> = Api::all(session.client()?);
+    let object = APIBinding::new(
+        &binding_name,
+        APIBindingSpec {
+            reference: BindingReference {
+                export: ExportReference {
+                    path: export_path.to_string(),
+                    name: export_name.to_string(),
+                },
+            },
+            permission_claims: claims,
+        },
+    );
+    let what = format!("creating APIBinding {binding_name:?} in {here}");
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => println!("APIBinding {binding_name:?} created in {here}. Waiting for it to bind..."),
+        Err(e) if is_status(&e, 409) => {
+            let existing = api
+                .get(&binding_name)
+                .await
+                .map_err(|e| session::api_error(e, &what, session.base()))?;
+            let reference = &existing.spec.reference.export;
+            if reference.name != export_name || (!reference.path.is_empty() && reference.path != export_path) {
+                bail!(
+                    "an APIBinding {binding_name:?} already exists in {here} for {}:{}; choose another name with --name",
+                    reference.path,
+                    reference.name
+                );
+            }
+            println!("APIBinding {binding_name:?} already exists in {here}.");
+        }
+        Err(e) if is_workspace_denied(&e) => {
+            bail!("workspace {here:?} does not exist or you may not access it")
+        }
+        Err(e) if is_status(&e, 403) => bail!(
+            "you may not create APIBindings in workspace {here}: {}",
+            session::describe(&e, session.base())
+        ),
+        Err(e) if is_status(&e, 404) => bail!(
+            "the server at {} does not serve apis.kcp.io/v1alpha1 APIBindings; is it a Faros hub? ({})",
+            session.base(),
+            session::describe(&e, session.base())
+        ),
+        Err(e) => return Err(session::api_error(e, &what, session.base())),
+    }
+
+    let deadline = Instant::now() + args.timeout;
+    loop {
+        let binding = api
+            .get(&binding_name)
+            .await
+            .map_err(|e| session::api_error(e, &format!("waiting for APIBinding {binding_name:?}"), session.base()))?;
+        let status = binding.status.clone().unwrap_or_default();
+        if status.phase == "Bound" {
+            let mut resources: Vec<String> = status
+                .bound_resources
+                .iter()
+                .map(|r| format!("{}.{}", r.resource, r.group))
+                .collect();
+            resources.sort();
+            println!(
+                "APIBinding {binding_name:?} is bound: {} now served in {here}.",
+                if resources.is_empty() {
+                    "no resources".into()
+                } else {
+                    resources.join(", ")
+                }
+            );
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "APIBinding {binding_name:?} in {here} did not become Bound within {} (phase {}). Conditions:\n{}",
+                output::show_duration(args.timeout),
+                if status.phase.is_empty() {
+                    "unknown"
+                } else {
+                    status.phase.as_str()
+                },
+                output::conditions(&status.conditions).trim_end()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -41,12 +41,33 @@ impl HubProcess {
     pub async fn start(opts: &SpawnOptions<'_>) -> anyhow::Result<(HubProcess, Startup, kube::Client)> {
         let dir = std::env::temp_dir().join(format!("faros-bench-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let log = std::fs::File::create(dir.join("hub.log")).context("creating the hub log")?;
+        let mut hub = HubProcess {
+            dir,
+            port: 0,
+            pid: 0,
+            child: None,
+            keep_dir: opts.keep_dir,
+        };
+        let (startup, client) = hub.launch(opts).await?;
+        Ok((hub, startup, client))
+    }
 
+    /// Stops the hub and starts it again on the same data (on a new port).
+    pub async fn restart(&mut self, opts: &SpawnOptions<'_>) -> anyhow::Result<(Startup, kube::Client)> {
+        self.stop().await?;
+        self.launch(opts).await
+    }
+
+    async fn launch(&mut self, opts: &SpawnOptions<'_>) -> anyhow::Result<(Startup, kube::Client)> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .context("opening the hub log")?;
         let mut cmd = Command::new(opts.binary);
         cmd.arg("start")
             .arg("--data-dir")
-            .arg(&dir)
+            .arg(&self.dir)
             .arg("--secure-port")
             .arg("0")
             .env("RUST_LOG", opts.log_level)
@@ -63,23 +84,17 @@ impl HubProcess {
         let mut child = cmd
             .spawn()
             .with_context(|| format!("spawning {}", opts.binary.display()))?;
-        let pid = child.id().context("the hub exited at once")?;
-        let mut hub = HubProcess {
-            dir,
-            port: 0,
-            pid,
-            child: None,
-            keep_dir: opts.keep_dir,
-        };
+        self.pid = child.id().context("the hub exited at once")?;
         let stdout = child.stdout.take().context("no stdout pipe")?;
-        hub.child = Some(child);
+        self.child = Some(child);
         let mut lines = BufReader::new(stdout).lines();
+        let log_path = self.log_path();
         let line = tokio::time::timeout(START_TIMEOUT, async {
             loop {
                 match lines.next_line().await? {
                     Some(line) if line.contains("serving on") => return anyhow::Ok(line),
                     Some(_) => continue,
-                    None => bail!("hub-api exited before serving; see {}", hub.log_path().display()),
+                    None => bail!("hub-api exited before serving; see {}", log_path.display()),
                 }
             }
         })
@@ -88,9 +103,9 @@ impl HubProcess {
         let to_line = spawned.elapsed();
         // Keep draining stdout so the hub never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        hub.port = parse_port(&line).with_context(|| format!("no port in {line:?}"))?;
+        self.port = parse_port(&line).with_context(|| format!("no port in {line:?}"))?;
 
-        let client = hub.admin_client().await?;
+        let client = self.admin_client().await?;
         let deadline = spawned + START_TIMEOUT;
         loop {
             let request = http::Request::get("/readyz").body(Vec::new())?;
@@ -101,7 +116,7 @@ impl HubProcess {
             }
         }
         let to_ready = spawned.elapsed();
-        Ok((hub, Startup { to_line, to_ready }, client))
+        Ok((Startup { to_line, to_ready }, client))
     }
 
     pub fn kubeconfig(&self) -> PathBuf {

@@ -124,6 +124,8 @@ struct Report {
     args: String,
     startups: Vec<Startup>,
     stops: Vec<Option<Duration>>,
+    /// Start-up on the data the load left behind, and how many ConfigMaps that was.
+    restart: (Startup, usize),
     phases: Vec<PhaseResult>,
     watches: Vec<WatchResult>,
     memory: Vec<MemoryPoint>,
@@ -232,8 +234,19 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     memory.push(memory_point(&hub, &admin, "idle after the load").await?);
     drop(admin);
-    let load_after = machine::load_average();
     let hub_findings = hub.log_findings();
+
+    // The same data after a restart: what the objects cost without the event window, the
+    // closed connections' buffers and allocator fragmentation.
+    let (restart, admin) = hub.restart(&spawn).await?;
+    progress(format!(
+        "restarted on the same data: ready in {} ms",
+        ms(stats::micros(restart.to_ready))
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    memory.push(memory_point(&hub, &admin, "idle after a restart on the same data").await?);
+    drop(admin);
+    let load_after = machine::load_average();
     let stop = hub.stop().await?;
     progress(format!("hub stopped in {stop:?}"));
     let hub_stop_findings = hub.log_findings().split_off(hub_findings.len());
@@ -247,6 +260,7 @@ async fn main() -> anyhow::Result<()> {
         args: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         startups,
         stops,
+        restart: (restart, memory[memory.len() - 2].configmaps),
         phases,
         watches,
         memory,
@@ -450,6 +464,12 @@ fn render(r: &Report) -> String {
         row(&mut out, "spawn → \"serving on\" printed", &to_line);
         row(&mut out, "spawn → `/readyz` 200 (admin credentials)", &to_ready);
         row(&mut out, "SIGTERM → exit (idle)", &stops);
+        let (restart, objects) = r.restart;
+        let _ = writeln!(
+            out,
+            "| restart with {objects} ConfigMaps stored: spawn → `/readyz` 200 | {} ms (1 run) | | |",
+            ms(stats::micros(restart.to_ready))
+        );
     }
 
     if !r.phases.is_empty() {
@@ -572,13 +592,13 @@ fn render(r: &Report) -> String {
 
     let _ = writeln!(
         out,
-        "\nHub log: {} warning/error lines while serving, {} while stopping.",
+        "\nHub log: {} warning/error lines while serving the bench, {} while stopping and restarting.",
         r.hub_findings.len(),
         r.hub_stop_findings.len()
     );
     for (label, lines) in [
         ("While serving", &r.hub_findings),
-        ("While stopping", &r.hub_stop_findings),
+        ("While stopping and restarting", &r.hub_stop_findings),
     ] {
         if lines.is_empty() {
             continue;

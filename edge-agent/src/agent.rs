@@ -15,7 +15,7 @@ use faros_api::edge::{AGENT_LABEL, Agent, AgentStatus, DeviceInfo, reasons};
 use faros_api::{Condition, conditions};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use kube::api::{Api, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -184,7 +184,8 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    async fn renew(&mut self, interval: Duration) -> Result<(), kube::Error> {
+    /// Renews the Lease, creating it (owned by `owner`, so it goes with the Agent) if needed.
+    async fn renew(&mut self, interval: Duration, owner: &Agent) -> Result<(), kube::Error> {
         let now = MicroTime(jiff::Timestamp::now());
         let spec = |previous: Option<&LeaseSpec>| LeaseSpec {
             holder_identity: Some(self.agent.clone()),
@@ -203,6 +204,15 @@ impl Heartbeat {
                         metadata: ObjectMeta {
                             name: Some(self.name.clone()),
                             labels: Some([(AGENT_LABEL.to_string(), self.agent.clone())].into()),
+                            owner_references: owner.uid().map(|uid| {
+                                vec![OwnerReference {
+                                    api_version: format!("{}/{}", faros_api::EDGE_GROUP, faros_api::EDGE_VERSION),
+                                    kind: "Agent".into(),
+                                    name: self.agent.clone(),
+                                    uid,
+                                    ..Default::default()
+                                }]
+                            }),
                             ..Default::default()
                         },
                         spec: Some(spec(None)),
@@ -271,11 +281,13 @@ pub async fn run(
             .unwrap_or_else(|| faros_api::edge::AgentSpec::default().heartbeat_interval());
         let status_every = interval * STATUS_HEARTBEAT_INTERVALS;
         let next_status = last_status_write.map(|t| t + status_every);
-        let wake = [Some(next_lease), retry_at, next_status]
+        // Nothing is written before the Agent is seen: then only its arrival wakes the loop.
+        let known = objects.borrow().is_some();
+        let wake = [known.then_some(next_lease), retry_at, next_status]
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or(next_lease);
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             biased;
             _ = async { shutdown.wait_for(|stop| *stop).await.map(|_| ()) } => {
@@ -292,12 +304,13 @@ pub async fn run(
             _ = tokio::time::sleep_until(wake) => {}
         }
         let now = Instant::now();
-        if now >= next_lease {
+        let current = newest(objects.borrow().clone(), written.clone());
+        if let Some(owner) = current.as_ref().filter(|_| now >= next_lease) {
             // Renewed before status is written, so the hub never sees Ready=True with a
             // stale heartbeat.
-            match heartbeat.renew(interval).await {
+            match heartbeat.renew(interval, owner).await {
                 Ok(()) => {
-                    if lease_failures > 0 {
+                    if lease_failures > 2 {
                         tracing::info!(agent = %ctx.name, "heartbeat renewed again");
                     }
                     lease_failures = 0;
@@ -305,19 +318,19 @@ pub async fn run(
                 }
                 Err(e) => {
                     lease_failures += 1;
-                    if lease_failures == 1 || lease_failures.is_power_of_two() {
+                    // A Lease written meanwhile or gone (deleted, or collected) is read or
+                    // created afresh at once; anything else waits its turn.
+                    let transient = (is_conflict(&e) || is_not_found(&e)) && lease_failures < 3;
+                    if transient {
+                        tracing::debug!(agent = %ctx.name, error = %e, "heartbeat raced; retrying at once");
+                    } else if lease_failures == 1 || lease_failures.is_power_of_two() {
                         tracing::warn!(agent = %ctx.name, error = %e, failures = lease_failures, "heartbeat failed; retrying");
                     }
-                    // A conflict is retried at once; anything else waits its turn.
-                    next_lease = if is_conflict(&e) && lease_failures < 3 {
-                        now
-                    } else {
-                        now + interval
-                    };
+                    next_lease = if transient { now } else { now + interval };
                 }
             }
         }
-        let Some(agent) = newest(objects.borrow().clone(), written.clone()) else {
+        let Some(agent) = current else {
             if !missing_logged && objects.borrow().is_none() && dirty {
                 tracing::debug!(agent = %ctx.name, "waiting for the Agent object");
                 missing_logged = true;

@@ -76,10 +76,10 @@ fn addresses(fib_trie: &str, if_inet6: &str) -> Vec<String> {
         let trimmed = line.trim();
         if let Some(ip) = trimmed.strip_prefix("|-- ") {
             last = ip.parse().ok();
-        } else if trimmed.starts_with("/32 host LOCAL") {
-            if let Some(ip) = last.filter(|ip| !ip.is_loopback()) {
-                v4.insert(ip);
-            }
+        } else if trimmed.starts_with("/32 host LOCAL")
+            && let Some(ip) = last.filter(|ip| !ip.is_loopback())
+        {
+            v4.insert(ip);
         }
     }
     let mut v6 = BTreeSet::new();

@@ -390,10 +390,8 @@ async fn join(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow::Result<I
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let registration = match &opts.registration {
         Some(r) => Some(r.clone()),
-        None => loop {
-            // Fails only when the hub is unreachable, which the create below reports.
-            break registration_of(bootstrap, &client, opts.namespace).await;
-        },
+        // Fails only when the hub is unreachable, which the create below reports.
+        None => registration_of(bootstrap, &client, opts.namespace).await,
     };
     let mut agent = Agent::new(opts.name, AgentSpec::default());
     if let Some(reg) = &registration {
@@ -445,10 +443,13 @@ async fn join(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow::Result<I
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), opts.namespace);
     let started = std::time::Instant::now();
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    let mut uid = created.as_ref().and_then(|a| a.uid());
+    // An existing Agent's uid is not readable with the registration credential: the
+    // reference then names the Agent without it.
+    let uid = created.as_ref().and_then(|a| a.uid());
     let mut waits = 0u32;
+    let mut bind = true;
     loop {
-        let request = token_request(opts.name, uid.clone(), opts.token_seconds);
+        let request = token_request(opts.name, uid.clone(), opts.token_seconds, bind);
         match accounts
             .create_token_request(&account, &PostParams::default(), &request)
             .await
@@ -478,14 +479,14 @@ async fn join(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow::Result<I
                     );
                 }
                 waits += 1;
-                if waits == 10 || waits % 50 == 0 {
+                if waits == 10 || waits.is_multiple_of(50) {
                     tracing::info!(agent = %opts.name, registration = %reg, error = %e, "waiting for the hub to admit the agent");
                 }
-                // A bound token needs the Agent's uid; an existing Agent's is not readable
-                // with the registration credential, so ask without it.
-                if uid.is_none() {
-                    uid = None;
-                }
+            }
+            Err(e) if bind && binding_unsupported(&e) => {
+                tracing::info!("the hub does not bind tokens to Agents; asking for an unbound token");
+                bind = false;
+                continue;
             }
             Err(e) => tracing::warn!(error = %e, "token request failed; retrying"),
         }
@@ -493,11 +494,18 @@ async fn join(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow::Result<I
     }
 }
 
-fn token_request(agent: &str, uid: Option<String>, seconds: i64) -> TokenRequest {
+/// Whether the hub refused to bind a token to an Agent (it may bind only to the kinds it
+/// knows, as Kubernetes binds only to Pods, Secrets and Nodes): then the agent asks for an
+/// unbound token of its own ServiceAccount, which the Agent owns anyway.
+fn binding_unsupported(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 422 && s.message.contains("boundObjectRef"))
+}
+
+fn token_request(agent: &str, uid: Option<String>, seconds: i64, bind: bool) -> TokenRequest {
     TokenRequest {
         spec: Some(TokenRequestSpec {
             expiration_seconds: Some(seconds),
-            bound_object_ref: Some(BoundObjectReference {
+            bound_object_ref: bind.then(|| BoundObjectReference {
                 api_version: Some(format!("{}/{}", faros_api::EDGE_GROUP, faros_api::EDGE_VERSION)),
                 kind: Some("Agent".into()),
                 name: Some(agent.into()),
@@ -545,15 +553,27 @@ fn expiry(status: &k8s_openapi::api::authentication::v1::TokenRequestStatus, sec
 }
 
 /// Renews the stored token with the agent's own credential before it expires; never ends.
-pub async fn rotate(client: Client, mut stored: StoredCredential, agent_uid: impl Fn() -> Option<String>) {
+/// `rotate_every` overrides when to renew (tests).
+pub async fn rotate(
+    client: Client,
+    mut stored: StoredCredential,
+    agent_uid: impl Fn() -> Option<String>,
+    rotate_every: Option<Duration>,
+) {
     let accounts: Api<ServiceAccount> = Api::namespaced(client, &stored.meta.namespace);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let mut bind = true;
     loop {
-        let wait = stored.renew_at().duration_since(jiff::Timestamp::now());
-        if wait.is_positive() {
-            tokio::time::sleep(wait.unsigned_abs()).await;
+        match rotate_every {
+            Some(every) => tokio::time::sleep(every).await,
+            None => {
+                let wait = stored.renew_at().duration_since(jiff::Timestamp::now());
+                if wait.is_positive() {
+                    tokio::time::sleep(wait.unsigned_abs()).await;
+                }
+            }
         }
-        let request = token_request(&stored.meta.agent, agent_uid(), stored.meta.expiration_seconds);
+        let request = token_request(&stored.meta.agent, agent_uid(), stored.meta.expiration_seconds, bind);
         let result = accounts
             .create_token_request(&stored.meta.service_account, &PostParams::default(), &request)
             .await;
@@ -581,6 +601,7 @@ pub async fn rotate(client: Client, mut stored: StoredCredential, agent_uid: imp
                 }
                 _ => backoff.wait().await,
             },
+            Err(e) if bind && binding_unsupported(&e) => bind = false,
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "credential rotation failed; retrying");

@@ -43,6 +43,9 @@ struct Cli {
     /// Lifetime of the agent's own tokens; each is renewed after 80% of it.
     #[arg(long, default_value_t = 86400, value_parser = clap::value_parser!(i64).range(600..=2_592_000))]
     token_expiration_seconds: i64,
+    /// Renew the token this often instead of at 80% of its lifetime (for tests).
+    #[arg(long, hide = true)]
+    rotate_every_seconds: Option<u64>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -194,7 +197,8 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
     if let Some(stored) = identity.stored {
         let objects = rx.clone();
         let uid = move || objects.borrow().as_ref().and_then(|a| a.uid());
-        tokio::spawn(identity::rotate(identity.client.clone(), stored, uid));
+        let every = cli.rotate_every_seconds.map(std::time::Duration::from_secs);
+        tokio::spawn(identity::rotate(identity.client.clone(), stored, uid, every));
     }
     let ctx = agent::AgentContext {
         client: identity.client,

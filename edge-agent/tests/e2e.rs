@@ -317,10 +317,15 @@ struct AgentProcess {
 
 impl AgentProcess {
     fn start(dir: &Path, kubeconfig: &Path, name: &str, state: &Path) -> AgentProcess {
+        Self::start_with(dir, kubeconfig, name, state, &[])
+    }
+
+    fn start_with(dir: &Path, kubeconfig: &Path, name: &str, state: &Path, args: &[&str]) -> AgentProcess {
         let log = dir.join(format!("{name}-{}.log", nanos()));
         let child = Command::new(AGENT)
             .arg("--state-dir")
             .arg(state)
+            .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env("FAROS_AGENT_NAME", name)
             .env("FAROS_AGENT_NAMESPACE", "default")
@@ -661,11 +666,28 @@ fn registration_flow_end_to_end() {
     change_spec(&tenant, "agent1");
 
     let state2 = hub.dir.join("state-agent2");
-    let mut agent2 = AgentProcess::start(&hub.dir, &reg_kubeconfig, "agent2", &state2);
+    // agent2 rotates its token every 2 s: each new token is minted with its own credential.
+    let mut agent2 = AgentProcess::start_with(
+        &hub.dir,
+        &reg_kubeconfig,
+        "agent2",
+        &state2,
+        &["--rotate-every-seconds", "2"],
+    );
     kubectl_ok(
         &tenant,
         &["wait", "--for=condition=Ready", "agent/agent2", "--timeout=60s"],
     );
+    let first = std::fs::read_to_string(state2.join("token")).unwrap();
+    eventually("agent2's token to be rotated", Duration::from_secs(30), || {
+        std::fs::read_to_string(state2.join("token")).unwrap() != first
+    });
+    assert!(
+        agent2.log().contains("rotated the agent credential"),
+        "{}",
+        agent2.log()
+    );
+    kubectl_ok(&state2.join("agent.kubeconfig"), &["get", "agent", "agent2"]);
 
     // Issue 5 (RBAC): one device's credential can never touch another device.
     let denied = |args: &[&str]| {

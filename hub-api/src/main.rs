@@ -12,6 +12,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up
 enum Command {
     /// Serve the hub API.
     Start(hub_api::start::StartOptions),

@@ -11,7 +11,7 @@ use faros_api::edge::{Agent, Registration, RegistrationSpec};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use serde_json::json;
+use serde_norway::{Mapping, Value};
 
 use crate::kubeconfig::{self, Section};
 use crate::output;
@@ -23,7 +23,7 @@ pub struct AgentArgs {
     #[command(subcommand)]
     pub command: AgentCommand,
     /// The namespace of the agents (default: the context's namespace, else `default`).
-    #[arg(long, short = 'n', global = true, value_name = "NAMESPACE")]
+    #[arg(long, short = 'n', global = true, value_name = "NAMESPACE", display_order = 800)]
     pub namespace: Option<String>,
 }
 
@@ -38,7 +38,7 @@ pub enum AgentCommand {
     #[command(after_help = "Examples:\n  \
         kubectl faros agent generate agent1 -o agent1.kubeconfig\n  \
         FAROS_AGENT_NAME=agent1 KUBECONFIG=agent1.kubeconfig edge-agent\n\n  \
-        kubectl faros agent generate agent2 -n plant-7 --registration plant-7 -o -")]
+        kubectl faros agent generate agent2 -n plant-7 -o - > agent2.kubeconfig")]
     Generate(GenerateArgs),
     /// List the agents in the namespace.
     #[command(visible_alias = "ls")]
@@ -52,7 +52,8 @@ pub enum AgentCommand {
 pub struct GenerateArgs {
     /// Name of the agent (a DNS label, e.g. the device's hostname).
     pub name: String,
-    /// Where to write the kubeconfig; `-` writes it to standard output.
+    /// Where to write the kubeconfig (default: NAME.kubeconfig); `-` writes it to standard
+    /// output.
     #[arg(long, short = 'o', value_name = "FILE|-")]
     pub output: Option<String>,
     /// The Registration to use or create (default: the agent's name).
@@ -349,11 +350,14 @@ fn agent_kubeconfig(
         .configs
         .get(Section::Clusters, cluster_name)
         .ok_or_else(|| anyhow!("cluster {cluster_name:?} is not defined in the kubeconfig"))?;
-    let current: serde_json::Value = serde_json::to_value(&found.body).context("reading the current cluster")?;
-    let mut cluster = json!({"server": paths::workspace_url(session.base(), workspace)});
-    if let Some(data) = current["certificate-authority-data"].as_str().filter(|d| !d.is_empty()) {
-        cluster["certificate-authority-data"] = data.into();
-    } else if let Some(file) = current["certificate-authority"].as_str().filter(|f| !f.is_empty()) {
+    let current = &found.body;
+    let text = |key: &str| current.get(key).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let mut cluster = Mapping::new();
+    cluster.insert("server".into(), paths::workspace_url(session.base(), workspace).into());
+    if let Some(data) = text("certificate-authority-data") {
+        cluster.insert("certificate-authority-data".into(), data.into());
+    } else if let Some(file) = text("certificate-authority") {
+        // The agent runs elsewhere: inline the CA rather than point at our file.
         let file = if std::path::Path::new(file).is_absolute() {
             PathBuf::from(file)
         } else {
@@ -365,23 +369,37 @@ fn agent_kubeconfig(
                 .unwrap_or_else(|| PathBuf::from(file))
         };
         let pem = std::fs::read(&file).with_context(|| format!("reading the hub CA from {}", file.display()))?;
-        cluster["certificate-authority-data"] = base64::engine::general_purpose::STANDARD.encode(pem).into();
+        cluster.insert(
+            "certificate-authority-data".into(),
+            base64::engine::general_purpose::STANDARD.encode(pem).into(),
+        );
     }
     for key in ["tls-server-name", "proxy-url", "insecure-skip-tls-verify"] {
-        if !current[key].is_null() {
-            cluster[key] = current[key].clone();
+        if let Some(value) = current.get(key) {
+            cluster.insert(key.into(), value.clone());
         }
     }
     let user = format!("registration-{registration}");
-    let config = json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "faros", "cluster": cluster}],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": agent, "context": {"cluster": "faros", "user": user, "namespace": namespace}}],
-        "current-context": agent,
-    });
-    serde_norway::to_string(&config).context("encoding the agent kubeconfig")
+    let entry = |name: &str, key: &str, body: Value| {
+        let mut m = Mapping::new();
+        m.insert("name".into(), name.into());
+        m.insert(key.into(), body);
+        Value::Sequence(vec![Value::Mapping(m)])
+    };
+    let mut user_body = Mapping::new();
+    user_body.insert("token".into(), token.into());
+    let mut context_body = Mapping::new();
+    context_body.insert("cluster".into(), "faros".into());
+    context_body.insert("user".into(), user.as_str().into());
+    context_body.insert("namespace".into(), namespace.into());
+    let mut config = Mapping::new();
+    config.insert("apiVersion".into(), "v1".into());
+    config.insert("kind".into(), "Config".into());
+    config.insert("clusters".into(), entry("faros", "cluster", Value::Mapping(cluster)));
+    config.insert("users".into(), entry(&user, "user", Value::Mapping(user_body)));
+    config.insert("contexts".into(), entry(agent, "context", Value::Mapping(context_body)));
+    config.insert("current-context".into(), agent.into());
+    serde_norway::to_string(&Value::Mapping(config)).context("encoding the agent kubeconfig")
 }
 
 async fn list(session: &Session, namespace: &str, args: ListArgs) -> anyhow::Result<()> {

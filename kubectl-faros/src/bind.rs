@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use faros_api::apis::{APIBinding, APIBindingSpec, APIExport, BindingReference, ExportReference, PermissionClaim};
-use kube::api::{Api, PostParams};
+use faros_api::apis::{APIBinding, APIBindingSpec, BindingReference, ExportReference, PermissionClaim};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 
 use crate::output;
 use crate::paths;
@@ -25,10 +25,12 @@ pub struct BindArgs {
     /// Name of the APIBinding to create (default: the export's name).
     #[arg(long)]
     pub name: Option<String>,
-    /// Accept every permission claim the export makes (the exporter's controllers may then
-    /// act on those resources in this workspace).
-    #[arg(long)]
-    pub accept_all_permission_claims: bool,
+    /// Accept every permission claim the export makes: the exporter's controllers may then
+    /// act on those resources in this workspace. On by default for the Faros edge API,
+    /// whose controllers manage agent credentials and heartbeat Leases here (as
+    /// config/samples/binding.yaml does); off by default for other exports.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub accept_all_permission_claims: Option<bool>,
     /// How long to wait for the binding to become Bound.
     #[arg(long, default_value = "30s", value_parser = output::parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
@@ -50,26 +52,9 @@ pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
     let here = session.current_path();
     let binding_name = args.name.clone().unwrap_or_else(|| export_name.to_string());
 
-    let mut claims = Vec::new();
-    if args.accept_all_permission_claims {
-        let exports: Api<APIExport> = Api::all(session.client_for(export_path)?);
-        let export = exports.get(export_name).await.map_err(|e| {
-            session::api_error(
-                e,
-                &format!("reading APIExport {export_name:?} in {export_path} for its permission claims"),
-                session.base(),
-            )
-        })?;
-        claims = export
-            .spec
-            .permission_claims
-            .into_iter()
-            .map(|c| PermissionClaim {
-                state: "Accepted".into(),
-                ..c
-            })
-            .collect();
-    }
+    let accept_claims = args
+        .accept_all_permission_claims
+        .unwrap_or(args.export == DEFAULT_EXPORT);
 
     let api: Api<APIBinding> = Api::all(session.client()?);
     let object = APIBinding::new(
@@ -81,7 +66,7 @@ pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
                     name: export_name.to_string(),
                 },
             },
-            permission_claims: claims,
+            permission_claims: Vec::new(),
         },
     );
     let what = format!("creating APIBinding {binding_name:?} in {here}");
@@ -139,6 +124,9 @@ pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
                     resources.join(", ")
                 }
             );
+            if accept_claims {
+                accept_permission_claims(session, &api, &binding, &here).await?;
+            }
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -155,4 +143,58 @@ pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Accepts, in the binding's spec, every claim the export makes (as the binding's status
+/// reports them once bound), and says which.
+async fn accept_permission_claims(
+    session: &Session,
+    api: &Api<APIBinding>,
+    binding: &APIBinding,
+    here: &str,
+) -> anyhow::Result<()> {
+    let exported = binding
+        .status
+        .as_ref()
+        .map(|s| s.export_permission_claims.clone())
+        .unwrap_or_default();
+    if exported.is_empty() {
+        return Ok(());
+    }
+    let accepted: Vec<PermissionClaim> = exported
+        .iter()
+        .map(|c| PermissionClaim {
+            state: "Accepted".into(),
+            ..c.clone()
+        })
+        .collect();
+    let name = binding.metadata.name.clone().unwrap_or_default();
+    if binding.spec.permission_claims != accepted {
+        let patch = serde_json::json!({"spec": {"permissionClaims": accepted}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| {
+                session::api_error(
+                    e,
+                    &format!("accepting the permission claims of APIBinding {name:?} in {here}"),
+                    session.base(),
+                )
+            })?;
+    }
+    let mut names: Vec<String> = accepted
+        .iter()
+        .map(|c| {
+            if c.group.is_empty() {
+                c.resource.clone()
+            } else {
+                format!("{}.{}", c.resource, c.group)
+            }
+        })
+        .collect();
+    names.sort();
+    println!(
+        "Accepted the export's permission claims on {}: its controllers may manage them in {here}.",
+        names.join(", ")
+    );
+    Ok(())
 }

@@ -126,6 +126,11 @@ impl Kubeconfigs {
         paths.join(", ")
     }
 
+    /// Whether any of the files exists.
+    pub fn any_exists(&self) -> bool {
+        self.files.iter().any(|f| f.exists)
+    }
+
     pub fn path(&self, file: usize) -> &Path {
         &self.files[file].path
     }
@@ -680,6 +685,42 @@ current-context: other
             kc.clusters[0].cluster.as_ref().unwrap().server.as_deref(),
             Some("https://127.0.0.1:6443/clusters/root:a")
         );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn writes_through_symlinks_and_creates_missing_files() {
+        let dir = std::env::temp_dir().join(format!("kubectl-faros-unit-link-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let real = dir.join("real-config");
+        fs::write(&real, ADMIN).unwrap();
+        let link = dir.join("config");
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut configs = Kubeconfigs::load(Some(&link)).unwrap();
+        switch_server(&mut configs, "root", "https://h/clusters/root:a").unwrap();
+        configs.save().unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(fs::read_to_string(&real).unwrap().contains("https://h/clusters/root:a"));
+
+        // With KUBECONFIG naming only missing files, the first one is created (mode 0600).
+        let fresh = dir.join("sub").join("new-config");
+        let mut configs = Kubeconfigs {
+            files: vec![File {
+                path: fresh.clone(),
+                doc: Mapping::new(),
+                exists: false,
+                dirty: false,
+            }],
+            explicit: false,
+        };
+        configs.set_current_context("x");
+        configs.save().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o600);
+        let doc: Value = serde_norway::from_str(&fs::read_to_string(&fresh).unwrap()).unwrap();
+        assert_eq!(doc["kind"].as_str(), Some("Config"));
+        assert_eq!(doc["current-context"].as_str(), Some("x"));
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use kube::Client;
 
 use crate::kubeconfig::{Kubeconfigs, Section};
@@ -14,10 +14,10 @@ use crate::paths::{self, ServerUrl};
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ConfigFlags {
     /// Path to the kubeconfig file to use (instead of $KUBECONFIG or ~/.kube/config).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", display_order = 900)]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use instead of the current context.
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", display_order = 901)]
     pub context: Option<String>,
 }
 
@@ -38,6 +38,10 @@ impl Session {
         let configs = Kubeconfigs::load(flags.kubeconfig.as_deref())?;
         let context = match &flags.context {
             Some(c) => c.clone(),
+            None if !configs.any_exists() => bail!(
+                "no kubeconfig found (looked for {}); set KUBECONFIG or pass --kubeconfig",
+                configs.describe_paths()
+            ),
             None => configs.current_context().ok_or_else(|| {
                 anyhow!(
                     "the kubeconfig sets no current context ({}); pass --context or run `kubectl config use-context NAME`",
@@ -132,17 +136,13 @@ pub fn describe(err: &kube::Error, server: &str) -> String {
             format!("{message} (HTTP {})", status.code)
         }
         other => {
-            let mut text = format!("cannot reach the hub at {server}: {other}");
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                let cause_text = cause.to_string();
-                if !text.contains(&cause_text) {
-                    text.push_str(": ");
-                    text.push_str(&cause_text);
-                }
-                source = cause.source();
+            // The innermost cause says what went wrong ("Connection refused", "invalid peer
+            // certificate: UnknownIssuer"); the layers above it are plumbing.
+            let mut innermost: &dyn std::error::Error = other;
+            while let Some(cause) = innermost.source() {
+                innermost = cause;
             }
-            text
+            format!("cannot reach the hub at {server}: {innermost}")
         }
     }
 }

@@ -40,6 +40,21 @@ fn hub_process() {
         "--data-dir".as_ref(),
         dir.as_os_str(),
     ]);
+    // As `hub-api` logs (HUB_LOG sets the filter).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    // Never outlive the test that started us, even if it was killed.
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(0);
+            }
+        }
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -393,8 +408,17 @@ fn nested_workspaces_and_deleting_a_subtree() {
         let server = format!("--server={}", env.url(path));
         let out = env.kubectl(&[&server, "get", "configmaps"], None);
         assert!(!out.status.success(), "{path} still resolves");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Forbidden"));
+        // kubectl shows the hub's message for a plain request (its discovery errors hide it).
+        // (`--raw` takes the path from the host, not from the server URL.)
+        let raw = format!("/clusters/{path}/api/v1/namespaces");
+        let out = env.kubectl(&["get", "--raw", &raw], None);
+        assert!(!out.status.success(), "{path} still resolves");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("workspace access not permitted"), "{path}: {stderr}");
+        assert!(
+            stderr.contains("Error from server (Forbidden): workspace access not permitted"),
+            "{path}: {stderr}"
+        );
     }
     assert_eq!(env.faros_ok(&["ws", "tree"]), ".\n└── l1\n");
     let err = env.faros_err(&["ws", "use", "l2"]);
@@ -417,10 +441,26 @@ fn bind_makes_the_edge_api_available() {
     assert!(!out.status.success(), "agents are not served before binding");
 
     let out = env.faros_ok(&["bind"]);
-    assert_eq!(
-        out,
-        "APIBinding \"edge.faros.sh\" created in root:plain. Waiting for it to bind...\n\
-         APIBinding \"edge.faros.sh\" is bound: agents.edge.faros.sh, registrations.edge.faros.sh now served in root:plain.\n"
+    assert!(
+        out.starts_with(
+            "APIBinding \"edge.faros.sh\" created in root:plain. Waiting for it to bind...\n\
+             APIBinding \"edge.faros.sh\" is bound: agents.edge.faros.sh, registrations.edge.faros.sh now served in root:plain.\n"
+        ),
+        "{out}"
+    );
+    // Like config/samples/binding.yaml, the edge export's claims are accepted (and said so).
+    assert!(out.contains("Accepted the export's permission claims on "), "{out}");
+    assert!(out.contains("secrets, serviceaccounts"), "{out}");
+    let states = env.kubectl_ok(&[
+        "get",
+        "apibinding",
+        "edge.faros.sh",
+        "-o",
+        "jsonpath={.spec.permissionClaims[*].state}",
+    ]);
+    assert!(
+        !states.is_empty() && states.split(' ').all(|s| s == "Accepted"),
+        "{states}"
     );
     let out = env.kubectl(&["get", "agents"], None);
     assert!(
@@ -630,6 +670,24 @@ fn agent_list_shows_agents() {
     );
     let cells: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(cells[..4], ["agent1", "Unknown", "<none>", "<never>"], "{list}");
+    // What an agent reports shows up.
+    let now = env.kubectl_ok(&["get", "agent", "agent1", "-o", "jsonpath={.metadata.creationTimestamp}"]);
+    let status = format!(
+        r#"{{"status":{{"conditions":[{{"type":"Ready","status":"True","reason":"AgentReady","lastTransitionTime":"{now}"}}],"lastHeartbeatTime":"{now}","device":{{"agentVersion":"9.8.7","hostname":"h","os":"linux","kernelVersion":"6.1","architecture":"x86_64","cpus":1,"memoryBytes":1}}}}}}"#
+    );
+    env.kubectl_ok(&[
+        "patch",
+        "agent",
+        "agent1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status,
+    ]);
+    let list = env.faros_ok(&["agent", "list"]);
+    let cells: Vec<&str> = list.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(cells[..3], ["agent1", "True", "9.8.7"], "{list}");
+    assert!(cells[3].ends_with('s'), "an age: {list}");
     let all = env.faros_ok(&["agent", "list", "-A"]);
     assert!(all.starts_with("NAMESPACE"), "{all}");
     assert!(all.contains("default"), "{all}");
@@ -665,6 +723,28 @@ fn agent_generate_writes_a_kubeconfig_and_revoke_deletes_the_registration() {
     );
     let token = generated["users"][0]["user"]["token"].as_str().unwrap().to_string();
     assert!(!token.is_empty());
+
+    // The kubeconfig works: with the registration token the device may create its Agent.
+    let agent = "apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata:\n  name: agent1\nspec: {}\n";
+    let out = kubectl_with(&file, &env.dir, "1.32", &["create", "-f", "-"], Some(agent));
+    assert!(
+        out.status.success(),
+        "creating the Agent with the generated kubeconfig: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // That credential may do little else: the plugin says so instead of failing obscurely.
+    let out = Command::new(PLUGIN)
+        .args(["agent", "generate", "agent2"])
+        .env("KUBECONFIG", &file)
+        .env("HOME", &env.dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("you are not allowed to read Registrations in namespace default of workspace root:fleet"),
+        "{stderr}"
+    );
 
     // The Registration admits the agent and points at the Secret holding that token.
     assert_eq!(

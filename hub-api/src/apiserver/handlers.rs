@@ -198,9 +198,15 @@ fn list(ctx: &Ctx) -> ApiResult<Response> {
     let filter = Filter::new(&ctx.kind, &ctx.query)?;
     let prefix = object::collection_prefix(&ctx.kind, Some(&ctx.cluster), ctx.req.namespace.as_deref());
     check_list_revision(ctx)?;
-    let start_after = match &ctx.query.continue_token {
-        Some(token) => Some(decode_continue(token, &prefix)?.1),
-        None => None,
+    let (snapshot, start_after) = match &ctx.query.continue_token {
+        Some(token) => {
+            let (rv, start) = decode_continue(token, &prefix)?;
+            (Some(rv), Some(start))
+        }
+        None => match (ctx.query.resource_version_match, ctx.query.revision()?) {
+            (Some(ResourceVersionMatch::Exact), Some(rv)) => (Some(rv), None),
+            _ => (None, None),
+        },
     };
     let limit = ctx.query.limit;
     let (items, revision, more) = match filter
@@ -217,10 +223,23 @@ fn list(ctx: &Ctx) -> ApiResult<Response> {
                 .collect();
             (items, ctx.hub.cache.revision(), false)
         }
-        None => ctx
-            .hub
-            .cache
-            .list(&prefix, start_after.as_deref(), limit, |o| filter.matches(&o.value)),
+        None => match snapshot {
+            // Continued pages (and Exact reads) come from the first page's snapshot.
+            Some(rv) => ctx
+                .hub
+                .cache
+                .list_at(&prefix, start_after.as_deref(), limit, rv, |o| filter.matches(&o.value))
+                .map_err(|_| {
+                    ApiError::expired(
+                        "The provided continue parameter is too old to display a consistent list result. \
+                         You can start a new list without the continue parameter.",
+                    )
+                })?,
+            None => ctx
+                .hub
+                .cache
+                .list(&prefix, start_after.as_deref(), limit, |o| filter.matches(&o.value)),
+        },
     };
     let mut list_meta = Map::new();
     list_meta.insert("resourceVersion".into(), revision.to_string().into());
@@ -266,8 +285,9 @@ pub fn partial_metadata(obj: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
 }
 
-/// `resourceVersion` + `resourceVersionMatch` on a list: the cache is always current, so
-/// only a revision from the future (or an exact old one) cannot be served.
+/// `resourceVersion` + `resourceVersionMatch` on a list: the cache is always current and can
+/// roll back to any revision in its window, so only a revision from the future is refused
+/// here (one older than the window is 410 when the list is served).
 fn check_list_revision(ctx: &Ctx) -> ApiResult<()> {
     let requested = ctx.query.revision()?;
     let current = ctx.hub.cache.revision();
@@ -275,9 +295,6 @@ fn check_list_revision(ctx: &Ctx) -> ApiResult<()> {
         (Some(ResourceVersionMatch::Exact), None) => Err(ApiError::bad_request(
             "resourceVersionMatch=Exact requires a non-zero resourceVersion",
         )),
-        (Some(ResourceVersionMatch::Exact), Some(rv)) if rv != current => {
-            Err(ApiError::expired(format!("too old resource version: {rv} ({current})")))
-        }
         (_, Some(rv)) if rv > current => {
             let mut err = ApiError::new(
                 Reason::Timeout,

@@ -34,6 +34,14 @@ pub fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = json(self.code(), &self.to_status());
+        if self.reason == crate::error::Reason::RequestEntityTooLarge {
+            // The rest of the body is never read, so an HTTP/1.1 connection cannot be reused;
+            // say so instead of letting the client race the close (hyper drops this header
+            // on HTTP/2, where it does not apply).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(seconds) = self.retry_after
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {

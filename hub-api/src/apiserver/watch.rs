@@ -121,7 +121,10 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
             ));
         }
         let (items, revision, _) = cache.list(&prefix, None, 0, |o| filter.matches(&o.value));
-        let start = cache.watch(&prefix, Some(revision)).map_err(too_old)?;
+        let start = match cache.watch(&prefix, Some(revision)) {
+            Ok(start) => start,
+            Err(e) => return Ok(expired_stream(e)),
+        };
         (items, start)
     } else {
         if let Some(rv) = requested
@@ -132,7 +135,10 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                 format!("Too large resource version: {rv}"),
             ));
         }
-        (Vec::new(), cache.watch(&prefix, requested).map_err(too_old)?)
+        match cache.watch(&prefix, requested) {
+            Ok(start) => (Vec::new(), start),
+            Err(e) => return Ok(expired_stream(e)),
+        }
     };
 
     let timeout = ctx
@@ -221,6 +227,17 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
 
 fn tokio_stream_from(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item = Bytes> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// A watch from a revision the hub no longer remembers: like kube-apiserver, a 200 stream
+/// carrying one ERROR event with the 410 Status, which every client turns into a relist.
+fn expired_stream(e: WatchStartError) -> Response {
+    let status = too_old(e).to_status();
+    let mut response = Response::new(Body::from(encode_event("ERROR", &status)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 fn too_old(e: WatchStartError) -> ApiError {

@@ -279,6 +279,50 @@ impl SigningKey {
     }
 }
 
+/// Seconds of clock skew tolerated on `exp` and `nbf` (jsonwebtoken's default).
+pub const LEEWAY: i64 = 60;
+
+/// Claims of tokens whose signature and claims were verified, keyed by a hash of the token,
+/// so a client presenting the same token again costs a hash and a lookup instead of a
+/// signature verification. Entries expire with their token's `exp`; the checks that revoke a
+/// token (its ServiceAccount or bound object being gone) are not cached and run every time.
+#[derive(Default)]
+pub struct VerifiedTokens {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<Value>>>,
+}
+
+/// Most verified tokens remembered; beyond, the cache starts over.
+const MAX_VERIFIED: usize = 16_384;
+
+impl VerifiedTokens {
+    /// The verified claims of `token`: from the cache while unexpired, else from `verify`.
+    pub fn get_or_verify(&self, token: &str, verify: impl FnOnce() -> Option<Value>) -> Option<Arc<Value>> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        let now = jiff::Timestamp::now().as_second();
+        let unexpired = |claims: &Value| claims["exp"].as_i64().is_none_or(|exp| exp + LEEWAY >= now);
+        {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(claims) = entries.get(&key)
+                && unexpired(claims)
+            {
+                return Some(claims.clone());
+            }
+        }
+        let claims = Arc::new(verify()?);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_VERIFIED {
+            entries.retain(|_, c| unexpired(c));
+            if entries.len() >= MAX_VERIFIED {
+                entries.clear();
+            }
+        }
+        entries.insert(key, claims.clone());
+        Some(claims)
+    }
+}
+
 /// The payload of a compact JWT, decoded without verification: only to route a token to
 /// the authenticator that can verify it (by its issuer). Never trusted otherwise.
 pub fn unverified_payload(token: &str) -> Option<Value> {
@@ -334,8 +378,22 @@ mod tests {
     #[test]
     fn rsa_keys_sign_rs256() {
         install_provider();
-        // A fixed 2048-bit test key would be large; ring cannot generate RSA keys, so this
-        // checks only that an RSA-looking PEM that is not a key is refused cleanly.
+        // A throwaway test key (PKCS#1): ring cannot generate RSA keys.
+        let key = SigningKey::from_pem(include_bytes!("testdata/rsa-2048.key")).unwrap();
+        assert_eq!(key.alg, Algorithm::RS256);
+        assert_eq!(key.jwk["kty"], "RSA");
+        let token = key.sign(&json!({"sub": "x", "exp": 4_000_000_000u64})).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        validation.validate_aud = false;
+        assert!(jsonwebtoken::decode::<Value>(&token, &key.decoding, &validation).is_ok());
+        // The published JWK verifies it too.
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk.clone()).unwrap();
+        let from_jwk = DecodingKey::from_jwk(&jwk).unwrap();
+        assert!(jsonwebtoken::decode::<Value>(&token, &from_jwk, &validation).is_ok());
+        // An RSA key never verifies an EC algorithm.
+        let mut es = jsonwebtoken::Validation::new(Algorithm::ES256);
+        es.validate_aud = false;
+        assert!(jsonwebtoken::decode::<Value>(&token, &key.decoding, &es).is_err());
         assert!(
             SigningKey::from_pem(b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n").is_err()
         );

@@ -32,6 +32,7 @@ pub struct Oidc {
     groups_prefix: String,
     keys: Vec<Key>,
     allowed: Vec<Algorithm>,
+    verified: super::jwt::VerifiedTokens,
 }
 
 fn parse_alg(name: &str) -> anyhow::Result<Algorithm> {
@@ -131,6 +132,7 @@ impl Oidc {
             groups_prefix,
             keys,
             allowed,
+            verified: Default::default(),
         })
     }
 
@@ -139,6 +141,11 @@ impl Oidc {
     }
 
     pub fn authenticate(&self, token: &str) -> Option<User> {
+        let claims = self.verified.get_or_verify(token, || self.verify(token))?;
+        self.user(&claims)
+    }
+
+    fn verify(&self, token: &str) -> Option<Value> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         if !self.allowed.contains(&header.alg) {
             return None;
@@ -160,7 +167,7 @@ impl Oidc {
                 jsonwebtoken::decode::<Value>(token, &k.decoding, &validation).ok()
             })?
             .claims;
-        self.user(&claims)
+        Some(claims)
     }
 
     fn user(&self, claims: &Value) -> Option<User> {

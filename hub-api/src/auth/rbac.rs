@@ -299,6 +299,9 @@ pub fn forbidden_on(group: &str, resource: &str, name: &str, detail: &str) -> Ap
 enum Subject {
     User(String),
     Group(String),
+    /// (namespace, name): matches only the ServiceAccount of this very workspace, never a
+    /// same-named user from elsewhere (a certificate or token claiming that name).
+    ServiceAccount(String, String),
 }
 
 /// The rules one binding gives one of its subjects.
@@ -312,6 +315,7 @@ type Grants = HashMap<Subject, Vec<Arc<Grant>>>;
 
 /// The RBAC objects of one logical cluster, indexed by subject.
 struct ClusterPolicy {
+    cluster: String,
     /// The cache revision the index reflects.
     revision: u64,
     roles: HashMap<(String, String), Arc<[Rule]>>,
@@ -369,7 +373,7 @@ fn subject_keys(subjects: &Value, binding_namespace: &str) -> Vec<(Subject, Stri
                     continue;
                 }
                 out.push((
-                    Subject::User(super::serviceaccount::username(ns, name)),
+                    Subject::ServiceAccount(ns.to_string(), name.to_string()),
                     format!("ServiceAccount {:?}", format!("{name}/{ns}")),
                 ));
             }
@@ -435,6 +439,7 @@ impl ClusterPolicy {
         }
 
         let mut policy = ClusterPolicy {
+            cluster: cluster.to_string(),
             revision,
             roles,
             cluster_roles: resolved,
@@ -499,12 +504,24 @@ impl ClusterPolicy {
         }
     }
 
+    /// The subject keys `user` matches here: its name, its groups, and — for a
+    /// ServiceAccount of this workspace — the ServiceAccount itself.
+    fn subjects_of(&self, user: &User) -> Vec<Subject> {
+        let mut keys: Vec<Subject> = std::iter::once(Subject::User(user.name.clone()))
+            .chain(user.groups.iter().map(|g| Subject::Group(g.clone())))
+            .collect();
+        if user.home_cluster() == Some(self.cluster.as_str())
+            && let Some((ns, name)) = super::serviceaccount::split_username(&user.name)
+        {
+            keys.push(Subject::ServiceAccount(ns.to_string(), name.to_string()));
+        }
+        keys
+    }
+
     /// Calls `visit` with every grant that applies to `user` in `namespace` ("" = cluster
     /// bindings only) until it returns true.
     fn visit(&self, user: &User, namespace: &str, mut visit: impl FnMut(&Grant) -> bool) -> bool {
-        let keys: Vec<Subject> = std::iter::once(Subject::User(user.name.clone()))
-            .chain(user.groups.iter().map(|g| Subject::Group(g.clone())))
-            .collect();
+        let keys = self.subjects_of(user);
         let maps = std::iter::once(&self.cluster_grants).chain(
             (!namespace.is_empty())
                 .then(|| self.namespace_grants.get(namespace))
@@ -602,6 +619,69 @@ impl State {
     }
 }
 
+/// Follows the cache's events and marks clusters whose RBAC objects changed. Whatever is
+/// queued is handled as one batch, and `applied` advances once per batch, so waiting
+/// requests wake once rather than once per event.
+async fn follow(
+    mut live: tokio::sync::broadcast::Receiver<Arc<crate::storage::cache::WatchEvent>>,
+    state: std::sync::Weak<RwLock<State>>,
+    cache: std::sync::Weak<Cache>,
+    applied: watch::Sender<u64>,
+) {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    loop {
+        let mut next = live.recv().await;
+        let Some(state) = state.upgrade() else { return };
+        let mut changed: Vec<(String, u64)> = Vec::new();
+        let mut cleared = None;
+        let mut revision = 0;
+        loop {
+            match next {
+                Ok(event) => {
+                    if let Some(rest) = event.object.key.strip_prefix(PREFIX)
+                        && let Some(cluster) = rest.split('/').nth(1)
+                    {
+                        changed.push((cluster.to_string(), event.revision));
+                    }
+                    revision = revision.max(event.revision);
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Events were lost: every index may be stale.
+                    let Some(cache) = cache.upgrade() else { return };
+                    let now = cache.revision();
+                    changed.clear();
+                    cleared = Some(now);
+                    revision = revision.max(now);
+                }
+                Err(RecvError::Closed) => return,
+            }
+            next = match live.try_recv() {
+                Ok(event) => Ok(event),
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                Err(TryRecvError::Empty) => break,
+            };
+        }
+        if !changed.is_empty() || cleared.is_some() {
+            let mut s = state.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(now) = cleared {
+                s.policies.clear();
+                s.changed.clear();
+                s.cleared = now;
+            }
+            for (cluster, rev) in changed {
+                let seen = s.changed.entry(cluster).or_insert(0);
+                *seen = (*seen).max(rev);
+            }
+        }
+        applied.send_if_modified(|r| {
+            let newer = revision > *r;
+            *r = (*r).max(revision);
+            newer
+        });
+    }
+}
+
 /// Decides what authenticated users may do.
 pub struct Authorizer {
     cache: Arc<Cache>,
@@ -625,47 +705,7 @@ impl Authorizer {
         let initial = start.as_ref().map(|s| s.revision).unwrap_or_else(|| cache.revision());
         let (tx, applied) = watch::channel(initial);
         if let Some(start) = start {
-            let follower_state = Arc::downgrade(&state);
-            let follower_cache = Arc::downgrade(&cache);
-            let mut live = start.live;
-            tokio::spawn(async move {
-                use tokio::sync::broadcast::error::RecvError;
-                loop {
-                    let event = live.recv().await;
-                    let Some(state) = follower_state.upgrade() else { break };
-                    match event {
-                        Ok(event) => {
-                            if let Some(rest) = event.object.key.strip_prefix(PREFIX)
-                                && let Some(cluster) = rest.split('/').nth(1)
-                            {
-                                let mut s = state.write().unwrap_or_else(|e| e.into_inner());
-                                let seen = s.changed.entry(cluster.to_string()).or_insert(0);
-                                *seen = (*seen).max(event.revision);
-                            }
-                            tx.send_if_modified(|r| {
-                                let newer = event.revision > *r;
-                                *r = (*r).max(event.revision);
-                                newer
-                            });
-                        }
-                        Err(RecvError::Lagged(_)) => {
-                            let Some(cache) = follower_cache.upgrade() else { break };
-                            let now = cache.revision();
-                            let mut s = state.write().unwrap_or_else(|e| e.into_inner());
-                            s.policies.clear();
-                            s.changed.clear();
-                            s.cleared = now;
-                            drop(s);
-                            tx.send_if_modified(|r| {
-                                let newer = now > *r;
-                                *r = (*r).max(now);
-                                newer
-                            });
-                        }
-                        Err(RecvError::Closed) => break,
-                    }
-                }
-            });
+            tokio::spawn(follow(start.live, Arc::downgrade(&state), Arc::downgrade(&cache), tx));
         }
         Authorizer { cache, state, applied }
     }
@@ -719,11 +759,7 @@ impl Authorizer {
             return home == cluster;
         }
         let policy = self.policy(cluster);
-        policy.entry.contains(&Subject::User(user.name.clone()))
-            || user
-                .groups
-                .iter()
-                .any(|g| policy.entry.contains(&Subject::Group(g.clone())))
+        policy.subjects_of(user).iter().any(|s| policy.entry.contains(s))
     }
 
     pub fn authorize(&self, user: &User, cluster: &str, attrs: &Attributes) -> Decision {
@@ -1001,6 +1037,119 @@ mod tests {
             labels
         ));
         assert!(selector_matches(&json!({}), labels));
+    }
+
+    /// An Authorizer over a real cache: RBAC writes are in force for the next request,
+    /// aggregation is resolved, entry needs a binding of one's own.
+    #[tokio::test]
+    async fn index_follows_writes() {
+        use crate::storage::WriteOp;
+        let dir = std::env::temp_dir().join(format!("faros-rbac-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let backend = Arc::new(crate::storage::sqlite::SqliteBackend::open(&dir.join("hub.db")).unwrap());
+        let cache = Cache::start(backend, 1000).await.unwrap();
+        let authz = Authorizer::new(cache.clone());
+        let put = |key: &str, value: Value| {
+            let cache = cache.clone();
+            let key = key.to_string();
+            async move {
+                let current = cache.get(&key);
+                let value = bytes::Bytes::from(serde_json::to_vec(&value).unwrap());
+                let op = match current {
+                    Some(o) => WriteOp::Update {
+                        key,
+                        value,
+                        expected: o.mod_revision,
+                    },
+                    None => WriteOp::Create { key, value },
+                };
+                cache.write(op).await.unwrap();
+            }
+        };
+        let bob = User::authenticated("bob", vec![], "");
+        let list_cm = Attributes::resource("list", "", "configmaps", "default", "");
+        authz.sync().await;
+        assert!(!authz.may_enter(&bob, "c1"));
+        assert_eq!(authz.authorize(&bob, "c1", &list_cm), Decision::Deny);
+
+        // An aggregated role picks up a labelled role; a binding lets bob in and grants it.
+        for o in super::super::policy::default_objects() {
+            let kind = if o["kind"] == "ClusterRole" {
+                "clusterroles"
+            } else {
+                "clusterrolebindings"
+            };
+            put(
+                &format!("{PREFIX}{kind}/c1/{}", o["metadata"]["name"].as_str().unwrap()),
+                o,
+            )
+            .await;
+        }
+        put(
+            &format!("{PREFIX}rolebindings/c1/default/bob"),
+            json!({"metadata": {"name": "bob", "namespace": "default"},
+                "roleRef": {"kind": "ClusterRole", "name": "view"},
+                "subjects": [{"kind": "User", "name": "bob"}]}),
+        )
+        .await;
+        authz.sync().await;
+        assert!(authz.may_enter(&bob, "c1"));
+        assert!(!authz.may_enter(&bob, "c2"));
+        assert!(authz.authorize(&bob, "c1", &list_cm).allowed());
+        assert!(
+            !authz
+                .authorize(&bob, "c1", &Attributes::resource("list", "", "configmaps", "other", ""))
+                .allowed()
+        );
+        assert!(
+            !authz
+                .authorize(&bob, "c1", &Attributes::resource("list", "", "secrets", "default", ""))
+                .allowed()
+        );
+        assert!(
+            authz
+                .authorize(&bob, "c1", &Attributes::non_resource("get", "/apis/x/v1"))
+                .allowed()
+        );
+        let widgets = Attributes::resource("get", "example.com", "widgets", "default", "w");
+        assert!(!authz.authorize(&bob, "c1", &widgets).allowed());
+        put(
+            &format!("{PREFIX}clusterroles/c1/widget-view"),
+            json!({"metadata": {"name": "widget-view", "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+                "rules": [{"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["get"]}]}),
+        )
+        .await;
+        authz.sync().await;
+        assert!(authz.authorize(&bob, "c1", &widgets).allowed());
+        // admin aggregates edit, which aggregates view.
+        assert!(
+            authz
+                .role_ref_rules("c1", &json!({"kind": "ClusterRole", "name": "admin"}), "")
+                .unwrap()
+                .iter()
+                .any(|r| r.resources == ["widgets"])
+        );
+
+        // A ServiceAccount of c1 enters c1 only, and its name means nothing elsewhere.
+        let sa = super::super::serviceaccount::user("c1", "default", "robot", "u");
+        assert!(authz.may_enter(&sa, "c1"));
+        assert!(!authz.may_enter(&sa, "c2"));
+        put(
+            &format!("{PREFIX}rolebindings/c1/default/robot"),
+            json!({"metadata": {"name": "robot", "namespace": "default"},
+                "roleRef": {"kind": "ClusterRole", "name": "view"},
+                "subjects": [{"kind": "ServiceAccount", "name": "robot"}]}),
+        )
+        .await;
+        authz.sync().await;
+        assert!(authz.authorize(&sa, "c1", &list_cm).allowed());
+        // A certificate or token merely named like the ServiceAccount gets nothing.
+        let impostor = User::authenticated("system:serviceaccount:default:robot", vec![], "");
+        assert!(!authz.may_enter(&impostor, "c1"));
+        assert!(!authz.authorize(&impostor, "c1", &list_cm).allowed());
+        let masters = User::authenticated("root", vec![super::super::MASTERS.into()], "");
+        assert!(authz.may_enter(&masters, "anything"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::rbac::{Attributes, ResourceAttributes, Rule};
-use super::serviceaccount::{DEFAULT_EXPIRATION, MIN_EXPIRATION, TokenSpec};
+use super::serviceaccount::{BoundObject, DEFAULT_EXPIRATION, MIN_EXPIRATION, TokenSpec};
 use crate::apiserver::handlers::Ctx;
 use crate::apiserver::{body, response};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -94,7 +94,7 @@ pub fn handles(ctx: &Ctx) -> bool {
 }
 
 pub async fn serve(ctx: Ctx, body: axum::body::Body) -> Response {
-    let result = if ctx.req.verb != "create" || ctx.req.name.is_some() && !is_token_request(&ctx) {
+    let result = if ctx.req.verb != "create" || (ctx.req.name.is_some() && !is_token_request(&ctx)) {
         Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         ))
@@ -179,23 +179,22 @@ fn rules_review(ctx: &Ctx, obj: Value) -> Response {
     let namespace = string(&spec["namespace"]);
     let mut rules = ctx.hub.authorizer.rules_for(&ctx.user, &ctx.cluster, &namespace);
     if ctx.user.is_master() {
-        rules.insert(
-            0,
+        // system:masters holds everything, whatever the bindings say.
+        let everything = [
             Rule {
                 verbs: vec!["*".into()],
                 api_groups: vec!["*".into()],
                 resources: vec!["*".into()],
                 ..Rule::default()
             },
-        );
-        rules.insert(
-            1,
             Rule {
                 verbs: vec!["*".into()],
                 non_resource_urls: vec!["*".into()],
                 ..Rule::default()
             },
-        );
+        ];
+        rules.retain(|r| !everything.contains(r));
+        rules.splice(0..0, everything);
     }
     let (non_resource, resource): (Vec<&Rule>, Vec<&Rule>) =
         rules.iter().partition(|r| !r.non_resource_urls.is_empty());
@@ -271,46 +270,7 @@ fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
             format!("{expiration}: may not specify a duration larger than 2^32 seconds"),
         ));
     }
-    let bound = &spec["boundObjectRef"];
-    let mut bound_secret = None;
-    let mut bound_out = Value::Null;
-    if bound.is_object() {
-        let kind = string(&bound["kind"]);
-        let api_version = bound["apiVersion"].as_str().unwrap_or("v1");
-        if kind != "Secret" || !matches!(api_version, "v1" | "") {
-            return Err(ApiError::invalid(
-                "TokenRequest",
-                AUTHENTICATION,
-                &name,
-                vec![FieldError::not_supported(
-                    "spec.boundObjectRef.kind",
-                    format!("{kind:?}: supported values: \"v1/Secret\""),
-                )],
-            ));
-        }
-        let secret_name = string(&bound["name"]);
-        let secret = ctx
-            .hub
-            .cache
-            .get(&format!("/core/secrets/{}/{namespace}/{secret_name}", ctx.cluster))
-            .filter(|s| !crate::apiserver::object::is_deleting(&s.value))
-            .ok_or_else(|| ApiError::not_found("", "secrets", &secret_name))?;
-        let uid = crate::apiserver::object::uid(&secret.value).to_string();
-        if let Some(want) = bound["uid"].as_str().filter(|u| !u.is_empty())
-            && want != uid
-        {
-            return Err(ApiError::conflict(
-                "",
-                "Secret",
-                &secret_name,
-                &format!(
-                    "the UID in the bound object reference ({want}) does not match the UID in record. The object might have been deleted and then recreated"
-                ),
-            ));
-        }
-        bound_out = json!({"kind": "Secret", "apiVersion": "v1", "name": secret_name, "uid": uid});
-        bound_secret = Some((secret_name, uid));
-    }
+    let bound = bound_object(ctx, &namespace, &name, &spec["boundObjectRef"])?;
     let sa_uid = crate::apiserver::object::uid(&sa.value).to_string();
     let token_spec = TokenSpec {
         cluster: &ctx.cluster,
@@ -319,7 +279,7 @@ fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
         uid: &sa_uid,
         audiences: audiences.clone(),
         expiration_seconds: expiration,
-        bound_secret: bound_secret.as_ref().map(|(n, u)| (n.as_str(), u.as_str())),
+        bound: bound.clone(),
     };
     let (token, exp) = tokens
         .issue(&token_spec)
@@ -333,8 +293,8 @@ fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
         .map(|t| t.to_string())
         .unwrap_or_default();
     let mut out_spec = json!({"audiences": audiences, "expirationSeconds": expiration});
-    if !bound_out.is_null() {
-        out_spec["boundObjectRef"] = bound_out;
+    if let Some(b) = &bound {
+        out_spec["boundObjectRef"] = json!({"kind": b.kind, "apiVersion": b.api_version, "name": b.name, "uid": b.uid});
     }
     Ok(response::json(
         StatusCode::CREATED,
@@ -346,4 +306,79 @@ fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
             "status": {"token": token, "expirationTimestamp": expires},
         }),
     ))
+}
+
+/// Resolves a TokenRequest's `boundObjectRef`: a Secret, or any object of a kind served in the
+/// workspace, in the ServiceAccount's namespace for namespaced kinds. The uid, when given,
+/// must match; when left out it is filled in.
+fn bound_object(ctx: &Ctx, namespace: &str, sa_name: &str, bound: &Value) -> ApiResult<Option<BoundObject>> {
+    if !bound.is_object() {
+        return Ok(None);
+    }
+    let invalid = |field: &str, message: String| {
+        ApiError::invalid(
+            "TokenRequest",
+            AUTHENTICATION,
+            sa_name,
+            vec![FieldError::invalid(field, message)],
+        )
+    };
+    let kind_name = string(&bound["kind"]);
+    let api_version = bound["apiVersion"]
+        .as_str()
+        .filter(|v| !v.is_empty())
+        .unwrap_or("v1")
+        .to_string();
+    let name = string(&bound["name"]);
+    if name.is_empty() {
+        return Err(invalid("spec.boundObjectRef.name", "name is required".into()));
+    }
+    let kind = ctx
+        .hub
+        .catalog
+        .all_kinds(&ctx.cluster)
+        .into_iter()
+        .find(|k| k.kind == kind_name && k.api_version() == api_version && !handles_kind(k))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "TokenRequest",
+                AUTHENTICATION,
+                sa_name,
+                vec![FieldError::not_supported(
+                    "spec.boundObjectRef.kind",
+                    format!("{api_version}/{kind_name}: not a kind served in this workspace"),
+                )],
+            )
+        })?;
+    let key = crate::apiserver::object::storage_key(&kind, &ctx.cluster, kind.namespaced.then_some(namespace), &name);
+    let object = ctx
+        .hub
+        .cache
+        .get(&key)
+        .filter(|o| !crate::apiserver::object::is_deleting(&o.value))
+        .ok_or_else(|| ApiError::not_found(&kind.group, &kind.resource, &name))?;
+    let uid = crate::apiserver::object::uid(&object.value).to_string();
+    if let Some(want) = bound["uid"].as_str().filter(|u| !u.is_empty())
+        && want != uid
+    {
+        return Err(ApiError::conflict(
+            &kind.group,
+            &kind.kind,
+            &name,
+            &format!(
+                "the UID in the bound object reference ({want}) does not match the UID in record. The object might have been deleted and then recreated"
+            ),
+        ));
+    }
+    Ok(Some(BoundObject {
+        api_version,
+        kind: kind_name,
+        name,
+        uid,
+        key,
+    }))
+}
+
+fn handles_kind(kind: &ResourceKind) -> bool {
+    kind.builtin && matches!(kind.group.as_str(), AUTHORIZATION | AUTHENTICATION)
 }

@@ -42,6 +42,8 @@ pub const DEFAULT_EXPIRATION: i64 = 3600;
 pub const MIN_EXPIRATION: i64 = 600;
 
 const LEGACY_PREFIX: &str = "kubernetes.io/serviceaccount/";
+/// Claim (inside `kubernetes.io`) naming a bound object other than a Secret.
+const BOUND_CLAIM: &str = "faros.sh/boundObject";
 
 pub struct ServiceAccounts {
     issuer: String,
@@ -51,6 +53,7 @@ pub struct ServiceAccounts {
     ca_pem: String,
     bound: Validation,
     legacy: Validation,
+    verified: super::jwt::VerifiedTokens,
 }
 
 /// What a requested token is for.
@@ -61,8 +64,20 @@ pub struct TokenSpec<'a> {
     pub uid: &'a str,
     pub audiences: Vec<String>,
     pub expiration_seconds: i64,
-    /// A Secret the token is bound to: (name, uid).
-    pub bound_secret: Option<(&'a str, &'a str)>,
+    /// The object the token is bound to, if any.
+    pub bound: Option<BoundObject>,
+}
+
+/// The object a bound token dies with: a Secret (as in Kubernetes), or any other object of
+/// the workspace (a Faros extension, e.g. an edge Agent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundObject {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+    /// Where the object is stored (checked at every authentication).
+    pub key: String,
 }
 
 pub fn username(namespace: &str, name: &str) -> String {
@@ -145,6 +160,7 @@ impl ServiceAccounts {
             ca_pem: ca_pem.to_string(),
             bound,
             legacy,
+            verified: Default::default(),
         }
     }
 
@@ -191,8 +207,15 @@ impl ServiceAccounts {
             "serviceaccount": {"name": spec.name, "uid": spec.uid},
             "clusterName": spec.cluster,
         });
-        if let Some((name, uid)) = spec.bound_secret {
-            k8s["secret"] = json!({"name": name, "uid": uid});
+        match &spec.bound {
+            Some(b) if b.kind == "Secret" && b.api_version == "v1" => {
+                k8s["secret"] = json!({"name": b.name, "uid": b.uid});
+            }
+            Some(b) => {
+                k8s[BOUND_CLAIM] =
+                    json!({"apiVersion": b.api_version, "kind": b.kind, "name": b.name, "uid": b.uid, "key": b.key});
+            }
+            None => {}
         }
         let audiences = if spec.audiences.is_empty() {
             self.audiences.clone()
@@ -235,20 +258,26 @@ impl ServiceAccounts {
 
     /// Verifies one of the hub's tokens and checks that what it names still exists.
     pub fn authenticate(&self, token: &str, cache: &Cache) -> Option<User> {
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.kid.as_deref().is_some_and(|kid| kid != self.key.kid) {
-            return None;
-        }
-        let iss = super::jwt::unverified_payload(token)?["iss"].as_str()?.to_string();
-        if iss == LEGACY_ISSUER {
-            let claims = jsonwebtoken::decode::<Value>(token, &self.key.decoding, &self.legacy)
-                .ok()?
-                .claims;
+        let claims = self.verified.get_or_verify(token, || {
+            let header = jsonwebtoken::decode_header(token).ok()?;
+            if header.kid.as_deref().is_some_and(|kid| kid != self.key.kid) {
+                return None;
+            }
+            let iss = super::jwt::unverified_payload(token)?["iss"].as_str()?.to_string();
+            let validation = if iss == LEGACY_ISSUER {
+                &self.legacy
+            } else {
+                &self.bound
+            };
+            Some(
+                jsonwebtoken::decode::<Value>(token, &self.key.decoding, validation)
+                    .ok()?
+                    .claims,
+            )
+        })?;
+        if claims["iss"] == LEGACY_ISSUER {
             return self.check_legacy(token, &claims, cache);
         }
-        let claims = jsonwebtoken::decode::<Value>(token, &self.key.decoding, &self.bound)
-            .ok()?
-            .claims;
         let k8s = &claims["kubernetes.io"];
         let cluster = k8s["clusterName"].as_str().filter(|c| !c.is_empty())?;
         let namespace = k8s["namespace"].as_str()?;
@@ -268,6 +297,14 @@ impl ServiceAccounts {
                 &format!("/core/secrets/{cluster}/{namespace}/{}", secret["name"].as_str()?),
                 secret["uid"].as_str()?,
             )?;
+        }
+        if let Some(bound) = k8s.get(BOUND_CLAIM).filter(|b| !b.is_null()) {
+            let key = bound["key"].as_str()?;
+            // Only objects of the token's own workspace.
+            if key.split('/').nth(3).is_none_or(|c| c != cluster) {
+                return None;
+            }
+            live(cache, key, bound["uid"].as_str()?)?;
         }
         let mut user = user(cluster, namespace, name, uid);
         if let Some(jti) = claims["jti"].as_str() {

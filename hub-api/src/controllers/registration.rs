@@ -44,10 +44,14 @@ const TOKEN_POLL: Duration = Duration::from_secs(1);
 const SA_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
 const SA_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
 
+/// (cluster, namespace, name) of an Agent → (its uid, whether it had reported) when last
+/// handled in full.
+type Memo = Arc<Mutex<HashMap<(String, String, String), (String, bool)>>>;
+
 pub async fn run(clusters: Clusters) {
     // Agents already handled in the state they are in: status writes (heartbeats) then cost
     // nothing here.
-    let memo: Arc<Mutex<HashMap<(String, String, String), (String, bool)>>> = Arc::default();
+    let memo: Memo = Arc::default();
     let registrations = runtime::run("registration", clusters.clone(), reconcile_registration);
     let agents = runtime::run("agent-identity", clusters, move |agent: Arc<Agent>, client: Client| {
         let memo = memo.clone();
@@ -483,11 +487,7 @@ async fn update_pending(
     Ok(())
 }
 
-async fn reconcile_agent(
-    agent: Arc<Agent>,
-    client: Client,
-    memo: Arc<Mutex<HashMap<(String, String, String), (String, bool)>>>,
-) -> Result<Next, kube::Error> {
+async fn reconcile_agent(agent: Arc<Agent>, client: Client, memo: Memo) -> Result<Next, kube::Error> {
     let Some(reg_name) = agent.labels().get(REGISTRATION_LABEL).cloned() else {
         return Ok(Next::Done);
     };

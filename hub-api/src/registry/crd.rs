@@ -97,7 +97,8 @@ impl CrdKinds {
                 status_subresource: version["subresources"].get("status").is_some(),
                 columns,
                 builtin: false,
-                name_rule: NameRule::PathSegment,
+                // Custom resource names are DNS subdomains, as in kube-apiserver.
+                name_rule: NameRule::Dns1123Subdomain,
                 allow_unconditional_update: false,
                 schema,
                 strategy: Arc::new(NoHooks),

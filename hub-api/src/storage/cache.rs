@@ -266,6 +266,71 @@ impl Cache {
         (items, state.revision, more)
     }
 
+    /// Like [`Cache::list`], but as the store was at `revision`: the current objects with the
+    /// window's events after `revision` rolled back. This is how continued pages of a list
+    /// come from the first page's snapshot. Errors when `revision` left the window.
+    pub fn list_at(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Revision,
+        mut filter: impl FnMut(&Object) -> bool,
+    ) -> Result<(Vec<Arc<Object>>, Revision, bool), WatchStartError> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        if revision >= state.revision {
+            drop(state);
+            return Ok(self.list(prefix, start_after, limit, filter));
+        }
+        if revision < state.oldest_watchable {
+            return Err(WatchStartError::TooOld {
+                oldest: state.oldest_watchable,
+            });
+        }
+        // Newest first, so the last write per key is the state just after `revision`.
+        let mut rolled_back: BTreeMap<Arc<str>, Option<Arc<Object>>> = BTreeMap::new();
+        for event in state.window.iter().rev().take_while(|e| e.revision > revision) {
+            if event.object.key.starts_with(prefix) {
+                rolled_back.insert(event.object.key.clone(), event.prev.clone());
+            }
+        }
+        let lower = match start_after {
+            Some(key) if key.starts_with(prefix) => Bound::Excluded(key),
+            _ => Bound::Included(prefix),
+        };
+        let mut current = state
+            .objects
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .peekable();
+        let mut past = rolled_back.range::<str, _>((lower, Bound::Unbounded)).peekable();
+        let mut items = Vec::new();
+        let mut more = false;
+        loop {
+            // Merge the two key-ordered sequences; a rolled-back key replaces the current one.
+            let next = match (current.peek(), past.peek()) {
+                (None, None) => break,
+                (Some((ck, _)), Some((pk, _))) if ck == pk => {
+                    current.next();
+                    past.next().and_then(|(_, v)| v.clone())
+                }
+                (Some((ck, _)), Some((pk, _))) if pk < ck => past.next().and_then(|(_, v)| v.clone()),
+                (Some(_), _) => current.next().map(|(_, v)| v.clone()),
+                (None, Some(_)) => past.next().and_then(|(_, v)| v.clone()),
+            };
+            let Some(object) = next else { continue };
+            if !filter(&object) {
+                continue;
+            }
+            if limit > 0 && items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(object);
+        }
+        Ok((items, revision, more))
+    }
+
     /// Starts a watch on keys under `prefix` from `from` (exclusive). `None` means "now".
     pub fn watch(&self, prefix: &str, from: Option<Revision>) -> Result<WatchStart, WatchStartError> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
@@ -385,6 +450,26 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert!(!more);
         assert_eq!(&*rest[0].key, "/core/configmaps/root/ns/c");
+    }
+
+    #[tokio::test]
+    async fn lists_at_an_older_revision_roll_back_later_changes() {
+        let cache = cache(100).await;
+        let a = cache.write(create("/k/a")).await.unwrap().revision;
+        let snapshot = cache.write(create("/k/c")).await.unwrap().revision;
+        cache.write(create("/k/b")).await.unwrap();
+        cache
+            .write(WriteOp::Delete {
+                key: "/k/a".into(),
+                expected: a,
+            })
+            .await
+            .unwrap();
+        let (items, revision, _) = cache.list_at("/k/", None, 0, snapshot, |_| true).unwrap();
+        let keys: Vec<&str> = items.iter().map(|o| &*o.key).collect();
+        assert_eq!((keys, revision), (vec!["/k/a", "/k/c"], snapshot));
+        let (now, _, _) = cache.list("/k/", None, 0, |_| true);
+        assert_eq!(now.iter().map(|o| &*o.key).collect::<Vec<_>>(), vec!["/k/b", "/k/c"]);
     }
 
     #[tokio::test]

@@ -170,7 +170,10 @@ pub fn kubectl_forbidden(kubeconfig: &Path, args: &[&str]) -> String {
     let out = kubectl(kubeconfig, args);
     let err = stderr(&out);
     assert!(
-        !out.status.success() && (err.contains("forbidden") || err.contains("Forbidden")),
+        !out.status.success()
+            && (err.contains("forbidden")
+                || err.contains("Forbidden")
+                || err.contains("workspace access not permitted")),
         "kubectl {args:?} should have been forbidden:\nstdout: {}\nstderr: {err}",
         stdout(&out)
     );

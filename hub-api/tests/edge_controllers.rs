@@ -1,0 +1,158 @@
+//! `hub-api controllers --kubeconfig`: the controllers out of process, against a hub started
+//! without `--all-in-one`, doing the edge controllers' work (the end-to-end flow with the
+//! agent is in edge-agent/tests/e2e.rs).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{TestHub, eventually};
+use serde_json::Value;
+
+struct Controllers(Child);
+
+impl Drop for Controllers {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get_json(kubeconfig: &std::path::Path, args: &[&str]) -> Option<Value> {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    let out = common::kubectl_with(kubeconfig, "1.32", &all, None);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn controllers_subcommand_runs_the_edge_controllers() {
+    let hub = TestHub::start_with(false);
+    let controllers = Controllers(
+        Command::new(env!("CARGO_BIN_EXE_hub-api"))
+            .arg("controllers")
+            .arg("--kubeconfig")
+            .arg(hub.kubeconfig())
+            .args(["--agent-monitor-grace-period", "2s"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start hub-api controllers"),
+    );
+
+    // The workspace controller, out of process, initialises a faros workspace.
+    let ws = "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: edge\nspec:\n  type:\n    name: faros\n";
+    let out = hub.kubectl_stdin("1.32", &["create", "-f", "-"], ws);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    hub.kubectl_ok(
+        "1.32",
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Ready",
+            "workspace/edge",
+            "--timeout=60s",
+        ],
+    );
+    let text = std::fs::read_to_string(hub.kubeconfig()).unwrap();
+    let tenant = hub.dir.join("edge.kubeconfig");
+    std::fs::write(
+        &tenant,
+        text.replace(&hub.url(), &format!("{}/clusters/root:edge", hub.url())),
+    )
+    .unwrap();
+
+    // The registration controller makes the registration's credential objects.
+    let reg = "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: r1\n  namespace: default\nspec:\n  agentNames: [a1]\n";
+    let out = common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(reg));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            ["serviceaccount", "role", "rolebinding"]
+                .iter()
+                .all(|kind| get_json(&tenant, &[kind, "faros-reg-r1"]).is_some())
+                && get_json(&tenant, &["secret", "faros-reg-r1-token"]).is_some()
+        }),
+        "the registration controller created the registration's objects"
+    );
+    let registration = get_json(&tenant, &["registration", "r1"]).unwrap();
+    assert!(
+        registration["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "edge.faros.sh/revoke-token")),
+        "{registration}"
+    );
+
+    // An Agent joining through r1 but not admitted by it gets no identity.
+    let agent = "apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata:\n  name: intruder\n  namespace: default\n  labels:\n    edge.faros.sh/registration: r1\nspec:\n  heartbeatIntervalSeconds: 1\n";
+    let out = common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(agent));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            get_json(&tenant, &["agent", "intruder"]).is_some_and(|a| {
+                a["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["reason"] == "NotAdmitted"))
+            })
+        }),
+        "a name the registration does not admit is reported"
+    );
+    assert!(get_json(&tenant, &["serviceaccount", "faros-agent-intruder"]).is_none());
+
+    // An admitted one gets its own identity, owned by the Agent, and the registration may
+    // mint its first token (and only its).
+    let agent = agent.replace("intruder", "a1");
+    let out = common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(&agent));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            get_json(&tenant, &["role", "faros-reg-r1"]).is_some_and(|r| {
+                r["rules"].as_array().is_some_and(|rules| {
+                    rules
+                        .iter()
+                        .any(|rule| rule["resourceNames"] == serde_json::json!(["faros-agent-a1"]))
+                })
+            })
+        }),
+        "the registration's Role lets it mint a1's first token"
+    );
+    let role = get_json(&tenant, &["role", "faros-agent-a1"]).unwrap();
+    assert_eq!(role["metadata"]["ownerReferences"][0]["kind"], "Agent");
+    assert!(role["rules"].as_array().unwrap().iter().all(|rule| {
+        rule["verbs"] == serde_json::json!(["create"]) && rule["resources"] == serde_json::json!(["leases"])
+            || rule["resourceNames"].as_array().is_some_and(|n| !n.is_empty())
+    }));
+
+    // The lifecycle controller: no heartbeat within the grace period → Unknown.
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            get_json(&tenant, &["agent", "a1"]).is_some_and(|a| {
+                a["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c["type"] == "Ready" && c["status"] == "Unknown" && c["reason"] == "AgentStatusUnknown"
+                    })
+                })
+            })
+        }),
+        "an agent that never heartbeats is marked Unknown"
+    );
+
+    // Deleting the registration revokes its credential objects at once.
+    let out = common::kubectl_with(
+        &tenant,
+        "1.32",
+        &["delete", "registration", "r1", "--timeout=30s"],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(get_json(&tenant, &["secret", "faros-reg-r1-token"]).is_none());
+    assert!(get_json(&tenant, &["serviceaccount", "faros-reg-r1"]).is_none());
+    // The joined agent keeps its identity.
+    assert!(get_json(&tenant, &["serviceaccount", "faros-agent-a1"]).is_some());
+    drop(controllers);
+}

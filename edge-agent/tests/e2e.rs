@@ -386,7 +386,15 @@ fn create_workspace(admin: &Path, name: &str, type_name: &str) {
 
 /// Checks what every agent test checks once its agent is up: readiness as kubectl sees it
 /// (`kubectl wait`, with two kubectl versions), device facts and the printer columns.
+/// `kubectl wait` fails at once on an object that does not exist yet.
+fn wait_exists(tenant: &Path, name: &str) {
+    eventually("the agent to create its Agent", Duration::from_secs(30), || {
+        kubectl(tenant, &["get", "agent", name]).status.success()
+    });
+}
+
 fn assert_reporting(tenant: &Path, name: &str) {
+    wait_exists(tenant, name);
     for version in ["1.32", "1.27"] {
         let out = kubectl_v(
             version,
@@ -674,6 +682,7 @@ fn registration_flow_end_to_end() {
         &state2,
         &["--rotate-every-seconds", "2"],
     );
+    wait_exists(&tenant, "agent2");
     kubectl_ok(
         &tenant,
         &["wait", "--for=condition=Ready", "agent/agent2", "--timeout=60s"],
@@ -746,6 +755,18 @@ fn registration_flow_end_to_end() {
         || lease_renew_time(&tenant, "agent2") != before,
     );
     kubectl_ok(&own, &["get", "agent", "agent1"]);
+
+    // A device without a stored credential cannot take over an Agent that already joined,
+    // even with a valid registration token: it stops with a clear error.
+    create(
+        &tenant,
+        "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: reg2\n  namespace: default\nspec: {}\n",
+    );
+    let reg2 = registration_kubeconfig(&hub, &tenant, "reg2");
+    let mut thief = AgentProcess::start(&hub.dir, &reg2, "agent2", &hub.dir.join("state-thief"));
+    assert_ne!(thief.wait_exit(Duration::from_secs(90)), Some(0));
+    assert!(thief.log().contains("already exists"), "{}", thief.log());
+    assert!(!hub.dir.join("state-thief/token").exists());
 
     kill_restart_stop(&hub.dir, &tenant, &reg_kubeconfig, "agent1", &state1, &mut agent1);
     assert!(
@@ -871,6 +892,36 @@ fn agent_lifecycle_with_an_admin_kubeconfig() {
             .all(|a| ready_of(a).1 == "AgentStopped"),
         "{list}"
     );
+}
+
+/// Waits for Registration `name` to be Ready and writes the kubeconfig `kubectl faros agent
+/// generate` would: the workspace URL, the hub CA, the namespace and the registration token.
+fn registration_kubeconfig(hub: &Hub, tenant: &Path, name: &str) -> PathBuf {
+    kubectl_ok(
+        tenant,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            &format!("registration/{name}"),
+            "--timeout=60s",
+        ],
+    );
+    let reg = get_json(tenant, &["registration", name]);
+    let secret_name = reg["status"]["tokenSecretRef"]["name"].as_str().unwrap().to_string();
+    let secret = get_json(tenant, &["secret", &secret_name]);
+    let token = String::from_utf8(decode_b64(secret["data"]["token"].as_str().unwrap())).unwrap();
+    let path = hub.dir.join(format!("{name}.kubeconfig"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: hub\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
+             users:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: hub\n    user: {name}\n    namespace: default\ncurrent-context: {name}\n",
+            hub.url("root:tenant1"),
+            hub.ca_data()
+        ),
+    )
+    .unwrap();
+    path
 }
 
 fn decode_b64(text: &str) -> Vec<u8> {

@@ -199,7 +199,7 @@ fn scenario(v: &str) {
     );
 
     // wait: a condition set through the status subresource, and deletion.
-    let mut waiter = std::process::Command::new(common::kubectl_binary(v))
+    let waiter = std::process::Command::new(common::kubectl_binary(v))
         .args([
             "wait",
             "--for=condition=Ready",

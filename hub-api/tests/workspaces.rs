@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{TestHub, eventually, sample};
@@ -17,7 +17,7 @@ fn json(out: &str) -> Value {
 
 /// Creates a Workspace with kubectl in the workspace `parent_kubeconfig` points at and waits
 /// until it is Ready; returns a kubeconfig for the new workspace.
-fn create_workspace(hub: &TestHub, parent_kubeconfig: &PathBuf, name: &str, ws_type: &str) -> PathBuf {
+fn create_workspace(hub: &TestHub, parent_kubeconfig: &Path, name: &str, ws_type: &str) -> PathBuf {
     let manifest = format!(
         "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {{type: {{name: {ws_type}}}}}\n"
     );
@@ -49,11 +49,11 @@ fn kubeconfig_for(hub: &TestHub, url: &str, name: &str) -> PathBuf {
     path
 }
 
-fn k(kubeconfig: &PathBuf, args: &[&str]) -> std::process::Output {
+fn k(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
     common::kubectl_with(kubeconfig, V, args, None)
 }
 
-fn k_ok(kubeconfig: &PathBuf, args: &[&str]) -> String {
+fn k_ok(kubeconfig: &Path, args: &[&str]) -> String {
     let out = k(kubeconfig, args);
     assert!(
         out.status.success(),
@@ -63,7 +63,7 @@ fn k_ok(kubeconfig: &PathBuf, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn k_stdin(kubeconfig: &PathBuf, args: &[&str], stdin: &str) -> String {
+fn k_stdin(kubeconfig: &Path, args: &[&str], stdin: &str) -> String {
     let out = common::kubectl_with(kubeconfig, V, args, Some(stdin));
     assert!(
         out.status.success(),

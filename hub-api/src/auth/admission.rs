@@ -53,7 +53,7 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
     let requested: Vec<Rule> = match kind.resource.as_str() {
         "roles" | "clusterroles" => {
             let escalate = Attributes::resource("escalate", rbac::GROUP, &kind.resource, namespace, name);
-            if authorizer.authorize(&ctx.user, cluster, &escalate).allowed() {
+            if authorizer.allows(&ctx.user, cluster, &escalate) {
                 return Ok(());
             }
             let aggregated = obj["aggregationRule"]["clusterRoleSelectors"]
@@ -78,7 +78,7 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
             let ref_name = role_ref["name"].as_str().unwrap_or_default();
             let resource = if ref_kind == "Role" { "roles" } else { "clusterroles" };
             let bind = Attributes::resource("bind", rbac::GROUP, resource, namespace, ref_name);
-            if authorizer.authorize(&ctx.user, cluster, &bind).allowed() {
+            if authorizer.allows(&ctx.user, cluster, &bind) {
                 return Ok(());
             }
             match authorizer.role_ref_rules(cluster, role_ref, namespace) {

@@ -84,7 +84,7 @@ pub fn apply(authorizer: &Authorizer, caller: User, cluster: &str, headers: &Hea
         rbac::forbidden_on(group, resource, name, &detail)
     };
     let check = |attrs: Attributes, resource: &str, group: &str, name: &str| -> Result<(), ApiError> {
-        if authorizer.authorize(&caller, cluster, &attrs).allowed() {
+        if authorizer.allows(&caller, cluster, &attrs) {
             Ok(())
         } else {
             Err(denied(attrs, resource, group, name))

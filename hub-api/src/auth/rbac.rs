@@ -304,11 +304,89 @@ enum Subject {
     ServiceAccount(String, String),
 }
 
+/// A Role or ClusterRole, as the index needs it.
+struct ParsedRole {
+    namespace: String,
+    name: String,
+    rules: Arc<[Rule]>,
+    labels: serde_json::Map<String, Value>,
+    /// The aggregationRule's selectors; empty when the role is not aggregated.
+    selectors: Vec<Value>,
+}
+
+/// A RoleBinding or ClusterRoleBinding, as the index needs it.
+struct ParsedBinding {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    role_kind: String,
+    role_name: String,
+    /// Each subject's key and its description for review reasons.
+    subjects: Vec<(Subject, String)>,
+    /// Part of the default policy (does not open the workspace to its subjects).
+    default: bool,
+}
+
+#[derive(Clone)]
+enum Parsed {
+    Role(Arc<ParsedRole>),
+    Binding(Arc<ParsedBinding>),
+}
+
+impl Parsed {
+    fn role(value: &Value) -> Parsed {
+        let meta = &value["metadata"];
+        Parsed::Role(Arc::new(ParsedRole {
+            namespace: meta["namespace"].as_str().unwrap_or_default().to_string(),
+            name: meta["name"].as_str().unwrap_or_default().to_string(),
+            rules: Rule::list_from_json(&value["rules"]).into(),
+            labels: meta["labels"].as_object().cloned().unwrap_or_default(),
+            selectors: value["aggregationRule"]["clusterRoleSelectors"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        }))
+    }
+
+    fn binding(value: &Value, kind: &'static str) -> Parsed {
+        let meta = &value["metadata"];
+        let namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
+        Parsed::Binding(Arc::new(ParsedBinding {
+            kind,
+            name: meta["name"].as_str().unwrap_or_default().to_string(),
+            role_kind: value["roleRef"]["kind"].as_str().unwrap_or_default().to_string(),
+            role_name: value["roleRef"]["name"].as_str().unwrap_or_default().to_string(),
+            subjects: subject_keys(&value["subjects"], &namespace),
+            default: is_default(value),
+            namespace,
+        }))
+    }
+}
+
 /// The rules one binding gives one of its subjects.
 struct Grant {
-    /// `ClusterRoleBinding "x" of ClusterRole "y" to User "z"`, for review reasons.
-    source: String,
+    binding: Arc<ParsedBinding>,
+    /// Which of the binding's subjects this grant is for.
+    subject: usize,
     rules: Arc<[Rule]>,
+}
+
+impl Grant {
+    /// `ClusterRoleBinding "x" of ClusterRole "y" to User "z"`, as Kubernetes gives reasons.
+    fn source(&self) -> String {
+        let b = &self.binding;
+        let name = if b.namespace.is_empty() {
+            b.name.clone()
+        } else {
+            format!("{}/{}", b.name, b.namespace)
+        };
+        let subject = b
+            .subjects
+            .get(self.subject)
+            .map(|(_, d)| d.as_str())
+            .unwrap_or_default();
+        format!("{} {name:?} of {} {:?} to {subject}", b.kind, b.role_kind, b.role_name)
+    }
 }
 
 type Grants = HashMap<Subject, Vec<Arc<Grant>>>;
@@ -318,6 +396,9 @@ struct ClusterPolicy {
     cluster: String,
     /// The cache revision the index reflects.
     revision: u64,
+    /// Every object, parsed, by storage key with its revision: the next rebuild reparses only
+    /// what changed.
+    parsed: HashMap<Arc<str>, (u64, Parsed)>,
     roles: HashMap<(String, String), Arc<[Rule]>>,
     cluster_roles: HashMap<String, Arc<[Rule]>>,
     /// ClusterRoles with a non-empty aggregationRule.
@@ -388,59 +469,64 @@ fn is_default(obj: &Value) -> bool {
 }
 
 impl ClusterPolicy {
-    fn build(cache: &Cache, cluster: &str) -> ClusterPolicy {
-        let list = |resource: &str| cache.list(&format!("{PREFIX}{resource}/{cluster}/"), None, 0, |_| true);
-        let (roles, r1, _) = list("roles");
-        let (cluster_roles, r2, _) = list("clusterroles");
-        let (role_bindings, r3, _) = list("rolebindings");
-        let (cluster_role_bindings, r4, _) = list("clusterrolebindings");
-        let revision = r1.min(r2).min(r3).min(r4);
-
-        let roles: HashMap<(String, String), Arc<[Rule]>> = roles
-            .iter()
-            .map(|o| {
-                let meta = &o.value["metadata"];
-                (
-                    (
-                        meta["namespace"].as_str().unwrap_or_default().to_string(),
-                        meta["name"].as_str().unwrap_or_default().to_string(),
-                    ),
-                    Rule::list_from_json(&o.value["rules"]).into(),
-                )
-            })
+    /// Indexes the cluster's RBAC objects, reusing what `previous` parsed of unchanged ones.
+    fn build(cache: &Cache, cluster: &str, previous: Option<&ClusterPolicy>) -> ClusterPolicy {
+        let mut parsed: HashMap<Arc<str>, (u64, Parsed)> = HashMap::new();
+        let mut revision = u64::MAX;
+        let mut lists = Vec::new();
+        for resource in ["roles", "clusterroles", "rolebindings", "clusterrolebindings"] {
+            let (objects, rev, _) = cache.list(&format!("{PREFIX}{resource}/{cluster}/"), None, 0, |_| true);
+            revision = revision.min(rev);
+            let mut out = Vec::with_capacity(objects.len());
+            for o in objects {
+                let reused = previous
+                    .and_then(|p| p.parsed.get(&o.key))
+                    .filter(|(rev, _)| *rev == o.mod_revision)
+                    .map(|(_, p)| p.clone());
+                let p = reused.unwrap_or_else(|| match resource {
+                    "roles" | "clusterroles" => Parsed::role(&o.value),
+                    "rolebindings" => Parsed::binding(&o.value, "RoleBinding"),
+                    _ => Parsed::binding(&o.value, "ClusterRoleBinding"),
+                });
+                parsed.insert(o.key.clone(), (o.mod_revision, p.clone()));
+                out.push(p);
+            }
+            lists.push(out);
+        }
+        let roles_of = |list: &[Parsed]| -> Vec<Arc<ParsedRole>> {
+            list.iter()
+                .filter_map(|p| match p {
+                    Parsed::Role(r) => Some(r.clone()),
+                    Parsed::Binding(_) => None,
+                })
+                .collect()
+        };
+        let roles: HashMap<(String, String), Arc<[Rule]>> = roles_of(&lists[0])
+            .into_iter()
+            .map(|r| ((r.namespace.clone(), r.name.clone()), r.rules.clone()))
             .collect();
 
         // ClusterRoles, aggregation resolved.
-        let raw: HashMap<String, &Value> = cluster_roles
-            .iter()
-            .map(|o| {
-                (
-                    o.value["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                    &o.value,
-                )
-            })
-            .collect();
+        let raw: HashMap<String, Arc<ParsedRole>> =
+            roles_of(&lists[1]).into_iter().map(|r| (r.name.clone(), r)).collect();
         let aggregated: HashSet<String> = raw
-            .iter()
-            .filter(|(_, v)| {
-                v["aggregationRule"]["clusterRoleSelectors"]
-                    .as_array()
-                    .is_some_and(|s| !s.is_empty())
-            })
-            .map(|(k, _)| k.clone())
+            .values()
+            .filter(|r| !r.selectors.is_empty())
+            .map(|r| r.name.clone())
             .collect();
         let mut resolved: HashMap<String, Arc<[Rule]>> = HashMap::new();
         let mut names: Vec<&String> = raw.keys().collect();
         names.sort();
         for name in names {
             let mut visiting = HashSet::new();
-            let rules = resolve_cluster_role(name, &raw, &aggregated, &mut resolved, &mut visiting);
+            let rules = resolve_cluster_role(name, &raw, &mut resolved, &mut visiting);
             resolved.insert(name.clone(), rules);
         }
 
         let mut policy = ClusterPolicy {
             cluster: cluster.to_string(),
             revision,
+            parsed,
             roles,
             cluster_roles: resolved,
             aggregated,
@@ -448,59 +534,50 @@ impl ClusterPolicy {
             namespace_grants: HashMap::new(),
             entry: HashSet::new(),
         };
-        for o in &cluster_role_bindings {
-            policy.add_binding(&o.value, "ClusterRoleBinding", "");
-        }
-        for o in &role_bindings {
-            let ns = o.value["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            policy.add_binding(&o.value, "RoleBinding", &ns);
+        for list in [&lists[3], &lists[2]] {
+            for p in list {
+                if let Parsed::Binding(b) = p {
+                    policy.add_binding(b);
+                }
+            }
         }
         policy
     }
 
-    fn role_ref_rules(&self, role_ref: &Value, namespace: &str) -> Option<Arc<[Rule]>> {
-        let name = role_ref["name"].as_str().unwrap_or_default();
-        match role_ref["kind"].as_str().unwrap_or_default() {
+    fn rules_of(&self, kind: &str, name: &str, namespace: &str) -> Option<Arc<[Rule]>> {
+        match kind {
             "ClusterRole" => self.cluster_roles.get(name).cloned(),
             "Role" if !namespace.is_empty() => self.roles.get(&(namespace.to_string(), name.to_string())).cloned(),
             _ => None,
         }
     }
 
-    fn add_binding(&mut self, binding: &Value, kind: &str, namespace: &str) {
-        let name = binding["metadata"]["name"].as_str().unwrap_or_default();
-        let role_ref = &binding["roleRef"];
-        let subjects = subject_keys(&binding["subjects"], namespace);
-        let default = is_default(binding);
-        if !default {
-            self.entry.extend(subjects.iter().map(|(s, _)| s.clone()));
+    fn role_ref_rules(&self, role_ref: &Value, namespace: &str) -> Option<Arc<[Rule]>> {
+        self.rules_of(
+            role_ref["kind"].as_str().unwrap_or_default(),
+            role_ref["name"].as_str().unwrap_or_default(),
+            namespace,
+        )
+    }
+
+    fn add_binding(&mut self, binding: &Arc<ParsedBinding>) {
+        if !binding.default {
+            self.entry.extend(binding.subjects.iter().map(|(s, _)| s.clone()));
         }
-        let Some(rules) = self.role_ref_rules(role_ref, namespace) else {
+        let Some(rules) = self.rules_of(&binding.role_kind, &binding.role_name, &binding.namespace) else {
             return;
         };
-        let binding_name = if namespace.is_empty() {
-            name.to_string()
+        let grants = if binding.namespace.is_empty() {
+            &mut self.cluster_grants
         } else {
-            format!("{name}/{namespace}")
+            self.namespace_grants.entry(binding.namespace.clone()).or_default()
         };
-        for (subject, described) in subjects {
-            let grant = Arc::new(Grant {
-                source: format!(
-                    "{kind} {binding_name:?} of {} {:?} to {described}",
-                    role_ref["kind"].as_str().unwrap_or_default(),
-                    role_ref["name"].as_str().unwrap_or_default()
-                ),
+        for (i, (subject, _)) in binding.subjects.iter().enumerate() {
+            grants.entry(subject.clone()).or_default().push(Arc::new(Grant {
+                binding: binding.clone(),
+                subject: i,
                 rules: rules.clone(),
-            });
-            let grants = if namespace.is_empty() {
-                &mut self.cluster_grants
-            } else {
-                self.namespace_grants.entry(namespace.to_string()).or_default()
-            };
-            grants.entry(subject).or_default().push(grant);
+            }));
         }
     }
 
@@ -542,8 +619,7 @@ impl ClusterPolicy {
 
 fn resolve_cluster_role(
     name: &str,
-    raw: &HashMap<String, &Value>,
-    aggregated: &HashSet<String>,
+    raw: &HashMap<String, Arc<ParsedRole>>,
     resolved: &mut HashMap<String, Arc<[Rule]>>,
     visiting: &mut HashSet<String>,
 ) -> Arc<[Rule]> {
@@ -553,32 +629,23 @@ fn resolve_cluster_role(
     let Some(role) = raw.get(name) else {
         return Arc::from(Vec::new());
     };
-    if !aggregated.contains(name) {
-        let rules: Arc<[Rule]> = Rule::list_from_json(&role["rules"]).into();
-        resolved.insert(name.to_string(), rules.clone());
-        return rules;
+    if role.selectors.is_empty() {
+        resolved.insert(name.to_string(), role.rules.clone());
+        return role.rules.clone();
     }
     visiting.insert(name.to_string());
     let mut rules: Vec<Rule> = Vec::new();
-    for selector in role["aggregationRule"]["clusterRoleSelectors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for selector in &role.selectors {
         let mut matched: Vec<&String> = raw
             .iter()
-            .filter(|(other, v)| {
-                other.as_str() != name
-                    && !visiting.contains(other.as_str())
-                    && v["metadata"]["labels"]
-                        .as_object()
-                        .is_some_and(|labels| selector_matches(selector, labels))
+            .filter(|(other, r)| {
+                other.as_str() != name && !visiting.contains(other.as_str()) && selector_matches(selector, &r.labels)
             })
             .map(|(other, _)| other)
             .collect();
         matched.sort();
         for other in matched {
-            for rule in resolve_cluster_role(other, raw, aggregated, resolved, visiting).iter() {
+            for rule in resolve_cluster_role(other, raw, resolved, visiting).iter() {
                 if !rules.contains(rule) {
                     rules.push(rule.clone());
                 }
@@ -737,7 +804,14 @@ impl Authorizer {
                 return policy.clone();
             }
         }
-        let built = Arc::new(ClusterPolicy::build(&self.cache, cluster));
+        let previous = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .policies
+            .get(cluster)
+            .cloned();
+        let built = Arc::new(ClusterPolicy::build(&self.cache, cluster, previous.as_deref()));
         let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
         if built.revision >= s.valid_from(cluster)
             && s.policies.get(cluster).is_none_or(|p| p.revision < built.revision)
@@ -773,7 +847,7 @@ impl Authorizer {
         let mut reason = None;
         policy.visit(user, attrs.namespace(), |grant| {
             if grant.rules.iter().any(|r| r.allows(attrs)) {
-                reason = Some(format!("RBAC: allowed by {}", grant.source));
+                reason = Some(format!("RBAC: allowed by {}", grant.source()));
                 true
             } else {
                 false
@@ -782,9 +856,22 @@ impl Authorizer {
         reason.map(Decision::Allow).unwrap_or(Decision::Deny)
     }
 
+    /// Whether the request is allowed (the hot path: no reason is built).
+    pub fn allows(&self, user: &User, cluster: &str, attrs: &Attributes) -> bool {
+        if user.is_master() {
+            return true;
+        }
+        if user.home_cluster().is_some_and(|home| home != cluster) {
+            return false;
+        }
+        self.policy(cluster).visit(user, attrs.namespace(), |grant| {
+            grant.rules.iter().any(|r| r.allows(attrs))
+        })
+    }
+
     /// Authorizes or returns the Forbidden error kube-apiserver would send.
     pub fn check(&self, user: &User, cluster: &str, attrs: &Attributes) -> Result<(), ApiError> {
-        if self.authorize(user, cluster, attrs).allowed() {
+        if self.allows(user, cluster, attrs) {
             Ok(())
         } else {
             Err(forbidden(user, attrs, ""))

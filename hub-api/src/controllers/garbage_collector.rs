@@ -40,6 +40,10 @@ const STATIC_GROUPS: &[&str] = &[
 /// (logical cluster, uid)
 type Uid = (String, String);
 
+/// A dependent whose owner references are rewritten: its API, name, the references to keep
+/// and the resourceVersion they were computed from.
+type OwnerUpdate = (Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>);
+
 struct Node {
     resource: ApiResource,
     namespaced: bool,
@@ -105,6 +109,8 @@ struct Collector {
     queue: mpsc::UnboundedSender<Uid>,
     /// Resources already being watched, by (cluster or "*", group, plural).
     watched: Mutex<HashSet<(String, String, String)>>,
+    /// Resource and scope of every watched kind, by (group, kind), to look owners up.
+    kinds: Mutex<HashMap<(String, String), (ApiResource, bool)>>,
     /// Every task the collector spawned, aborted when `run` ends.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -127,6 +133,7 @@ pub async fn run(clusters: Clusters) {
         graph: Mutex::new(Graph::default()),
         queue: tx,
         watched: Mutex::new(HashSet::new()),
+        kinds: Mutex::new(HashMap::new()),
         tasks: Mutex::new(Vec::new()),
     });
     let _stop = StopTasks(collector.clone());
@@ -173,6 +180,10 @@ impl Collector {
         if !self.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
             return;
         }
+        self.kinds.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            (resource.group.clone(), resource.kind.clone()),
+            (resource.clone(), namespaced),
+        );
         let api: Api<DynamicObject> = Api::all_with(self.clusters.cluster(cluster), &resource);
         let this = self.clone();
         let cluster = cluster.to_string();
@@ -279,14 +290,9 @@ impl Collector {
 
     async fn process(&self, key: &Uid) -> Result<(), kube::Error> {
         enum Step {
-            Delete(Api<DynamicObject>, String),
+            Delete(Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>),
             DropOwners(Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>),
-            Orphan(
-                Vec<(Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>)>,
-                Api<DynamicObject>,
-                String,
-                Vec<String>,
-            ),
+            Orphan(Vec<OwnerUpdate>, Api<DynamicObject>, String, Vec<String>),
             Foreground(
                 Vec<(Api<DynamicObject>, String)>,
                 Api<DynamicObject>,
@@ -351,7 +357,7 @@ impl Collector {
                 }
                 let live: Vec<_> = node.owners.iter().filter(|o| present(o)).cloned().collect();
                 if live.is_empty() {
-                    Step::Delete(api, node.name.clone())
+                    Step::Delete(api, node.name.clone(), node.owners.clone(), node.namespace.clone())
                 } else if live.len() < node.owners.len() {
                     Step::DropOwners(api, node.name.clone(), live, node.resource_version.clone())
                 } else {
@@ -362,7 +368,16 @@ impl Collector {
             }
         };
         match step {
-            Step::Delete(api, name) => ignore_gone(api.delete(&name, &DeleteParams::background()).await),
+            Step::Delete(api, name, owners, namespace) => {
+                // Watches of different kinds deliver at different times: an owner created
+                // just before its dependent may not be in the graph yet. Ask the API.
+                for owner in &owners {
+                    if self.owner_exists(&key.0, namespace.as_deref(), owner).await? {
+                        return Ok(());
+                    }
+                }
+                ignore_gone(api.delete(&name, &DeleteParams::background()).await)
+            }
             Step::DropOwners(api, name, live, rv) => {
                 let patch = json!({"metadata": {"ownerReferences": live, "resourceVersion": rv}});
                 ignore_gone(api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await)
@@ -389,6 +404,46 @@ impl Collector {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Whether `owner` exists (with its uid) in `cluster`, asked of the API directly.
+    async fn owner_exists(
+        &self,
+        cluster: &str,
+        namespace: Option<&str>,
+        owner: &OwnerReference,
+    ) -> Result<bool, kube::Error> {
+        let group = owner
+            .api_version
+            .rsplit_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or("")
+            .to_string();
+        let known = self
+            .kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(group, owner.kind.clone()))
+            .cloned();
+        let Some((resource, namespaced)) = known else {
+            // Not a kind we know: never delete on its account.
+            return Ok(true);
+        };
+        let mut resource = resource;
+        // Exported resources are watched as `<plural>:<identity>`; a workspace names them plainly.
+        if let Some((plural, _)) = resource.plural.split_once(':') {
+            resource.plural = plural.to_string();
+        }
+        let client = self.clusters.cluster(cluster);
+        let api: Api<DynamicObject> = match (namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(client, ns, &resource),
+            _ => Api::all_with(client, &resource),
+        };
+        match api.get_opt(&owner.name).await {
+            Ok(found) => Ok(found.is_some_and(|o| o.uid().as_deref() == Some(owner.uid.as_str()))),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

@@ -172,6 +172,9 @@ impl ResourceKind {
 /// (logical cluster, CRD name)
 type CrdKey = (String, String);
 
+/// A decoded value and the object revision it was decoded from.
+type Memo<T> = (u64, T);
+
 /// Resolves (cluster, group, version, resource) to a kind: built-ins first, then CRDs.
 pub struct Catalog {
     builtins: Vec<Arc<ResourceKind>>,
@@ -180,7 +183,7 @@ pub struct Catalog {
     crds: Mutex<HashMap<CrdKey, (u64, Arc<crd::CrdKinds>)>>,
     /// Kinds decoded from APIResourceSchemas keyed by (schema key, identity), valid for one
     /// schema revision.
-    schemas: Mutex<HashMap<CrdKey, (u64, Vec<Arc<ResourceKind>>)>>,
+    schemas: Mutex<HashMap<CrdKey, Memo<Vec<Arc<ResourceKind>>>>>,
 }
 
 impl Catalog {

@@ -32,6 +32,7 @@ pub struct SpawnOptions<'a> {
     pub binary: &'a Path,
     pub all_in_one: bool,
     pub log_level: &'a str,
+    pub extra_args: &'a [String],
     pub keep_dir: bool,
 }
 
@@ -79,6 +80,7 @@ impl HubProcess {
         if opts.all_in_one {
             cmd.arg("--all-in-one");
         }
+        cmd.args(opts.extra_args);
 
         let spawned = Instant::now();
         let mut child = cmd

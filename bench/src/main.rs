@@ -61,6 +61,9 @@ struct Args {
     /// Run the hub without --all-in-one (no controllers).
     #[arg(long)]
     without_controllers: bool,
+    /// Extra argument for `hub-api start` (repeatable), e.g. `--hub-arg=--watch-cache-events=10000`.
+    #[arg(long = "hub-arg", allow_hyphen_values = true)]
+    hub_args: Vec<String>,
     /// RUST_LOG for the hub; its output goes to hub.log in the data directory.
     #[arg(long, default_value = "warn")]
     hub_log_level: String,
@@ -120,6 +123,7 @@ struct Report {
     commit: Option<String>,
     hub_binary: PathBuf,
     all_in_one: bool,
+    hub_args: Vec<String>,
     list_size: usize,
     args: String,
     startups: Vec<Startup>,
@@ -179,6 +183,7 @@ async fn main() -> anyhow::Result<()> {
         binary: &hub_binary,
         all_in_one: !args.without_controllers,
         log_level: &args.hub_log_level,
+        extra_args: &args.hub_args,
         keep_dir: args.keep_data,
     };
 
@@ -256,6 +261,7 @@ async fn main() -> anyhow::Result<()> {
         commit: machine::git_commit(&workspace_dir()),
         hub_binary,
         all_in_one: !args.without_controllers,
+        hub_args: args.hub_args.clone(),
         list_size: args.list_size,
         args: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         startups,
@@ -424,9 +430,14 @@ fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "| hub | `{}`{}{} |",
+        "| hub | `{}`{}{}{} |",
         r.hub_binary.display(),
         if r.all_in_one { " `--all-in-one`" } else { "" },
+        if r.hub_args.is_empty() {
+            String::new()
+        } else {
+            format!(" `{}`", r.hub_args.join(" "))
+        },
         r.commit.as_deref().map(|c| format!(" at `{c}`")).unwrap_or_default()
     );
     let _ = writeln!(

@@ -107,11 +107,13 @@ const OBJECT_META_LISTS: &[(&str, ListStrategy)] = &[
 /// common to every built-in kind are always included; kind-specific entries
 /// take precedence over them.
 ///
-/// ```ignore
+/// ```
+/// use hub_api::apiserver::strategic_merge::{ListStrategy, StaticPatchMeta};
 /// static DEPLOYMENT: StaticPatchMeta = StaticPatchMeta::with_kind(
 ///     &[("spec.template.spec.containers", ListStrategy::Merge { key: Some("name") })],
 ///     &["spec.strategy"],
 /// );
+/// # let _ = DEPLOYMENT;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StaticPatchMeta {

@@ -31,6 +31,10 @@ impl SqliteBackend {
     /// Opens (creating if needed) the database at `path` and starts its writer thread.
     pub fn open(path: &Path) -> Result<SqliteBackend, StorageError> {
         let conn = Connection::open(path).map_err(unavailable)?;
+        // A previous writer of the same file (a hub that is still shutting down) may hold a
+        // lock for its final checkpoint: wait for it instead of failing.
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(unavailable)?;
         // auto_vacuum must be chosen before the first table exists; it lets compaction
         // hand freed pages back to the file system.
         conn.execute_batch(

@@ -258,12 +258,10 @@ impl Strategy for ImmutableSpec {
 struct APIExportStrategy;
 
 impl Strategy for APIExportStrategy {
-    fn prepare_for_create(&self, obj: &mut Value, env: &WriteEnv) {
-        let name = object::name(obj).to_string();
-        obj["status"] = json!({
-            "identityHash": random_id(32),
-            "virtualWorkspaces": [{"url": format!("{}/services/apiexport/{}/{name}", env.external_url, env.cluster)}],
-        });
+    fn prepare_for_create(&self, obj: &mut Value, _env: &WriteEnv) {
+        // Bound objects are stored under this identity. No per-export virtual workspace URL
+        // is published: the export's resources are reached through the `/clusters/*` view.
+        obj["status"] = json!({"identityHash": random_id(32)});
     }
 
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {

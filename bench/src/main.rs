@@ -54,6 +54,10 @@ struct Args {
     /// Unmeasured writes after the probe write.
     #[arg(long, default_value_t = 5)]
     watch_warmup: usize,
+    /// Keep this many watches open on an otherwise unused namespace during the CRUD phases
+    /// (over HTTP/2, spread like --watch-connections): what unrelated watches cost.
+    #[arg(long, default_value_t = 0)]
+    idle_watchers: usize,
     /// Watch transports to measure: h2 (raw streams multiplexed on HTTP/2 connections) and
     /// kube (kube-rs Api::watch, HTTP/1.1).
     #[arg(long, value_delimiter = ',', default_value = "h2,kube")]
@@ -109,6 +113,7 @@ impl std::str::FromStr for LevelSpec {
 const NS: &str = "bench";
 const LIST_NS: &str = "bench-list";
 const WATCH_NS: &str = "bench-watch";
+const IDLE_NS: &str = "bench-idle";
 
 struct MemoryPoint {
     when: &'static str,
@@ -290,7 +295,11 @@ async fn drive(
     admin: &kube::Client,
 ) -> anyhow::Result<(Vec<PhaseResult>, Vec<WatchResult>)> {
     let namespaces: Api<Namespace> = Api::all(admin.clone());
-    for name in [NS, LIST_NS, WATCH_NS] {
+    let mut names = vec![NS, LIST_NS, WATCH_NS];
+    if args.idle_watchers > 0 {
+        names.push(IDLE_NS);
+    }
+    for name in names {
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
@@ -302,6 +311,32 @@ async fn drive(
     }
     progress(format!("creating {} ConfigMaps to list", args.list_size));
     crud::populate(admin, LIST_NS, "item", args.list_size, 16, args.value_bytes).await?;
+
+    let idle = if args.idle_watchers > 0 {
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(admin.clone(), IDLE_NS);
+        let from = api
+            .list(&kube::api::ListParams::default().limit(1))
+            .await?
+            .metadata
+            .resource_version
+            .unwrap_or_default();
+        progress(format!(
+            "opening {} idle watches on {IDLE_NS} for the CRUD phases",
+            args.idle_watchers
+        ));
+        Some(
+            watch::IdleWatches::open(
+                &hub.kubeconfig(),
+                IDLE_NS,
+                &from,
+                args.idle_watchers,
+                args.watch_connections,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
 
     let mut phases = Vec::new();
     for level in &args.levels {
@@ -348,6 +383,11 @@ async fn drive(
             }
             phases.push(phase);
         }
+    }
+
+    if let Some(idle) = idle {
+        let bytes = idle.close().await;
+        progress(format!("idle watches closed; they received {bytes} bytes"));
     }
 
     let mut watches = Vec::new();

@@ -435,3 +435,91 @@ async fn kube_watcher(
     }
     log
 }
+
+/// Watches that stay open on a namespace nobody writes to, while other phases run: what
+/// unrelated watches cost the hub's write and read paths.
+pub struct IdleWatches {
+    stop: watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<usize>>,
+}
+
+impl IdleWatches {
+    pub async fn open(
+        kubeconfig: &std::path::Path,
+        namespace: &str,
+        from: &str,
+        watchers: usize,
+        connections: usize,
+    ) -> anyhow::Result<IdleWatches> {
+        let target = h2::Target::from_kubeconfig(kubeconfig)?;
+        let uri = format!(
+            "https://{}/api/v1/namespaces/{namespace}/configmaps?watch=true&resourceVersion={from}",
+            target.authority()
+        );
+        let (stop, stop_rx) = watch::channel(false);
+        let mut handles = Vec::with_capacity(watchers);
+        let (ready_tx, mut ready_rx) = mpsc::channel::<Result<(), String>>(watchers.max(1));
+        for n in crate::crud::split(watchers, connections.max(1)) {
+            let send = target.connect().await?;
+            for _ in 0..n {
+                let mut send = send.clone();
+                let uri = uri.clone();
+                let ready = ready_tx.clone();
+                let mut stop = stop_rx.clone();
+                handles.push(tokio::spawn(async move {
+                    let started = async {
+                        send.ready().await.map_err(|e| e.to_string())?;
+                        let request = http::Request::get(uri.as_str())
+                            .body(Empty::new())
+                            .map_err(|e| e.to_string())?;
+                        let response = send.send_request(request).await.map_err(|e| e.to_string())?;
+                        if !response.status().is_success() {
+                            return Err(format!("watch answered {}", response.status()));
+                        }
+                        Ok(response.into_body())
+                    }
+                    .await;
+                    let mut body = match started {
+                        Ok(body) => {
+                            let _ = ready.send(Ok(())).await;
+                            body
+                        }
+                        Err(e) => {
+                            let _ = ready.send(Err(e)).await;
+                            return 0;
+                        }
+                    };
+                    let mut bytes = 0;
+                    loop {
+                        tokio::select! {
+                            _ = stop.changed() => break,
+                            frame = body.frame() => match frame {
+                                Some(Ok(frame)) => bytes += frame.data_ref().map_or(0, |d| d.len()),
+                                _ => break,
+                            },
+                        }
+                    }
+                    bytes
+                }));
+            }
+        }
+        for _ in 0..watchers {
+            match tokio::time::timeout(Duration::from_secs(120), ready_rx.recv()).await {
+                Ok(Some(Ok(()))) => {}
+                Ok(Some(Err(e))) => anyhow::bail!("an idle watch failed to start: {e}"),
+                _ => anyhow::bail!("the idle watches did not all start within 120 s"),
+            }
+        }
+        Ok(IdleWatches { stop, handles })
+    }
+
+    /// Closes the watches; returns how many bytes they received in all (expected: none).
+    pub async fn close(self) -> usize {
+        let _ = self.stop.send(true);
+        let mut total = 0;
+        for h in self.handles {
+            total += h.await.unwrap_or(0);
+        }
+        total
+    }
+}

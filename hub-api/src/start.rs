@@ -173,10 +173,13 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
 
     wait_for_signal().await;
     tracing::info!("shutting down");
-    let _ = shutdown_tx.send(true);
+    // Controllers go first: stopped after the listener, they would spend their last moments
+    // failing to reconnect to it.
     if let Some(controllers) = controllers {
         controllers.abort();
+        let _ = controllers.await;
     }
+    let _ = shutdown_tx.send(true);
     compactor.abort();
     let _ = server.await;
     drop(hub);

@@ -66,10 +66,9 @@ pub async fn run_all(config: kube::Config, mut shutdown: watch::Receiver<bool>) 
         tokio::spawn(agent_lifecycle::run(clusters.clone())),
         tokio::spawn(token::run(clusters.clone())),
     ];
+    // Aborted on shutdown, and also when this task itself is aborted.
+    let _tasks: Vec<_> = tasks.into_iter().map(runtime::AbortOnDrop).collect();
     crate::stopped(&mut shutdown).await;
-    for task in tasks {
-        task.abort();
-    }
 }
 
 /// Retries a fallible async step forever with capped exponential backoff; used for the

@@ -24,10 +24,16 @@ pub const EDGE_EXPORT: &str = "edge.faros.sh";
 
 /// Sends one request through the hub's own router as the hub itself.
 async fn call(hub: &Arc<Hub>, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<(StatusCode, Value)> {
+    // Bootstrap creates with POST and reconciles existing objects with merge patches.
+    let content_type = if method == Method::PATCH {
+        "application/merge-patch+json"
+    } else {
+        "application/json"
+    };
     let mut request = Request::builder()
         .method(method)
         .uri(path)
-        .header(http::header::CONTENT_TYPE, "application/json");
+        .header(http::header::CONTENT_TYPE, content_type);
     if let Some(ext) = request.extensions_mut() {
         ext.insert(PeerIdentity(Some((
             "system:faros-bootstrap".into(),
@@ -67,25 +73,13 @@ async fn ensure_spec(hub: &Arc<Hub>, collection: &str, object: Value) -> anyhow:
         StatusCode::CREATED => Ok(()),
         StatusCode::CONFLICT => {
             let name = object["metadata"]["name"].as_str().unwrap_or_default();
-            let patch = json!({"spec": object["spec"]});
             let uri = format!("{collection}/{name}");
-            let mut request = Request::builder()
-                .method(Method::PATCH)
-                .uri(&uri)
-                .header(http::header::CONTENT_TYPE, "application/merge-patch+json");
-            if let Some(ext) = request.extensions_mut() {
-                ext.insert(PeerIdentity(Some((
-                    "system:faros-bootstrap".into(),
-                    vec!["system:masters".into()],
-                ))));
-            }
-            let response = crate::apiserver::router(hub.clone())
-                .oneshot(request.body(Body::from(serde_json::to_vec(&patch)?))?)
-                .await?;
-            if response.status().is_success() {
+            let patch = json!({"spec": object["spec"]});
+            let (status, body) = call(hub, Method::PATCH, &uri, Some(&patch)).await?;
+            if status.is_success() {
                 Ok(())
             } else {
-                anyhow::bail!("bootstrap: updating {uri} failed ({})", response.status())
+                anyhow::bail!("bootstrap: updating {uri} failed ({status}): {}", body["message"])
             }
         }
         other => anyhow::bail!(

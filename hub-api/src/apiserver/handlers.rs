@@ -2,7 +2,6 @@
 //! for every kind. Kind-specific behaviour comes only from the kind's data and strategy.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -928,15 +927,4 @@ async fn delete_collection(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
         "items": deleted,
     });
     Ok(response::json(StatusCode::OK, &body))
-}
-
-/// Waits briefly for the cache (used by handlers that must observe a revision).
-pub async fn wait_for_revision(ctx: &Ctx, revision: u64) -> ApiResult<()> {
-    if ctx.hub.cache.wait_for(revision, Duration::from_secs(3)).await {
-        Ok(())
-    } else {
-        let mut err = ApiError::new(Reason::Timeout, format!("Too large resource version: {revision}"));
-        err.retry_after = Some(1);
-        Err(err)
-    }
 }

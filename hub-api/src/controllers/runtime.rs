@@ -21,7 +21,7 @@ use kube::api::Api;
 use kube::client::Body;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
@@ -272,9 +272,4 @@ impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// The object's name, for logs and requests.
-pub fn name_of<K: Resource>(object: &K) -> String {
-    object.name_any()
 }

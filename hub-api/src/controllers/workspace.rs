@@ -85,7 +85,7 @@ async fn reconcile(ws: Arc<Workspace>, parent: Client, clusters: Clusters) -> Re
     if phase == "Ready" {
         return Ok(Next::Done);
     }
-    ensure_logical_cluster(&child, &ws, &parent_cluster(&ws), &path).await?;
+    ensure_logical_cluster(&child, &ws, &cluster_of(&*ws), &path).await?;
     if phase != "Initializing" {
         set_status(
             &workspaces,
@@ -182,10 +182,6 @@ async fn reconcile(ws: Arc<Workspace>, parent: Client, clusters: Clusters) -> Re
         .patch_status(LOGICAL_CLUSTER_NAME, &PatchParams::default(), &Patch::Merge(status))
         .await?;
     Ok(Next::Done)
-}
-
-fn parent_cluster(ws: &Workspace) -> String {
-    cluster_of(ws)
 }
 
 async fn set_status(

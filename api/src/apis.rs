@@ -85,6 +85,35 @@ pub struct PermissionClaim {
     pub state: String,
 }
 
+impl PermissionClaim {
+    /// Whether both claims name the same resource (state aside).
+    pub fn same_resource(&self, other: &PermissionClaim) -> bool {
+        self.group == other.group && self.resource == other.resource && self.identity_hash == other.identity_hash
+    }
+
+    pub fn is_accepted(&self) -> bool {
+        self.state == CLAIM_ACCEPTED
+    }
+}
+
+/// A binding's answer to a claim: the export's owner may act on the resource.
+pub const CLAIM_ACCEPTED: &str = "Accepted";
+/// A binding's answer to a claim: the export's owner may not.
+pub const CLAIM_REJECTED: &str = "Rejected";
+
+/// The claims in force in a binding workspace: those the export makes that the binding's
+/// spec accepts. A claim the export no longer makes is not in force, even if accepted.
+pub fn applied_claims(exported: &[PermissionClaim], binding_spec: &[PermissionClaim]) -> Vec<PermissionClaim> {
+    exported
+        .iter()
+        .filter(|claim| binding_spec.iter().any(|a| a.is_accepted() && a.same_resource(claim)))
+        .map(|claim| PermissionClaim {
+            state: CLAIM_ACCEPTED.into(),
+            ..claim.clone()
+        })
+        .collect()
+}
+
 /// Offers resources to other workspaces.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -184,6 +213,10 @@ pub struct APIBindingStatus {
     /// The claims the export makes, as recorded when binding.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub export_permission_claims: Vec<PermissionClaim>,
+    /// The claims in force: made by the export and accepted in this binding's spec. The
+    /// export's owner may act on exactly these resources here (besides the bound ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied_permission_claims: Vec<PermissionClaim>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -107,7 +107,15 @@ impl Hub {
                 _ => panic!("the hub exited before serving"),
             }
         };
-        std::thread::spawn(move || for _ in lines {});
+        // With HUB_LOG set, the hub's log is shown with the test's output.
+        let echo = std::env::var_os("HUB_LOG").is_some();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if echo {
+                    eprintln!("hub: {line}");
+                }
+            }
+        });
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("https://"))

@@ -21,6 +21,8 @@ pub const SYSTEM_CLUSTER: &str = "faros-system";
 pub const SYSTEM_PATH: &str = "root:faros-system";
 /// The APIExport of the edge API.
 pub const EDGE_EXPORT: &str = "edge.faros.sh";
+/// The ClusterRole (and its binding) in the system workspace letting users bind the edge API.
+const EDGE_BINDER: &str = "faros:edge-api-binder";
 
 /// Sends one request through the hub's own router as the hub itself.
 async fn call(hub: &Arc<Hub>, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<(StatusCode, Value)> {
@@ -185,6 +187,28 @@ async fn export_edge_api(hub: &Arc<Hub>) -> anyhow::Result<()> {
                     {"group": "coordination.k8s.io", "resource": "leases"},
                 ],
             },
+        }),
+    )
+    .await?;
+    // Every signed-in user may bind the edge API into a workspace they manage.
+    ensure(
+        hub,
+        &format!("{base}/apis/rbac.authorization.k8s.io/v1/clusterroles"),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": EDGE_BINDER},
+            "rules": [{"apiGroups": ["apis.kcp.io"], "resources": ["apiexports"], "resourceNames": [EDGE_EXPORT], "verbs": ["bind"]}],
+        }),
+    )
+    .await?;
+    ensure(
+        hub,
+        &format!("{base}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": EDGE_BINDER},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": EDGE_BINDER},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": crate::auth::AUTHENTICATED}],
         }),
     )
     .await

@@ -35,6 +35,51 @@ pub struct Ctx {
     pub user: User,
     pub headers: HeaderMap,
     pub representation: Representation,
+    pub scope: Scope,
+}
+
+/// Under whose authority a request acts in its cluster.
+pub enum Scope {
+    /// The requester's own RBAC in the cluster (checked before the handlers run).
+    Direct,
+    /// An APIExport owner's, through the export's view.
+    Export(Arc<ViewAccess>),
+}
+
+/// What the export's owner may reach with one request through the export's view.
+pub struct ViewAccess {
+    pub view: Arc<crate::tenancy::export_view::ExportView>,
+    /// The claim granting the requested kind (None: one of the export's own resources).
+    pub claim: Option<faros_api::apis::PermissionClaim>,
+    /// What the owner holds in the (single) target cluster, as RBAC rules.
+    pub rules: Vec<crate::auth::rbac::Rule>,
+}
+
+impl Scope {
+    /// Across all clusters, the clusters whose objects the request may see (as of `revision`,
+    /// if given); None when not restricted. A claimed kind is seen only where the claim is
+    /// in force; an exported kind wherever it is stored under the export's identity.
+    pub fn visible_clusters(&self, cache: &crate::storage::cache::Cache, revision: Option<u64>) -> Option<ClusterSet> {
+        match self {
+            Scope::Export(access) => access.claim.as_ref().map(|claim| ClusterSet {
+                clusters: access.view.clusters_with_claim(cache, claim, revision),
+            }),
+            Scope::Direct => None,
+        }
+    }
+}
+
+/// Logical clusters a cross-cluster list or watch is restricted to.
+pub struct ClusterSet {
+    pub clusters: std::collections::HashSet<String>,
+}
+
+impl ClusterSet {
+    /// Whether the object at `key` (under the cross-cluster `prefix`) is in the set.
+    pub fn admits(&self, key: &str, prefix: &str) -> bool {
+        self.clusters
+            .contains(crate::tenancy::export_view::cluster_of_key(key, prefix))
+    }
 }
 
 /// How many times a patch or delete re-reads and retries after losing a write race.
@@ -101,9 +146,22 @@ pub struct Filter {
     fields: FieldSelector,
     kind: Arc<ResourceKind>,
     field_paths: Vec<(String, super::jsonpath::JsonPath)>,
+    /// A namespace the key prefix does not already pin (the `*` view keys start with the
+    /// logical cluster, so its namespace is checked per object).
+    namespace: Option<String>,
 }
 
 impl Filter {
+    /// The filter of a list or watch request: its selectors, and its namespace when the
+    /// request spans every logical cluster.
+    pub fn for_request(ctx: &Ctx) -> ApiResult<Filter> {
+        let mut filter = Filter::new(&ctx.kind, &ctx.query)?;
+        if ctx.cluster == "*" {
+            filter.namespace = ctx.req.namespace.clone();
+        }
+        Ok(filter)
+    }
+
     pub fn new(kind: &Arc<ResourceKind>, query: &Query) -> ApiResult<Filter> {
         let labels = match &query.label_selector {
             Some(s) => LabelSelector::parse(s)
@@ -137,11 +195,12 @@ impl Filter {
             fields,
             kind: kind.clone(),
             field_paths,
+            namespace: None,
         })
     }
 
     pub fn is_everything(&self) -> bool {
-        self.labels.is_empty() && self.fields.is_empty()
+        self.labels.is_empty() && self.fields.is_empty() && self.namespace.is_none()
     }
 
     /// Exact `metadata.name=` pin, which turns a list into a point lookup.
@@ -150,6 +209,11 @@ impl Filter {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
+        if let Some(ns) = &self.namespace
+            && object::namespace(obj) != ns
+        {
+            return false;
+        }
         let labels = obj["metadata"]["labels"].as_object();
         if !self.labels.matches(labels) {
             return false;
@@ -194,7 +258,7 @@ fn decode_continue(token: &str, prefix: &str) -> ApiResult<(u64, String)> {
 }
 
 fn list(ctx: &Ctx) -> ApiResult<Response> {
-    let filter = Filter::new(&ctx.kind, &ctx.query)?;
+    let filter = Filter::for_request(ctx)?;
     let prefix = object::collection_prefix(&ctx.kind, Some(&ctx.cluster), ctx.req.namespace.as_deref());
     check_list_revision(ctx)?;
     let (snapshot, start_after) = match &ctx.query.continue_token {
@@ -208,16 +272,21 @@ fn list(ctx: &Ctx) -> ApiResult<Response> {
         },
     };
     let limit = ctx.query.limit;
+    let visible = match ctx.cluster.as_str() {
+        "*" => ctx.scope.visible_clusters(&ctx.hub.cache, snapshot),
+        _ => None,
+    };
+    let admits = |o: &Object| visible.as_ref().is_none_or(|v| v.admits(&o.key, &prefix)) && filter.matches(&o.value);
     let (items, revision, more) = match filter
         .exact_name()
-        .filter(|_| ctx.req.namespace.is_some() || !ctx.kind.namespaced)
+        .filter(|_| ctx.cluster != "*" && (ctx.req.namespace.is_some() || !ctx.kind.namespaced))
     {
         Some(name) => {
             let items: Vec<Arc<Object>> = ctx
                 .hub
                 .cache
                 .get(&format!("{prefix}{name}"))
-                .filter(|o| filter.matches(&o.value))
+                .filter(|o| admits(o))
                 .into_iter()
                 .collect();
             (items, ctx.hub.cache.revision(), false)
@@ -227,17 +296,14 @@ fn list(ctx: &Ctx) -> ApiResult<Response> {
             Some(rv) => ctx
                 .hub
                 .cache
-                .list_at(&prefix, start_after.as_deref(), limit, rv, |o| filter.matches(&o.value))
+                .list_at(&prefix, start_after.as_deref(), limit, rv, admits)
                 .map_err(|_| {
                     ApiError::expired(
                         "The provided continue parameter is too old to display a consistent list result. \
                          You can start a new list without the continue parameter.",
                     )
                 })?,
-            None => ctx
-                .hub
-                .cache
-                .list(&prefix, start_after.as_deref(), limit, |o| filter.matches(&o.value)),
+            None => ctx.hub.cache.list(&prefix, start_after.as_deref(), limit, admits),
         },
     };
     let mut list_meta = Map::new();
@@ -412,6 +478,7 @@ fn admit(ctx: &Ctx, obj: &mut Value, old: Option<&Value>) -> ApiResult<Vec<Strin
     }
     // RBAC writes may not grant what the requester does not hold.
     crate::auth::admission::check(ctx, obj, old)?;
+    crate::auth::admission::check_binding(ctx, obj, old)?;
     Ok(warnings)
 }
 

@@ -31,9 +31,11 @@ use tokio::sync::watch as signal;
 
 use crate::auth::{Authenticator, Outcome, User};
 use crate::error::{ApiError, ApiResult};
-use crate::registry::Catalog;
+use crate::registry::{Catalog, ResourceKind};
 use crate::storage::cache::Cache;
 use crate::tenancy;
+use crate::tenancy::export_view::ExportView;
+use faros_api::apis::PermissionClaim;
 use request::{ClusterTarget, Target};
 
 /// Shared state of a running hub.
@@ -145,6 +147,20 @@ fn resolve_cluster(hub: &Hub, user: &User, target: &ClusterTarget) -> ApiResult<
     }
 }
 
+/// A request that passed the workspace gate: where it goes and as whom.
+struct Entered {
+    cluster: tenancy::LogicalClusterRef,
+    user: User,
+    /// Set when the request goes through an APIExport's view.
+    view: Option<EnteredView>,
+}
+
+struct EnteredView {
+    view: Arc<ExportView>,
+    /// The claims in force in the cluster (None for the `*` view).
+    applied: Option<Vec<PermissionClaim>>,
+}
+
 async fn route(
     hub: Arc<Hub>,
     user: User,
@@ -158,29 +174,29 @@ async fn route(
         // RBAC changes acknowledged before this request arrived are in force for it.
         hub.authorizer.sync().await;
     }
-    let cluster = resolve_cluster(&hub, &user, &info.cluster)?;
-    let user = if crate::auth::impersonation::requested(&parts.headers) {
-        if cluster.name == "*" {
-            return Err(ApiError::forbidden("workspace access not permitted"));
+    let entered = match &info.view {
+        None => enter_workspace(&hub, user, &info.cluster, &parts.headers, record)?,
+        Some(view) => {
+            if crate::auth::impersonation::requested(&parts.headers) {
+                return Err(ApiError::forbidden(
+                    "impersonation is not supported through an APIExport view",
+                ));
+            }
+            let verb = match &info.target {
+                Target::Resource(r) => r.verb.to_string(),
+                Target::NonResource(_) => crate::auth::rbac::non_resource_verb(&parts.method),
+            };
+            enter_view(&hub, user, view, &info.cluster, &verb)?
         }
-        let effective =
-            crate::auth::impersonation::apply(&hub.authorizer, user.clone(), &cluster.name, &parts.headers)?;
-        if !hub.authorizer.may_enter(&effective, &cluster.name) {
-            return Err(ApiError::forbidden("workspace access not permitted"));
-        }
-        record.impersonator = Some(user);
-        record.user = Some(effective.clone());
-        effective
-    } else {
-        user
     };
+    let Entered { cluster, user, view } = entered;
     record.workspace = cluster.path.clone();
     record.cluster = cluster.name.clone();
     let resource = match info.target {
         Target::NonResource(path) => {
             let verb = crate::auth::rbac::non_resource_verb(&parts.method);
             record.verb = verb.clone();
-            if cluster.name != "*" {
+            if cluster.name != "*" && view.is_none() {
                 hub.authorizer.check(
                     &user,
                     &cluster.name,
@@ -193,10 +209,12 @@ async fn route(
                     parts.method
                 )));
             }
-            if cluster.name == "*" {
-                return Err(ApiError::no_such_resource());
-            }
-            return non_resource(&hub, &cluster.name, &info.base, &path, &parts.headers);
+            let kinds = match &view {
+                Some(entered) => entered.view.kinds(),
+                None if cluster.name == "*" => return Err(ApiError::no_such_resource()),
+                None => hub.catalog.all_kinds(&cluster.name),
+            };
+            return non_resource(&hub, &kinds, &info.base, &path, &parts.headers);
         }
         Target::Resource(r) => r,
     };
@@ -208,35 +226,61 @@ async fn route(
     record.subresource = resource.subresource.clone().unwrap_or_default();
     record.namespace = resource.namespace.clone().unwrap_or_default();
     record.name = attributes.resource.as_ref().map(|r| r.name.clone()).unwrap_or_default();
-    // Authorized before the kind is looked up, as kube-apiserver does: without permission,
-    // a resource that does not exist looks the same as one that does.
-    if cluster.name != "*" {
-        hub.authorizer.check(&user, &cluster.name, &attributes)?;
+    if cluster.name == "*" && !matches!(resource.verb, "list" | "watch") {
+        return Err(ApiError::method_not_allowed(
+            "only list and watch are supported across all workspaces",
+        ));
     }
-    let kind = if cluster.name == "*" {
-        // The wildcard view serves list and watch of kinds that mean the same everywhere:
-        // built-in and system kinds, and resources exported under one identity.
-        if !matches!(resource.verb, "list" | "watch") {
-            return Err(ApiError::method_not_allowed(
-                "only list and watch are supported across all workspaces",
-            ));
+    let (kind, scope) = match view {
+        Some(entered) => {
+            let (kind, claim) = entered
+                .view
+                .lookup(&resource.group, &resource.version, &resource.resource)
+                .ok_or_else(ApiError::no_such_resource)?;
+            let rules = match (&entered.applied, &claim) {
+                (Some(applied), Some(claim)) if !applied.iter().any(|a| a.same_resource(claim)) => {
+                    return Err(ApiError::forbidden(format!(
+                        "this workspace has not accepted the permission claim of APIExport {:?} on {}",
+                        entered.view.name,
+                        group_resource(&kind.group, &kind.resource)
+                    )));
+                }
+                (Some(applied), _) => entered.view.rules(applied),
+                (None, _) => Vec::new(),
+            };
+            let scope = handlers::Scope::Export(Arc::new(handlers::ViewAccess {
+                view: entered.view,
+                claim,
+                rules,
+            }));
+            (kind, scope)
         }
-        hub.catalog
-            .lookup_wildcard(&resource.group, &resource.version, &resource.resource)
-    } else {
-        hub.catalog
-            .lookup(&cluster.name, &resource.group, &resource.version, &resource.resource)
-    }
-    .ok_or_else(ApiError::no_such_resource)?;
+        None => {
+            // Authorized before the kind is looked up, as kube-apiserver does: without
+            // permission, a resource that does not exist looks the same as one that does.
+            if cluster.name != "*" {
+                hub.authorizer.check(&user, &cluster.name, &attributes)?;
+            }
+            let kind = if cluster.name == "*" {
+                // The wildcard view serves kinds that mean the same everywhere: built-in and
+                // system kinds, and resources exported under one identity.
+                hub.catalog
+                    .lookup_wildcard(&resource.group, &resource.version, &resource.resource)
+            } else {
+                hub.catalog
+                    .lookup(&cluster.name, &resource.group, &resource.version, &resource.resource)
+            }
+            .ok_or_else(ApiError::no_such_resource)?;
+            (kind, handlers::Scope::Direct)
+        }
+    };
     if resource.namespace.is_some() && !kind.namespaced {
         return Err(ApiError::no_such_resource());
     }
-    match resource.subresource.as_deref() {
-        None => {}
-        Some("status") if kind.status_subresource && matches!(resource.verb, "get" | "update" | "patch") => {}
-        Some("finalize") if kind.builtin && kind.resource == "namespaces" && resource.verb == "update" => {}
-        Some("token") if kind.builtin && kind.resource == "serviceaccounts" && resource.verb == "create" => {}
-        Some(_) => return Err(ApiError::no_such_resource()),
+    if let Some(sub) = resource.subresource.as_deref()
+        && !kind.serves_subresource(sub, resource.verb)
+    {
+        return Err(ApiError::no_such_resource());
     }
     let representation = body::negotiate(&parts.headers)?;
     let ctx = handlers::Ctx {
@@ -249,20 +293,110 @@ async fn route(
         user,
         headers: parts.headers,
         representation,
+        scope,
     };
     // Reviews and TokenRequest are answered by auth, not stored.
-    if crate::auth::reviews::handles(&ctx) {
+    if matches!(ctx.scope, handlers::Scope::Direct) && crate::auth::reviews::handles(&ctx) {
         return Ok(crate::auth::reviews::serve(ctx, body).await);
     }
     Ok(handlers::serve(ctx, body).await)
 }
 
-fn non_resource(hub: &Hub, cluster: &str, base: &str, path: &str, headers: &http::HeaderMap) -> ApiResult<Response> {
+fn group_resource(group: &str, resource: &str) -> String {
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
+}
+
+/// The gate of an ordinary request: the workspace must exist and the user may enter it
+/// (after impersonation, if asked for).
+fn enter_workspace(
+    hub: &Hub,
+    user: User,
+    target: &ClusterTarget,
+    headers: &http::HeaderMap,
+    record: &mut crate::auth::audit::Record,
+) -> ApiResult<Entered> {
+    let cluster = resolve_cluster(hub, &user, target)?;
+    if !crate::auth::impersonation::requested(headers) {
+        return Ok(Entered {
+            cluster,
+            user,
+            view: None,
+        });
+    }
+    if cluster.name == "*" {
+        return Err(ApiError::forbidden("workspace access not permitted"));
+    }
+    let effective = crate::auth::impersonation::apply(&hub.authorizer, user.clone(), &cluster.name, headers)?;
+    if !hub.authorizer.may_enter(&effective, &cluster.name) {
+        return Err(ApiError::forbidden("workspace access not permitted"));
+    }
+    record.impersonator = Some(user);
+    record.user = Some(effective.clone());
+    Ok(Entered {
+        cluster,
+        user: effective,
+        view: None,
+    })
+}
+
+/// The gate of an APIExport view: the user needs `<verb>` on `apiexports/content` of the
+/// export in its workspace (as in kcp), and a single target cluster must bind the export.
+/// A missing export, a denied user and an unbound cluster answer alike.
+fn enter_view(
+    hub: &Hub,
+    user: User,
+    reference: &request::ExportViewRef,
+    target: &ClusterTarget,
+    verb: &str,
+) -> ApiResult<Entered> {
+    let denied = || ApiError::forbidden("workspace access not permitted");
+    let export_cluster = tenancy::resolve(&hub.cache, &reference.workspace).ok_or_else(denied)?;
+    let mut content =
+        crate::auth::rbac::Attributes::resource(verb, faros_api::apis::GROUP, "apiexports", "", &reference.export);
+    if let Some(resource) = content.resource.as_mut() {
+        resource.subresource = Some("content".into());
+    }
+    if !hub.authorizer.allows(&user, &export_cluster.name, &content) {
+        return Err(denied());
+    }
+    let view = Arc::new(ExportView::load(&hub.catalog, &export_cluster.name, &reference.export).ok_or_else(denied)?);
+    let (cluster, applied) = match target {
+        ClusterTarget::Wildcard => (
+            tenancy::LogicalClusterRef {
+                name: "*".into(),
+                path: "*".into(),
+            },
+            None,
+        ),
+        ClusterTarget::Path(path) => {
+            let cluster = tenancy::resolve(&hub.cache, path).ok_or_else(denied)?;
+            let applied = view.access_in(&hub.cache, &cluster.name).ok_or_else(denied)?;
+            (cluster, Some(applied))
+        }
+    };
+    Ok(Entered {
+        cluster,
+        user,
+        view: Some(EnteredView { view, applied }),
+    })
+}
+
+fn non_resource(
+    hub: &Hub,
+    kinds: &[Arc<ResourceKind>],
+    base: &str,
+    path: &str,
+    headers: &http::HeaderMap,
+) -> ApiResult<Response> {
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let kinds = || hub.catalog.all_kinds(cluster);
+    let kinds = || kinds;
     let found = |v: Option<serde_json::Value>| {
         v.map(|v| response::json(StatusCode::OK, &v))
             .ok_or_else(ApiError::no_such_resource)
@@ -278,7 +412,7 @@ fn non_resource(hub: &Hub, cluster: &str, base: &str, path: &str, headers: &http
         ["api"] | ["apis"] => {
             let legacy = parts[0] == "api";
             if let Some(version) = discovery::negotiate_aggregated(accept) {
-                let body = discovery::aggregated(&kinds(), legacy, version);
+                let body = discovery::aggregated(kinds(), legacy, version);
                 let mut response = response::json(StatusCode::OK, &body);
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -292,19 +426,19 @@ fn non_resource(hub: &Hub, cluster: &str, base: &str, path: &str, headers: &http
                     &discovery::api_versions(&hub.external_address),
                 ))
             } else {
-                Ok(response::json(StatusCode::OK, &discovery::api_group_list(&kinds())))
+                Ok(response::json(StatusCode::OK, &discovery::api_group_list(kinds())))
             }
         }
-        ["api", version] => found(discovery::api_resource_list(&kinds(), "", version)),
-        ["apis", group] => found(discovery::api_group(&kinds(), group)),
-        ["apis", group, version] => found(discovery::api_resource_list(&kinds(), group, version)),
+        ["api", version] => found(discovery::api_resource_list(kinds(), "", version)),
+        ["apis", group] => found(discovery::api_group(kinds(), group)),
+        ["apis", group, version] => found(discovery::api_resource_list(kinds(), group, version)),
         ["openapi", "v2"] => {
             let (content_type, body) = openapi::v2_stub(accept);
             Ok(response::bytes(StatusCode::OK, body, content_type))
         }
-        ["openapi", "v3"] => Ok(response::json(StatusCode::OK, &openapi::index(&kinds(), base))),
-        ["openapi", "v3", "api", version] => found(openapi::group_version(&kinds(), "", version)),
-        ["openapi", "v3", "apis", group, version] => found(openapi::group_version(&kinds(), group, version)),
+        ["openapi", "v3"] => Ok(response::json(StatusCode::OK, &openapi::index(kinds(), base))),
+        ["openapi", "v3", "api", version] => found(openapi::group_version(kinds(), "", version)),
+        ["openapi", "v3", "apis", group, version] => found(openapi::group_version(kinds(), group, version)),
         _ => Err(ApiError::no_such_resource()),
     }
 }

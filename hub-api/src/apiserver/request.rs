@@ -34,8 +34,18 @@ pub enum Target {
     Resource(ResourceRequest),
 }
 
+/// An APIExport's view: `/services/apiexport/<workspace>/<export>/clusters/<cluster>/...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportViewRef {
+    /// The export's workspace, by path or logical cluster name.
+    pub workspace: String,
+    pub export: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestInfo {
+    /// Set when the request goes through an APIExport's view.
+    pub view: Option<ExportViewRef>,
     pub cluster: ClusterTarget,
     /// The URL prefix that selected the cluster ("" or "/clusters/<path>").
     pub base: String,
@@ -45,8 +55,38 @@ pub struct RequestInfo {
 /// Longest workspace path we accept; deeper paths are refused before any lookup.
 const MAX_CLUSTER_PATH: usize = 1024;
 
-/// Splits the `/clusters/<path>` prefix off `path` and classifies the rest.
+/// Splits the export view and `/clusters/<path>` prefixes off `path` and classifies the rest.
 pub fn parse(method: &Method, path: &str, query_watch: bool) -> ApiResult<RequestInfo> {
+    let Some(after) = path.strip_prefix(crate::tenancy::export_view::PATH_PREFIX) else {
+        return parse_clusters(method, path, query_watch, None, "");
+    };
+    // `<workspace>/<export>/clusters/<cluster>/...`: a view is always entered per cluster.
+    let mut parts = after.splitn(3, '/');
+    let (Some(workspace), Some(export), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(ApiError::no_such_resource());
+    };
+    if workspace.is_empty() || workspace.len() > MAX_CLUSTER_PATH || export.is_empty() || export.len() > 253 {
+        return Err(ApiError::no_such_resource());
+    }
+    let rest = format!("/{rest}");
+    if !rest.starts_with("/clusters/") {
+        return Err(ApiError::no_such_resource());
+    }
+    let view = ExportViewRef {
+        workspace: workspace.to_string(),
+        export: export.to_string(),
+    };
+    let base = format!("{}{workspace}/{export}", crate::tenancy::export_view::PATH_PREFIX);
+    parse_clusters(method, &rest, query_watch, Some(view), &base)
+}
+
+fn parse_clusters(
+    method: &Method,
+    path: &str,
+    query_watch: bool,
+    view: Option<ExportViewRef>,
+    view_base: &str,
+) -> ApiResult<RequestInfo> {
     let (cluster, base, rest) = match path.strip_prefix("/clusters/") {
         Some(after) => {
             let (cluster, rest) = match after.find('/') {
@@ -62,12 +102,17 @@ pub fn parse(method: &Method, path: &str, query_watch: bool) -> ApiResult<Reques
             } else {
                 ClusterTarget::Path(cluster.to_string())
             };
-            (target, format!("/clusters/{cluster}"), rest)
+            (target, format!("{view_base}/clusters/{cluster}"), rest)
         }
         None => (ClusterTarget::Path("root".into()), String::new(), path),
     };
     let target = classify(method, rest, query_watch)?;
-    Ok(RequestInfo { cluster, base, target })
+    Ok(RequestInfo {
+        view,
+        cluster,
+        base,
+        target,
+    })
 }
 
 fn classify(method: &Method, path: &str, query_watch: bool) -> ApiResult<Target> {
@@ -180,6 +225,37 @@ mod tests {
         assert_eq!(info.cluster, ClusterTarget::Wildcard);
         let info = parse(&Method::GET, "/clusters/root/version", false).unwrap();
         assert_eq!(info.target, Target::NonResource("/version".into()));
+    }
+
+    #[test]
+    fn export_view_prefix_is_split_off() {
+        let info = parse(
+            &Method::GET,
+            "/services/apiexport/root:acme/widgets/clusters/*/apis/acme.io/v1/widgets",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            info.view,
+            Some(ExportViewRef {
+                workspace: "root:acme".into(),
+                export: "widgets".into()
+            })
+        );
+        assert_eq!(info.cluster, ClusterTarget::Wildcard);
+        assert_eq!(info.base, "/services/apiexport/root:acme/widgets/clusters/*");
+        let info = parse(&Method::GET, "/services/apiexport/root/e/clusters/abc/api", false).unwrap();
+        assert_eq!(info.cluster, ClusterTarget::Path("abc".into()));
+        assert_eq!(info.target, Target::NonResource("/api".into()));
+        for bad in [
+            "/services/apiexport/root/e",
+            "/services/apiexport/root/e/api/v1/configmaps",
+            "/services/apiexport//e/clusters/*/api",
+            "/services/apiexport/root/e/clusters/",
+        ] {
+            assert!(parse(&Method::GET, bad, false).is_err(), "{bad}");
+        }
+        assert!(parse(&Method::GET, "/clusters/root/api", false).unwrap().view.is_none());
     }
 
     #[test]

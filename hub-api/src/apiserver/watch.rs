@@ -14,13 +14,15 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::body::Representation;
-use super::handlers::{Ctx, Filter};
+use super::handlers::{ClusterSet, Ctx, Filter, Scope};
 use super::object;
 use super::query::ResourceVersionMatch;
 use super::table;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceKind;
 use crate::storage::cache::{EventKind, WatchEvent, WatchStartError, encode_event};
+use crate::tenancy::export_view::{BINDINGS_PREFIX, ExportView, cluster_of_key};
+use faros_api::apis::PermissionClaim;
 
 /// How often an idle watch that asked for bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
@@ -76,7 +78,7 @@ impl Encoder {
 }
 
 fn start(ctx: Ctx) -> ApiResult<Response> {
-    let filter = Filter::new(&ctx.kind, &ctx.query)?;
+    let filter = Filter::for_request(&ctx)?;
     let include = table::IncludeObject::parse(ctx.query.include_object.as_deref()).map_err(ApiError::bad_request)?;
     let prefix = object::collection_prefix(&ctx.kind, Some(&ctx.cluster), ctx.req.namespace.as_deref());
     let requested = ctx.query.revision()?;
@@ -111,6 +113,16 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
         None => requested.is_none(),
     };
     let cache = ctx.hub.cache.clone();
+    // A claimed kind seen across clusters through an export's view: only the clusters where
+    // the claim is in force, following the bindings as they change.
+    let mut visible = match ctx.cluster.as_str() {
+        "*" => ctx.scope.visible_clusters(&cache, None),
+        _ => None,
+    };
+    let claim = match &ctx.scope {
+        Scope::Export(access) => access.claim.clone().map(|c| (access.view.clone(), c)),
+        Scope::Direct => None,
+    };
     let (initial, start) = if send_initial {
         if let Some(rv) = requested
             && rv > cache.revision()
@@ -120,7 +132,9 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                 format!("Too large resource version: {rv}"),
             ));
         }
-        let (items, revision, _) = cache.list(&prefix, None, 0, |o| filter.matches(&o.value));
+        let (items, revision, _) = cache.list(&prefix, None, 0, |o| {
+            admits(o, &visible, &prefix) && filter.matches(&o.value)
+        });
         let start = match cache.watch(&prefix, Some(revision)) {
             Ok(start) => start,
             Err(e) => return Ok(expired_stream(e)),
@@ -167,6 +181,9 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
             return;
         }
         for event in &start.backlog {
+            if !admits(&event.object, &visible, &prefix) {
+                continue;
+            }
             if let Some(bytes) = render(&mut encoder, &filter, event)
                 && tx.send(bytes).await.is_err()
             {
@@ -191,7 +208,21 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                 }
                 received = live.recv() => match received {
                     Ok(event) => {
-                        if event.revision <= last_revision || !event.object.key.starts_with(prefix.as_str()) {
+                        if event.revision <= last_revision {
+                            continue;
+                        }
+                        if let (Some(set), Some((view, claim))) = (visible.as_mut(), &claim)
+                            && event.object.key.starts_with(BINDINGS_PREFIX)
+                        {
+                            last_revision = event.revision;
+                            for bytes in follow_binding(&cache, view, claim, set, &prefix, &event, &mut encoder, &filter) {
+                                if tx.send(bytes).await.is_err() {
+                                    return;
+                                }
+                            }
+                            continue;
+                        }
+                        if !event.object.key.starts_with(prefix.as_str()) || !admits(&event.object, &visible, &prefix) {
                             continue;
                         }
                         last_revision = event.revision;
@@ -246,6 +277,48 @@ fn too_old(e: WatchStartError) -> ApiError {
             ApiError::expired(format!("too old resource version: the oldest available is {oldest}"))
         }
     }
+}
+
+fn admits(object: &crate::storage::cache::Object, visible: &Option<ClusterSet>, prefix: &str) -> bool {
+    visible.as_ref().is_none_or(|v| v.admits(&object.key, prefix))
+}
+
+/// A binding changed in some cluster: when that turns a claim on or off there, the cluster's
+/// objects (as of the binding's revision) enter the watch as ADDED or leave it as DELETED,
+/// the way objects cross a selector.
+#[allow(clippy::too_many_arguments)]
+fn follow_binding(
+    cache: &crate::storage::cache::Cache,
+    view: &ExportView,
+    claim: &PermissionClaim,
+    visible: &mut ClusterSet,
+    prefix: &str,
+    event: &WatchEvent,
+    encoder: &mut Encoder,
+    filter: &Filter,
+) -> Vec<Bytes> {
+    let cluster = cluster_of_key(&event.object.key, BINDINGS_PREFIX).to_string();
+    let now = view.claim_in_force(cache, &cluster, claim, Some(event.revision));
+    if now == visible.clusters.contains(&cluster) {
+        return Vec::new();
+    }
+    let event_type = if now {
+        visible.clusters.insert(cluster.clone());
+        "ADDED"
+    } else {
+        visible.clusters.remove(&cluster);
+        "DELETED"
+    };
+    let cluster_prefix = format!("{prefix}{cluster}/");
+    let matching = |o: &crate::storage::cache::Object| filter.matches(&o.value);
+    let objects = match cache.list_at(&cluster_prefix, None, 0, event.revision, matching) {
+        Ok((objects, _, _)) => objects,
+        Err(_) => cache.list(&cluster_prefix, None, 0, matching).0,
+    };
+    objects
+        .iter()
+        .map(|o| encoder.event(event_type, &o.value, None))
+        .collect()
 }
 
 /// The line to send for one cache event, applying selector transitions: an object that

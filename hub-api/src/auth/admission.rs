@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use super::rbac::{self, Attributes, Rule};
-use crate::apiserver::handlers::Ctx;
+use crate::apiserver::handlers::{Ctx, Scope};
 use crate::error::ApiError;
 
 /// Checks an RBAC object about to be written; other kinds pass.
@@ -29,6 +29,12 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
     }
     let authorizer = &ctx.hub.authorizer;
     let cluster = &ctx.cluster;
+    // Through an export's view, the owner holds what the binding shares with it, and may
+    // grant no more than that: no `escalate` or `bind` shortcut.
+    let view_rules = match &ctx.scope {
+        Scope::Export(access) => Some(&access.rules),
+        Scope::Direct => None,
+    };
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     let namespace = if kind.namespaced {
         obj["metadata"]["namespace"].as_str().unwrap_or_default()
@@ -53,14 +59,18 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
     let requested: Vec<Rule> = match kind.resource.as_str() {
         "roles" | "clusterroles" => {
             let escalate = Attributes::resource("escalate", rbac::GROUP, &kind.resource, namespace, name);
-            if authorizer.allows(&ctx.user, cluster, &escalate) {
+            if view_rules.is_none() && authorizer.allows(&ctx.user, cluster, &escalate) {
                 return Ok(());
             }
             let aggregated = obj["aggregationRule"]["clusterRoleSelectors"]
                 .as_array()
                 .is_some_and(|s| !s.is_empty());
             if aggregated {
-                if rbac::uncovered(&authorizer.rules_for(&ctx.user, cluster, namespace), &full_authority()).is_empty() {
+                let owned = match view_rules {
+                    Some(rules) => rules.clone(),
+                    None => authorizer.rules_for(&ctx.user, cluster, namespace),
+                };
+                if rbac::uncovered(&owned, &full_authority()).is_empty() {
                     return Ok(());
                 }
                 return Err(rbac::forbidden_on(
@@ -78,7 +88,7 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
             let ref_name = role_ref["name"].as_str().unwrap_or_default();
             let resource = if ref_kind == "Role" { "roles" } else { "clusterroles" };
             let bind = Attributes::resource("bind", rbac::GROUP, resource, namespace, ref_name);
-            if authorizer.allows(&ctx.user, cluster, &bind) {
+            if view_rules.is_none() && authorizer.allows(&ctx.user, cluster, &bind) {
                 return Ok(());
             }
             match authorizer.role_ref_rules(cluster, role_ref, namespace) {
@@ -88,7 +98,10 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
         }
         _ => return Ok(()),
     };
-    let owned = authorizer.rules_for(&ctx.user, cluster, namespace);
+    let owned = match view_rules {
+        Some(rules) => rules.clone(),
+        None => authorizer.rules_for(&ctx.user, cluster, namespace),
+    };
     let missing = rbac::uncovered(&owned, &requested);
     if missing.is_empty() {
         return Ok(());
@@ -113,6 +126,41 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
             lines.join("\n")
         ),
     ))
+}
+
+/// Creating an APIBinding needs `bind` on the APIExport in the export's workspace (as in
+/// kcp): binding grants the export's owner a view into the workspace, and uses the export,
+/// so neither side is chosen by the other alone. A missing export and a refused one answer
+/// alike. `system:masters` is never checked.
+pub fn check_binding(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+    let kind = &ctx.kind;
+    if old.is_some() || ctx.user.is_master() || kind.group != faros_api::apis::GROUP || kind.resource != "apibindings" {
+        return Ok(());
+    }
+    let export = &obj["spec"]["reference"]["export"];
+    let name = export["name"].as_str().unwrap_or_default();
+    let path = export["path"].as_str().filter(|p| !p.is_empty());
+    let denied = || {
+        rbac::forbidden_on(
+            faros_api::apis::GROUP,
+            "apibindings",
+            obj["metadata"]["name"].as_str().unwrap_or_default(),
+            &format!(
+                "no permission to bind to APIExport {}:{name}",
+                path.unwrap_or(&ctx.cluster_path)
+            ),
+        )
+    };
+    let export_cluster = match path {
+        Some(path) => crate::tenancy::resolve(&ctx.hub.cache, path).ok_or_else(denied)?.name,
+        None => ctx.cluster.clone(),
+    };
+    let bind = Attributes::resource("bind", faros_api::apis::GROUP, "apiexports", "", name);
+    if ctx.hub.authorizer.allows(&ctx.user, &export_cluster, &bind) {
+        Ok(())
+    } else {
+        Err(denied())
+    }
 }
 
 /// Whether `new` differs from `old` only in owner references and finalizers (and the

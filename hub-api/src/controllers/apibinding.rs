@@ -64,9 +64,30 @@ async fn reconcile(binding: Arc<APIBinding>, client: Client, clusters: Clusters)
                 &now,
             );
             conditions::set_condition(&mut list, Condition::new("Ready", true, "Bound", ""), &now);
+            let answered = &binding.spec.permission_claims;
+            let pending: Vec<String> = claims
+                .iter()
+                .filter(|c| !answered.iter().any(|a| a.same_resource(c)))
+                .map(claim_name)
+                .collect();
+            let claims_condition = if pending.is_empty() {
+                Condition::new("PermissionClaimsAccepted", true, "AllClaimsAnswered", "")
+            } else {
+                Condition::new(
+                    "PermissionClaimsAccepted",
+                    false,
+                    "ClaimsPending",
+                    &format!(
+                        "the APIExport claims {}: accept or reject them in spec.permissionClaims",
+                        pending.join(", ")
+                    ),
+                )
+            };
+            conditions::set_condition(&mut list, claims_condition, &now);
             status.phase = "Bound".into();
             status.api_export_cluster_name = export_cluster;
             status.bound_resources = resources;
+            status.applied_permission_claims = faros_api::apis::applied_claims(&claims, answered);
             status.export_permission_claims = claims;
             None
         }
@@ -103,6 +124,14 @@ async fn reconcile(binding: Arc<APIBinding>, client: Client, clusters: Clusters)
         .await?;
     }
     Ok(retry.map(Next::After).unwrap_or(Next::Done))
+}
+
+fn claim_name(claim: &faros_api::apis::PermissionClaim) -> String {
+    if claim.group.is_empty() {
+        claim.resource.clone()
+    } else {
+        format!("{}.{}", claim.resource, claim.group)
+    }
 }
 
 async fn evaluate(binding: &APIBinding, client: &Client, clusters: &Clusters) -> Result<Outcome, kube::Error> {

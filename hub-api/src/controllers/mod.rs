@@ -56,14 +56,18 @@ pub async fn run_all(config: kube::Config, mut shutdown: watch::Receiver<bool>) 
         }
     };
     let clusters = runtime::Clusters::new(client);
+    // The edge controllers act as the owner of the edge API's export: they see binding
+    // workspaces only through its view, so a workspace's accepted permission claims bound
+    // what they may touch there.
+    let edge = clusters.through_export(crate::bootstrap::SYSTEM_PATH, crate::bootstrap::EDGE_EXPORT);
     let tasks = vec![
         tokio::spawn(namespace::run(clusters.clone())),
         tokio::spawn(crd_cleanup::run(clusters.clone())),
         tokio::spawn(garbage_collector::run(clusters.clone())),
         tokio::spawn(workspace::run(clusters.clone())),
         tokio::spawn(apibinding::run(clusters.clone())),
-        tokio::spawn(registration::run(clusters.clone())),
-        tokio::spawn(agent_lifecycle::run(clusters.clone())),
+        tokio::spawn(registration::run(edge.clone())),
+        tokio::spawn(agent_lifecycle::run(edge)),
         tokio::spawn(token::run(clusters.clone())),
     ];
     // Aborted on shutdown, and also when this task itself is aborted.

@@ -207,7 +207,35 @@ fn has_reported(agent: &Agent) -> bool {
     agent.status.as_ref().is_some_and(|s| s.observed_generation.is_some())
 }
 
+/// Reconciles a Registration; when the workspace has not accepted the edge API's permission
+/// claims (so the credentials cannot be managed there), says so in its status.
 async fn reconcile_registration(reg: Arc<Registration>, client: Client) -> Result<Next, kube::Error> {
+    match manage_registration(reg.clone(), client.clone()).await {
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            let Some(ns) = reg.namespace() else {
+                return Ok(Next::Done);
+            };
+            let message = format!(
+                "the edge controllers may not manage this Registration's credentials in this workspace ({}); \
+                 accept the permission claims of the {} APIBinding (spec.permissionClaims)",
+                status.message,
+                faros_api::EDGE_GROUP
+            );
+            let registrations: Api<Registration> = Api::namespaced(client, &ns);
+            set_registration_status(
+                &registrations,
+                &reg,
+                None,
+                Condition::new(reasons::READY, false, "PermissionClaimsNotAccepted", &message),
+            )
+            .await?;
+            Ok(Next::After(Duration::from_secs(10)))
+        }
+        other => other,
+    }
+}
+
+async fn manage_registration(reg: Arc<Registration>, client: Client) -> Result<Next, kube::Error> {
     let name = reg.name_any();
     let Some(ns) = reg.namespace() else {
         return Ok(Next::Done);

@@ -59,6 +59,8 @@ impl tower::Service<Request<Body>> for ClusterScoped {
 #[derive(Clone)]
 pub struct Clusters {
     base: Client,
+    /// Prepended to `/clusters/<name>`: empty, or an APIExport view's path.
+    view: Arc<str>,
     scoped: Arc<Mutex<HashMap<String, Client>>>,
 }
 
@@ -66,6 +68,20 @@ impl Clusters {
     pub fn new(base: Client) -> Clusters {
         Clusters {
             base,
+            view: Arc::from(""),
+            scoped: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Clients that reach workspaces only through APIExport `export` of `workspace`: the
+    /// export's resources and the permission claims each workspace accepted, nothing else.
+    pub fn through_export(&self, workspace: &str, export: &str) -> Clusters {
+        Clusters {
+            base: self.base.clone(),
+            view: Arc::from(format!(
+                "{}{workspace}/{export}",
+                crate::tenancy::export_view::PATH_PREFIX
+            )),
             scoped: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -83,7 +99,7 @@ impl Clusters {
         let client = Client::new(
             ClusterScoped {
                 base: self.base.clone(),
-                prefix: Arc::from(format!("/clusters/{cluster}")),
+                prefix: Arc::from(format!("{}/clusters/{cluster}", self.view)),
             },
             "default",
         );

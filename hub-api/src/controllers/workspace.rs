@@ -145,10 +145,28 @@ async fn reconcile(ws: Arc<Workspace>, parent: Client, clusters: Clusters) -> Re
     let bindings: Api<faros_api::apis::APIBinding> = Api::all(child.clone());
     let mut all_bound = true;
     for default in &workspace_type.spec.default_api_bindings {
+        // The workspace type's author chose this export for every workspace of the type:
+        // its permission claims are accepted with it.
+        let exports: Api<faros_api::apis::APIExport> = Api::all(clusters.cluster(&default.path));
+        let claims: Vec<faros_api::apis::PermissionClaim> = match exports.get_opt(&default.export).await? {
+            Some(export) => export
+                .spec
+                .permission_claims
+                .into_iter()
+                .map(|c| faros_api::apis::PermissionClaim {
+                    state: faros_api::apis::CLAIM_ACCEPTED.into(),
+                    ..c
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let binding = json!({
             "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIBinding",
             "metadata": {"name": default.export},
-            "spec": {"reference": {"export": {"path": default.path, "name": default.export}}},
+            "spec": {
+                "reference": {"export": {"path": default.path, "name": default.export}},
+                "permissionClaims": claims,
+            },
         });
         let existing = match bindings.get_opt(&default.export).await? {
             Some(b) => b,

@@ -152,6 +152,29 @@ impl ResourceKind {
         format!("/{group}/{}/", self.storage_resource)
     }
 
+    /// The subresources served for this kind, each with the verbs it accepts.
+    pub fn subresources(&self) -> Vec<(&'static str, &'static [&'static str])> {
+        let mut out: Vec<(&'static str, &'static [&'static str])> = Vec::new();
+        if self.status_subresource {
+            out.push(("status", &["get", "patch", "update"]));
+        }
+        if self.builtin && self.group.is_empty() {
+            match self.resource.as_str() {
+                "namespaces" => out.push(("finalize", &["update"])),
+                "serviceaccounts" => out.push(("token", &["create"])),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Whether `verb` is served on subresource `sub` of this kind.
+    pub fn serves_subresource(&self, sub: &str, verb: &str) -> bool {
+        self.subresources()
+            .iter()
+            .any(|(name, verbs)| *name == sub && verbs.contains(&verb))
+    }
+
     pub fn verbs(&self) -> Vec<&'static str> {
         if let Some(verbs) = self.strategy.verbs() {
             return verbs.to_vec();
@@ -174,6 +197,10 @@ type CrdKey = (String, String);
 
 /// A decoded value and the object revision it was decoded from.
 type Memo<T> = (u64, T);
+
+fn export_identity(export: &crate::storage::cache::Object) -> &str {
+    export.value["status"]["identityHash"].as_str().unwrap_or_default()
+}
 
 /// Resolves (cluster, group, version, resource) to a kind: built-ins first, then CRDs.
 pub struct Catalog {
@@ -264,35 +291,58 @@ impl Catalog {
             None => (resource, None),
         };
         let (exports, _, _) = self.cache.list("/apis.kcp.io/apiexports/", None, 0, |_| true);
-        let mut found: Vec<Arc<ResourceKind>> = Vec::new();
-        for export in exports {
-            let identity = export.value["status"]["identityHash"].as_str().unwrap_or_default();
-            if identity.is_empty() || wanted_identity.is_some_and(|w| w != identity) {
-                continue;
-            }
-            let cluster = export.value["metadata"]["annotations"][crate::apiserver::object::CLUSTER_ANNOTATION]
-                .as_str()
-                .unwrap_or_default();
-            for schema in export.value["spec"]["latestResourceSchemas"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                let Some(schema) = schema.as_str() else { continue };
-                let key = format!("/apis.kcp.io/apiresourceschemas/{cluster}/{schema}");
-                let Some(object) = self.cache.get(&key) else { continue };
-                if object.value["spec"]["group"] != group || object.value["spec"]["names"]["plural"] != resource {
-                    continue;
-                }
-                found.extend(
-                    self.schema_kinds(key, &object, identity)
-                        .into_iter()
-                        .filter(|k| k.version == version),
-                );
-            }
-        }
+        let mut found: Vec<Arc<ResourceKind>> = exports
+            .iter()
+            .filter(|e| wanted_identity.is_none_or(|w| export_identity(e) == w))
+            .flat_map(|e| self.export_kinds(e))
+            .filter(|k| k.group == group && k.version == version && k.resource == resource)
+            .collect();
         // Two exports of the same resource are ambiguous without an identity.
         if found.len() == 1 { found.pop() } else { None }
+    }
+
+    /// Every kind (all served versions) an APIExport offers, under its identity. Empty until
+    /// the export has an identity.
+    pub fn export_kinds(&self, export: &crate::storage::cache::Object) -> Vec<Arc<ResourceKind>> {
+        let identity = export_identity(export);
+        if identity.is_empty() {
+            return Vec::new();
+        }
+        let cluster = export.value["metadata"]["annotations"][crate::apiserver::object::CLUSTER_ANNOTATION]
+            .as_str()
+            .unwrap_or_default();
+        let mut kinds = Vec::new();
+        for schema in export.value["spec"]["latestResourceSchemas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let Some(schema) = schema.as_str() else { continue };
+            let key = format!("/apis.kcp.io/apiresourceschemas/{cluster}/{schema}");
+            let Some(object) = self.cache.get(&key) else { continue };
+            kinds.extend(self.schema_kinds(key, &object, identity));
+        }
+        kinds
+    }
+
+    /// The kinds a permission claim names: a built-in (empty identity) or a resource of the
+    /// export with that identity.
+    pub fn claimed_kinds(&self, group: &str, resource: &str, identity: &str) -> Vec<Arc<ResourceKind>> {
+        if identity.is_empty() {
+            return self
+                .builtins
+                .iter()
+                .filter(|k| k.group == group && k.resource == resource)
+                .cloned()
+                .collect();
+        }
+        let (exports, _, _) = self.cache.list("/apis.kcp.io/apiexports/", None, 0, |_| true);
+        exports
+            .iter()
+            .filter(|e| export_identity(e) == identity)
+            .flat_map(|e| self.export_kinds(e))
+            .filter(|k| k.group == group && k.resource == resource)
+            .collect()
     }
 
     /// Kinds of an APIResourceSchema under an identity, memoised per schema revision.

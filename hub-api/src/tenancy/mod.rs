@@ -9,6 +9,8 @@
 //! `faros-api`. Resources bound through an APIBinding appear as kinds of the binding
 //! cluster, stored under the export's identity.
 
+pub mod export_view;
+
 use std::sync::Arc;
 
 use kube::CustomResourceExt;
@@ -258,10 +260,17 @@ impl Strategy for ImmutableSpec {
 struct APIExportStrategy;
 
 impl Strategy for APIExportStrategy {
-    fn prepare_for_create(&self, obj: &mut Value, _env: &WriteEnv) {
-        // Bound objects are stored under this identity. No per-export virtual workspace URL
-        // is published: the export's resources are reached through the `/clusters/*` view.
-        obj["status"] = json!({"identityHash": random_id(32)});
+    fn prepare_for_create(&self, obj: &mut Value, env: &WriteEnv) {
+        // Bound objects are stored under this identity; the export's owner reaches every
+        // binding workspace through the export's view.
+        let view = format!(
+            "{}{}{}/{}",
+            env.external_url,
+            export_view::PATH_PREFIX,
+            env.cluster,
+            object::name(obj)
+        );
+        obj["status"] = json!({"identityHash": random_id(32), "virtualWorkspaces": [{"url": view}]});
     }
 
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
@@ -293,6 +302,27 @@ impl Strategy for APIBindingStrategy {
             && old["spec"]["reference"] != obj["spec"]["reference"]
         {
             errs.push(FieldError::invalid("spec.reference", "field is immutable"));
+        }
+        for (i, claim) in obj["spec"]["permissionClaims"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let state = claim["state"].as_str().unwrap_or_default();
+            if state != faros_api::apis::CLAIM_ACCEPTED && state != faros_api::apis::CLAIM_REJECTED {
+                errs.push(FieldError::not_supported(
+                    format!("spec.permissionClaims[{i}].state"),
+                    format!(
+                        "{state:?}: supported values: \"{}\", \"{}\"",
+                        faros_api::apis::CLAIM_ACCEPTED,
+                        faros_api::apis::CLAIM_REJECTED
+                    ),
+                ));
+            }
+            if claim["resource"].as_str().is_none_or(str::is_empty) {
+                errs.push(FieldError::required(format!("spec.permissionClaims[{i}].resource"), ""));
+            }
         }
         errs
     }

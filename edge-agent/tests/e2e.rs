@@ -47,6 +47,10 @@ fn hub_process() {
             .map(str::to_string),
     );
     let start = Start::parse_from(args);
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,7 +98,14 @@ impl Hub {
             )
             .env("RUST_LOG", std::env::var("HUB_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // The hub's log (RUST_LOG from HUB_LOG) is kept beside its data for post-mortems.
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("hub.log"))
+                    .expect("open the hub log"),
+            )
             .spawn()
             .expect("start the hub process");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -107,15 +118,7 @@ impl Hub {
                 _ => panic!("the hub exited before serving"),
             }
         };
-        // With HUB_LOG set, the hub's log is shown with the test's output.
-        let echo = std::env::var_os("HUB_LOG").is_some();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                if echo {
-                    eprintln!("hub: {line}");
-                }
-            }
-        });
+        std::thread::spawn(move || for _ in lines {});
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("https://"))
@@ -187,7 +190,11 @@ impl Drop for Hub {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::thread::panicking() {
+            eprintln!("hub data and log kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -156,3 +156,79 @@ fn controllers_subcommand_runs_the_edge_controllers() {
     assert!(get_json(&tenant, &["serviceaccount", "faros-agent-a1"]).is_some());
     drop(controllers);
 }
+
+/// A workspace that binds the edge API but rejects its permission claims gets no
+/// credentials: the edge controllers reach it only through the export's view, and the
+/// Registration says why it is not Ready. Accepting the claims lets it proceed.
+#[test]
+fn registrations_wait_for_accepted_permission_claims() {
+    let hub = TestHub::start();
+    let ws = "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: plain\n";
+    let out = hub.kubectl_stdin("1.32", &["create", "-f", "-"], ws);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    hub.kubectl_ok(
+        "1.32",
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Ready",
+            "workspace/plain",
+            "--timeout=60s",
+        ],
+    );
+    let text = std::fs::read_to_string(hub.kubeconfig()).unwrap();
+    let tenant = hub.dir.join("plain.kubeconfig");
+    std::fs::write(&tenant, text.replace(&hub.url(), &hub.workspace_url("root:plain"))).unwrap();
+
+    let rejected = std::fs::read_to_string(common::sample("binding.yaml"))
+        .unwrap()
+        .replace("state: Accepted", "state: Rejected");
+    let out = common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(&rejected));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::kubectl_with(
+        &tenant,
+        "1.32",
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Bound",
+            "apibinding/edge.faros.sh",
+            "--timeout=30s",
+        ],
+        None,
+    );
+    let reg = "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: r1\n  namespace: default\nspec:\n  agentNames: [a1]\n";
+    let out = common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(reg));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ready = |reason: &str| {
+        get_json(&tenant, &["registration", "r1"]).is_some_and(|r| {
+            r["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["reason"] == reason)
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || ready("PermissionClaimsNotAccepted")),
+        "{:?}",
+        get_json(&tenant, &["registration", "r1"])
+    );
+    assert!(get_json(&tenant, &["serviceaccount", "faros-reg-r1"]).is_none());
+
+    let accepted = std::fs::read_to_string(common::sample("binding.yaml")).unwrap();
+    let out = common::kubectl_with(&tenant, "1.32", &["apply", "-f", "-"], Some(&accepted));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            get_json(&tenant, &["registration", "r1"]).is_some_and(|r| {
+                r["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        }),
+        "{:?}",
+        get_json(&tenant, &["registration", "r1"])
+    );
+    assert!(get_json(&tenant, &["serviceaccount", "faros-reg-r1"]).is_some());
+}

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use super::body::Representation;
 use super::handlers::{ClusterSet, Ctx, Filter, Scope};
@@ -21,6 +21,7 @@ use super::table;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceKind;
 use crate::storage::cache::{EventKind, WatchEvent, WatchStartError, encode_event};
+use crate::storage::feeds::FeedEnded;
 use crate::tenancy::export_view::{BINDINGS_PREFIX, ExportView, cluster_of_key};
 use faros_api::apis::PermissionClaim;
 
@@ -123,6 +124,16 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
         Scope::Export(access) => access.claim.clone().map(|c| (access.view.clone(), c)),
         Scope::Direct => None,
     };
+    // What the live feed follows: a watch pinned to one name follows that key alone (an
+    // agent watching its own Agent wakes for nothing else); a claimed kind across clusters
+    // follows every key, since the bindings deciding what it sees change too.
+    let target = match filter.exact_name() {
+        _ if visible.is_some() => "/".to_string(),
+        Some(name) if ctx.cluster != "*" && (ctx.req.namespace.is_some() || !ctx.kind.namespaced) => {
+            format!("{prefix}{name}")
+        }
+        _ => prefix.clone(),
+    };
     let (initial, start) = if send_initial {
         if let Some(rv) = requested
             && rv > cache.revision()
@@ -135,7 +146,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
         let (items, revision, _) = cache.list(&prefix, None, 0, |o| {
             admits(o, &visible, &prefix) && filter.matches(&o.value)
         });
-        let start = match cache.watch(&prefix, Some(revision)) {
+        let start = match cache.watch(&target, Some(revision)) {
             Ok(start) => start,
             Err(e) => return Ok(expired_stream(e)),
         };
@@ -149,7 +160,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                 format!("Too large resource version: {rv}"),
             ));
         }
-        match cache.watch(&prefix, requested) {
+        match cache.watch(&target, requested) {
             Ok(start) => (Vec::new(), start),
             Err(e) => return Ok(expired_stream(e)),
         }
@@ -181,7 +192,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
             return;
         }
         for event in &start.backlog {
-            if !admits(&event.object, &visible, &prefix) {
+            if !event.object.key.starts_with(prefix.as_str()) || !admits(&event.object, &visible, &prefix) {
                 continue;
             }
             if let Some(bytes) = render(&mut encoder, &filter, event)
@@ -232,14 +243,14 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                             return;
                         }
                     }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Err(FeedEnded::Lagged) => {
                         // The client fell further behind than the buffer: end with 410 so it
                         // re-lists, as kube-apiserver does.
                         let status = ApiError::expired("the watch fell too far behind; please restart it").to_status();
                         let _ = tx.send(encode_event("ERROR", &status)).await;
                         return;
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(FeedEnded::Closed) => return,
                 },
             }
         }

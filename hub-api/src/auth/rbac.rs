@@ -690,21 +690,21 @@ impl State {
 /// queued is handled as one batch, and `applied` advances once per batch, so waiting
 /// requests wake once rather than once per event.
 async fn follow(
-    mut live: tokio::sync::broadcast::Receiver<Arc<crate::storage::cache::WatchEvent>>,
+    mut live: crate::storage::feeds::Feed,
     state: std::sync::Weak<RwLock<State>>,
     cache: std::sync::Weak<Cache>,
     applied: watch::Sender<u64>,
 ) {
-    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    use crate::storage::feeds::FeedEnded;
     loop {
-        let mut next = live.recv().await;
+        let mut next = live.recv().await.map(Some);
         let Some(state) = state.upgrade() else { return };
         let mut changed: Vec<(String, u64)> = Vec::new();
         let mut cleared = None;
         let mut revision = 0;
         loop {
             match next {
-                Ok(event) => {
+                Ok(Some(event)) => {
                     if let Some(rest) = event.object.key.strip_prefix(PREFIX)
                         && let Some(cluster) = rest.split('/').nth(1)
                     {
@@ -712,22 +712,20 @@ async fn follow(
                     }
                     revision = revision.max(event.revision);
                 }
-                Err(RecvError::Lagged(_)) => {
-                    // Events were lost: every index may be stale.
+                Ok(None) => break,
+                Err(FeedEnded::Lagged) => {
+                    // Events were lost: every index may be stale; follow again from now.
                     let Some(cache) = cache.upgrade() else { return };
-                    let now = cache.revision();
+                    let Ok(start) = cache.watch("/", None) else { return };
+                    live = start.live;
                     changed.clear();
-                    cleared = Some(now);
-                    revision = revision.max(now);
+                    cleared = Some(start.revision);
+                    revision = revision.max(start.revision);
+                    break;
                 }
-                Err(RecvError::Closed) => return,
+                Err(FeedEnded::Closed) => return,
             }
-            next = match live.try_recv() {
-                Ok(event) => Ok(event),
-                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                Err(TryRecvError::Empty) => break,
-            };
+            next = live.try_recv();
         }
         if !changed.is_empty() || cleared.is_some() {
             let mut s = state.write().unwrap_or_else(|e| e.into_inner());
@@ -768,7 +766,9 @@ impl Authorizer {
             changed: HashMap::new(),
             cleared: 0,
         }));
-        let start = cache.watch(PREFIX, None).ok();
+        // Every event, not only RBAC ones: each one moves the index's revision forward, which
+        // is what `sync` waits for.
+        let start = cache.watch("/", None).ok();
         let initial = start.as_ref().map(|s| s.revision).unwrap_or_else(|| cache.revision());
         let (tx, applied) = watch::channel(initial);
         if let Some(start) = start {
@@ -1155,6 +1155,14 @@ mod tests {
         };
         let bob = User::authenticated("bob", vec![], "");
         let list_cm = Attributes::resource("list", "", "configmaps", "default", "");
+        // Writes of other kinds move the index forward too: `sync` never waits on them.
+        put("/core/configmaps/c1/default/x", json!({"metadata": {"name": "x"}})).await;
+        let mut applied = authz.applied.clone();
+        let target = cache.revision();
+        tokio::time::timeout(Duration::from_secs(10), applied.wait_for(|r| *r >= target))
+            .await
+            .expect("the index follows every write")
+            .unwrap();
         authz.sync().await;
         assert!(!authz.may_enter(&bob, "c1"));
         assert_eq!(authz.authorize(&bob, "c1", &list_cm), Decision::Deny);

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
+use super::feeds::{Feed, Feeds, follows};
 use super::{Backend, KeyValue, Revision, StorageError, StoreEvent, WriteOp, WriteOutcome};
 
 /// A decoded object with its revisions; `value.metadata.resourceVersion` is already set.
@@ -55,7 +56,7 @@ pub struct WatchEvent {
 }
 
 impl WatchEvent {
-    fn new(revision: Revision, kind: EventKind, object: Arc<Object>, prev: Option<Arc<Object>>) -> Self {
+    pub(crate) fn new(revision: Revision, kind: EventKind, object: Arc<Object>, prev: Option<Arc<Object>>) -> Self {
         WatchEvent {
             revision,
             kind,
@@ -97,7 +98,7 @@ pub struct Cache {
     state: RwLock<State>,
     window_capacity: usize,
     revision_tx: watch::Sender<Revision>,
-    events_tx: broadcast::Sender<Arc<WatchEvent>>,
+    feeds: Feeds,
 }
 
 /// Why a watch could not start.
@@ -110,13 +111,10 @@ pub enum WatchStartError {
 /// A started watch: the events since the requested revision, then a live feed.
 pub struct WatchStart {
     pub backlog: Vec<Arc<WatchEvent>>,
-    pub live: broadcast::Receiver<Arc<WatchEvent>>,
+    pub live: Feed,
     /// The cache revision at the moment the watch started.
     pub revision: Revision,
 }
-
-/// How many events a slow watcher may fall behind before it is cut off with 410.
-const LIVE_BUFFER: usize = 65_536;
 
 impl Cache {
     /// Loads the backend's snapshot and keeps following its changes.
@@ -129,7 +127,6 @@ impl Cache {
             }
         }
         let (revision_tx, _) = watch::channel(snapshot.revision);
-        let (events_tx, _) = broadcast::channel(LIVE_BUFFER);
         let cache = Arc::new(Cache {
             backend,
             state: RwLock::new(State {
@@ -140,7 +137,7 @@ impl Cache {
             }),
             window_capacity: window_capacity.max(1),
             revision_tx,
-            events_tx,
+            feeds: Feeds::default(),
         });
         let follower = Arc::downgrade(&cache);
         let mut events = snapshot.events;
@@ -195,9 +192,9 @@ impl Cache {
                 state.oldest_watchable = dropped.revision;
             }
             state.window.push_back(watch_event.clone());
-            // Sent under the lock so a watch that subscribes under the same lock sees each
-            // event exactly once: either in its backlog or live.
-            let _ = self.events_tx.send(watch_event);
+            // Delivered under the lock so a watch that subscribes under the same lock sees
+            // each event exactly once: either in its backlog or live.
+            self.feeds.deliver(&watch_event);
             state.revision = revision;
             last = revision;
         }
@@ -331,8 +328,9 @@ impl Cache {
         Ok((items, revision, more))
     }
 
-    /// Starts a watch on keys under `prefix` from `from` (exclusive). `None` means "now".
-    pub fn watch(&self, prefix: &str, from: Option<Revision>) -> Result<WatchStart, WatchStartError> {
+    /// Starts a watch from `from` (exclusive; `None` means "now") on the keys under `target`,
+    /// a prefix ending in `/`, or on the one key `target`.
+    pub fn watch(&self, target: &str, from: Option<Revision>) -> Result<WatchStart, WatchStartError> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         let from = from.unwrap_or(state.revision);
         if from < state.oldest_watchable {
@@ -345,12 +343,12 @@ impl Cache {
             .window
             .iter()
             .skip(skip)
-            .filter(|e| e.object.key.starts_with(prefix))
+            .filter(|e| follows(target, &e.object.key))
             .cloned()
             .collect();
         Ok(WatchStart {
             backlog,
-            live: self.events_tx.subscribe(),
+            live: self.feeds.subscribe(target),
             revision: state.revision,
         })
     }
@@ -377,6 +375,11 @@ impl Cache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Number of live watch feeds.
+    pub fn watch_count(&self) -> usize {
+        self.feeds.len()
     }
 }
 
@@ -505,5 +508,31 @@ mod tests {
             del.revision.to_string()
         );
         assert!(event.encoded().starts_with(b"{\"type\":\"DELETED\""));
+    }
+
+    #[tokio::test]
+    async fn watches_get_only_the_events_they_follow() {
+        let cache = cache(100).await;
+        let mut all = cache.watch("/k/", None).unwrap().live;
+        let mut one = cache.watch("/k/a", None).unwrap().live;
+        let mut other = cache.watch("/j/", None).unwrap().live;
+        assert_eq!(cache.watch_count(), 3);
+        for key in ["/k/ab", "/k/a", "/k/b"] {
+            cache.write(create(key)).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        while let Ok(Some(event)) = all.try_recv() {
+            seen.push(event.object.key.to_string());
+        }
+        assert_eq!(seen, vec!["/k/ab", "/k/a", "/k/b"]);
+        assert_eq!(&*one.try_recv().unwrap().unwrap().object.key, "/k/a");
+        assert_eq!(one.try_recv().unwrap().map(|e| e.revision), None);
+        assert_eq!(other.try_recv().unwrap().map(|e| e.revision), None);
+        // A watch that ends leaves the index.
+        drop(other);
+        assert_eq!(cache.watch_count(), 2);
+        // An exact watch's backlog holds only its key.
+        let start = cache.watch("/k/b", Some(0)).unwrap();
+        assert_eq!(start.backlog.len(), 1);
     }
 }

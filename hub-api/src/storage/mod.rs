@@ -6,6 +6,7 @@
 //! (`core` for the legacy group), so one prefix range covers a resource in every workspace.
 
 pub mod cache;
+pub mod feeds;
 pub mod sqlite;
 
 use bytes::Bytes;

@@ -3,7 +3,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use faros_api::apis::{APIBinding, APIBindingSpec, BindingReference, ExportReference, PermissionClaim};
+use faros_api::apis::{
+    APIBinding, APIBindingSpec, BindingReference, CLAIM_ACCEPTED, CLAIM_REJECTED, ExportReference, PermissionClaim,
+};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
 use crate::output;
@@ -31,6 +33,11 @@ pub struct BindArgs {
     /// config/samples/binding.yaml does); off by default for other exports.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub accept_all_permission_claims: Option<bool>,
+    /// Accept one permission claim, as RESOURCE or RESOURCE.GROUP (repeatable, e.g.
+    /// `configmaps`, `roles.rbac.authorization.k8s.io`); the export's other claims are
+    /// rejected.
+    #[arg(long = "accept-permission-claim", value_name = "RESOURCE[.GROUP]")]
+    pub accept_permission_claim: Vec<String>,
     /// How long to wait for the binding to become Bound.
     #[arg(long, default_value = "30s", value_parser = output::parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
@@ -52,9 +59,18 @@ pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
     let here = session.current_path();
     let binding_name = args.name.clone().unwrap_or_else(|| export_name.to_string());
 
-    let accept_claims = args
-        .accept_all_permission_claims
-        .unwrap_or(args.export == DEFAULT_EXPORT);
+    let answer = if args.accept_all_permission_claims == Some(true) {
+        if !args.accept_permission_claim.is_empty() {
+            bail!("use either --accept-all-permission-claims or --accept-permission-claim, not both");
+        }
+        ClaimAnswer::AcceptAll
+    } else if !args.accept_permission_claim.is_empty() {
+        ClaimAnswer::AcceptOnly(args.accept_permission_claim.clone())
+    } else if args.accept_all_permission_claims.is_none() && args.export == DEFAULT_EXPORT {
+        ClaimAnswer::AcceptAll
+    } else {
+        ClaimAnswer::Leave
+    };
 
     let api: Api<APIBinding> = Api::all(session.client()?);
     let object = APIBinding::new(
@@ -124,9 +140,7 @@ pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
                     resources.join(", ")
                 }
             );
-            if accept_claims {
-                accept_permission_claims(session, &api, &binding, &here).await?;
-            }
+            answer_permission_claims(session, &api, &binding, &here, &answer).await?;
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -145,56 +159,121 @@ pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Accepts, in the binding's spec, every claim the export makes (as the binding's status
-/// reports them once bound), and says which.
-async fn accept_permission_claims(
+/// How `bind` answers the export's permission claims.
+enum ClaimAnswer {
+    AcceptAll,
+    /// Accept these (RESOURCE or RESOURCE.GROUP), reject the others.
+    AcceptOnly(Vec<String>),
+    /// Leave them unanswered, and say so.
+    Leave,
+}
+
+fn claim_name(claim: &PermissionClaim) -> String {
+    if claim.group.is_empty() {
+        claim.resource.clone()
+    } else {
+        format!("{}.{}", claim.resource, claim.group)
+    }
+}
+
+/// Whether `wanted` (RESOURCE, RESOURCE.GROUP, or RESOURCE.core for the core group) names `claim`.
+fn names_claim(wanted: &str, claim: &PermissionClaim) -> bool {
+    wanted == claim_name(claim) || (claim.group.is_empty() && wanted == format!("{}.core", claim.resource))
+}
+
+/// Answers, in the binding's spec, the claims the export makes (as the binding's status
+/// reports them once bound), and says what was answered.
+async fn answer_permission_claims(
     session: &Session,
     api: &Api<APIBinding>,
     binding: &APIBinding,
     here: &str,
+    answer: &ClaimAnswer,
 ) -> anyhow::Result<()> {
     let exported = binding
         .status
         .as_ref()
         .map(|s| s.export_permission_claims.clone())
         .unwrap_or_default();
+    if let ClaimAnswer::AcceptOnly(wanted) = answer {
+        let unknown: Vec<&String> = wanted
+            .iter()
+            .filter(|w| !exported.iter().any(|c| names_claim(w, c)))
+            .collect();
+        if !unknown.is_empty() {
+            let offered: Vec<String> = exported.iter().map(claim_name).collect();
+            bail!(
+                "the export makes no permission claim on {}; it claims: {}",
+                unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                if offered.is_empty() {
+                    "nothing".into()
+                } else {
+                    offered.join(", ")
+                }
+            );
+        }
+    }
     if exported.is_empty() {
         return Ok(());
     }
-    let accepted: Vec<PermissionClaim> = exported
+    let state = |claim: &PermissionClaim| match answer {
+        ClaimAnswer::AcceptAll => Some(CLAIM_ACCEPTED),
+        ClaimAnswer::AcceptOnly(wanted) if wanted.iter().any(|w| names_claim(w, claim)) => Some(CLAIM_ACCEPTED),
+        ClaimAnswer::AcceptOnly(_) => Some(CLAIM_REJECTED),
+        ClaimAnswer::Leave => None,
+    };
+    let answered: Vec<PermissionClaim> = exported
         .iter()
-        .map(|c| PermissionClaim {
-            state: "Accepted".into(),
-            ..c.clone()
+        .filter_map(|c| {
+            state(c).map(|state| PermissionClaim {
+                state: state.into(),
+                ..c.clone()
+            })
         })
         .collect();
     let name = binding.metadata.name.clone().unwrap_or_default();
-    if binding.spec.permission_claims != accepted {
-        let patch = serde_json::json!({"spec": {"permissionClaims": accepted}});
+    if answered.is_empty() {
+        let pending: Vec<String> = exported
+            .iter()
+            .filter(|c| !binding.spec.permission_claims.iter().any(|a| a.same_resource(c)))
+            .map(claim_name)
+            .collect();
+        if !pending.is_empty() {
+            println!(
+                "The export also claims {}: its owner may act on them here only once accepted \
+                 (--accept-permission-claim, or spec.permissionClaims of APIBinding {name:?}).",
+                pending.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    if binding.spec.permission_claims != answered {
+        let patch = serde_json::json!({"spec": {"permissionClaims": answered}});
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(|e| {
                 session::api_error(
                     e,
-                    &format!("accepting the permission claims of APIBinding {name:?} in {here}"),
+                    &format!("answering the permission claims of APIBinding {name:?} in {here}"),
                     session.base(),
                 )
             })?;
     }
-    let mut names: Vec<String> = accepted
-        .iter()
-        .map(|c| {
-            if c.group.is_empty() {
-                c.resource.clone()
-            } else {
-                format!("{}.{}", c.resource, c.group)
-            }
-        })
-        .collect();
-    names.sort();
-    println!(
-        "Accepted the export's permission claims on {}: its controllers may manage them in {here}.",
-        names.join(", ")
-    );
+    let list = |state: &str| {
+        let mut names: Vec<String> = answered.iter().filter(|c| c.state == state).map(claim_name).collect();
+        names.sort();
+        names
+    };
+    let accepted = list(CLAIM_ACCEPTED);
+    if !accepted.is_empty() {
+        println!(
+            "Accepted the export's permission claims on {}: its owner may manage them in {here}.",
+            accepted.join(", ")
+        );
+    }
+    let rejected = list(CLAIM_REJECTED);
+    if !rejected.is_empty() {
+        println!("Rejected the export's permission claims on {}.", rejected.join(", "));
+    }
     Ok(())
 }

@@ -496,6 +496,71 @@ fn bind_makes_the_edge_api_available() {
 }
 
 #[test]
+fn bind_answers_the_claims_of_other_exports() {
+    let env = Env::start();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/samples/export.yaml");
+    env.faros_ok(&["ws", "create", "provider", "--enter"]);
+    env.kubectl_ok(&["create", "-f", sample]);
+    let export = "root:provider:gadgets.example.faros.sh";
+
+    // Without an answer, the claims stay unanswered and the plugin says so.
+    env.faros_ok(&["ws", "use", "root"]);
+    env.faros_ok(&["ws", "create", "quiet", "--enter"]);
+    let out = env.faros_ok(&["bind", export]);
+    assert!(
+        out.contains("The export also claims configmaps: its owner may act on them here only once accepted"),
+        "{out}"
+    );
+    assert_eq!(
+        env.kubectl_ok(&[
+            "get",
+            "apibinding",
+            "gadgets.example.faros.sh",
+            "-o",
+            "jsonpath={.spec.permissionClaims}"
+        ]),
+        ""
+    );
+
+    // One claim accepted by name: in force once the binding's status says so.
+    env.faros_ok(&["ws", "use", "root"]);
+    env.faros_ok(&["ws", "create", "sharing", "--enter"]);
+    let out = env.faros_ok(&["bind", export, "--accept-permission-claim", "configmaps"]);
+    assert!(
+        out.contains(
+            "Accepted the export's permission claims on configmaps: its owner may manage them in root:sharing."
+        ),
+        "{out}"
+    );
+    assert!(eventually(Duration::from_secs(10), || {
+        env.kubectl_ok(&[
+            "get",
+            "apibinding",
+            "gadgets.example.faros.sh",
+            "-o",
+            "jsonpath={.status.appliedPermissionClaims[*].resource}",
+        ]) == "configmaps"
+    }));
+
+    // A claim the export does not make is an error that names what it does claim.
+    env.faros_ok(&["ws", "use", "root"]);
+    env.faros_ok(&["ws", "create", "wrong", "--enter"]);
+    let err = env.faros_err(&["bind", export, "--accept-permission-claim", "secrets"]);
+    assert!(
+        err.contains("the export makes no permission claim on secrets; it claims: configmaps"),
+        "{err}"
+    );
+    let err = env.faros_err(&[
+        "bind",
+        export,
+        "--accept-all-permission-claims",
+        "--accept-permission-claim",
+        "configmaps",
+    ]);
+    assert!(err.contains("not both"), "{err}");
+}
+
+#[test]
 fn the_plugin_runs_through_real_kubectl() {
     let env = Env::start();
     let plugin_dir = Path::new(PLUGIN).parent().unwrap();

@@ -91,19 +91,22 @@ async fn wait_bound(client: &kube::Client) -> Value {
 
 /// Sets the answer of the binding in `client`'s workspace to the ConfigMap claim.
 async fn answer_claim(client: &kube::Client, state: &str) {
-    let resource = ApiResource {
-        group: "apis.kcp.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "apis.kcp.io/v1alpha1".into(),
-        kind: "APIBinding".into(),
-        plural: "apibindings".into(),
-    };
-    let bindings: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let bindings: Api<DynamicObject> = Api::all_with(client.clone(), &binding_resource());
     let claims = json!({"spec": {"permissionClaims": [{"group": "", "resource": "configmaps", "state": state}]}});
     bindings
         .patch("widgets", &PatchParams::default(), &Patch::Merge(claims))
         .await
         .unwrap();
+}
+
+fn binding_resource() -> ApiResource {
+    ApiResource {
+        group: "apis.kcp.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "apis.kcp.io/v1alpha1".into(),
+        kind: "APIBinding".into(),
+        plural: "apibindings".into(),
+    }
 }
 
 fn cluster_of(obj: &DynamicObject) -> String {
@@ -193,6 +196,7 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
         "spec": {"latestResourceSchemas": ["v1.widgets.acme.io"], "permissionClaims": [
             {"group": "", "resource": "configmaps"},
             {"group": "rbac.authorization.k8s.io", "resource": "roles"},
+            {"group": "rbac.authorization.k8s.io", "resource": "rolebindings"},
         ]},
     });
     let (status, text) = send(
@@ -233,6 +237,38 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
         text.contains("no permission to bind to APIExport root:provider:widgets.acme.io"),
         "{text}"
     );
+    // Nor through a workspace type of his own: its default bindings are made as him.
+    let sneaky = json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "WorkspaceType", "metadata": {"name": "sneaky"},
+        "spec": {"defaultAPIBindings": [{"path": "root:provider", "export": EXPORT}]}});
+    let (status, text) = send(
+        &bob_ws,
+        "POST",
+        "/apis/tenancy.kcp.io/v1alpha1/workspacetypes",
+        Some(&sneaky),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    let inner = json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace", "metadata": {"name": "inner"},
+        "spec": {"type": {"name": "sneaky", "path": "root:bob-ws"}}});
+    let (status, text) = send(
+        &bob_ws,
+        "POST",
+        "/apis/tenancy.kcp.io/v1alpha1/workspaces",
+        Some(&inner),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, text) = send(&bob_ws, "GET", "/apis/tenancy.kcp.io/v1alpha1/workspaces/inner", None).await;
+        if text.contains("APIBindingForbidden") {
+            let ws: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(ws["status"]["phase"], "Initializing", "{text}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // c1 accepts both claims, c2 rejects them, c3 does not bind.
     let c1 = admin_at(&hub, "root:c1").await;
@@ -241,6 +277,7 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     let accepted = binding(&[
         ("", "configmaps", "Accepted"),
         ("rbac.authorization.k8s.io", "roles", "Accepted"),
+        ("rbac.authorization.k8s.io", "rolebindings", "Accepted"),
     ]);
     let rejected = binding(&[
         ("", "configmaps", "Rejected"),
@@ -254,7 +291,7 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     let bound2 = wait_bound(&c2).await;
     assert_eq!(
         bound1["status"]["appliedPermissionClaims"].as_array().unwrap().len(),
-        2,
+        3,
         "{bound1}"
     );
     assert!(bound2["status"]["appliedPermissionClaims"].is_null(), "{bound2}");
@@ -429,6 +466,37 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
         text.contains("attempting to grant RBAC permissions not currently held"),
         "{text}"
     );
+    // The view's verbs are the REST ones: no `escalate`, `bind` or `impersonate` to hand out.
+    let escalator = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "escalator"},
+        "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate", "bind"]}]});
+    let (status, text) = send(
+        &in_c1,
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+        Some(&escalator),
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+    // Bindings written through the view name ServiceAccounts, never people.
+    let role_binding = |name: &str, subject: Value| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"},
+            "subjects": [subject]})
+    };
+    let bindings_path = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings";
+    let to_user = role_binding(
+        "to-provider",
+        json!({"kind": "User", "name": "provider", "apiGroup": "rbac.authorization.k8s.io"}),
+    );
+    let (status, text) = send(&in_c1, "POST", bindings_path, Some(&to_user)).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("may name ServiceAccounts only"), "{text}");
+    let to_sa = role_binding(
+        "to-worker",
+        json!({"kind": "ServiceAccount", "name": "worker", "namespace": "default"}),
+    );
+    let (status, text) = send(&in_c1, "POST", bindings_path, Some(&to_sa)).await;
+    assert_eq!(status, 201, "{text}");
 
     // A workspace that does not bind the export, or does not exist, is out of reach alike.
     for target in ["root:c3", "nosuchcluster", "root:nope"] {
@@ -465,8 +533,24 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     let listed: BTreeSet<&str> = resources.lines().collect();
     assert_eq!(
         listed,
-        BTreeSet::from(["configmaps", "roles.rbac.authorization.k8s.io", "widgets.acme.io"]),
+        BTreeSet::from([
+            "configmaps",
+            "rolebindings.rbac.authorization.k8s.io",
+            "roles.rbac.authorization.k8s.io",
+            "widgets.acme.io"
+        ]),
         "{resources}"
+    );
+    // c2 rejected every claim: its view serves the exported resource only.
+    let view_c2 = hub.token_kubeconfig(
+        "view-c2",
+        &format!("{view_url}/clusters/{cluster2}"),
+        "provider-token",
+        None,
+    );
+    assert_eq!(
+        kubectl_ok(&view_c2, &["api-resources", "-o", "name"]).trim(),
+        "widgets.acme.io"
     );
     let out = kubectl_ok(
         &view_c1,
@@ -509,4 +593,51 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
         initial,
         BTreeSet::from(["from-provider".to_string(), "w1".to_string(), "w2".to_string()])
     );
+
+    // A binding's status is the hub's: a workspace admin cannot forge one.
+    let ghost = json!({"apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIBinding", "metadata": {"name": "ghost"},
+        "spec": {"reference": {"export": {"name": "ghost"}}}});
+    let (status, text) = send(&bob_ws, "POST", "/apis/apis.kcp.io/v1alpha1/apibindings", Some(&ghost)).await;
+    assert_eq!(status, 201, "{text}");
+    let bindings: Api<DynamicObject> = Api::all_with(bob_ws.clone(), &binding_resource());
+    let forged = json!({"status": {"phase": "Bound", "apiExportClusterName": provider_cluster,
+        "boundResources": [{"group": "acme.io", "resource": "widgets", "schema": "v1.widgets.acme.io", "identityHash": "x"}]}});
+    let err = bindings
+        .patch_status("ghost", &PatchParams::default(), &Patch::Merge(forged))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, kube::Error::Api(s) if s.code == 403), "{err}");
+
+    // Access ends when a workspace stops sharing: an open watch in c1 ends when c1 withdraws
+    // the ConfigMap claim, and c2's widgets leave the cross-workspace view with its binding.
+    let configmaps1: Api<DynamicObject> = Api::namespaced_with(in_c1.clone(), "default", &configmap_resource());
+    let rv = configmaps1
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut events = configmaps1.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let withdraw = json!({"spec": {"permissionClaims": [
+        {"group": "", "resource": "configmaps", "state": "Rejected"},
+        {"group": "rbac.authorization.k8s.io", "resource": "roles", "state": "Accepted"},
+        {"group": "rbac.authorization.k8s.io", "resource": "rolebindings", "state": "Accepted"}]}});
+    Api::<DynamicObject>::all_with(c1.clone(), &binding_resource())
+        .patch("widgets", &PatchParams::default(), &Patch::Merge(withdraw))
+        .await
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+        Ok(Some(Ok(WatchEvent::Error(e)))) => assert_eq!(e.code, 403, "{e:?}"),
+        other => panic!("the watch should end with a 403 ERROR event: {other:?}"),
+    }
+    let (status, _) = send(&in_c1, "GET", "/api/v1/namespaces/default/configmaps", None).await;
+    assert_eq!(status, 403);
+    let (status, _) = send(&c2, "DELETE", "/apis/apis.kcp.io/v1alpha1/apibindings/widgets", None).await;
+    assert_eq!(status, 200);
+    let everywhere_widgets: Api<DynamicObject> = Api::all_with(everywhere.clone(), &widget_resource());
+    let list = everywhere_widgets.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(names(&list), BTreeSet::from(["w1".to_string()]));
+    let (status, _) = send(&in_c2, "GET", "/apis/acme.io/v1/namespaces/default/widgets", None).await;
+    assert_eq!(status, 403);
 }

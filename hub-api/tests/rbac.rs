@@ -263,6 +263,27 @@ async fn service_accounts_get_what_their_roles_say() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"ADDED\"") && body.contains("\"allowed\""), "{body}");
     assert!(!body.contains("\"other\""), "{body}");
+    // The old path form, the name in the path: authorized for that name, so it streams
+    // that object alone.
+    let (status, body) = send(
+        &client,
+        "GET",
+        &format!("/clusters/{WS}/api/v1/watch/namespaces/default/configmaps/allowed?timeoutSeconds=1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"allowed\""), "{body}");
+    assert!(!body.contains("\"other\""), "{body}");
+    let (status, body) = send(
+        &client,
+        "GET",
+        &format!("{base}/allowed?watch=1&timeoutSeconds=1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"allowed\"") && !body.contains("\"other\""), "{body}");
     for path in [
         format!("{base}?watch=1&timeoutSeconds=1"),
         format!("{base}?watch=1&fieldSelector=metadata.name%3Dother&timeoutSeconds=1"),

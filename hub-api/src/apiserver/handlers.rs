@@ -49,21 +49,39 @@ pub enum Scope {
 /// What the export's owner may reach with one request through the export's view.
 pub struct ViewAccess {
     pub view: Arc<crate::tenancy::export_view::ExportView>,
-    /// The claim granting the requested kind (None: one of the export's own resources).
+    /// The requested kind.
+    pub kind: Arc<ResourceKind>,
+    /// The claim granting it (None: one of the export's own resources).
     pub claim: Option<faros_api::apis::PermissionClaim>,
     /// What the owner holds in the (single) target cluster, as RBAC rules.
     pub rules: Vec<crate::auth::rbac::Rule>,
 }
 
+impl ViewAccess {
+    /// Whether `cluster` shares the kind with the owner (as of `revision`, if given).
+    pub fn shared_in(&self, cache: &crate::storage::cache::Cache, cluster: &str, revision: Option<u64>) -> bool {
+        self.view
+            .access_in(cache, cluster, revision)
+            .is_some_and(|access| access.allows(&self.kind, self.claim.as_ref()))
+    }
+
+    /// Every cluster sharing the kind with the owner (as of `revision`, if given).
+    pub fn clusters(&self, cache: &crate::storage::cache::Cache, revision: Option<u64>) -> ClusterSet {
+        ClusterSet {
+            clusters: self
+                .view
+                .clusters_sharing(cache, &self.kind, self.claim.as_ref(), revision),
+        }
+    }
+}
+
 impl Scope {
-    /// Across all clusters, the clusters whose objects the request may see (as of `revision`,
-    /// if given); None when not restricted. A claimed kind is seen only where the claim is
-    /// in force; an exported kind wherever it is stored under the export's identity.
+    /// Across all clusters, the clusters whose objects the request may see (as of
+    /// `revision`, if given); None when not restricted. Through an export's view, only the
+    /// clusters whose bindings share the kind now.
     pub fn visible_clusters(&self, cache: &crate::storage::cache::Cache, revision: Option<u64>) -> Option<ClusterSet> {
         match self {
-            Scope::Export(access) => access.claim.as_ref().map(|claim| ClusterSet {
-                clusters: access.view.clusters_with_claim(cache, claim, revision),
-            }),
+            Scope::Export(access) => Some(access.clusters(cache, revision)),
             Scope::Direct => None,
         }
     }
@@ -149,6 +167,9 @@ pub struct Filter {
     /// A namespace the key prefix does not already pin (the `*` view keys start with the
     /// logical cluster, so its namespace is checked per object).
     namespace: Option<String>,
+    /// The name in the path of a watch (`.../configmaps/<name>?watch=1`): the request was
+    /// authorized for that name only.
+    name: Option<String>,
 }
 
 impl Filter {
@@ -159,6 +180,7 @@ impl Filter {
         if ctx.cluster == "*" {
             filter.namespace = ctx.req.namespace.clone();
         }
+        filter.name = ctx.req.name.clone();
         Ok(filter)
     }
 
@@ -196,21 +218,27 @@ impl Filter {
             kind: kind.clone(),
             field_paths,
             namespace: None,
+            name: None,
         })
     }
 
     pub fn is_everything(&self) -> bool {
-        self.labels.is_empty() && self.fields.is_empty() && self.namespace.is_none()
+        self.labels.is_empty() && self.fields.is_empty() && self.namespace.is_none() && self.name.is_none()
     }
 
     /// Exact `metadata.name=` pin, which turns a list into a point lookup.
     pub fn exact_name(&self) -> Option<&str> {
-        self.fields.exact("metadata.name")
+        self.name.as_deref().or_else(|| self.fields.exact("metadata.name"))
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(ns) = &self.namespace
             && object::namespace(obj) != ns
+        {
+            return false;
+        }
+        if let Some(name) = &self.name
+            && object::name(obj) != name
         {
             return false;
         }
@@ -272,8 +300,9 @@ fn list(ctx: &Ctx) -> ApiResult<Response> {
         },
     };
     let limit = ctx.query.limit;
+    // Who shares what is decided now, even for a page of an older snapshot.
     let visible = match ctx.cluster.as_str() {
-        "*" => ctx.scope.visible_clusters(&ctx.hub.cache, snapshot),
+        "*" => ctx.scope.visible_clusters(&ctx.hub.cache, None),
         _ => None,
     };
     let admits = |o: &Object| visible.as_ref().is_none_or(|v| v.admits(&o.key, &prefix)) && filter.matches(&o.value);

@@ -34,8 +34,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::registry::{Catalog, ResourceKind};
 use crate::storage::cache::Cache;
 use crate::tenancy;
-use crate::tenancy::export_view::ExportView;
-use faros_api::apis::PermissionClaim;
+use crate::tenancy::export_view::{Access, ExportView};
 use request::{ClusterTarget, Target};
 
 /// Shared state of a running hub.
@@ -157,8 +156,8 @@ struct Entered {
 
 struct EnteredView {
     view: Arc<ExportView>,
-    /// The claims in force in the cluster (None for the `*` view).
-    applied: Option<Vec<PermissionClaim>>,
+    /// What the cluster shares with the export's owner (None for the `*` view).
+    access: Option<Access>,
 }
 
 async fn route(
@@ -210,6 +209,10 @@ async fn route(
                 )));
             }
             let kinds = match &view {
+                Some(EnteredView {
+                    view,
+                    access: Some(access),
+                }) => view.kinds_shared(access),
                 Some(entered) => entered.view.kinds(),
                 None if cluster.name == "*" => return Err(ApiError::no_such_resource()),
                 None => hub.catalog.all_kinds(&cluster.name),
@@ -237,19 +240,25 @@ async fn route(
                 .view
                 .lookup(&resource.group, &resource.version, &resource.resource)
                 .ok_or_else(ApiError::no_such_resource)?;
-            let rules = match (&entered.applied, &claim) {
-                (Some(applied), Some(claim)) if !applied.iter().any(|a| a.same_resource(claim)) => {
-                    return Err(ApiError::forbidden(format!(
-                        "this workspace has not accepted the permission claim of APIExport {:?} on {}",
-                        entered.view.name,
-                        group_resource(&kind.group, &kind.resource)
-                    )));
+            let rules = match &entered.access {
+                Some(access) if !access.allows(&kind, claim.as_ref()) => {
+                    return Err(match claim {
+                        Some(_) => ApiError::forbidden(format!(
+                            "this workspace has not accepted the permission claim of APIExport {:?} on {}",
+                            entered.view.name,
+                            group_resource(&kind.group, &kind.resource)
+                        )),
+                        // An exported resource this workspace does not serve (e.g. shadowed
+                        // by a CRD of its own).
+                        None => ApiError::no_such_resource(),
+                    });
                 }
-                (Some(applied), _) => entered.view.rules(applied),
-                (None, _) => Vec::new(),
+                Some(access) => entered.view.rules(access),
+                None => Vec::new(),
             };
             let scope = handlers::Scope::Export(Arc::new(handlers::ViewAccess {
                 view: entered.view,
+                kind: kind.clone(),
                 claim,
                 rules,
             }));
@@ -364,7 +373,7 @@ fn enter_view(
         return Err(denied());
     }
     let view = Arc::new(ExportView::load(&hub.catalog, &export_cluster.name, &reference.export).ok_or_else(denied)?);
-    let (cluster, applied) = match target {
+    let (cluster, access) = match target {
         ClusterTarget::Wildcard => (
             tenancy::LogicalClusterRef {
                 name: "*".into(),
@@ -374,14 +383,14 @@ fn enter_view(
         ),
         ClusterTarget::Path(path) => {
             let cluster = tenancy::resolve(&hub.cache, path).ok_or_else(denied)?;
-            let applied = view.access_in(&hub.cache, &cluster.name).ok_or_else(denied)?;
-            (cluster, Some(applied))
+            let access = view.access_in(&hub.cache, &cluster.name, None).ok_or_else(denied)?;
+            (cluster, Some(access))
         }
     };
     Ok(Entered {
         cluster,
         user,
-        view: Some(EnteredView { view, applied }),
+        view: Some(EnteredView { view, access }),
     })
 }
 

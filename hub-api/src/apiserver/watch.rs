@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::body::Representation;
-use super::handlers::{ClusterSet, Ctx, Filter, Scope};
+use super::handlers::{ClusterSet, Ctx, Filter, Scope, ViewAccess};
 use super::object;
 use super::query::ResourceVersionMatch;
 use super::table;
@@ -22,8 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceKind;
 use crate::storage::cache::{EventKind, WatchEvent, WatchStartError, encode_event};
 use crate::storage::feeds::FeedEnded;
-use crate::tenancy::export_view::{BINDINGS_PREFIX, ExportView, cluster_of_key};
-use faros_api::apis::PermissionClaim;
+use crate::tenancy::export_view::{BINDINGS_PREFIX, cluster_of_key};
 
 /// How often an idle watch that asked for bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
@@ -114,57 +113,51 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
         None => requested.is_none(),
     };
     let cache = ctx.hub.cache.clone();
-    // A claimed kind seen across clusters through an export's view: only the clusters where
-    // the claim is in force, following the bindings as they change.
-    let mut visible = match ctx.cluster.as_str() {
-        "*" => ctx.scope.visible_clusters(&cache, None),
-        _ => None,
-    };
-    let claim = match &ctx.scope {
-        Scope::Export(access) => access.claim.clone().map(|c| (access.view.clone(), c)),
+    // Through an export's view, what the watch may see depends on the bindings, which change
+    // while it runs: it follows every key (bindings included). Otherwise a watch pinned to
+    // one name follows that key alone (an agent watching its own Agent wakes for nothing
+    // else), and any other watch its collection's prefix.
+    let access = match &ctx.scope {
+        Scope::Export(access) => Some(access.clone()),
         Scope::Direct => None,
     };
-    // What the live feed follows: a watch pinned to one name follows that key alone (an
-    // agent watching its own Agent wakes for nothing else); a claimed kind across clusters
-    // follows every key, since the bindings deciding what it sees change too.
     let target = match filter.exact_name() {
-        _ if visible.is_some() => "/".to_string(),
+        _ if access.is_some() => "/".to_string(),
         Some(name) if ctx.cluster != "*" && (ctx.req.namespace.is_some() || !ctx.kind.namespaced) => {
             format!("{prefix}{name}")
         }
         _ => prefix.clone(),
     };
-    let (initial, start) = if send_initial {
-        if let Some(rv) = requested
-            && rv > cache.revision()
-        {
-            return Err(ApiError::new(
-                crate::error::Reason::Timeout,
-                format!("Too large resource version: {rv}"),
-            ));
-        }
-        let (items, revision, _) = cache.list(&prefix, None, 0, |o| {
-            admits(o, &visible, &prefix) && filter.matches(&o.value)
-        });
-        let start = match cache.watch(&target, Some(revision)) {
-            Ok(start) => start,
+    if let Some(rv) = requested
+        && rv > cache.revision()
+    {
+        return Err(ApiError::new(
+            crate::error::Reason::Timeout,
+            format!("Too large resource version: {rv}"),
+        ));
+    }
+    let (mut initial, start) = if send_initial {
+        let (items, revision, _) = cache.list(&prefix, None, 0, |o| filter.matches(&o.value));
+        match cache.watch(&target, Some(revision)) {
+            Ok(start) => (items, start),
             Err(e) => return Ok(expired_stream(e)),
-        };
-        (items, start)
-    } else {
-        if let Some(rv) = requested
-            && rv > cache.revision()
-        {
-            return Err(ApiError::new(
-                crate::error::Reason::Timeout,
-                format!("Too large resource version: {rv}"),
-            ));
         }
+    } else {
         match cache.watch(&target, requested) {
             Ok(start) => (Vec::new(), start),
             Err(e) => return Ok(expired_stream(e)),
         }
     };
+    // Across clusters through a view: the clusters sharing the kind when the live feed
+    // starts; binding changes after that arrive on the feed.
+    let mut follow = match (&access, ctx.cluster.as_str()) {
+        (Some(access), "*") => Follow::Across(access.clusters(&cache, Some(start.revision))),
+        (Some(_), cluster) => Follow::One(cluster.to_string()),
+        (None, _) => Follow::Nothing,
+    };
+    if let Follow::Across(set) = &follow {
+        initial.retain(|o| set.admits(&o.key, &prefix));
+    }
 
     let timeout = ctx
         .query
@@ -192,7 +185,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
             return;
         }
         for event in &start.backlog {
-            if !event.object.key.starts_with(prefix.as_str()) || !admits(&event.object, &visible, &prefix) {
+            if !event.object.key.starts_with(prefix.as_str()) || !follow.admits(&event.object.key, &prefix) {
                 continue;
             }
             if let Some(bytes) = render(&mut encoder, &filter, event)
@@ -222,18 +215,25 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                         if event.revision <= last_revision {
                             continue;
                         }
-                        if let (Some(set), Some((view, claim))) = (visible.as_mut(), &claim)
+                        if let Some(access) = &access
                             && event.object.key.starts_with(BINDINGS_PREFIX)
                         {
                             last_revision = event.revision;
-                            for bytes in follow_binding(&cache, view, claim, set, &prefix, &event, &mut encoder, &filter) {
-                                if tx.send(bytes).await.is_err() {
+                            match follow_binding(&cache, access, &mut follow, &prefix, &event, &mut encoder, &filter) {
+                                Ok(lines) => {
+                                    for bytes in lines {
+                                        if tx.send(bytes).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                }
+                                Err(ended) => {
+                                    let _ = tx.send(ended).await;
                                     return;
                                 }
                             }
-                            continue;
                         }
-                        if !event.object.key.starts_with(prefix.as_str()) || !admits(&event.object, &visible, &prefix) {
+                        if !event.object.key.starts_with(prefix.as_str()) || !follow.admits(&event.object.key, &prefix) {
                             continue;
                         }
                         last_revision = event.revision;
@@ -290,34 +290,61 @@ fn too_old(e: WatchStartError) -> ApiError {
     }
 }
 
-fn admits(object: &crate::storage::cache::Object, visible: &Option<ClusterSet>, prefix: &str) -> bool {
-    visible.as_ref().is_none_or(|v| v.admits(&object.key, prefix))
+/// How a watch through an export's view follows the bindings deciding what it may see.
+enum Follow {
+    /// Not through a view.
+    Nothing,
+    /// Across clusters: the clusters sharing the kind now.
+    Across(ClusterSet),
+    /// In one cluster, which must keep sharing the kind.
+    One(String),
 }
 
-/// A binding changed in some cluster: when that turns a claim on or off there, the cluster's
-/// objects (as of the binding's revision) enter the watch as ADDED or leave it as DELETED,
-/// the way objects cross a selector.
-#[allow(clippy::too_many_arguments)]
+impl Follow {
+    fn admits(&self, key: &str, prefix: &str) -> bool {
+        match self {
+            Follow::Across(set) => set.admits(key, prefix),
+            Follow::Nothing | Follow::One(_) => true,
+        }
+    }
+}
+
+/// A binding changed in some cluster. Across clusters, when that makes the cluster start or
+/// stop sharing the kind, the cluster's objects (as of the binding's revision) enter the
+/// watch as ADDED or leave it as DELETED, the way objects cross a selector. In one cluster
+/// that stopped sharing it, the watch ends (Err: its last line, a 403 ERROR event).
 fn follow_binding(
     cache: &crate::storage::cache::Cache,
-    view: &ExportView,
-    claim: &PermissionClaim,
-    visible: &mut ClusterSet,
+    access: &ViewAccess,
+    follow: &mut Follow,
     prefix: &str,
     event: &WatchEvent,
     encoder: &mut Encoder,
     filter: &Filter,
-) -> Vec<Bytes> {
-    let cluster = cluster_of_key(&event.object.key, BINDINGS_PREFIX).to_string();
-    let now = view.claim_in_force(cache, &cluster, claim, Some(event.revision));
-    if now == visible.clusters.contains(&cluster) {
-        return Vec::new();
+) -> Result<Vec<Bytes>, Bytes> {
+    let cluster = cluster_of_key(&event.object.key, BINDINGS_PREFIX);
+    let set = match follow {
+        Follow::Nothing => return Ok(Vec::new()),
+        Follow::One(watched) if watched == cluster => {
+            if access.shared_in(cache, cluster, Some(event.revision)) {
+                return Ok(Vec::new());
+            }
+            let status =
+                ApiError::forbidden("this workspace no longer shares the resource with the APIExport").to_status();
+            return Err(encode_event("ERROR", &status));
+        }
+        Follow::One(_) => return Ok(Vec::new()),
+        Follow::Across(set) => set,
+    };
+    let now = access.shared_in(cache, cluster, Some(event.revision));
+    if now == set.clusters.contains(cluster) {
+        return Ok(Vec::new());
     }
     let event_type = if now {
-        visible.clusters.insert(cluster.clone());
+        set.clusters.insert(cluster.to_string());
         "ADDED"
     } else {
-        visible.clusters.remove(&cluster);
+        set.clusters.remove(cluster);
         "DELETED"
     };
     let cluster_prefix = format!("{prefix}{cluster}/");
@@ -326,10 +353,10 @@ fn follow_binding(
         Ok((objects, _, _)) => objects,
         Err(_) => cache.list(&cluster_prefix, None, 0, matching).0,
     };
-    objects
+    Ok(objects
         .iter()
         .map(|o| encoder.event(event_type, &o.value, None))
-        .collect()
+        .collect())
 }
 
 /// The line to send for one cache event, applying selector transitions: an object that

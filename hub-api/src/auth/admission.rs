@@ -19,8 +19,36 @@ use crate::error::ApiError;
 /// Checks an RBAC object about to be written; other kinds pass.
 pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let kind = &ctx.kind;
-    if !kind.builtin || kind.group != rbac::GROUP || ctx.user.is_master() || ctx.req.subresource.is_some() {
+    let through_view = matches!(ctx.scope, Scope::Export(_));
+    // Masters are trusted, except through an export's view, which is bounded by what the
+    // binding workspace shares whoever uses it.
+    if !kind.builtin
+        || kind.group != rbac::GROUP
+        || (ctx.user.is_master() && !through_view)
+        || ctx.req.subresource.is_some()
+    {
         return Ok(());
+    }
+    if through_view
+        && matches!(kind.resource.as_str(), "rolebindings" | "clusterrolebindings")
+        && let Some(subject) = obj["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["kind"] != "ServiceAccount")
+    {
+        // Granting to users or groups would open the workspace to people rather than to
+        // the workloads the export's owner manages there.
+        return Err(rbac::forbidden_on(
+            rbac::GROUP,
+            &kind.resource,
+            obj["metadata"]["name"].as_str().unwrap_or_default(),
+            &format!(
+                "through an APIExport view, bindings may name ServiceAccounts only, not {} {:?}",
+                subject["kind"].as_str().unwrap_or_default(),
+                subject["name"].as_str().unwrap_or_default()
+            ),
+        ));
     }
     if let Some(old) = old
         && only_gc_fields_changed(obj, old)
@@ -131,10 +159,22 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
 /// Creating an APIBinding needs `bind` on the APIExport in the export's workspace (as in
 /// kcp): binding grants the export's owner a view into the workspace, and uses the export,
 /// so neither side is chosen by the other alone. A missing export and a refused one answer
-/// alike. `system:masters` is never checked.
+/// alike. Only the hub writes a binding's status. `system:masters` is never checked.
 pub fn check_binding(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let kind = &ctx.kind;
-    if old.is_some() || ctx.user.is_master() || kind.group != faros_api::apis::GROUP || kind.resource != "apibindings" {
+    if kind.group != faros_api::apis::GROUP || kind.resource != "apibindings" || ctx.user.is_master() {
+        return Ok(());
+    }
+    if ctx.req.subresource.as_deref() == Some("status") {
+        // What a binding serves is decided from its status: only the hub's controllers set it.
+        return Err(rbac::forbidden_on(
+            faros_api::apis::GROUP,
+            "apibindings",
+            obj["metadata"]["name"].as_str().unwrap_or_default(),
+            "the status of an APIBinding is set by the hub",
+        ));
+    }
+    if old.is_some() {
         return Ok(());
     }
     let export = &obj["spec"]["reference"]["export"];

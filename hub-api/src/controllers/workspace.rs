@@ -170,15 +170,23 @@ async fn reconcile(ws: Arc<Workspace>, parent: Client, clusters: Clusters) -> Re
         });
         let existing = match bindings.get_opt(&default.export).await? {
             Some(b) => b,
-            None => match bindings
-                .create(
-                    &PostParams::default(),
-                    &serde_json::from_value(binding).expect("valid binding"),
-                )
-                .await
-            {
+            None => match create_as_owner(&child, &ws, &binding).await {
                 Ok(b) => b,
                 Err(e) if is_conflict(&e) => bindings.get(&default.export).await?,
+                Err(kube::Error::Api(status)) if status.code == 403 => {
+                    let message = format!(
+                        "the workspace's creator may not bind APIExport {}:{} ({})",
+                        default.path, default.export, status.message
+                    );
+                    set_status(
+                        &workspaces,
+                        &ws,
+                        "Initializing",
+                        Condition::new("WorkspaceInitialized", false, "APIBindingForbidden", &message),
+                    )
+                    .await?;
+                    return Ok(Next::After(Duration::from_secs(10)));
+                }
                 Err(e) => return Err(e),
             },
         };
@@ -200,6 +208,42 @@ async fn reconcile(ws: Arc<Workspace>, parent: Client, clusters: Clusters) -> Re
         .patch_status(LOGICAL_CLUSTER_NAME, &PatchParams::default(), &Patch::Merge(status))
         .await?;
     Ok(Next::Done)
+}
+
+/// Creates a default APIBinding as the workspace's creator (impersonated), so the creator
+/// must hold `bind` on the export as if binding it by hand: a workspace type cannot hand out
+/// exports its users may not bind. Workspaces without a recorded creator are the hub's own.
+async fn create_as_owner(
+    child: &Client,
+    ws: &Workspace,
+    binding: &serde_json::Value,
+) -> Result<faros_api::apis::APIBinding, kube::Error> {
+    let owner: Option<serde_json::Value> = ws
+        .annotations()
+        .get(crate::auth::policy::OWNER_ANNOTATION)
+        .and_then(|o| serde_json::from_str(o).ok());
+    let mut request = http::Request::post("/apis/apis.kcp.io/v1alpha1/apibindings")
+        .header(http::header::CONTENT_TYPE, "application/json");
+    if let Some(owner) = &owner
+        && let Some(name) = owner["username"].as_str().filter(|n| !n.is_empty())
+    {
+        request = request.header("Impersonate-User", name);
+        for group in owner["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.as_str())
+        {
+            request = request.header("Impersonate-Group", group);
+        }
+        if let Some(uid) = owner["uid"].as_str().filter(|u| !u.is_empty()) {
+            request = request.header("Impersonate-Uid", uid);
+        }
+    }
+    let request = request
+        .body(serde_json::to_vec(binding).unwrap_or_default())
+        .map_err(kube::Error::HttpError)?;
+    child.request(request).await
 }
 
 async fn set_status(

@@ -329,10 +329,11 @@ impl Catalog {
     /// export with that identity.
     pub fn claimed_kinds(&self, group: &str, resource: &str, identity: &str) -> Vec<Arc<ResourceKind>> {
         if identity.is_empty() {
+            // Stored kinds only: reviews and other create-only answers are not data to share.
             return self
                 .builtins
                 .iter()
-                .filter(|k| k.group == group && k.resource == resource)
+                .filter(|k| k.group == group && k.resource == resource && k.verbs().contains(&"get"))
                 .cloned()
                 .collect();
         }

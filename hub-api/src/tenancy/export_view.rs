@@ -20,6 +20,19 @@ use crate::auth::rbac::Rule;
 use crate::registry::{Catalog, ResourceKind};
 use crate::storage::cache::{Cache, Object};
 
+/// What the owner may do with a shared resource: the REST verbs, never `escalate`, `bind`
+/// or `impersonate`, so RBAC written through the view cannot reach beyond it.
+const VIEW_VERBS: [&str; 8] = [
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+];
+
 /// Where export views are served.
 pub const PATH_PREFIX: &str = "/services/apiexport/";
 /// Storage prefix of every APIBinding in every logical cluster.
@@ -88,18 +101,33 @@ impl ExportView {
             .cloned()
     }
 
-    /// Whether `binding` is a Bound binding of this export.
+    /// Whether `binding` is a Bound binding of this export (and not being deleted).
     fn binds(&self, binding: &Value) -> bool {
         binding["status"]["phase"] == "Bound"
+            && binding["metadata"]["deletionTimestamp"].is_null()
             && binding["status"]["apiExportClusterName"] == self.cluster.as_str()
             && binding["spec"]["reference"]["export"]["name"] == self.name.as_str()
     }
 
-    /// The claims a binding workspace has put in force for this export.
-    fn applied(&self, binding: &Value) -> Vec<PermissionClaim> {
+    /// What a binding of this export shares with the owner.
+    fn shared_by(&self, binding: &Value) -> Access {
         let accepted: Vec<PermissionClaim> =
             serde_json::from_value(binding["spec"]["permissionClaims"].clone()).unwrap_or_default();
-        applied_claims(&self.claims, &accepted)
+        let bound = binding["status"]["boundResources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["group"].as_str().unwrap_or_default().to_string(),
+                    r["resource"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        Access {
+            claims: applied_claims(&self.claims, &accepted),
+            bound,
+        }
     }
 
     /// This export's bindings in `cluster`, now or as of `revision`.
@@ -114,56 +142,61 @@ impl ExportView {
             .0
     }
 
-    /// What the owner may do in `cluster`: None when the cluster does not bind the export,
-    /// else the claims in force there.
-    pub fn access_in(&self, cache: &Cache, cluster: &str) -> Option<Vec<PermissionClaim>> {
-        let bindings = self.bindings_in(cache, cluster, None);
+    /// What the owner may reach in `cluster` (as of `revision`, if given): None when the
+    /// cluster does not bind the export.
+    pub fn access_in(&self, cache: &Cache, cluster: &str, revision: Option<u64>) -> Option<Access> {
+        let bindings = self.bindings_in(cache, cluster, revision);
         if bindings.is_empty() {
             return None;
         }
-        Some(bindings.iter().flat_map(|b| self.applied(&b.value)).collect())
+        let mut access = Access::default();
+        for binding in &bindings {
+            let shared = self.shared_by(&binding.value);
+            access.claims.extend(shared.claims);
+            access.bound.extend(shared.bound);
+        }
+        Some(access)
     }
 
-    /// Whether `claim` is in force in `cluster` (as of `revision`, if given).
-    pub fn claim_in_force(&self, cache: &Cache, cluster: &str, claim: &PermissionClaim, revision: Option<u64>) -> bool {
-        self.bindings_in(cache, cluster, revision)
-            .iter()
-            .any(|b| self.applied(&b.value).iter().any(|c| c.same_resource(claim)))
-    }
-
-    /// Every logical cluster where `claim` is in force (as of `revision`, if given).
-    pub fn clusters_with_claim(
+    /// Every logical cluster where the owner may reach `kind` (granted by `claim`, or
+    /// exported when None), as of `revision` if given.
+    pub fn clusters_sharing(
         &self,
         cache: &Cache,
-        claim: &PermissionClaim,
+        kind: &ResourceKind,
+        claim: Option<&PermissionClaim>,
         revision: Option<u64>,
     ) -> HashSet<String> {
-        let accepting =
-            |o: &Object| self.binds(&o.value) && self.applied(&o.value).iter().any(|c| c.same_resource(claim));
+        let sharing = |o: &Object| self.binds(&o.value) && self.shared_by(&o.value).allows(kind, claim);
         let listed = match revision {
-            Some(rv) => cache.list_at(BINDINGS_PREFIX, None, 0, rv, accepting).ok(),
+            Some(rv) => cache.list_at(BINDINGS_PREFIX, None, 0, rv, sharing).ok(),
             None => None,
         };
         listed
-            .unwrap_or_else(|| cache.list(BINDINGS_PREFIX, None, 0, accepting))
+            .unwrap_or_else(|| cache.list(BINDINGS_PREFIX, None, 0, sharing))
             .0
             .iter()
             .map(|o| cluster_of_key(&o.key, BINDINGS_PREFIX).to_string())
             .collect()
     }
 
-    /// What the owner holds in a binding workspace with `applied` claims in force, as RBAC
-    /// rules: every verb on the exported resources and the claimed ones, with their
-    /// subresources. Roles the owner writes there may grant no more than this.
-    pub fn rules(&self, applied: &[PermissionClaim]) -> Vec<Rule> {
+    /// The kinds of the view the owner may reach where `access` holds.
+    pub fn kinds_shared(&self, access: &Access) -> Vec<Arc<ResourceKind>> {
+        self.kinds
+            .iter()
+            .filter(|(k, claim)| access.allows(k, claim.as_ref()))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// What the owner holds where `access` holds, as RBAC rules: the REST verbs on the
+    /// shared resources, with their subresources. Roles the owner writes there may grant no
+    /// more than this.
+    pub fn rules(&self, access: &Access) -> Vec<Rule> {
         let mut rules = Vec::new();
         let mut seen = HashSet::new();
-        for (kind, claim) in &self.kinds {
-            let granted = match claim {
-                None => true,
-                Some(claim) => applied.iter().any(|a| a.same_resource(claim)),
-            };
-            if !granted || !seen.insert((kind.group.clone(), kind.resource.clone())) {
+        for kind in self.kinds_shared(access) {
+            if !seen.insert((kind.group.clone(), kind.resource.clone())) {
                 continue;
             }
             let mut resources = vec![kind.resource.clone()];
@@ -173,13 +206,35 @@ impl ExportView {
                     .map(|(sub, _)| format!("{}/{sub}", kind.resource)),
             );
             rules.push(Rule {
-                verbs: vec!["*".into()],
+                verbs: VIEW_VERBS.iter().map(|v| v.to_string()).collect(),
                 api_groups: vec![kind.group.clone()],
                 resources,
                 ..Rule::default()
             });
         }
         rules
+    }
+}
+
+/// What one binding workspace shares with an export's owner.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Access {
+    /// The export's claims the workspace accepted.
+    pub claims: Vec<PermissionClaim>,
+    /// (group, resource) of the exported resources the workspace serves.
+    pub bound: Vec<(String, String)>,
+}
+
+impl Access {
+    /// Whether `kind`, granted by `claim` (or exported when None), is shared.
+    pub fn allows(&self, kind: &ResourceKind, claim: Option<&PermissionClaim>) -> bool {
+        match claim {
+            Some(claim) => self.claims.iter().any(|c| c.same_resource(claim)),
+            None => self
+                .bound
+                .iter()
+                .any(|(group, resource)| *group == kind.group && *resource == kind.resource),
+        }
     }
 }
 

@@ -641,3 +641,115 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     let (status, _) = send(&in_c2, "GET", "/apis/acme.io/v1/namespaces/default/widgets", None).await;
     assert_eq!(status, 403);
 }
+
+/// A claim on a resource of another export names it by that export's identity: the claiming
+/// export's owner then reaches exactly that export's objects in the workspaces that accept.
+#[tokio::test]
+async fn a_claim_on_another_exports_resource_follows_its_identity() {
+    let hub = TestHub::start();
+    for name in ["maker", "observer", "site"] {
+        create_workspace(&hub, name).await;
+    }
+    let maker = admin_at(&hub, "root:maker").await;
+    let observer = admin_at(&hub, "root:observer").await;
+    let site = admin_at(&hub, "root:site").await;
+    let schema = json!({
+        "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIResourceSchema",
+        "metadata": {"name": "v1.widgets.acme.io"},
+        "spec": {"group": "acme.io", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}]},
+    });
+    let (status, text) = send(
+        &maker,
+        "POST",
+        "/apis/apis.kcp.io/v1alpha1/apiresourceschemas",
+        Some(&schema),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    let export = json!({"apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIExport", "metadata": {"name": EXPORT},
+        "spec": {"latestResourceSchemas": ["v1.widgets.acme.io"]}});
+    let (status, text) = send(&maker, "POST", "/apis/apis.kcp.io/v1alpha1/apiexports", Some(&export)).await;
+    assert_eq!(status, 201, "{text}");
+    let identity = serde_json::from_str::<Value>(&text).unwrap()["status"]["identityHash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The observer exports nothing of its own; it claims the maker's widgets.
+    let claim = json!({"group": "acme.io", "resource": "widgets", "identityHash": identity});
+    let observing = json!({"apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIExport", "metadata": {"name": "observing"},
+        "spec": {"permissionClaims": [claim]}});
+    let (status, text) = send(
+        &observer,
+        "POST",
+        "/apis/apis.kcp.io/v1alpha1/apiexports",
+        Some(&observing),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    let view_url = serde_json::from_str::<Value>(&text).unwrap()["status"]["virtualWorkspaces"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The site binds both and accepts the observer's claim.
+    let widgets = json!({"apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIBinding", "metadata": {"name": "widgets"},
+        "spec": {"reference": {"export": {"path": "root:maker", "name": EXPORT}}}});
+    let (status, text) = send(&site, "POST", "/apis/apis.kcp.io/v1alpha1/apibindings", Some(&widgets)).await;
+    assert_eq!(status, 201, "{text}");
+    wait_bound(&site).await;
+    let mut accepted = claim.clone();
+    accepted["state"] = "Accepted".into();
+    let observed = json!({"apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIBinding", "metadata": {"name": "observing"},
+        "spec": {"reference": {"export": {"path": "root:observer", "name": "observing"}}, "permissionClaims": [accepted]}});
+    let (status, text) = send(&site, "POST", "/apis/apis.kcp.io/v1alpha1/apibindings", Some(&observed)).await;
+    assert_eq!(status, 201, "{text}");
+    let w = json!({"apiVersion": "acme.io/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}});
+    let (status, text) = send(&site, "POST", "/apis/acme.io/v1/namespaces/default/widgets", Some(&w)).await;
+    assert_eq!(status, 201, "{text}");
+
+    let everywhere = admin(&hub).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let path = format!(
+        "{}/clusters/*/apis/acme.io/v1/widgets",
+        view_url.strip_prefix(&hub.url()).unwrap()
+    );
+    loop {
+        let (status, text) = send(&everywhere, "GET", &path, None).await;
+        if status == 200 {
+            let list: Value = serde_json::from_str(&text).unwrap();
+            let items = list["items"].as_array().unwrap();
+            if items.len() == 1 {
+                assert_eq!(items[0]["metadata"]["name"], "w");
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "{status} {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A same-named resource of another export is not what the claim names.
+    let (status, text) = send(
+        &observer,
+        "POST",
+        "/apis/apis.kcp.io/v1alpha1/apiresourceschemas",
+        Some(&schema),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    let lookalike = json!({"apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIExport", "metadata": {"name": "lookalike"},
+        "spec": {"latestResourceSchemas": ["v1.widgets.acme.io"]}});
+    let (status, text) = send(
+        &observer,
+        "POST",
+        "/apis/apis.kcp.io/v1alpha1/apiexports",
+        Some(&lookalike),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    let (_, text) = send(&everywhere, "GET", &path, None).await;
+    let list: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{text}");
+}

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
+use faros_api::apis::APIBinding;
 use faros_api::edge::{Agent, Registration, RegistrationSpec};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -247,6 +248,22 @@ async fn generate(session: &Session, namespace: &str, args: GenerateArgs) -> any
     Ok(())
 }
 
+/// Whether a binding of the edge API in the workspace has every claim of the export in force.
+async fn edge_claims_accepted(client: &Client) -> bool {
+    let bindings: Api<APIBinding> = Api::all(client.clone());
+    let Ok(list) = bindings.list(&Default::default()).await else {
+        return false;
+    };
+    list.items.iter().any(|b| {
+        // The edge export is named after its group.
+        b.spec.reference.export.name == faros_api::EDGE_GROUP
+            && b.status.as_ref().is_some_and(|s| {
+                !s.export_permission_claims.is_empty()
+                    && s.export_permission_claims.len() == s.applied_permission_claims.len()
+            })
+    })
+}
+
 /// Waits until the Registration is Ready with a token Secret whose token the hub filled in.
 async fn wait_for_token(
     session: &Session,
@@ -286,6 +303,21 @@ async fn wait_for_token(
                 } else {
                     expired.message.as_str()
                 }
+            );
+        }
+        // The Registration says the workspace refused the edge API's claims; unless the
+        // binding accepts them by now (the hub then retries shortly), say what to do.
+        if let Some(refused) = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "PermissionClaimsNotAccepted")
+            && !edge_claims_accepted(client).await
+        {
+            bail!(
+                "the hub may not issue credentials in workspace {workspace}: {}\n\
+                 Accept the edge API's permission claims with `kubectl faros bind --accept-all-permission-claims` \
+                 (or `kubectl apply -f config/samples/binding.yaml`), then run this again.",
+                refused.message
             );
         }
         if ready && let Some(secret_name) = &secret_name {

@@ -713,6 +713,41 @@ fn agent_generate_reports_clear_errors() {
     assert!(err.contains("namespace \"no-such-namespace\" does not exist"), "{err}");
     let err = env.faros_err(&["agent", "revoke", "never-made"]);
     assert!(err.contains("there is no Registration \"never-made\""), "{err}");
+
+    // A binding that rejects the edge API's claims: the plugin says what to do.
+    env.faros_ok(&["ws", "use", "root"]);
+    env.faros_ok(&["ws", "create", "guarded", "--enter"]);
+    env.faros_ok(&["bind", "--accept-all-permission-claims=false"]);
+    let rejected = [
+        ("", "serviceaccounts"),
+        ("", "secrets"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+        ("coordination.k8s.io", "leases"),
+    ]
+    .iter()
+    .map(|(group, resource)| format!(r#"{{"group":"{group}","resource":"{resource}","state":"Rejected"}}"#))
+    .collect::<Vec<_>>()
+    .join(",");
+    env.kubectl_ok(&[
+        "patch",
+        "apibinding",
+        "edge.faros.sh",
+        "--type=merge",
+        "-p",
+        &format!(r#"{{"spec":{{"permissionClaims":[{rejected}]}}}}"#),
+    ]);
+    let err = env.faros_err(&["agent", "generate", "agent1", "--timeout", "20s"]);
+    assert!(
+        err.contains("may not issue credentials in workspace root:guarded"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kubectl faros bind --accept-all-permission-claims"),
+        "{err}"
+    );
+    env.faros_ok(&["bind", "--accept-all-permission-claims"]);
+    env.faros_ok(&["agent", "generate", "agent1", "-o", "/dev/null"]);
 }
 
 #[test]

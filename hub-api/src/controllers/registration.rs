@@ -229,7 +229,7 @@ async fn reconcile_registration(reg: Arc<Registration>, client: Client) -> Resul
                 Condition::new(reasons::READY, false, "PermissionClaimsNotAccepted", &message),
             )
             .await?;
-            Ok(Next::After(Duration::from_secs(10)))
+            Ok(Next::After(Duration::from_secs(3)))
         }
         other => other,
     }

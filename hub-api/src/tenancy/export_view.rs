@@ -2,13 +2,13 @@
 //! `/services/apiexport/<workspace>/<export>/clusters/<cluster|*>/...`.
 //!
 //! Binding an export is the binding workspace's consent; no RBAC of its own is involved. In a
-//! workspace that binds the export, the owner may use every verb on
-//! - the exported resources (stored under the export's identity), and
+//! workspace that binds the export, the owner may use the REST verbs on
+//! - the exported resources the workspace serves (stored under the export's identity), and
 //! - the resources named by the export's permission claims that the binding accepted.
 //!
 //! Nothing else of the workspace is visible. Across all workspaces (`*`) the owner may list
-//! and watch: an exported resource in every workspace that stores it, a claimed resource only
-//! in the workspaces whose binding accepts the claim.
+//! and watch, in the workspaces that share the resource at the time: bound, for an exported
+//! resource; accepting the claim, for a claimed one.
 
 use std::collections::HashSet;
 use std::sync::Arc;

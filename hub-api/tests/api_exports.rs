@@ -134,6 +134,23 @@ async fn next_event(
     }
 }
 
+/// The names of the next `count` events, which must all be of type `kind`.
+async fn next_names(
+    stream: &mut (impl futures::Stream<Item = kube::Result<WatchEvent<DynamicObject>>> + Unpin),
+    count: usize,
+    kind: &str,
+) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for _ in 0..count {
+        let (got, name) = next_event(stream, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("{count} {kind} events expected"));
+        assert_eq!(got, kind, "{name}");
+        names.insert(name);
+    }
+    names
+}
+
 #[tokio::test]
 async fn export_owner_reaches_exactly_what_bindings_share() {
     let files = std::env::temp_dir().join(format!("faros-exports-{}", uuid::Uuid::new_v4()));
@@ -147,22 +164,7 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     let hub = TestHub::start_with_args(true, &["--token-auth-file", tokens.to_str().unwrap()]);
 
     // The provider may create workspaces in root and owns the one it creates.
-    let root_admin = hub.kubeconfig();
-    kubectl_stdin_ok(
-        &root_admin,
-        &["apply", "-f", "-"],
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: workspace-creator}\nrules:\n- apiGroups: [tenancy.kcp.io]\n  resources: [workspaces]\n  verbs: [create, get, list, watch]\n",
-    );
-    kubectl_ok(
-        &root_admin,
-        &[
-            "create",
-            "clusterrolebinding",
-            "tenants-create",
-            "--clusterrole=workspace-creator",
-            "--group=tenants",
-        ],
-    );
+    let_group_create_workspaces(&hub, "tenants");
     let provider_root = client_with_token(&hub, Some("provider-token")).await;
     create_workspace_as(&provider_root, "provider").await;
     for name in ["c1", "c2", "c3"] {
@@ -387,26 +389,16 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     );
     assert_eq!(next_event(&mut events, quiet).await, None, "nothing of c2 yet");
     answer_claim(&c2, "Accepted").await;
-    let mut arrived = BTreeSet::new();
-    for _ in 0..2 {
-        let (kind, name) = next_event(&mut events, Duration::from_secs(10))
-            .await
-            .expect("c2's ConfigMaps arrive");
-        assert_eq!(kind, "ADDED");
-        arrived.insert(name);
-    }
-    assert_eq!(arrived, BTreeSet::from(["cm2".to_string(), "late2".to_string()]));
+    assert_eq!(
+        next_names(&mut events, 2, "ADDED").await,
+        BTreeSet::from(["cm2".to_string(), "late2".to_string()])
+    );
     // ... and rejecting it again takes them out.
     answer_claim(&c2, "Rejected").await;
-    let mut left = BTreeSet::new();
-    for _ in 0..2 {
-        let (kind, name) = next_event(&mut events, Duration::from_secs(10))
-            .await
-            .expect("c2's ConfigMaps leave");
-        assert_eq!(kind, "DELETED");
-        left.insert(name);
-    }
-    assert_eq!(left, BTreeSet::from(["cm2".to_string(), "late2".to_string()]));
+    assert_eq!(
+        next_names(&mut events, 2, "DELETED").await,
+        BTreeSet::from(["cm2".to_string(), "late2".to_string()])
+    );
     drop(events);
 
     // In one consumer: every verb on what is shared there, nothing else.

@@ -34,22 +34,7 @@ async fn tenant_admins_own_their_workspace_and_nothing_else() {
     assert!(text.contains("workspace access not permitted"), "{text}");
 
     // The platform admin lets tenants create workspaces in root.
-    let root_admin = hub.kubeconfig();
-    kubectl_stdin_ok(
-        &root_admin,
-        &["apply", "-f", "-"],
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: workspace-creator}\nrules:\n- apiGroups: [tenancy.kcp.io]\n  resources: [workspaces]\n  verbs: [create, get, list, watch]\n",
-    );
-    kubectl_ok(
-        &root_admin,
-        &[
-            "create",
-            "clusterrolebinding",
-            "tenants-create",
-            "--clusterrole=workspace-creator",
-            "--group=tenants",
-        ],
-    );
+    let_group_create_workspaces(&hub, "tenants");
 
     // Each tenant creates a workspace through the API; a forged owner is overwritten.
     let bob = client_with_token(&hub, Some("bob-token")).await;

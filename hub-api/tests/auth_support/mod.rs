@@ -108,6 +108,27 @@ pub async fn wait_ready(client: &kube::Client, name: &str) {
     }
 }
 
+/// As the platform admin, lets members of `group` create workspaces in root (each then owns
+/// the workspace it creates).
+pub fn let_group_create_workspaces(hub: &TestHub, group: &str) {
+    let root_admin = hub.kubeconfig();
+    kubectl_stdin_ok(
+        &root_admin,
+        &["apply", "-f", "-"],
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: workspace-creator}\nrules:\n- apiGroups: [tenancy.kcp.io]\n  resources: [workspaces]\n  verbs: [create, get, list, watch]\n",
+    );
+    kubectl_ok(
+        &root_admin,
+        &[
+            "create",
+            "clusterrolebinding",
+            &format!("{group}-create-workspaces"),
+            "--clusterrole=workspace-creator",
+            &format!("--group={group}"),
+        ],
+    );
+}
+
 pub async fn create_workspace(hub: &TestHub, name: &str) {
     create_workspace_as(&admin(hub).await, name).await;
 }

@@ -161,7 +161,16 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
         "provider-token,provider,2001,tenants\nbob-token,bob,2002,tenants\n",
     )
     .unwrap();
-    let hub = TestHub::start_with_args(true, &["--token-auth-file", tokens.to_str().unwrap()]);
+    let audit = files.join("audit.log");
+    let hub = TestHub::start_with_args(
+        true,
+        &[
+            "--token-auth-file",
+            tokens.to_str().unwrap(),
+            "--audit-log-path",
+            audit.to_str().unwrap(),
+        ],
+    );
 
     // The provider may create workspaces in root and owns the one it creates.
     let_group_create_workspaces(&hub, "tenants");
@@ -632,6 +641,21 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     assert_eq!(names(&list), BTreeSet::from(["w1".to_string()]));
     let (status, _) = send(&in_c2, "GET", "/apis/acme.io/v1/namespaces/default/widgets", None).await;
     assert_eq!(status, 403);
+
+    // The audit log names the export whose owner's access authorized each view request.
+    let expected = format!("\"apiExport\":\"{provider_cluster}:{EXPORT}\"");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(&audit).unwrap_or_default();
+        if log
+            .lines()
+            .any(|l| l.contains(&expected) && l.contains("\"user\":\"provider\""))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no audit line with {expected}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A claim on a resource of another export names it by that export's identity: the claiming

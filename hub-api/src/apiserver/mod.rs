@@ -191,6 +191,9 @@ async fn route(
     let Entered { cluster, user, view } = entered;
     record.workspace = cluster.path.clone();
     record.cluster = cluster.name.clone();
+    if let Some(entered) = &view {
+        record.api_export = Some(format!("{}:{}", entered.view.cluster, entered.view.name));
+    }
     let resource = match info.target {
         Target::NonResource(path) => {
             let verb = crate::auth::rbac::non_resource_verb(&parts.method);

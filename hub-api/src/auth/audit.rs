@@ -32,6 +32,9 @@ pub struct Record {
     pub subresource: String,
     pub namespace: String,
     pub name: String,
+    /// For a request through an APIExport's view: `<export's logical cluster>:<export>`,
+    /// the export whose owner's access authorized it.
+    pub api_export: Option<String>,
 }
 
 impl Record {
@@ -67,6 +70,9 @@ impl Record {
             "code": code,
             "latencyMs": latency.as_secs_f64() * 1000.0,
         });
+        if let Some(export) = &self.api_export {
+            line["apiExport"] = export.clone().into();
+        }
         if self.impersonator.is_some() {
             line["impersonatedBy"] = user(&self.impersonator).unwrap_or(Value::Null);
         }

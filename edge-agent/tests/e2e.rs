@@ -1,17 +1,15 @@
 //! End to end: the real hub, the real `edge-agent` binary and real kubectl.
 //!
 //! `edge-agent` comes from `CARGO_BIN_EXE_edge-agent`, built fresh for this test target. The
-//! hub is the `hub-api` library (a dev-dependency) run in a child process: the test binary
-//! re-executes itself with only the ignored `hub_process` test selected and
-//! `FAROS_E2E_HUB` set, which runs `hub_api::start::run` as `hub-api start --all-in-one`
-//! does. So `cargo test --workspace` (or `-p edge-agent`) works on a fresh clone.
+//! hub runs from the `hub-api` library in a child process (`faros-testkit`), so
+//! `cargo test --workspace` (or `-p edge-agent`) works on a fresh clone.
 //!
 //! What depends on issue 5 (ServiceAccount tokens, TokenRequest, RBAC) is marked where it is
 //! asserted: `registration_flow_end_to_end` needs the hub to issue registration tokens and
 //! bound tokens, and its isolation assertions need RBAC enforcement.
 //! `agent_lifecycle_with_an_admin_kubeconfig` needs none of it.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -29,37 +27,7 @@ const GRACE: &str = "3s";
 #[test]
 #[ignore = "runs the hub for the other tests (only when FAROS_E2E_HUB is set)"]
 fn hub_process() {
-    use clap::Parser;
-    let Some(dir) = std::env::var_os(HUB_ENV) else {
-        return;
-    };
-    #[derive(Parser)]
-    struct Start {
-        #[command(flatten)]
-        opts: hub_api::start::StartOptions,
-    }
-    let mut args: Vec<String> = vec!["hub-api".into(), "--all-in-one".into(), "--data-dir".into()];
-    args.push(dir.to_string_lossy().into_owned());
-    args.extend(
-        std::env::var(HUB_ARGS_ENV)
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_string),
-    );
-    let start = Start::parse_from(args);
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    if let Err(e) = runtime.block_on(hub_api::start::run(start.opts)) {
-        eprintln!("hub-api failed: {e:#}");
-        std::process::exit(1);
-    }
-    std::process::exit(0);
+    faros_testkit::child_main(HUB_ENV, HUB_ARGS_ENV);
 }
 
 struct Hub {
@@ -82,48 +50,20 @@ impl Hub {
     }
 
     fn spawn(&mut self) {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "hub_process",
-                "--ignored",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env(HUB_ENV, self.dir.join("hub"))
-            .env(
-                HUB_ARGS_ENV,
-                format!("--secure-port {} --agent-monitor-grace-period {GRACE}", self.port),
-            )
-            .env("RUST_LOG", std::env::var("HUB_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::piped())
-            // The hub's log (RUST_LOG from HUB_LOG) is kept beside its data for post-mortems.
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(self.dir.join("hub.log"))
-                    .expect("open the hub log"),
-            )
-            .spawn()
-            .expect("start the hub process");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let line = loop {
-            assert!(Instant::now() < deadline, "the hub did not start in time");
-            match lines.next() {
-                Some(Ok(line)) if line.contains("serving on") => break line,
-                Some(Ok(_)) => continue,
-                _ => panic!("the hub exited before serving"),
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("https://"))
-            .unwrap()
-            .trim_end_matches(';');
+        // The hub's log (RUST_LOG from HUB_LOG) is kept beside its data for post-mortems.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("hub.log"))
+            .expect("open the hub log");
+        let hub = faros_testkit::spawn(
+            HUB_ENV,
+            HUB_ARGS_ENV,
+            &self.dir.join("hub"),
+            &format!("--secure-port {} --agent-monitor-grace-period {GRACE}", self.port),
+            log.into(),
+        );
+        let (child, url) = (hub.child, hub.url);
         self.port = url.rsplit(':').next().unwrap().parse().unwrap();
         self.child = Some(child);
     }

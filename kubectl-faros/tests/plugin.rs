@@ -1,15 +1,10 @@
 //! End-to-end tests of `kubectl faros`: the real plugin binary, the real hub, real kubectl.
 //!
 //! The plugin binary comes from `CARGO_BIN_EXE_kubectl-faros`, which cargo builds fresh for
-//! this test target. The hub is the `hub-api` library (a dev-dependency, so cargo builds it
-//! too) run in a child process: each test re-executes this test binary with only the
-//! ignored `hub_process` test selected and `FAROS_PLUGIN_TEST_HUB` set, which runs
-//! `hub_api::start::run` exactly as `hub-api start --all-in-one` does. That way
-//! `cargo test -p kubectl-faros` works on a fresh clone without a prebuilt `hub-api` binary
-//! (binaries of other packages are not built for a package's tests), and every test gets its
-//! own hub process, on a free port with its own data directory, killed when the test ends.
+//! this test target. Each test gets its own hub, run from the `hub-api` library in a child
+//! process on a free port with its own data directory (`faros-testkit`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -17,53 +12,14 @@ use std::time::{Duration, Instant};
 use serde_norway::Value;
 
 const HUB_ENV: &str = "FAROS_PLUGIN_TEST_HUB";
+const HUB_ARGS_ENV: &str = "FAROS_PLUGIN_TEST_HUB_ARGS";
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-faros");
 
 /// Not a test of its own: the body of the hub child process the tests start.
 #[test]
 #[ignore = "runs the hub for the other tests (only when FAROS_PLUGIN_TEST_HUB is set)"]
 fn hub_process() {
-    use clap::Parser;
-    let Some(dir) = std::env::var_os(HUB_ENV) else {
-        return;
-    };
-    #[derive(Parser)]
-    struct Start {
-        #[command(flatten)]
-        opts: hub_api::start::StartOptions,
-    }
-    let start = Start::parse_from([
-        "hub-api".as_ref(),
-        "--all-in-one".as_ref(),
-        "--secure-port".as_ref(),
-        "0".as_ref(),
-        "--data-dir".as_ref(),
-        dir.as_os_str(),
-    ]);
-    // As `hub-api` logs (HUB_LOG sets the filter).
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    // Never outlive the test that started us, even if it was killed.
-    let parent = std::os::unix::process::parent_id();
-    std::thread::spawn(move || {
-        loop {
-            std::thread::sleep(Duration::from_millis(500));
-            if std::os::unix::process::parent_id() != parent {
-                std::process::exit(0);
-            }
-        }
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    if let Err(e) = runtime.block_on(hub_api::start::run(start.opts)) {
-        eprintln!("hub-api failed: {e:#}");
-        std::process::exit(1);
-    }
-    std::process::exit(0);
+    faros_testkit::child_main(HUB_ENV, HUB_ARGS_ENV);
 }
 
 /// A hub in a child process, a kubeconfig of our own (a copy of the admin kubeconfig, so
@@ -79,38 +35,14 @@ impl Env {
     fn start() -> Env {
         let dir = std::env::temp_dir().join(format!("kubectl-faros-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("hub")).unwrap();
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "hub_process",
-                "--ignored",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env(HUB_ENV, dir.join("hub"))
-            .env("RUST_LOG", std::env::var("HUB_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the hub process");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let line = loop {
-            assert!(Instant::now() < deadline, "the hub did not start in time");
-            match lines.next() {
-                Some(Ok(line)) if line.contains("serving on") => break line,
-                Some(Ok(_)) => continue,
-                _ => panic!("the hub exited before serving"),
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        let base = line
-            .split_whitespace()
-            .find(|w| w.starts_with("https://"))
-            .unwrap()
-            .trim_end_matches(';')
-            .to_string();
+        let hub = faros_testkit::spawn(
+            HUB_ENV,
+            HUB_ARGS_ENV,
+            &dir.join("hub"),
+            "--secure-port 0",
+            Stdio::inherit(),
+        );
+        let (child, base) = (hub.child, hub.url);
         let kubeconfig = dir.join("config");
         std::fs::copy(dir.join("hub/admin.kubeconfig"), &kubeconfig).unwrap();
         Env {

@@ -1,0 +1,108 @@
+//! The real hub in a child process, for integration tests of the other crates.
+//!
+//! A test binary starts itself again with only its ignored `hub_process` test selected and an
+//! environment variable naming the hub's data directory; that test calls [`child_main`],
+//! which runs `hub_api::start::run` exactly as `hub-api start --all-in-one` does. So
+//! `cargo test -p <crate>` works on a fresh clone without a prebuilt `hub-api` binary
+//! (binaries of other packages are not built for a package's tests), and every test gets its
+//! own hub process, killed with the test.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The body of a test binary's `hub_process` test. When `dir_env` names a data directory,
+/// runs the hub (`--all-in-one --data-dir DIR` plus the words of `args_env`) until it is
+/// stopped or its parent goes away, then exits the process; otherwise returns at once.
+pub fn child_main(dir_env: &str, args_env: &str) {
+    use clap::Parser;
+    let Some(dir) = std::env::var_os(dir_env) else {
+        return;
+    };
+    #[derive(Parser)]
+    struct Start {
+        #[command(flatten)]
+        opts: hub_api::start::StartOptions,
+    }
+    let mut args: Vec<String> = vec!["hub-api".into(), "--all-in-one".into(), "--data-dir".into()];
+    args.push(dir.to_string_lossy().into_owned());
+    args.extend(
+        std::env::var(args_env)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string),
+    );
+    let start = Start::parse_from(args);
+    // As `hub-api` logs (RUST_LOG sets the filter).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    // Never outlive the test that started us, even if it was killed.
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(0);
+            }
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    if let Err(e) = runtime.block_on(hub_api::start::run(start.opts)) {
+        eprintln!("hub-api failed: {e:#}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
+
+/// A hub started by [`spawn`].
+pub struct ChildHub {
+    pub child: Child,
+    /// `https://127.0.0.1:<port>`, from the hub's "serving on" line.
+    pub url: String,
+}
+
+/// Starts this test binary again as a hub on `data_dir` (see [`child_main`]), with the extra
+/// hub arguments `args`, its log (RUST_LOG from `HUB_LOG`, default `warn`) going to `log`,
+/// and waits until it serves.
+pub fn spawn(dir_env: &str, args_env: &str, data_dir: &Path, args: &str, log: Stdio) -> ChildHub {
+    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "--exact",
+            "hub_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(dir_env, data_dir)
+        .env(args_env, args)
+        .env("RUST_LOG", std::env::var("HUB_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start the hub process");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let line = loop {
+        assert!(Instant::now() < deadline, "the hub did not start in time");
+        match lines.next() {
+            Some(Ok(line)) if line.contains("serving on") => break line,
+            Some(Ok(_)) => continue,
+            _ => panic!("the hub exited before serving"),
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .expect("the serving line names the URL")
+        .trim_end_matches(';')
+        .to_string();
+    ChildHub { child, url }
+}

@@ -29,6 +29,47 @@ fn get_json(kubeconfig: &std::path::Path, args: &[&str]) -> Option<Value> {
         .then(|| serde_json::from_slice(&out.stdout).unwrap())
 }
 
+/// Creates workspace `root:<name>` of type `ws_type` as the admin, waits until it is Ready,
+/// and returns an admin kubeconfig pointing at it.
+fn ready_workspace(hub: &TestHub, name: &str, ws_type: &str) -> std::path::PathBuf {
+    let ws = format!(
+        "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: {name}\nspec:\n  type:\n    name: {ws_type}\n"
+    );
+    let out = hub.kubectl_stdin("1.32", &["create", "-f", "-"], &ws);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    hub.kubectl_ok(
+        "1.32",
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Ready",
+            &format!("workspace/{name}"),
+            "--timeout=60s",
+        ],
+    );
+    let text = std::fs::read_to_string(hub.kubeconfig()).unwrap();
+    let path = hub.dir.join(format!("{name}.kubeconfig"));
+    std::fs::write(
+        &path,
+        text.replace(&hub.url(), &hub.workspace_url(&format!("root:{name}"))),
+    )
+    .unwrap();
+    path
+}
+
+/// The Registration's Ready condition as (status, reason), if it has one.
+fn registration_ready(kubeconfig: &std::path::Path, name: &str) -> Option<(String, String)> {
+    let reg = get_json(kubeconfig, &["registration", name])?;
+    let ready = reg["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?
+        .clone();
+    Some((
+        ready["status"].as_str().unwrap_or_default().to_string(),
+        ready["reason"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
 #[test]
 fn controllers_subcommand_runs_the_edge_controllers() {
     let hub = TestHub::start_with(false);
@@ -47,25 +88,7 @@ fn controllers_subcommand_runs_the_edge_controllers() {
     );
 
     // The workspace controller, out of process, initialises a faros workspace.
-    let ws = "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: edge\nspec:\n  type:\n    name: faros\n";
-    let out = hub.kubectl_stdin("1.32", &["create", "-f", "-"], ws);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    hub.kubectl_ok(
-        "1.32",
-        &[
-            "wait",
-            "--for=jsonpath={.status.phase}=Ready",
-            "workspace/edge",
-            "--timeout=60s",
-        ],
-    );
-    let text = std::fs::read_to_string(hub.kubeconfig()).unwrap();
-    let tenant = hub.dir.join("edge.kubeconfig");
-    std::fs::write(
-        &tenant,
-        text.replace(&hub.url(), &format!("{}/clusters/root:edge", hub.url())),
-    )
-    .unwrap();
+    let tenant = ready_workspace(&hub, "edge", "faros");
 
     // The registration controller makes the registration's credential objects.
     let reg = "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: r1\n  namespace: default\nspec:\n  agentNames: [a1]\n";
@@ -163,21 +186,7 @@ fn controllers_subcommand_runs_the_edge_controllers() {
 #[test]
 fn registrations_wait_for_accepted_permission_claims() {
     let hub = TestHub::start();
-    let ws = "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: plain\n";
-    let out = hub.kubectl_stdin("1.32", &["create", "-f", "-"], ws);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    hub.kubectl_ok(
-        "1.32",
-        &[
-            "wait",
-            "--for=jsonpath={.status.phase}=Ready",
-            "workspace/plain",
-            "--timeout=60s",
-        ],
-    );
-    let text = std::fs::read_to_string(hub.kubeconfig()).unwrap();
-    let tenant = hub.dir.join("plain.kubeconfig");
-    std::fs::write(&tenant, text.replace(&hub.url(), &hub.workspace_url("root:plain"))).unwrap();
+    let tenant = ready_workspace(&hub, "plain", "universal");
 
     let rejected = std::fs::read_to_string(common::sample("binding.yaml"))
         .unwrap()
@@ -198,17 +207,10 @@ fn registrations_wait_for_accepted_permission_claims() {
     let reg = "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: r1\n  namespace: default\nspec:\n  agentNames: [a1]\n";
     let out = common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(reg));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ready = |reason: &str| {
-        get_json(&tenant, &["registration", "r1"]).is_some_and(|r| {
-            r["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["reason"] == reason)
-        })
-    };
     assert!(
-        eventually(Duration::from_secs(30), || ready("PermissionClaimsNotAccepted")),
+        eventually(Duration::from_secs(30), || {
+            registration_ready(&tenant, "r1").is_some_and(|(_, reason)| reason == "PermissionClaimsNotAccepted")
+        }),
         "{:?}",
         get_json(&tenant, &["registration", "r1"])
     );
@@ -219,13 +221,7 @@ fn registrations_wait_for_accepted_permission_claims() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         eventually(Duration::from_secs(30), || {
-            get_json(&tenant, &["registration", "r1"]).is_some_and(|r| {
-                r["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
+            registration_ready(&tenant, "r1").is_some_and(|(status, _)| status == "True")
         }),
         "{:?}",
         get_json(&tenant, &["registration", "r1"])

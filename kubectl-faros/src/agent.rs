@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
-use faros_api::apis::APIBinding;
+use faros_api::apis::{APIBinding, applied_claims};
 use faros_api::edge::{Agent, Registration, RegistrationSpec};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -248,7 +248,9 @@ async fn generate(session: &Session, namespace: &str, args: GenerateArgs) -> any
     Ok(())
 }
 
-/// Whether a binding of the edge API in the workspace has every claim of the export in force.
+/// Whether a binding of the edge API in the workspace accepts every claim of the export. Its
+/// spec is what counts: the hub puts accepted claims in force shortly after they are answered,
+/// and the Registration is retried then.
 async fn edge_claims_accepted(client: &Client) -> bool {
     let bindings: Api<APIBinding> = Api::all(client.clone());
     let Ok(list) = bindings.list(&Default::default()).await else {
@@ -259,7 +261,8 @@ async fn edge_claims_accepted(client: &Client) -> bool {
         b.spec.reference.export.name == faros_api::EDGE_GROUP
             && b.status.as_ref().is_some_and(|s| {
                 !s.export_permission_claims.is_empty()
-                    && s.export_permission_claims.len() == s.applied_permission_claims.len()
+                    && applied_claims(&s.export_permission_claims, &b.spec.permission_claims).len()
+                        == s.export_permission_claims.len()
             })
     })
 }

@@ -140,7 +140,7 @@ pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
                     resources.join(", ")
                 }
             );
-            answer_permission_claims(session, &api, &binding, &here, &answer).await?;
+            answer_permission_claims(session, &api, &binding, &here, &answer, deadline).await?;
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -182,13 +182,15 @@ fn names_claim(wanted: &str, claim: &PermissionClaim) -> bool {
 }
 
 /// Answers, in the binding's spec, the claims the export makes (as the binding's status
-/// reports them once bound), and says what was answered.
+/// reports them once bound), waits until the hub has put the answer in force, and says what
+/// was answered.
 async fn answer_permission_claims(
     session: &Session,
     api: &Api<APIBinding>,
     binding: &APIBinding,
     here: &str,
     answer: &ClaimAnswer,
+    deadline: Instant,
 ) -> anyhow::Result<()> {
     let exported = binding
         .status
@@ -259,6 +261,7 @@ async fn answer_permission_claims(
                 )
             })?;
     }
+    wait_for_claims_in_force(session, api, &name, here, &answered, deadline).await?;
     let list = |state: &str| {
         let mut names: Vec<String> = answered.iter().filter(|c| c.state == state).map(claim_name).collect();
         names.sort();
@@ -276,4 +279,44 @@ async fn answer_permission_claims(
         println!("Rejected the export's permission claims on {}.", rejected.join(", "));
     }
     Ok(())
+}
+
+/// Waits until the binding's status shows exactly the accepted claims of `answered` in force,
+/// so that whatever runs after `bind` (the exporter's controllers, `agent generate`) sees them.
+async fn wait_for_claims_in_force(
+    session: &Session,
+    api: &Api<APIBinding>,
+    name: &str,
+    here: &str,
+    answered: &[PermissionClaim],
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let wanted: Vec<&PermissionClaim> = answered.iter().filter(|c| c.is_accepted()).collect();
+    loop {
+        let binding = api.get(name).await.map_err(|e| {
+            session::api_error(e, &format!("waiting for APIBinding {name:?} in {here}"), session.base())
+        })?;
+        let applied = binding
+            .status
+            .as_ref()
+            .map(|s| s.applied_permission_claims.as_slice())
+            .unwrap_or_default();
+        let in_force =
+            applied.len() == wanted.len() && wanted.iter().all(|w| applied.iter().any(|a| a.same_resource(w)));
+        if in_force {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "the hub did not put the answered permission claims of APIBinding {name:?} in {here} in force in time \
+                 (status.appliedPermissionClaims lists {})",
+                if applied.is_empty() {
+                    "none".into()
+                } else {
+                    applied.iter().map(claim_name).collect::<Vec<_>>().join(", ")
+                }
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

@@ -634,13 +634,26 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     }
     let (status, _) = send(&in_c1, "GET", "/api/v1/namespaces/default/configmaps", None).await;
     assert_eq!(status, 403);
+    // Deleting a binding deletes its objects, then the binding: the workspace drops out of
+    // the view once it is gone.
     let (status, _) = send(&c2, "DELETE", "/apis/apis.kcp.io/v1alpha1/apibindings/widgets", None).await;
     assert_eq!(status, 200);
     let everywhere_widgets: Api<DynamicObject> = Api::all_with(everywhere.clone(), &widget_resource());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = send(&in_c2, "GET", "/apis/acme.io/v1/namespaces/default/widgets", None).await;
+        if status == 403 {
+            break;
+        }
+        assert_eq!(
+            status, 200,
+            "the view answered {status} while the binding was being deleted"
+        );
+        assert!(std::time::Instant::now() < deadline, "the deleted binding still shares");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let list = everywhere_widgets.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(names(&list), BTreeSet::from(["w1".to_string()]));
-    let (status, _) = send(&in_c2, "GET", "/apis/acme.io/v1/namespaces/default/widgets", None).await;
-    assert_eq!(status, 403);
 
     // The audit log names the export whose owner's access authorized each view request.
     let expected = format!("\"apiExport\":\"{provider_cluster}:{EXPORT}\"");

@@ -1,6 +1,7 @@
 //! Garbage collection of a chain owner → dependent → grand-dependent under each
 //! propagation policy, through kube-rs against the real hub.
 
+mod auth_support;
 mod common;
 
 use std::time::Duration;
@@ -78,7 +79,16 @@ async fn foreground_deletes_dependents_before_the_owner() {
     )
     .await
     .unwrap();
-    api.delete("fg-owner", &DeleteParams::foreground()).await.unwrap();
+    // A deletion left pending answers 200 with the object, as Kubernetes does.
+    let (status, body) = auth_support::send(
+        &hub.client().await,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/fg-owner",
+        Some(&json!({"propagationPolicy": "Foreground"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"deletionTimestamp\""), "{body}");
     // The owner waits, marked with the foregroundDeletion finalizer, while dependents go.
     let owner = api.get("fg-owner").await.unwrap();
     assert!(owner.metadata.deletion_timestamp.is_some());
@@ -135,4 +145,32 @@ async fn orphan_keeps_dependents_and_drops_their_owner_reference() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let grand = api.get("or-grand").await.unwrap();
     assert_eq!(grand.metadata.owner_references.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_pending_deletion_with_orphan_dependents_false_answers_202() {
+    let hub = TestHub::start();
+    let client = hub.client().await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let held = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "held", "finalizers": ["example.faros.sh/hold"]}});
+    api.create(&PostParams::default(), &serde_json::from_value(held).unwrap())
+        .await
+        .unwrap();
+    // The deprecated `orphanDependents: false` is the one case Kubernetes answers 202.
+    let path = "/api/v1/namespaces/default/configmaps/held";
+    let (status, body) = auth_support::send(&client, "DELETE", path, Some(&json!({"orphanDependents": false}))).await;
+    assert_eq!(status, 202, "{body}");
+    // Without it, deleting again while still pending answers 200.
+    let (status, _) = auth_support::send(&client, "DELETE", path, None).await;
+    assert_eq!(status, 200);
+    let release = json!({"metadata": {"finalizers": null}});
+    api.patch(
+        "held",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(release),
+    )
+    .await
+    .unwrap();
+    assert!(eventually(|| gone(&api, "held")).await);
 }

@@ -253,3 +253,110 @@ fn edge_api_bound_by_type_and_wildcard_watch_sees_all_workspaces() {
     );
     assert!(!out.status.success());
 }
+
+#[test]
+fn deleting_a_binding_deletes_its_objects() {
+    let hub = TestHub::start();
+    let root = hub.kubeconfig();
+    let shop = create_workspace(&hub, &root, "shop", "universal");
+    let other = create_workspace(&hub, &root, "other", "faros");
+    let binding = sample("binding.yaml");
+    k_ok(&shop, &["create", "-f", &binding]);
+    assert!(
+        eventually(Duration::from_secs(20), || k(&shop, &["api-resources"])
+            .status
+            .success()
+            && k_ok(&shop, &["api-resources"]).contains("agents")),
+        "the edge API never appeared in the workspace"
+    );
+    let agent = |name: &str, namespace: &str, finalizer: bool| {
+        format!(
+            "apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata: {{name: {name}, namespace: {namespace}{}}}\nspec: {{}}\n",
+            if finalizer {
+                ", finalizers: [example.com/hold]"
+            } else {
+                ""
+            }
+        )
+    };
+    k_ok(&shop, &["create", "namespace", "site-b"]);
+    k_stdin(&shop, &["create", "-f", "-"], &agent("free", "default", false));
+    k_stdin(&shop, &["create", "-f", "-"], &agent("held", "site-b", true));
+    k_stdin(&other, &["create", "-f", "-"], &agent("elsewhere", "default", false));
+    // A Registration carries the edge controllers' revoke finalizer once it is Ready.
+    k_ok(&shop, &["create", "-f", &sample("registration.yaml")]);
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let reg = json(&k_ok(&shop, &["get", "registration", "plant-7", "-o", "json"]));
+            reg["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        }),
+        "the Registration never became Ready"
+    );
+    k_ok(&shop, &["get", "secret", "faros-reg-plant-7-token"]);
+
+    // The binding stays while an object of its resources is held by a finalizer, and says so.
+    k_ok(&shop, &["delete", "apibinding", "edge.faros.sh", "--wait=false"]);
+    let mut last = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            last = json(&k_ok(&shop, &["get", "apibinding", "edge.faros.sh", "-o", "json"]));
+            last["status"]["conditions"].as_array().into_iter().flatten().any(|c| {
+                c["type"] == "BindingResourceDeleteSuccess"
+                    && c["status"] == "False"
+                    && c["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("agents.edge.faros.sh has 1 objects")
+            })
+        }),
+        "no BindingResourceDeleteSuccess condition: {last}"
+    );
+    let out = k(&shop, &["get", "agent", "free", "-n", "default"]);
+    assert!(!out.status.success(), "the unheld agent is still there");
+    let held = json(&k_ok(&shop, &["get", "agent", "held", "-n", "site-b", "-o", "json"]));
+    assert!(held["metadata"]["deletionTimestamp"].is_string(), "{held}");
+
+    // Releasing it lets the binding go, and the kind with it.
+    k_ok(
+        &shop,
+        &[
+            "patch",
+            "agent",
+            "held",
+            "-n",
+            "site-b",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            !k(&shop, &["get", "apibinding", "edge.faros.sh"]).status.success()
+        }),
+        "the binding was never deleted"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || !k_ok(&shop, &["api-resources"])
+            .contains("agents")),
+        "agents are still served after the binding went"
+    );
+    // The edge controllers revoked the Registration's credentials on the way.
+    assert!(!k(&shop, &["get", "secret", "faros-reg-plant-7-token"]).status.success());
+    // Another workspace's objects of the same export are untouched.
+    k_ok(&other, &["get", "agent", "elsewhere", "-n", "default"]);
+    // Binding again starts from nothing: no object of the old binding comes back.
+    k_ok(&shop, &["create", "-f", &binding]);
+    assert!(
+        eventually(Duration::from_secs(20), || k(&shop, &["get", "agents", "-A"])
+            .status
+            .success()),
+        "the edge API never came back"
+    );
+    let list = json(&k_ok(&shop, &["get", "agents", "-A", "-o", "json"]));
+    assert_eq!(list["items"], serde_json::json!([]), "{list}");
+}

@@ -850,6 +850,9 @@ struct DeleteOptions {
     precondition_uid: Option<String>,
     precondition_rv: Option<u64>,
     dry_run: bool,
+    /// `orphanDependents: false` was given: a deletion left pending answers 202 rather than
+    /// 200, the one case where Kubernetes does so.
+    accepted_if_pending: bool,
 }
 
 async fn delete_options(ctx: &Ctx, body: axum::body::Body) -> ApiResult<DeleteOptions> {
@@ -859,6 +862,7 @@ async fn delete_options(ctx: &Ctx, body: axum::body::Body) -> ApiResult<DeleteOp
         precondition_uid: None,
         precondition_rv: None,
         dry_run: ctx.query.dry_run,
+        accepted_if_pending: ctx.query.orphan_dependents == Some(false),
     };
     if ctx.query.orphan_dependents == Some(true) && ctx.query.propagation_policy.is_none() {
         opts.propagation = Propagation::Orphan;
@@ -872,6 +876,7 @@ async fn delete_options(ctx: &Ctx, body: axum::body::Body) -> ApiResult<DeleteOp
     } else if value["orphanDependents"] == Value::Bool(true) {
         opts.propagation = Propagation::Orphan;
     }
+    opts.accepted_if_pending |= value["orphanDependents"] == Value::Bool(false);
     opts.precondition_uid = value["preconditions"]["uid"].as_str().map(str::to_string);
     opts.precondition_rv = super::query::parse_revision(value["preconditions"]["resourceVersion"].as_str())?;
     if let Some(dry) = value["dryRun"].as_array() {
@@ -985,8 +990,13 @@ async fn delete_one(ctx: &Ctx, current: &Object, opts: &DeleteOptions) -> ApiRes
         obj["status"]["phase"] = "Terminating".into();
         changed = true;
     }
+    let pending = if opts.accepted_if_pending {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     if !changed || opts.dry_run {
-        return Ok((StatusCode::ACCEPTED, current.value.clone()));
+        return Ok((pending, current.value.clone()));
     }
     let outcome = ctx
         .hub
@@ -999,7 +1009,7 @@ async fn delete_one(ctx: &Ctx, current: &Object, opts: &DeleteOptions) -> ApiRes
         .await
         .map_err(|e| storage_error(ctx, &name, e))?;
     object::meta_mut(&mut obj).insert("resourceVersion".into(), outcome.revision.to_string().into());
-    Ok((StatusCode::ACCEPTED, obj))
+    Ok((pending, obj))
 }
 
 async fn delete_collection(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Response> {

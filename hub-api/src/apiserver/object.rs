@@ -43,6 +43,21 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Adds `finalizer` to the object's finalizers unless it is there already.
+pub fn add_finalizer(obj: &mut Value, finalizer: &str) {
+    let list = meta_mut(obj)
+        .entry("finalizers")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !list.is_array() {
+        *list = Value::Array(Vec::new());
+    }
+    if let Some(list) = list.as_array_mut()
+        && !list.iter().any(|f| f == finalizer)
+    {
+        list.push(finalizer.into());
+    }
+}
+
 pub fn is_deleting(obj: &Value) -> bool {
     obj["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null())
 }

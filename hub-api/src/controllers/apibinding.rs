@@ -9,12 +9,13 @@ use std::time::Duration;
 use faros_api::apis::{APIBinding, APIExport, APIResourceSchema, BoundResource};
 use faros_api::{Condition, conditions};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::runtime::{self, Clusters, Next, cluster_of};
 use crate::apiserver::object::now_rfc3339;
+use crate::tenancy::BINDING_FINALIZER;
 
 pub async fn run(clusters: Clusters) {
     let all = clusters.clone();
@@ -41,6 +42,13 @@ enum Outcome {
 
 async fn reconcile(binding: Arc<APIBinding>, client: Client, clusters: Clusters) -> Result<Next, kube::Error> {
     if binding.metadata.deletion_timestamp.is_some() {
+        return finalize(&binding, &client).await;
+    }
+    if !binding.finalizers().iter().any(|f| f == BINDING_FINALIZER) {
+        // Bindings from before the finalizer existed get it before anything else.
+        let mut finalizers = binding.finalizers().to_vec();
+        finalizers.push(BINDING_FINALIZER.into());
+        set_finalizers(&client, &binding, finalizers).await?;
         return Ok(Next::Done);
     }
     let outcome = evaluate(&binding, &client, &clusters).await?;
@@ -224,4 +232,129 @@ async fn evaluate(binding: &APIBinding, client: &Client, clusters: &Clusters) ->
         resources,
         claims,
     })
+}
+
+/// A binding being deleted takes the objects of its resources with it, as in kcp: they are
+/// deleted through the workspace's API (their own finalizers honoured) while the binding
+/// still serves them, and the binding goes once none remain.
+async fn finalize(binding: &APIBinding, client: &Client) -> Result<Next, kube::Error> {
+    if !binding.finalizers().iter().any(|f| f == BINDING_FINALIZER) {
+        return Ok(Next::Done);
+    }
+    let bound = binding
+        .status
+        .as_ref()
+        .map(|s| s.bound_resources.clone())
+        .unwrap_or_default();
+    let others: Api<APIBinding> = Api::all(client.clone());
+    let others = others.list(&ListParams::default()).await?.items;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut remaining = Vec::new();
+    for resource in &bound {
+        // Another binding of the same export keeps serving these objects.
+        let shared = others.iter().any(|b| {
+            b.name_any() != binding.name_any()
+                && b.metadata.deletion_timestamp.is_none()
+                && b.status.as_ref().is_some_and(|s| {
+                    s.bound_resources.iter().any(|r| {
+                        r.group == resource.group
+                            && r.resource == resource.resource
+                            && r.identity_hash == resource.identity_hash
+                    })
+                })
+        });
+        // A local CRD of the same name is what the workspace serves under that name now;
+        // its objects are not the binding's to delete.
+        let shadowed = crds
+            .get_opt(&format!("{}.{}", resource.resource, resource.group))
+            .await?
+            .is_some();
+        if shared || shadowed {
+            continue;
+        }
+        let Some(api_resource) = served(client, &resource.group, &resource.resource).await? else {
+            continue;
+        };
+        let left = delete_all(client, &api_resource).await?;
+        if left > 0 {
+            remaining.push(format!("{}.{} has {left} objects", resource.resource, resource.group));
+        }
+    }
+    if remaining.is_empty() {
+        let kept: Vec<String> = binding
+            .finalizers()
+            .iter()
+            .filter(|f| *f != BINDING_FINALIZER)
+            .cloned()
+            .collect();
+        set_finalizers(client, binding, kept).await?;
+        return Ok(Next::Done);
+    }
+    let message = format!("Some resources are remaining: {}", remaining.join(", "));
+    let mut list = binding
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let changed = conditions::set_condition(
+        &mut list,
+        Condition::new("BindingResourceDeleteSuccess", false, "SomeResourcesRemain", &message),
+        &now_rfc3339(),
+    );
+    if changed {
+        let api: Api<APIBinding> = Api::all(client.clone());
+        api.patch_status(
+            &binding.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": list}})),
+        )
+        .await?;
+    }
+    Ok(Next::After(Duration::from_secs(1)))
+}
+
+/// The resource the workspace serves as `resource.group`, at its preferred version.
+async fn served(client: &Client, group: &str, resource: &str) -> Result<Option<ApiResource>, kube::Error> {
+    let group = match kube::discovery::oneshot::group(client, group).await {
+        Ok(group) => group,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+        Err(kube::Error::Discovery(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(group
+        .recommended_resources()
+        .into_iter()
+        .find(|(r, _)| r.plural == resource)
+        .map(|(r, _)| r))
+}
+
+/// Asks for every object of `resource` to be deleted; returns how many are still there.
+async fn delete_all(client: &Client, resource: &ApiResource) -> Result<usize, kube::Error> {
+    let all: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+    let objects = all.list(&ListParams::default()).await?.items;
+    for object in objects.iter().filter(|o| o.metadata.deletion_timestamp.is_none()) {
+        let api: Api<DynamicObject> = match object.namespace() {
+            Some(ns) => Api::namespaced_with(client.clone(), &ns, resource),
+            None => Api::all_with(client.clone(), resource),
+        };
+        match api.delete(&object.name_any(), &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(objects.len())
+}
+
+async fn set_finalizers(client: &Client, binding: &APIBinding, finalizers: Vec<String>) -> Result<(), kube::Error> {
+    let api: Api<APIBinding> = Api::all(client.clone());
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": binding.resource_version()}});
+    match api
+        .patch(&binding.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
 }

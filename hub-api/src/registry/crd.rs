@@ -170,14 +170,7 @@ impl CrdStrategy {
 impl Strategy for CrdStrategy {
     fn prepare_for_create(&self, obj: &mut Value, _env: &super::WriteEnv) {
         Self::set_status(obj);
-        if let Some(meta) = obj["metadata"].as_object_mut() {
-            let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
-            if let Some(list) = finalizers.as_array_mut()
-                && !list.iter().any(|f| f == CLEANUP_FINALIZER)
-            {
-                list.push(CLEANUP_FINALIZER.into());
-            }
-        }
+        crate::apiserver::object::add_finalizer(obj, CLEANUP_FINALIZER);
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {

@@ -101,10 +101,11 @@ impl ExportView {
             .cloned()
     }
 
-    /// Whether `binding` is a Bound binding of this export (and not being deleted).
+    /// Whether `binding` is a Bound binding of this export. A binding being deleted still
+    /// shares until it is gone: its objects are deleted first, and the export's controllers
+    /// must be able to finalize them.
     fn binds(&self, binding: &Value) -> bool {
         binding["status"]["phase"] == "Bound"
-            && binding["metadata"]["deletionTimestamp"].is_null()
             && binding["status"]["apiExportClusterName"] == self.cluster.as_str()
             && binding["spec"]["reference"]["export"]["name"] == self.name.as_str()
     }

@@ -27,6 +27,8 @@ use crate::storage::cache::Cache;
 pub const ROOT: &str = "root";
 /// Finalizer on a Workspace until its logical cluster has been emptied.
 pub const WORKSPACE_FINALIZER: &str = "tenancy.kcp.io/workspace-content";
+/// Finalizer on an APIBinding until the objects of its bound resources have been deleted.
+pub const BINDING_FINALIZER: &str = "apis.kcp.io/apibinding-finalizer";
 /// Name of the LogicalCluster object inside every logical cluster.
 pub const LOGICAL_CLUSTER_NAME: &str = "cluster";
 /// Longest workspace path accepted, in segments.
@@ -193,13 +195,8 @@ impl Strategy for WorkspaceStrategy {
             obj["spec"]["type"]["path"] = ROOT.into();
         }
         obj["status"] = json!({"phase": "Scheduling"});
+        object::add_finalizer(obj, WORKSPACE_FINALIZER);
         let meta = object::meta_mut(obj);
-        let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
-        if let Some(list) = finalizers.as_array_mut()
-            && !list.iter().any(|f| f == WORKSPACE_FINALIZER)
-        {
-            list.push(WORKSPACE_FINALIZER.into());
-        }
         // The creator becomes the new workspace's admin; clients cannot choose who that is.
         let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
         if !annotations.is_object() {
@@ -288,6 +285,7 @@ struct APIBindingStrategy;
 impl Strategy for APIBindingStrategy {
     fn prepare_for_create(&self, obj: &mut Value, _env: &WriteEnv) {
         obj["status"] = json!({"phase": "Binding"});
+        object::add_finalizer(obj, BINDING_FINALIZER);
     }
 
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {

@@ -630,3 +630,68 @@ async fn status_subresource_and_generation() {
     let again = api.patch("st", &PatchParams::default(), &size_patch(6)).await.unwrap();
     assert_eq!(again.metadata.generation, Some(3));
 }
+
+#[tokio::test]
+async fn metadata_only_reads_for_metadata_clients() {
+    let hub = TestHub::start();
+    let client = hub.client().await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "meta", "labels": {"app": "x"}}, "data": {"secret-ish": "value"}
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &cm).await.unwrap();
+
+    // kube-rs decodes these as PartialObjectMetadata(List), as client-go's metadata client does.
+    let one = api.get_metadata("meta").await.unwrap();
+    let types = one.types.clone().expect("type meta");
+    assert_eq!(
+        (types.api_version.as_str(), types.kind.as_str()),
+        ("meta.k8s.io/v1", "PartialObjectMetadata")
+    );
+    assert_eq!(one.labels().get("app").map(String::as_str), Some("x"));
+    let list = api.list_metadata(&ListParams::default()).await.unwrap();
+    let types = list.types.clone();
+    assert_eq!(
+        (types.api_version.as_str(), types.kind.as_str()),
+        ("meta.k8s.io/v1", "PartialObjectMetadataList")
+    );
+    assert!(list.items.iter().any(|i| i.name_any() == "meta"));
+    // Only metadata travels: the data stays behind.
+    let raw = client
+        .request_text(
+            http::Request::get("/api/v1/namespaces/default/configmaps/meta")
+                .header("accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1")
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let raw: Value = serde_json::from_str(&raw).unwrap();
+    assert!(raw.get("data").is_none() && raw["metadata"]["name"] == "meta", "{raw}");
+
+    // And a metadata watcher follows changes.
+    let metadata: Api<kube::core::PartialObjectMeta<ConfigMap>> = Api::namespaced(client.clone(), "default");
+    let mut events = watch_stream(metadata, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let first = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("a first event")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.name_any(), "meta");
+    api.patch(
+        "meta",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "y"}}})),
+    )
+    .await
+    .unwrap();
+    let changed = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("a change")
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.labels().get("app").map(String::as_str), Some("y"));
+}

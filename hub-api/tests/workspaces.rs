@@ -360,3 +360,227 @@ fn deleting_a_binding_deletes_its_objects() {
     let list = json(&k_ok(&shop, &["get", "agents", "-A", "-o", "json"]));
     assert_eq!(list["items"], serde_json::json!([]), "{list}");
 }
+
+/// Runs kubectl expecting failure; returns its stderr.
+fn k_err(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let out = common::kubectl_with(kubeconfig, V, args, stdin);
+    assert!(!out.status.success(), "kubectl {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn workspaces_refuse_unknown_types_and_taken_logical_clusters() {
+    let hub = TestHub::start();
+    let root = hub.kubeconfig();
+    let tenant = create_workspace(&hub, &root, "tenant", "universal");
+    k_ok(&tenant, &["create", "configmap", "precious", "--from-literal=k=v"]);
+    let taken = json(&k_ok(&root, &["get", "ws", "tenant", "-o", "json"]))["spec"]["cluster"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let workspace = |name: &str, spec: &str| {
+        format!("apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {spec}\n")
+    };
+    let cases = [
+        (
+            workspace("typo", "{type: {name: nosuchtype}}"),
+            "WorkspaceType root:nosuchtype does not exist",
+        ),
+        (
+            workspace("bad-path", "{type: {name: universal, path: \"root:::\"}}"),
+            "WorkspaceType root::::universal does not exist",
+        ),
+        (
+            workspace("rooted", "{type: {name: root}}"),
+            "the root WorkspaceType is for the root workspace only",
+        ),
+        (workspace("stringly", "{type: faros}"), "spec.type"),
+        (
+            workspace("steal", &format!("{{cluster: {taken}}}")),
+            "already belongs to another workspace",
+        ),
+        (workspace("escape", "{cluster: \"ROOT/../x\"}"), "spec.cluster"),
+        (workspace("everything", "{cluster: \"*\"}"), "spec.cluster"),
+    ];
+    for (manifest, expected) in &cases {
+        let err = k_err(&root, &["create", "-f", "-"], Some(manifest));
+        assert!(
+            err.contains("is invalid") && err.contains(expected),
+            "{manifest}: {err}"
+        );
+    }
+    let names = k_ok(&root, &["get", "ws", "-o", "name"]);
+    assert!(!names.contains("steal") && !names.contains("typo"), "{names}");
+    // The tenant's workspace is untouched.
+    k_ok(&tenant, &["get", "configmap", "precious"]);
+    // A fresh logical cluster chosen by a master is fine, and so is a type from another path.
+    let own = workspace("chosen", "{cluster: chosen-cluster, type: {name: faros, path: root}}");
+    k_stdin(&root, &["create", "-f", "-"], &own);
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let ws = json(&k_ok(&root, &["get", "ws", "chosen", "-o", "json"]));
+            ws["status"]["phase"] == "Ready" && ws["spec"]["cluster"] == "chosen-cluster"
+        }),
+        "the workspace with a chosen cluster never became Ready"
+    );
+}
+
+#[test]
+fn bindings_follow_their_export() {
+    let hub = TestHub::start();
+    let root = hub.kubeconfig();
+    let provider = create_workspace(&hub, &root, "provider", "universal");
+    let consumer = create_workspace(&hub, &root, "consumer", "universal");
+    let export = sample("export.yaml");
+    k_ok(&provider, &["create", "-f", &export]);
+    let binding = "apiVersion: apis.kcp.io/v1alpha1\nkind: APIBinding\nmetadata: {name: gadgets}\nspec:\n  reference: {export: {path: \"root:provider\", name: gadgets.example.faros.sh}}\n  permissionClaims: [{group: \"\", resource: configmaps, state: Accepted}]\n";
+    k_stdin(&consumer, &["create", "-f", "-"], binding);
+    let status = |want: &dyn Fn(&Value) -> bool| -> Value {
+        let mut last = Value::Null;
+        let ok = eventually(Duration::from_secs(20), || {
+            last = json(&k_ok(&consumer, &["get", "apibinding", "gadgets", "-o", "json"]))["status"].clone();
+            want(&last)
+        });
+        assert!(ok, "binding status never matched: {last}");
+        last
+    };
+    let bound =
+        status(&|s| s["phase"] == "Bound" && s["appliedPermissionClaims"].as_array().is_some_and(|a| a.len() == 1));
+    let identity = bound["boundResources"][0]["identityHash"].as_str().unwrap().to_string();
+    assert_eq!(identity.len(), 64, "{bound}");
+    k_stdin(
+        &consumer,
+        &["create", "-f", "-"],
+        "apiVersion: example.faros.sh/v1\nkind: Gadget\nmetadata: {name: g1, namespace: default}\nspec: {model: m1}\n",
+    );
+
+    // A CRD may not take the name of the bound resource.
+    let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: gadgets.example.faros.sh}\nspec:\n  group: example.faros.sh\n  scope: Namespaced\n  names: {plural: gadgets, singular: gadget, kind: Gadget}\n  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]\n";
+    let err = k_err(&consumer, &["create", "-f", "-"], Some(crd));
+    assert!(
+        err.contains("Forbidden") && err.contains("already served in this workspace through APIBinding \"gadgets\""),
+        "{err}"
+    );
+
+    // Withdrawing the claim takes it out of force.
+    k_ok(
+        &consumer,
+        &[
+            "patch",
+            "apibinding",
+            "gadgets",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"permissionClaims":[{"group":"","resource":"configmaps","state":"Rejected"}]}}"#,
+        ],
+    );
+    status(&|s| s["appliedPermissionClaims"].is_null());
+
+    // A claim added to the export shows up in the binding without touching it.
+    k_ok(
+        &provider,
+        &[
+            "patch",
+            "apiexport",
+            "gadgets.example.faros.sh",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/spec/permissionClaims/-","value":{"group":"","resource":"secrets"}}]"#,
+        ],
+    );
+    status(&|s| s["exportPermissionClaims"].as_array().is_some_and(|c| c.len() == 2));
+
+    // Deleting the export is reported; creating it again restores it, with the same
+    // identity, so the consumer's gadgets are still there.
+    k_ok(&provider, &["delete", "apiexport", "gadgets.example.faros.sh"]);
+    status(&|s| {
+        s["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "APIExportValid" && c["status"] == "False" && c["reason"] == "APIExportNotFound")
+    });
+    let out = k(&provider, &["create", "-f", &export]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("AlreadyExists"),
+        "only the schema should remain: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recreated = json(&k_ok(
+        &provider,
+        &["get", "apiexport", "gadgets.example.faros.sh", "-o", "json"],
+    ));
+    assert_eq!(recreated["status"]["identityHash"], identity.as_str());
+    status(&|s| {
+        s["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "APIExportValid" && c["status"] == "True")
+    });
+    k_ok(&consumer, &["get", "gadget", "g1", "-n", "default"]);
+}
+
+#[test]
+fn api_resource_schemas_must_make_valid_resources() {
+    let hub = TestHub::start();
+    let root = hub.kubeconfig();
+    let schema = |name: &str, group: &str, scope: &str, versions: &str| {
+        format!(
+            "apiVersion: apis.kcp.io/v1alpha1\nkind: APIResourceSchema\nmetadata: {{name: {name}}}\nspec:\n  group: {group}\n  scope: {scope}\n  names: {{plural: things, singular: thing, kind: Thing, listKind: ThingList}}\n  versions: {versions}\n"
+        )
+    };
+    let one = "[{name: v1, served: true, storage: true, schema: {type: object}}]";
+    let cases = [
+        (schema("v1.things.example.io", "example.io", "Bogus", one), "spec.scope"),
+        (
+            schema(
+                "v1.things.example.io",
+                "example.io",
+                "Namespaced",
+                "[{name: v1, served: true, storage: false, schema: {type: object}}]",
+            ),
+            "exactly one version marked as storage version",
+        ),
+        (
+            schema("v1.things.bad_group", "bad_group", "Namespaced", one),
+            "spec.group",
+        ),
+        (schema("v1.things", "\"\"", "Namespaced", one), "spec.group"),
+        (
+            schema(
+                "v1.things.example.io",
+                "example.io",
+                "Namespaced",
+                "[{name: V1!, served: true, storage: true, schema: {type: object}}]",
+            ),
+            "spec.versions[0].name",
+        ),
+        (
+            schema(
+                "v1.things.example.io",
+                "example.io",
+                "Namespaced",
+                "[{name: v1, served: true, storage: true, schema: {type: foo}}]",
+            ),
+            "spec.versions[0].schema",
+        ),
+        (
+            schema("things.example.io", "example.io", "Namespaced", one),
+            "metadata.name",
+        ),
+        (
+            schema("v1.others.example.io", "example.io", "Namespaced", one),
+            "metadata.name",
+        ),
+    ];
+    for (manifest, field) in &cases {
+        let err = k_err(&root, &["create", "-f", "-"], Some(manifest));
+        assert!(err.contains("is invalid") && err.contains(field), "{manifest}: {err}");
+    }
+    k_stdin(
+        &root,
+        &["create", "-f", "-"],
+        &schema("v1.things.example.io", "example.io", "Namespaced", one),
+    );
+}

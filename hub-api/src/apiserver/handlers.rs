@@ -130,6 +130,8 @@ impl Ctx {
                 json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
                 true,
             )
+        } else if self.representation == Representation::Metadata {
+            partial_metadata(obj)
         } else {
             obj.clone()
         };
@@ -354,10 +356,18 @@ fn list(ctx: &Ctx) -> ApiResult<Response> {
     }
     // Items are written straight into the response: no intermediate list Value.
     let mut out = Vec::with_capacity(64 + items.len() * 512);
+    let (list_kind, api_version) = if ctx.representation == Representation::Metadata {
+        (
+            "PartialObjectMetadataList".to_string(),
+            METADATA_API_VERSION.to_string(),
+        )
+    } else {
+        (ctx.kind.list_kind.clone(), ctx.kind.api_version())
+    };
     out.extend_from_slice(b"{\"kind\":");
-    serde_json::to_writer(&mut out, &ctx.kind.list_kind).map_err(internal)?;
+    serde_json::to_writer(&mut out, &list_kind).map_err(internal)?;
     out.extend_from_slice(b",\"apiVersion\":");
-    serde_json::to_writer(&mut out, &ctx.kind.api_version()).map_err(internal)?;
+    serde_json::to_writer(&mut out, &api_version).map_err(internal)?;
     out.extend_from_slice(b",\"metadata\":");
     serde_json::to_writer(&mut out, &list_meta).map_err(internal)?;
     out.extend_from_slice(b",\"items\":[");
@@ -375,8 +385,11 @@ fn list(ctx: &Ctx) -> ApiResult<Response> {
     Ok(response::bytes(StatusCode::OK, out, "application/json"))
 }
 
+const METADATA_API_VERSION: &str = "meta.k8s.io/v1";
+
+/// An object as a metadata-only client (client-go's metadata informers) asks for it.
 pub fn partial_metadata(obj: &Value) -> Value {
-    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
+    json!({"kind": "PartialObjectMetadata", "apiVersion": METADATA_API_VERSION, "metadata": obj["metadata"]})
 }
 
 /// `resourceVersion` + `resourceVersionMatch` on a list: the cache is always current and can
@@ -508,6 +521,7 @@ fn admit(ctx: &Ctx, obj: &mut Value, old: Option<&Value>) -> ApiResult<Vec<Strin
     // RBAC writes may not grant what the requester does not hold.
     crate::auth::admission::check(ctx, obj, old)?;
     crate::auth::admission::check_binding(ctx, obj, old)?;
+    crate::tenancy::admission::check(ctx, obj, old)?;
     Ok(warnings)
 }
 

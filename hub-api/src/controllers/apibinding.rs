@@ -19,13 +19,22 @@ use crate::tenancy::BINDING_FINALIZER;
 
 pub async fn run(clusters: Clusters) {
     let all = clusters.clone();
-    runtime::run(
+    // A binding follows its export: new schemas, changed claims, deletion.
+    let export_changes = runtime::related(|export: &APIExport, binding: &APIBinding| {
+        binding.spec.reference.export.name == export.name_any()
+            && binding
+                .status
+                .as_ref()
+                .is_none_or(|s| s.api_export_cluster_name.is_empty() || s.api_export_cluster_name == cluster_of(export))
+    });
+    runtime::run_with(
         "apibinding",
         clusters,
         move |binding: Arc<APIBinding>, client: Client| {
             let clusters = all.clone();
             async move { reconcile(binding, client, clusters).await }
         },
+        vec![export_changes],
     )
     .await;
 }
@@ -127,7 +136,7 @@ async fn reconcile(binding: Arc<APIBinding>, client: Client, clusters: Clusters)
         api.patch_status(
             &binding.name_any(),
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": status})),
+            &Patch::Merge(runtime::status_patch(binding.status.as_ref(), &status)),
         )
         .await?;
     }
@@ -172,6 +181,25 @@ async fn evaluate(binding: &APIBinding, client: &Client, clusters: &Clusters) ->
             "APIExportValid",
             "MissingIdentityHash",
             "the APIExport has no identity yet".into(),
+        ));
+    }
+    // Bound objects are stored under the identity they were bound with: an export of the
+    // same name with another identity (one deleted and created anew before identities were
+    // derived from place and name) would silently hide them.
+    let bound_identity = binding
+        .status
+        .as_ref()
+        .and_then(|s| s.bound_resources.first())
+        .map(|r| r.identity_hash.as_str());
+    if bound_identity.is_some_and(|bound| bound != identity) {
+        return Ok(Outcome::Waiting(
+            "APIExportValid",
+            "IdentityChanged",
+            format!(
+                "APIExport {export_location}:{} has another identity than the one this binding's objects are \
+                 stored under; delete this binding and bind again to use the new export",
+                reference.name
+            ),
         ));
     }
     let export_cluster = cluster_of(&export);

@@ -407,17 +407,10 @@ async fn set_registration_status(
     if reg.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    // A merge patch that also clears what is no longer set.
-    let mut body = serde_json::to_value(&status).unwrap_or_default();
-    for field in ["tokenSecretRef", "serviceAccountName"] {
-        if body.get(field).is_none() {
-            body[field] = serde_json::Value::Null;
-        }
-    }
     api.patch_status(
         &reg.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({"status": body})),
+        &Patch::Merge(runtime::status_patch(reg.status.as_ref(), &status)),
     )
     .await?;
     Ok(())

@@ -23,6 +23,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::apiserver::object::CLUSTER_ANNOTATION;
@@ -167,6 +168,69 @@ where
     Fut: Future<Output = Result<Next, E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
+    run_with(name, clusters, reconcile, Vec::new()).await
+}
+
+/// Requeues the stored objects of a controller that some other object concerns.
+pub struct Requeue<K> {
+    state: Arc<Mutex<State<K>>>,
+    enqueue: Arc<dyn Fn(Key) + Send + Sync>,
+}
+
+impl<K> Requeue<K> {
+    fn matching(&self, concerned: impl Fn(&K) -> bool) {
+        let keys: Vec<Key> = {
+            let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.store
+                .iter()
+                .filter(|(_, object)| concerned(object))
+                .map(|(key, _)| key.clone())
+                .collect()
+        };
+        for key in keys {
+            (self.enqueue)(key);
+        }
+    }
+}
+
+/// Another kind whose changes concern a controller's objects: started by [`run_with`].
+pub type Related<K> = Box<dyn FnOnce(Client, Requeue<K>) -> BoxFuture<'static, ()> + Send>;
+
+/// Watches `R` in every workspace; each change or deletion requeues the controller's objects
+/// that `concerns(r, k)` picks (objects are reconciled at start anyway, so the initial list
+/// requeues nothing).
+pub fn related<K, R>(concerns: impl Fn(&R, &K) -> bool + Send + Sync + 'static) -> Related<K>
+where
+    K: Send + Sync + 'static,
+    R: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    Box::new(move |wildcard: Client, requeue: Requeue<K>| {
+        Box::pin(async move {
+            let api: Api<R> = Api::all(wildcard);
+            let mut events = watcher::watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
+            let mut listed = false;
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(Event::Apply(r) | Event::Delete(r)) => requeue.matching(|k| concerns(&r, k)),
+                    Ok(Event::InitApply(r)) if listed => requeue.matching(|k| concerns(&r, k)),
+                    Ok(Event::InitDone) => listed = true,
+                    Ok(_) | Err(_) => {}
+                }
+            }
+        })
+    })
+}
+
+/// [`run`], also requeueing objects when the `related` kinds change.
+pub async fn run_with<K, F, Fut, E>(name: &'static str, clusters: Clusters, reconcile: F, related: Vec<Related<K>>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: Fn(Arc<K>, Client) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Next, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
     let state = Arc::new(Mutex::new(State::<K> {
         store: HashMap::new(),
         queued: HashSet::new(),
@@ -217,8 +281,19 @@ where
             }
         }
     };
-    // Ends with this controller: dropping `run` (on shutdown) stops its watch too.
+    // Ends with this controller: dropping `run` (on shutdown) stops its watches too.
     let _watch = AbortOnDrop(tokio::spawn(watch));
+    let enqueue_shared: Arc<dyn Fn(Key) + Send + Sync> = Arc::new(enqueue.clone());
+    let _related: Vec<AbortOnDrop<()>> = related
+        .into_iter()
+        .map(|start| {
+            let requeue = Requeue {
+                state: state.clone(),
+                enqueue: enqueue_shared.clone(),
+            };
+            AbortOnDrop(tokio::spawn(start(clusters.wildcard(), requeue)))
+        })
+        .collect();
     let reconcile = Arc::new(reconcile);
     let workers = Arc::new(tokio::sync::Semaphore::new(8));
     while let Some(key) = rx.recv().await {
@@ -287,5 +362,51 @@ pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// A merge patch setting an object's status to `new`, including clearing the fields `old`
+/// had and `new` leaves out (empty lists and unset options are not serialized, and a merge
+/// patch keeps whatever it does not mention).
+pub fn status_patch<S: serde::Serialize>(old: Option<&S>, new: &S) -> Value {
+    let mut body = serde_json::to_value(new).unwrap_or_default();
+    if let (Some(old), Some(fields)) = (old.map(serde_json::to_value), body.as_object_mut())
+        && let Ok(Value::Object(old)) = old
+    {
+        for key in old.keys() {
+            fields.entry(key.clone()).or_insert(Value::Null);
+        }
+    }
+    serde_json::json!({ "status": body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faros_api::apis::{APIBindingStatus, PermissionClaim};
+
+    #[test]
+    fn status_patches_clear_what_is_no_longer_set() {
+        let old = APIBindingStatus {
+            phase: "Bound".into(),
+            applied_permission_claims: vec![PermissionClaim {
+                resource: "configmaps".into(),
+                state: "Accepted".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let new = APIBindingStatus {
+            phase: "Bound".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            status_patch(Some(&old), &new),
+            serde_json::json!({"status": {"phase": "Bound", "appliedPermissionClaims": null}})
+        );
+        assert_eq!(
+            status_patch(None, &new),
+            serde_json::json!({"status": {"phase": "Bound"}})
+        );
     }
 }

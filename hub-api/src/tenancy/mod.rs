@@ -9,6 +9,7 @@
 //! `faros-api`. Resources bound through an APIBinding appear as kinds of the binding
 //! cluster, stored under the export's identity.
 
+pub mod admission;
 pub mod export_view;
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::apiserver::object;
 use crate::error::FieldError;
-use crate::registry::crd::CrdKinds;
+use crate::registry::crd::{CrdKinds, CrdStrategy};
 use crate::registry::validation::is_dns1123_label;
 use crate::registry::{ResourceKind, Strategy, WriteEnv};
 use crate::storage::cache::Cache;
@@ -95,7 +96,7 @@ pub fn system_kinds() -> Vec<Arc<ResourceKind>> {
         (crd_json(Workspace::crd()), Some(Arc::new(WorkspaceStrategy))),
         (crd_json(WorkspaceType::crd()), None),
         (crd_json(LogicalCluster::crd()), None),
-        (crd_json(APIResourceSchema::crd()), Some(Arc::new(ImmutableSpec))),
+        (crd_json(APIResourceSchema::crd()), Some(Arc::new(SchemaStrategy))),
         (crd_json(APIExport::crd()), Some(Arc::new(APIExportStrategy))),
         (crd_json(APIBinding::crd()), Some(Arc::new(APIBindingStrategy))),
     ];
@@ -120,8 +121,9 @@ pub fn crd_json(crd: impl serde::Serialize) -> Value {
     value
 }
 
-/// ResourceKinds for an APIResourceSchema stored under `identity`.
-pub fn kinds_from_schema(schema: &Value, identity: &str) -> Vec<Arc<ResourceKind>> {
+/// The CustomResourceDefinition an APIResourceSchema amounts to: the same group, names,
+/// scope and versions, with each version's schema under `openAPIV3Schema`.
+fn schema_as_crd(schema: &Value) -> Value {
     let spec = &schema["spec"];
     let versions: Vec<Value> = spec["versions"]
         .as_array()
@@ -133,12 +135,16 @@ pub fn kinds_from_schema(schema: &Value, identity: &str) -> Vec<Arc<ResourceKind
             version
         })
         .collect();
-    let crd = json!({
+    json!({
         "metadata": {"name": format!("{}.{}", spec["names"]["plural"].as_str().unwrap_or_default(), spec["group"].as_str().unwrap_or_default())},
         "spec": {"group": spec["group"], "names": spec["names"], "scope": spec["scope"], "versions": versions},
         "status": {"conditions": [{"type": "Established", "status": "True"}]},
-    });
-    match CrdKinds::from_crd(&crd) {
+    })
+}
+
+/// ResourceKinds for an APIResourceSchema stored under `identity`.
+pub fn kinds_from_schema(schema: &Value, identity: &str) -> Vec<Arc<ResourceKind>> {
+    match CrdKinds::from_crd(&schema_as_crd(schema)) {
         Ok(decoded) => decoded
             .served
             .into_iter()
@@ -188,10 +194,11 @@ impl Strategy for WorkspaceStrategy {
         }
         obj["spec"]["cluster"] = cluster.into();
         obj["spec"]["URL"] = format!("{}/clusters/{}:{name}", env.external_url, env.path).into();
-        let type_name = obj["spec"]["type"]["name"].as_str().unwrap_or_default().to_string();
-        if type_name.is_empty() {
+        // Anything but an object (or nothing) is left for validation to refuse.
+        let given = &obj["spec"]["type"];
+        if given.is_null() || (given.is_object() && given["name"].as_str().is_none_or(str::is_empty)) {
             obj["spec"]["type"] = json!({"name": "universal", "path": ROOT});
-        } else if obj["spec"]["type"]["path"].as_str().is_none_or(str::is_empty) {
+        } else if given.is_object() && given["path"].as_str().is_none_or(str::is_empty) {
             obj["spec"]["type"]["path"] = ROOT.into();
         }
         obj["status"] = json!({"phase": "Scheduling"});
@@ -242,19 +249,51 @@ impl Strategy for WorkspaceStrategy {
     }
 }
 
-/// APIResourceSchemas are snapshots: their spec never changes once created.
-struct ImmutableSpec;
+/// APIResourceSchemas are snapshots: their spec never changes once created. It must make a
+/// valid CRD, and the name says which (`<prefix>.<plural>.<group>`, as in kcp).
+struct SchemaStrategy;
 
-impl Strategy for ImmutableSpec {
+impl Strategy for SchemaStrategy {
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
-        match old {
-            Some(old) if old["spec"] != obj["spec"] => vec![FieldError::invalid("spec", "field is immutable")],
-            _ => Vec::new(),
+        if let Some(old) = old {
+            return if old["spec"] != obj["spec"] {
+                vec![FieldError::invalid("spec", "field is immutable")]
+            } else {
+                Vec::new()
+            };
         }
+        let crd = schema_as_crd(obj);
+        let mut errs: Vec<FieldError> = CrdStrategy
+            .validate(&crd, None)
+            .into_iter()
+            .filter(|e| e.field != "metadata.name")
+            .map(|mut e| {
+                e.field = e.field.replace(".schema.openAPIV3Schema", ".schema");
+                e
+            })
+            .collect();
+        let name = object::name(obj);
+        let suffix = format!(".{}", crd["metadata"]["name"].as_str().unwrap_or_default());
+        if name.strip_suffix(&suffix).is_none_or(str::is_empty) {
+            errs.push(FieldError::invalid(
+                "metadata.name",
+                format!("{name:?}: must be <prefix>.<spec.names.plural>.<spec.group>, e.g. v1{suffix}"),
+            ));
+        }
+        errs
     }
 }
 
 struct APIExportStrategy;
+
+/// The identity an export's objects are stored under: the SHA-256 of where the export lives
+/// and its name, so an export deleted and created again finds its bindings' objects (kcp
+/// keeps the identity Secret for the same reason). Clients never choose it, so no other
+/// export can take it.
+pub fn export_identity(cluster: &str, name: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{cluster}:{name}").as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 impl Strategy for APIExportStrategy {
     fn prepare_for_create(&self, obj: &mut Value, env: &WriteEnv) {
@@ -267,7 +306,8 @@ impl Strategy for APIExportStrategy {
             env.cluster,
             object::name(obj)
         );
-        obj["status"] = json!({"identityHash": random_id(32), "virtualWorkspaces": [{"url": view}]});
+        let identity = export_identity(env.cluster, object::name(obj));
+        obj["status"] = json!({"identityHash": identity, "virtualWorkspaces": [{"url": view}]});
     }
 
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
@@ -348,6 +388,22 @@ mod tests {
         assert!(!ws.namespaced);
         assert_eq!(ws.short_names, vec!["ws".to_string()]);
         assert!(ws.status_subresource);
+    }
+
+    #[test]
+    fn export_identities_are_sha256_of_place_and_name() {
+        let identity = export_identity("abc", "widgets.acme.io");
+        assert_eq!(identity.len(), 64);
+        assert!(
+            identity
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(identity, export_identity("abc", "widgets.acme.io"));
+        assert_ne!(identity, export_identity("abd", "widgets.acme.io"));
+        assert_ne!(identity, export_identity("abc", "gadgets.acme.io"));
+        // The separator keeps `a:bc` and `ab:c` apart.
+        assert_ne!(export_identity("a", "bc"), export_identity("ab", "c"));
     }
 
     #[test]

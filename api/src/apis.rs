@@ -192,11 +192,39 @@ pub struct APIBindingSpec {
 pub struct BoundResource {
     pub group: String,
     pub resource: String,
-    /// The APIResourceSchema it came from.
-    pub schema: String,
-    pub identity_hash: String,
+    /// The APIResourceSchema it came from, and the identity its objects are stored under.
+    #[serde(deserialize_with = "schema_or_name")]
+    pub schema: BoundSchema,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub storage_versions: Vec<String>,
+}
+
+/// Reads `schema` as kcp records it, or as a bare schema name (how bindings recorded it
+/// before; the hub then writes it anew).
+fn schema_or_name<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BoundSchema, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Name(String),
+        Schema(BoundSchema),
+    }
+    Ok(match Either::deserialize(deserializer)? {
+        Either::Name(name) => BoundSchema {
+            name,
+            ..BoundSchema::default()
+        },
+        Either::Schema(schema) => schema,
+    })
+}
+
+/// The schema of a bound resource, as kcp records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BoundSchema {
+    pub name: String,
+    #[serde(rename = "UID", default)]
+    pub uid: String,
+    pub identity_hash: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -219,4 +247,37 @@ pub struct APIBindingStatus {
     pub applied_permission_claims: Vec<PermissionClaim>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_resources_read_kcp_shape_and_the_older_flat_one() {
+        let kcp: BoundResource = serde_json::from_value(serde_json::json!({
+            "group": "acme.io", "resource": "widgets",
+            "schema": {"name": "v1.widgets.acme.io", "UID": "u-1", "identityHash": "abc"},
+            "storageVersions": ["v1"],
+        }))
+        .unwrap();
+        assert_eq!(
+            kcp.schema,
+            BoundSchema {
+                name: "v1.widgets.acme.io".into(),
+                uid: "u-1".into(),
+                identity_hash: "abc".into()
+            }
+        );
+        assert_eq!(
+            serde_json::to_value(&kcp).unwrap()["schema"],
+            serde_json::json!({"name": "v1.widgets.acme.io", "UID": "u-1", "identityHash": "abc"})
+        );
+        let flat: BoundResource = serde_json::from_value(serde_json::json!({
+            "group": "acme.io", "resource": "widgets", "schema": "v1.widgets.acme.io", "identityHash": "abc",
+        }))
+        .unwrap();
+        assert_eq!(flat.schema.name, "v1.widgets.acme.io");
+        assert!(flat.schema.identity_hash.is_empty());
+    }
 }

@@ -602,7 +602,7 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     assert_eq!(status, 201, "{text}");
     let bindings: Api<DynamicObject> = Api::all_with(bob_ws.clone(), &binding_resource());
     let forged = json!({"status": {"phase": "Bound", "apiExportClusterName": provider_cluster,
-        "boundResources": [{"group": "acme.io", "resource": "widgets", "schema": "v1.widgets.acme.io", "identityHash": "x"}]}});
+        "boundResources": [{"group": "acme.io", "resource": "widgets", "schema": {"name": "v1.widgets.acme.io", "UID": "u", "identityHash": "x"}}]}});
     let err = bindings
         .patch_status("ghost", &PatchParams::default(), &Patch::Merge(forged))
         .await

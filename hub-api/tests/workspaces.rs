@@ -446,7 +446,10 @@ fn bindings_follow_their_export() {
     };
     let bound =
         status(&|s| s["phase"] == "Bound" && s["appliedPermissionClaims"].as_array().is_some_and(|a| a.len() == 1));
-    let identity = bound["boundResources"][0]["identityHash"].as_str().unwrap().to_string();
+    let identity = bound["boundResources"][0]["schema"]["identityHash"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(identity.len(), 64, "{bound}");
     k_stdin(
         &consumer,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use faros_api::apis::{APIBinding, APIExport, APIResourceSchema, BoundResource};
+use faros_api::apis::{APIBinding, APIExport, APIResourceSchema, BoundResource, BoundSchema};
 use faros_api::{Condition, conditions};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -190,7 +190,8 @@ async fn evaluate(binding: &APIBinding, client: &Client, clusters: &Clusters) ->
         .status
         .as_ref()
         .and_then(|s| s.bound_resources.first())
-        .map(|r| r.identity_hash.as_str());
+        .map(|r| r.schema.identity_hash.as_str())
+        .filter(|bound| !bound.is_empty());
     if bound_identity.is_some_and(|bound| bound != identity) {
         return Ok(Outcome::Waiting(
             "APIExportValid",
@@ -230,7 +231,7 @@ async fn evaluate(binding: &APIBinding, client: &Client, clusters: &Clusters) ->
                 && b.status.as_ref().is_some_and(|s| {
                     s.bound_resources
                         .iter()
-                        .any(|r| r.group == group && r.resource == plural && r.identity_hash != identity)
+                        .any(|r| r.group == group && r.resource == plural && r.schema.identity_hash != identity)
                 })
         });
         if clash {
@@ -243,8 +244,11 @@ async fn evaluate(binding: &APIBinding, client: &Client, clusters: &Clusters) ->
         resources.push(BoundResource {
             group,
             resource: plural,
-            schema: name.clone(),
-            identity_hash: identity.clone(),
+            schema: BoundSchema {
+                name: name.clone(),
+                uid: schema.metadata.uid.clone().unwrap_or_default(),
+                identity_hash: identity.clone(),
+            },
             storage_versions: schema
                 .spec
                 .versions
@@ -287,7 +291,7 @@ async fn finalize(binding: &APIBinding, client: &Client) -> Result<Next, kube::E
                     s.bound_resources.iter().any(|r| {
                         r.group == resource.group
                             && r.resource == resource.resource
-                            && r.identity_hash == resource.identity_hash
+                            && r.schema.identity_hash == resource.schema.identity_hash
                     })
                 })
         });

@@ -378,7 +378,11 @@ impl Catalog {
             }
             let export_cluster = status["apiExportClusterName"].as_str().unwrap_or_default();
             for bound in status["boundResources"].as_array().into_iter().flatten() {
-                let (Some(schema), Some(identity)) = (bound["schema"].as_str(), bound["identityHash"].as_str()) else {
+                // Bindings recorded before kcp's shape have the name and identity flat.
+                let schema = &bound["schema"];
+                let name = schema["name"].as_str().or(schema.as_str());
+                let identity = schema["identityHash"].as_str().or(bound["identityHash"].as_str());
+                let (Some(schema), Some(identity)) = (name, identity) else {
                     continue;
                 };
                 let key = format!("/apis.kcp.io/apiresourceschemas/{export_cluster}/{schema}");

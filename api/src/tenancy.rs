@@ -84,12 +84,43 @@ pub struct APIExportReference {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceTypeSpec {
+    /// Types this one extends: it counts as each of them where types are limited, and its
+    /// workspaces also get their default API bindings.
+    #[serde(default, skip_serializing_if = "WorkspaceTypeExtension::is_empty")]
+    pub extend: WorkspaceTypeExtension,
     /// The type children of a workspace of this type get when they name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_child_workspace_type: Option<WorkspaceTypeReference>,
+    /// Which types children of a workspace of this type may have (unset: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_allowed_children: Option<WorkspaceTypeSelector>,
+    /// Which types the parent of a workspace of this type may have (unset: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_allowed_parents: Option<WorkspaceTypeSelector>,
     /// APIs bound into every new workspace of this type.
     #[serde(default, rename = "defaultAPIBindings", skip_serializing_if = "Vec::is_empty")]
     pub default_api_bindings: Vec<APIExportReference>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceTypeExtension {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub with: Vec<WorkspaceTypeReference>,
+}
+
+impl WorkspaceTypeExtension {
+    pub fn is_empty(&self) -> bool {
+        self.with.is_empty()
+    }
+}
+
+/// A set of workspace types: `none`, or any of `types` (or a type extending one of them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceTypeSelector {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub none: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<WorkspaceTypeReference>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -587,3 +587,66 @@ fn api_resource_schemas_must_make_valid_resources() {
         &schema("v1.things.example.io", "example.io", "Namespaced", one),
     );
 }
+
+#[test]
+fn workspace_types_limit_parents_and_children_and_extend_others() {
+    let hub = TestHub::start();
+    let root = hub.kubeconfig();
+    let types = r#"
+apiVersion: tenancy.kcp.io/v1alpha1
+kind: WorkspaceType
+metadata: {name: org}
+spec:
+  defaultChildWorkspaceType: {name: team, path: root}
+  limitAllowedChildren: {types: [{name: team, path: root}]}
+---
+apiVersion: tenancy.kcp.io/v1alpha1
+kind: WorkspaceType
+metadata: {name: team}
+spec:
+  extend: {with: [{name: faros, path: root}]}
+  limitAllowedParents: {types: [{name: org, path: root}]}
+---
+apiVersion: tenancy.kcp.io/v1alpha1
+kind: WorkspaceType
+metadata: {name: leaf}
+spec:
+  limitAllowedChildren: {none: true}
+"#;
+    k_stdin(&root, &["create", "-f", "-"], types);
+    let org = create_workspace(&hub, &root, "acme", "org");
+    let workspace = |name: &str, ws_type: &str| {
+        format!(
+            "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {{type: {{name: {ws_type}}}}}\n"
+        )
+    };
+    let err = k_err(&org, &["create", "-f", "-"], Some(&workspace("plain", "universal")));
+    assert!(
+        err.contains("workspaces of type root:org only allow child workspaces of types root:team"),
+        "{err}"
+    );
+    let err = k_err(&root, &["create", "-f", "-"], Some(&workspace("stray", "team")));
+    assert!(
+        err.contains("workspaces of type root:team may only be created in workspaces of types root:org"),
+        "{err}"
+    );
+    // A team extends faros: it is allowed under an org and comes with the edge API.
+    let team = create_workspace(&hub, &org, "team-1", "team");
+    let bindings = json(&k_ok(&team, &["get", "apibindings", "-o", "json"]));
+    assert_eq!(bindings["items"][0]["metadata"]["name"], "edge.faros.sh", "{bindings}");
+    // Under an org, a workspace that names no type gets the org's default child type.
+    k_stdin(
+        &org,
+        &["create", "-f", "-"],
+        "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {name: team-2}\n",
+    );
+    let team2 = json(&k_ok(&org, &["get", "ws", "team-2", "-o", "json"]));
+    assert_eq!(team2["spec"]["type"]["name"], "team", "{team2}");
+
+    let leaf = create_workspace(&hub, &root, "leaf-1", "leaf");
+    let err = k_err(&leaf, &["create", "-f", "-"], Some(&workspace("child", "universal")));
+    assert!(
+        err.contains("workspaces of type root:leaf may not have child workspaces"),
+        "{err}"
+    );
+}

@@ -655,6 +655,7 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<(Value, Vec<Strin
         external_url: &ctx.hub.external_url,
         user: &ctx.user,
     };
+    crate::tenancy::admission::default_on_create(ctx, obj);
     ctx.kind.strategy.prepare_for_create(obj, &env);
     stamp_cluster(ctx, obj);
     let warnings = admit(ctx, obj, None)?;

@@ -142,9 +142,10 @@ async fn reconcile(ws: Arc<Workspace>, parent: Client, clusters: Clusters) -> Re
             return Ok(Next::After(Duration::from_secs(5)));
         }
     };
+    let defaults = default_api_bindings(&clusters, workspace_type, &type_path).await?;
     let bindings: Api<faros_api::apis::APIBinding> = Api::all(child.clone());
     let mut all_bound = true;
-    for default in &workspace_type.spec.default_api_bindings {
+    for default in &defaults {
         // The workspace type's author chose this export for every workspace of the type:
         // its permission claims are accepted with it.
         let exports: Api<faros_api::apis::APIExport> = Api::all(clusters.cluster(&default.path));
@@ -208,6 +209,41 @@ async fn reconcile(ws: Arc<Workspace>, parent: Client, clusters: Clusters) -> Re
         .patch_status(LOGICAL_CLUSTER_NAME, &PatchParams::default(), &Patch::Merge(status))
         .await?;
     Ok(Next::Done)
+}
+
+/// The default API bindings of a type and of every type it extends (each export once).
+async fn default_api_bindings(
+    clusters: &Clusters,
+    workspace_type: WorkspaceType,
+    type_path: &str,
+) -> Result<Vec<faros_api::tenancy::APIExportReference>, kube::Error> {
+    let mut seen = vec![(type_path.to_string(), workspace_type.name_any())];
+    let mut pending = vec![workspace_type];
+    let mut defaults: Vec<faros_api::tenancy::APIExportReference> = Vec::new();
+    while let Some(current) = pending.pop() {
+        for default in &current.spec.default_api_bindings {
+            if !defaults.iter().any(|d| d.export == default.export) {
+                defaults.push(default.clone());
+            }
+        }
+        for extended in &current.spec.extend.with {
+            let path = if extended.path.is_empty() {
+                crate::tenancy::ROOT.to_string()
+            } else {
+                extended.path.clone()
+            };
+            // Bounded like the admission check: a cycle or a long chain ends here.
+            if seen.len() >= 16 || seen.contains(&(path.clone(), extended.name.clone())) {
+                continue;
+            }
+            seen.push((path.clone(), extended.name.clone()));
+            let types: Api<WorkspaceType> = Api::all(clusters.cluster(&path));
+            if let Some(t) = types.get_opt(&extended.name).await? {
+                pending.push(t);
+            }
+        }
+    }
+    Ok(defaults)
 }
 
 /// Creates a default APIBinding as the workspace's creator (impersonated), so the creator

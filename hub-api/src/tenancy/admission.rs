@@ -24,28 +24,49 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
     }
 }
 
+/// Defaults that depend on other objects: a new Workspace naming no type gets the default
+/// child type of its parent's type (or of the first type that one extends that has one).
+pub fn default_on_create(ctx: &Ctx, obj: &mut Value) {
+    let is_workspace = ctx.kind.group == faros_api::tenancy::GROUP && ctx.kind.resource == "workspaces";
+    let given = &obj["spec"]["type"];
+    let names_none = given.is_null() || (given.is_object() && given["name"].as_str().is_none_or(str::is_empty));
+    if !is_workspace || ctx.req.subresource.is_some() || !names_none {
+        return;
+    }
+    let Some(parent) = parent_type(ctx) else { return };
+    let default = parent
+        .with_extended(ctx)
+        .into_iter()
+        .map(|t| t.spec["defaultChildWorkspaceType"].clone())
+        .find(|d| d["name"].as_str().is_some_and(|n| !n.is_empty()));
+    if let Some(default) = default {
+        if !obj["spec"].is_object() {
+            obj["spec"] = serde_json::json!({});
+        }
+        obj["spec"]["type"] = default;
+    }
+}
+
 fn check_new_workspace(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
     let name = object::name(obj);
     let mut errors = Vec::new();
     let type_name = obj["spec"]["type"]["name"].as_str().unwrap_or_default();
     let type_path = obj["spec"]["type"]["path"].as_str().unwrap_or(ROOT);
     // A missing path and a missing type answer alike.
-    let found = resolve(&ctx.hub.cache, type_path).is_some_and(|cluster| {
-        ctx.hub
-            .cache
-            .get(&format!("/tenancy.kcp.io/workspacetypes/{}/{type_name}", cluster.name))
-            .is_some()
-    });
-    if !found {
-        errors.push(FieldError::invalid(
+    match WorkspaceType::lookup(ctx, &obj["spec"]["type"]) {
+        None => errors.push(FieldError::invalid(
             "spec.type",
             format!("WorkspaceType {type_path}:{type_name} does not exist"),
-        ));
-    } else if type_name == ROOT && type_path == ROOT {
-        errors.push(FieldError::forbidden(
+        )),
+        Some(_) if type_name == ROOT && type_path == ROOT => errors.push(FieldError::forbidden(
             "spec.type",
             "the root WorkspaceType is for the root workspace only",
-        ));
+        )),
+        Some(child) => {
+            if let Some(problem) = type_limits(ctx, &child) {
+                errors.push(FieldError::forbidden("spec.type", problem));
+            }
+        }
     }
     // Only masters may choose the logical cluster (the strategy drops anyone else's choice);
     // it must be a fresh one, never another workspace's.
@@ -111,4 +132,133 @@ fn check_crd_names(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
             ),
         )),
     }
+}
+
+/// A WorkspaceType found in the cache: where it lives, its name, how to show it, its spec.
+#[derive(Clone)]
+struct WorkspaceType {
+    cluster: String,
+    name: String,
+    shown: String,
+    spec: Value,
+}
+
+/// How deep `extend.with` is followed.
+const MAX_EXTENSIONS: usize = 16;
+
+impl WorkspaceType {
+    /// The type a `{name, path}` reference names (path defaults to root).
+    fn lookup(ctx: &Ctx, reference: &Value) -> Option<WorkspaceType> {
+        let name = reference["name"].as_str().filter(|n| !n.is_empty())?;
+        let path = reference["path"].as_str().filter(|p| !p.is_empty()).unwrap_or(ROOT);
+        let cluster = resolve(&ctx.hub.cache, path)?.name;
+        let object = ctx
+            .hub
+            .cache
+            .get(&format!("/tenancy.kcp.io/workspacetypes/{cluster}/{name}"))?;
+        Some(WorkspaceType {
+            cluster,
+            name: name.to_string(),
+            shown: format!("{path}:{name}"),
+            spec: object.value["spec"].clone(),
+        })
+    }
+
+    /// This type and every type it extends, transitively.
+    fn with_extended(self, ctx: &Ctx) -> Vec<WorkspaceType> {
+        let mut all = vec![self];
+        let mut next = 0;
+        while next < all.len() && all.len() < MAX_EXTENSIONS {
+            let extended: Vec<Value> = all[next].spec["extend"]["with"].as_array().cloned().unwrap_or_default();
+            for reference in &extended {
+                if let Some(t) = WorkspaceType::lookup(ctx, reference)
+                    && !all.iter().any(|seen| seen.is(&t.cluster, &t.name))
+                {
+                    all.push(t);
+                }
+            }
+            next += 1;
+        }
+        all
+    }
+
+    fn is(&self, cluster: &str, name: &str) -> bool {
+        self.cluster == cluster && self.name == name
+    }
+}
+
+/// Whether `selector` (`{none, types}`) admits any type of `set`; `Err` carries how the
+/// selector reads, for the message.
+fn admits(ctx: &Ctx, selector: &Value, set: &[WorkspaceType]) -> Result<(), String> {
+    if selector["none"] == true {
+        return Err("none".into());
+    }
+    let types = selector["types"].as_array().cloned().unwrap_or_default();
+    let listed: Vec<WorkspaceType> = types.iter().filter_map(|r| WorkspaceType::lookup(ctx, r)).collect();
+    if listed.iter().any(|l| set.iter().any(|t| t.is(&l.cluster, &l.name))) {
+        return Ok(());
+    }
+    let shown: Vec<String> = types
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r["path"].as_str().filter(|p| !p.is_empty()).unwrap_or(ROOT),
+                r["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    Err(shown.join(", "))
+}
+
+/// The type of the workspace a request is in: `root` for the root workspace, otherwise
+/// the type its Workspace object in the parent names.
+fn parent_type(ctx: &Ctx) -> Option<WorkspaceType> {
+    let reference = if ctx.cluster == ROOT {
+        serde_json::json!({"name": ROOT, "path": ROOT})
+    } else {
+        let marker = ctx.hub.cache.get(&logical_cluster_key(&ctx.cluster))?;
+        let owner = &marker.value["spec"]["owner"];
+        let (cluster, name) = (owner["cluster"].as_str()?, owner["name"].as_str()?);
+        let workspace = ctx.hub.cache.get(&format!("{WORKSPACES_PREFIX}{cluster}/{name}"))?;
+        workspace.value["spec"]["type"].clone()
+    };
+    WorkspaceType::lookup(ctx, &reference)
+}
+
+/// What the parent's type allows as children and the child's type as parents (each type
+/// counting as every type it extends), as kcp's `limitAllowedChildren` and
+/// `limitAllowedParents`; the first refusal, if any.
+fn type_limits(ctx: &Ctx, child: &WorkspaceType) -> Option<String> {
+    let children = child.clone().with_extended(ctx);
+    let parents = parent_type(ctx).map(|p| p.with_extended(ctx)).unwrap_or_default();
+    for parent in &parents {
+        if let Some(selector) = parent.spec.get("limitAllowedChildren").filter(|s| s.is_object())
+            && let Err(allowed) = admits(ctx, selector, &children)
+        {
+            return Some(if allowed == "none" {
+                format!("workspaces of type {} may not have child workspaces", parent.shown)
+            } else {
+                format!(
+                    "workspaces of type {} only allow child workspaces of types {allowed}",
+                    parent.shown
+                )
+            });
+        }
+    }
+    for own in &children {
+        if let Some(selector) = own.spec.get("limitAllowedParents").filter(|s| s.is_object())
+            && let Err(allowed) = admits(ctx, selector, &parents)
+        {
+            return Some(if allowed == "none" {
+                format!("workspaces of type {} may not be created as children", own.shown)
+            } else {
+                format!(
+                    "workspaces of type {} may only be created in workspaces of types {allowed}",
+                    own.shown
+                )
+            });
+        }
+    }
+    None
 }

@@ -227,4 +227,24 @@ fn registrations_wait_for_accepted_permission_claims() {
         get_json(&tenant, &["registration", "r1"])
     );
     assert!(get_json(&tenant, &["serviceaccount", "faros-reg-r1"]).is_some());
+
+    // Rejecting the claims again does not wedge the Registration's deletion: what the
+    // controllers can no longer reach goes with the garbage collector.
+    let out = common::kubectl_with(&tenant, "1.32", &["apply", "-f", "-"], Some(&rejected));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = common::kubectl_with(
+        &tenant,
+        "1.32",
+        &["delete", "registration", "r1", "--timeout=30s"],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        eventually(Duration::from_secs(30), || get_json(
+            &tenant,
+            &["serviceaccount", "faros-reg-r1"]
+        )
+        .is_none()),
+        "the Registration's ServiceAccount outlived it"
+    );
 }

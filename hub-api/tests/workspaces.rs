@@ -650,3 +650,104 @@ spec:
         "{err}"
     );
 }
+
+#[test]
+fn workspace_types_resolve_locally_refuse_cycles_and_stay_private() {
+    let hub = TestHub::start();
+    let root = hub.kubeconfig();
+    let provider = create_workspace(&hub, &root, "provider", "universal");
+    let tenant = create_workspace(&hub, &root, "tenant", "universal");
+    let wt = |name: &str, spec: &str| {
+        format!("apiVersion: tenancy.kcp.io/v1alpha1\nkind: WorkspaceType\nmetadata: {{name: {name}}}\nspec: {spec}\n")
+    };
+    k_stdin(&provider, &["create", "-f", "-"], &wt("internal", "{}"));
+    for (name, spec) in [
+        ("cyc-a", "{extend: {with: [{name: cyc-b, path: \"root:tenant\"}]}}"),
+        ("cyc-b", "{extend: {with: [{name: cyc-a, path: \"root:tenant\"}]}}"),
+        ("orphan", "{extend: {with: [{name: nope}]}}"),
+        ("local", "{extend: {with: [{name: universal}]}}"),
+    ] {
+        k_stdin(&tenant, &["create", "-f", "-"], &wt(name, spec));
+    }
+    let workspace = |name: &str, ws_type: &str| {
+        format!(
+            "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {{type: {ws_type}}}\n"
+        )
+    };
+    let err = k_err(&tenant, &["create", "-f", "-"], Some(&workspace("c", "{name: cyc-a}")));
+    assert!(
+        err.contains("WorkspaceType root:tenant:cyc-a extends itself (root:tenant:cyc-a -> root:tenant:cyc-b -> root:tenant:cyc-a)"),
+        "{err}"
+    );
+    let err = k_err(&tenant, &["create", "-f", "-"], Some(&workspace("o", "{name: orphan}")));
+    assert!(
+        err.contains("WorkspaceType root:tenant:orphan extends WorkspaceType root:nope, which does not exist"),
+        "{err}"
+    );
+    // A type named without a path is found in this workspace first.
+    let local = create_workspace(&hub, &tenant, "uses-local", "local");
+    k_ok(&local, &["get", "namespace", "default"]);
+    let ws = json(&k_ok(&tenant, &["get", "ws", "uses-local", "-o", "json"]));
+    assert_eq!(
+        ws["spec"]["type"],
+        serde_json::json!({"name": "local", "path": "root:tenant"})
+    );
+
+    // A tenant's own admin (not a master) can use its own and root's types, but another
+    // tenant's types can be neither used nor told apart from missing ones.
+    k_ok(&tenant, &["create", "serviceaccount", "admin", "-n", "default"]);
+    k_ok(
+        &tenant,
+        &[
+            "create",
+            "clusterrolebinding",
+            "admin",
+            "--clusterrole=cluster-admin",
+            "--serviceaccount=default:admin",
+        ],
+    );
+    let token = k_ok(&tenant, &["create", "token", "admin", "-n", "default"]);
+    let url = json(&k_ok(&root, &["get", "ws", "tenant", "-o", "json"]))["spec"]["URL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = hub.token_kubeconfig("tenant-admin", &url, token.trim(), None);
+    create_workspace(&hub, &admin, "own-type", "local");
+    create_workspace(&hub, &admin, "root-type", "universal");
+    let foreign = k_err(
+        &admin,
+        &["create", "-f", "-"],
+        Some(&workspace("x", "{name: internal, path: \"root:provider\"}")),
+    );
+    let missing = k_err(
+        &admin,
+        &["create", "-f", "-"],
+        Some(&workspace("x", "{name: missing, path: \"root:provider\"}")),
+    );
+    assert!(foreign.contains("does not exist or may not be used here"), "{foreign}");
+    assert_eq!(
+        foreign.replace("internal", "NAME"),
+        missing.replace("missing", "NAME"),
+        "a private type and a missing one must look alike"
+    );
+
+    // The workspace's LogicalCluster is the hub's: its admin may read it, not change it.
+    k_ok(&admin, &["get", "logicalcluster", "cluster"]);
+    for args in [
+        &["delete", "logicalcluster", "cluster"][..],
+        &[
+            "annotate",
+            "logicalcluster",
+            "cluster",
+            "kcp.io/path=root:provider",
+            "--overwrite",
+        ][..],
+    ] {
+        let err = k_err(&admin, args, None);
+        assert!(
+            err.contains("Forbidden") || err.contains("forbidden"),
+            "{args:?}: {err}"
+        );
+    }
+    k_ok(&admin, &["get", "namespace", "default"]);
+}

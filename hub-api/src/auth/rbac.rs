@@ -156,6 +156,16 @@ impl Rule {
     }
 }
 
+/// Whether a request would change what only the hub may: a workspace's LogicalCluster
+/// (its admins may read it; changing or deleting it would cut the workspace off its path).
+fn writes_hub_owned(attrs: &Attributes) -> bool {
+    !matches!(attrs.verb.as_str(), "get" | "list" | "watch")
+        && attrs
+            .resource
+            .as_ref()
+            .is_some_and(|r| r.group == "core.kcp.io" && r.resource == "logicalclusters")
+}
+
 /// What a request asks to do, as Kubernetes' `authorizer.Attributes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attributes {
@@ -861,7 +871,7 @@ impl Authorizer {
         if user.is_master() {
             return true;
         }
-        if user.home_cluster().is_some_and(|home| home != cluster) {
+        if user.home_cluster().is_some_and(|home| home != cluster) || writes_hub_owned(attrs) {
             return false;
         }
         self.policy(cluster).visit(user, attrs.namespace(), |grant| {

@@ -252,9 +252,13 @@ async fn manage_registration(reg: Arc<Registration>, client: Client) -> Result<N
         if !reg.finalizers().iter().any(|f| f == REVOKE_FINALIZER) {
             return Ok(Next::Done);
         }
-        // Revoke first: the token dies with its Secret and ServiceAccount.
+        // Revoke first: the token dies with its Secret and ServiceAccount. Where the
+        // workspace does not (or no longer) accept the edge API's claims, those objects are
+        // out of reach here; they are owned by the Registration, so the garbage collector
+        // removes them once it is gone, and its deletion must not wait on access it lacks.
         let gone = |r: Result<(), kube::Error>| match r {
             Err(e) if is_not_found(&e) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok(()),
             other => other,
         };
         gone(

@@ -24,27 +24,49 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
     }
 }
 
-/// Defaults that depend on other objects: a new Workspace naming no type gets the default
-/// child type of its parent's type (or of the first type that one extends that has one).
+/// Defaults that depend on other objects, for a new Workspace: naming no type, it gets the
+/// default child type of its parent's type (or of the first type that one extends that has
+/// one); a type named without a path is looked for in this workspace, then in each ancestor
+/// up to root, as kcp does.
 pub fn default_on_create(ctx: &Ctx, obj: &mut Value) {
     let is_workspace = ctx.kind.group == faros_api::tenancy::GROUP && ctx.kind.resource == "workspaces";
-    let given = &obj["spec"]["type"];
-    let names_none = given.is_null() || (given.is_object() && given["name"].as_str().is_none_or(str::is_empty));
-    if !is_workspace || ctx.req.subresource.is_some() || !names_none {
+    if !is_workspace || ctx.req.subresource.is_some() {
         return;
     }
-    let Some(parent) = parent_type(ctx) else { return };
-    let default = parent
-        .with_extended(ctx)
-        .into_iter()
-        .map(|t| t.spec["defaultChildWorkspaceType"].clone())
-        .find(|d| d["name"].as_str().is_some_and(|n| !n.is_empty()));
-    if let Some(default) = default {
-        if !obj["spec"].is_object() {
-            obj["spec"] = serde_json::json!({});
+    let given = &obj["spec"]["type"];
+    let names_none = given.is_null() || (given.is_object() && given["name"].as_str().is_none_or(str::is_empty));
+    if names_none && let Some(parent) = parent_type(ctx) {
+        let family = parent.clone().with_extended(ctx).unwrap_or_else(|_| vec![parent]);
+        if let Some(default) = family
+            .into_iter()
+            .map(|t| t.spec["defaultChildWorkspaceType"].clone())
+            .find(|d| d["name"].as_str().is_some_and(|n| !n.is_empty()))
+        {
+            if !obj["spec"].is_object() {
+                obj["spec"] = serde_json::json!({});
+            }
+            obj["spec"]["type"] = default;
         }
-        obj["spec"]["type"] = default;
     }
+    let reference = &obj["spec"]["type"];
+    if let Some(name) = reference["name"].as_str().filter(|n| !n.is_empty())
+        && reference["path"].as_str().is_none_or(str::is_empty)
+        && let Some(path) = ancestry(&ctx.cluster_path).find(|path| {
+            resolve(&ctx.hub.cache, path).is_some_and(|c| WorkspaceType::stored(ctx, &c.name, name).is_some())
+        })
+    {
+        obj["spec"]["type"]["path"] = path.into();
+    }
+}
+
+/// A workspace path and the paths of its ancestors, nearest first: `root:a:b`, `root:a`, `root`.
+fn ancestry(path: &str) -> impl Iterator<Item = String> + '_ {
+    let mut next = Some(path.to_string());
+    std::iter::from_fn(move || {
+        let current = next.take()?;
+        next = current.rsplit_once(':').map(|(parent, _)| parent.to_string());
+        Some(current)
+    })
 }
 
 fn check_new_workspace(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
@@ -52,18 +74,18 @@ fn check_new_workspace(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
     let mut errors = Vec::new();
     let type_name = obj["spec"]["type"]["name"].as_str().unwrap_or_default();
     let type_path = obj["spec"]["type"]["path"].as_str().unwrap_or(ROOT);
-    // A missing path and a missing type answer alike.
-    match WorkspaceType::lookup(ctx, &obj["spec"]["type"]) {
+    // A missing path, a missing type and a type the requester may not use answer alike.
+    match WorkspaceType::lookup(ctx, &obj["spec"]["type"]).filter(|t| may_use(ctx, t)) {
         None => errors.push(FieldError::invalid(
             "spec.type",
-            format!("WorkspaceType {type_path}:{type_name} does not exist"),
+            format!("WorkspaceType {type_path}:{type_name} does not exist or may not be used here"),
         )),
         Some(_) if type_name == ROOT && type_path == ROOT => errors.push(FieldError::forbidden(
             "spec.type",
             "the root WorkspaceType is for the root workspace only",
         )),
         Some(child) => {
-            if let Some(problem) = type_limits(ctx, &child) {
+            if let Err(problem) = type_limits(ctx, &child) {
                 errors.push(FieldError::forbidden("spec.type", problem));
             }
         }
@@ -152,38 +174,87 @@ impl WorkspaceType {
         let name = reference["name"].as_str().filter(|n| !n.is_empty())?;
         let path = reference["path"].as_str().filter(|p| !p.is_empty()).unwrap_or(ROOT);
         let cluster = resolve(&ctx.hub.cache, path)?.name;
-        let object = ctx
-            .hub
-            .cache
-            .get(&format!("/tenancy.kcp.io/workspacetypes/{cluster}/{name}"))?;
+        let spec = Self::stored(ctx, &cluster, name)?;
         Some(WorkspaceType {
             cluster,
             name: name.to_string(),
             shown: format!("{path}:{name}"),
-            spec: object.value["spec"].clone(),
+            spec,
         })
     }
 
-    /// This type and every type it extends, transitively.
-    fn with_extended(self, ctx: &Ctx) -> Vec<WorkspaceType> {
-        let mut all = vec![self];
-        let mut next = 0;
-        while next < all.len() && all.len() < MAX_EXTENSIONS {
-            let extended: Vec<Value> = all[next].spec["extend"]["with"].as_array().cloned().unwrap_or_default();
-            for reference in &extended {
-                if let Some(t) = WorkspaceType::lookup(ctx, reference)
-                    && !all.iter().any(|seen| seen.is(&t.cluster, &t.name))
-                {
-                    all.push(t);
-                }
-            }
-            next += 1;
+    /// The spec of WorkspaceType `name` in logical cluster `cluster`, if there is one.
+    fn stored(ctx: &Ctx, cluster: &str, name: &str) -> Option<Value> {
+        let key = format!("/tenancy.kcp.io/workspacetypes/{cluster}/{name}");
+        ctx.hub.cache.get(&key).map(|o| o.value["spec"].clone())
+    }
+
+    /// This type and every type it extends, transitively; an extended type that does not
+    /// exist, or a type extending itself through others, is an error.
+    fn with_extended(self, ctx: &Ctx) -> Result<Vec<WorkspaceType>, String> {
+        let mut family = Vec::new();
+        self.collect(ctx, &mut Vec::new(), &mut family)?;
+        Ok(family)
+    }
+
+    /// `chain` is the path of extensions from the first type here, as (cluster, name, shown).
+    fn collect(
+        self,
+        ctx: &Ctx,
+        chain: &mut Vec<(String, String, String)>,
+        family: &mut Vec<WorkspaceType>,
+    ) -> Result<(), String> {
+        if chain.iter().any(|(cluster, name, _)| self.is(cluster, name)) {
+            let shown: Vec<&str> = chain.iter().map(|(_, _, shown)| shown.as_str()).collect();
+            return Err(format!(
+                "WorkspaceType {} extends itself ({} -> {})",
+                self.shown,
+                shown.join(" -> "),
+                self.shown
+            ));
         }
-        all
+        if family.iter().any(|t| t.is(&self.cluster, &self.name)) {
+            return Ok(());
+        }
+        if family.len() >= MAX_EXTENSIONS {
+            return Err(format!(
+                "WorkspaceType {} extends more than {MAX_EXTENSIONS} types",
+                self.shown
+            ));
+        }
+        let extended: Vec<Value> = self.spec["extend"]["with"].as_array().cloned().unwrap_or_default();
+        chain.push((self.cluster.clone(), self.name.clone(), self.shown.clone()));
+        let shown = self.shown.clone();
+        family.push(self);
+        for reference in &extended {
+            let Some(base) = WorkspaceType::lookup(ctx, reference) else {
+                return Err(format!(
+                    "WorkspaceType {shown} extends WorkspaceType {}:{}, which does not exist",
+                    reference["path"].as_str().filter(|p| !p.is_empty()).unwrap_or(ROOT),
+                    reference["name"].as_str().unwrap_or_default()
+                ));
+            };
+            base.collect(ctx, chain, family)?;
+        }
+        chain.pop();
+        Ok(())
     }
 
     fn is(&self, cluster: &str, name: &str) -> bool {
         self.cluster == cluster && self.name == name
+    }
+}
+
+/// Types of the workspace itself and of its ancestors may be used by whoever may create
+/// workspaces here; a type anywhere else needs `use` on it in its own workspace (kcp's
+/// verb), so other tenants' types can be neither used nor probed.
+fn may_use(ctx: &Ctx, t: &WorkspaceType) -> bool {
+    let inherited = ancestry(&ctx.cluster_path)
+        .filter_map(|path| resolve(&ctx.hub.cache, &path))
+        .any(|c| c.name == t.cluster);
+    inherited || {
+        let attrs = rbac::Attributes::resource("use", faros_api::tenancy::GROUP, "workspacetypes", "", &t.name);
+        ctx.hub.authorizer.allows(&ctx.user, &t.cluster, &attrs)
     }
 }
 
@@ -229,14 +300,18 @@ fn parent_type(ctx: &Ctx) -> Option<WorkspaceType> {
 /// What the parent's type allows as children and the child's type as parents (each type
 /// counting as every type it extends), as kcp's `limitAllowedChildren` and
 /// `limitAllowedParents`; the first refusal, if any.
-fn type_limits(ctx: &Ctx, child: &WorkspaceType) -> Option<String> {
-    let children = child.clone().with_extended(ctx);
-    let parents = parent_type(ctx).map(|p| p.with_extended(ctx)).unwrap_or_default();
+fn type_limits(ctx: &Ctx, child: &WorkspaceType) -> Result<(), String> {
+    let children = child.clone().with_extended(ctx)?;
+    // The parent's type was checked when the parent was made; what it extends now is taken
+    // as far as it resolves.
+    let parents = parent_type(ctx)
+        .map(|p| p.clone().with_extended(ctx).unwrap_or_else(|_| vec![p]))
+        .unwrap_or_default();
     for parent in &parents {
         if let Some(selector) = parent.spec.get("limitAllowedChildren").filter(|s| s.is_object())
             && let Err(allowed) = admits(ctx, selector, &children)
         {
-            return Some(if allowed == "none" {
+            return Err(if allowed == "none" {
                 format!("workspaces of type {} may not have child workspaces", parent.shown)
             } else {
                 format!(
@@ -250,7 +325,7 @@ fn type_limits(ctx: &Ctx, child: &WorkspaceType) -> Option<String> {
         if let Some(selector) = own.spec.get("limitAllowedParents").filter(|s| s.is_object())
             && let Err(allowed) = admits(ctx, selector, &parents)
         {
-            return Some(if allowed == "none" {
+            return Err(if allowed == "none" {
                 format!("workspaces of type {} may not be created as children", own.shown)
             } else {
                 format!(
@@ -260,5 +335,5 @@ fn type_limits(ctx: &Ctx, child: &WorkspaceType) -> Option<String> {
             });
         }
     }
-    None
+    Ok(())
 }

@@ -465,6 +465,24 @@ fn bindings_follow_their_export() {
         "{err}"
     );
 
+    // A claim answered twice is refused.
+    let err = k_err(
+        &consumer,
+        &[
+            "patch",
+            "apibinding",
+            "gadgets",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"permissionClaims":[{"group":"","resource":"configmaps","state":"Accepted"},{"group":"","resource":"configmaps","state":"Rejected"}]}}"#,
+        ],
+        None,
+    );
+    assert!(
+        err.contains("spec.permissionClaims[1]") && err.contains("Duplicate value"),
+        "{err}"
+    );
+
     // Withdrawing the claim takes it out of force.
     k_ok(
         &consumer,
@@ -502,7 +520,14 @@ fn bindings_follow_their_export() {
             .into_iter()
             .flatten()
             .any(|c| c["type"] == "APIExportValid" && c["status"] == "False" && c["reason"] == "APIExportNotFound")
+            && s["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "InitialBindingCompleted" && c["status"] == "True")
     });
+    // What it bound is still served meanwhile.
+    k_ok(&consumer, &["get", "gadget", "g1", "-n", "default"]);
     let out = k(&provider, &["create", "-f", &export]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("AlreadyExists"),
@@ -522,6 +547,34 @@ fn bindings_follow_their_export() {
             .any(|c| c["type"] == "APIExportValid" && c["status"] == "True")
     });
     k_ok(&consumer, &["get", "gadget", "g1", "-n", "default"]);
+
+    // A schema a binding serves outlives its deletion until no binding serves it: the
+    // consumer keeps its gadgets, and unbinding deletes them, then the schema goes.
+    k_ok(
+        &provider,
+        &[
+            "delete",
+            "apiresourceschema",
+            "v1.gadgets.example.faros.sh",
+            "--wait=false",
+        ],
+    );
+    let schema = json(&k_ok(
+        &provider,
+        &["get", "apiresourceschema", "v1.gadgets.example.faros.sh", "-o", "json"],
+    ));
+    assert!(schema["metadata"]["deletionTimestamp"].is_string(), "{schema}");
+    k_ok(&consumer, &["get", "gadget", "g1", "-n", "default"]);
+    k_ok(&consumer, &["delete", "apibinding", "gadgets"]);
+    assert!(
+        eventually(Duration::from_secs(20), || !k(
+            &provider,
+            &["get", "apiresourceschema", "v1.gadgets.example.faros.sh"]
+        )
+        .status
+        .success()),
+        "the schema outlived its last binding"
+    );
 }
 
 #[test]

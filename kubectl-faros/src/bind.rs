@@ -86,8 +86,12 @@ pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
         },
     );
     let what = format!("creating APIBinding {binding_name:?} in {here}");
+    let mut created = false;
     match api.create(&PostParams::default(), &object).await {
-        Ok(_) => println!("APIBinding {binding_name:?} created in {here}. Waiting for it to bind..."),
+        Ok(_) => {
+            created = true;
+            println!("APIBinding {binding_name:?} created in {here}. Waiting for it to bind...");
+        }
         Err(e) if is_status(&e, 409) => {
             let existing = api
                 .get(&binding_name)
@@ -107,7 +111,7 @@ pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
             bail!("workspace {here:?} does not exist or you may not access it")
         }
         Err(e) if is_status(&e, 403) => bail!(
-            "you may not create APIBindings in workspace {here}: {}",
+            "you may not bind {export_path}:{export_name} in workspace {here}: {}",
             session::describe(&e, session.base())
         ),
         Err(e) if is_status(&e, 404) => bail!(
@@ -140,7 +144,19 @@ pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
                     resources.join(", ")
                 }
             );
-            answer_permission_claims(session, &api, &binding, &here, &answer, deadline).await?;
+            let answered = answer_permission_claims(session, &api, &binding, &here, &answer, deadline).await;
+            if let Err(e) = answered {
+                // A binding made by this command that could not be answered as asked is
+                // taken back, so that running it again with the right flags starts afresh.
+                if created && api.delete(&binding_name, &Default::default()).await.is_ok() {
+                    // Its finalizer goes within moments, as it served no objects yet.
+                    while Instant::now() < deadline && matches!(api.get_opt(&binding_name).await, Ok(Some(_))) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    bail!("{e:#} (APIBinding {binding_name:?} removed again)");
+                }
+                return Err(e);
+            }
             return Ok(());
         }
         if Instant::now() >= deadline {

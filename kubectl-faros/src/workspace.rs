@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use faros_api::tenancy::{Workspace, WorkspaceSpec, WorkspaceType, WorkspaceTypeReference};
+use faros_api::tenancy::{Workspace, WorkspaceSpec, WorkspaceTypeReference};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 
@@ -58,8 +58,9 @@ pub enum WorkspaceCommand {
 pub struct CreateArgs {
     /// Name of the new workspace (lowercase letters, digits and '-').
     pub name: String,
-    /// The workspace type: NAME (looked up in root) or PATH:NAME, e.g. `faros` or
-    /// `root:faros`. Defaults to the parent type's default child type.
+    /// The workspace type: NAME (looked up in this workspace, its ancestors, then root) or
+    /// PATH:NAME, e.g. `faros` or `root:faros`. Defaults to the parent type's default child
+    /// type.
     #[arg(long = "type", value_name = "TYPE")]
     pub type_: Option<String>,
     /// Switch to the workspace once it is ready.
@@ -244,18 +245,9 @@ fn parse_type(text: &str) -> anyhow::Result<WorkspaceTypeReference> {
 async fn create(session: &mut Session, args: CreateArgs) -> anyhow::Result<()> {
     paths::check_name(&args.name)?;
     let parent = session.current_path();
+    // The hub resolves the type (a bare NAME in this workspace, its ancestors, then root)
+    // and says why one cannot be used.
     let type_ = args.type_.as_deref().map(parse_type).transpose()?;
-    if let Some(t) = &type_ {
-        let type_path = if t.path.is_empty() { ROOT } else { t.path.as_str() };
-        let types: Api<WorkspaceType> = Api::all(session.client_for(type_path)?);
-        // Only a definite "no such type" stops us; without read access the hub decides.
-        if let Ok(None) = types.get_opt(&t.name).await {
-            bail!(
-                "workspace type {type_path}:{} does not exist (built-in types: universal, faros)",
-                t.name
-            );
-        }
-    }
     let api = workspaces(session.client()?);
     let object = Workspace::new(
         &args.name,
@@ -282,6 +274,11 @@ async fn create(session: &mut Session, args: CreateArgs) -> anyhow::Result<()> {
         Err(e) if is_workspace_denied(&e) => return Err(denied(&parent)),
         Err(e) if is_status(&e, 403) => bail!(
             "you may not create workspaces in {parent}: {}",
+            session::describe(&e, session.base())
+        ),
+        Err(e) if is_status(&e, 422) => bail!(
+            "cannot create workspace {:?} in {parent}: {} (built-in types: universal, faros)",
+            args.name,
             session::describe(&e, session.base())
         ),
         Err(e) if is_status(&e, 404) => bail!(

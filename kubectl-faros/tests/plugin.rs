@@ -302,7 +302,10 @@ fn workspaces_create_use_list_and_tree() {
     let err = env.faros_err(&["ws", "create", "Bad_Name"]);
     assert!(err.contains("not a valid workspace name"), "{err}");
     let err = env.faros_err(&["ws", "create", "typo", "--type", "no-such-type"]);
-    assert!(err.contains("workspace type root:no-such-type does not exist"), "{err}");
+    assert!(
+        err.contains("WorkspaceType root:no-such-type does not exist") && err.contains("built-in types"),
+        "{err}"
+    );
     let err = env.faros_err(&["ws", "use", ".."]);
     assert!(err.contains("cannot go up from root"), "{err}");
     // Failed commands leave the kubeconfig alone.
@@ -482,6 +485,15 @@ fn bind_answers_the_claims_of_other_exports() {
         err.contains("the export makes no permission claim on secrets; it claims: configmaps"),
         "{err}"
     );
+    // The binding it made for that is gone again: the right flags start afresh.
+    assert!(err.contains("removed again"), "{err}");
+    let out = env.kubectl(&["get", "apibindings", "-o", "name"], None);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "",
+        "a binding was left behind"
+    );
+    env.faros_ok(&["bind", export, "--accept-permission-claim", "configmaps"]);
     let err = env.faros_err(&[
         "bind",
         export,

@@ -118,15 +118,17 @@ async fn reconcile(binding: Arc<APIBinding>, client: Client, clusters: Clusters)
             } else {
                 conditions::set_condition(&mut list, Condition::new("APIExportValid", true, "Valid", ""), &now);
             }
-            conditions::set_condition(
-                &mut list,
-                Condition::new("InitialBindingCompleted", false, reason, &message),
-                &now,
-            );
-            conditions::set_condition(&mut list, Condition::new("Ready", false, reason, &message), &now);
+            // Once bound, the binding keeps serving what it bound: the initial binding stays
+            // completed (as in kcp) while Ready says what is wrong now.
             if status.phase != "Bound" {
+                conditions::set_condition(
+                    &mut list,
+                    Condition::new("InitialBindingCompleted", false, reason, &message),
+                    &now,
+                );
                 status.phase = "Binding".into();
             }
+            conditions::set_condition(&mut list, Condition::new("Ready", false, reason, &message), &now);
             Some(Duration::from_secs(2))
         }
     };

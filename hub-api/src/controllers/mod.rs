@@ -9,6 +9,7 @@ pub mod garbage_collector;
 pub mod namespace;
 pub mod registration;
 pub mod runtime;
+pub mod schema_in_use;
 pub mod token;
 pub mod workspace;
 
@@ -66,6 +67,7 @@ pub async fn run_all(config: kube::Config, mut shutdown: watch::Receiver<bool>) 
         tokio::spawn(garbage_collector::run(clusters.clone())),
         tokio::spawn(workspace::run(clusters.clone())),
         tokio::spawn(apibinding::run(clusters.clone())),
+        tokio::spawn(schema_in_use::run(clusters.clone())),
         tokio::spawn(registration::run(edge.clone())),
         tokio::spawn(agent_lifecycle::run(edge)),
         tokio::spawn(token::run(clusters.clone())),

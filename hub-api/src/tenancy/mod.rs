@@ -30,6 +30,8 @@ pub const ROOT: &str = "root";
 pub const WORKSPACE_FINALIZER: &str = "tenancy.kcp.io/workspace-content";
 /// Finalizer on an APIBinding until the objects of its bound resources have been deleted.
 pub const BINDING_FINALIZER: &str = "apis.kcp.io/apibinding-finalizer";
+/// Finalizer on an APIResourceSchema while an APIBinding serves it.
+pub const SCHEMA_IN_USE_FINALIZER: &str = "apis.kcp.io/apiresourceschema-in-use";
 /// Name of the LogicalCluster object inside every logical cluster.
 pub const LOGICAL_CLUSTER_NAME: &str = "cluster";
 /// Longest workspace path accepted, in segments.
@@ -254,6 +256,10 @@ impl Strategy for WorkspaceStrategy {
 struct SchemaStrategy;
 
 impl Strategy for SchemaStrategy {
+    fn prepare_for_create(&self, obj: &mut Value, _env: &WriteEnv) {
+        object::add_finalizer(obj, SCHEMA_IN_USE_FINALIZER);
+    }
+
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         if let Some(old) = old {
             return if old["spec"] != obj["spec"] {
@@ -311,16 +317,38 @@ impl Strategy for APIExportStrategy {
     }
 
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
-        match old {
-            Some(old) if old["status"]["identityHash"] != obj["status"]["identityHash"] => {
-                vec![FieldError::invalid("status.identityHash", "field is immutable")]
-            }
-            _ => Vec::new(),
+        let mut errs = duplicate_claims(obj);
+        if let Some(old) = old
+            && old["status"]["identityHash"] != obj["status"]["identityHash"]
+        {
+            errs.push(FieldError::invalid("status.identityHash", "field is immutable"));
         }
+        errs
     }
 }
 
 struct APIBindingStrategy;
+
+/// Claims naming the same resource twice (in an export, or answered twice in a binding).
+fn duplicate_claims(obj: &Value) -> Vec<FieldError> {
+    let claims = obj["spec"]["permissionClaims"].as_array().cloned().unwrap_or_default();
+    let key = |c: &Value| (c["group"].clone(), c["resource"].clone(), c["identityHash"].clone());
+    claims
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| claims[..*i].iter().any(|earlier| key(earlier) == key(c)))
+        .map(|(i, c)| {
+            FieldError::duplicate(
+                format!("spec.permissionClaims[{i}]"),
+                format!(
+                    "{}.{} is claimed more than once",
+                    c["resource"].as_str().unwrap_or_default(),
+                    c["group"].as_str().unwrap_or_default()
+                ),
+            )
+        })
+        .collect()
+}
 
 impl Strategy for APIBindingStrategy {
     fn prepare_for_create(&self, obj: &mut Value, _env: &WriteEnv) {
@@ -362,6 +390,7 @@ impl Strategy for APIBindingStrategy {
                 errs.push(FieldError::required(format!("spec.permissionClaims[{i}].resource"), ""));
             }
         }
+        errs.extend(duplicate_claims(obj));
         errs
     }
 }
@@ -404,6 +433,25 @@ mod tests {
         assert_ne!(identity, export_identity("abc", "gadgets.acme.io"));
         // The separator keeps `a:bc` and `ab:c` apart.
         assert_ne!(export_identity("a", "bc"), export_identity("ab", "c"));
+    }
+
+    #[test]
+    fn a_resource_may_be_claimed_once() {
+        let claims = |list: Value| json!({"spec": {"permissionClaims": list}});
+        let ok = claims(json!([
+            {"group": "", "resource": "configmaps", "state": "Accepted"},
+            {"group": "", "resource": "secrets", "state": "Rejected"},
+            {"group": "acme.io", "resource": "widgets", "identityHash": "a", "state": "Accepted"},
+            {"group": "acme.io", "resource": "widgets", "identityHash": "b", "state": "Accepted"},
+        ]));
+        assert!(duplicate_claims(&ok).is_empty());
+        let twice = claims(json!([
+            {"group": "", "resource": "configmaps", "state": "Accepted"},
+            {"group": "", "resource": "configmaps", "state": "Rejected"},
+        ]));
+        let errs = duplicate_claims(&twice);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "spec.permissionClaims[1]");
     }
 
     #[test]

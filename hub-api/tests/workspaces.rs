@@ -159,7 +159,7 @@ fn nested_workspaces_and_subtree_deletion() {
     k_stdin(
         &leaf,
         &["create", "-f", "-"],
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep, finalizers: [example.com/hold]}\n",
     );
     let ws = json(&k_ok(&middle, &["get", "ws", "plant-7", "-o", "json"]));
     assert!(
@@ -171,8 +171,39 @@ fn nested_workspaces_and_subtree_deletion() {
     let lc = json(&k_ok(&leaf, &["get", "logicalclusters", "cluster", "-o", "json"]));
     assert_eq!(lc["metadata"]["annotations"]["kcp.io/path"], "root:org:team:plant-7");
 
-    // Deleting the middle workspace removes its whole subtree and frees its name.
+    // Deleting the middle workspace removes its whole subtree and frees its name, once the
+    // finalizers in it have run: until then the leaf says what holds it.
     k_ok(&top, &["delete", "ws", "team", "--wait=false"]);
+    let mut last = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            last = json(&k_ok(&middle, &["get", "ws", "plant-7", "-o", "json"]));
+            last["status"]["phase"] == "Terminating"
+                && last["status"]["conditions"].as_array().into_iter().flatten().any(|c| {
+                    c["type"] == "WorkspaceContentDeleted"
+                        && c["message"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .contains("held by finalizers: example.com/hold on configmaps (1)")
+                })
+        }),
+        "the leaf never reported what holds it: {last}"
+    );
+    assert_eq!(
+        json(&k_ok(&top, &["get", "ws", "team", "-o", "json"]))["status"]["phase"],
+        "Terminating"
+    );
+    k_ok(
+        &leaf,
+        &[
+            "patch",
+            "configmap",
+            "deep",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+    );
     assert!(
         eventually(Duration::from_secs(30), || !k(&top, &["get", "ws", "team"])
             .status

@@ -65,8 +65,24 @@ async fn reconcile(ws: Arc<Workspace>, parent: Client, clusters: Clusters) -> Re
                 .patch_status(&ws.name_any(), &PatchParams::default(), &Patch::Merge(status))
                 .await?;
         }
-        if !purge(&child).await? {
-            return Ok(Next::After(Duration::from_millis(500)));
+        match purge(&child).await? {
+            Purge::Done => {}
+            Purge::Waiting(message) => {
+                let already = ws
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.conditions.iter().any(|c| c.message == message));
+                if !already && !message.is_empty() {
+                    set_status(
+                        &workspaces,
+                        &ws,
+                        "Terminating",
+                        Condition::new("WorkspaceContentDeleted", false, "SomeResourcesRemain", &message),
+                    )
+                    .await?;
+                }
+                return Ok(Next::After(Duration::from_millis(500)));
+            }
         }
         let kept: Vec<&String> = ws.finalizers().iter().filter(|f| *f != WORKSPACE_FINALIZER).collect();
         let patch = json!({"metadata": {"finalizers": kept, "resourceVersion": ws.resource_version()}});
@@ -319,9 +335,16 @@ async fn ensure_logical_cluster(child: &Client, ws: &Workspace, parent: &str, pa
     }
 }
 
-/// Deletes everything in a logical cluster, children workspaces first. Returns true once
-/// nothing is left.
-async fn purge(child: &Client) -> Result<bool, kube::Error> {
+enum Purge {
+    Done,
+    /// Still emptying; what holds it up, if anything but time.
+    Waiting(String),
+}
+
+/// Deletes everything in a logical cluster, children workspaces first, as any client would:
+/// finalizers run as usual (namespaces empty themselves, bindings take their objects, the
+/// edge controllers revoke credentials), and objects a finalizer holds are reported.
+async fn purge(child: &Client) -> Result<Purge, kube::Error> {
     let children: Api<Workspace> = Api::all(child.clone());
     let remaining = children.list(&ListParams::default()).await?.items;
     if !remaining.is_empty() {
@@ -332,10 +355,14 @@ async fn purge(child: &Client) -> Result<bool, kube::Error> {
                 Err(e) => return Err(e),
             }
         }
-        return Ok(false);
+        return Ok(Purge::Waiting(format!(
+            "waiting for {} child workspace(s) to be deleted",
+            remaining.len()
+        )));
     }
     let discovery = Discovery::new(child.clone()).run().await?;
     let mut left = 0usize;
+    let mut held: std::collections::BTreeMap<String, usize> = Default::default();
     // Namespaced objects first, then cluster-scoped ones; the LogicalCluster itself last.
     for pass_scope in [Scope::Namespaced, Scope::Cluster] {
         for group in discovery.groups() {
@@ -349,50 +376,42 @@ async fn purge(child: &Client) -> Result<bool, kube::Error> {
                         continue;
                     }
                     left += 1;
+                    let what = if resource.group.is_empty() {
+                        resource.plural.clone()
+                    } else {
+                        format!("{}.{}", resource.plural, resource.group)
+                    };
+                    for finalizer in object.finalizers() {
+                        *held.entry(format!("{finalizer} on {what}")).or_default() += 1;
+                    }
+                    if object.metadata.deletion_timestamp.is_some() {
+                        continue;
+                    }
                     let scoped: Api<DynamicObject> = match object.namespace() {
                         Some(ns) => Api::namespaced_with(child.clone(), &ns, &resource),
                         None => Api::all_with(child.clone(), &resource),
                     };
-                    force_delete(&scoped, &object, &resource.kind).await?;
+                    match scoped.delete(&object.name_any(), &DeleteParams::background()).await {
+                        Ok(_) => {}
+                        Err(e) if is_not_found(&e) || is_conflict(&e) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
     }
     if left > 0 {
-        return Ok(false);
+        let holders: Vec<String> = held.iter().map(|(held, n)| format!("{held} ({n})")).collect();
+        return Ok(Purge::Waiting(if holders.is_empty() {
+            String::new()
+        } else {
+            format!("Some content is held by finalizers: {}", holders.join(", "))
+        }));
     }
     let logical: Api<LogicalCluster> = Api::all(child.clone());
     match logical.delete(LOGICAL_CLUSTER_NAME, &DeleteParams::background()).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_not_found(&e) => Ok(true),
+        Ok(_) => Ok(Purge::Done),
+        Err(e) if is_not_found(&e) => Ok(Purge::Done),
         Err(e) => Err(e),
     }
-}
-
-/// Deletes an object regardless of finalizers: the workspace holding it is going away, so
-/// nothing is left to finalize against.
-async fn force_delete(api: &Api<DynamicObject>, object: &DynamicObject, kind: &str) -> Result<(), kube::Error> {
-    let name = object.name_any();
-    let ignore = |r: Result<(), kube::Error>| match r {
-        Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(()),
-        other => other,
-    };
-    if !object.finalizers().is_empty() {
-        let patch = json!({"metadata": {"finalizers": null}});
-        ignore(
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-                .await
-                .map(|_| ()),
-        )?;
-    }
-    if kind == "Namespace" {
-        let mut finalized = object.clone();
-        finalized.data["spec"] = json!({"finalizers": []});
-        ignore(
-            api.replace_subresource("finalize", &name, &PostParams::default(), &finalized)
-                .await
-                .map(|_| ()),
-        )?;
-    }
-    ignore(api.delete(&name, &DeleteParams::background()).await.map(|_| ()))
 }

@@ -280,10 +280,12 @@ pub async fn run(
             .map(Applied::interval)
             .unwrap_or_else(|| faros_api::edge::AgentSpec::default().heartbeat_interval());
         let status_every = interval * STATUS_HEARTBEAT_INTERVALS;
-        let next_status = last_status_write.map(|t| t + status_every);
-        // Nothing is written before the Agent is seen: then only its arrival wakes the loop.
+        // A failed write waits out its backoff before the periodic write is due again.
+        let next_status = retry_at.or_else(|| last_status_write.map(|t| t + status_every));
+        // Nothing is written while the Agent is not there (not yet, or deleted): then only
+        // its arrival wakes the loop.
         let known = objects.borrow().is_some();
-        let wake = [known.then_some(next_lease), retry_at, next_status]
+        let wake = [known.then_some(next_lease), next_status.filter(|_| known)]
             .into_iter()
             .flatten()
             .min()
@@ -332,13 +334,18 @@ pub async fn run(
         }
         let Some(agent) = current else {
             if !missing_logged && objects.borrow().is_none() && dirty {
-                tracing::debug!(agent = %ctx.name, "waiting for the Agent object");
+                if written.is_some() || applied.is_some() {
+                    tracing::warn!(agent = %ctx.name, "the Agent object is gone; waiting for it to come back");
+                } else {
+                    tracing::debug!(agent = %ctx.name, "waiting for the Agent object");
+                }
                 missing_logged = true;
             }
             continue;
         };
         missing_logged = false;
-        let forced = last_status_write.is_none_or(|t| now >= t + status_every);
+        let backing_off = retry_at.is_some_and(|t| now < t);
+        let forced = !backing_off && last_status_write.is_none_or(|t| now >= t + status_every);
         let retry_due = retry_at.is_some_and(|t| now >= t);
         if !(dirty || forced || retry_due) {
             continue;

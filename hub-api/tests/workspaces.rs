@@ -1,6 +1,7 @@
 //! Workspaces as tenants see them: isolated logical clusters with their own namespaces,
 //! CRDs and discovery; nesting and deletion of subtrees; API bindings; the wildcard view.
 
+mod auth_support;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -749,7 +750,12 @@ fn workspace_types_resolve_locally_refuse_cycles_and_stay_private() {
         ("cyc-a", "{extend: {with: [{name: cyc-b, path: \"root:tenant\"}]}}"),
         ("cyc-b", "{extend: {with: [{name: cyc-a, path: \"root:tenant\"}]}}"),
         ("orphan", "{extend: {with: [{name: nope}]}}"),
-        ("local", "{extend: {with: [{name: universal}]}}"),
+        ("local", "{extend: {with: [{name: universal, path: root}]}}"),
+        // References without a path inside a type mean types of the same workspace.
+        (
+            "derived",
+            "{extend: {with: [{name: local}]}, limitAllowedChildren: {types: [{name: local}]}}",
+        ),
     ] {
         k_stdin(&tenant, &["create", "-f", "-"], &wt(name, spec));
     }
@@ -765,7 +771,7 @@ fn workspace_types_resolve_locally_refuse_cycles_and_stay_private() {
     );
     let err = k_err(&tenant, &["create", "-f", "-"], Some(&workspace("o", "{name: orphan}")));
     assert!(
-        err.contains("WorkspaceType root:tenant:orphan extends WorkspaceType root:nope, which does not exist"),
+        err.contains("WorkspaceType root:tenant:orphan extends WorkspaceType root:tenant:nope, which does not exist"),
         "{err}"
     );
     // A type named without a path is found in this workspace first.
@@ -776,6 +782,17 @@ fn workspace_types_resolve_locally_refuse_cycles_and_stay_private() {
         ws["spec"]["type"],
         serde_json::json!({"name": "local", "path": "root:tenant"})
     );
+    let derived = create_workspace(&hub, &tenant, "uses-derived", "derived");
+    let err = k_err(
+        &derived,
+        &["create", "-f", "-"],
+        Some(&workspace("u", "{name: universal}")),
+    );
+    assert!(
+        err.contains("workspaces of type root:tenant:derived only allow child workspaces of types root:tenant:local"),
+        "{err}"
+    );
+    create_workspace(&hub, &derived, "l", "local");
 
     // A tenant's own admin (not a master) can use its own and root's types, but another
     // tenant's types can be neither used nor told apart from missing ones.
@@ -834,4 +851,73 @@ fn workspace_types_resolve_locally_refuse_cycles_and_stay_private() {
         );
     }
     k_ok(&admin, &["get", "namespace", "default"]);
+
+    // Nor may it let a schema go that bindings might serve: only the hub drops that finalizer.
+    k_ok(&admin, &["create", "-f", &sample("export.yaml")]);
+    let err = k_err(
+        &admin,
+        &[
+            "patch",
+            "apiresourceschema",
+            "v1.gadgets.example.faros.sh",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ],
+        None,
+    );
+    assert!(
+        err.contains("the hub removes the apis.kcp.io/apiresourceschema-in-use finalizer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn owners_keep_access_to_their_terminating_workspace() {
+    let tokens = std::env::temp_dir().join(format!("faros-owner-tokens-{}.csv", std::process::id()));
+    std::fs::write(&tokens, "alice-token,alice,3001,tenants\n").unwrap();
+    let hub = TestHub::start_with_args(true, &["--token-auth-file", tokens.to_str().unwrap()]);
+    auth_support::let_group_create_workspaces(&hub, "tenants");
+    let alice_root = hub.token_kubeconfig("alice-root", &hub.url(), "alice-token", None);
+    create_workspace(&hub, &alice_root, "alice-ws", "universal");
+    let alice = hub.token_kubeconfig("alice-ws", &hub.workspace_url("root:alice-ws"), "alice-token", None);
+    k_stdin(
+        &alice,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, namespace: default, finalizers: [example.com/hold]}\n",
+    );
+    let root = hub.kubeconfig();
+    k_ok(&root, &["delete", "ws", "alice-ws", "--wait=false"]);
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let ws = json(&k_ok(&root, &["get", "ws", "alice-ws", "-o", "json"]));
+            ws["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "WorkspaceContentDeleted" && c["status"] == "False")
+        }),
+        "the workspace never reported its held content"
+    );
+    // Her admin binding outlives the content, so she can release what holds it.
+    k_ok(
+        &alice,
+        &[
+            "patch",
+            "configmap",
+            "held",
+            "-n",
+            "default",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || !k(&root, &["get", "ws", "alice-ws"])
+            .status
+            .success()),
+        "the workspace was never deleted"
+    );
+    let _ = std::fs::remove_file(&tokens);
 }

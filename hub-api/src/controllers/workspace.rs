@@ -234,17 +234,18 @@ async fn default_api_bindings(
     type_path: &str,
 ) -> Result<Vec<faros_api::tenancy::APIExportReference>, kube::Error> {
     let mut seen = vec![(type_path.to_string(), workspace_type.name_any())];
-    let mut pending = vec![workspace_type];
+    let mut pending = vec![(type_path.to_string(), workspace_type)];
     let mut defaults: Vec<faros_api::tenancy::APIExportReference> = Vec::new();
-    while let Some(current) = pending.pop() {
+    while let Some((current_path, current)) = pending.pop() {
         for default in &current.spec.default_api_bindings {
             if !defaults.iter().any(|d| d.export == default.export) {
                 defaults.push(default.clone());
             }
         }
         for extended in &current.spec.extend.with {
+            // Without a path, a type of the same workspace as the one extending it.
             let path = if extended.path.is_empty() {
-                crate::tenancy::ROOT.to_string()
+                current_path.clone()
             } else {
                 extended.path.clone()
             };
@@ -255,7 +256,7 @@ async fn default_api_bindings(
             seen.push((path.clone(), extended.name.clone()));
             let types: Api<WorkspaceType> = Api::all(clusters.cluster(&path));
             if let Some(t) = types.get_opt(&extended.name).await? {
-                pending.push(t);
+                pending.push((path, t));
             }
         }
     }
@@ -363,11 +364,23 @@ async fn purge(child: &Client) -> Result<Purge, kube::Error> {
     let discovery = Discovery::new(child.clone()).run().await?;
     let mut left = 0usize;
     let mut held: std::collections::BTreeMap<String, usize> = Default::default();
-    // Namespaced objects first, then cluster-scoped ones; the LogicalCluster itself last.
-    for pass_scope in [Scope::Namespaced, Scope::Cluster] {
+    // Namespaced objects first, then cluster-scoped ones; RBAC only once everything else is
+    // gone, so the workspace's own admins can still clear a finalizer that holds it up; the
+    // LogicalCluster itself last.
+    let passes = [
+        (Scope::Namespaced, false),
+        (Scope::Cluster, false),
+        (Scope::Namespaced, true),
+        (Scope::Cluster, true),
+    ];
+    for (pass_scope, rbac_pass) in passes {
+        if rbac_pass && left > 0 {
+            break;
+        }
         for group in discovery.groups() {
             for (resource, caps) in group.recommended_resources() {
-                if caps.scope != pass_scope || !caps.supports_operation(verbs::LIST) {
+                let is_rbac = resource.group == "rbac.authorization.k8s.io";
+                if caps.scope != pass_scope || is_rbac != rbac_pass || !caps.supports_operation(verbs::LIST) {
                     continue;
                 }
                 let api: Api<DynamicObject> = Api::all_with(child.clone(), &resource);

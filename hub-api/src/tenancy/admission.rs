@@ -20,8 +20,34 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
     match (ctx.kind.group.as_str(), ctx.kind.resource.as_str()) {
         (faros_api::tenancy::GROUP, "workspaces") if old.is_none() => check_new_workspace(ctx, obj),
         ("apiextensions.k8s.io", "customresourcedefinitions") if old.is_none() => check_crd_names(ctx, obj),
+        (faros_api::apis::GROUP, "apiresourceschemas") => match old {
+            Some(old) => check_schema_finalizer(ctx, obj, old),
+            None => Ok(()),
+        },
         _ => Ok(()),
     }
+}
+
+/// Only the hub lets a schema in use go: removing its in-use finalizer by hand would take
+/// the resource from under every binding that serves it.
+fn check_schema_finalizer(ctx: &Ctx, obj: &Value, old: &Value) -> Result<(), ApiError> {
+    let held = |o: &Value| {
+        object::finalizers(o)
+            .iter()
+            .any(|f| f == super::SCHEMA_IN_USE_FINALIZER)
+    };
+    if ctx.user.is_master() || !held(old) || held(obj) {
+        return Ok(());
+    }
+    Err(rbac::forbidden_on(
+        faros_api::apis::GROUP,
+        "apiresourceschemas",
+        object::name(obj),
+        &format!(
+            "the hub removes the {} finalizer once no APIBinding serves this schema",
+            super::SCHEMA_IN_USE_FINALIZER
+        ),
+    ))
 }
 
 /// Defaults that depend on other objects, for a new Workspace: naming no type, it gets the
@@ -37,11 +63,15 @@ pub fn default_on_create(ctx: &Ctx, obj: &mut Value) {
     let names_none = given.is_null() || (given.is_object() && given["name"].as_str().is_none_or(str::is_empty));
     if names_none && let Some(parent) = parent_type(ctx) {
         let family = parent.clone().with_extended(ctx).unwrap_or_else(|_| vec![parent]);
-        if let Some(default) = family
-            .into_iter()
-            .map(|t| t.spec["defaultChildWorkspaceType"].clone())
-            .find(|d| d["name"].as_str().is_some_and(|n| !n.is_empty()))
-        {
+        if let Some(default) = family.into_iter().find_map(|t| {
+            let mut default = t.spec["defaultChildWorkspaceType"].clone();
+            default["name"].as_str().filter(|n| !n.is_empty())?;
+            // Without a path, the default is a type of the workspace defining it.
+            if default["path"].as_str().is_none_or(str::is_empty) {
+                default["path"] = t.path.clone().into();
+            }
+            Some(default)
+        }) {
             if !obj["spec"].is_object() {
                 obj["spec"] = serde_json::json!({});
             }
@@ -160,6 +190,8 @@ fn check_crd_names(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
 #[derive(Clone)]
 struct WorkspaceType {
     cluster: String,
+    /// The workspace path the type was named by: references inside it default to it.
+    path: String,
     name: String,
     shown: String,
     spec: Value,
@@ -171,12 +203,18 @@ const MAX_EXTENSIONS: usize = 16;
 impl WorkspaceType {
     /// The type a `{name, path}` reference names (path defaults to root).
     fn lookup(ctx: &Ctx, reference: &Value) -> Option<WorkspaceType> {
+        Self::lookup_from(ctx, reference, ROOT)
+    }
+
+    /// The type a reference inside a type names: without a path, one in the same workspace.
+    fn lookup_from(ctx: &Ctx, reference: &Value, base: &str) -> Option<WorkspaceType> {
         let name = reference["name"].as_str().filter(|n| !n.is_empty())?;
-        let path = reference["path"].as_str().filter(|p| !p.is_empty()).unwrap_or(ROOT);
+        let path = reference["path"].as_str().filter(|p| !p.is_empty()).unwrap_or(base);
         let cluster = resolve(&ctx.hub.cache, path)?.name;
         let spec = Self::stored(ctx, &cluster, name)?;
         Some(WorkspaceType {
             cluster,
+            path: path.to_string(),
             name: name.to_string(),
             shown: format!("{path}:{name}"),
             spec,
@@ -225,12 +263,16 @@ impl WorkspaceType {
         let extended: Vec<Value> = self.spec["extend"]["with"].as_array().cloned().unwrap_or_default();
         chain.push((self.cluster.clone(), self.name.clone(), self.shown.clone()));
         let shown = self.shown.clone();
+        let family_path = self.path.clone();
         family.push(self);
         for reference in &extended {
-            let Some(base) = WorkspaceType::lookup(ctx, reference) else {
+            let Some(base) = WorkspaceType::lookup_from(ctx, reference, &family_path) else {
                 return Err(format!(
                     "WorkspaceType {shown} extends WorkspaceType {}:{}, which does not exist",
-                    reference["path"].as_str().filter(|p| !p.is_empty()).unwrap_or(ROOT),
+                    reference["path"]
+                        .as_str()
+                        .filter(|p| !p.is_empty())
+                        .unwrap_or(&family_path),
                     reference["name"].as_str().unwrap_or_default()
                 ));
             };
@@ -260,12 +302,15 @@ fn may_use(ctx: &Ctx, t: &WorkspaceType) -> bool {
 
 /// Whether `selector` (`{none, types}`) admits any type of `set`; `Err` carries how the
 /// selector reads, for the message.
-fn admits(ctx: &Ctx, selector: &Value, set: &[WorkspaceType]) -> Result<(), String> {
+fn admits(ctx: &Ctx, owner: &WorkspaceType, selector: &Value, set: &[WorkspaceType]) -> Result<(), String> {
     if selector["none"] == true {
         return Err("none".into());
     }
     let types = selector["types"].as_array().cloned().unwrap_or_default();
-    let listed: Vec<WorkspaceType> = types.iter().filter_map(|r| WorkspaceType::lookup(ctx, r)).collect();
+    let listed: Vec<WorkspaceType> = types
+        .iter()
+        .filter_map(|r| WorkspaceType::lookup_from(ctx, r, &owner.path))
+        .collect();
     if listed.iter().any(|l| set.iter().any(|t| t.is(&l.cluster, &l.name))) {
         return Ok(());
     }
@@ -274,7 +319,7 @@ fn admits(ctx: &Ctx, selector: &Value, set: &[WorkspaceType]) -> Result<(), Stri
         .map(|r| {
             format!(
                 "{}:{}",
-                r["path"].as_str().filter(|p| !p.is_empty()).unwrap_or(ROOT),
+                r["path"].as_str().filter(|p| !p.is_empty()).unwrap_or(&owner.path),
                 r["name"].as_str().unwrap_or_default()
             )
         })
@@ -309,7 +354,7 @@ fn type_limits(ctx: &Ctx, child: &WorkspaceType) -> Result<(), String> {
         .unwrap_or_default();
     for parent in &parents {
         if let Some(selector) = parent.spec.get("limitAllowedChildren").filter(|s| s.is_object())
-            && let Err(allowed) = admits(ctx, selector, &children)
+            && let Err(allowed) = admits(ctx, parent, selector, &children)
         {
             return Err(if allowed == "none" {
                 format!("workspaces of type {} may not have child workspaces", parent.shown)
@@ -323,7 +368,7 @@ fn type_limits(ctx: &Ctx, child: &WorkspaceType) -> Result<(), String> {
     }
     for own in &children {
         if let Some(selector) = own.spec.get("limitAllowedParents").filter(|s| s.is_object())
-            && let Err(allowed) = admits(ctx, selector, &parents)
+            && let Err(allowed) = admits(ctx, own, selector, &parents)
         {
             return Err(if allowed == "none" {
                 format!("workspaces of type {} may not be created as children", own.shown)

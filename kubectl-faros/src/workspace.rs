@@ -334,10 +334,17 @@ async fn create(session: &mut Session, args: CreateArgs) -> anyhow::Result<()> {
             if phase(&ws) == "Ready" {
                 break;
             }
+            if ws.metadata.deletion_timestamp.is_some() {
+                bail!(
+                    "workspace {:?} in {parent} is being deleted; create it again once it is gone",
+                    args.name
+                );
+            }
             let conditions = ws.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-            let blocked = conditions
-                .iter()
-                .find(|c| c.status == "False" && c.reason == "WorkspaceTypeNotFound");
+            // Waiting does not help these: the type is missing, or its APIs may not be bound.
+            let blocked = conditions.iter().find(|c| {
+                c.status == "False" && matches!(c.reason.as_str(), "WorkspaceTypeNotFound" | "APIBindingForbidden")
+            });
             if let Some(c) = blocked {
                 bail!(
                     "workspace {:?} cannot initialize: {}\nDelete it with `kubectl faros workspace delete {}`.",

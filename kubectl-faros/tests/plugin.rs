@@ -299,6 +299,16 @@ fn workspaces_create_use_list_and_tree() {
         out.contains("already exists") && out.contains("is ready to use"),
         "{out}"
     );
+    // A workspace still being deleted is reported at once, not waited on.
+    env.faros_ok(&["ws", "create", "going", "--enter"]);
+    let held =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, namespace: default, finalizers: [example.com/hold]}\n";
+    let out = env.kubectl(&["create", "-f", "-"], Some(held));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.faros_ok(&["ws", "use", "root"]);
+    env.kubectl_ok(&["delete", "ws", "going", "--wait=false"]);
+    let err = env.faros_err(&["ws", "create", "going", "--ignore-existing", "--timeout", "60s"]);
+    assert!(err.contains("workspace \"going\" in root is being deleted"), "{err}");
     let err = env.faros_err(&["ws", "create", "Bad_Name"]);
     assert!(err.contains("not a valid workspace name"), "{err}");
     let err = env.faros_err(&["ws", "create", "typo", "--type", "no-such-type"]);

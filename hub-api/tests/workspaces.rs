@@ -16,12 +16,20 @@ fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
+/// The condition of type `type_` in an object's `status` (as JSON), if any.
+fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
+    status["conditions"].as_array()?.iter().find(|c| c["type"] == type_)
+}
+
+/// A Workspace manifest; `spec` is its spec as inline YAML.
+fn workspace_manifest(name: &str, spec: &str) -> String {
+    format!("apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {spec}\n")
+}
+
 /// Creates a Workspace with kubectl in the workspace `parent_kubeconfig` points at and waits
 /// until it is Ready; returns a kubeconfig for the new workspace.
 fn create_workspace(hub: &TestHub, parent_kubeconfig: &Path, name: &str, ws_type: &str) -> PathBuf {
-    let manifest = format!(
-        "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {{type: {{name: {ws_type}}}}}\n"
-    );
+    let manifest = workspace_manifest(name, &format!("{{type: {{name: {ws_type}}}}}"));
     let out = common::kubectl_with(parent_kubeconfig, V, &["create", "-f", "-"], Some(&manifest));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut url = String::new();
@@ -180,12 +188,11 @@ fn nested_workspaces_and_subtree_deletion() {
         eventually(Duration::from_secs(30), || {
             last = json(&k_ok(&middle, &["get", "ws", "plant-7", "-o", "json"]));
             last["status"]["phase"] == "Terminating"
-                && last["status"]["conditions"].as_array().into_iter().flatten().any(|c| {
-                    c["type"] == "WorkspaceContentDeleted"
-                        && c["message"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .contains("held by finalizers: example.com/hold on configmaps (1)")
+                && condition(&last["status"], "WorkspaceContentDeleted").is_some_and(|c| {
+                    c["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("held by finalizers: example.com/hold on configmaps (1)")
                 })
         }),
         "the leaf never reported what holds it: {last}"
@@ -320,11 +327,7 @@ fn deleting_a_binding_deletes_its_objects() {
     assert!(
         eventually(Duration::from_secs(20), || {
             let reg = json(&k_ok(&shop, &["get", "registration", "plant-7", "-o", "json"]));
-            reg["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            condition(&reg["status"], "Ready").is_some_and(|c| c["status"] == "True")
         }),
         "the Registration never became Ready"
     );
@@ -336,9 +339,8 @@ fn deleting_a_binding_deletes_its_objects() {
     assert!(
         eventually(Duration::from_secs(20), || {
             last = json(&k_ok(&shop, &["get", "apibinding", "edge.faros.sh", "-o", "json"]));
-            last["status"]["conditions"].as_array().into_iter().flatten().any(|c| {
-                c["type"] == "BindingResourceDeleteSuccess"
-                    && c["status"] == "False"
+            condition(&last["status"], "BindingResourceDeleteSuccess").is_some_and(|c| {
+                c["status"] == "False"
                     && c["message"]
                         .as_str()
                         .unwrap_or_default()
@@ -410,9 +412,7 @@ fn workspaces_refuse_unknown_types_and_taken_logical_clusters() {
         .as_str()
         .unwrap()
         .to_string();
-    let workspace = |name: &str, spec: &str| {
-        format!("apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {spec}\n")
-    };
+    let workspace = workspace_manifest;
     let cases = [
         (
             workspace("typo", "{type: {name: nosuchtype}}"),
@@ -547,16 +547,8 @@ fn bindings_follow_their_export() {
     // identity, so the consumer's gadgets are still there.
     k_ok(&provider, &["delete", "apiexport", "gadgets.example.faros.sh"]);
     status(&|s| {
-        s["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "APIExportValid" && c["status"] == "False" && c["reason"] == "APIExportNotFound")
-            && s["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "InitialBindingCompleted" && c["status"] == "True")
+        condition(s, "APIExportValid").is_some_and(|c| c["status"] == "False" && c["reason"] == "APIExportNotFound")
+            && condition(s, "InitialBindingCompleted").is_some_and(|c| c["status"] == "True")
     });
     // What it bound is still served meanwhile.
     k_ok(&consumer, &["get", "gadget", "g1", "-n", "default"]);
@@ -571,13 +563,7 @@ fn bindings_follow_their_export() {
         &["get", "apiexport", "gadgets.example.faros.sh", "-o", "json"],
     ));
     assert_eq!(recreated["status"]["identityHash"], identity.as_str());
-    status(&|s| {
-        s["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "APIExportValid" && c["status"] == "True")
-    });
+    status(&|s| condition(s, "APIExportValid").is_some_and(|c| c["status"] == "True"));
     k_ok(&consumer, &["get", "gadget", "g1", "-n", "default"]);
 
     // A schema a binding serves outlives its deletion until no binding serves it: the
@@ -700,11 +686,7 @@ spec:
 "#;
     k_stdin(&root, &["create", "-f", "-"], types);
     let org = create_workspace(&hub, &root, "acme", "org");
-    let workspace = |name: &str, ws_type: &str| {
-        format!(
-            "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {{type: {{name: {ws_type}}}}}\n"
-        )
-    };
+    let workspace = |name: &str, ws_type: &str| workspace_manifest(name, &format!("{{type: {{name: {ws_type}}}}}"));
     let err = k_err(&org, &["create", "-f", "-"], Some(&workspace("plain", "universal")));
     assert!(
         err.contains("workspaces of type root:org only allow child workspaces of types root:team"),
@@ -759,11 +741,7 @@ fn workspace_types_resolve_locally_refuse_cycles_and_stay_private() {
     ] {
         k_stdin(&tenant, &["create", "-f", "-"], &wt(name, spec));
     }
-    let workspace = |name: &str, ws_type: &str| {
-        format!(
-            "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {{type: {ws_type}}}\n"
-        )
-    };
+    let workspace = |name: &str, ws_type: &str| workspace_manifest(name, &format!("{{type: {ws_type}}}"));
     let err = k_err(&tenant, &["create", "-f", "-"], Some(&workspace("c", "{name: cyc-a}")));
     assert!(
         err.contains("WorkspaceType root:tenant:cyc-a extends itself (root:tenant:cyc-a -> root:tenant:cyc-b -> root:tenant:cyc-a)"),
@@ -891,11 +869,7 @@ fn owners_keep_access_to_their_terminating_workspace() {
     assert!(
         eventually(Duration::from_secs(20), || {
             let ws = json(&k_ok(&root, &["get", "ws", "alice-ws", "-o", "json"]));
-            ws["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "WorkspaceContentDeleted" && c["status"] == "False")
+            condition(&ws["status"], "WorkspaceContentDeleted").is_some_and(|c| c["status"] == "False")
         }),
         "the workspace never reported its held content"
     );

@@ -300,11 +300,19 @@ fn may_use(ctx: &Ctx, t: &WorkspaceType) -> bool {
     }
 }
 
-/// Whether `selector` (`{none, types}`) admits any type of `set`; `Err` carries how the
-/// selector reads, for the message.
-fn admits(ctx: &Ctx, owner: &WorkspaceType, selector: &Value, set: &[WorkspaceType]) -> Result<(), String> {
+/// Why a `{none, types}` selector refuses a set of types.
+enum Refusal {
+    /// `none`: it admits no type at all.
+    NoType,
+    /// It admits only these (as shown to users).
+    OnlyTypes(String),
+}
+
+/// Whether `selector` (a field of `owner`) admits any type of `set`; references without a
+/// path name types of the owner's workspace.
+fn admits(ctx: &Ctx, owner: &WorkspaceType, selector: &Value, set: &[WorkspaceType]) -> Result<(), Refusal> {
     if selector["none"] == true {
-        return Err("none".into());
+        return Err(Refusal::NoType);
     }
     let types = selector["types"].as_array().cloned().unwrap_or_default();
     let listed: Vec<WorkspaceType> = types
@@ -324,7 +332,7 @@ fn admits(ctx: &Ctx, owner: &WorkspaceType, selector: &Value, set: &[WorkspaceTy
             )
         })
         .collect();
-    Err(shown.join(", "))
+    Err(Refusal::OnlyTypes(shown.join(", ")))
 }
 
 /// The type of the workspace a request is in: `root` for the root workspace, otherwise
@@ -356,13 +364,12 @@ fn type_limits(ctx: &Ctx, child: &WorkspaceType) -> Result<(), String> {
         if let Some(selector) = parent.spec.get("limitAllowedChildren").filter(|s| s.is_object())
             && let Err(allowed) = admits(ctx, parent, selector, &children)
         {
-            return Err(if allowed == "none" {
-                format!("workspaces of type {} may not have child workspaces", parent.shown)
-            } else {
-                format!(
-                    "workspaces of type {} only allow child workspaces of types {allowed}",
+            return Err(match allowed {
+                Refusal::NoType => format!("workspaces of type {} may not have child workspaces", parent.shown),
+                Refusal::OnlyTypes(types) => format!(
+                    "workspaces of type {} only allow child workspaces of types {types}",
                     parent.shown
-                )
+                ),
             });
         }
     }
@@ -370,13 +377,12 @@ fn type_limits(ctx: &Ctx, child: &WorkspaceType) -> Result<(), String> {
         if let Some(selector) = own.spec.get("limitAllowedParents").filter(|s| s.is_object())
             && let Err(allowed) = admits(ctx, own, selector, &parents)
         {
-            return Err(if allowed == "none" {
-                format!("workspaces of type {} may not be created as children", own.shown)
-            } else {
-                format!(
-                    "workspaces of type {} may only be created in workspaces of types {allowed}",
+            return Err(match allowed {
+                Refusal::NoType => format!("workspaces of type {} may not be created as children", own.shown),
+                Refusal::OnlyTypes(types) => format!(
+                    "workspaces of type {} may only be created in workspaces of types {types}",
                     own.shown
-                )
+                ),
             });
         }
     }

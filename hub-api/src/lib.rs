@@ -13,7 +13,6 @@ pub mod pki;
 pub mod registry;
 pub mod server;
 pub mod start;
-pub mod storage;
 pub mod tenancy;
 
 /// Resolves once a shutdown signal flips to true (or its sender is gone).

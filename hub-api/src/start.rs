@@ -13,8 +13,8 @@ use crate::apiserver::{self, Hub};
 use crate::auth::Authenticator;
 use crate::pki::{self, Pki};
 use crate::registry::Catalog;
-use crate::storage::cache::Cache;
-use crate::storage::sqlite::SqliteBackend;
+use faros_storage::Cache;
+use faros_storage::SqliteBackend;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StartOptions {

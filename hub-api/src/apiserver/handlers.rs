@@ -19,8 +19,8 @@ use crate::auth::User;
 use crate::error::{ApiError, ApiResult, FieldError, Reason};
 use crate::registry::ResourceKind;
 use crate::registry::validation::validate_object_meta;
-use crate::storage::cache::Object;
-use crate::storage::{StorageError, WriteOp};
+use faros_storage::Object;
+use faros_storage::{StorageError, WriteOp};
 
 /// Everything about one resource request, decoded.
 pub struct Ctx {
@@ -59,14 +59,14 @@ pub struct ViewAccess {
 
 impl ViewAccess {
     /// Whether `cluster` shares the kind with the owner (as of `revision`, if given).
-    pub fn shared_in(&self, cache: &crate::storage::cache::Cache, cluster: &str, revision: Option<u64>) -> bool {
+    pub fn shared_in(&self, cache: &faros_storage::Cache, cluster: &str, revision: Option<u64>) -> bool {
         self.view
             .access_in(cache, cluster, revision)
             .is_some_and(|access| access.allows(&self.kind, self.claim.as_ref()))
     }
 
     /// Every cluster sharing the kind with the owner (as of `revision`, if given).
-    pub fn clusters(&self, cache: &crate::storage::cache::Cache, revision: Option<u64>) -> ClusterSet {
+    pub fn clusters(&self, cache: &faros_storage::Cache, revision: Option<u64>) -> ClusterSet {
         ClusterSet {
             clusters: self
                 .view
@@ -79,7 +79,7 @@ impl Scope {
     /// Across all clusters, the clusters whose objects the request may see (as of
     /// `revision`, if given); None when not restricted. Through an export's view, only the
     /// clusters whose bindings share the kind now.
-    pub fn visible_clusters(&self, cache: &crate::storage::cache::Cache, revision: Option<u64>) -> Option<ClusterSet> {
+    pub fn visible_clusters(&self, cache: &faros_storage::Cache, revision: Option<u64>) -> Option<ClusterSet> {
         match self {
             Scope::Export(access) => Some(access.clusters(cache, revision)),
             Scope::Direct => None,
@@ -93,10 +93,9 @@ pub struct ClusterSet {
 }
 
 impl ClusterSet {
-    /// Whether the object at `key` (under the cross-cluster `prefix`) is in the set.
-    pub fn admits(&self, key: &str, prefix: &str) -> bool {
-        self.clusters
-            .contains(crate::tenancy::export_view::cluster_of_key(key, prefix))
+    /// Whether the object at `key` is in the set.
+    pub fn admits(&self, key: &str) -> bool {
+        faros_storage::Key::parse(key).is_some_and(|k| self.clusters.contains(k.cluster))
     }
 }
 
@@ -307,7 +306,7 @@ fn list(ctx: &Ctx) -> ApiResult<Response> {
         "*" => ctx.scope.visible_clusters(&ctx.hub.cache, None),
         _ => None,
     };
-    let admits = |o: &Object| visible.as_ref().is_none_or(|v| v.admits(&o.key, &prefix)) && filter.matches(&o.value);
+    let admits = |o: &Object| visible.as_ref().is_none_or(|v| v.admits(&o.key)) && filter.matches(&o.value);
     let (items, revision, more) = match filter
         .exact_name()
         .filter(|_| ctx.cluster != "*" && (ctx.req.namespace.is_some() || !ctx.kind.namespaced))
@@ -527,7 +526,9 @@ fn admit(ctx: &Ctx, obj: &mut Value, old: Option<&Value>) -> ApiResult<Vec<Strin
 
 /// Refuses new objects in a namespace that is missing or being deleted.
 fn check_namespace(ctx: &Ctx, ns: &str) -> ApiResult<()> {
-    let key = format!("/core/namespaces/{}/{ns}", ctx.cluster);
+    let key = faros_storage::Prefix::resource("", "namespaces")
+        .cluster(&ctx.cluster)
+        .name(ns);
     match ctx.hub.cache.get(&key) {
         None => Err(ApiError::not_found("", "namespaces", ns)),
         Some(namespace) if object::is_deleting(&namespace.value) => Err(ApiError::forbidden(format!(

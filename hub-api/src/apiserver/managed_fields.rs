@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::handlers::{self, Ctx};
 use super::object;
 use crate::error::{ApiError, ApiResult, CauseType, FieldError, Reason};
-use crate::storage::WriteOp;
+use faros_storage::WriteOp;
 
 type Path = Vec<String>;
 type FieldSet = BTreeSet<Path>;

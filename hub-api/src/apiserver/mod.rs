@@ -32,9 +32,9 @@ use tokio::sync::watch as signal;
 use crate::auth::{Authenticator, Outcome, User};
 use crate::error::{ApiError, ApiResult};
 use crate::registry::{Catalog, ResourceKind};
-use crate::storage::cache::Cache;
 use crate::tenancy;
 use crate::tenancy::export_view::{Access, ExportView};
+use faros_storage::Cache;
 use request::{ClusterTarget, Target};
 
 /// Shared state of a running hub.

@@ -1,5 +1,6 @@
 //! Small helpers over JSON objects: metadata access, server-set fields, storage keys.
 
+use faros_storage::Key;
 use serde_json::{Map, Value};
 
 use crate::registry::ResourceKind;
@@ -64,30 +65,27 @@ pub fn is_deleting(obj: &Value) -> bool {
 
 /// `/<group>/<resource>/<cluster>/[<namespace>/]<name>`
 pub fn storage_key(kind: &ResourceKind, cluster: &str, namespace: Option<&str>, name: &str) -> String {
-    let mut key = kind.storage_prefix();
-    key.push_str(cluster);
-    key.push('/');
-    if let Some(ns) = namespace {
-        key.push_str(ns);
-        key.push('/');
+    Key {
+        group: &kind.group,
+        resource: &kind.storage_resource,
+        cluster,
+        namespace,
+        name,
     }
-    key.push_str(name);
-    key
+    .encode()
 }
 
 /// The key prefix of a collection in one cluster (and optionally one namespace).
 pub fn collection_prefix(kind: &ResourceKind, cluster: Option<&str>, namespace: Option<&str>) -> String {
-    let mut key = kind.storage_prefix();
+    let mut prefix = kind.storage_prefix();
     // "*" is the wildcard view: every logical cluster.
     if let Some(cluster) = cluster.filter(|c| *c != "*") {
-        key.push_str(cluster);
-        key.push('/');
+        prefix = prefix.cluster(cluster);
         if let Some(ns) = namespace {
-            key.push_str(ns);
-            key.push('/');
+            prefix = prefix.namespace(ns);
         }
     }
-    key
+    prefix.as_str().to_string()
 }
 
 /// Five characters from the alphabet Kubernetes uses for `generateName` (no vowels, no

@@ -1,7 +1,7 @@
 //! The query parameters of resource requests, decoded and checked once.
 
 use crate::error::{ApiError, ApiResult};
-use crate::storage::Revision;
+use faros_storage::Revision;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FieldValidation {

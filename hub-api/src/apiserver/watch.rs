@@ -20,9 +20,10 @@ use super::query::ResourceVersionMatch;
 use super::table;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceKind;
-use crate::storage::cache::{EventKind, WatchEvent, WatchStartError, encode_event};
-use crate::storage::feeds::FeedEnded;
-use crate::tenancy::export_view::{BINDINGS_PREFIX, cluster_of_key};
+use crate::tenancy::export_view::bindings_prefix;
+use faros_storage::FeedEnded;
+use faros_storage::Key;
+use faros_storage::{EventKind, WatchEvent, WatchStartError, encode_event};
 
 /// How often an idle watch that asked for bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
@@ -156,7 +157,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
         (None, _) => Follow::Nothing,
     };
     if let Follow::Across(set) = &follow {
-        initial.retain(|o| set.admits(&o.key, &prefix));
+        initial.retain(|o| set.admits(&o.key));
     }
 
     let timeout = ctx
@@ -185,7 +186,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
             return;
         }
         for event in &start.backlog {
-            if !event.object.key.starts_with(prefix.as_str()) || !follow.admits(&event.object.key, &prefix) {
+            if !event.object.key.starts_with(prefix.as_str()) || !follow.admits(&event.object.key) {
                 continue;
             }
             if let Some(bytes) = render(&mut encoder, &filter, event)
@@ -216,7 +217,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                             continue;
                         }
                         if let Some(access) = &access
-                            && event.object.key.starts_with(BINDINGS_PREFIX)
+                            && event.object.key.starts_with(bindings_prefix().as_str())
                         {
                             last_revision = event.revision;
                             match follow_binding(&cache, access, &mut follow, &prefix, &event, &mut encoder, &filter) {
@@ -233,7 +234,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                                 }
                             }
                         }
-                        if !event.object.key.starts_with(prefix.as_str()) || !follow.admits(&event.object.key, &prefix) {
+                        if !event.object.key.starts_with(prefix.as_str()) || !follow.admits(&event.object.key) {
                             continue;
                         }
                         last_revision = event.revision;
@@ -301,9 +302,9 @@ enum Follow {
 }
 
 impl Follow {
-    fn admits(&self, key: &str, prefix: &str) -> bool {
+    fn admits(&self, key: &str) -> bool {
         match self {
-            Follow::Across(set) => set.admits(key, prefix),
+            Follow::Across(set) => set.admits(key),
             Follow::Nothing | Follow::One(_) => true,
         }
     }
@@ -314,7 +315,7 @@ impl Follow {
 /// watch as ADDED or leave it as DELETED, the way objects cross a selector. In one cluster
 /// that stopped sharing it, the watch ends (Err: its last line, a 403 ERROR event).
 fn follow_binding(
-    cache: &crate::storage::cache::Cache,
+    cache: &faros_storage::Cache,
     access: &ViewAccess,
     follow: &mut Follow,
     prefix: &str,
@@ -322,7 +323,7 @@ fn follow_binding(
     encoder: &mut Encoder,
     filter: &Filter,
 ) -> Result<Vec<Bytes>, Bytes> {
-    let cluster = cluster_of_key(&event.object.key, BINDINGS_PREFIX);
+    let cluster = Key::parse(&event.object.key).map(|k| k.cluster).unwrap_or_default();
     let set = match follow {
         Follow::Nothing => return Ok(Vec::new()),
         Follow::One(watched) if watched == cluster => {
@@ -348,7 +349,7 @@ fn follow_binding(
         "DELETED"
     };
     let cluster_prefix = format!("{prefix}{cluster}/");
-    let matching = |o: &crate::storage::cache::Object| filter.matches(&o.value);
+    let matching = |o: &faros_storage::Object| filter.matches(&o.value);
     let objects = match cache.list_at(&cluster_prefix, None, 0, event.revision, matching) {
         Ok((objects, _, _)) => objects,
         Err(_) => cache.list(&cluster_prefix, None, 0, matching).0,

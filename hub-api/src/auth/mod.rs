@@ -35,7 +35,7 @@ use axum::extract::Request;
 
 pub use rbac::Authorizer;
 
-use crate::storage::cache::Cache;
+use faros_storage::Cache;
 
 /// The user-info extra naming the logical cluster a ServiceAccount belongs to (as kcp).
 pub const CLUSTER_EXTRA: &str = "authentication.kcp.io/cluster-name";

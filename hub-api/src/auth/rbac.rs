@@ -35,10 +35,9 @@ use tokio::sync::watch;
 
 use super::User;
 use crate::error::ApiError;
-use crate::storage::cache::Cache;
+use faros_storage::{Cache, Key, Prefix};
 
 pub const GROUP: &str = "rbac.authorization.k8s.io";
-const PREFIX: &str = "/rbac.authorization.k8s.io/";
 /// Label of the default policy objects (as Kubernetes' bootstrap policy).
 pub const BOOTSTRAP_LABEL: &str = "kubernetes.io/bootstrapping";
 pub const BOOTSTRAP_VALUE: &str = "rbac-defaults";
@@ -485,7 +484,12 @@ impl ClusterPolicy {
         let mut revision = u64::MAX;
         let mut lists = Vec::new();
         for resource in ["roles", "clusterroles", "rolebindings", "clusterrolebindings"] {
-            let (objects, rev, _) = cache.list(&format!("{PREFIX}{resource}/{cluster}/"), None, 0, |_| true);
+            let (objects, rev, _) = cache.list(
+                Prefix::resource(GROUP, resource).cluster(cluster).as_str(),
+                None,
+                0,
+                |_| true,
+            );
             revision = revision.min(rev);
             let mut out = Vec::with_capacity(objects.len());
             for o in objects {
@@ -700,12 +704,12 @@ impl State {
 /// queued is handled as one batch, and `applied` advances once per batch, so waiting
 /// requests wake once rather than once per event.
 async fn follow(
-    mut live: crate::storage::feeds::Feed,
+    mut live: faros_storage::Feed,
     state: std::sync::Weak<RwLock<State>>,
     cache: std::sync::Weak<Cache>,
     applied: watch::Sender<u64>,
 ) {
-    use crate::storage::feeds::FeedEnded;
+    use faros_storage::FeedEnded;
     loop {
         let mut next = live.recv().await.map(Some);
         let Some(state) = state.upgrade() else { return };
@@ -715,9 +719,10 @@ async fn follow(
         loop {
             match next {
                 Ok(Some(event)) => {
-                    if let Some(rest) = event.object.key.strip_prefix(PREFIX)
-                        && let Some(cluster) = rest.split('/').nth(1)
+                    if let Some(key) = Key::parse(&event.object.key)
+                        && key.group == GROUP
                     {
+                        let cluster = key.cluster;
                         changed.push((cluster.to_string(), event.revision));
                     }
                     revision = revision.max(event.revision);
@@ -1140,10 +1145,10 @@ mod tests {
     /// aggregation is resolved, entry needs a binding of one's own.
     #[tokio::test]
     async fn index_follows_writes() {
-        use crate::storage::WriteOp;
+        use faros_storage::WriteOp;
         let dir = std::env::temp_dir().join(format!("faros-rbac-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let backend = Arc::new(crate::storage::sqlite::SqliteBackend::open(&dir.join("hub.db")).unwrap());
+        let backend = Arc::new(faros_storage::SqliteBackend::open(&dir.join("hub.db")).unwrap());
         let cache = Cache::start(backend, 1000).await.unwrap();
         let authz = Authorizer::new(cache.clone());
         let put = |key: &str, value: Value| {
@@ -1166,7 +1171,14 @@ mod tests {
         let bob = User::authenticated("bob", vec![], "");
         let list_cm = Attributes::resource("list", "", "configmaps", "default", "");
         // Writes of other kinds move the index forward too: `sync` never waits on them.
-        put("/core/configmaps/c1/default/x", json!({"metadata": {"name": "x"}})).await;
+        put(
+            &Prefix::resource("", "configmaps")
+                .cluster("c1")
+                .namespace("default")
+                .name("x"),
+            json!({"metadata": {"name": "x"}}),
+        )
+        .await;
         let mut applied = authz.applied.clone();
         let target = cache.revision();
         tokio::time::timeout(Duration::from_secs(10), applied.wait_for(|r| *r >= target))
@@ -1185,13 +1197,18 @@ mod tests {
                 "clusterrolebindings"
             };
             put(
-                &format!("{PREFIX}{kind}/c1/{}", o["metadata"]["name"].as_str().unwrap()),
+                &Prefix::resource(GROUP, kind)
+                    .cluster("c1")
+                    .name(o["metadata"]["name"].as_str().unwrap()),
                 o,
             )
             .await;
         }
         put(
-            &format!("{PREFIX}rolebindings/c1/default/bob"),
+            &Prefix::resource(GROUP, "rolebindings")
+                .cluster("c1")
+                .namespace("default")
+                .name("bob"),
             json!({"metadata": {"name": "bob", "namespace": "default"},
                 "roleRef": {"kind": "ClusterRole", "name": "view"},
                 "subjects": [{"kind": "User", "name": "bob"}]}),
@@ -1219,7 +1236,7 @@ mod tests {
         let widgets = Attributes::resource("get", "example.com", "widgets", "default", "w");
         assert!(!authz.authorize(&bob, "c1", &widgets).allowed());
         put(
-            &format!("{PREFIX}clusterroles/c1/widget-view"),
+            &Prefix::resource(GROUP, "clusterroles").cluster("c1").name("widget-view"),
             json!({"metadata": {"name": "widget-view", "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
                 "rules": [{"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["get"]}]}),
         )
@@ -1240,7 +1257,10 @@ mod tests {
         assert!(authz.may_enter(&sa, "c1"));
         assert!(!authz.may_enter(&sa, "c2"));
         put(
-            &format!("{PREFIX}rolebindings/c1/default/robot"),
+            &Prefix::resource(GROUP, "rolebindings")
+                .cluster("c1")
+                .namespace("default")
+                .name("robot"),
             json!({"metadata": {"name": "robot", "namespace": "default"},
                 "roleRef": {"kind": "ClusterRole", "name": "view"},
                 "subjects": [{"kind": "ServiceAccount", "name": "robot"}]}),

@@ -240,7 +240,12 @@ fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
     let sa = ctx
         .hub
         .cache
-        .get(&format!("/core/serviceaccounts/{}/{namespace}/{name}", ctx.cluster))
+        .get(
+            &faros_storage::Prefix::resource("", "serviceaccounts")
+                .cluster(&ctx.cluster)
+                .namespace(&namespace)
+                .name(&name),
+        )
         .filter(|sa| !crate::apiserver::object::is_deleting(&sa.value))
         .ok_or_else(|| ApiError::not_found("", "serviceaccounts", &name))?;
     let Some(tokens) = ctx.hub.authenticator.service_accounts() else {

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use super::jwt::SigningKey;
 use super::{CLUSTER_EXTRA, User};
 use crate::apiserver::object;
-use crate::storage::cache::Cache;
+use faros_storage::{Cache, Key, Prefix};
 
 /// The issuer of legacy Secret-based tokens.
 pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
@@ -288,20 +288,26 @@ impl ServiceAccounts {
         }
         live(
             cache,
-            &format!("/core/serviceaccounts/{cluster}/{namespace}/{name}"),
+            &Prefix::resource("", "serviceaccounts")
+                .cluster(cluster)
+                .namespace(namespace)
+                .name(name),
             uid,
         )?;
         if let Some(secret) = k8s.get("secret").filter(|s| !s.is_null()) {
             live(
                 cache,
-                &format!("/core/secrets/{cluster}/{namespace}/{}", secret["name"].as_str()?),
+                &Prefix::resource("", "secrets")
+                    .cluster(cluster)
+                    .namespace(namespace)
+                    .name(secret["name"].as_str()?),
                 secret["uid"].as_str()?,
             )?;
         }
         if let Some(bound) = k8s.get(BOUND_CLAIM).filter(|b| !b.is_null()) {
             let key = bound["key"].as_str()?;
             // Only objects of the token's own workspace.
-            if key.split('/').nth(3).is_none_or(|c| c != cluster) {
+            if Key::parse(key).is_none_or(|k| k.cluster != cluster) {
                 return None;
             }
             live(cache, key, bound["uid"].as_str()?)?;
@@ -332,10 +338,18 @@ impl ServiceAccounts {
         }
         live(
             cache,
-            &format!("/core/serviceaccounts/{cluster}/{namespace}/{sa_name}"),
+            &Prefix::resource("", "serviceaccounts")
+                .cluster(cluster)
+                .namespace(namespace)
+                .name(sa_name),
             sa_uid,
         )?;
-        let secret = cache.get(&format!("/core/secrets/{cluster}/{namespace}/{secret_name}"))?;
+        let secret = cache.get(
+            &Prefix::resource("", "secrets")
+                .cluster(cluster)
+                .namespace(namespace)
+                .name(secret_name),
+        )?;
         if object::is_deleting(&secret.value)
             || claim("secret.uid").is_some_and(|uid| uid != object::uid(&secret.value))
             || secret.value["type"] != TOKEN_SECRET_TYPE

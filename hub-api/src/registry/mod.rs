@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::error::FieldError;
-use crate::storage::cache::Cache;
+use faros_storage::{Cache, Prefix};
 use schema::StructuralSchema;
 use validation::NameRule;
 
@@ -147,9 +147,8 @@ impl ResourceKind {
     }
 
     /// The storage key prefix of this resource across all logical clusters.
-    pub fn storage_prefix(&self) -> String {
-        let group = if self.group.is_empty() { "core" } else { &self.group };
-        format!("/{group}/{}/", self.storage_resource)
+    pub fn storage_prefix(&self) -> Prefix {
+        Prefix::resource(&self.group, &self.storage_resource)
     }
 
     /// The subresources served for this kind, each with the verbs it accepts.
@@ -198,7 +197,7 @@ type CrdKey = (String, String);
 /// A decoded value and the object revision it was decoded from.
 type Memo<T> = (u64, T);
 
-fn export_identity(export: &crate::storage::cache::Object) -> &str {
+fn export_identity(export: &faros_storage::Object) -> &str {
     export.value["status"]["identityHash"].as_str().unwrap_or_default()
 }
 
@@ -290,7 +289,11 @@ impl Catalog {
             Some((r, id)) => (r, Some(id)),
             None => (resource, None),
         };
-        let (exports, _, _) = self.cache.list("/apis.kcp.io/apiexports/", None, 0, |_| true);
+        let (exports, _, _) = self
+            .cache
+            .list(Prefix::resource("apis.kcp.io", "apiexports").as_str(), None, 0, |_| {
+                true
+            });
         let mut found: Vec<Arc<ResourceKind>> = exports
             .iter()
             .filter(|e| wanted_identity.is_none_or(|w| export_identity(e) == w))
@@ -303,7 +306,7 @@ impl Catalog {
 
     /// Every kind (all served versions) an APIExport offers, under its identity. Empty until
     /// the export has an identity.
-    pub fn export_kinds(&self, export: &crate::storage::cache::Object) -> Vec<Arc<ResourceKind>> {
+    pub fn export_kinds(&self, export: &faros_storage::Object) -> Vec<Arc<ResourceKind>> {
         let identity = export_identity(export);
         if identity.is_empty() {
             return Vec::new();
@@ -318,7 +321,9 @@ impl Catalog {
             .flatten()
         {
             let Some(schema) = schema.as_str() else { continue };
-            let key = format!("/apis.kcp.io/apiresourceschemas/{cluster}/{schema}");
+            let key = Prefix::resource("apis.kcp.io", "apiresourceschemas")
+                .cluster(cluster)
+                .name(schema);
             let Some(object) = self.cache.get(&key) else { continue };
             kinds.extend(self.schema_kinds(key, &object, identity));
         }
@@ -337,7 +342,11 @@ impl Catalog {
                 .cloned()
                 .collect();
         }
-        let (exports, _, _) = self.cache.list("/apis.kcp.io/apiexports/", None, 0, |_| true);
+        let (exports, _, _) = self
+            .cache
+            .list(Prefix::resource("apis.kcp.io", "apiexports").as_str(), None, 0, |_| {
+                true
+            });
         exports
             .iter()
             .filter(|e| export_identity(e) == identity)
@@ -347,12 +356,7 @@ impl Catalog {
     }
 
     /// Kinds of an APIResourceSchema under an identity, memoised per schema revision.
-    fn schema_kinds(
-        &self,
-        key: String,
-        object: &crate::storage::cache::Object,
-        identity: &str,
-    ) -> Vec<Arc<ResourceKind>> {
+    fn schema_kinds(&self, key: String, object: &faros_storage::Object, identity: &str) -> Vec<Arc<ResourceKind>> {
         let memo_key = (key, identity.to_string());
         let mut memo = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((revision, decoded)) = memo.get(&memo_key)
@@ -367,9 +371,12 @@ impl Catalog {
 
     /// Kinds bound into `cluster` by its Bound APIBindings.
     pub fn bound_kinds(&self, cluster: &str) -> Vec<Arc<ResourceKind>> {
-        let (bindings, _, _) = self
-            .cache
-            .list(&format!("/apis.kcp.io/apibindings/{cluster}/"), None, 0, |_| true);
+        let (bindings, _, _) = self.cache.list(
+            Prefix::resource("apis.kcp.io", "apibindings").cluster(cluster).as_str(),
+            None,
+            0,
+            |_| true,
+        );
         let mut kinds = Vec::new();
         for binding in bindings {
             let status = &binding.value["status"];
@@ -385,7 +392,9 @@ impl Catalog {
                 let (Some(schema), Some(identity)) = (name, identity) else {
                     continue;
                 };
-                let key = format!("/apis.kcp.io/apiresourceschemas/{export_cluster}/{schema}");
+                let key = Prefix::resource("apis.kcp.io", "apiresourceschemas")
+                    .cluster(export_cluster)
+                    .name(schema);
                 let Some(object) = self.cache.get(&key) else { continue };
                 kinds.extend(self.schema_kinds(key, &object, identity));
             }
@@ -395,8 +404,8 @@ impl Catalog {
 
     /// Every established CRD of `cluster`, decoded.
     pub fn crds(&self, cluster: &str) -> Vec<Arc<crd::CrdKinds>> {
-        let prefix = format!("/apiextensions.k8s.io/customresourcedefinitions/{cluster}/");
-        let (objects, _, _) = self.cache.list(&prefix, None, 0, |_| true);
+        let prefix = Prefix::resource("apiextensions.k8s.io", "customresourcedefinitions").cluster(cluster);
+        let (objects, _, _) = self.cache.list(prefix.as_str(), None, 0, |_| true);
         objects
             .iter()
             .filter_map(|o| self.decode_crd(cluster, o))
@@ -405,12 +414,14 @@ impl Catalog {
     }
 
     fn crd(&self, cluster: &str, name: &str) -> Option<Arc<crd::CrdKinds>> {
-        let key = format!("/apiextensions.k8s.io/customresourcedefinitions/{cluster}/{name}");
+        let key = Prefix::resource("apiextensions.k8s.io", "customresourcedefinitions")
+            .cluster(cluster)
+            .name(name);
         let object = self.cache.get(&key)?;
         self.decode_crd(cluster, &object).filter(|c| c.established)
     }
 
-    fn decode_crd(&self, cluster: &str, object: &crate::storage::cache::Object) -> Option<Arc<crd::CrdKinds>> {
+    fn decode_crd(&self, cluster: &str, object: &faros_storage::Object) -> Option<Arc<crd::CrdKinds>> {
         let name = object.value["metadata"]["name"].as_str()?.to_string();
         let memo_key = (cluster.to_string(), name);
         let mut memo = self.crds.lock().unwrap_or_else(|e| e.into_inner());

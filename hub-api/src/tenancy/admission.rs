@@ -4,14 +4,14 @@
 
 use serde_json::Value;
 
-use super::{ROOT, logical_cluster_key, resolve};
+use super::export_view::bindings_prefix;
+use super::{ROOT, logical_cluster_key, resolve, workspaces_prefix};
 use crate::apiserver::handlers::Ctx;
 use crate::apiserver::object;
 use crate::auth::rbac;
 use crate::error::{ApiError, FieldError};
 use crate::registry::validation::is_dns1123_label;
-
-const WORKSPACES_PREFIX: &str = "/tenancy.kcp.io/workspaces/";
+use faros_storage::Prefix;
 
 pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     if ctx.req.subresource.is_some() {
@@ -148,11 +148,10 @@ fn check_new_workspace(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
 /// Whether `cluster` is held by any workspace but `name` in the requester's cluster (which,
 /// if it exists, makes this create an AlreadyExists), or exists with no workspace at all.
 fn cluster_in_use(ctx: &Ctx, cluster: &str, name: &str) -> bool {
-    let same = format!("{WORKSPACES_PREFIX}{}/{name}", ctx.cluster);
-    let (holders, _, _) = ctx
-        .hub
-        .cache
-        .list(WORKSPACES_PREFIX, None, 0, |o| o.value["spec"]["cluster"] == cluster);
+    let same = workspaces_prefix().cluster(&ctx.cluster).name(name);
+    let (holders, _, _) = ctx.hub.cache.list(workspaces_prefix().as_str(), None, 0, |o| {
+        o.value["spec"]["cluster"] == cluster
+    });
     if holders.iter().any(|o| o.key.as_ref() != same) {
         return true;
     }
@@ -164,8 +163,8 @@ fn cluster_in_use(ctx: &Ctx, cluster: &str, name: &str) -> bool {
 fn check_crd_names(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
     let group = obj["spec"]["group"].as_str().unwrap_or_default();
     let plural = obj["spec"]["names"]["plural"].as_str().unwrap_or_default();
-    let prefix = format!("/apis.kcp.io/apibindings/{}/", ctx.cluster);
-    let (bindings, _, _) = ctx.hub.cache.list(&prefix, None, 1, |o| {
+    let prefix = bindings_prefix().cluster(&ctx.cluster);
+    let (bindings, _, _) = ctx.hub.cache.list(prefix.as_str(), None, 1, |o| {
         o.value["status"]["boundResources"]
             .as_array()
             .into_iter()
@@ -223,7 +222,9 @@ impl WorkspaceType {
 
     /// The spec of WorkspaceType `name` in logical cluster `cluster`, if there is one.
     fn stored(ctx: &Ctx, cluster: &str, name: &str) -> Option<Value> {
-        let key = format!("/tenancy.kcp.io/workspacetypes/{cluster}/{name}");
+        let key = Prefix::resource("tenancy.kcp.io", "workspacetypes")
+            .cluster(cluster)
+            .name(name);
         ctx.hub.cache.get(&key).map(|o| o.value["spec"].clone())
     }
 
@@ -344,7 +345,7 @@ fn parent_type(ctx: &Ctx) -> Option<WorkspaceType> {
         let marker = ctx.hub.cache.get(&logical_cluster_key(&ctx.cluster))?;
         let owner = &marker.value["spec"]["owner"];
         let (cluster, name) = (owner["cluster"].as_str()?, owner["name"].as_str()?);
-        let workspace = ctx.hub.cache.get(&format!("{WORKSPACES_PREFIX}{cluster}/{name}"))?;
+        let workspace = ctx.hub.cache.get(&workspaces_prefix().cluster(cluster).name(name))?;
         workspace.value["spec"]["type"].clone()
     };
     WorkspaceType::lookup(ctx, &reference)

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::auth::rbac::Rule;
 use crate::registry::{Catalog, ResourceKind};
-use crate::storage::cache::{Cache, Object};
+use faros_storage::{Cache, Key, Object, Prefix};
 
 /// What the owner may do with a shared resource: the REST verbs, never `escalate`, `bind`
 /// or `impersonate`, so RBAC written through the view cannot reach beyond it.
@@ -35,8 +35,6 @@ const VIEW_VERBS: [&str; 8] = [
 
 /// Where export views are served.
 pub const PATH_PREFIX: &str = "/services/apiexport/";
-/// Storage prefix of every APIBinding in every logical cluster.
-pub const BINDINGS_PREFIX: &str = "/apis.kcp.io/apibindings/";
 
 /// One export, as its owner sees the binding workspaces.
 pub struct ExportView {
@@ -52,9 +50,11 @@ impl ExportView {
     /// The view of APIExport `name` in logical cluster `cluster`; None when there is no such
     /// export or it has no identity yet.
     pub fn load(catalog: &Catalog, cluster: &str, name: &str) -> Option<ExportView> {
-        let export = catalog
-            .cache()
-            .get(&format!("/apis.kcp.io/apiexports/{cluster}/{name}"))?;
+        let export = catalog.cache().get(
+            &Prefix::resource("apis.kcp.io", "apiexports")
+                .cluster(cluster)
+                .name(name),
+        )?;
         export.value["status"]["identityHash"]
             .as_str()
             .filter(|id| !id.is_empty())?;
@@ -133,13 +133,15 @@ impl ExportView {
 
     /// This export's bindings in `cluster`, now or as of `revision`.
     fn bindings_in(&self, cache: &Cache, cluster: &str, revision: Option<u64>) -> Vec<Arc<Object>> {
-        let prefix = format!("{BINDINGS_PREFIX}{cluster}/");
+        let prefix = bindings_prefix().cluster(cluster);
         let listed = match revision {
-            Some(rv) => cache.list_at(&prefix, None, 0, rv, |o| self.binds(&o.value)).ok(),
+            Some(rv) => cache
+                .list_at(prefix.as_str(), None, 0, rv, |o| self.binds(&o.value))
+                .ok(),
             None => None,
         };
         listed
-            .unwrap_or_else(|| cache.list(&prefix, None, 0, |o| self.binds(&o.value)))
+            .unwrap_or_else(|| cache.list(prefix.as_str(), None, 0, |o| self.binds(&o.value)))
             .0
     }
 
@@ -169,15 +171,16 @@ impl ExportView {
         revision: Option<u64>,
     ) -> HashSet<String> {
         let sharing = |o: &Object| self.binds(&o.value) && self.shared_by(&o.value).allows(kind, claim);
+        let prefix = bindings_prefix();
         let listed = match revision {
-            Some(rv) => cache.list_at(BINDINGS_PREFIX, None, 0, rv, sharing).ok(),
+            Some(rv) => cache.list_at(prefix.as_str(), None, 0, rv, sharing).ok(),
             None => None,
         };
         listed
-            .unwrap_or_else(|| cache.list(BINDINGS_PREFIX, None, 0, sharing))
+            .unwrap_or_else(|| cache.list(prefix.as_str(), None, 0, sharing))
             .0
             .iter()
-            .map(|o| cluster_of_key(&o.key, BINDINGS_PREFIX).to_string())
+            .filter_map(|o| Key::parse(&o.key).map(|k| k.cluster.to_string()))
             .collect()
     }
 
@@ -239,30 +242,14 @@ impl Access {
     }
 }
 
-/// The logical cluster segment of a storage key under a cross-cluster `prefix`
-/// (`/<group>/<resource>/`).
-pub fn cluster_of_key<'a>(key: &'a str, prefix: &str) -> &'a str {
-    key.strip_prefix(prefix)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_default()
+/// Where every APIBinding is stored, across logical clusters.
+pub fn bindings_prefix() -> Prefix {
+    Prefix::resource("apis.kcp.io", "apibindings")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cluster_segment_of_keys() {
-        assert_eq!(
-            cluster_of_key("/core/configmaps/abc/default/x", "/core/configmaps/"),
-            "abc"
-        );
-        assert_eq!(
-            cluster_of_key("/apis.kcp.io/apibindings/c1/edge", BINDINGS_PREFIX),
-            "c1"
-        );
-        assert_eq!(cluster_of_key("/other/x", "/core/configmaps/"), "");
-    }
 
     #[test]
     fn only_accepted_claims_the_export_makes_apply() {

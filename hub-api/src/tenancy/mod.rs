@@ -22,7 +22,7 @@ use crate::error::FieldError;
 use crate::registry::crd::{CrdKinds, CrdStrategy};
 use crate::registry::validation::is_dns1123_label;
 use crate::registry::{ResourceKind, Strategy, WriteEnv};
-use crate::storage::cache::Cache;
+use faros_storage::{Cache, Prefix};
 
 /// The logical cluster every path starts from.
 pub const ROOT: &str = "root";
@@ -76,7 +76,7 @@ pub fn resolve(cache: &Cache, target: &str) -> Option<LogicalClusterRef> {
         if depth >= MAX_DEPTH || !is_dns1123_label(segment).is_empty() {
             return None;
         }
-        let ws = cache.get(&format!("/tenancy.kcp.io/workspaces/{cluster}/{segment}"))?;
+        let ws = cache.get(&workspaces_prefix().cluster(&cluster).name(segment))?;
         let child = ws.value["spec"]["cluster"].as_str().filter(|c| !c.is_empty())?;
         cluster = child.to_string();
     }
@@ -87,7 +87,14 @@ pub fn resolve(cache: &Cache, target: &str) -> Option<LogicalClusterRef> {
 }
 
 pub fn logical_cluster_key(cluster: &str) -> String {
-    format!("/core.kcp.io/logicalclusters/{cluster}/{LOGICAL_CLUSTER_NAME}")
+    Prefix::resource("core.kcp.io", "logicalclusters")
+        .cluster(cluster)
+        .name(LOGICAL_CLUSTER_NAME)
+}
+
+/// Where every Workspace is stored, across logical clusters.
+pub fn workspaces_prefix() -> Prefix {
+    Prefix::resource("tenancy.kcp.io", "workspaces")
 }
 
 /// The tenancy and apis kinds, served in every logical cluster.

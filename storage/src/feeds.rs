@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::mpsc;
 
-use super::cache::WatchEvent;
+use crate::cache::WatchEvent;
 
 /// How many events one watch may fall behind before it is cut off (then answered with 410,
 /// so its client re-lists). Channel memory grows only with the actual backlog.
 const FEED_CAPACITY: usize = 65_536;
 
 /// Whether a watch following `target` (a prefix ending in `/`, or an exact key) sees `key`.
-pub fn follows(target: &str, key: &str) -> bool {
+pub(crate) fn follows(target: &str, key: &str) -> bool {
     if target.ends_with('/') {
         key.starts_with(target)
     } else {
@@ -43,7 +43,7 @@ struct Index {
 
 /// Every live feed. Shared with the feeds themselves, which leave it when dropped.
 #[derive(Clone)]
-pub struct Feeds {
+pub(crate) struct Feeds {
     index: Arc<Mutex<Index>>,
     capacity: usize,
 }
@@ -56,7 +56,7 @@ impl Default for Feeds {
 
 impl Feeds {
     /// Feeds that may each fall `capacity` events behind.
-    pub fn with_capacity(capacity: usize) -> Feeds {
+    pub(crate) fn with_capacity(capacity: usize) -> Feeds {
         Feeds {
             index: Arc::default(),
             capacity: capacity.max(1),
@@ -64,7 +64,7 @@ impl Feeds {
     }
 
     /// A new feed of the events under `target`.
-    pub fn subscribe(&self, target: &str) -> Feed {
+    pub(crate) fn subscribe(&self, target: &str) -> Feed {
         let (tx, rx) = mpsc::channel(self.capacity);
         let lagged = Arc::new(AtomicBool::new(false));
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
@@ -86,7 +86,7 @@ impl Feeds {
 
     /// Hands `event` to every feed following its key. Never blocks: a feed that is full is
     /// cut off and marked lagged.
-    pub fn deliver(&self, event: &Arc<WatchEvent>) {
+    pub(crate) fn deliver(&self, event: &Arc<WatchEvent>) {
         let key: &str = &event.object.key;
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
         if index.by_target.is_empty() {
@@ -99,13 +99,9 @@ impl Feeds {
     }
 
     /// Number of live feeds (for tests and metrics).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
         index.by_target.values().map(Vec::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -224,6 +220,6 @@ mod tests {
         assert_eq!(feeds.len(), 1);
         assert_eq!(pinned.recv().await.unwrap().revision, 4);
         drop(pinned);
-        assert!(feeds.is_empty());
+        assert_eq!(feeds.len(), 0);
     }
 }

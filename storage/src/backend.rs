@@ -1,13 +1,4 @@
-//! Storage: a small key-value `Backend` with one global, monotonic revision (the
-//! `resourceVersion` clients see), and the in-memory [`cache::Cache`] above it that serves
-//! every read and watch.
-//!
-//! Keys follow kcp's layout, `/<group>/<resource>/<logical-cluster>/[<namespace>/]<name>`
-//! (`core` for the legacy group), so one prefix range covers a resource in every workspace.
-
-pub mod cache;
-pub mod feeds;
-pub mod sqlite;
+//! The persistence contract: a key-value store with one global, monotonic revision.
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -98,7 +89,8 @@ pub struct Snapshot {
     pub events: mpsc::UnboundedReceiver<Vec<StoreEvent>>,
 }
 
-/// The persistence layer. Implementations: [`sqlite::SqliteBackend`] (embedded).
+/// The persistence layer. Implementations: [`crate::SqliteBackend`] (embedded) and
+/// [`crate::MemoryBackend`] (tests).
 pub trait Backend: Send + Sync + 'static {
     /// Loads everything and subscribes to later changes, atomically (no gap, no overlap).
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, StorageError>>;

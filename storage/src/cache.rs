@@ -11,8 +11,8 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::feeds::{Feed, Feeds, follows};
-use super::{Backend, KeyValue, Revision, StorageError, StoreEvent, WriteOp, WriteOutcome};
+use crate::backend::{Backend, KeyValue, Revision, StorageError, StoreEvent, WriteOp, WriteOutcome};
+use crate::feeds::{Feed, Feeds, follows};
 
 /// A decoded object with its revisions; `value.metadata.resourceVersion` is already set.
 #[derive(Debug)]
@@ -410,14 +410,11 @@ fn set_resource_version(value: &mut Value, revision: Revision) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::sqlite::SqliteBackend;
+    use crate::MemoryBackend;
     use serde_json::json;
 
     async fn cache(window: usize) -> Arc<Cache> {
-        let dir = std::env::temp_dir().join(format!("faros-cache-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let backend = Arc::new(SqliteBackend::open(&dir.join("db")).unwrap());
-        Cache::start(backend, window).await.unwrap()
+        Cache::start(Arc::new(MemoryBackend::new()), window).await.unwrap()
     }
 
     fn create(key: &str) -> WriteOp {

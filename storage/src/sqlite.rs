@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
+use crate::backend::{Backend, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
 
 /// Most writes folded into one transaction; bounds the latency one group adds to the next.
 const MAX_GROUP: usize = 512;
@@ -296,33 +296,22 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn put(key: &str, value: &str) -> WriteOp {
-        WriteOp::Create {
-            key: key.into(),
-            value: Bytes::from(value.to_string()),
-        }
-    }
+    use crate::conformance::{put, tempdir};
 
     #[tokio::test]
-    async fn revisions_are_global_and_survive_reopen() {
+    async fn revisions_survive_reopen() {
         let dir = tempdir();
         let path = dir.join("db.sqlite");
         {
             let backend = SqliteBackend::open(&path).unwrap();
-            let a = backend.write(put("/a", "1")).await.unwrap();
-            let b = backend.write(put("/b", "2")).await.unwrap();
-            assert_eq!((a.revision, b.revision), (1, 2));
-            let up = backend
-                .write(WriteOp::Update {
-                    key: "/a".into(),
-                    value: Bytes::from_static(b"3"),
-                    expected: 1,
-                })
-                .await
-                .unwrap();
-            assert_eq!(up.revision, 3);
-            assert_eq!(up.kv.unwrap().create_revision, 1);
+            backend.write(put("/a", "1")).await.unwrap();
+            backend.write(put("/b", "2")).await.unwrap();
+            let up = WriteOp::Update {
+                key: "/a".into(),
+                value: Bytes::from_static(b"3"),
+                expected: 1,
+            };
+            backend.write(up).await.unwrap();
         }
         let backend = SqliteBackend::open(&path).unwrap();
         let snap = backend.snapshot().await.unwrap();
@@ -341,57 +330,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn preconditions_are_enforced() {
+    async fn conforms() {
         let dir = tempdir();
-        let backend = SqliteBackend::open(&dir.join("db.sqlite")).unwrap();
-        backend.write(put("/a", "1")).await.unwrap();
-        assert_eq!(
-            backend.write(put("/a", "1")).await.unwrap_err(),
-            StorageError::AlreadyExists
-        );
-        let stale = WriteOp::Update {
-            key: "/a".into(),
-            value: Bytes::from_static(b"2"),
-            expected: 7,
-        };
-        assert_eq!(backend.write(stale).await.unwrap_err(), StorageError::Conflict);
-        let missing = WriteOp::Delete {
-            key: "/zz".into(),
-            expected: 1,
-        };
-        assert_eq!(backend.write(missing).await.unwrap_err(), StorageError::NotFound);
-    }
-
-    #[tokio::test]
-    async fn concurrent_writes_share_groups_and_stream_in_order() {
-        let dir = tempdir();
-        let backend = std::sync::Arc::new(SqliteBackend::open(&dir.join("db.sqlite")).unwrap());
-        let mut snap = backend.snapshot().await.unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..200 {
-            let backend = backend.clone();
-            tasks.push(tokio::spawn(async move {
-                backend.write(put(&format!("/k{i}"), "x")).await.unwrap().revision
-            }));
-        }
-        let mut revisions = Vec::new();
-        for t in tasks {
-            revisions.push(t.await.unwrap());
-        }
-        revisions.sort();
-        assert_eq!(revisions, (1..=200).collect::<Vec<_>>());
-        let mut seen = Vec::new();
-        while seen.len() < 200 {
-            for e in snap.events.recv().await.unwrap() {
-                seen.push(e.revision());
-            }
-        }
-        assert_eq!(seen, (1..=200).collect::<Vec<_>>());
-    }
-
-    fn tempdir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("faros-sqlite-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::conformance::run(|| SqliteBackend::open(&dir.join(format!("{}.sqlite", uuid::Uuid::new_v4()))).unwrap())
+            .await;
     }
 }

@@ -1,0 +1,168 @@
+//! Storage keys in kcp's layout: `/<group>/<resource>/<logical-cluster>/[<namespace>/]<name>`.
+//!
+//! The logical cluster comes right after the resource, so one prefix range covers a resource
+//! in every workspace (the `/clusters/*` view) and a longer one covers one workspace or one
+//! namespace. Keys are built only here; the rest of the hub never formats them by hand.
+
+use std::fmt;
+
+/// The name the legacy (core) group is stored under: the empty group would leave `//`.
+const CORE_GROUP: &str = "core";
+
+/// One object's key, in parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key<'a> {
+    /// The API group; empty for the legacy core group.
+    pub group: &'a str,
+    /// The resource as stored: its plural, with `:<identity>` for a bound resource.
+    pub resource: &'a str,
+    pub cluster: &'a str,
+    /// `None` for cluster-scoped objects.
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+}
+
+impl<'a> Key<'a> {
+    /// The key as stored.
+    pub fn encode(&self) -> String {
+        let mut prefix = Prefix::resource(self.group, self.resource).cluster(self.cluster);
+        if let Some(namespace) = self.namespace {
+            prefix = prefix.namespace(namespace);
+        }
+        prefix.name(self.name)
+    }
+
+    /// Splits a stored key into its parts; `None` for a string that is not a key.
+    pub fn parse(key: &'a str) -> Option<Key<'a>> {
+        let mut parts = key.strip_prefix('/')?.split('/');
+        let group = parts.next()?;
+        let resource = parts.next()?;
+        let cluster = parts.next()?;
+        let (namespace, name) = match (parts.next()?, parts.next()) {
+            (name, None) => (None, name),
+            (namespace, Some(name)) => (Some(namespace), name),
+        };
+        if parts.next().is_some() || [group, resource, cluster, name].iter().any(|p| p.is_empty()) {
+            return None;
+        }
+        Some(Key {
+            group: if group == CORE_GROUP { "" } else { group },
+            resource,
+            cluster,
+            namespace,
+            name,
+        })
+    }
+}
+
+impl fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.encode())
+    }
+}
+
+/// A key prefix ending in `/`: a resource in every logical cluster, in one cluster, or in one
+/// namespace of one cluster. Built from the outside in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Prefix(String);
+
+impl Prefix {
+    /// `/<group>/<resource>/`: the resource in every logical cluster.
+    pub fn resource(group: &str, resource: &str) -> Prefix {
+        let group = if group.is_empty() { CORE_GROUP } else { group };
+        Prefix(format!("/{group}/{resource}/"))
+    }
+
+    /// Narrows to one logical cluster.
+    pub fn cluster(self, cluster: &str) -> Prefix {
+        self.push(cluster)
+    }
+
+    /// Narrows to one namespace (after [`Prefix::cluster`]).
+    pub fn namespace(self, namespace: &str) -> Prefix {
+        self.push(namespace)
+    }
+
+    /// The key of the object `name` under this prefix.
+    pub fn name(self, name: &str) -> String {
+        let mut key = self.0;
+        key.push_str(name);
+        key
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn push(mut self, segment: &str) -> Prefix {
+        self.0.push_str(segment);
+        self.0.push('/');
+        self
+    }
+}
+
+impl AsRef<str> for Prefix {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let namespaced = Key {
+            group: "",
+            resource: "configmaps",
+            cluster: "abc",
+            namespace: Some("default"),
+            name: "x",
+        };
+        assert_eq!(namespaced.encode(), "/core/configmaps/abc/default/x");
+        assert_eq!(Key::parse("/core/configmaps/abc/default/x"), Some(namespaced));
+        let cluster_scoped = Key {
+            group: "apis.kcp.io",
+            resource: "apibindings",
+            cluster: "root",
+            namespace: None,
+            name: "edge",
+        };
+        assert_eq!(cluster_scoped.encode(), "/apis.kcp.io/apibindings/root/edge");
+        assert_eq!(Key::parse(&cluster_scoped.encode()), Some(cluster_scoped));
+    }
+
+    #[test]
+    fn non_keys_do_not_parse() {
+        for bad in [
+            "",
+            "/",
+            "core/configmaps/a/b",
+            "/core/configmaps/a",
+            "/core/configmaps/a/b/c/d",
+            "/core//a/b",
+        ] {
+            assert_eq!(Key::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn prefixes_narrow_from_the_outside_in() {
+        let resource = Prefix::resource("", "secrets");
+        assert_eq!(resource.as_str(), "/core/secrets/");
+        let ns = resource.clone().cluster("c1").namespace("kube-system");
+        assert_eq!(ns.as_str(), "/core/secrets/c1/kube-system/");
+        assert_eq!(ns.name("token"), "/core/secrets/c1/kube-system/token");
+        assert_eq!(
+            Prefix::resource("rbac.authorization.k8s.io", "roles").as_str(),
+            "/rbac.authorization.k8s.io/roles/"
+        );
+    }
+}

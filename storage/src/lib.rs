@@ -1,0 +1,23 @@
+//! Faros storage: a small key-value [`Backend`] with one global, monotonic revision (the
+//! `resourceVersion` clients see), its implementations, and the in-memory [`Cache`] above it
+//! that serves every read and watch.
+//!
+//! This crate knows nothing of HTTP, authentication or tenancy: it stores bytes under
+//! [`Key`]s and streams their changes.
+
+mod backend;
+mod cache;
+mod feeds;
+mod key;
+mod memory;
+mod sqlite;
+
+#[cfg(test)]
+mod conformance;
+
+pub use backend::{Backend, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
+pub use cache::{Cache, EventKind, Object, WatchEvent, WatchStart, WatchStartError, encode_event};
+pub use feeds::{Feed, FeedEnded};
+pub use key::{Key, Prefix};
+pub use memory::MemoryBackend;
+pub use sqlite::SqliteBackend;

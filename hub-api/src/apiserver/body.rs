@@ -6,7 +6,7 @@ use http::HeaderMap;
 use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
+use faros_machinery::status::{ApiError, ApiResult};
 
 /// Largest request body accepted, as kube-apiserver's default (3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -36,7 +36,7 @@ pub fn decode_object(bytes: &[u8], media_type: &str) -> ApiResult<Value> {
     match media_type {
         "" | "application/json" | "*/*" => {}
         "application/vnd.kubernetes.protobuf" => {
-            return super::protobuf::decode(bytes).map_err(|e| {
+            return faros_machinery::protobuf::decode(bytes).map_err(|e| {
                 ApiError::unsupported_media_type(format!(
                     "the protobuf body could not be decoded ({e}); send it as application/json instead"
                 ))
@@ -160,7 +160,7 @@ pub fn negotiate(headers: &HeaderMap) -> ApiResult<Representation> {
     }
     if saw_any {
         Err(ApiError::new(
-            crate::error::Reason::NotAcceptable,
+            faros_machinery::status::Reason::NotAcceptable,
             "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io",
         ))
     } else {

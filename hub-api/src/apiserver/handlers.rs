@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -13,12 +13,13 @@ use super::body::{self, Representation};
 use super::object::{self, CLUSTER_ANNOTATION};
 use super::query::{FieldValidation, Propagation, Query, ResourceVersionMatch};
 use super::request::ResourceRequest;
-use super::selector::{FieldSelector, LabelSelector};
-use super::{Hub, response, table};
+use super::{Hub, response};
 use crate::auth::User;
-use crate::error::{ApiError, ApiResult, FieldError, Reason};
 use crate::registry::ResourceKind;
-use crate::registry::validation::validate_object_meta;
+use faros_machinery::selector::{FieldSelector, LabelSelector};
+use faros_machinery::status::{ApiError, ApiResult, FieldError, Reason};
+use faros_machinery::table;
+use faros_machinery::validation::validate_object_meta;
 use faros_storage::Object;
 use faros_storage::{StorageError, WriteOp};
 
@@ -122,12 +123,12 @@ impl Ctx {
     fn with_status_code(&self, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
         let body = if self.representation == Representation::Table {
             let include = table::IncludeObject::parse(self.query.include_object.as_deref()).unwrap_or_default();
-            table::table(
-                &self.kind,
+            self.kind.table_convertor().table(
                 std::iter::once(obj),
                 include,
                 json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
                 true,
+                jiff::Timestamp::now(),
             )
         } else if self.representation == Representation::Metadata {
             partial_metadata(obj)
@@ -150,7 +151,7 @@ pub async fn serve(ctx: Ctx, body: axum::body::Body) -> Response {
         "deletecollection" => delete_collection(&ctx, body).await,
         _ => Err(ApiError::method_not_allowed("unsupported verb")),
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    result.unwrap_or_else(crate::apiserver::response::error)
 }
 
 fn get(ctx: &Ctx) -> ApiResult<Response> {
@@ -164,7 +165,7 @@ pub struct Filter {
     labels: LabelSelector,
     fields: FieldSelector,
     kind: Arc<ResourceKind>,
-    field_paths: Vec<(String, super::jsonpath::JsonPath)>,
+    field_paths: Vec<(String, faros_machinery::jsonpath::JsonPath)>,
     /// A namespace the key prefix does not already pin (the `*` view keys start with the
     /// logical cluster, so its namespace is checked per object).
     namespace: Option<String>,
@@ -206,7 +207,7 @@ impl Filter {
                 continue;
             }
             if kind.crd_selectable_fields.iter().any(|f| f == field) {
-                let path = super::jsonpath::JsonPath::parse(field)
+                let path = faros_machinery::jsonpath::JsonPath::parse(field)
                     .map_err(|e| ApiError::bad_request(format!("field label not supported: {field}: {e}")))?;
                 field_paths.push((field.to_string(), path));
                 continue;
@@ -344,12 +345,12 @@ fn list(ctx: &Ctx) -> ApiResult<Response> {
     if ctx.representation == Representation::Table {
         let include =
             table::IncludeObject::parse(ctx.query.include_object.as_deref()).map_err(ApiError::bad_request)?;
-        let body = table::table(
-            &ctx.kind,
+        let body = ctx.kind.table_convertor().table(
             items.iter().map(|o| &o.value),
             include,
             Value::Object(list_meta),
             true,
+            jiff::Timestamp::now(),
         );
         return Ok(response::json(StatusCode::OK, &body));
     }

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::handlers::{self, Ctx};
 use super::object;
-use crate::error::{ApiError, ApiResult, CauseType, FieldError, Reason};
+use faros_machinery::status::{ApiError, ApiResult, CauseType, FieldError, Reason};
 use faros_storage::WriteOp;
 
 type Path = Vec<String>;
@@ -352,7 +352,7 @@ pub fn apply(ctx: &Ctx, current: &Value, config: &Value) -> ApiResult<Value> {
             ),
         );
         err.causes = causes;
-        err.subject = Some(Box::new(crate::error::Subject {
+        err.subject = Some(Box::new(faros_machinery::status::Subject {
             group: ctx.kind.group.clone(),
             kind: ctx.kind.resource.clone(),
             name: object::name(current).to_string(),

@@ -6,34 +6,29 @@ pub mod body;
 pub mod discovery;
 mod gc_support;
 pub mod handlers;
-pub mod jsonpath;
 pub mod managed_fields;
 pub mod object;
 pub mod openapi;
 pub mod patch;
-pub mod protobuf;
 pub mod query;
 pub mod request;
 pub mod response;
-pub mod selector;
-pub mod strategic_merge;
-pub mod table;
 pub mod watch;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 use tokio::sync::watch as signal;
 
 use crate::auth::{Authenticator, Outcome, User};
-use crate::error::{ApiError, ApiResult};
 use crate::registry::{Catalog, ResourceKind};
 use crate::tenancy;
 use crate::tenancy::export_view::{Access, ExportView};
+use faros_machinery::status::{ApiError, ApiResult};
 use faros_storage::Cache;
 use request::{ClusterTarget, Target};
 
@@ -70,11 +65,11 @@ async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
             record.user = Some(user.clone());
             match route(hub.clone(), user, request, &mut record).await {
                 Ok(response) => response,
-                Err(e) => e.into_response(),
+                Err(e) => response::error(e),
             }
         }
         // Anonymous requests reach only the public endpoints.
-        Outcome::Anonymous | Outcome::Invalid => ApiError::unauthorized().into_response(),
+        Outcome::Anonymous | Outcome::Invalid => response::error(ApiError::unauthorized()),
     };
     if let Some(audit) = &hub.audit {
         audit.log(&record, response.status().as_u16(), started);

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::body;
 use super::handlers::Ctx;
-use crate::error::{ApiError, ApiResult};
+use faros_machinery::status::{ApiError, ApiResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchType {
@@ -67,15 +67,15 @@ pub fn apply(ctx: &Ctx, patch_type: PatchType, current: &Value, patch: &Value) -
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(&mut doc, &ops).map_err(|e| {
                 ApiError::new(
-                    crate::error::Reason::Invalid,
+                    faros_machinery::status::Reason::Invalid,
                     format!("the server rejected our request due to an error in our request: {e}"),
                 )
             })?;
         }
         PatchType::Merge => json_patch::merge(&mut doc, patch),
         PatchType::Strategic => {
-            let meta = super::strategic_merge::patch_meta_for(&ctx.kind.group, &ctx.kind.kind);
-            doc = super::strategic_merge::apply(current, patch, meta)
+            let meta = faros_machinery::strategic_merge::patch_meta_for(&ctx.kind.group, &ctx.kind.kind);
+            doc = faros_machinery::strategic_merge::apply(current, patch, meta)
                 .map_err(|e| ApiError::bad_request(format!("invalid strategic merge patch: {}", e.0)))?;
         }
         PatchType::Apply => {

@@ -1,6 +1,6 @@
 //! The query parameters of resource requests, decoded and checked once.
 
-use crate::error::{ApiError, ApiResult};
+use faros_machinery::status::{ApiError, ApiResult};
 use faros_storage::Revision;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -3,7 +3,7 @@
 
 use http::Method;
 
-use crate::error::{ApiError, ApiResult};
+use faros_machinery::status::{ApiError, ApiResult};
 
 /// The workspace part of the URL.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,11 @@
 //! Building HTTP responses: JSON objects, Status errors, warnings.
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::Value;
 
-use crate::error::ApiError;
+use faros_machinery::status::ApiError;
 
 pub fn json(code: StatusCode, body: &Value) -> Response {
     bytes(code, serde_json::to_vec(body).unwrap_or_default(), "application/json")
@@ -31,10 +31,11 @@ pub fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     response
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = json(self.code(), &self.to_status());
-        if self.reason == crate::error::Reason::RequestEntityTooLarge {
+/// The `Status` a failure answers with, and the headers that go with it.
+pub fn error(e: ApiError) -> Response {
+    {
+        let mut response = json(e.code(), &e.to_status());
+        if e.reason == faros_machinery::status::Reason::RequestEntityTooLarge {
             // The rest of the body is never read, so an HTTP/1.1 connection cannot be reused;
             // say so instead of letting the client race the close (hyper drops this header
             // on HTTP/2, where it does not apply).
@@ -42,22 +43,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if let Some(seconds) = self.retry_after
+        if let Some(seconds) = e.retry_after
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }
-}
-
-/// `{"kind":"Status","status":"Success",...}` for deletes that leave nothing to return.
-pub fn success_status(group: &str, resource: &str, name: &str, uid: &str) -> Value {
-    serde_json::json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "details": {"name": name, "group": group, "kind": resource, "uid": uid},
-    })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderValue, StatusCode, header};
@@ -17,10 +17,10 @@ use super::body::Representation;
 use super::handlers::{ClusterSet, Ctx, Filter, Scope, ViewAccess};
 use super::object;
 use super::query::ResourceVersionMatch;
-use super::table;
-use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceKind;
 use crate::tenancy::export_view::bindings_prefix;
+use faros_machinery::status::{ApiError, ApiResult};
+use faros_machinery::table;
 use faros_storage::FeedEnded;
 use faros_storage::Key;
 use faros_storage::{EventKind, WatchEvent, WatchStartError, encode_event};
@@ -34,7 +34,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 pub async fn serve(ctx: Ctx) -> Response {
     match start(ctx) {
         Ok(response) => response,
-        Err(e) => e.into_response(),
+        Err(e) => super::response::error(e),
     }
 }
 
@@ -51,12 +51,12 @@ impl Encoder {
             Representation::Table => {
                 let with_columns = !self.sent_columns;
                 self.sent_columns = true;
-                let t = table::table(
-                    &self.kind,
+                let t = self.kind.table_convertor().table(
                     std::iter::once(obj),
                     self.include,
                     json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
                     with_columns,
+                    jiff::Timestamp::now(),
                 );
                 encode_event(event_type, &t)
             }
@@ -90,7 +90,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                     "ListOptions",
                     "meta.k8s.io",
                     "",
-                    vec![crate::error::FieldError::forbidden(
+                    vec![faros_machinery::status::FieldError::forbidden(
                         "resourceVersionMatch",
                         "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
                     )],
@@ -101,7 +101,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                     "ListOptions",
                     "meta.k8s.io",
                     "",
-                    vec![crate::error::FieldError::forbidden(
+                    vec![faros_machinery::status::FieldError::forbidden(
                         "allowWatchBookmarks",
                         "sendInitialEvents requires setting allowWatchBookmarks to true",
                     )],
@@ -133,7 +133,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
         && rv > cache.revision()
     {
         return Err(ApiError::new(
-            crate::error::Reason::Timeout,
+            faros_machinery::status::Reason::Timeout,
             format!("Too large resource version: {rv}"),
         ));
     }

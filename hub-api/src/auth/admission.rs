@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::rbac::{self, Attributes, Rule};
 use crate::apiserver::handlers::{Ctx, Scope};
-use crate::error::ApiError;
+use faros_machinery::status::ApiError;
 
 /// Checks an RBAC object about to be written; other kinds pass.
 pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {

@@ -12,7 +12,7 @@ use http::HeaderMap;
 
 use super::rbac::{self, Attributes, Authorizer};
 use super::{AUTHENTICATED, CLUSTER_EXTRA, MASTERS, UNAUTHENTICATED, User, serviceaccount};
-use crate::error::ApiError;
+use faros_machinery::status::ApiError;
 
 const USER: &str = "impersonate-user";
 const GROUP: &str = "impersonate-group";

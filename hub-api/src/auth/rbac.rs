@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::User;
-use crate::error::ApiError;
+use faros_machinery::status::ApiError;
 use faros_storage::{Cache, Key, Prefix};
 
 pub const GROUP: &str = "rbac.authorization.k8s.io";
@@ -232,7 +232,7 @@ pub fn request_attributes(
     if name.is_empty()
         && matches!(req.verb, "list" | "watch")
         && let Some(selector) = field_selector
-        && let Ok(parsed) = crate::apiserver::selector::FieldSelector::parse(selector)
+        && let Ok(parsed) = faros_machinery::selector::FieldSelector::parse(selector)
         && let Some(pinned) = parsed.exact("metadata.name")
         && !pinned.is_empty()
         && pinned != "."

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -18,9 +18,9 @@ use super::rbac::{Attributes, ResourceAttributes, Rule};
 use super::serviceaccount::{BoundObject, DEFAULT_EXPIRATION, MIN_EXPIRATION, TokenSpec};
 use crate::apiserver::handlers::Ctx;
 use crate::apiserver::{body, response};
-use crate::error::{ApiError, ApiResult, FieldError};
-use crate::registry::validation::NameRule;
 use crate::registry::{ResourceKind, Strategy};
+use faros_machinery::status::{ApiError, ApiResult, FieldError};
+use faros_machinery::validation::NameRule;
 
 const AUTHORIZATION: &str = "authorization.k8s.io";
 const AUTHENTICATION: &str = "authentication.k8s.io";
@@ -109,7 +109,7 @@ pub async fn serve(ctx: Ctx, body: axum::body::Body) -> Response {
             Err(e) => Err(e),
         }
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    result.unwrap_or_else(crate::apiserver::response::error)
 }
 
 async fn read(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Value> {
@@ -154,7 +154,7 @@ fn access_review(ctx: &Ctx, obj: Value) -> Response {
     } else if let Some(n) = spec.get("nonResourceAttributes").filter(|n| n.is_object()) {
         Attributes::non_resource(&string(&n["verb"]), &string(&n["path"]))
     } else {
-        return ApiError::invalid(
+        return crate::apiserver::response::error(ApiError::invalid(
             "SelfSubjectAccessReview",
             AUTHORIZATION,
             "",
@@ -162,8 +162,7 @@ fn access_review(ctx: &Ctx, obj: Value) -> Response {
                 "spec.resourceAttributes",
                 "exactly one of nonResourceAttributes or resourceAttributes must be specified",
             )],
-        )
-        .into_response();
+        ));
     };
     let decision = ctx.hub.authorizer.authorize(&ctx.user, &ctx.cluster, &attrs);
     let status = match decision {

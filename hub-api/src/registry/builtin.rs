@@ -9,9 +9,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::validation::NameRule;
-use super::{CellSource, PrinterColumn, ResourceKind, Strategy};
-use crate::error::FieldError;
+use super::{ResourceKind, Strategy};
+use faros_machinery::status::FieldError;
+use faros_machinery::table::{CellSource, PrinterColumn};
+use faros_machinery::validation::NameRule;
 use k8s_openapi::api::coordination::v1 as coordination;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::rbac::v1 as rbac;

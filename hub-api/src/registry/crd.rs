@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::schema::StructuralSchema;
-use super::validation::{NameRule, is_dns1123_label, is_dns1123_subdomain};
-use super::{NoHooks, PrinterColumn, ResourceKind, Strategy};
-use crate::error::FieldError;
+use super::{NoHooks, ResourceKind, Strategy};
+use faros_machinery::schema::StructuralSchema;
+use faros_machinery::status::FieldError;
+use faros_machinery::table::PrinterColumn;
+use faros_machinery::validation::{NameRule, is_dns1123_label, is_dns1123_subdomain};
 
 /// Finalizer that keeps a CRD until all of its objects are gone.
 pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
@@ -63,26 +64,7 @@ impl CrdKinds {
                 )),
                 None => None,
             };
-            let mut columns = vec![PrinterColumn {
-                format: "name".into(),
-                description: "Name must be unique within a namespace.".into(),
-                ..PrinterColumn::path("Name", "string", ".metadata.name", 0)
-            }];
-            match version["additionalPrinterColumns"].as_array() {
-                Some(extra) if !extra.is_empty() => {
-                    for c in extra {
-                        columns.push(PrinterColumn {
-                            name: c["name"].as_str().unwrap_or_default().into(),
-                            type_: c["type"].as_str().unwrap_or("string").into(),
-                            format: c["format"].as_str().unwrap_or_default().into(),
-                            description: c["description"].as_str().unwrap_or_default().into(),
-                            priority: c["priority"].as_i64().unwrap_or(0),
-                            source: super::CellSource::JsonPath(c["jsonPath"].as_str().unwrap_or_default().into()),
-                        })
-                    }
-                }
-                _ => columns.push(PrinterColumn::age()),
-            }
+            let columns = PrinterColumn::for_custom_resource(&version["additionalPrinterColumns"]);
             served.push(Arc::new(ResourceKind {
                 group: group.clone(),
                 version: name,

@@ -5,63 +5,17 @@
 
 pub mod builtin;
 pub mod crd;
-pub mod schema;
-pub mod validation;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::error::FieldError;
+use faros_machinery::schema::StructuralSchema;
+use faros_machinery::status::FieldError;
+use faros_machinery::table::{PrinterColumn, TableConvertor};
+use faros_machinery::validation::NameRule;
 use faros_storage::{Cache, Prefix};
-use schema::StructuralSchema;
-use validation::NameRule;
-
-/// Where a printer column's value comes from.
-#[derive(Debug, Clone)]
-pub enum CellSource {
-    /// A JSONPath into the object, as in `additionalPrinterColumns`.
-    JsonPath(String),
-    /// The number of entries of the map or list at this JSONPath (e.g. ConfigMap DATA).
-    Count(Vec<&'static str>),
-    /// Sum of entry counts of several fields (ConfigMap counts `data` and `binaryData`).
-    CountAll(Vec<Vec<&'static str>>),
-}
-
-/// One column of `kubectl get` output (`metav1.TableColumnDefinition` plus its source).
-#[derive(Debug, Clone)]
-pub struct PrinterColumn {
-    pub name: String,
-    /// OpenAPI type: string, integer, number, boolean, date.
-    pub type_: String,
-    pub format: String,
-    pub description: String,
-    /// 0 for default output, >0 only with `-o wide`.
-    pub priority: i64,
-    pub source: CellSource,
-}
-
-impl PrinterColumn {
-    pub fn path(name: &str, type_: &str, json_path: &str, priority: i64) -> Self {
-        PrinterColumn {
-            name: name.into(),
-            type_: type_.into(),
-            format: String::new(),
-            description: String::new(),
-            priority,
-            source: CellSource::JsonPath(json_path.into()),
-        }
-    }
-
-    pub fn age() -> Self {
-        PrinterColumn {
-            description: "CreationTimestamp is a timestamp representing the server time when this object was created."
-                .into(),
-            ..Self::path("Age", "date", ".metadata.creationTimestamp", 0)
-        }
-    }
-}
 
 /// What a create hook may need to know about where the object is being written.
 pub struct WriteEnv<'a> {
@@ -149,6 +103,11 @@ impl ResourceKind {
     /// The storage key prefix of this resource across all logical clusters.
     pub fn storage_prefix(&self) -> Prefix {
         Prefix::resource(&self.group, &self.storage_resource)
+    }
+
+    /// How `kubectl get` tables of this kind render.
+    pub fn table_convertor(&self) -> TableConvertor {
+        TableConvertor::new(&self.columns, self.builtin)
     }
 
     /// The subresources served for this kind, each with the verbs it accepts.

@@ -9,8 +9,8 @@ use super::{ROOT, logical_cluster_key, resolve, workspaces_prefix};
 use crate::apiserver::handlers::Ctx;
 use crate::apiserver::object;
 use crate::auth::rbac;
-use crate::error::{ApiError, FieldError};
-use crate::registry::validation::is_dns1123_label;
+use faros_machinery::status::{ApiError, FieldError};
+use faros_machinery::validation::is_dns1123_label;
 use faros_storage::Prefix;
 
 pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {

@@ -18,10 +18,10 @@ use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
 use crate::apiserver::object;
-use crate::error::FieldError;
 use crate::registry::crd::{CrdKinds, CrdStrategy};
-use crate::registry::validation::is_dns1123_label;
 use crate::registry::{ResourceKind, Strategy, WriteEnv};
+use faros_machinery::status::FieldError;
+use faros_machinery::validation::is_dns1123_label;
 use faros_storage::{Cache, Prefix};
 
 /// The logical cluster every path starts from.

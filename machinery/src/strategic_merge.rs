@@ -108,7 +108,7 @@ const OBJECT_META_LISTS: &[(&str, ListStrategy)] = &[
 /// take precedence over them.
 ///
 /// ```
-/// use hub_api::apiserver::strategic_merge::{ListStrategy, StaticPatchMeta};
+/// use faros_machinery::strategic_merge::{ListStrategy, StaticPatchMeta};
 /// static DEPLOYMENT: StaticPatchMeta = StaticPatchMeta::with_kind(
 ///     &[("spec.template.spec.containers", ListStrategy::Merge { key: Some("name") })],
 ///     &["spec.strategy"],

@@ -14,8 +14,74 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-use crate::apiserver::jsonpath::JsonPath;
-use crate::registry::{CellSource, PrinterColumn, ResourceKind};
+use crate::jsonpath::JsonPath;
+
+/// Where a printer column's value comes from.
+#[derive(Debug, Clone)]
+pub enum CellSource {
+    /// A JSONPath into the object, as in `additionalPrinterColumns`.
+    JsonPath(String),
+    /// The number of entries of the map or list at this JSONPath (e.g. ConfigMap DATA).
+    Count(Vec<&'static str>),
+    /// Sum of entry counts of several fields (ConfigMap counts `data` and `binaryData`).
+    CountAll(Vec<Vec<&'static str>>),
+}
+
+/// One column of `kubectl get` output (`metav1.TableColumnDefinition` plus its source).
+#[derive(Debug, Clone)]
+pub struct PrinterColumn {
+    pub name: String,
+    /// OpenAPI type: string, integer, number, boolean, date.
+    pub type_: String,
+    pub format: String,
+    pub description: String,
+    /// 0 for default output, >0 only with `-o wide`.
+    pub priority: i64,
+    pub source: CellSource,
+}
+
+impl PrinterColumn {
+    pub fn path(name: &str, type_: &str, json_path: &str, priority: i64) -> Self {
+        PrinterColumn {
+            name: name.into(),
+            type_: type_.into(),
+            format: String::new(),
+            description: String::new(),
+            priority,
+            source: CellSource::JsonPath(json_path.into()),
+        }
+    }
+
+    pub fn age() -> Self {
+        PrinterColumn {
+            description: "CreationTimestamp is a timestamp representing the server time when this object was created."
+                .into(),
+            ..Self::path("Age", "date", ".metadata.creationTimestamp", 0)
+        }
+    }
+
+    /// The columns of a custom resource version: its name, then its
+    /// `additionalPrinterColumns`, or its age when it declares none (as kube-apiserver does).
+    pub fn for_custom_resource(additional: &Value) -> Vec<PrinterColumn> {
+        let mut columns = vec![PrinterColumn {
+            format: "name".into(),
+            description: "Name must be unique within a namespace.".into(),
+            ..PrinterColumn::path("Name", "string", ".metadata.name", 0)
+        }];
+        match additional.as_array() {
+            Some(extra) if !extra.is_empty() => columns.extend(extra.iter().map(|c| PrinterColumn {
+                name: c["name"].as_str().unwrap_or_default().into(),
+                type_: c["type"].as_str().unwrap_or("string").into(),
+                format: c["format"].as_str().unwrap_or_default().into(),
+                description: c["description"].as_str().unwrap_or_default().into(),
+                priority: c["priority"].as_i64().unwrap_or(0),
+                source: CellSource::JsonPath(c["jsonPath"].as_str().unwrap_or_default().into()),
+            })),
+            _ => columns.push(PrinterColumn::age()),
+        }
+        columns
+    }
+}
 
 /// The `includeObject` query parameter: what each row carries besides its cells.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -42,28 +108,6 @@ impl IncludeObject {
             )),
         }
     }
-}
-
-/// `columnDefinitions` for the kind (name, type, format, description, priority).
-pub fn column_definitions(kind: &ResourceKind) -> Value {
-    TableConvertor::new(kind).column_definitions()
-}
-
-/// One row: `{"cells": [...], "object": ...}` with the object per `include`.
-pub fn row(kind: &ResourceKind, obj: &Value, include: IncludeObject, now: Timestamp) -> Value {
-    TableConvertor::new(kind).row(obj, include, now)
-}
-
-/// A whole Table; with `with_columns == false` the `columnDefinitions` are an empty list
-/// (watch events after the first carry none). Ages are relative to the current time.
-pub fn table<'a>(
-    kind: &ResourceKind,
-    objects: impl IntoIterator<Item = &'a Value>,
-    include: IncludeObject,
-    list_meta: Value,
-    with_columns: bool,
-) -> Value {
-    TableConvertor::new(kind).table(objects, include, list_meta, with_columns, Timestamp::now())
 }
 
 /// The printer columns of one kind, compiled: build once (per list, or per watch — it owns
@@ -112,10 +156,10 @@ impl ColumnType {
 }
 
 impl TableConvertor {
-    /// Compiles the kind's printer columns (each JSONPath parsed once).
-    pub fn new(kind: &ResourceKind) -> Self {
-        let cells = kind
-            .columns
+    /// Compiles a kind's printer columns (each JSONPath parsed once). Built-in kinds render
+    /// metadata-only rows as kube-apiserver's built-in printers do.
+    pub fn new(columns: &[PrinterColumn], builtin: bool) -> Self {
+        let cells = columns
             .iter()
             .enumerate()
             .map(|(i, column)| match &column.source {
@@ -134,8 +178,8 @@ impl TableConvertor {
             })
             .collect();
         TableConvertor {
-            columns: kind.columns.clone(),
-            builtin: kind.builtin,
+            columns: columns.to_vec(),
+            builtin,
             cells,
         }
     }
@@ -552,45 +596,41 @@ fn go_json_string(s: &str, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use serde_json::json;
 
     use super::*;
-    use crate::registry::crd::CrdKinds;
 
     fn now() -> Timestamp {
         "2024-05-01T12:00:00Z".parse().unwrap()
     }
 
-    /// The served kind of a one-version CRD with these `additionalPrinterColumns`.
-    fn crd_kind(columns: Value) -> Arc<ResourceKind> {
-        let mut version = json!({"name": "v1", "served": true, "storage": true});
-        if !columns.is_null() {
-            version["additionalPrinterColumns"] = columns;
-        }
-        let crd = json!({
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": "widgets.example.com"},
-            "spec": {
-                "group": "example.com",
-                "scope": "Namespaced",
-                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-                "versions": [version],
-            },
-        });
-        let mut kinds = CrdKinds::from_crd(&crd).unwrap();
-        kinds.served.remove(0)
+    /// The table of a custom resource with these `additionalPrinterColumns`.
+    fn crd_kind(columns: Value) -> TableConvertor {
+        TableConvertor::new(&PrinterColumn::for_custom_resource(&columns), false)
     }
 
-    /// A kind with exactly these columns, as a built-in kind.
-    fn builtin_kind(columns: Vec<PrinterColumn>) -> Arc<ResourceKind> {
-        let mut kind = crd_kind(Value::Null);
-        let k = Arc::get_mut(&mut kind).unwrap();
-        k.columns = columns;
-        k.builtin = true;
-        kind
+    /// The table of a built-in kind with exactly these columns.
+    fn builtin_kind(columns: Vec<PrinterColumn>) -> TableConvertor {
+        TableConvertor::new(&columns, true)
+    }
+
+    fn column_definitions(table: &TableConvertor) -> Value {
+        table.column_definitions()
+    }
+
+    fn row(table: &TableConvertor, obj: &Value, include: IncludeObject, now: Timestamp) -> Value {
+        table.row(obj, include, now)
+    }
+
+    fn table<'a>(
+        table: &TableConvertor,
+        objects: impl IntoIterator<Item = &'a Value>,
+        include: IncludeObject,
+        list_meta: Value,
+        with_columns: bool,
+    ) -> Value {
+        table.table(objects, include, list_meta, with_columns, Timestamp::now())
     }
 
     fn widget_columns() -> Value {
@@ -725,7 +765,7 @@ mod tests {
             "kind": "Widget",
             "metadata": {"name": "w2", "namespace": "default", "creationTimestamp": "2024-04-28T08:00:00Z"},
         });
-        let convertor = TableConvertor::new(&kind);
+        let convertor = kind.clone();
         let full = convertor.table(
             [&w1, &w2],
             IncludeObject::None,
@@ -780,7 +820,7 @@ mod tests {
     #[test]
     fn convertor_is_owned_and_reusable() {
         let kind = crd_kind(widget_columns());
-        let convertor = TableConvertor::new(&kind);
+        let convertor = kind.clone();
         let expected = column_definitions(&kind);
         drop(kind);
         let w1 = widget();

@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::registry::validation::{go_quote, is_label_value, is_qualified_name};
+use crate::validation::{go_quote, is_label_value, is_qualified_name};
 
 // ---------------------------------------------------------------------------
 // Label selectors

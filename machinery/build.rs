@@ -1,13 +1,15 @@
-//! Compiles the vendored Kubernetes `.proto` files under `proto/` into a binary
+//! Compiles the vendored Kubernetes `.proto` files under `vendor/proto/` into a binary
 //! `FileDescriptorSet` (`$OUT_DIR/k8s_descriptors.bin`) with protox, a pure-Rust protobuf
-//! compiler, so no `protoc` is needed. `src/apiserver/protobuf.rs` embeds it and decodes
+//! compiler, so no `protoc` is needed. `src/protobuf.rs` embeds it and decodes
 //! protobuf request bodies by reflection over these descriptors.
 
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR")).join("proto");
-    println!("cargo:rerun-if-changed=proto");
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"))
+        .join("vendor")
+        .join("proto");
+    println!("cargo:rerun-if-changed=vendor/proto");
     let mut files = Vec::new();
     collect(&root, &root, &mut files);
     files.sort();

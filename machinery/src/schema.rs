@@ -24,7 +24,7 @@ use std::sync::{Arc, LazyLock};
 use regex::Regex;
 use serde_json::{Map, Number, Value};
 
-use crate::error::{CauseType, FieldError};
+use crate::status::{CauseType, FieldError};
 
 // ---------------------------------------------------------------------------
 // The schema tree

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::FieldError;
+use crate::status::FieldError;
 
 const DNS1123_LABEL_MAX_LEN: usize = 63;
 const DNS1123_SUBDOMAIN_MAX_LEN: usize = 253;
@@ -542,7 +542,7 @@ fn validate_owner_references(refs: Option<&Value>, errs: &mut Vec<FieldError>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::CauseType;
+    use crate::status::CauseType;
     use serde_json::json;
 
     fn fields(errs: &[FieldError]) -> Vec<&str> {

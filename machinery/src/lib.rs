@@ -1,0 +1,16 @@
+//! Faros machinery: the semantics of the Kubernetes API, with no server around them.
+//!
+//! Everything here is a pure function of its input: how a `Status` error looks, how label
+//! and field selectors parse and match, how JSONPath evaluates, how a structural schema
+//! prunes, defaults and validates, how strategic merge patches apply, how `kubectl get`
+//! tables render, and how protobuf request bodies decode. It knows nothing of HTTP routing,
+//! storage, authentication or workspaces.
+
+pub mod jsonpath;
+pub mod protobuf;
+pub mod schema;
+pub mod selector;
+pub mod status;
+pub mod strategic_merge;
+pub mod table;
+pub mod validation;

@@ -9,6 +9,12 @@ use serde_json::Value;
 use crate::Condition;
 
 pub const GROUP: &str = "apis.kcp.io";
+/// Finalizer on an APIBinding until the objects of its bound resources have been deleted.
+pub const BINDING_FINALIZER: &str = "apis.kcp.io/apibinding-finalizer";
+/// Finalizer on an APIResourceSchema while an APIBinding serves it.
+pub const SCHEMA_IN_USE_FINALIZER: &str = "apis.kcp.io/apiresourceschema-in-use";
+/// Where export views are served: `<prefix><export cluster>/<export name>/clusters/...`.
+pub const VIEW_PATH_PREFIX: &str = "/services/apiexport/";
 
 /// Names of a resource, as in a CRD.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 use crate::Condition;
 
 /// Default heartbeat interval of an agent, in seconds.
+/// The logical cluster (and workspace name under root) that exports the edge API.
+pub const SYSTEM_CLUSTER: &str = "faros-system";
+/// The workspace path of the edge API export.
+pub const SYSTEM_PATH: &str = "root:faros-system";
+/// The APIExport of the edge API.
+pub const EDGE_EXPORT: &str = "edge.faros.sh";
 pub const DEFAULT_HEARTBEAT_INTERVAL_SECONDS: i64 = 10;
 /// The label every object the registration controller creates carries.
 pub const REGISTRATION_LABEL: &str = "edge.faros.sh/registration";

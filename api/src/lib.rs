@@ -7,6 +7,8 @@
 pub mod apis;
 pub mod conditions;
 pub mod edge;
+pub mod meta;
+pub mod policy;
 pub mod tenancy;
 
 pub use conditions::Condition;

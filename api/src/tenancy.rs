@@ -12,6 +12,16 @@ pub const CORE_GROUP: &str = "core.kcp.io";
 
 /// The annotation on a LogicalCluster naming its workspace path (kcp's `kcp.io/path`).
 pub const PATH_ANNOTATION: &str = "kcp.io/path";
+/// The annotation that names an object's logical cluster in cross-cluster views.
+pub const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
+/// Annotation on a Workspace naming who created it (JSON: username, uid, groups).
+pub const OWNER_ANNOTATION: &str = "tenancy.kcp.io/owner";
+/// The logical cluster every path starts from.
+pub const ROOT: &str = "root";
+/// Finalizer on a Workspace until its logical cluster has been emptied.
+pub const WORKSPACE_FINALIZER: &str = "tenancy.kcp.io/workspace-content";
+/// Name of the LogicalCluster object inside every logical cluster.
+pub const LOGICAL_CLUSTER_NAME: &str = "cluster";
 
 /// Where a workspace type is defined: its name and the path of the workspace holding it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

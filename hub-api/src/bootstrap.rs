@@ -13,14 +13,10 @@ use tower::ServiceExt;
 
 use crate::apiserver::Hub;
 use crate::auth::PeerIdentity;
-use crate::tenancy::{self, LOGICAL_CLUSTER_NAME, ROOT};
+use crate::tenancy;
+use faros_api::edge::{EDGE_EXPORT, SYSTEM_CLUSTER, SYSTEM_PATH};
+use faros_api::tenancy::{LOGICAL_CLUSTER_NAME, ROOT};
 
-/// The logical cluster (and workspace name under root) that exports the edge API.
-pub const SYSTEM_CLUSTER: &str = "faros-system";
-/// The workspace path of the edge API export.
-pub const SYSTEM_PATH: &str = "root:faros-system";
-/// The APIExport of the edge API.
-pub const EDGE_EXPORT: &str = "edge.faros.sh";
 /// The ClusterRole (and its binding) in the system workspace letting users bind the edge API.
 const EDGE_BINDER: &str = "faros:edge-api-binder";
 
@@ -111,8 +107,8 @@ pub async fn run(hub: &Arc<Hub>) -> anyhow::Result<()> {
         .await?;
     }
     // The default RBAC policy of the root workspace.
-    for object in crate::auth::policy::default_objects() {
-        ensure(hub, crate::auth::policy::collection_of(&object), object).await?;
+    for object in faros_api::policy::default_objects() {
+        ensure(hub, faros_api::policy::collection_of(&object), object).await?;
     }
     let types = [
         (

@@ -7,7 +7,6 @@
 pub mod apiserver;
 pub mod auth;
 pub mod bootstrap;
-pub mod controllers;
 pub mod pki;
 pub mod registry;
 pub mod server;

@@ -29,7 +29,7 @@ struct ControllersOptions {
     #[arg(long)]
     context: Option<String>,
     /// How long an agent may go without a heartbeat before it is marked Ready=Unknown.
-    #[arg(long, default_value = "40s", value_parser = hub_api::controllers::agent_lifecycle::parse_duration)]
+    #[arg(long, default_value = "40s", value_parser = faros_machinery::duration::parse)]
     agent_monitor_grace_period: std::time::Duration,
 }
 
@@ -52,9 +52,13 @@ async fn run_controllers(opts: ControllersOptions) -> anyhow::Result<()> {
         config.cluster_url.authority().map(|a| a.as_str()).unwrap_or_default()
     );
     config.cluster_url = base.parse().context("the kubeconfig's server URL")?;
-    hub_api::controllers::agent_lifecycle::set_grace_period(opts.agent_monitor_grace_period);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let controllers = tokio::spawn(hub_api::controllers::run_all(config, stopped));
+    // This process has no signing key: token Secrets are filled by a hub that has one.
+    let controllers = faros_controllers::ControllerConfig {
+        agent_grace_period: opts.agent_monitor_grace_period,
+        ..Default::default()
+    };
+    let controllers = tokio::spawn(faros_controllers::run_all(config, controllers, stopped));
     tracing::info!(server = %base, "controllers running");
     {
         use tokio::signal::unix::{SignalKind, signal};

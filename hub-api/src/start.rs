@@ -11,10 +11,11 @@ use tokio::net::TcpListener;
 
 use crate::apiserver::{self, Hub};
 use crate::auth::Authenticator;
+use crate::auth::serviceaccount::ServiceAccounts;
 use crate::pki::{self, Pki};
 use crate::registry::Catalog;
-use faros_storage::Cache;
-use faros_storage::SqliteBackend;
+use faros_controllers::{ControllerConfig, TokenSigner};
+use faros_storage::{Cache, SqliteBackend};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StartOptions {
@@ -41,7 +42,7 @@ pub struct StartOptions {
     #[arg(long)]
     pub external_hostname: Option<String>,
     /// How long an agent may go without a heartbeat before the hub marks it Ready=Unknown.
-    #[arg(long, default_value = "40s", value_parser = crate::controllers::agent_lifecycle::parse_duration)]
+    #[arg(long, default_value = "40s", value_parser = faros_machinery::duration::parse)]
     pub agent_monitor_grace_period: Duration,
     #[command(flatten)]
     pub auth: crate::auth::AuthOptions,
@@ -136,7 +137,6 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         admin_kubeconfig.display()
     );
 
-    crate::controllers::agent_lifecycle::set_grace_period(opts.agent_monitor_grace_period);
     let controllers = if opts.all_in_one {
         let (cert, key) = pki.issue_client_cert(
             "system:faros-controllers",
@@ -144,9 +144,19 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
             Duration::from_secs(365 * 24 * 3600),
         )?;
         let loopback = format!("https://{}:{port}", loopback_host(opts.bind_address));
-        let config = crate::controllers::loopback_config(&loopback, &trust_pem, &cert, &key).await?;
-        crate::controllers::token::install(hub.authenticator.service_accounts().cloned());
-        Some(tokio::spawn(crate::controllers::run_all(config, shutdown_rx.clone())))
+        let config = faros_controllers::loopback_config(&loopback, &trust_pem, &cert, &key).await?;
+        let controllers = ControllerConfig {
+            token_signer: hub
+                .authenticator
+                .service_accounts()
+                .map(|signer| signer.clone() as Arc<dyn TokenSigner>),
+            agent_grace_period: opts.agent_monitor_grace_period,
+        };
+        Some(tokio::spawn(faros_controllers::run_all(
+            config,
+            controllers,
+            shutdown_rx.clone(),
+        )))
     } else {
         None
     };
@@ -188,6 +198,23 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     drop(cache);
     tokio::time::sleep(Duration::from_millis(100)).await;
     Ok(())
+}
+
+/// The in-process controllers fill token Secrets with this hub's own signing key.
+impl TokenSigner for ServiceAccounts {
+    fn issue_legacy(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        account: (&str, &str),
+        secret: (&str, &str),
+    ) -> anyhow::Result<String> {
+        ServiceAccounts::issue_legacy(self, cluster, namespace, account, secret)
+    }
+
+    fn ca_pem(&self) -> &str {
+        ServiceAccounts::ca_pem(self)
+    }
 }
 
 fn loopback_host(bind: IpAddr) -> String {

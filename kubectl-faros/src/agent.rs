@@ -61,7 +61,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "NAME")]
     pub registration: Option<String>,
     /// How long to wait for the Registration to become Ready.
-    #[arg(long, default_value = "1m", value_parser = output::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "1m", value_parser = faros_machinery::duration::parse, value_name = "DURATION")]
     pub timeout: Duration,
 }
 
@@ -344,7 +344,7 @@ async fn wait_for_token(
         if Instant::now() >= deadline {
             let mut message = format!(
                 "timed out after {} waiting for Registration {name:?} in namespace {namespace} of workspace {workspace} to become Ready",
-                output::show_duration(timeout)
+                faros_machinery::duration::show(timeout)
             );
             if !waiting_on.is_empty() {
                 message.push_str(&format!(" ({waiting_on})"));

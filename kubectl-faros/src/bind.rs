@@ -39,7 +39,7 @@ pub struct BindArgs {
     #[arg(long = "accept-permission-claim", value_name = "RESOURCE[.GROUP]")]
     pub accept_permission_claim: Vec<String>,
     /// How long to wait for the binding to become Bound.
-    #[arg(long, default_value = "30s", value_parser = output::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = faros_machinery::duration::parse, value_name = "DURATION")]
     pub timeout: Duration,
 }
 
@@ -162,7 +162,7 @@ pub async fn run(session: &Session, args: BindArgs) -> anyhow::Result<()> {
         if Instant::now() >= deadline {
             bail!(
                 "APIBinding {binding_name:?} in {here} did not become Bound within {} (phase {}). Conditions:\n{}",
-                output::show_duration(args.timeout),
+                faros_machinery::duration::show(args.timeout),
                 if status.phase.is_empty() {
                     "unknown"
                 } else {

@@ -70,7 +70,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub ignore_existing: bool,
     /// How long to wait for the workspace to become ready.
-    #[arg(long, default_value = "1m", value_parser = output::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "1m", value_parser = faros_machinery::duration::parse, value_name = "DURATION")]
     pub timeout: Duration,
 }
 
@@ -106,7 +106,7 @@ pub struct DeleteArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub wait: bool,
     /// How long to wait for the deletion to finish.
-    #[arg(long, default_value = "2m", value_parser = output::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "2m", value_parser = faros_machinery::duration::parse, value_name = "DURATION")]
     pub timeout: Duration,
 }
 
@@ -356,7 +356,7 @@ async fn create(session: &mut Session, args: CreateArgs) -> anyhow::Result<()> {
             if Instant::now() >= deadline {
                 bail!(
                     "timed out after {} waiting for workspace {:?} to become ready (phase {}). Conditions:\n{}",
-                    output::show_duration(args.timeout),
+                    faros_machinery::duration::show(args.timeout),
                     args.name,
                     if phase(&ws).is_empty() {
                         "unknown".into()
@@ -498,7 +498,7 @@ async fn delete(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
                     let conditions = ws.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
                     bail!(
                         "timed out after {} waiting for workspace {path:?} to be deleted; it is still {}. Conditions:\n{}",
-                        output::show_duration(args.timeout),
+                        faros_machinery::duration::show(args.timeout),
                         ws.status.as_ref().map(|s| s.phase.as_str()).unwrap_or("present"),
                         output::conditions(&conditions).trim_end()
                     );

@@ -6,6 +6,7 @@
 //! tables render, and how protobuf request bodies decode. It knows nothing of HTTP routing,
 //! storage, authentication or workspaces.
 
+pub mod duration;
 pub mod jsonpath;
 pub mod protobuf;
 pub mod schema;

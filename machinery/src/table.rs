@@ -357,7 +357,7 @@ pub fn human_age(timestamp: &str, now: Timestamp) -> String {
         None => "<invalid>".into(),
         // Go's zero time.Time, 0001-01-01T00:00:00Z.
         Some(t) if t.as_second() == -62_135_596_800 && t.subsec_nanosecond() == 0 => "<unknown>".into(),
-        Some(t) => human_duration(now.as_nanosecond() - t.as_nanosecond()),
+        Some(t) => crate::duration::human(now.as_nanosecond() - t.as_nanosecond()),
     }
 }
 
@@ -409,62 +409,6 @@ fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         format!("{}.{fraction}{offset}", &s[..19])
     };
     normalized.parse().ok()
-}
-
-/// A duration (in nanoseconds) the way Kubernetes' `duration.HumanDuration` prints it:
-/// seconds below 2 minutes, minutes(+seconds below 10m) below 3 hours, hours(+minutes below
-/// 8h) below 2 days, days(+hours below 8d) below 2 years, then years(+days below 8y).
-/// Up to a second in the future counts as "0s"; further is `<invalid>`.
-pub fn human_duration(nanos: i128) -> String {
-    const SECOND: i128 = 1_000_000_000;
-    let seconds = nanos / SECOND;
-    if seconds < -1 {
-        return "<invalid>".into();
-    } else if seconds < 0 {
-        return "0s".into();
-    } else if seconds < 60 * 2 {
-        return format!("{seconds}s");
-    }
-    let minutes = nanos / (60 * SECOND);
-    if minutes < 10 {
-        let s = seconds % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
-    } else if minutes < 60 * 3 {
-        return format!("{minutes}m");
-    }
-    let hours = nanos / (3600 * SECOND);
-    if hours < 8 {
-        let m = minutes % 60;
-        if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        }
-    } else if hours < 48 {
-        format!("{hours}h")
-    } else if hours < 24 * 8 {
-        let h = hours % 24;
-        if h == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{h}h", hours / 24)
-        }
-    } else if hours < 24 * 365 * 2 {
-        format!("{}d", hours / 24)
-    } else if hours < 24 * 365 * 8 {
-        let days = (hours / 24) % 365;
-        if days == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{days}d", hours / 24 / 365)
-        }
-    } else {
-        format!("{}y", hours / 24 / 365)
-    }
 }
 
 /// The shortest decimal digits of a finite, non-zero `f` and its exponent:
@@ -683,49 +627,6 @@ mod tests {
             IncludeObject::parse(Some("object")),
             Err("includeObject: Invalid value: \"object\": must be 'Metadata', 'Object', 'None', or empty".into())
         );
-    }
-
-    #[test]
-    fn human_durations_at_the_thresholds() {
-        const S: i128 = 1_000_000_000;
-        const M: i128 = 60 * S;
-        const H: i128 = 60 * M;
-        const D: i128 = 24 * H;
-        let cases: &[(i128, &str)] = &[
-            (-2 * S, "<invalid>"),
-            (-S - S / 2, "0s"),
-            (-S, "0s"),
-            (-S / 2, "0s"),
-            (0, "0s"),
-            (S - 1, "0s"),
-            (45 * S, "45s"),
-            (2 * M - 1, "119s"),
-            (2 * M, "2m"),
-            (5 * M, "5m"),
-            (5 * M + 10 * S, "5m10s"),
-            (10 * M - 1, "9m59s"),
-            (10 * M, "10m"),
-            (10 * M + 59 * S, "10m"),
-            (3 * H - 1, "179m"),
-            (3 * H, "3h"),
-            (3 * H + 5 * M, "3h5m"),
-            (8 * H - 1, "7h59m"),
-            (8 * H, "8h"),
-            (48 * H - 1, "47h"),
-            (48 * H, "2d"),
-            (2 * D + 3 * H, "2d3h"),
-            (8 * D - 1, "7d23h"),
-            (8 * D, "8d"),
-            (730 * D - 1, "729d"),
-            (730 * D, "2y"),
-            (731 * D + 5 * H, "2y1d"),
-            (8 * 365 * D - 1, "7y364d"),
-            (8 * 365 * D, "8y"),
-            (3000 * D, "8y"),
-        ];
-        for (nanos, want) in cases {
-            assert_eq!(human_duration(*nanos), *want, "{nanos}ns");
-        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub fn may_have_dependents(ctx: &Ctx, obj: &Value) -> bool {
         return false;
     }
     let (found, _, _) = ctx.hub.cache.list("/", None, 1, |candidate| {
-        candidate.value["metadata"]["annotations"][object::CLUSTER_ANNOTATION] == ctx.cluster.as_str()
+        candidate.value["metadata"]["annotations"][faros_api::tenancy::CLUSTER_ANNOTATION] == ctx.cluster.as_str()
             && candidate.value["metadata"]["ownerReferences"]
                 .as_array()
                 .is_some_and(|owners| owners.iter().any(|o| o["uid"] == uid))

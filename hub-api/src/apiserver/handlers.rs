@@ -10,12 +10,14 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::body::{self, Representation};
-use super::object::{self, CLUSTER_ANNOTATION};
+use super::object;
 use super::query::{FieldValidation, Propagation, Query, ResourceVersionMatch};
 use super::request::ResourceRequest;
 use super::{Hub, response};
 use crate::auth::User;
 use crate::registry::ResourceKind;
+use faros_api::meta::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
+use faros_api::tenancy::CLUSTER_ANNOTATION;
 use faros_machinery::selector::{FieldSelector, LabelSelector};
 use faros_machinery::status::{ApiError, ApiResult, FieldError, Reason};
 use faros_machinery::table;
@@ -639,7 +641,7 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<(Value, Vec<Strin
         meta.remove(field);
     }
     meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
-    meta.insert("creationTimestamp".into(), object::now_rfc3339().into());
+    meta.insert("creationTimestamp".into(), faros_api::meta::now_rfc3339().into());
     meta.insert("generation".into(), 1.into());
     if ctx.kind.status_subresource && !ctx.kind.builtin {
         // Status is written through the subresource only.
@@ -902,9 +904,6 @@ async fn delete_options(ctx: &Ctx, body: axum::body::Body) -> ApiResult<DeleteOp
     Ok(opts)
 }
 
-pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
-pub const ORPHAN_FINALIZER: &str = "orphan";
-
 async fn delete(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Response> {
     if ctx.req.subresource.is_some() {
         return Err(ApiError::method_not_allowed("DELETE is not supported on subresources"));
@@ -994,7 +993,7 @@ async fn delete_one(ctx: &Ctx, current: &Object, opts: &DeleteOptions) -> ApiRes
     {
         let meta = object::meta_mut(&mut obj);
         if !already_deleting {
-            meta.insert("deletionTimestamp".into(), object::now_rfc3339().into());
+            meta.insert("deletionTimestamp".into(), faros_api::meta::now_rfc3339().into());
             meta.insert("deletionGracePeriodSeconds".into(), 0.into());
             let generation = meta.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
             meta.insert("generation".into(), generation.into());

@@ -46,7 +46,7 @@ fn in_scope(ctx: &Ctx, path: &[String]) -> bool {
         if SERVER_META.contains(&field) {
             return false;
         }
-        if field == "annotations" && path.get(2).is_some_and(|a| a == object::CLUSTER_ANNOTATION) {
+        if field == "annotations" && path.get(2).is_some_and(|a| a == faros_api::tenancy::CLUSTER_ANNOTATION) {
             return false;
         }
     }
@@ -256,7 +256,7 @@ pub fn record_update(ctx: &Ctx, new: &mut Value, old: Option<&Value>) {
         {
             Some(entry) => {
                 entry.fields.extend(changed);
-                entry.time = object::now_rfc3339();
+                entry.time = faros_api::meta::now_rfc3339();
                 entry.api_version = api_version;
             }
             None => list.push(Entry {
@@ -264,7 +264,7 @@ pub fn record_update(ctx: &Ctx, new: &mut Value, old: Option<&Value>) {
                 operation: "Update".into(),
                 subresource: sub,
                 api_version,
-                time: object::now_rfc3339(),
+                time: faros_api::meta::now_rfc3339(),
                 fields: changed,
             }),
         }
@@ -384,7 +384,7 @@ pub fn apply(ctx: &Ctx, current: &Value, config: &Value) -> ApiResult<Value> {
         operation: "Apply".into(),
         subresource: sub,
         api_version: ctx.kind.api_version(),
-        time: object::now_rfc3339(),
+        time: faros_api::meta::now_rfc3339(),
         fields: applied,
     });
     // Managed fields are final here; the update path must not re-attribute the change.
@@ -445,7 +445,7 @@ pub async fn apply_create(ctx: &Ctx, config: Value) -> ApiResult<Response> {
         operation: "Apply".into(),
         subresource: String::new(),
         api_version: ctx.kind.api_version(),
-        time: object::now_rfc3339(),
+        time: faros_api::meta::now_rfc3339(),
         fields: leaves(ctx, &config),
     }];
     store_entries(&mut obj, list);

@@ -5,15 +5,6 @@ use serde_json::{Map, Value};
 
 use crate::registry::ResourceKind;
 
-/// The annotation that names an object's logical cluster (as kcp does).
-pub const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
-
-pub fn now_rfc3339() -> String {
-    // Kubernetes timestamps have second precision.
-    let now = jiff::Timestamp::now();
-    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now).to_string()
-}
-
 pub fn meta(obj: &Value) -> &Value {
     &obj["metadata"]
 }

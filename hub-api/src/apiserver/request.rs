@@ -57,7 +57,7 @@ const MAX_CLUSTER_PATH: usize = 1024;
 
 /// Splits the export view and `/clusters/<path>` prefixes off `path` and classifies the rest.
 pub fn parse(method: &Method, path: &str, query_watch: bool) -> ApiResult<RequestInfo> {
-    let Some(after) = path.strip_prefix(crate::tenancy::export_view::PATH_PREFIX) else {
+    let Some(after) = path.strip_prefix(faros_api::apis::VIEW_PATH_PREFIX) else {
         return parse_clusters(method, path, query_watch, None, "");
     };
     // `<workspace>/<export>/clusters/<cluster>/...`: a view is always entered per cluster.
@@ -76,7 +76,7 @@ pub fn parse(method: &Method, path: &str, query_watch: bool) -> ApiResult<Reques
         workspace: workspace.to_string(),
         export: export.to_string(),
     };
-    let base = format!("{}{workspace}/{export}", crate::tenancy::export_view::PATH_PREFIX);
+    let base = format!("{}{workspace}/{export}", faros_api::apis::VIEW_PATH_PREFIX);
     parse_clusters(method, &rest, query_watch, Some(view), &base)
 }
 

@@ -20,7 +20,6 @@ pub mod audit;
 pub mod impersonation;
 pub mod jwt;
 pub mod oidc;
-pub mod policy;
 pub mod rbac;
 pub mod reviews;
 pub mod serviceaccount;
@@ -56,6 +55,11 @@ pub struct User {
 }
 
 impl User {
+    /// How a Workspace records this user as its creator ([`faros_api::tenancy::OWNER_ANNOTATION`]).
+    pub fn owner_annotation(&self) -> String {
+        serde_json::json!({"username": self.name, "uid": self.uid, "groups": self.groups}).to_string()
+    }
+
     /// A user with `system:authenticated` added to its groups.
     pub fn authenticated(name: impl Into<String>, mut groups: Vec<String>, uid: impl Into<String>) -> User {
         if !groups.iter().any(|g| g == AUTHENTICATED) {

@@ -34,13 +34,11 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::User;
+use faros_api::policy::{BOOTSTRAP_LABEL, BOOTSTRAP_VALUE};
 use faros_machinery::status::ApiError;
 use faros_storage::{Cache, Key, Prefix};
 
 pub const GROUP: &str = "rbac.authorization.k8s.io";
-/// Label of the default policy objects (as Kubernetes' bootstrap policy).
-pub const BOOTSTRAP_LABEL: &str = "kubernetes.io/bootstrapping";
-pub const BOOTSTRAP_VALUE: &str = "rbac-defaults";
 
 /// One `PolicyRule`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -1190,7 +1188,7 @@ mod tests {
         assert_eq!(authz.authorize(&bob, "c1", &list_cm), Decision::Deny);
 
         // An aggregated role picks up a labelled role; a binding lets bob in and grants it.
-        for o in super::super::policy::default_objects() {
+        for o in faros_api::policy::default_objects() {
             let kind = if o["kind"] == "ClusterRole" {
                 "clusterroles"
             } else {

@@ -305,7 +305,7 @@ fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
         &json!({
             "kind": "TokenRequest",
             "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": crate::apiserver::object::now_rfc3339()},
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": faros_api::meta::now_rfc3339()},
             "spec": out_spec,
             "status": {"token": token, "expirationTimestamp": expires},
         }),

@@ -27,16 +27,13 @@ use serde_json::{Value, json};
 use super::jwt::SigningKey;
 use super::{CLUSTER_EXTRA, User};
 use crate::apiserver::object;
+use faros_api::meta::{SA_NAME_ANNOTATION, TOKEN_SECRET_TYPE};
 use faros_storage::{Cache, Key, Prefix};
 
 /// The issuer of legacy Secret-based tokens.
 pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
 /// File (inside `<data dir>/pki`) holding the generated signing key.
 pub const KEY_FILE: &str = "service-account.key";
-/// Secret type of legacy token Secrets.
-pub const TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
-pub const SA_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
-pub const SA_UID_ANNOTATION: &str = "kubernetes.io/service-account.uid";
 /// Default and minimum lifetime of requested tokens, as kube-apiserver.
 pub const DEFAULT_EXPIRATION: i64 = 3600;
 pub const MIN_EXPIRATION: i64 = 600;

@@ -6,13 +6,11 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{NoHooks, ResourceKind, Strategy};
+use faros_api::meta::CRD_CLEANUP_FINALIZER as CLEANUP_FINALIZER;
 use faros_machinery::schema::StructuralSchema;
 use faros_machinery::status::FieldError;
 use faros_machinery::table::PrinterColumn;
 use faros_machinery::validation::{NameRule, is_dns1123_label, is_dns1123_subdomain};
-
-/// Finalizer that keeps a CRD until all of its objects are gone.
-pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
 
 /// What one CRD serves.
 pub struct CrdKinds {
@@ -115,7 +113,7 @@ pub struct CrdStrategy;
 
 impl CrdStrategy {
     fn set_status(obj: &mut Value) {
-        let now = crate::apiserver::object::now_rfc3339();
+        let now = faros_api::meta::now_rfc3339();
         let names = obj["spec"]["names"].clone();
         let condition = |t: &str, reason: &str, message: &str| {
             json!({"type": t, "status": "True", "reason": reason, "message": message,

@@ -270,7 +270,7 @@ impl Catalog {
         if identity.is_empty() {
             return Vec::new();
         }
-        let cluster = export.value["metadata"]["annotations"][crate::apiserver::object::CLUSTER_ANNOTATION]
+        let cluster = export.value["metadata"]["annotations"][faros_api::tenancy::CLUSTER_ANNOTATION]
             .as_str()
             .unwrap_or_default();
         let mut kinds = Vec::new();

@@ -5,10 +5,12 @@
 use serde_json::Value;
 
 use super::export_view::bindings_prefix;
-use super::{ROOT, logical_cluster_key, resolve, workspaces_prefix};
+use super::{logical_cluster_key, resolve, workspaces_prefix};
 use crate::apiserver::handlers::Ctx;
 use crate::apiserver::object;
 use crate::auth::rbac;
+use faros_api::apis::SCHEMA_IN_USE_FINALIZER;
+use faros_api::tenancy::ROOT;
 use faros_machinery::status::{ApiError, FieldError};
 use faros_machinery::validation::is_dns1123_label;
 use faros_storage::Prefix;
@@ -31,11 +33,7 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
 /// Only the hub lets a schema in use go: removing its in-use finalizer by hand would take
 /// the resource from under every binding that serves it.
 fn check_schema_finalizer(ctx: &Ctx, obj: &Value, old: &Value) -> Result<(), ApiError> {
-    let held = |o: &Value| {
-        object::finalizers(o)
-            .iter()
-            .any(|f| f == super::SCHEMA_IN_USE_FINALIZER)
-    };
+    let held = |o: &Value| object::finalizers(o).iter().any(|f| f == SCHEMA_IN_USE_FINALIZER);
     if ctx.user.is_master() || !held(old) || held(obj) {
         return Ok(());
     }
@@ -45,7 +43,7 @@ fn check_schema_finalizer(ctx: &Ctx, obj: &Value, old: &Value) -> Result<(), Api
         object::name(obj),
         &format!(
             "the hub removes the {} finalizer once no APIBinding serves this schema",
-            super::SCHEMA_IN_USE_FINALIZER
+            SCHEMA_IN_USE_FINALIZER
         ),
     ))
 }

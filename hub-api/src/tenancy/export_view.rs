@@ -33,9 +33,6 @@ const VIEW_VERBS: [&str; 8] = [
     "deletecollection",
 ];
 
-/// Where export views are served.
-pub const PATH_PREFIX: &str = "/services/apiexport/";
-
 /// One export, as its owner sees the binding workspaces.
 pub struct ExportView {
     /// The export's logical cluster.

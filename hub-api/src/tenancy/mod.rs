@@ -20,20 +20,12 @@ use serde_json::{Value, json};
 use crate::apiserver::object;
 use crate::registry::crd::{CrdKinds, CrdStrategy};
 use crate::registry::{ResourceKind, Strategy, WriteEnv};
+use faros_api::apis::{BINDING_FINALIZER, SCHEMA_IN_USE_FINALIZER};
+use faros_api::tenancy::{LOGICAL_CLUSTER_NAME, ROOT, WORKSPACE_FINALIZER};
 use faros_machinery::status::FieldError;
 use faros_machinery::validation::is_dns1123_label;
 use faros_storage::{Cache, Prefix};
 
-/// The logical cluster every path starts from.
-pub const ROOT: &str = "root";
-/// Finalizer on a Workspace until its logical cluster has been emptied.
-pub const WORKSPACE_FINALIZER: &str = "tenancy.kcp.io/workspace-content";
-/// Finalizer on an APIBinding until the objects of its bound resources have been deleted.
-pub const BINDING_FINALIZER: &str = "apis.kcp.io/apibinding-finalizer";
-/// Finalizer on an APIResourceSchema while an APIBinding serves it.
-pub const SCHEMA_IN_USE_FINALIZER: &str = "apis.kcp.io/apiresourceschema-in-use";
-/// Name of the LogicalCluster object inside every logical cluster.
-pub const LOGICAL_CLUSTER_NAME: &str = "cluster";
 /// Longest workspace path accepted, in segments.
 const MAX_DEPTH: usize = 32;
 
@@ -218,7 +210,7 @@ impl Strategy for WorkspaceStrategy {
         if !annotations.is_object() {
             *annotations = json!({});
         }
-        annotations[crate::auth::policy::OWNER_ANNOTATION] = crate::auth::policy::owner_annotation(env.user).into();
+        annotations[faros_api::tenancy::OWNER_ANNOTATION] = env.user.owner_annotation().into();
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
@@ -227,13 +219,13 @@ impl Strategy for WorkspaceStrategy {
             new["spec"][field] = old["spec"][field].clone();
         }
         // ... and who created it.
-        let owner = &old["metadata"]["annotations"][crate::auth::policy::OWNER_ANNOTATION];
+        let owner = &old["metadata"]["annotations"][faros_api::tenancy::OWNER_ANNOTATION];
         if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
             let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
             if let Some(map) = annotations.as_object_mut() {
                 match owner {
-                    Value::String(_) => map.insert(crate::auth::policy::OWNER_ANNOTATION.into(), owner.clone()),
-                    _ => map.remove(crate::auth::policy::OWNER_ANNOTATION),
+                    Value::String(_) => map.insert(faros_api::tenancy::OWNER_ANNOTATION.into(), owner.clone()),
+                    _ => map.remove(faros_api::tenancy::OWNER_ANNOTATION),
                 };
             }
         }
@@ -315,7 +307,7 @@ impl Strategy for APIExportStrategy {
         let view = format!(
             "{}{}{}/{}",
             env.external_url,
-            export_view::PATH_PREFIX,
+            faros_api::apis::VIEW_PATH_PREFIX,
             env.cluster,
             object::name(obj)
         );

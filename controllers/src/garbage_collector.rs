@@ -23,8 +23,8 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::runtime::{Clusters, cluster_of};
-use crate::apiserver::handlers::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
+use crate::runtime::{Clusters, cluster_of};
+use faros_api::meta::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
 
 /// Groups served identically in every workspace, watched once through `/clusters/*`.
 const STATIC_GROUPS: &[&str] = &[
@@ -140,11 +140,11 @@ pub async fn run(clusters: Clusters) {
     // Static kinds, discovered once from root (they are the same everywhere).
     let mut failures = 0;
     let discovery = loop {
-        match Discovery::new(clusters.cluster(crate::tenancy::ROOT)).run().await {
+        match Discovery::new(clusters.cluster(faros_api::tenancy::ROOT)).run().await {
             Ok(d) => break d,
             Err(e) => {
                 tracing::warn!(error = %e, "garbage collector discovery failed; retrying");
-                super::backoff_sleep(&mut failures).await;
+                crate::backoff_sleep(&mut failures).await;
             }
         }
     };

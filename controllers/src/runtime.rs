@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::apiserver::object::CLUSTER_ANNOTATION;
+use faros_api::tenancy::CLUSTER_ANNOTATION;
 
 /// Prefixes every request path with `/clusters/<name>` before handing it to the base client.
 #[derive(Clone)]
@@ -79,10 +79,7 @@ impl Clusters {
     pub fn through_export(&self, workspace: &str, export: &str) -> Clusters {
         Clusters {
             base: self.base.clone(),
-            view: Arc::from(format!(
-                "{}{workspace}/{export}",
-                crate::tenancy::export_view::PATH_PREFIX
-            )),
+            view: Arc::from(format!("{}{workspace}/{export}", faros_api::apis::VIEW_PATH_PREFIX)),
             scoped: Arc::new(Mutex::new(HashMap::new())),
         }
     }

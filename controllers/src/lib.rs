@@ -1,17 +1,21 @@
-//! Controllers: everything that reacts to objects. They are ordinary API clients (kube-rs
-//! over loopback TLS with their own client certificate) and never reach into storage, so the
-//! same code runs in-process with `--all-in-one` or as a separate `hub-api controllers`.
+//! Faros controllers: everything that reacts to objects. They are ordinary API clients
+//! (kube-rs over loopback TLS with their own client certificate) and never reach into
+//! storage, so the same code runs in-process with `--all-in-one` or as a separate
+//! `hub-api controllers`. This crate depends on `faros-api` and `kube`, never on the server.
 
-pub mod agent_lifecycle;
-pub mod apibinding;
-pub mod crd_cleanup;
-pub mod garbage_collector;
-pub mod namespace;
-pub mod registration;
-pub mod runtime;
-pub mod schema_in_use;
-pub mod token;
-pub mod workspace;
+mod agent_lifecycle;
+mod apibinding;
+mod crd_cleanup;
+mod garbage_collector;
+mod namespace;
+mod policy;
+mod registration;
+mod runtime;
+mod schema_in_use;
+mod token;
+mod workspace;
+
+use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -45,8 +49,43 @@ pub async fn loopback_config(
         .context("loading loopback kubeconfig")
 }
 
+/// `--agent-monitor-grace-period` default.
+pub const DEFAULT_AGENT_GRACE_PERIOD: Duration = Duration::from_secs(40);
+
+/// Signs the tokens of legacy ServiceAccount token Secrets; the hub holds the key.
+pub trait TokenSigner: Send + Sync {
+    /// A token for ServiceAccount `account` (name, uid) stored in Secret `secret` (name, uid).
+    fn issue_legacy(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        account: (&str, &str),
+        secret: (&str, &str),
+    ) -> anyhow::Result<String>;
+    /// The CA bundle a token Secret carries as `ca.crt`.
+    fn ca_pem(&self) -> &str;
+}
+
+/// What the controllers are given by the process that runs them.
+#[derive(Clone)]
+pub struct ControllerConfig {
+    /// Without a signer (a process without the hub's signing key), token Secrets are not filled.
+    pub token_signer: Option<Arc<dyn TokenSigner>>,
+    /// How long an agent may go without a heartbeat before it is `Ready=Unknown`.
+    pub agent_grace_period: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> ControllerConfig {
+        ControllerConfig {
+            token_signer: None,
+            agent_grace_period: DEFAULT_AGENT_GRACE_PERIOD,
+        }
+    }
+}
+
 /// Runs every controller until `shutdown` flips.
-pub async fn run_all(config: kube::Config, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_all(config: kube::Config, controllers: ControllerConfig, mut shutdown: watch::Receiver<bool>) {
     let client = loop {
         match kube::Client::try_from(config.clone()) {
             Ok(client) => break client,
@@ -60,7 +99,7 @@ pub async fn run_all(config: kube::Config, mut shutdown: watch::Receiver<bool>) 
     // The edge controllers act as the owner of the edge API's export: they see binding
     // workspaces only through its view, so a workspace's accepted permission claims bound
     // what they may touch there.
-    let edge = clusters.through_export(crate::bootstrap::SYSTEM_PATH, crate::bootstrap::EDGE_EXPORT);
+    let edge = clusters.through_export(faros_api::edge::SYSTEM_PATH, faros_api::edge::EDGE_EXPORT);
     let tasks = vec![
         tokio::spawn(namespace::run(clusters.clone())),
         tokio::spawn(crd_cleanup::run(clusters.clone())),
@@ -69,17 +108,17 @@ pub async fn run_all(config: kube::Config, mut shutdown: watch::Receiver<bool>) 
         tokio::spawn(apibinding::run(clusters.clone())),
         tokio::spawn(schema_in_use::run(clusters.clone())),
         tokio::spawn(registration::run(edge.clone())),
-        tokio::spawn(agent_lifecycle::run(edge)),
-        tokio::spawn(token::run(clusters.clone())),
+        tokio::spawn(agent_lifecycle::run(edge, controllers.agent_grace_period)),
+        tokio::spawn(token::run(clusters.clone(), controllers.token_signer)),
     ];
     // Aborted on shutdown, and also when this task itself is aborted.
     let _tasks: Vec<_> = tasks.into_iter().map(runtime::AbortOnDrop).collect();
-    crate::stopped(&mut shutdown).await;
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Retries a fallible async step forever with capped exponential backoff; used for the
 /// long-running loops of controllers so a hub restart or a transient error never ends them.
-pub async fn backoff_sleep(attempt: &mut u32) {
+pub(crate) async fn backoff_sleep(attempt: &mut u32) {
     let base = Duration::from_millis(200) * 2u32.saturating_pow((*attempt).min(6));
     let capped = base.min(Duration::from_secs(10));
     *attempt = attempt.saturating_add(1);

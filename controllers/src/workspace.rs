@@ -15,9 +15,9 @@ use kube::discovery::{Discovery, Scope, verbs};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::runtime::{self, Clusters, Next, cluster_of};
-use crate::apiserver::object::now_rfc3339;
-use crate::tenancy::{LOGICAL_CLUSTER_NAME, WORKSPACE_FINALIZER};
+use crate::runtime::{self, Clusters, Next, cluster_of};
+use faros_api::meta::now_rfc3339;
+use faros_api::tenancy::{LOGICAL_CLUSTER_NAME, OWNER_ANNOTATION, WORKSPACE_FINALIZER};
 
 pub async fn run(clusters: Clusters) {
     let all = clusters.clone();
@@ -128,18 +128,12 @@ async fn reconcile(ws: Arc<Workspace>, parent: Client, clusters: Clusters) -> Re
         Err(e) => return Err(e),
     }
     // The default RBAC policy, and the creator as the workspace's admin.
-    crate::auth::policy::initialize(
-        &child,
-        ws.annotations()
-            .get(crate::auth::policy::OWNER_ANNOTATION)
-            .map(String::as_str),
-    )
-    .await?;
+    crate::policy::initialize(&child, ws.annotations().get(OWNER_ANNOTATION).map(String::as_str)).await?;
     let Some(type_ref) = ws.spec.type_.clone() else {
         return Ok(Next::Done);
     };
     let type_path = if type_ref.path.is_empty() {
-        crate::tenancy::ROOT.to_string()
+        faros_api::tenancy::ROOT.to_string()
     } else {
         type_ref.path.clone()
     };
@@ -273,7 +267,7 @@ async fn create_as_owner(
 ) -> Result<faros_api::apis::APIBinding, kube::Error> {
     let owner: Option<serde_json::Value> = ws
         .annotations()
-        .get(crate::auth::policy::OWNER_ANNOTATION)
+        .get(OWNER_ANNOTATION)
         .and_then(|o| serde_json::from_str(o).ok());
     let mut request = http::Request::post("/apis/apis.kcp.io/v1alpha1/apibindings")
         .header(http::header::CONTENT_TYPE, "application/json");

@@ -10,8 +10,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::runtime::{self, Clusters, Next, cluster_of};
-use crate::tenancy::SCHEMA_IN_USE_FINALIZER;
+use crate::runtime::{self, Clusters, Next, cluster_of};
+use faros_api::apis::SCHEMA_IN_USE_FINALIZER;
 
 pub async fn run(clusters: Clusters) {
     let all = clusters.clone();

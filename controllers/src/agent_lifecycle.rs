@@ -13,7 +13,7 @@
 //! An agent that reported `AgentStopped` on a clean shutdown keeps that more precise answer.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faros_api::edge::{AGENT_LABEL, Agent, reasons};
@@ -26,52 +26,8 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::runtime::{Clusters, cluster_of};
-use crate::apiserver::object::now_rfc3339;
-
-/// `--agent-monitor-grace-period` default.
-pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(40);
-
-static GRACE_PERIOD: OnceLock<Duration> = OnceLock::new();
-
-/// Sets the grace period (`--agent-monitor-grace-period`) before the controllers start.
-pub fn set_grace_period(grace: Duration) {
-    let _ = GRACE_PERIOD.set(grace);
-}
-
-pub fn grace_period() -> Duration {
-    GRACE_PERIOD.get().copied().unwrap_or(DEFAULT_GRACE_PERIOD)
-}
-
-/// Parses a Go-style duration such as `40s`, `1m30s`, `500ms` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let bad = || format!("invalid duration {text:?} (examples: 40s, 1m30s, 500ms)");
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += Duration::from_secs_f64(number * scale);
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
-}
+use crate::runtime::{Clusters, cluster_of};
+use faros_api::meta::now_rfc3339;
 
 type Key = (String, String, String);
 
@@ -107,8 +63,7 @@ struct Observed {
     leases_synced: bool,
 }
 
-pub async fn run(clusters: Clusters) {
-    let grace = grace_period();
+pub(crate) async fn run(clusters: Clusters, grace: Duration) {
     let state = Arc::new(Mutex::new(Observed::default()));
     tokio::spawn(watch_agents(clusters.clone(), state.clone()));
     tokio::spawn(watch_leases(clusters.clone(), state.clone()));
@@ -273,18 +228,6 @@ async fn watch_leases(clusters: Clusters, state: Arc<Mutex<Observed>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("40s"), Ok(Duration::from_secs(40)));
-        assert_eq!(parse_duration("40"), Ok(Duration::from_secs(40)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("s").is_err());
-    }
 
     fn entry(observed: Instant, ready: Option<Condition>) -> AgentEntry {
         AgentEntry {

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faros_api::edge::{self, Agent, REGISTRATION_LABEL, REVOKE_FINALIZER, Registration, reasons};
+use faros_api::meta::{SA_NAME_ANNOTATION, TOKEN_SECRET_TYPE};
 use faros_api::{Condition, conditions};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -33,16 +34,14 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::runtime::{self, Clusters, Next, cluster_of};
-use crate::apiserver::object::now_rfc3339;
+use crate::runtime::{self, Clusters, Next, cluster_of};
+use faros_api::meta::now_rfc3339;
 
 /// How often a Registration is looked at even when nothing about it changes (its Role is
 /// recomputed from the agents that name it).
 const RESYNC: Duration = Duration::from_secs(300);
 /// How often a Registration waiting for its token is looked at again.
 const TOKEN_POLL: Duration = Duration::from_secs(1);
-const SA_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
-const SA_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
 
 /// (cluster, namespace, name) of an Agent → (its uid, whether it had reported) when last
 /// handled in full.
@@ -341,7 +340,7 @@ async fn manage_registration(reg: Arc<Registration>, client: Client) -> Result<N
 
     let mut secret = Secret {
         metadata: meta(&secret_name, &ns, me.clone(), label),
-        type_: Some(SA_TOKEN_TYPE.into()),
+        type_: Some(TOKEN_SECRET_TYPE.into()),
         ..Default::default()
     };
     secret.metadata.annotations = Some([(SA_NAME_ANNOTATION.to_string(), account.clone())].into());

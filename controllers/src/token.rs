@@ -9,7 +9,7 @@
 //! Minting needs the hub's signing key, which the process that owns it installs with
 //! [`install`]; without it (controllers running out of process) token Secrets stay empty.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
@@ -17,20 +17,12 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::runtime::{self, Clusters, Next, cluster_of};
-use crate::auth::serviceaccount::{SA_NAME_ANNOTATION, SA_UID_ANNOTATION, ServiceAccounts, TOKEN_SECRET_TYPE};
+use crate::TokenSigner;
+use crate::runtime::{self, Clusters, Next, cluster_of};
+use faros_api::meta::{SA_NAME_ANNOTATION, SA_UID_ANNOTATION, TOKEN_SECRET_TYPE};
 
-static SIGNER: OnceLock<Arc<ServiceAccounts>> = OnceLock::new();
-
-/// Gives the controller the hub's ServiceAccount token signer (once per process).
-pub fn install(signer: Option<Arc<ServiceAccounts>>) {
-    if let Some(signer) = signer {
-        let _ = SIGNER.set(signer);
-    }
-}
-
-pub async fn run(clusters: Clusters) {
-    let Some(signer) = SIGNER.get().cloned() else {
+pub(crate) async fn run(clusters: Clusters, signer: Option<Arc<dyn TokenSigner>>) {
+    let Some(signer) = signer else {
         tracing::info!("no ServiceAccount token signer in this process; token Secrets are not filled");
         return;
     };
@@ -45,7 +37,7 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-async fn reconcile(secret: Arc<Secret>, client: Client, signer: Arc<ServiceAccounts>) -> Result<Next, kube::Error> {
+async fn reconcile(secret: Arc<Secret>, client: Client, signer: Arc<dyn TokenSigner>) -> Result<Next, kube::Error> {
     if secret.type_.as_deref() != Some(TOKEN_SECRET_TYPE) || secret.metadata.deletion_timestamp.is_some() {
         return Ok(Next::Done);
     }

@@ -9,8 +9,8 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::runtime::{self, Clusters, Next};
-use crate::registry::crd::CLEANUP_FINALIZER;
+use crate::runtime::{self, Clusters, Next};
+use faros_api::meta::CRD_CLEANUP_FINALIZER as CLEANUP_FINALIZER;
 
 pub async fn run(clusters: Clusters) {
     runtime::run("crd-cleanup", clusters, reconcile).await;

@@ -9,15 +9,11 @@
 //! initialises, together with a ClusterRoleBinding making the workspace's creator (recorded
 //! in the `tenancy.kcp.io/owner` annotation) its cluster-admin.
 
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
-use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 
-use super::User;
-use super::rbac::{BOOTSTRAP_LABEL, BOOTSTRAP_VALUE};
-
-/// Annotation on a Workspace naming who created it (JSON: username, uid, groups).
-pub const OWNER_ANNOTATION: &str = "tenancy.kcp.io/owner";
+/// Label of the default policy objects (as Kubernetes' bootstrap policy).
+pub const BOOTSTRAP_LABEL: &str = "kubernetes.io/bootstrapping";
+pub const BOOTSTRAP_VALUE: &str = "rbac-defaults";
 /// Name of the ClusterRoleBinding that makes a workspace's creator its admin.
 pub const OWNER_BINDING: &str = "workspace-admin";
 
@@ -205,12 +201,7 @@ pub fn collection_of(object: &Value) -> &'static str {
     }
 }
 
-/// The value of [`OWNER_ANNOTATION`] for a creator.
-pub fn owner_annotation(user: &User) -> String {
-    json!({"username": user.name, "uid": user.uid, "groups": user.groups}).to_string()
-}
-
-/// The ClusterRoleBinding making `owner` (an [`OWNER_ANNOTATION`] value) cluster-admin.
+/// The ClusterRoleBinding making `owner` (an [`crate::tenancy::OWNER_ANNOTATION`] value) cluster-admin.
 pub fn owner_binding(owner: &str) -> Option<Value> {
     let owner: Value = serde_json::from_str(owner).ok()?;
     let name = owner["username"].as_str().filter(|n| !n.is_empty())?;
@@ -220,23 +211,4 @@ pub fn owner_binding(owner: &str) -> Option<Value> {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}],
     }))
-}
-
-/// Creates the default policy (and the owner's binding) in the workspace `client` is scoped
-/// to. Objects that exist are left alone.
-pub async fn initialize(client: &kube::Client, owner: Option<&str>) -> Result<(), kube::Error> {
-    let mut objects = default_objects();
-    objects.extend(owner.and_then(owner_binding));
-    for object in objects {
-        let kind = object["kind"].as_str().unwrap_or("ClusterRole");
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind));
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let object: DynamicObject = serde_json::from_value(object).expect("default policy objects are valid");
-        match api.create(&PostParams::default(), &object).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }

@@ -13,9 +13,9 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::runtime::{self, Clusters, Next, cluster_of};
-use crate::apiserver::object::now_rfc3339;
-use crate::tenancy::BINDING_FINALIZER;
+use crate::runtime::{self, Clusters, Next, cluster_of};
+use faros_api::apis::BINDING_FINALIZER;
+use faros_api::meta::now_rfc3339;
 
 pub async fn run(clusters: Clusters) {
     let all = clusters.clone();

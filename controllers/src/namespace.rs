@@ -11,7 +11,7 @@ use kube::discovery::{Discovery, Scope, verbs};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::runtime::{self, Clusters, Next};
+use crate::runtime::{self, Clusters, Next};
 
 pub async fn run(clusters: Clusters) {
     runtime::run("namespace", clusters, reconcile).await;
@@ -49,7 +49,7 @@ async fn reconcile(ns: Arc<Namespace>, client: Client) -> Result<Next, kube::Err
             "status": "True",
             "reason": "SomeResourcesRemain",
             "message": message,
-            "lastTransitionTime": crate::apiserver::object::now_rfc3339(),
+            "lastTransitionTime": faros_api::meta::now_rfc3339(),
         }],
     }});
     let already = ns

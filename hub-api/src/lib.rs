@@ -4,6 +4,7 @@
 //! handlers) → `registry` (what each kind is) → `storage` (cache over a backend).
 //! `controllers` are clients of the API like any other.
 
+pub mod admission;
 pub mod apiserver;
 pub mod auth;
 pub mod bootstrap;

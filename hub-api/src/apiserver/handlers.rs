@@ -14,6 +14,7 @@ use super::object;
 use super::query::{FieldValidation, Propagation, Query, ResourceVersionMatch};
 use super::request::ResourceRequest;
 use super::{Hub, response};
+use crate::admission::{self, Operation};
 use crate::auth::User;
 use crate::registry::ResourceKind;
 use faros_api::meta::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
@@ -106,6 +107,24 @@ impl ClusterSet {
 const MAX_RETRIES: usize = 16;
 
 impl Ctx {
+    /// What admission sees of this request.
+    fn admission(&self, operation: Operation) -> admission::Context<'_> {
+        admission::Context {
+            operation,
+            cluster: &self.cluster,
+            cluster_path: &self.cluster_path,
+            kind: &self.kind,
+            subresource: self.req.subresource.as_deref(),
+            user: &self.user,
+            view_rules: match &self.scope {
+                Scope::Export(access) => Some(&access.rules),
+                Scope::Direct => None,
+            },
+            cache: &self.hub.cache,
+            authorizer: &self.hub.authorizer,
+        }
+    }
+
     fn group(&self) -> &str {
         &self.kind.group
     }
@@ -520,10 +539,12 @@ fn admit(ctx: &Ctx, obj: &mut Value, old: Option<&Value>) -> ApiResult<Vec<Strin
     if !errors.is_empty() {
         return Err(ApiError::invalid(&ctx.kind.kind, ctx.group(), &name, errors));
     }
-    // RBAC writes may not grant what the requester does not hold.
-    crate::auth::admission::check(ctx, obj, old)?;
-    crate::auth::admission::check_binding(ctx, obj, old)?;
-    crate::tenancy::admission::check(ctx, obj, old)?;
+    let operation = if old.is_some() {
+        Operation::Update
+    } else {
+        Operation::Create
+    };
+    admission::validate(&ctx.admission(operation), obj, old)?;
     Ok(warnings)
 }
 
@@ -659,7 +680,7 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<(Value, Vec<Strin
         external_url: &ctx.hub.external_url,
         user: &ctx.user,
     };
-    crate::tenancy::admission::default_on_create(ctx, obj);
+    admission::mutate(&ctx.admission(Operation::Create), obj);
     ctx.kind.strategy.prepare_for_create(obj, &env);
     stamp_cluster(ctx, obj);
     let warnings = admit(ctx, obj, None)?;

@@ -15,7 +15,6 @@
 //!
 //! **What happened** ([`audit`]): one JSON line per request, written off the request path.
 
-pub mod admission;
 pub mod audit;
 pub mod impersonation;
 pub mod jwt;

@@ -9,7 +9,6 @@
 //! `faros-api`. Resources bound through an APIBinding appear as kinds of the binding
 //! cluster, stored under the export's identity.
 
-pub mod admission;
 pub mod export_view;
 
 use std::sync::Arc;

@@ -1,62 +1,45 @@
-//! Admission of tenancy writes that depend on other objects, checked before anything is
-//! stored: a new Workspace's type must exist and its logical cluster must be free, and a CRD
-//! may not take the name of a resource an APIBinding serves in the same workspace.
+//! New Workspaces: the type a workspace gets when it names none, and whether the type it
+//! names exists, may be used here, and fits its parent; and that the logical cluster a master
+//! picks is free.
 
 use serde_json::Value;
 
-use super::export_view::bindings_prefix;
-use super::{logical_cluster_key, resolve, workspaces_prefix};
-use crate::apiserver::handlers::Ctx;
+use super::{Context, Operation, Plugin};
 use crate::apiserver::object;
 use crate::auth::rbac;
-use faros_api::apis::SCHEMA_IN_USE_FINALIZER;
+use crate::tenancy::{logical_cluster_key, resolve, workspaces_prefix};
 use faros_api::tenancy::ROOT;
 use faros_machinery::status::{ApiError, FieldError};
 use faros_machinery::validation::is_dns1123_label;
 use faros_storage::Prefix;
 
-pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
-    if ctx.req.subresource.is_some() {
-        return Ok(());
-    }
-    match (ctx.kind.group.as_str(), ctx.kind.resource.as_str()) {
-        (faros_api::tenancy::GROUP, "workspaces") if old.is_none() => check_new_workspace(ctx, obj),
-        ("apiextensions.k8s.io", "customresourcedefinitions") if old.is_none() => check_crd_names(ctx, obj),
-        (faros_api::apis::GROUP, "apiresourceschemas") => match old {
-            Some(old) => check_schema_finalizer(ctx, obj, old),
-            None => Ok(()),
-        },
-        _ => Ok(()),
+pub(super) struct WorkspaceTypes;
+
+impl WorkspaceTypes {
+    fn handles(ctx: &Context<'_>) -> bool {
+        ctx.operation == Operation::Create
+            && ctx.subresource.is_none()
+            && ctx.is(faros_api::tenancy::GROUP, "workspaces")
     }
 }
 
-/// Only the hub lets a schema in use go: removing its in-use finalizer by hand would take
-/// the resource from under every binding that serves it.
-fn check_schema_finalizer(ctx: &Ctx, obj: &Value, old: &Value) -> Result<(), ApiError> {
-    let held = |o: &Value| object::finalizers(o).iter().any(|f| f == SCHEMA_IN_USE_FINALIZER);
-    if ctx.user.is_master() || !held(old) || held(obj) {
-        return Ok(());
+impl Plugin for WorkspaceTypes {
+    fn mutate(&self, ctx: &Context<'_>, obj: &mut Value) {
+        if Self::handles(ctx) {
+            default_type(ctx, obj);
+        }
     }
-    Err(rbac::forbidden_on(
-        faros_api::apis::GROUP,
-        "apiresourceschemas",
-        object::name(obj),
-        &format!(
-            "the hub removes the {} finalizer once no APIBinding serves this schema",
-            SCHEMA_IN_USE_FINALIZER
-        ),
-    ))
+
+    fn validate(&self, ctx: &Context<'_>, obj: &Value, _old: Option<&Value>) -> Result<(), ApiError> {
+        if Self::handles(ctx) { check(ctx, obj) } else { Ok(()) }
+    }
 }
 
 /// Defaults that depend on other objects, for a new Workspace: naming no type, it gets the
 /// default child type of its parent's type (or of the first type that one extends that has
 /// one); a type named without a path is looked for in this workspace, then in each ancestor
 /// up to root, as kcp does.
-pub fn default_on_create(ctx: &Ctx, obj: &mut Value) {
-    let is_workspace = ctx.kind.group == faros_api::tenancy::GROUP && ctx.kind.resource == "workspaces";
-    if !is_workspace || ctx.req.subresource.is_some() {
-        return;
-    }
+fn default_type(ctx: &Context<'_>, obj: &mut Value) {
     let given = &obj["spec"]["type"];
     let names_none = given.is_null() || (given.is_object() && given["name"].as_str().is_none_or(str::is_empty));
     if names_none && let Some(parent) = parent_type(ctx) {
@@ -79,9 +62,8 @@ pub fn default_on_create(ctx: &Ctx, obj: &mut Value) {
     let reference = &obj["spec"]["type"];
     if let Some(name) = reference["name"].as_str().filter(|n| !n.is_empty())
         && reference["path"].as_str().is_none_or(str::is_empty)
-        && let Some(path) = ancestry(&ctx.cluster_path).find(|path| {
-            resolve(&ctx.hub.cache, path).is_some_and(|c| WorkspaceType::stored(ctx, &c.name, name).is_some())
-        })
+        && let Some(path) = ancestry(ctx.cluster_path)
+            .find(|path| resolve(ctx.cache, path).is_some_and(|c| WorkspaceType::stored(ctx, &c.name, name).is_some()))
     {
         obj["spec"]["type"]["path"] = path.into();
     }
@@ -97,7 +79,7 @@ fn ancestry(path: &str) -> impl Iterator<Item = String> + '_ {
     })
 }
 
-fn check_new_workspace(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
+fn check(ctx: &Context<'_>, obj: &Value) -> Result<(), ApiError> {
     let name = object::name(obj);
     let mut errors = Vec::new();
     let type_name = obj["spec"]["type"]["name"].as_str().unwrap_or_default();
@@ -145,42 +127,15 @@ fn check_new_workspace(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
 
 /// Whether `cluster` is held by any workspace but `name` in the requester's cluster (which,
 /// if it exists, makes this create an AlreadyExists), or exists with no workspace at all.
-fn cluster_in_use(ctx: &Ctx, cluster: &str, name: &str) -> bool {
-    let same = workspaces_prefix().cluster(&ctx.cluster).name(name);
-    let (holders, _, _) = ctx.hub.cache.list(workspaces_prefix().as_str(), None, 0, |o| {
+fn cluster_in_use(ctx: &Context<'_>, cluster: &str, name: &str) -> bool {
+    let same = workspaces_prefix().cluster(ctx.cluster).name(name);
+    let (holders, _, _) = ctx.cache.list(workspaces_prefix().as_str(), None, 0, |o| {
         o.value["spec"]["cluster"] == cluster
     });
     if holders.iter().any(|o| o.key.as_ref() != same) {
         return true;
     }
-    holders.is_empty() && ctx.hub.cache.get(&logical_cluster_key(cluster)).is_some()
-}
-
-/// A CRD may not serve a group and resource that an APIBinding already serves in this
-/// workspace: the bound objects would vanish behind it (kcp refuses it as well).
-fn check_crd_names(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
-    let group = obj["spec"]["group"].as_str().unwrap_or_default();
-    let plural = obj["spec"]["names"]["plural"].as_str().unwrap_or_default();
-    let prefix = bindings_prefix().cluster(&ctx.cluster);
-    let (bindings, _, _) = ctx.hub.cache.list(prefix.as_str(), None, 1, |o| {
-        o.value["status"]["boundResources"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|r| r["group"] == group && r["resource"] == plural)
-    });
-    match bindings.first() {
-        None => Ok(()),
-        Some(binding) => Err(rbac::forbidden_on(
-            "apiextensions.k8s.io",
-            "customresourcedefinitions",
-            object::name(obj),
-            &format!(
-                "{plural}.{group} is already served in this workspace through APIBinding {:?}",
-                object::name(&binding.value)
-            ),
-        )),
-    }
+    holders.is_empty() && ctx.cache.get(&logical_cluster_key(cluster)).is_some()
 }
 
 /// A WorkspaceType found in the cache: where it lives, its name, how to show it, its spec.
@@ -199,15 +154,15 @@ const MAX_EXTENSIONS: usize = 16;
 
 impl WorkspaceType {
     /// The type a `{name, path}` reference names (path defaults to root).
-    fn lookup(ctx: &Ctx, reference: &Value) -> Option<WorkspaceType> {
+    fn lookup(ctx: &Context<'_>, reference: &Value) -> Option<WorkspaceType> {
         Self::lookup_from(ctx, reference, ROOT)
     }
 
     /// The type a reference inside a type names: without a path, one in the same workspace.
-    fn lookup_from(ctx: &Ctx, reference: &Value, base: &str) -> Option<WorkspaceType> {
+    fn lookup_from(ctx: &Context<'_>, reference: &Value, base: &str) -> Option<WorkspaceType> {
         let name = reference["name"].as_str().filter(|n| !n.is_empty())?;
         let path = reference["path"].as_str().filter(|p| !p.is_empty()).unwrap_or(base);
-        let cluster = resolve(&ctx.hub.cache, path)?.name;
+        let cluster = resolve(ctx.cache, path)?.name;
         let spec = Self::stored(ctx, &cluster, name)?;
         Some(WorkspaceType {
             cluster,
@@ -219,16 +174,16 @@ impl WorkspaceType {
     }
 
     /// The spec of WorkspaceType `name` in logical cluster `cluster`, if there is one.
-    fn stored(ctx: &Ctx, cluster: &str, name: &str) -> Option<Value> {
+    fn stored(ctx: &Context<'_>, cluster: &str, name: &str) -> Option<Value> {
         let key = Prefix::resource("tenancy.kcp.io", "workspacetypes")
             .cluster(cluster)
             .name(name);
-        ctx.hub.cache.get(&key).map(|o| o.value["spec"].clone())
+        ctx.cache.get(&key).map(|o| o.value["spec"].clone())
     }
 
     /// This type and every type it extends, transitively; an extended type that does not
     /// exist, or a type extending itself through others, is an error.
-    fn with_extended(self, ctx: &Ctx) -> Result<Vec<WorkspaceType>, String> {
+    fn with_extended(self, ctx: &Context<'_>) -> Result<Vec<WorkspaceType>, String> {
         let mut family = Vec::new();
         self.collect(ctx, &mut Vec::new(), &mut family)?;
         Ok(family)
@@ -237,7 +192,7 @@ impl WorkspaceType {
     /// `chain` is the path of extensions from the first type here, as (cluster, name, shown).
     fn collect(
         self,
-        ctx: &Ctx,
+        ctx: &Context<'_>,
         chain: &mut Vec<(String, String, String)>,
         family: &mut Vec<WorkspaceType>,
     ) -> Result<(), String> {
@@ -289,13 +244,13 @@ impl WorkspaceType {
 /// Types of the workspace itself and of its ancestors may be used by whoever may create
 /// workspaces here; a type anywhere else needs `use` on it in its own workspace (kcp's
 /// verb), so other tenants' types can be neither used nor probed.
-fn may_use(ctx: &Ctx, t: &WorkspaceType) -> bool {
-    let inherited = ancestry(&ctx.cluster_path)
-        .filter_map(|path| resolve(&ctx.hub.cache, &path))
+fn may_use(ctx: &Context<'_>, t: &WorkspaceType) -> bool {
+    let inherited = ancestry(ctx.cluster_path)
+        .filter_map(|path| resolve(ctx.cache, &path))
         .any(|c| c.name == t.cluster);
     inherited || {
         let attrs = rbac::Attributes::resource("use", faros_api::tenancy::GROUP, "workspacetypes", "", &t.name);
-        ctx.hub.authorizer.allows(&ctx.user, &t.cluster, &attrs)
+        ctx.authorizer.allows(ctx.user, &t.cluster, &attrs)
     }
 }
 
@@ -309,7 +264,7 @@ enum Refusal {
 
 /// Whether `selector` (a field of `owner`) admits any type of `set`; references without a
 /// path name types of the owner's workspace.
-fn admits(ctx: &Ctx, owner: &WorkspaceType, selector: &Value, set: &[WorkspaceType]) -> Result<(), Refusal> {
+fn admits(ctx: &Context<'_>, owner: &WorkspaceType, selector: &Value, set: &[WorkspaceType]) -> Result<(), Refusal> {
     if selector["none"] == true {
         return Err(Refusal::NoType);
     }
@@ -336,14 +291,14 @@ fn admits(ctx: &Ctx, owner: &WorkspaceType, selector: &Value, set: &[WorkspaceTy
 
 /// The type of the workspace a request is in: `root` for the root workspace, otherwise
 /// the type its Workspace object in the parent names.
-fn parent_type(ctx: &Ctx) -> Option<WorkspaceType> {
+fn parent_type(ctx: &Context<'_>) -> Option<WorkspaceType> {
     let reference = if ctx.cluster == ROOT {
         serde_json::json!({"name": ROOT, "path": ROOT})
     } else {
-        let marker = ctx.hub.cache.get(&logical_cluster_key(&ctx.cluster))?;
+        let marker = ctx.cache.get(&logical_cluster_key(ctx.cluster))?;
         let owner = &marker.value["spec"]["owner"];
         let (cluster, name) = (owner["cluster"].as_str()?, owner["name"].as_str()?);
-        let workspace = ctx.hub.cache.get(&workspaces_prefix().cluster(cluster).name(name))?;
+        let workspace = ctx.cache.get(&workspaces_prefix().cluster(cluster).name(name))?;
         workspace.value["spec"]["type"].clone()
     };
     WorkspaceType::lookup(ctx, &reference)
@@ -352,7 +307,7 @@ fn parent_type(ctx: &Ctx) -> Option<WorkspaceType> {
 /// What the parent's type allows as children and the child's type as parents (each type
 /// counting as every type it extends), as kcp's `limitAllowedChildren` and
 /// `limitAllowedParents`; the first refusal, if any.
-fn type_limits(ctx: &Ctx, child: &WorkspaceType) -> Result<(), String> {
+fn type_limits(ctx: &Context<'_>, child: &WorkspaceType) -> Result<(), String> {
     let children = child.clone().with_extended(ctx)?;
     // The parent's type was checked when the parent was made; what it extends now is taken
     // as far as it resolves.

@@ -12,20 +12,28 @@
 
 use serde_json::Value;
 
-use super::rbac::{self, Attributes, Rule};
-use crate::apiserver::handlers::{Ctx, Scope};
+use super::{Context, Plugin};
+use crate::auth::rbac::{self, Attributes, Rule};
 use faros_machinery::status::ApiError;
 
-/// Checks an RBAC object about to be written; other kinds pass.
-pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+/// RBAC writes may not grant what the requester does not hold.
+pub(super) struct RbacEscalation;
+
+impl Plugin for RbacEscalation {
+    fn validate(&self, ctx: &Context<'_>, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+        check(ctx, obj, old)
+    }
+}
+
+fn check(ctx: &Context<'_>, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let kind = &ctx.kind;
-    let through_view = matches!(ctx.scope, Scope::Export(_));
+    let through_view = ctx.view_rules.is_some();
     // Masters are trusted, except through an export's view, which is bounded by what the
     // binding workspace shares whoever uses it.
     if !kind.builtin
         || kind.group != rbac::GROUP
         || (ctx.user.is_master() && !through_view)
-        || ctx.req.subresource.is_some()
+        || ctx.subresource.is_some()
     {
         return Ok(());
     }
@@ -55,14 +63,11 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
     {
         return Ok(());
     }
-    let authorizer = &ctx.hub.authorizer;
+    let authorizer = &ctx.authorizer;
     let cluster = &ctx.cluster;
     // Through an export's view, the owner holds what the binding shares with it, and may
     // grant no more than that: no `escalate` or `bind` shortcut.
-    let view_rules = match &ctx.scope {
-        Scope::Export(access) => Some(&access.rules),
-        Scope::Direct => None,
-    };
+    let view_rules = ctx.view_rules;
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     let namespace = if kind.namespaced {
         obj["metadata"]["namespace"].as_str().unwrap_or_default()
@@ -87,7 +92,7 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
     let requested: Vec<Rule> = match kind.resource.as_str() {
         "roles" | "clusterroles" => {
             let escalate = Attributes::resource("escalate", rbac::GROUP, &kind.resource, namespace, name);
-            if view_rules.is_none() && authorizer.allows(&ctx.user, cluster, &escalate) {
+            if view_rules.is_none() && authorizer.allows(ctx.user, cluster, &escalate) {
                 return Ok(());
             }
             let aggregated = obj["aggregationRule"]["clusterRoleSelectors"]
@@ -95,8 +100,8 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
                 .is_some_and(|s| !s.is_empty());
             if aggregated {
                 let owned = match view_rules {
-                    Some(rules) => rules.clone(),
-                    None => authorizer.rules_for(&ctx.user, cluster, namespace),
+                    Some(rules) => rules.to_vec(),
+                    None => authorizer.rules_for(ctx.user, cluster, namespace),
                 };
                 if rbac::uncovered(&owned, &full_authority()).is_empty() {
                     return Ok(());
@@ -116,7 +121,7 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
             let ref_name = role_ref["name"].as_str().unwrap_or_default();
             let resource = if ref_kind == "Role" { "roles" } else { "clusterroles" };
             let bind = Attributes::resource("bind", rbac::GROUP, resource, namespace, ref_name);
-            if view_rules.is_none() && authorizer.allows(&ctx.user, cluster, &bind) {
+            if view_rules.is_none() && authorizer.allows(ctx.user, cluster, &bind) {
                 return Ok(());
             }
             match authorizer.role_ref_rules(cluster, role_ref, namespace) {
@@ -127,8 +132,8 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
         _ => return Ok(()),
     };
     let owned = match view_rules {
-        Some(rules) => rules.clone(),
-        None => authorizer.rules_for(&ctx.user, cluster, namespace),
+        Some(rules) => rules.to_vec(),
+        None => authorizer.rules_for(ctx.user, cluster, namespace),
     };
     let missing = rbac::uncovered(&owned, &requested);
     if missing.is_empty() {
@@ -154,53 +159,6 @@ pub fn check(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError
             lines.join("\n")
         ),
     ))
-}
-
-/// Creating an APIBinding needs `bind` on the APIExport in the export's workspace (as in
-/// kcp): binding grants the export's owner a view into the workspace, and uses the export,
-/// so neither side is chosen by the other alone. A missing export and a refused one answer
-/// alike. Only the hub writes a binding's status. `system:masters` is never checked.
-pub fn check_binding(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
-    let kind = &ctx.kind;
-    if kind.group != faros_api::apis::GROUP || kind.resource != "apibindings" || ctx.user.is_master() {
-        return Ok(());
-    }
-    if ctx.req.subresource.as_deref() == Some("status") {
-        // What a binding serves is decided from its status: only the hub's controllers set it.
-        return Err(rbac::forbidden_on(
-            faros_api::apis::GROUP,
-            "apibindings",
-            obj["metadata"]["name"].as_str().unwrap_or_default(),
-            "the status of an APIBinding is set by the hub",
-        ));
-    }
-    if old.is_some() {
-        return Ok(());
-    }
-    let export = &obj["spec"]["reference"]["export"];
-    let name = export["name"].as_str().unwrap_or_default();
-    let path = export["path"].as_str().filter(|p| !p.is_empty());
-    let denied = || {
-        rbac::forbidden_on(
-            faros_api::apis::GROUP,
-            "apibindings",
-            obj["metadata"]["name"].as_str().unwrap_or_default(),
-            &format!(
-                "no permission to bind to APIExport {}:{name}",
-                path.unwrap_or(&ctx.cluster_path)
-            ),
-        )
-    };
-    let export_cluster = match path {
-        Some(path) => crate::tenancy::resolve(&ctx.hub.cache, path).ok_or_else(denied)?.name,
-        None => ctx.cluster.clone(),
-    };
-    let bind = Attributes::resource("bind", faros_api::apis::GROUP, "apiexports", "", name);
-    if ctx.hub.authorizer.allows(&ctx.user, &export_cluster, &bind) {
-        Ok(())
-    } else {
-        Err(denied())
-    }
 }
 
 /// Whether `new` differs from `old` only in owner references and finalizers (and the

@@ -13,8 +13,8 @@ use axum::response::Response;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::handlers::{self, Ctx};
 use super::object;
+use super::store::{self, Ctx};
 use faros_machinery::status::{ApiError, ApiResult, CauseType, FieldError, Reason};
 use faros_storage::WriteOp;
 
@@ -439,7 +439,7 @@ pub async fn apply_create(ctx: &Ctx, config: Value) -> ApiResult<Response> {
     let mut obj = config.clone();
     let name = ctx.req.name.clone().unwrap_or_default();
     object::meta_mut(&mut obj).insert("name".into(), name.into());
-    let (mut obj, warnings) = handlers::prepare_create(ctx, &mut obj)?;
+    let (mut obj, warnings) = store::prepare_create(ctx, &mut obj)?;
     let list = vec![Entry {
         manager: ctx.query.field_manager.clone().unwrap_or_default(),
         operation: "Apply".into(),
@@ -467,7 +467,7 @@ pub async fn apply_create(ctx: &Ctx, config: Value) -> ApiResult<Response> {
             value: bytes::Bytes::from(serde_json::to_vec(&stored).unwrap_or_default()),
         })
         .await
-        .map_err(|e| handlers::storage_error(ctx, &name, e))?;
+        .map_err(|e| store::storage_error(ctx, &name, e))?;
     object::meta_mut(&mut obj).insert("resourceVersion".into(), outcome.revision.to_string().into());
     Ok(super::response::with_warnings(
         super::response::json(StatusCode::CREATED, &obj),

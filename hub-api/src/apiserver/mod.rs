@@ -5,7 +5,6 @@
 pub mod body;
 pub mod discovery;
 mod gc_support;
-pub mod handlers;
 pub mod managed_fields;
 pub mod object;
 pub mod openapi;
@@ -13,6 +12,7 @@ pub mod patch;
 pub mod query;
 pub mod request;
 pub mod response;
+pub mod store;
 pub mod watch;
 
 use std::sync::Arc;
@@ -254,7 +254,7 @@ async fn route(
                 Some(access) => entered.view.rules(access),
                 None => Vec::new(),
             };
-            let scope = handlers::Scope::Export(Arc::new(handlers::ViewAccess {
+            let scope = store::Scope::Export(Arc::new(store::ViewAccess {
                 view: entered.view,
                 kind: kind.clone(),
                 claim,
@@ -278,7 +278,7 @@ async fn route(
                     .lookup(&cluster.name, &resource.group, &resource.version, &resource.resource)
             }
             .ok_or_else(ApiError::no_such_resource)?;
-            (kind, handlers::Scope::Direct)
+            (kind, store::Scope::Direct)
         }
     };
     if resource.namespace.is_some() && !kind.namespaced {
@@ -290,7 +290,7 @@ async fn route(
         return Err(ApiError::no_such_resource());
     }
     let representation = body::negotiate(&parts.headers)?;
-    let ctx = handlers::Ctx {
+    let ctx = store::Ctx {
         hub: hub.clone(),
         cluster: cluster.name,
         cluster_path: cluster.path,
@@ -303,10 +303,10 @@ async fn route(
         scope,
     };
     // Reviews and TokenRequest are answered by auth, not stored.
-    if matches!(ctx.scope, handlers::Scope::Direct) && crate::auth::reviews::handles(&ctx) {
+    if matches!(ctx.scope, store::Scope::Direct) && crate::auth::reviews::handles(&ctx) {
         return Ok(crate::auth::reviews::serve(ctx, body).await);
     }
-    Ok(handlers::serve(ctx, body).await)
+    Ok(store::serve(ctx, body).await)
 }
 
 fn group_resource(group: &str, resource: &str) -> String {

@@ -5,7 +5,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::body;
-use super::handlers::Ctx;
+use super::store::Ctx;
 use faros_machinery::status::{ApiError, ApiResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

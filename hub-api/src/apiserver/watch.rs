@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::body::Representation;
-use super::handlers::{ClusterSet, Ctx, Filter, Scope, ViewAccess};
 use super::object;
 use super::query::ResourceVersionMatch;
+use super::store::{ClusterSet, Ctx, Filter, Scope, ViewAccess};
 use crate::registry::ResourceKind;
 use crate::tenancy::export_view::bindings_prefix;
 use faros_machinery::status::{ApiError, ApiResult};
@@ -60,7 +60,7 @@ impl Encoder {
                 );
                 encode_event(event_type, &t)
             }
-            Representation::Metadata => encode_event(event_type, &super::handlers::partial_metadata(obj)),
+            Representation::Metadata => encode_event(event_type, &super::store::partial_metadata(obj)),
             Representation::Object => match shared {
                 Some(e) if e.kind.as_str() == event_type => e.encoded().clone(),
                 _ => encode_event(event_type, obj),

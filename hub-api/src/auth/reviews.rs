@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::rbac::{Attributes, ResourceAttributes, Rule};
 use super::serviceaccount::{BoundObject, DEFAULT_EXPIRATION, MIN_EXPIRATION, TokenSpec};
-use crate::apiserver::handlers::Ctx;
+use crate::apiserver::store::Ctx;
 use crate::apiserver::{body, response};
 use crate::registry::{ResourceKind, Strategy};
 use faros_machinery::status::{ApiError, ApiResult, FieldError};

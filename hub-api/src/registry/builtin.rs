@@ -108,6 +108,14 @@ impl Strategy for NamespaceStrategy {
     fn selectable_fields(&self) -> &[&'static str] {
         &["status.phase"]
     }
+    fn prepare_for_delete(&self, obj: &mut Value) -> bool {
+        let terminating = obj["status"]["phase"] == "Terminating";
+        obj["status"]["phase"] = "Terminating".into();
+        !terminating
+    }
+    fn blocks_deletion(&self, obj: &Value) -> bool {
+        obj["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty())
+    }
 }
 
 struct SecretStrategy;

@@ -52,6 +52,16 @@ pub trait Strategy: Send + Sync {
     fn selectable_fields(&self) -> &[&'static str] {
         &[]
     }
+    /// Marks an object whose deletion has begun (a Namespace turns `Terminating`); true when
+    /// it changed anything.
+    fn prepare_for_delete(&self, _obj: &mut Value) -> bool {
+        false
+    }
+    /// Whether an object whose `metadata.finalizers` are all gone must still wait before it
+    /// is removed (a Namespace waits for its `spec.finalizers`).
+    fn blocks_deletion(&self, _obj: &Value) -> bool {
+        false
+    }
     /// The verbs the kind supports, when not all of them (e.g. create-only reviews).
     fn verbs(&self) -> Option<&'static [&'static str]> {
         None

@@ -1,0 +1,150 @@
+//! The decoded request every verb works from, and under whose authority it acts.
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::list::partial_metadata;
+use crate::admission::{self, Operation};
+use crate::apiserver::body::Representation;
+use crate::apiserver::object;
+use crate::apiserver::query::Query;
+use crate::apiserver::request::ResourceRequest;
+use crate::apiserver::{Hub, response};
+use crate::auth::User;
+use crate::registry::ResourceKind;
+use faros_machinery::status::ApiError;
+use faros_machinery::table;
+
+/// Everything about one resource request, decoded.
+pub struct Ctx {
+    pub hub: Arc<Hub>,
+    /// The logical cluster the request is served from ("*" for the wildcard view).
+    pub cluster: String,
+    /// Its workspace path, e.g. `root:acme`.
+    pub cluster_path: String,
+    pub req: ResourceRequest,
+    pub kind: Arc<ResourceKind>,
+    pub query: Query,
+    pub user: User,
+    pub headers: HeaderMap,
+    pub representation: Representation,
+    pub scope: Scope,
+}
+
+/// Under whose authority a request acts in its cluster.
+pub enum Scope {
+    /// The requester's own RBAC in the cluster (checked before the handlers run).
+    Direct,
+    /// An APIExport owner's, through the export's view.
+    Export(Arc<ViewAccess>),
+}
+
+/// What the export's owner may reach with one request through the export's view.
+pub struct ViewAccess {
+    pub view: Arc<crate::tenancy::export_view::ExportView>,
+    /// The requested kind.
+    pub kind: Arc<ResourceKind>,
+    /// The claim granting it (None: one of the export's own resources).
+    pub claim: Option<faros_api::apis::PermissionClaim>,
+    /// What the owner holds in the (single) target cluster, as RBAC rules.
+    pub rules: Vec<crate::auth::rbac::Rule>,
+}
+
+impl ViewAccess {
+    /// Whether `cluster` shares the kind with the owner (as of `revision`, if given).
+    pub fn shared_in(&self, cache: &faros_storage::Cache, cluster: &str, revision: Option<u64>) -> bool {
+        self.view
+            .access_in(cache, cluster, revision)
+            .is_some_and(|access| access.allows(&self.kind, self.claim.as_ref()))
+    }
+
+    /// Every cluster sharing the kind with the owner (as of `revision`, if given).
+    pub fn clusters(&self, cache: &faros_storage::Cache, revision: Option<u64>) -> ClusterSet {
+        ClusterSet {
+            clusters: self
+                .view
+                .clusters_sharing(cache, &self.kind, self.claim.as_ref(), revision),
+        }
+    }
+}
+
+impl Scope {
+    /// Across all clusters, the clusters whose objects the request may see (as of
+    /// `revision`, if given); None when not restricted. Through an export's view, only the
+    /// clusters whose bindings share the kind now.
+    pub fn visible_clusters(&self, cache: &faros_storage::Cache, revision: Option<u64>) -> Option<ClusterSet> {
+        match self {
+            Scope::Export(access) => Some(access.clusters(cache, revision)),
+            Scope::Direct => None,
+        }
+    }
+}
+
+/// Logical clusters a cross-cluster list or watch is restricted to.
+pub struct ClusterSet {
+    pub clusters: std::collections::HashSet<String>,
+}
+
+impl ClusterSet {
+    /// Whether the object at `key` is in the set.
+    pub fn admits(&self, key: &str) -> bool {
+        faros_storage::Key::parse(key).is_some_and(|k| self.clusters.contains(k.cluster))
+    }
+}
+
+impl Ctx {
+    /// What admission sees of this request.
+    pub(super) fn admission(&self, operation: Operation) -> admission::Context<'_> {
+        admission::Context {
+            operation,
+            cluster: &self.cluster,
+            cluster_path: &self.cluster_path,
+            kind: &self.kind,
+            subresource: self.req.subresource.as_deref(),
+            user: &self.user,
+            view_rules: match &self.scope {
+                Scope::Export(access) => Some(&access.rules),
+                Scope::Direct => None,
+            },
+            cache: &self.hub.cache,
+            authorizer: &self.hub.authorizer,
+        }
+    }
+
+    pub(super) fn group(&self) -> &str {
+        &self.kind.group
+    }
+
+    pub(super) fn resource(&self) -> &str {
+        &self.kind.resource
+    }
+
+    pub(super) fn key(&self, name: &str) -> String {
+        object::storage_key(&self.kind, &self.cluster, self.req.namespace.as_deref(), name)
+    }
+
+    pub(super) fn not_found(&self, name: &str) -> ApiError {
+        ApiError::not_found(self.group(), self.resource(), name)
+    }
+
+    pub(super) fn with_status_code(&self, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
+        let body = if self.representation == Representation::Table {
+            let include = table::IncludeObject::parse(self.query.include_object.as_deref()).unwrap_or_default();
+            self.kind.table_convertor().table(
+                std::iter::once(obj),
+                include,
+                json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
+                true,
+                jiff::Timestamp::now(),
+            )
+        } else if self.representation == Representation::Metadata {
+            partial_metadata(obj)
+        } else {
+            obj.clone()
+        };
+        response::with_warnings(response::json(code, &body), warnings)
+    }
+}

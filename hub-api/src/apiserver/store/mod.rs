@@ -1,0 +1,232 @@
+//! The one generic REST store: get, list, create, update, patch, delete and deletecollection
+//! for every kind, one file per verb. Kind-specific behaviour comes only from the kind's data
+//! and strategy; watches are served by `apiserver::watch`.
+
+mod context;
+mod create;
+mod delete;
+mod filter;
+mod get;
+mod list;
+mod patch;
+mod update;
+
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+pub(crate) use context::{ClusterSet, Ctx, Scope, ViewAccess};
+pub(crate) use create::prepare_create;
+pub(crate) use filter::Filter;
+pub(crate) use list::partial_metadata;
+
+use crate::admission::{self, Operation};
+use crate::apiserver::body::{self};
+use crate::apiserver::object;
+use crate::apiserver::query::FieldValidation;
+use faros_api::tenancy::CLUSTER_ANNOTATION;
+use faros_machinery::status::{ApiError, ApiResult, FieldError, Reason};
+use faros_machinery::validation::validate_object_meta;
+use faros_storage::StorageError;
+
+/// How many times a patch or delete re-reads and retries after losing a write race.
+pub(super) const MAX_RETRIES: usize = 16;
+
+pub async fn serve(ctx: Ctx, body: axum::body::Body) -> Response {
+    let result = match ctx.req.verb {
+        "get" => get::get(&ctx),
+        "list" => list::list(&ctx),
+        "watch" => return crate::apiserver::watch::serve(ctx).await,
+        "create" => create::create(&ctx, body).await,
+        "update" => update::update(&ctx, body).await,
+        "patch" => patch::patch(&ctx, body).await,
+        "delete" => delete::delete(&ctx, body).await,
+        "deletecollection" => delete::delete_collection(&ctx, body).await,
+        _ => Err(ApiError::method_not_allowed("unsupported verb")),
+    };
+    result.unwrap_or_else(crate::apiserver::response::error)
+}
+
+pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// Why a write to an existing object failed: it lost a race with another writer (retried on
+/// a fresh read when the client gave no precondition), or it was refused.
+pub(super) enum WriteError {
+    Raced,
+    Refused(ApiError),
+}
+
+impl From<ApiError> for WriteError {
+    fn from(e: ApiError) -> WriteError {
+        WriteError::Refused(e)
+    }
+}
+
+impl WriteError {
+    /// What the client is told.
+    pub(super) fn into_api(self, ctx: &Ctx, name: &str) -> ApiError {
+        match self {
+            WriteError::Raced => storage_error(ctx, name, StorageError::Conflict),
+            WriteError::Refused(e) => e,
+        }
+    }
+}
+
+/// A storage failure of a conditional write to an existing object.
+pub(super) fn write_failure(ctx: &Ctx, name: &str, e: StorageError) -> WriteError {
+    match e {
+        StorageError::Conflict => WriteError::Raced,
+        e => WriteError::Refused(storage_error(ctx, name, e)),
+    }
+}
+
+pub fn storage_error(ctx: &Ctx, name: &str, e: StorageError) -> ApiError {
+    match e {
+        StorageError::AlreadyExists => ApiError::already_exists(ctx.group(), ctx.resource(), name),
+        StorageError::NotFound => ctx.not_found(name),
+        StorageError::Conflict => ApiError::conflict(
+            ctx.group(),
+            ctx.resource(),
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ),
+        StorageError::Unavailable(msg) => {
+            let mut err = ApiError::new(Reason::ServiceUnavailable, format!("storage is unavailable: {msg}"));
+            err.retry_after = Some(1);
+            err
+        }
+    }
+}
+
+/// Checks that apiVersion/kind in a body, when given, name this endpoint's kind.
+pub(super) fn check_type(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
+    let api_version = ctx.kind.api_version();
+    let given_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let given_kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    if (!given_version.is_empty() && given_version != api_version)
+        || (!given_kind.is_empty() && given_kind != ctx.kind.kind)
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({given_version}) does not match the expected API version ({api_version}) or the kind ({given_kind}) does not match {}",
+            ctx.kind.kind
+        )));
+    }
+    obj["apiVersion"] = api_version.into();
+    obj["kind"] = ctx.kind.kind.clone().into();
+    if !obj.get("metadata").is_none_or(Value::is_object) {
+        return Err(ApiError::bad_request("metadata must be an object"));
+    }
+    Ok(())
+}
+
+/// Validation, pruning and defaulting shared by every write. Returns warnings.
+pub(super) fn admit(ctx: &Ctx, obj: &mut Value, old: Option<&Value>) -> ApiResult<Vec<String>> {
+    let name = object::name(obj).to_string();
+    let mut unknown = Vec::new();
+    if let Some(result) = ctx.kind.strategy.normalize(obj) {
+        let (normalized, dropped) =
+            result.map_err(|e| ApiError::bad_request(format!("{} in body is invalid: {e}", ctx.kind.kind)))?;
+        *obj = normalized;
+        unknown.extend(dropped);
+    }
+    if let Some(schema) = &ctx.kind.schema {
+        unknown.extend(
+            schema
+                .prune(obj)
+                .into_iter()
+                .map(|p| p.trim_start_matches('.').to_string()),
+        );
+        schema.apply_defaults(obj);
+    }
+    let mut warnings = Vec::new();
+    if !unknown.is_empty() {
+        match ctx.query.field_validation {
+            FieldValidation::Strict => {
+                let detail = unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(ApiError::bad_request(format!("strict decoding error: {detail}")));
+            }
+            FieldValidation::Warn => warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\""))),
+            FieldValidation::Ignore => {}
+        }
+    }
+    let mut errors = validate_object_meta(&obj["metadata"], ctx.kind.namespaced, ctx.kind.name_rule);
+    if let Some(schema) = &ctx.kind.schema {
+        errors.extend(schema.validate(obj));
+    }
+    errors.extend(ctx.kind.strategy.validate(obj, old));
+    if let Some(old) = old {
+        let new_finalizers = object::finalizers(obj);
+        let old_finalizers = object::finalizers(old);
+        if object::is_deleting(old) && new_finalizers.iter().any(|f| !old_finalizers.contains(f)) {
+            errors.push(FieldError::forbidden(
+                "metadata.finalizers",
+                "no new finalizers can be added if the object is being deleted",
+            ));
+        }
+    }
+    let mut seen_owners = std::collections::HashSet::new();
+    for owner in obj["metadata"]["ownerReferences"].as_array().into_iter().flatten() {
+        if !seen_owners.insert(owner["uid"].as_str().unwrap_or_default().to_string()) {
+            warnings.push(format!(
+                ".metadata.ownerReferences contains duplicate entries; API server dedups owner references, uid={}",
+                owner["uid"]
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(&ctx.kind.kind, ctx.group(), &name, errors));
+    }
+    let operation = if old.is_some() {
+        Operation::Update
+    } else {
+        Operation::Create
+    };
+    admission::validate(&ctx.admission(operation), obj, old)?;
+    Ok(warnings)
+}
+
+/// Refuses new objects in a namespace that is missing or being deleted.
+pub(super) fn check_namespace(ctx: &Ctx, ns: &str) -> ApiResult<()> {
+    let key = faros_storage::Prefix::resource("", "namespaces")
+        .cluster(&ctx.cluster)
+        .name(ns);
+    match ctx.hub.cache.get(&key) {
+        None => Err(ApiError::not_found("", "namespaces", ns)),
+        Some(namespace) if object::is_deleting(&namespace.value) => Err(ApiError::forbidden(format!(
+            "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            ctx.resource(),
+            ctx.req.name.as_deref().unwrap_or_default()
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+pub(super) async fn read_object(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Value> {
+    let bytes = body::read(body).await?;
+    body::decode_object(&bytes, &body::content_type(&ctx.headers))
+}
+
+pub(super) fn encode_for_storage(obj: &Value) -> Bytes {
+    let mut stored = obj.clone();
+    if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    Bytes::from(serde_json::to_vec(&stored).unwrap_or_default())
+}
+
+pub(super) fn stamp_cluster(ctx: &Ctx, obj: &mut Value) {
+    let meta = object::meta_mut(obj);
+    let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    if let Some(map) = annotations.as_object_mut() {
+        map.insert(CLUSTER_ANNOTATION.into(), ctx.cluster.clone().into());
+    }
+}

@@ -1,0 +1,164 @@
+//! PUT, and the update rules every write to an existing object follows.
+
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::Value;
+
+use super::context::Ctx;
+use super::{
+    WriteError, admit, check_type, encode_for_storage, read_object, stamp_cluster, storage_error, write_failure,
+};
+use crate::apiserver::object;
+use faros_machinery::status::{ApiError, ApiResult, FieldError};
+use faros_storage::{Object, StorageError, WriteOp};
+
+pub(super) async fn update(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Response> {
+    let name = ctx.req.name.clone().unwrap_or_default();
+    let mut obj = read_object(ctx, body).await?;
+    check_type(ctx, &mut obj)?;
+    let body_name = object::name(&obj);
+    if !body_name.is_empty() && body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    let precondition = crate::apiserver::query::parse_revision(obj["metadata"]["resourceVersion"].as_str())?;
+    if precondition.is_none() && !ctx.kind.allow_unconditional_update {
+        return Err(ApiError::invalid(
+            &ctx.kind.kind,
+            &ctx.kind.group,
+            &name,
+            vec![FieldError::invalid(
+                "metadata.resourceVersion",
+                "0x0: must be specified for an update",
+            )],
+        ));
+    }
+    let current = ctx.hub.cache.get(&ctx.key(&name)).ok_or_else(|| ctx.not_found(&name))?;
+    write_update(ctx, &current, obj, precondition, false)
+        .await
+        .map_err(|e| e.into_api(ctx, &name))
+}
+
+/// Applies the update rules (immutable fields, subresource split, generation, finalizers)
+/// to `new` against `current`, validates, and stores it.
+/// `applied`: `new` comes from server-side apply, which already computed its managedFields.
+pub(super) async fn write_update(
+    ctx: &Ctx,
+    current: &Object,
+    mut new: Value,
+    precondition: Option<u64>,
+    applied: bool,
+) -> Result<Response, WriteError> {
+    let applied_fields = applied.then(|| new["metadata"]["managedFields"].clone());
+    let name = object::name(&current.value).to_string();
+    if let Some(rv) = precondition
+        && rv != current.mod_revision
+    {
+        return Err(storage_error(ctx, &name, StorageError::Conflict).into());
+    }
+    let old = &current.value;
+    let subresource = ctx.req.subresource.as_deref();
+    match subresource {
+        Some("status") => {
+            // Only status changes through the status subresource.
+            let status = new.get("status").cloned();
+            let mut merged = old.clone();
+            match status {
+                Some(status) => merged["status"] = status,
+                None => {
+                    if let Some(map) = merged.as_object_mut() {
+                        map.remove("status");
+                    }
+                }
+            }
+            new = merged;
+        }
+        Some("finalize") => {
+            let finalizers = new["spec"]["finalizers"].clone();
+            let mut merged = old.clone();
+            merged["spec"]["finalizers"] = finalizers;
+            new = merged;
+        }
+        _ => {
+            if ctx.kind.status_subresource {
+                match old.get("status") {
+                    Some(status) => new["status"] = status.clone(),
+                    None => {
+                        if let Some(map) = new.as_object_mut() {
+                            map.remove("status");
+                        }
+                    }
+                }
+            }
+            ctx.kind.strategy.prepare_for_update(&mut new, old);
+        }
+    }
+    {
+        let old_meta = &old["metadata"];
+        let meta = object::meta_mut(&mut new);
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "namespace",
+            "name",
+            "generation",
+        ] {
+            match old_meta.get(field) {
+                Some(v) => meta.insert(field.into(), v.clone()),
+                None => meta.remove(field),
+            };
+        }
+        meta.remove("resourceVersion");
+        meta.remove("selfLink");
+    }
+    stamp_cluster(ctx, &mut new);
+    if subresource.is_none() && object::spec_changed(&new, old, ctx.kind.status_subresource) {
+        let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+        object::meta_mut(&mut new).insert("generation".into(), generation.into());
+    }
+    let warnings = admit(ctx, &mut new, Some(old))?;
+    match applied_fields {
+        Some(fields) if fields.is_array() => {
+            object::meta_mut(&mut new).insert("managedFields".into(), fields);
+        }
+        Some(_) => {
+            object::meta_mut(&mut new).remove("managedFields");
+        }
+        None => crate::apiserver::managed_fields::record_update(ctx, &mut new, Some(old)),
+    }
+    object::meta_mut(&mut new).insert("resourceVersion".into(), current.mod_revision.to_string().into());
+    if object::same_content(&new, old) {
+        // A no-op write keeps the resourceVersion and wakes no watcher.
+        return Ok(ctx.with_status_code(StatusCode::OK, old, &warnings));
+    }
+    if ctx.query.dry_run {
+        return Ok(ctx.with_status_code(StatusCode::OK, &new, &warnings));
+    }
+    // Removing the last finalizer of an object being deleted completes the deletion.
+    if object::is_deleting(&new) && object::finalizers(&new).is_empty() && !ctx.kind.strategy.blocks_deletion(&new) {
+        ctx.hub
+            .cache
+            .write(WriteOp::Delete {
+                key: current.key.to_string(),
+                expected: current.mod_revision,
+            })
+            .await
+            .map_err(|e| write_failure(ctx, &name, e))?;
+        return Ok(ctx.with_status_code(StatusCode::OK, &new, &warnings));
+    }
+    let outcome = ctx
+        .hub
+        .cache
+        .write(WriteOp::Update {
+            key: current.key.to_string(),
+            value: encode_for_storage(&new),
+            expected: current.mod_revision,
+        })
+        .await
+        .map_err(|e| write_failure(ctx, &name, e))?;
+    object::meta_mut(&mut new).insert("resourceVersion".into(), outcome.revision.to_string().into());
+    Ok(ctx.with_status_code(StatusCode::OK, &new, &warnings))
+}

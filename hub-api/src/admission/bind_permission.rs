@@ -50,7 +50,7 @@ fn check(ctx: &Context<'_>, obj: &Value, old: Option<&Value>) -> Result<(), ApiE
         )
     };
     let export_cluster = match path {
-        Some(path) => crate::tenancy::resolve(ctx.cache, path).ok_or_else(denied)?.name,
+        Some(path) => crate::tenancy::resolve(ctx.cache, path).ok_or_else(denied)?.name.into(),
         None => ctx.cluster.to_string(),
     };
     let bind = Attributes::resource("bind", faros_api::apis::GROUP, "apiexports", "", name);

@@ -162,7 +162,7 @@ impl WorkspaceType {
     fn lookup_from(ctx: &Context<'_>, reference: &Value, base: &str) -> Option<WorkspaceType> {
         let name = reference["name"].as_str().filter(|n| !n.is_empty())?;
         let path = reference["path"].as_str().filter(|p| !p.is_empty()).unwrap_or(base);
-        let cluster = resolve(ctx.cache, path)?.name;
+        let cluster: String = resolve(ctx.cache, path)?.name.into();
         let spec = Self::stored(ctx, &cluster, name)?;
         Some(WorkspaceType {
             cluster,
@@ -247,7 +247,7 @@ impl WorkspaceType {
 fn may_use(ctx: &Context<'_>, t: &WorkspaceType) -> bool {
     let inherited = ancestry(ctx.cluster_path)
         .filter_map(|path| resolve(ctx.cache, &path))
-        .any(|c| c.name == t.cluster);
+        .any(|c| c.name == t.cluster.as_str());
     inherited || {
         let attrs = rbac::Attributes::resource("use", faros_api::tenancy::GROUP, "workspacetypes", "", &t.name);
         ctx.authorizer.allows(ctx.user, &t.cluster, &attrs)

@@ -9,12 +9,13 @@ use super::store::Ctx;
 /// and Orphan deletes ask, so a scan of the cache is acceptable; without dependents those
 /// deletes complete at once instead of waiting for the garbage collector.
 pub fn may_have_dependents(ctx: &Ctx, obj: &Value) -> bool {
+    let cluster = ctx.cluster.name();
     let uid = object::uid(obj);
     if uid.is_empty() {
         return false;
     }
     let (found, _, _) = ctx.hub.cache.list("/", None, 1, |candidate| {
-        candidate.value["metadata"]["annotations"][faros_api::tenancy::CLUSTER_ANNOTATION] == ctx.cluster.as_str()
+        candidate.value["metadata"]["annotations"][faros_api::tenancy::CLUSTER_ANNOTATION] == cluster
             && candidate.value["metadata"]["ownerReferences"]
                 .as_array()
                 .is_some_and(|owners| owners.iter().any(|o| o["uid"] == uid))

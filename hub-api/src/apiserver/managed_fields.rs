@@ -456,7 +456,7 @@ pub async fn apply_create(ctx: &Ctx, config: Value) -> ApiResult<Response> {
         ));
     }
     let name = object::name(&obj).to_string();
-    let key = object::storage_key(&ctx.kind, &ctx.cluster, ctx.req.namespace.as_deref(), &name);
+    let key = ctx.key(&name)?;
     let mut stored = obj.clone();
     object::meta_mut(&mut stored).remove("resourceVersion");
     let outcome = ctx

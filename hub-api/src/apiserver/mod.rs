@@ -27,6 +27,7 @@ use tokio::sync::watch as signal;
 use crate::auth::{Authenticator, Outcome, User};
 use crate::registry::{Catalog, ResourceKind};
 use crate::tenancy;
+use crate::tenancy::ClusterScope;
 use crate::tenancy::export_view::{Access, ExportView};
 use faros_machinery::status::{ApiError, ApiResult};
 use faros_storage::Cache;
@@ -122,18 +123,15 @@ pub fn version_info(version: &str) -> serde_json::Value {
 
 /// Resolves a workspace path to its logical cluster. Unknown workspaces and those the user
 /// may not enter answer identically, so existence does not leak.
-fn resolve_cluster(hub: &Hub, user: &User, target: &ClusterTarget) -> ApiResult<tenancy::LogicalClusterRef> {
+fn resolve_cluster(hub: &Hub, user: &User, target: &ClusterTarget) -> ApiResult<ClusterScope> {
     let denied = || ApiError::forbidden("workspace access not permitted");
     match target {
-        ClusterTarget::Wildcard if user.is_master() => Ok(tenancy::LogicalClusterRef {
-            name: "*".into(),
-            path: "*".into(),
-        }),
+        ClusterTarget::Wildcard if user.is_master() => Ok(ClusterScope::All),
         ClusterTarget::Wildcard => Err(denied()),
         ClusterTarget::Path(path) => {
             let cluster = tenancy::resolve(&hub.cache, path).ok_or_else(denied)?;
             if hub.authorizer.may_enter(user, &cluster.name) {
-                Ok(cluster)
+                Ok(ClusterScope::One(cluster))
             } else {
                 Err(denied())
             }
@@ -143,7 +141,7 @@ fn resolve_cluster(hub: &Hub, user: &User, target: &ClusterTarget) -> ApiResult<
 
 /// A request that passed the workspace gate: where it goes and as whom.
 struct Entered {
-    cluster: tenancy::LogicalClusterRef,
+    cluster: ClusterScope,
     user: User,
     /// Set when the request goes through an APIExport's view.
     view: Option<EnteredView>,
@@ -184,8 +182,8 @@ async fn route(
         }
     };
     let Entered { cluster, user, view } = entered;
-    record.workspace = cluster.path.clone();
-    record.cluster = cluster.name.clone();
+    record.workspace = cluster.path().to_string();
+    record.cluster = cluster.name().to_string();
     if let Some(entered) = &view {
         record.api_export = Some(format!("{}:{}", entered.view.cluster, entered.view.name));
     }
@@ -193,7 +191,7 @@ async fn route(
         Target::NonResource(path) => {
             let verb = crate::auth::rbac::non_resource_verb(&parts.method);
             record.verb = verb.clone();
-            if cluster.name != "*" && view.is_none() {
+            if let (ClusterScope::One(cluster), None) = (&cluster, &view) {
                 hub.authorizer.check(
                     &user,
                     &cluster.name,
@@ -212,8 +210,10 @@ async fn route(
                     access: Some(access),
                 }) => view.kinds_shared(access),
                 Some(entered) => entered.view.kinds(),
-                None if cluster.name == "*" => return Err(ApiError::no_such_resource()),
-                None => hub.catalog.all_kinds(&cluster.name),
+                None => match &cluster {
+                    ClusterScope::All => return Err(ApiError::no_such_resource()),
+                    ClusterScope::One(cluster) => hub.catalog.all_kinds(&cluster.name),
+                },
             };
             return non_resource(&hub, &kinds, &info.base, &path, &parts.headers);
         }
@@ -227,7 +227,7 @@ async fn route(
     record.subresource = resource.subresource.clone().unwrap_or_default();
     record.namespace = resource.namespace.clone().unwrap_or_default();
     record.name = attributes.resource.as_ref().map(|r| r.name.clone()).unwrap_or_default();
-    if cluster.name == "*" && !matches!(resource.verb, "list" | "watch") {
+    if cluster == ClusterScope::All && !matches!(resource.verb, "list" | "watch") {
         return Err(ApiError::method_not_allowed(
             "only list and watch are supported across all workspaces",
         ));
@@ -265,17 +265,18 @@ async fn route(
         None => {
             // Authorized before the kind is looked up, as kube-apiserver does: without
             // permission, a resource that does not exist looks the same as one that does.
-            if cluster.name != "*" {
-                hub.authorizer.check(&user, &cluster.name, &attributes)?;
-            }
-            let kind = if cluster.name == "*" {
+            let kind = match &cluster {
+                ClusterScope::One(cluster) => {
+                    hub.authorizer.check(&user, &cluster.name, &attributes)?;
+                    hub.catalog
+                        .lookup(&cluster.name, &resource.group, &resource.version, &resource.resource)
+                }
                 // The wildcard view serves kinds that mean the same everywhere: built-in and
                 // system kinds, and resources exported under one identity.
-                hub.catalog
-                    .lookup_wildcard(&resource.group, &resource.version, &resource.resource)
-            } else {
-                hub.catalog
-                    .lookup(&cluster.name, &resource.group, &resource.version, &resource.resource)
+                ClusterScope::All => {
+                    hub.catalog
+                        .lookup_wildcard(&resource.group, &resource.version, &resource.resource)
+                }
             }
             .ok_or_else(ApiError::no_such_resource)?;
             (kind, store::Scope::Direct)
@@ -292,8 +293,7 @@ async fn route(
     let representation = body::negotiate(&parts.headers)?;
     let ctx = store::Ctx {
         hub: hub.clone(),
-        cluster: cluster.name,
-        cluster_path: cluster.path,
+        cluster,
         req: resource,
         kind,
         query,
@@ -334,11 +334,11 @@ fn enter_workspace(
             view: None,
         });
     }
-    if cluster.name == "*" {
+    let ClusterScope::One(one) = &cluster else {
         return Err(ApiError::forbidden("workspace access not permitted"));
-    }
-    let effective = crate::auth::impersonation::apply(&hub.authorizer, user.clone(), &cluster.name, headers)?;
-    if !hub.authorizer.may_enter(&effective, &cluster.name) {
+    };
+    let effective = crate::auth::impersonation::apply(&hub.authorizer, user.clone(), &one.name, headers)?;
+    if !hub.authorizer.may_enter(&effective, &one.name) {
         return Err(ApiError::forbidden("workspace access not permitted"));
     }
     record.impersonator = Some(user);
@@ -372,17 +372,11 @@ fn enter_view(
     }
     let view = Arc::new(ExportView::load(&hub.catalog, &export_cluster.name, &reference.export).ok_or_else(denied)?);
     let (cluster, access) = match target {
-        ClusterTarget::Wildcard => (
-            tenancy::LogicalClusterRef {
-                name: "*".into(),
-                path: "*".into(),
-            },
-            None,
-        ),
+        ClusterTarget::Wildcard => (ClusterScope::All, None),
         ClusterTarget::Path(path) => {
             let cluster = tenancy::resolve(&hub.cache, path).ok_or_else(denied)?;
             let access = view.access_in(&hub.cache, &cluster.name, None).ok_or_else(denied)?;
-            (cluster, Some(access))
+            (ClusterScope::One(cluster), Some(access))
         }
     };
     Ok(Entered {

@@ -4,6 +4,7 @@ use faros_storage::Key;
 use serde_json::{Map, Value};
 
 use crate::registry::ResourceKind;
+use crate::tenancy::ClusterScope;
 
 pub fn meta(obj: &Value) -> &Value {
     &obj["metadata"]
@@ -67,11 +68,10 @@ pub fn storage_key(kind: &ResourceKind, cluster: &str, namespace: Option<&str>, 
 }
 
 /// The key prefix of a collection in one cluster (and optionally one namespace).
-pub fn collection_prefix(kind: &ResourceKind, cluster: Option<&str>, namespace: Option<&str>) -> String {
+pub fn collection_prefix(kind: &ResourceKind, clusters: &ClusterScope, namespace: Option<&str>) -> String {
     let mut prefix = kind.storage_prefix();
-    // "*" is the wildcard view: every logical cluster.
-    if let Some(cluster) = cluster.filter(|c| *c != "*") {
-        prefix = prefix.cluster(cluster);
+    if let Some(cluster) = clusters.one() {
+        prefix = prefix.cluster(&cluster.name);
         if let Some(ns) = namespace {
             prefix = prefix.namespace(ns);
         }

@@ -18,6 +18,7 @@ use super::object;
 use super::query::ResourceVersionMatch;
 use super::store::{ClusterSet, Ctx, Filter, Scope, ViewAccess};
 use crate::registry::ResourceKind;
+use crate::tenancy::ClusterScope;
 use crate::tenancy::export_view::bindings_prefix;
 use faros_machinery::status::{ApiError, ApiResult};
 use faros_machinery::table;
@@ -81,7 +82,7 @@ impl Encoder {
 fn start(ctx: Ctx) -> ApiResult<Response> {
     let filter = Filter::for_request(&ctx)?;
     let include = table::IncludeObject::parse(ctx.query.include_object.as_deref()).map_err(ApiError::bad_request)?;
-    let prefix = object::collection_prefix(&ctx.kind, Some(&ctx.cluster), ctx.req.namespace.as_deref());
+    let prefix = object::collection_prefix(&ctx.kind, &ctx.cluster, ctx.req.namespace.as_deref());
     let requested = ctx.query.revision()?;
     let send_initial = match ctx.query.send_initial_events {
         Some(true) => {
@@ -124,7 +125,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
     };
     let target = match filter.exact_name() {
         _ if access.is_some() => "/".to_string(),
-        Some(name) if ctx.cluster != "*" && (ctx.req.namespace.is_some() || !ctx.kind.namespaced) => {
+        Some(name) if ctx.cluster != ClusterScope::All && (ctx.req.namespace.is_some() || !ctx.kind.namespaced) => {
             format!("{prefix}{name}")
         }
         _ => prefix.clone(),
@@ -151,9 +152,9 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
     };
     // Across clusters through a view: the clusters sharing the kind when the live feed
     // starts; binding changes after that arrive on the feed.
-    let mut follow = match (&access, ctx.cluster.as_str()) {
-        (Some(access), "*") => Follow::Across(access.clusters(&cache, Some(start.revision))),
-        (Some(_), cluster) => Follow::One(cluster.to_string()),
+    let mut follow = match (&access, &ctx.cluster) {
+        (Some(access), ClusterScope::All) => Follow::Across(access.clusters(&cache, Some(start.revision))),
+        (Some(_), ClusterScope::One(cluster)) => Follow::One(cluster.name.to_string()),
         (None, _) => Follow::Nothing,
     };
     if let Follow::Across(set) = &follow {

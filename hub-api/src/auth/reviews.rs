@@ -164,7 +164,7 @@ fn access_review(ctx: &Ctx, obj: Value) -> Response {
             )],
         ));
     };
-    let decision = ctx.hub.authorizer.authorize(&ctx.user, &ctx.cluster, &attrs);
+    let decision = ctx.hub.authorizer.authorize(&ctx.user, ctx.cluster.name(), &attrs);
     let status = match decision {
         super::rbac::Decision::Allow(reason) if reason.is_empty() => json!({"allowed": true}),
         super::rbac::Decision::Allow(reason) => json!({"allowed": true, "reason": reason}),
@@ -176,7 +176,7 @@ fn access_review(ctx: &Ctx, obj: Value) -> Response {
 fn rules_review(ctx: &Ctx, obj: Value) -> Response {
     let spec = obj["spec"].clone();
     let namespace = string(&spec["namespace"]);
-    let mut rules = ctx.hub.authorizer.rules_for(&ctx.user, &ctx.cluster, &namespace);
+    let mut rules = ctx.hub.authorizer.rules_for(&ctx.user, ctx.cluster.name(), &namespace);
     if ctx.user.is_master() {
         // system:masters holds everything, whatever the bindings say.
         let everything = [
@@ -241,7 +241,7 @@ fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
         .cache
         .get(
             &faros_storage::Prefix::resource("", "serviceaccounts")
-                .cluster(&ctx.cluster)
+                .cluster(ctx.cluster.name())
                 .namespace(&namespace)
                 .name(&name),
         )
@@ -277,7 +277,7 @@ fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
     let bound = bound_object(ctx, &namespace, &name, &spec["boundObjectRef"])?;
     let sa_uid = crate::apiserver::object::uid(&sa.value).to_string();
     let token_spec = TokenSpec {
-        cluster: &ctx.cluster,
+        cluster: ctx.cluster.name(),
         namespace: &namespace,
         name: &name,
         uid: &sa_uid,
@@ -340,7 +340,7 @@ fn bound_object(ctx: &Ctx, namespace: &str, sa_name: &str, bound: &Value) -> Api
     let kind = ctx
         .hub
         .catalog
-        .all_kinds(&ctx.cluster)
+        .all_kinds(ctx.cluster.name())
         .into_iter()
         .find(|k| k.kind == kind_name && k.api_version() == api_version && !handles_kind(k))
         .ok_or_else(|| {
@@ -354,7 +354,8 @@ fn bound_object(ctx: &Ctx, namespace: &str, sa_name: &str, bound: &Value) -> Api
                 )],
             )
         })?;
-    let key = crate::apiserver::object::storage_key(&kind, &ctx.cluster, kind.namespaced.then_some(namespace), &name);
+    let key =
+        crate::apiserver::object::storage_key(&kind, ctx.cluster.name(), kind.namespaced.then_some(namespace), &name);
     let object = ctx
         .hub
         .cache

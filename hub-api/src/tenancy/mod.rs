@@ -28,18 +28,94 @@ use faros_storage::{Cache, Prefix};
 /// Longest workspace path accepted, in segments.
 const MAX_DEPTH: usize = 32;
 
+/// A logical cluster's name (kcp's `logicalcluster.Name`): what storage keys and RBAC are
+/// scoped by, as opposed to the workspace path users type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterName(String);
+
+impl ClusterName {
+    pub fn new(name: impl Into<String>) -> ClusterName {
+        ClusterName(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for ClusterName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ClusterName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for ClusterName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ClusterName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<ClusterName> for String {
+    fn from(name: ClusterName) -> String {
+        name.0
+    }
+}
+
 /// A resolved workspace: its logical cluster name and its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogicalClusterRef {
-    pub name: String,
+    pub name: ClusterName,
     pub path: String,
+}
+
+/// The logical clusters one request addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterScope {
+    /// One workspace's logical cluster.
+    One(LogicalClusterRef),
+    /// Every logical cluster: the `/clusters/*` view, for list and watch only.
+    All,
+}
+
+impl ClusterScope {
+    /// The cluster, unless the request spans all of them.
+    pub fn one(&self) -> Option<&LogicalClusterRef> {
+        match self {
+            ClusterScope::One(cluster) => Some(cluster),
+            ClusterScope::All => None,
+        }
+    }
+
+    /// The workspace path, `*` across all.
+    pub fn path(&self) -> &str {
+        self.one().map_or("*", |c| c.path.as_str())
+    }
+
+    /// The logical cluster name, `*` across all (as kcp shows it).
+    pub fn name(&self) -> &str {
+        self.one().map_or("*", |c| c.name.as_str())
+    }
 }
 
 /// Resolves a workspace path (or a logical cluster name) to a logical cluster.
 pub fn resolve(cache: &Cache, target: &str) -> Option<LogicalClusterRef> {
     if target == ROOT {
         return Some(LogicalClusterRef {
-            name: ROOT.into(),
+            name: ClusterName::new(ROOT),
             path: ROOT.into(),
         });
     }
@@ -54,7 +130,7 @@ pub fn resolve(cache: &Cache, target: &str) -> Option<LogicalClusterRef> {
             .unwrap_or(target)
             .to_string();
         return Some(LogicalClusterRef {
-            name: target.into(),
+            name: ClusterName::new(target),
             path,
         });
     }
@@ -72,7 +148,7 @@ pub fn resolve(cache: &Cache, target: &str) -> Option<LogicalClusterRef> {
         cluster = child.to_string();
     }
     Some(LogicalClusterRef {
-        name: cluster,
+        name: ClusterName(cluster),
         path: target.into(),
     })
 }

@@ -15,16 +15,15 @@ use crate::apiserver::request::ResourceRequest;
 use crate::apiserver::{Hub, response};
 use crate::auth::User;
 use crate::registry::ResourceKind;
-use faros_machinery::status::ApiError;
+use crate::tenancy::{ClusterScope, LogicalClusterRef};
+use faros_machinery::status::{ApiError, ApiResult};
 use faros_machinery::table;
 
 /// Everything about one resource request, decoded.
 pub struct Ctx {
     pub hub: Arc<Hub>,
-    /// The logical cluster the request is served from ("*" for the wildcard view).
-    pub cluster: String,
-    /// Its workspace path, e.g. `root:acme`.
-    pub cluster_path: String,
+    /// The logical cluster the request is served from, or all of them.
+    pub cluster: ClusterScope,
     pub req: ResourceRequest,
     pub kind: Arc<ResourceKind>,
     pub query: Query,
@@ -97,11 +96,12 @@ impl ClusterSet {
 
 impl Ctx {
     /// What admission sees of this request.
-    pub(super) fn admission(&self, operation: Operation) -> admission::Context<'_> {
-        admission::Context {
+    pub(super) fn admission(&self, operation: Operation) -> ApiResult<admission::Context<'_>> {
+        let cluster = self.one_cluster()?;
+        Ok(admission::Context {
             operation,
-            cluster: &self.cluster,
-            cluster_path: &self.cluster_path,
+            cluster: &cluster.name,
+            cluster_path: &cluster.path,
             kind: &self.kind,
             subresource: self.req.subresource.as_deref(),
             user: &self.user,
@@ -111,7 +111,15 @@ impl Ctx {
             },
             cache: &self.hub.cache,
             authorizer: &self.hub.authorizer,
-        }
+        })
+    }
+
+    /// The one logical cluster of a request that cannot span all of them (routing refuses
+    /// every verb but list and watch across all).
+    pub(crate) fn one_cluster(&self) -> ApiResult<&LogicalClusterRef> {
+        self.cluster
+            .one()
+            .ok_or_else(|| ApiError::method_not_allowed("only list and watch are supported across all workspaces"))
     }
 
     pub(super) fn group(&self) -> &str {
@@ -122,8 +130,14 @@ impl Ctx {
         &self.kind.resource
     }
 
-    pub(super) fn key(&self, name: &str) -> String {
-        object::storage_key(&self.kind, &self.cluster, self.req.namespace.as_deref(), name)
+    pub(crate) fn key(&self, name: &str) -> ApiResult<String> {
+        let cluster = self.one_cluster()?;
+        Ok(object::storage_key(
+            &self.kind,
+            &cluster.name,
+            self.req.namespace.as_deref(),
+            name,
+        ))
     }
 
     pub(super) fn not_found(&self, name: &str) -> ApiError {

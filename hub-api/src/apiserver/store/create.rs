@@ -21,7 +21,7 @@ pub(super) async fn create(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
     if ctx.query.dry_run {
         return Ok(ctx.with_status_code(StatusCode::CREATED, &obj, &warnings));
     }
-    let key = ctx.key(&name);
+    let key = ctx.key(&name)?;
     let outcome = ctx
         .hub
         .cache
@@ -97,15 +97,16 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<(Value, Vec<Strin
         let ns = object::namespace(obj).to_string();
         check_namespace(ctx, &ns)?;
     }
+    let cluster = ctx.one_cluster()?;
     let env = crate::registry::WriteEnv {
-        cluster: &ctx.cluster,
-        path: &ctx.cluster_path,
+        cluster: &cluster.name,
+        path: &cluster.path,
         external_url: &ctx.hub.external_url,
         user: &ctx.user,
     };
-    admission::mutate(&ctx.admission(Operation::Create), obj);
+    admission::mutate(&ctx.admission(Operation::Create)?, obj);
     ctx.kind.strategy.prepare_for_create(obj, &env);
-    stamp_cluster(ctx, obj);
+    stamp_cluster(cluster, obj);
     let warnings = admit(ctx, obj, None)?;
     crate::apiserver::managed_fields::record_update(ctx, obj, None);
     Ok((obj.clone(), warnings))

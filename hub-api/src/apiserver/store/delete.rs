@@ -63,7 +63,11 @@ pub(super) async fn delete(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
     let name = ctx.req.name.clone().unwrap_or_default();
     let opts = delete_options(ctx, body).await?;
     for _ in 0..MAX_RETRIES {
-        let current = ctx.hub.cache.get(&ctx.key(&name)).ok_or_else(|| ctx.not_found(&name))?;
+        let current = ctx
+            .hub
+            .cache
+            .get(&ctx.key(&name)?)
+            .ok_or_else(|| ctx.not_found(&name))?;
         match delete_one(ctx, &current, &opts).await {
             Err(WriteError::Raced) if opts.precondition_rv.is_none() => continue,
             Ok((code, body)) => return Ok(response::json(code, &body)),
@@ -178,7 +182,7 @@ pub(super) async fn delete_one(
 pub(super) async fn delete_collection(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Response> {
     let opts = delete_options(ctx, body).await?;
     let filter = Filter::new(&ctx.kind, &ctx.query)?;
-    let prefix = object::collection_prefix(&ctx.kind, Some(&ctx.cluster), ctx.req.namespace.as_deref());
+    let prefix = object::collection_prefix(&ctx.kind, &ctx.cluster, ctx.req.namespace.as_deref());
     let (items, revision, _) = ctx.hub.cache.list(&prefix, None, 0, |o| filter.matches(&o.value));
     let mut deleted = Vec::with_capacity(items.len());
     for item in items {

@@ -9,6 +9,7 @@ use super::context::Ctx;
 use crate::apiserver::object;
 use crate::apiserver::query::Query;
 use crate::registry::ResourceKind;
+use crate::tenancy::ClusterScope;
 use faros_machinery::selector::{FieldSelector, LabelSelector};
 use faros_machinery::status::{ApiError, ApiResult};
 
@@ -31,7 +32,7 @@ impl Filter {
     /// request spans every logical cluster.
     pub fn for_request(ctx: &Ctx) -> ApiResult<Filter> {
         let mut filter = Filter::new(&ctx.kind, &ctx.query)?;
-        if ctx.cluster == "*" {
+        if ctx.cluster == ClusterScope::All {
             filter.namespace = ctx.req.namespace.clone();
         }
         filter.name = ctx.req.name.clone();

@@ -8,6 +8,6 @@ use faros_machinery::status::ApiResult;
 
 pub(super) fn get(ctx: &Ctx) -> ApiResult<Response> {
     let name = ctx.req.name.as_deref().unwrap_or_default();
-    let object = ctx.hub.cache.get(&ctx.key(name)).ok_or_else(|| ctx.not_found(name))?;
+    let object = ctx.hub.cache.get(&ctx.key(name)?).ok_or_else(|| ctx.not_found(name))?;
     Ok(ctx.with_status_code(StatusCode::OK, &object.value, &[]))
 }

@@ -13,13 +13,14 @@ use crate::apiserver::body::Representation;
 use crate::apiserver::object;
 use crate::apiserver::query::ResourceVersionMatch;
 use crate::apiserver::response;
+use crate::tenancy::ClusterScope;
 use faros_machinery::status::{ApiError, ApiResult, Reason};
 use faros_machinery::table;
 use faros_storage::Object;
 
 pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
     let filter = Filter::for_request(ctx)?;
-    let prefix = object::collection_prefix(&ctx.kind, Some(&ctx.cluster), ctx.req.namespace.as_deref());
+    let prefix = object::collection_prefix(&ctx.kind, &ctx.cluster, ctx.req.namespace.as_deref());
     check_list_revision(ctx)?;
     let (snapshot, start_after) = match &ctx.query.continue_token {
         Some(token) => {
@@ -33,14 +34,14 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
     };
     let limit = ctx.query.limit;
     // Who shares what is decided now, even for a page of an older snapshot.
-    let visible = match ctx.cluster.as_str() {
-        "*" => ctx.scope.visible_clusters(&ctx.hub.cache, None),
-        _ => None,
+    let visible = match ctx.cluster {
+        ClusterScope::All => ctx.scope.visible_clusters(&ctx.hub.cache, None),
+        ClusterScope::One(_) => None,
     };
     let admits = |o: &Object| visible.as_ref().is_none_or(|v| v.admits(&o.key)) && filter.matches(&o.value);
     let (items, revision, more) = match filter
         .exact_name()
-        .filter(|_| ctx.cluster != "*" && (ctx.req.namespace.is_some() || !ctx.kind.namespaced))
+        .filter(|_| ctx.cluster != ClusterScope::All && (ctx.req.namespace.is_some() || !ctx.kind.namespaced))
     {
         Some(name) => {
             let items: Vec<Arc<Object>> = ctx

@@ -24,6 +24,7 @@ use crate::admission::{self, Operation};
 use crate::apiserver::body::{self};
 use crate::apiserver::object;
 use crate::apiserver::query::FieldValidation;
+use crate::tenancy::LogicalClusterRef;
 use faros_api::tenancy::CLUSTER_ANNOTATION;
 use faros_machinery::status::{ApiError, ApiResult, FieldError, Reason};
 use faros_machinery::validation::validate_object_meta;
@@ -187,14 +188,14 @@ pub(super) fn admit(ctx: &Ctx, obj: &mut Value, old: Option<&Value>) -> ApiResul
     } else {
         Operation::Create
     };
-    admission::validate(&ctx.admission(operation), obj, old)?;
+    admission::validate(&ctx.admission(operation)?, obj, old)?;
     Ok(warnings)
 }
 
 /// Refuses new objects in a namespace that is missing or being deleted.
 pub(super) fn check_namespace(ctx: &Ctx, ns: &str) -> ApiResult<()> {
     let key = faros_storage::Prefix::resource("", "namespaces")
-        .cluster(&ctx.cluster)
+        .cluster(&ctx.one_cluster()?.name)
         .name(ns);
     match ctx.hub.cache.get(&key) {
         None => Err(ApiError::not_found("", "namespaces", ns)),
@@ -220,13 +221,13 @@ pub(super) fn encode_for_storage(obj: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(&stored).unwrap_or_default())
 }
 
-pub(super) fn stamp_cluster(ctx: &Ctx, obj: &mut Value) {
+pub(super) fn stamp_cluster(cluster: &LogicalClusterRef, obj: &mut Value) {
     let meta = object::meta_mut(obj);
     let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
     if !annotations.is_object() {
         *annotations = json!({});
     }
     if let Some(map) = annotations.as_object_mut() {
-        map.insert(CLUSTER_ANNOTATION.into(), ctx.cluster.clone().into());
+        map.insert(CLUSTER_ANNOTATION.into(), cluster.name.as_str().into());
     }
 }

@@ -21,7 +21,7 @@ pub(super) async fn patch(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respon
         ));
     }
     for _ in 0..MAX_RETRIES {
-        let current = match ctx.hub.cache.get(&ctx.key(&name)) {
+        let current = match ctx.hub.cache.get(&ctx.key(&name)?) {
             Some(current) => current,
             None if patch_type == crate::apiserver::patch::PatchType::Apply && ctx.req.subresource.is_none() => {
                 return crate::apiserver::patch::apply_create(ctx, patch).await;

@@ -34,7 +34,11 @@ pub(super) async fn update(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
             )],
         ));
     }
-    let current = ctx.hub.cache.get(&ctx.key(&name)).ok_or_else(|| ctx.not_found(&name))?;
+    let current = ctx
+        .hub
+        .cache
+        .get(&ctx.key(&name)?)
+        .ok_or_else(|| ctx.not_found(&name))?;
     write_update(ctx, &current, obj, precondition, false)
         .await
         .map_err(|e| e.into_api(ctx, &name))
@@ -114,7 +118,7 @@ pub(super) async fn write_update(
         meta.remove("resourceVersion");
         meta.remove("selfLink");
     }
-    stamp_cluster(ctx, &mut new);
+    stamp_cluster(ctx.one_cluster()?, &mut new);
     if subresource.is_none() && object::spec_changed(&new, old, ctx.kind.status_subresource) {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         object::meta_mut(&mut new).insert("generation".into(), generation.into());

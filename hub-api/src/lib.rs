@@ -4,15 +4,15 @@
 //! handlers) → `registry` (what each kind is) → `storage` (cache over a backend).
 //! `controllers` are clients of the API like any other.
 
-pub mod admission;
-pub mod apiserver;
-pub mod auth;
-pub mod bootstrap;
+mod admission;
+mod apiserver;
+mod auth;
+mod bootstrap;
 pub mod pki;
-pub mod registry;
-pub mod server;
+mod registry;
+mod server;
 pub mod start;
-pub mod tenancy;
+mod tenancy;
 
 /// Resolves once a shutdown signal flips to true (or its sender is gone).
 pub async fn stopped(signal: &mut tokio::sync::watch::Receiver<bool>) {

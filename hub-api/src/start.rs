@@ -115,6 +115,10 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
             None => None,
         },
     });
+    tokio::spawn({
+        let hub = hub.clone();
+        async move { hub.catalog.forget_deleted(hub.shutdown.clone()).await }
+    });
     crate::bootstrap::run(&hub).await?;
     let client_ca = match &opts.auth.client_ca_file {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),

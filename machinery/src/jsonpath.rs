@@ -99,7 +99,7 @@ impl JsonPath {
 
     /// The field names when the path is nothing but plain fields (`.metadata.name` gives
     /// `["metadata", "name"]`), `None` for anything with brackets, wildcards or filters.
-    pub fn field_path(&self) -> Option<Vec<&str>> {
+    pub(crate) fn field_path(&self) -> Option<Vec<&str>> {
         self.steps
             .iter()
             .map(|s| match s {

@@ -18,7 +18,7 @@ use crate::validation::{go_quote, is_label_value, is_qualified_name};
 
 /// The operator of one label requirement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LabelOp {
+pub(crate) enum LabelOp {
     /// `key=value` and `key==value`.
     Equals,
     NotEquals,
@@ -32,7 +32,7 @@ pub enum LabelOp {
 
 /// One ANDed term of a label selector. `values` is sorted and de-duplicated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabelRequirement {
+pub(crate) struct LabelRequirement {
     pub key: String,
     pub op: LabelOp,
     pub values: Vec<String>,
@@ -251,7 +251,8 @@ impl LabelSelector {
         !self.nothing && self.requirements.is_empty()
     }
 
-    pub fn requirements(&self) -> &[LabelRequirement] {
+    #[cfg(test)]
+    fn requirements(&self) -> &[LabelRequirement] {
         &self.requirements
     }
 

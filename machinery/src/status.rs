@@ -82,18 +82,18 @@ impl FieldError {
     pub fn forbidden(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(CauseType::FieldValueForbidden, field, message)
     }
-    pub fn too_long(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn too_long(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(CauseType::FieldValueTooLong, field, message)
     }
     pub fn duplicate(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(CauseType::FieldValueDuplicate, field, message)
     }
-    pub fn type_invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn type_invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(CauseType::FieldValueTypeInvalid, field, message)
     }
 
     /// `spec.x: Invalid value: "detail"`, the way kube-apiserver phrases a cause.
-    pub fn to_message(&self) -> String {
+    pub(crate) fn to_message(&self) -> String {
         let mut out = String::new();
         if !self.field.is_empty() {
             out.push_str(&self.field);
@@ -104,7 +104,7 @@ impl FieldError {
     }
 
     /// `Invalid value: detail`, or just the phrase when there is no detail.
-    pub fn cause_message(&self) -> String {
+    pub(crate) fn cause_message(&self) -> String {
         if self.message.is_empty() {
             self.reason.phrase().to_string()
         } else {

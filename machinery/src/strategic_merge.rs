@@ -125,11 +125,11 @@ impl StaticPatchMeta {
     /// Only the `ObjectMeta` fields: `metadata.finalizers` (merged set of strings)
     /// and `metadata.ownerReferences` (merged by `uid`). Right for kinds without
     /// strategic list fields of their own (ConfigMap, Secret, Namespace, ...).
-    pub const OBJECT_META_ONLY: StaticPatchMeta = StaticPatchMeta::with_kind(&[], &[]);
+    pub(crate) const OBJECT_META_ONLY: StaticPatchMeta = StaticPatchMeta::with_kind(&[], &[]);
 
     /// ServiceAccount: `secrets` merges by `name`. (`imagePullSecrets` carries no
     /// patch strategy on ServiceAccount — unlike on PodSpec — so it is atomic.)
-    pub const SERVICE_ACCOUNT: StaticPatchMeta =
+    pub(crate) const SERVICE_ACCOUNT: StaticPatchMeta =
         StaticPatchMeta::with_kind(&[("secrets", ListStrategy::Merge { key: Some("name") })], &[]);
 
     /// Namespace: `status.conditions` merges by `type` (`spec.finalizers` is atomic).
@@ -144,16 +144,6 @@ impl StaticPatchMeta {
         retain_keys: &'static [&'static str],
     ) -> Self {
         StaticPatchMeta { lists, retain_keys }
-    }
-
-    /// The kind-specific list entries (without the `ObjectMeta` ones).
-    pub fn kind_lists(&self) -> &'static [(&'static str, ListStrategy)] {
-        self.lists
-    }
-
-    /// The dotted paths with the `retainKeys` strategy.
-    pub fn retain_keys_paths(&self) -> &'static [&'static str] {
-        self.retain_keys
     }
 }
 
@@ -1671,8 +1661,8 @@ mod tests {
             OVERRIDE.list_strategy(&["metadata", "finalizers"]),
             ListStrategy::Replace
         );
-        assert_eq!(StaticPatchMeta::SERVICE_ACCOUNT.kind_lists().len(), 1);
-        assert!(StaticPatchMeta::SERVICE_ACCOUNT.retain_keys_paths().is_empty());
+        assert_eq!(StaticPatchMeta::SERVICE_ACCOUNT.lists.len(), 1);
+        assert!(StaticPatchMeta::SERVICE_ACCOUNT.retain_keys.is_empty());
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl TableConvertor {
     }
 
     /// `columnDefinitions`: one `metav1.TableColumnDefinition` per printer column.
-    pub fn column_definitions(&self) -> Value {
+    pub(crate) fn column_definitions(&self) -> Value {
         Value::Array(
             self.columns
                 .iter()

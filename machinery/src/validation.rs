@@ -12,18 +12,15 @@ use crate::status::FieldError;
 
 const DNS1123_LABEL_MAX_LEN: usize = 63;
 const DNS1123_SUBDOMAIN_MAX_LEN: usize = 253;
-const DNS1035_LABEL_MAX_LEN: usize = 63;
 const QUALIFIED_NAME_MAX_LEN: usize = 63;
 const LABEL_VALUE_MAX_LEN: usize = 63;
 /// Kubernetes caps the summed byte length of all annotation keys and values.
-pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+pub(crate) const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_ERR: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
 const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
-const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
-const DNS1035_LABEL_ERR: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const QUALIFIED_NAME_ERR: &str =
     "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
@@ -79,11 +76,6 @@ fn matches_dns1123_subdomain(s: &str) -> bool {
     s.split('.').all(matches_dns1123_label)
 }
 
-/// `[a-z]([-a-z0-9]*[a-z0-9])?`
-fn matches_dns1035_label(s: &str) -> bool {
-    matches_dns1123_label(s) && s.as_bytes()[0].is_ascii_lowercase()
-}
-
 /// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`
 fn matches_qualified_name_part(s: &str) -> bool {
     let b = s.as_bytes();
@@ -136,24 +128,8 @@ pub fn is_dns1123_label(s: &str) -> Vec<String> {
     errs
 }
 
-/// Service-style names, which must start with a letter.
-pub fn is_dns1035_label(s: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if s.len() > DNS1035_LABEL_MAX_LEN {
-        errs.push(max_len_error(DNS1035_LABEL_MAX_LEN));
-    }
-    if !matches_dns1035_label(s) {
-        errs.push(regex_error(
-            DNS1035_LABEL_ERR,
-            DNS1035_LABEL_FMT,
-            &["my-name", "abc-123"],
-        ));
-    }
-    errs
-}
-
 /// `[prefix/]name` as used by label keys, annotation keys and finalizers.
-pub fn is_qualified_name(s: &str) -> Vec<String> {
+pub(crate) fn is_qualified_name(s: &str) -> Vec<String> {
     let mut errs = Vec::new();
     let parts: Vec<&str> = s.split('/').collect();
     let name = match parts.as_slice() {
@@ -201,7 +177,7 @@ pub fn is_qualified_name(s: &str) -> Vec<String> {
 }
 
 /// Label values: empty, or a qualified-name part of at most 63 characters.
-pub fn is_label_value(s: &str) -> Vec<String> {
+pub(crate) fn is_label_value(s: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if s.len() > LABEL_VALUE_MAX_LEN {
         errs.push(max_len_error(LABEL_VALUE_MAX_LEN));
@@ -217,7 +193,7 @@ pub fn is_label_value(s: &str) -> Vec<String> {
 }
 
 /// Names that only have to survive being one URL path segment.
-pub fn is_path_segment_name(s: &str) -> Vec<String> {
+pub(crate) fn is_path_segment_name(s: &str) -> Vec<String> {
     if s == "." || s == ".." {
         return vec![format!("may not be '{s}'")];
     }
@@ -600,22 +576,6 @@ mod tests {
         );
         assert_eq!(is_dns1123_label("").len(), 1);
         assert_eq!(is_dns1123_label("-a").len(), 1);
-    }
-
-    #[test]
-    fn dns1035_requires_leading_letter() {
-        assert!(is_dns1035_label("abc-123").is_empty());
-        assert!(is_dns1035_label(&"a".repeat(63)).is_empty());
-        assert_eq!(
-            is_dns1035_label("1abc"),
-            vec![
-                "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
-            ]
-        );
-        assert_eq!(is_dns1035_label(&"a".repeat(64)).len(), 1);
-        assert_eq!(is_dns1035_label("a.b").len(), 1);
-        assert_eq!(is_dns1035_label("").len(), 1);
-        assert_eq!(is_dns1035_label("a-").len(), 1);
     }
 
     #[test]

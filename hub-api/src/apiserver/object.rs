@@ -6,10 +6,6 @@ use serde_json::{Map, Value};
 use crate::registry::ResourceKind;
 use crate::tenancy::ClusterScope;
 
-pub fn meta(obj: &Value) -> &Value {
-    &obj["metadata"]
-}
-
 pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = Value::Object(Map::new());

@@ -51,17 +51,6 @@ pub fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
-/// The inverse of [`gv_path`]: (group, version) of `api/v1` or `apis/<g>/<v>` (the part after
-/// `/openapi/v3/`, without the query).
-pub fn parse_gv_path(path: &str) -> Option<(String, String)> {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match parts.as_slice() {
-        ["api", v] if !v.is_empty() => Some((String::new(), v.to_string())),
-        ["apis", g, v] if !g.is_empty() && !v.is_empty() => Some((g.to_string(), v.to_string())),
-        _ => None,
-    }
-}
-
 /// The content hash of a document: the `hash` query parameter of its URL in the index and a
 /// suitable `ETag`. 128-bit FNV-1a over the compact JSON, upper-case hex.
 pub fn document_hash(doc: &Value) -> String {
@@ -1792,16 +1781,9 @@ mod tests {
     }
 
     #[test]
-    fn gv_paths_round_trip() {
+    fn gv_paths() {
         assert_eq!(gv_path("", "v1"), "api/v1");
         assert_eq!(gv_path("example.com", "v1"), "apis/example.com/v1");
-        assert_eq!(parse_gv_path("api/v1"), Some((String::new(), "v1".into())));
-        assert_eq!(
-            parse_gv_path("/apis/example.com/v1"),
-            Some(("example.com".into(), "v1".into()))
-        );
-        assert_eq!(parse_gv_path("apis/example.com"), None);
-        assert_eq!(parse_gv_path("api"), None);
     }
 
     #[test]

@@ -185,11 +185,6 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// Client certificates only.
-    pub fn new() -> Self {
-        Authenticator::default()
-    }
-
     pub fn with(
         tokens: Option<tokenfile::TokenFile>,
         service_accounts: Option<Arc<serviceaccount::ServiceAccounts>>,

@@ -408,8 +408,6 @@ struct ClusterPolicy {
     parsed: HashMap<Arc<str>, (u64, Parsed)>,
     roles: HashMap<(String, String), Arc<[Rule]>>,
     cluster_roles: HashMap<String, Arc<[Rule]>>,
-    /// ClusterRoles with a non-empty aggregationRule.
-    aggregated: HashSet<String>,
     cluster_grants: Grants,
     namespace_grants: HashMap<String, Grants>,
     /// Subjects named by a binding other than the default policy's: they may enter.
@@ -521,11 +519,6 @@ impl ClusterPolicy {
         // ClusterRoles, aggregation resolved.
         let raw: HashMap<String, Arc<ParsedRole>> =
             roles_of(&lists[1]).into_iter().map(|r| (r.name.clone(), r)).collect();
-        let aggregated: HashSet<String> = raw
-            .values()
-            .filter(|r| !r.selectors.is_empty())
-            .map(|r| r.name.clone())
-            .collect();
         let mut resolved: HashMap<String, Arc<[Rule]>> = HashMap::new();
         let mut names: Vec<&String> = raw.keys().collect();
         names.sort();
@@ -541,7 +534,6 @@ impl ClusterPolicy {
             parsed,
             roles,
             cluster_roles: resolved,
-            aggregated,
             cluster_grants: HashMap::new(),
             namespace_grants: HashMap::new(),
             entry: HashSet::new(),
@@ -676,12 +668,6 @@ pub enum Decision {
     /// Allowed, with the reason (which binding).
     Allow(String),
     Deny,
-}
-
-impl Decision {
-    pub fn allowed(&self) -> bool {
-        matches!(self, Decision::Allow(_))
-    }
 }
 
 struct State {
@@ -913,11 +899,6 @@ impl Authorizer {
     pub fn role_ref_rules(&self, cluster: &str, role_ref: &Value, namespace: &str) -> Option<Arc<[Rule]>> {
         let policy = self.policy(cluster);
         policy.role_ref_rules(role_ref, namespace)
-    }
-
-    /// Whether the ClusterRole is aggregated (its rules come from other roles).
-    pub fn is_aggregated(&self, cluster: &str, name: &str) -> bool {
-        self.policy(cluster).aggregated.contains(name)
     }
 }
 
@@ -1215,24 +1196,12 @@ mod tests {
         authz.sync().await;
         assert!(authz.may_enter(&bob, "c1"));
         assert!(!authz.may_enter(&bob, "c2"));
-        assert!(authz.authorize(&bob, "c1", &list_cm).allowed());
-        assert!(
-            !authz
-                .authorize(&bob, "c1", &Attributes::resource("list", "", "configmaps", "other", ""))
-                .allowed()
-        );
-        assert!(
-            !authz
-                .authorize(&bob, "c1", &Attributes::resource("list", "", "secrets", "default", ""))
-                .allowed()
-        );
-        assert!(
-            authz
-                .authorize(&bob, "c1", &Attributes::non_resource("get", "/apis/x/v1"))
-                .allowed()
-        );
+        assert!(authz.allows(&bob, "c1", &list_cm));
+        assert!(!authz.allows(&bob, "c1", &Attributes::resource("list", "", "configmaps", "other", "")));
+        assert!(!authz.allows(&bob, "c1", &Attributes::resource("list", "", "secrets", "default", "")));
+        assert!(authz.allows(&bob, "c1", &Attributes::non_resource("get", "/apis/x/v1")));
         let widgets = Attributes::resource("get", "example.com", "widgets", "default", "w");
-        assert!(!authz.authorize(&bob, "c1", &widgets).allowed());
+        assert!(!authz.allows(&bob, "c1", &widgets));
         put(
             &Prefix::resource(GROUP, "clusterroles").cluster("c1").name("widget-view"),
             json!({"metadata": {"name": "widget-view", "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
@@ -1240,7 +1209,7 @@ mod tests {
         )
         .await;
         authz.sync().await;
-        assert!(authz.authorize(&bob, "c1", &widgets).allowed());
+        assert!(authz.allows(&bob, "c1", &widgets));
         // admin aggregates edit, which aggregates view.
         assert!(
             authz
@@ -1265,11 +1234,11 @@ mod tests {
         )
         .await;
         authz.sync().await;
-        assert!(authz.authorize(&sa, "c1", &list_cm).allowed());
+        assert!(authz.allows(&sa, "c1", &list_cm));
         // A certificate or token merely named like the ServiceAccount gets nothing.
         let impostor = User::authenticated("system:serviceaccount:default:robot", vec![], "");
         assert!(!authz.may_enter(&impostor, "c1"));
-        assert!(!authz.authorize(&impostor, "c1", &list_cm).allowed());
+        assert!(!authz.allows(&impostor, "c1", &list_cm));
         let masters = User::authenticated("root", vec![super::super::MASTERS.into()], "");
         assert!(authz.may_enter(&masters, "anything"));
         let _ = std::fs::remove_dir_all(&dir);

@@ -161,10 +161,6 @@ impl ServiceAccounts {
         }
     }
 
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
     pub fn audiences(&self) -> &[String] {
         &self.audiences
     }

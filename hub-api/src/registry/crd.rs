@@ -14,14 +14,9 @@ use faros_machinery::validation::{NameRule, is_dns1123_label, is_dns1123_subdoma
 
 /// What one CRD serves.
 pub struct CrdKinds {
-    pub name: String,
-    pub group: String,
     pub established: bool,
-    pub terminating: bool,
     /// One kind per served version; all share the same storage (the version is not in the key).
     pub served: Vec<Arc<ResourceKind>>,
-    /// The storage version (the one the hub prefers in discovery).
-    pub storage_version: String,
 }
 
 impl CrdKinds {
@@ -46,12 +41,8 @@ impl CrdKinds {
         };
         let namespaced = spec["scope"].as_str() != Some("Cluster");
         let mut served = Vec::new();
-        let mut storage_version = String::new();
         for (i, version) in spec["versions"].as_array().into_iter().flatten().enumerate() {
             let name = version["name"].as_str().unwrap_or_default().to_string();
-            if version["storage"].as_bool() == Some(true) {
-                storage_version = name.clone();
-            }
             if version["served"].as_bool() != Some(true) {
                 continue;
             }
@@ -99,12 +90,8 @@ impl CrdKinds {
                 .any(|c| c["type"] == t && c["status"] == "True")
         };
         Ok(CrdKinds {
-            name: crd["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-            group,
             established: condition("Established"),
-            terminating: crd["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null()),
             served,
-            storage_version,
         })
     }
 }

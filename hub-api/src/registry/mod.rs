@@ -15,7 +15,7 @@ use faros_machinery::schema::StructuralSchema;
 use faros_machinery::status::FieldError;
 use faros_machinery::table::{PrinterColumn, TableConvertor};
 use faros_machinery::validation::NameRule;
-use faros_storage::{Cache, Prefix};
+use faros_storage::{Cache, EventKind, Key, Prefix};
 
 /// What a create hook may need to know about where the object is being written.
 pub struct WriteEnv<'a> {
@@ -194,10 +194,6 @@ impl Catalog {
             crds: Mutex::new(HashMap::new()),
             schemas: Mutex::new(HashMap::new()),
         }
-    }
-
-    pub fn builtins(&self) -> &[Arc<ResourceKind>] {
-        &self.builtins
     }
 
     pub fn cache(&self) -> &Arc<Cache> {
@@ -404,11 +400,43 @@ impl Catalog {
         Some(kinds)
     }
 
-    /// Forgets memoised CRDs that no longer exist (called by the CRD finalizer path).
-    pub fn forget_crd(&self, cluster: &str, name: &str) {
-        self.crds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(cluster.to_string(), name.to_string()));
+    /// Keeps the memos to live definitions: whatever was decoded from a CRD or an
+    /// APIResourceSchema is dropped once the object is deleted. Runs until `shutdown` flips.
+    pub async fn forget_deleted(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let follow = |group, resource| {
+            let prefix = Prefix::resource(group, resource);
+            self.cache.watch(prefix.as_str(), None).map(|start| start.live)
+        };
+        let (Ok(mut crds), Ok(mut schemas)) = (
+            follow("apiextensions.k8s.io", "customresourcedefinitions"),
+            follow("apis.kcp.io", "apiresourceschemas"),
+        ) else {
+            return;
+        };
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                event = crds.recv() => event,
+                event = schemas.recv() => event,
+            };
+            // A feed that fell behind ends; the memos then keep at most a few stale entries.
+            let Ok(event) = event else { return };
+            if event.kind == EventKind::Deleted {
+                self.forget(&event.object.key);
+            }
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        let Some(parsed) = Key::parse(key) else { return };
+        if parsed.resource == "customresourcedefinitions" {
+            let memo_key = (parsed.cluster.to_string(), parsed.name.to_string());
+            self.crds.lock().unwrap_or_else(|e| e.into_inner()).remove(&memo_key);
+        } else {
+            self.schemas
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|(schema, _), _| schema != key);
+        }
     }
 }

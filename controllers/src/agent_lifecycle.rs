@@ -26,6 +26,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use crate::errors::{is_conflict, is_not_found};
 use crate::runtime::{Clusters, cluster_of};
 use faros_api::meta::now_rfc3339;
 
@@ -124,7 +125,7 @@ async fn mark_unknown(clusters: &Clusters, key: Key, resource_version: String, m
         .await
     {
         Ok(_) => tracing::info!(%cluster, %namespace, agent = %name, "agent stopped heartbeating; Ready=Unknown"),
-        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
+        Err(e) if is_conflict(&e) || is_not_found(&e) => {}
         Err(e) => tracing::warn!(%cluster, %namespace, agent = %name, error = %e, "marking agent Unknown failed"),
     }
 }

@@ -13,6 +13,8 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use crate::errors::is_not_found;
+use crate::finalizer;
 use crate::runtime::{self, Clusters, Next, cluster_of};
 use faros_api::apis::BINDING_FINALIZER;
 use faros_api::meta::now_rfc3339;
@@ -53,11 +55,9 @@ async fn reconcile(binding: Arc<APIBinding>, client: Client, clusters: Clusters)
     if binding.metadata.deletion_timestamp.is_some() {
         return finalize(&binding, &client).await;
     }
-    if !binding.finalizers().iter().any(|f| f == BINDING_FINALIZER) {
+    if !finalizer::has(&*binding, BINDING_FINALIZER) {
         // Bindings from before the finalizer existed get it before anything else.
-        let mut finalizers = binding.finalizers().to_vec();
-        finalizers.push(BINDING_FINALIZER.into());
-        set_finalizers(&client, &binding, finalizers).await?;
+        finalizer::add(&Api::all(client.clone()), &*binding, BINDING_FINALIZER).await?;
         return Ok(Next::Done);
     }
     let outcome = evaluate(&binding, &client, &clusters).await?;
@@ -272,7 +272,7 @@ async fn evaluate(binding: &APIBinding, client: &Client, clusters: &Clusters) ->
 /// deleted through the workspace's API (their own finalizers honoured) while the binding
 /// still serves them, and the binding goes once none remain.
 async fn finalize(binding: &APIBinding, client: &Client) -> Result<Next, kube::Error> {
-    if !binding.finalizers().iter().any(|f| f == BINDING_FINALIZER) {
+    if !finalizer::has(binding, BINDING_FINALIZER) {
         return Ok(Next::Done);
     }
     let bound = binding
@@ -315,13 +315,7 @@ async fn finalize(binding: &APIBinding, client: &Client) -> Result<Next, kube::E
         }
     }
     if remaining.is_empty() {
-        let kept: Vec<String> = binding
-            .finalizers()
-            .iter()
-            .filter(|f| *f != BINDING_FINALIZER)
-            .cloned()
-            .collect();
-        set_finalizers(client, binding, kept).await?;
+        finalizer::release(&Api::all(client.clone()), binding, BINDING_FINALIZER).await?;
         return Ok(Next::Done);
     }
     let message = format!("Some resources are remaining: {}", remaining.join(", "));
@@ -351,7 +345,7 @@ async fn finalize(binding: &APIBinding, client: &Client) -> Result<Next, kube::E
 async fn served(client: &Client, group: &str, resource: &str) -> Result<Option<ApiResource>, kube::Error> {
     let group = match kube::discovery::oneshot::group(client, group).await {
         Ok(group) => group,
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+        Err(e) if is_not_found(&e) => return Ok(None),
         Err(kube::Error::Discovery(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
@@ -373,22 +367,9 @@ async fn delete_all(client: &Client, resource: &ApiResource) -> Result<usize, ku
         };
         match api.delete(&object.name_any(), &DeleteParams::background()).await {
             Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e),
         }
     }
     Ok(objects.len())
-}
-
-async fn set_finalizers(client: &Client, binding: &APIBinding, finalizers: Vec<String>) -> Result<(), kube::Error> {
-    let api: Api<APIBinding> = Api::all(client.clone());
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": binding.resource_version()}});
-    match api
-        .patch(&binding.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
 }

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams};
 use kube::{Client, ResourceExt};
-use serde_json::json;
 
+use crate::errors::is_not_found;
+use crate::finalizer;
 use crate::runtime::{self, Clusters, Next};
 use faros_api::meta::CRD_CLEANUP_FINALIZER as CLEANUP_FINALIZER;
 
@@ -17,7 +18,7 @@ pub async fn run(clusters: Clusters) {
 }
 
 async fn reconcile(crd: Arc<CustomResourceDefinition>, client: Client) -> Result<Next, kube::Error> {
-    if crd.metadata.deletion_timestamp.is_none() || !crd.finalizers().iter().any(|f| f == CLEANUP_FINALIZER) {
+    if crd.metadata.deletion_timestamp.is_none() || !finalizer::has(&*crd, CLEANUP_FINALIZER) {
         return Ok(Next::Done);
     }
     let Some(version) = crd.spec.versions.iter().find(|v| v.served) else {
@@ -47,7 +48,7 @@ async fn reconcile(crd: Arc<CustomResourceDefinition>, client: Client) -> Result
         };
         match api.delete(&object.name_any(), &DeleteParams::background()).await {
             Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e),
         }
     }
@@ -55,15 +56,6 @@ async fn reconcile(crd: Arc<CustomResourceDefinition>, client: Client) -> Result
 }
 
 async fn remove_finalizer(client: &Client, crd: &CustomResourceDefinition) -> Result<Next, kube::Error> {
-    let finalizers: Vec<&String> = crd.finalizers().iter().filter(|f| *f != CLEANUP_FINALIZER).collect();
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": crd.resource_version()}});
-    match api
-        .patch(&crd.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-        .await
-    {
-        Ok(_) => Ok(Next::Done),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Next::Done),
-        Err(e) => Err(e),
-    }
+    finalizer::release(&Api::all(client.clone()), crd, CLEANUP_FINALIZER).await?;
+    Ok(Next::Done)
 }

@@ -23,6 +23,7 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::errors::{is_conflict, is_not_found};
 use crate::runtime::{Clusters, cluster_of};
 use faros_api::meta::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
 
@@ -144,7 +145,8 @@ pub async fn run(clusters: Clusters) {
             Ok(d) => break d,
             Err(e) => {
                 tracing::warn!(error = %e, "garbage collector discovery failed; retrying");
-                crate::backoff_sleep(&mut failures).await;
+                failures += 1;
+                tokio::time::sleep(crate::runtime::backoff(failures)).await;
             }
         }
     };
@@ -442,7 +444,7 @@ impl Collector {
         };
         match api.get_opt(&owner.name).await {
             Ok(found) => Ok(found.is_some_and(|o| o.uid().as_deref() == Some(owner.uid.as_str()))),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -514,7 +516,7 @@ impl Collector {
 fn ignore_gone<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
     match result {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -6,6 +6,8 @@
 mod agent_lifecycle;
 mod apibinding;
 mod crd_cleanup;
+mod errors;
+mod finalizer;
 mod garbage_collector;
 mod namespace;
 mod policy;
@@ -114,13 +116,4 @@ pub async fn run_all(config: kube::Config, controllers: ControllerConfig, mut sh
     // Aborted on shutdown, and also when this task itself is aborted.
     let _tasks: Vec<_> = tasks.into_iter().map(runtime::AbortOnDrop).collect();
     let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-/// Retries a fallible async step forever with capped exponential backoff; used for the
-/// long-running loops of controllers so a hub restart or a transient error never ends them.
-pub(crate) async fn backoff_sleep(attempt: &mut u32) {
-    let base = Duration::from_millis(200) * 2u32.saturating_pow((*attempt).min(6));
-    let capped = base.min(Duration::from_secs(10));
-    *attempt = attempt.saturating_add(1);
-    tokio::time::sleep(capped).await;
 }

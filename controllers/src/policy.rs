@@ -1,6 +1,7 @@
 //! Gives a new workspace the default RBAC policy ([`faros_api::policy`]) and makes its
 //! creator its admin.
 
+use crate::errors::is_conflict;
 use faros_api::policy::{default_objects, owner_binding};
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::core::GroupVersionKind;
@@ -17,7 +18,7 @@ pub async fn initialize(client: &kube::Client, owner: Option<&str>) -> Result<()
         let object: DynamicObject = serde_json::from_value(object).expect("default policy objects are valid");
         match api.create(&PostParams::default(), &object).await {
             Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(e) if is_conflict(&e) => {}
             Err(e) => return Err(e),
         }
     }

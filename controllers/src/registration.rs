@@ -34,6 +34,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::errors::{is_conflict, is_forbidden, is_not_found};
+use crate::finalizer;
 use crate::runtime::{self, Clusters, Next, cluster_of};
 use faros_api::meta::now_rfc3339;
 
@@ -57,14 +59,6 @@ pub async fn run(clusters: Clusters) {
         async move { reconcile_agent(agent, client, memo).await }
     });
     futures::future::join(registrations, agents).await;
-}
-
-fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
-}
-
-fn is_conflict(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
 fn owner<K: Resource<DynamicType = ()>>(object: &K) -> OwnerReference {
@@ -248,7 +242,7 @@ async fn manage_registration(reg: Arc<Registration>, client: Client) -> Result<N
     let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
 
     if reg.metadata.deletion_timestamp.is_some() {
-        if !reg.finalizers().iter().any(|f| f == REVOKE_FINALIZER) {
+        if !finalizer::has(&*reg, REVOKE_FINALIZER) {
             return Ok(Next::Done);
         }
         // Revoke first: the token dies with its Secret and ServiceAccount. Where the
@@ -257,7 +251,7 @@ async fn manage_registration(reg: Arc<Registration>, client: Client) -> Result<N
         // removes them once it is gone, and its deletion must not wait on access it lacks.
         let gone = |r: Result<(), kube::Error>| match r {
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 403 => Ok(()),
+            Err(e) if is_forbidden(&e) => Ok(()),
             other => other,
         };
         gone(
@@ -269,26 +263,12 @@ async fn manage_registration(reg: Arc<Registration>, client: Client) -> Result<N
         gone(bindings.delete(&account, &DeleteParams::background()).await.map(|_| ()))?;
         gone(roles.delete(&account, &DeleteParams::background()).await.map(|_| ()))?;
         gone(accounts.delete(&account, &DeleteParams::background()).await.map(|_| ()))?;
-        let kept: Vec<&String> = reg.finalizers().iter().filter(|f| *f != REVOKE_FINALIZER).collect();
-        let patch = json!({"metadata": {"finalizers": kept, "resourceVersion": reg.resource_version()}});
-        match registrations
-            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) || is_conflict(&e) => {}
-            Err(e) => return Err(e),
-        }
+        finalizer::release(&registrations, &*reg, REVOKE_FINALIZER).await?;
         tracing::info!(cluster = %cluster_of(&*reg), namespace = %ns, registration = %name, "registration revoked");
         return Ok(Next::Done);
     }
-    if !reg.finalizers().iter().any(|f| f == REVOKE_FINALIZER) {
-        let mut finalizers = reg.finalizers().to_vec();
-        finalizers.push(REVOKE_FINALIZER.into());
-        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": reg.resource_version()}});
-        registrations
-            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-            .await?;
+    if !finalizer::has(&*reg, REVOKE_FINALIZER) {
+        finalizer::add(&registrations, &*reg, REVOKE_FINALIZER).await?;
         // The update comes back as an event and is reconciled then.
         return Ok(Next::Done);
     }

@@ -333,8 +333,7 @@ where
                         let attempts = s.failures.entry(key.clone()).or_insert(0);
                         *attempts += 1;
                         tracing::warn!(controller = name, cluster = %key.cluster, name = %key.name, error = %e, "reconcile failed");
-                        let backoff = Duration::from_millis(200) * 2u32.saturating_pow((*attempts).min(6));
-                        (true, Some(backoff.min(Duration::from_secs(10))))
+                        (true, Some(backoff(*attempts)))
                     }
                 }
             };
@@ -365,6 +364,13 @@ impl<T> Drop for AbortOnDrop<T> {
 /// A merge patch setting an object's status to `new`, including clearing the fields `old`
 /// had and `new` leaves out (empty lists and unset options are not serialized, and a merge
 /// patch keeps whatever it does not mention).
+/// How long to wait after the `attempts`-th failure in a row: from 200 ms, doubling, at most
+/// 10 s, so a hub restart or a transient error slows a controller down but never ends it.
+pub(crate) fn backoff(attempts: u32) -> Duration {
+    let base = Duration::from_millis(200) * 2u32.saturating_pow(attempts.saturating_sub(1).min(6));
+    base.min(Duration::from_secs(10))
+}
+
 pub fn status_patch<S: serde::Serialize>(old: Option<&S>, new: &S) -> Value {
     let mut body = serde_json::to_value(new).unwrap_or_default();
     if let (Some(old), Some(fields)) = (old.map(serde_json::to_value), body.as_object_mut())
@@ -381,6 +387,13 @@ pub fn status_patch<S: serde::Serialize>(old: Option<&S>, new: &S) -> Value {
 mod tests {
     use super::*;
     use faros_api::apis::{APIBindingStatus, PermissionClaim};
+
+    #[test]
+    fn backoff_doubles_up_to_ten_seconds() {
+        let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_millis() as u64).collect();
+        assert_eq!(waits, [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]);
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(10));
+    }
 
     #[test]
     fn status_patches_clear_what_is_no_longer_set() {

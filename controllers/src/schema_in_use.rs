@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faros_api::apis::{APIBinding, APIResourceSchema};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use serde_json::json;
 
+use crate::finalizer;
 use crate::runtime::{self, Clusters, Next, cluster_of};
 use faros_api::apis::SCHEMA_IN_USE_FINALIZER;
 
@@ -39,17 +39,13 @@ fn serves(binding: &APIBinding, schema: &APIResourceSchema) -> bool {
 }
 
 async fn reconcile(schema: Arc<APIResourceSchema>, client: Client, clusters: Clusters) -> Result<Next, kube::Error> {
-    let has_finalizer = schema.finalizers().iter().any(|f| f == SCHEMA_IN_USE_FINALIZER);
+    let schemas: Api<APIResourceSchema> = Api::all(client);
     if schema.metadata.deletion_timestamp.is_none() {
-        if !has_finalizer {
-            // Schemas from before the finalizer existed get it too.
-            let mut finalizers = schema.finalizers().to_vec();
-            finalizers.push(SCHEMA_IN_USE_FINALIZER.into());
-            set_finalizers(&client, &schema, finalizers).await?;
-        }
+        // Schemas from before the finalizer existed get it too.
+        finalizer::add(&schemas, &*schema, SCHEMA_IN_USE_FINALIZER).await?;
         return Ok(Next::Done);
     }
-    if !has_finalizer {
+    if !finalizer::has(&*schema, SCHEMA_IN_USE_FINALIZER) {
         return Ok(Next::Done);
     }
     let bindings: Api<APIBinding> = Api::all(clusters.wildcard());
@@ -63,28 +59,6 @@ async fn reconcile(schema: Arc<APIResourceSchema>, client: Client, clusters: Clu
         // Binding changes requeue this; the delay only covers a missed one.
         return Ok(Next::After(Duration::from_secs(60)));
     }
-    let kept: Vec<String> = schema
-        .finalizers()
-        .iter()
-        .filter(|f| *f != SCHEMA_IN_USE_FINALIZER)
-        .cloned()
-        .collect();
-    set_finalizers(&client, &schema, kept).await?;
+    finalizer::release(&schemas, &*schema, SCHEMA_IN_USE_FINALIZER).await?;
     Ok(Next::Done)
-}
-
-async fn set_finalizers(
-    client: &Client,
-    schema: &APIResourceSchema,
-    finalizers: Vec<String>,
-) -> Result<(), kube::Error> {
-    let api: Api<APIResourceSchema> = Api::all(client.clone());
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": schema.resource_version()}});
-    match api
-        .patch(&schema.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-        .await
-    {
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        other => other.map(|_| ()),
-    }
 }

@@ -18,6 +18,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::TokenSigner;
+use crate::errors::{is_conflict, is_not_found};
 use crate::runtime::{self, Clusters, Next, cluster_of};
 use faros_api::meta::{SA_NAME_ANNOTATION, SA_UID_ANNOTATION, TOKEN_SECRET_TYPE};
 
@@ -62,7 +63,7 @@ async fn reconcile(secret: Arc<Secret>, client: Client, signer: Arc<dyn TokenSig
         };
         match secrets.delete(&name, &params).await {
             Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) if is_not_found(&e) || is_conflict(&e) => {}
             Err(e) => return Err(e),
         }
         return Ok(Next::Done);
@@ -104,7 +105,7 @@ async fn reconcile(secret: Arc<Secret>, client: Client, signer: Arc<dyn TokenSig
     {
         Ok(_) => Ok(Next::Done),
         // Changed meanwhile: the new version comes back through the watch.
-        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(Next::Done),
+        Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(Next::Done),
         Err(e) => Err(e),
     }
 }

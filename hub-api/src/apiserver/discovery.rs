@@ -218,7 +218,7 @@ pub fn api_resource_list(kinds: &[Arc<ResourceKind>], group: &str, version: &str
             r.insert("categories".into(), strings(&k.categories));
         }
         resources.push(Value::Object(r));
-        if k.status_subresource {
+        if k.has_status() {
             resources.push(json!({
                 "name": format!("{}/status", k.resource),
                 "singularName": "",
@@ -386,7 +386,7 @@ fn aggregated_resource(k: &ResourceKind) -> Value {
     if !k.categories.is_empty() {
         r.insert("categories".into(), strings(&k.categories));
     }
-    if k.status_subresource {
+    if k.has_status() {
         r.insert(
             "subresources".into(),
             json!([{"subresource": "status", "responseKind": response_kind, "verbs": STATUS_VERBS}]),

@@ -52,7 +52,7 @@ fn in_scope(ctx: &Ctx, path: &[String]) -> bool {
     }
     match ctx.req.subresource.as_deref() {
         Some("status") => top == "status",
-        _ => !(ctx.kind.status_subresource && top == "status"),
+        _ => !(ctx.kind.has_status() && top == "status"),
     }
 }
 
@@ -397,7 +397,7 @@ fn strip_out_of_scope(ctx: &Ctx, config: &mut Value) {
     if let Some(map) = config.as_object_mut() {
         match ctx.req.subresource.as_deref() {
             Some("status") => map.retain(|k, _| k == "status" || k == "apiVersion" || k == "kind"),
-            _ if ctx.kind.status_subresource => {
+            _ if ctx.kind.has_status() => {
                 map.remove("status");
             }
             _ => {}

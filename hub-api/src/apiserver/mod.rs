@@ -302,10 +302,6 @@ async fn route(
         representation,
         scope,
     };
-    // Reviews and TokenRequest are answered by auth, not stored.
-    if matches!(ctx.scope, store::Scope::Direct) && crate::auth::reviews::handles(&ctx) {
-        return Ok(crate::auth::reviews::serve(ctx, body).await);
-    }
     Ok(store::serve(ctx, body).await)
 }
 

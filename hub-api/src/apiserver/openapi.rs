@@ -548,7 +548,7 @@ fn add_paths(paths: &mut Map<String, Value>, k: &ResourceKind, model: &str, list
             vec![Verb::Read, Verb::Replace, Verb::Delete, Verb::Patch],
         ),
     ];
-    if k.status_subresource {
+    if k.has_status() {
         targets.push((
             format!("{item}/status"),
             Target::Status,

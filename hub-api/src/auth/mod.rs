@@ -20,7 +20,6 @@ pub mod impersonation;
 pub mod jwt;
 pub mod oidc;
 pub mod rbac;
-pub mod reviews;
 pub mod serviceaccount;
 pub mod tokenfile;
 

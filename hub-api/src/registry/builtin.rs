@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::{ResourceKind, Strategy};
+use super::{ResourceKind, Rest, Strategy, Subresource};
 use faros_machinery::status::FieldError;
 use faros_machinery::table::{CellSource, PrinterColumn};
 use faros_machinery::validation::NameRule;
@@ -340,39 +340,6 @@ fn rbac<T: DeserializeOwned + Serialize + Send + Sync + 'static>() -> Arc<dyn St
 }
 
 #[allow(clippy::too_many_arguments)]
-fn kind(
-    group: &str,
-    version: &str,
-    resource: &str,
-    kind: &str,
-    namespaced: bool,
-    short_names: &[&str],
-    status_subresource: bool,
-    columns: Vec<PrinterColumn>,
-    strategy: Arc<dyn Strategy>,
-) -> Arc<ResourceKind> {
-    Arc::new(ResourceKind {
-        group: group.into(),
-        version: version.into(),
-        resource: resource.into(),
-        storage_resource: resource.into(),
-        singular: kind.to_lowercase(),
-        kind: kind.into(),
-        list_kind: format!("{kind}List"),
-        namespaced,
-        short_names: short_names.iter().map(|s| s.to_string()).collect(),
-        categories: Vec::new(),
-        status_subresource,
-        columns,
-        builtin: true,
-        name_rule: NameRule::Dns1123Subdomain,
-        allow_unconditional_update: true,
-        schema: None,
-        strategy,
-        crd_selectable_fields: Vec::new(),
-    })
-}
-
 fn name_column() -> PrinterColumn {
     PrinterColumn {
         format: "name".into(),
@@ -390,197 +357,154 @@ fn count(name: &str, paths: Vec<Vec<&'static str>>) -> PrinterColumn {
 
 pub fn kinds() -> Vec<Arc<ResourceKind>> {
     let age = PrinterColumn::age;
-    let mut all = vec![
-        {
-            let mut ns = kind(
-                "",
-                "v1",
-                "namespaces",
-                "Namespace",
-                false,
-                &["ns"],
-                true,
-                vec![
-                    name_column(),
-                    PrinterColumn::path("Status", "string", ".status.phase", 0),
-                    age(),
-                ],
-                Arc::new(NamespaceStrategy),
-            );
-            Arc::get_mut(&mut ns).expect("fresh").name_rule = NameRule::Dns1123Label;
-            ns
-        },
-        kind(
-            "",
-            "v1",
-            "configmaps",
-            "ConfigMap",
-            true,
-            &["cm"],
-            false,
-            vec![
+    let legacy = |resource: &str, kind: &str| ResourceKind::builder("", "v1", resource, kind);
+    let rbac_kind = |resource: &str, kind: &str| {
+        // RBAC objects are path-segment named in Kubernetes (e.g. `system:admin`).
+        ResourceKind::builder(RBAC_GROUP, "v1", resource, kind).names(NameRule::PathSegment)
+    };
+    let binding_columns = || {
+        vec![
+            name_column(),
+            PrinterColumn::path("Role", "string", ".roleRef.name", 0),
+            age(),
+            PrinterColumn::path("Users", "string", ".subjects[?(@.kind==\"User\")].name", 1),
+            PrinterColumn::path("Groups", "string", ".subjects[?(@.kind==\"Group\")].name", 1),
+            PrinterColumn::path(
+                "ServiceAccounts",
+                "string",
+                ".subjects[?(@.kind==\"ServiceAccount\")].name",
+                1,
+            ),
+        ]
+    };
+    let created_at = || {
+        vec![
+            name_column(),
+            PrinterColumn::path("Created At", "string", ".metadata.creationTimestamp", 0),
+        ]
+    };
+    vec![
+        legacy("namespaces", "Namespace")
+            .short_names(&["ns"])
+            .subresource(Subresource::STATUS)
+            .subresource(Subresource {
+                name: "finalize",
+                verbs: &["update"],
+                rest: None,
+            })
+            .names(NameRule::Dns1123Label)
+            .columns(vec![
+                name_column(),
+                PrinterColumn::path("Status", "string", ".status.phase", 0),
+                age(),
+            ])
+            .strategy(Arc::new(NamespaceStrategy))
+            .build(),
+        legacy("configmaps", "ConfigMap")
+            .namespaced()
+            .short_names(&["cm"])
+            .columns(vec![
                 name_column(),
                 count("Data", vec![vec!["data"], vec!["binaryData"]]),
                 age(),
-            ],
-            Arc::new(ConfigMapStrategy),
-        ),
-        kind(
-            "",
-            "v1",
-            "secrets",
-            "Secret",
-            true,
-            &[],
-            false,
-            vec![
+            ])
+            .strategy(Arc::new(ConfigMapStrategy))
+            .build(),
+        legacy("secrets", "Secret")
+            .namespaced()
+            .columns(vec![
                 name_column(),
                 PrinterColumn::path("Type", "string", ".type", 0),
                 count("Data", vec![vec!["data"]]),
                 age(),
-            ],
-            Arc::new(SecretStrategy),
-        ),
-        kind(
-            "",
-            "v1",
-            "serviceaccounts",
-            "ServiceAccount",
-            true,
-            &["sa"],
-            false,
-            vec![name_column(), count("Secrets", vec![vec!["secrets"]]), age()],
-            typed::<core::ServiceAccount>(),
-        ),
-        kind(
-            "",
-            "v1",
-            "events",
-            "Event",
-            true,
-            &["ev"],
-            false,
-            vec![
+            ])
+            .strategy(Arc::new(SecretStrategy))
+            .build(),
+        legacy("serviceaccounts", "ServiceAccount")
+            .namespaced()
+            .short_names(&["sa"])
+            .subresource(Subresource {
+                name: "token",
+                verbs: &["create"],
+                rest: Some(Rest::TokenRequest),
+            })
+            .columns(vec![name_column(), count("Secrets", vec![vec!["secrets"]]), age()])
+            .strategy(typed::<core::ServiceAccount>())
+            .build(),
+        legacy("events", "Event")
+            .namespaced()
+            .short_names(&["ev"])
+            .columns(vec![
                 PrinterColumn::path("Last Seen", "date", ".lastTimestamp", 0),
                 PrinterColumn::path("Type", "string", ".type", 0),
                 PrinterColumn::path("Reason", "string", ".reason", 0),
                 PrinterColumn::path("Object", "string", ".involvedObject.name", 0),
                 PrinterColumn::path("Message", "string", ".message", 0),
-            ],
-            Arc::new(EventStrategy),
-        ),
-        kind(
-            "coordination.k8s.io",
-            "v1",
-            "leases",
-            "Lease",
-            true,
-            &[],
-            false,
-            vec![
+            ])
+            .strategy(Arc::new(EventStrategy))
+            .build(),
+        ResourceKind::builder("coordination.k8s.io", "v1", "leases", "Lease")
+            .namespaced()
+            .columns(vec![
                 name_column(),
                 PrinterColumn::path("Holder", "string", ".spec.holderIdentity", 0),
                 age(),
-            ],
-            typed::<coordination::Lease>(),
-        ),
-        kind(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "roles",
-            "Role",
-            true,
-            &[],
-            false,
-            vec![
-                name_column(),
-                PrinterColumn::path("Created At", "string", ".metadata.creationTimestamp", 0),
-            ],
-            rbac::<rbac::Role>(),
-        ),
-        kind(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "rolebindings",
-            "RoleBinding",
-            true,
-            &[],
-            false,
-            vec![
-                name_column(),
-                PrinterColumn::path("Role", "string", ".roleRef.name", 0),
-                age(),
-                PrinterColumn::path("Users", "string", ".subjects[?(@.kind==\"User\")].name", 1),
-                PrinterColumn::path("Groups", "string", ".subjects[?(@.kind==\"Group\")].name", 1),
-                PrinterColumn::path(
-                    "ServiceAccounts",
-                    "string",
-                    ".subjects[?(@.kind==\"ServiceAccount\")].name",
-                    1,
-                ),
-            ],
-            rbac::<rbac::RoleBinding>(),
-        ),
-        kind(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "clusterroles",
-            "ClusterRole",
-            false,
-            &[],
-            false,
-            vec![
-                name_column(),
-                PrinterColumn::path("Created At", "string", ".metadata.creationTimestamp", 0),
-            ],
-            rbac::<rbac::ClusterRole>(),
-        ),
-        kind(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "clusterrolebindings",
-            "ClusterRoleBinding",
-            false,
-            &[],
-            false,
-            vec![
-                name_column(),
-                PrinterColumn::path("Role", "string", ".roleRef.name", 0),
-                age(),
-                PrinterColumn::path("Users", "string", ".subjects[?(@.kind==\"User\")].name", 1),
-                PrinterColumn::path("Groups", "string", ".subjects[?(@.kind==\"Group\")].name", 1),
-                PrinterColumn::path(
-                    "ServiceAccounts",
-                    "string",
-                    ".subjects[?(@.kind==\"ServiceAccount\")].name",
-                    1,
-                ),
-            ],
-            rbac::<rbac::ClusterRoleBinding>(),
-        ),
-        kind(
+            ])
+            .strategy(typed::<coordination::Lease>())
+            .build(),
+        rbac_kind("roles", "Role")
+            .namespaced()
+            .columns(created_at())
+            .strategy(rbac::<rbac::Role>())
+            .build(),
+        rbac_kind("rolebindings", "RoleBinding")
+            .namespaced()
+            .columns(binding_columns())
+            .strategy(rbac::<rbac::RoleBinding>())
+            .build(),
+        rbac_kind("clusterroles", "ClusterRole")
+            .columns(created_at())
+            .strategy(rbac::<rbac::ClusterRole>())
+            .build(),
+        rbac_kind("clusterrolebindings", "ClusterRoleBinding")
+            .columns(binding_columns())
+            .strategy(rbac::<rbac::ClusterRoleBinding>())
+            .build(),
+        ResourceKind::builder(
             "apiextensions.k8s.io",
             "v1",
             "customresourcedefinitions",
             "CustomResourceDefinition",
-            false,
-            &["crd", "crds"],
-            true,
-            vec![
-                name_column(),
-                PrinterColumn::path("Created At", "string", ".metadata.creationTimestamp", 0),
-            ],
-            Arc::new(super::crd::CrdStrategy),
-        ),
-    ];
-    for k in &mut all {
-        // RBAC objects and CRDs are path-segment named in Kubernetes (e.g. `system:admin`).
-        if k.group == "rbac.authorization.k8s.io" {
-            Arc::get_mut(k).expect("fresh").name_rule = NameRule::PathSegment;
-        }
-    }
-    all
+        )
+        .short_names(&["crd", "crds"])
+        .subresource(Subresource::STATUS)
+        .columns(created_at())
+        .strategy(Arc::new(super::crd::CrdStrategy))
+        .build(),
+        // Reviews: answered from the requester's own identity and permissions, never stored.
+        ResourceKind::builder(
+            AUTHORIZATION,
+            "v1",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+        )
+        .rest(Rest::SelfSubjectAccessReview)
+        .build(),
+        ResourceKind::builder(AUTHORIZATION, "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview")
+            .rest(Rest::SelfSubjectRulesReview)
+            .build(),
+        ResourceKind::builder(AUTHENTICATION, "v1", "selfsubjectreviews", "SelfSubjectReview")
+            .rest(Rest::SelfSubjectReview)
+            .build(),
+        ResourceKind::builder(AUTHENTICATION, "v1beta1", "selfsubjectreviews", "SelfSubjectReview")
+            .rest(Rest::SelfSubjectReview)
+            .build(),
+    ]
 }
+
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+const AUTHORIZATION: &str = "authorization.k8s.io";
+const AUTHENTICATION: &str = "authentication.k8s.io";
 
 /// Typed round trip for CRDs, shared with the CRD strategy.
 pub(crate) fn normalize_crd(obj: &Value) -> Result<(Value, Vec<String>), String> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{NoHooks, ResourceKind, Strategy};
+use super::{NoHooks, ResourceKind, Strategy, Subresource};
 use faros_api::meta::CRD_CLEANUP_FINALIZER as CLEANUP_FINALIZER;
 use faros_machinery::schema::StructuralSchema;
 use faros_machinery::status::FieldError;
@@ -65,7 +65,12 @@ impl CrdKinds {
                 namespaced,
                 short_names: strings(&names["shortNames"]),
                 categories: strings(&names["categories"]),
-                status_subresource: version["subresources"].get("status").is_some(),
+                subresources: if version["subresources"].get("status").is_some() {
+                    vec![Subresource::STATUS]
+                } else {
+                    Vec::new()
+                },
+                rest: None,
                 columns,
                 builtin: false,
                 // Custom resource names are DNS subdomains, as in kube-apiserver.

@@ -62,10 +62,6 @@ pub trait Strategy: Send + Sync {
     fn blocks_deletion(&self, _obj: &Value) -> bool {
         false
     }
-    /// The verbs the kind supports, when not all of them (e.g. create-only reviews).
-    fn verbs(&self) -> Option<&'static [&'static str]> {
-        None
-    }
 }
 
 pub struct NoHooks;
@@ -86,8 +82,10 @@ pub struct ResourceKind {
     pub namespaced: bool,
     pub short_names: Vec<String>,
     pub categories: Vec<String>,
-    /// Has a `status` subresource (main resource ignores status, status ignores the rest).
-    pub status_subresource: bool,
+    /// The subresources served besides the object itself.
+    pub subresources: Vec<Subresource>,
+    /// Set for kinds answered by code rather than stored (reviews): create is their only verb.
+    pub rest: Option<Rest>,
     pub columns: Vec<PrinterColumn>,
     /// Built-in kinds accept strategic merge patch; custom resources do not.
     pub builtin: bool,
@@ -120,32 +118,25 @@ impl ResourceKind {
         TableConvertor::new(&self.columns, self.builtin)
     }
 
-    /// The subresources served for this kind, each with the verbs it accepts.
-    pub fn subresources(&self) -> Vec<(&'static str, &'static [&'static str])> {
-        let mut out: Vec<(&'static str, &'static [&'static str])> = Vec::new();
-        if self.status_subresource {
-            out.push(("status", &["get", "patch", "update"]));
-        }
-        if self.builtin && self.group.is_empty() {
-            match self.resource.as_str() {
-                "namespaces" => out.push(("finalize", &["update"])),
-                "serviceaccounts" => out.push(("token", &["create"])),
-                _ => {}
-            }
-        }
-        out
+    /// Whether the kind has a `status` subresource (the main resource then ignores status,
+    /// and status ignores the rest).
+    pub fn has_status(&self) -> bool {
+        self.subresource("status").is_some()
+    }
+
+    /// The subresource `name`, if the kind serves it.
+    pub fn subresource(&self, name: &str) -> Option<&Subresource> {
+        self.subresources.iter().find(|s| s.name == name)
     }
 
     /// Whether `verb` is served on subresource `sub` of this kind.
     pub fn serves_subresource(&self, sub: &str, verb: &str) -> bool {
-        self.subresources()
-            .iter()
-            .any(|(name, verbs)| *name == sub && verbs.contains(&verb))
+        self.subresource(sub).is_some_and(|s| s.verbs.contains(&verb))
     }
 
     pub fn verbs(&self) -> Vec<&'static str> {
-        if let Some(verbs) = self.strategy.verbs() {
-            return verbs.to_vec();
+        if self.rest.is_some() {
+            return vec!["create"];
         }
         vec![
             "create",
@@ -157,6 +148,106 @@ impl ResourceKind {
             "update",
             "watch",
         ]
+    }
+
+    /// Starts the declaration of a built-in kind: cluster-scoped, no subresources, DNS
+    /// subdomain names, no hooks, until the builder says otherwise.
+    pub fn builder(group: &str, version: &str, resource: &str, kind: &str) -> KindBuilder {
+        KindBuilder(ResourceKind {
+            group: group.into(),
+            version: version.into(),
+            resource: resource.into(),
+            storage_resource: resource.into(),
+            singular: kind.to_lowercase(),
+            kind: kind.into(),
+            list_kind: format!("{kind}List"),
+            namespaced: false,
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            subresources: Vec::new(),
+            rest: None,
+            columns: Vec::new(),
+            builtin: true,
+            name_rule: NameRule::Dns1123Subdomain,
+            allow_unconditional_update: true,
+            schema: None,
+            strategy: Arc::new(NoHooks),
+            crd_selectable_fields: Vec::new(),
+        })
+    }
+}
+
+/// A subresource of a kind, e.g. `status`, or `token` of ServiceAccounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subresource {
+    pub name: &'static str,
+    pub verbs: &'static [&'static str],
+    /// Set when code answers it rather than the stored object (TokenRequest).
+    pub rest: Option<Rest>,
+}
+
+impl Subresource {
+    /// `status`: read and written apart from the rest of the object.
+    pub const STATUS: Subresource = Subresource {
+        name: "status",
+        verbs: &["get", "patch", "update"],
+        rest: None,
+    };
+}
+
+/// Requests answered by code instead of storage (the `rest` module of the store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rest {
+    SelfSubjectAccessReview,
+    SelfSubjectRulesReview,
+    SelfSubjectReview,
+    TokenRequest,
+}
+
+/// Declares a kind; see [`ResourceKind::builder`].
+pub struct KindBuilder(ResourceKind);
+
+impl KindBuilder {
+    pub fn namespaced(mut self) -> Self {
+        self.0.namespaced = true;
+        self
+    }
+
+    pub fn short_names(mut self, names: &[&str]) -> Self {
+        self.0.short_names = names.iter().map(|n| n.to_string()).collect();
+        self
+    }
+
+    pub fn subresource(mut self, subresource: Subresource) -> Self {
+        self.0.subresources.push(subresource);
+        self
+    }
+
+    pub fn columns(mut self, columns: Vec<PrinterColumn>) -> Self {
+        self.0.columns = columns;
+        self
+    }
+
+    pub fn names(mut self, rule: NameRule) -> Self {
+        self.0.name_rule = rule;
+        self
+    }
+
+    pub fn strategy(mut self, strategy: Arc<dyn Strategy>) -> Self {
+        self.0.strategy = strategy;
+        self
+    }
+
+    /// Answered by code: create is the only verb, nothing is stored.
+    pub fn rest(mut self, rest: Rest) -> Self {
+        self.0.rest = Some(rest);
+        self.0.name_rule = NameRule::PathSegment;
+        self.0.allow_unconditional_update = false;
+        self
+    }
+
+    pub fn build(self) -> Arc<ResourceKind> {
+        Arc::new(self.0)
     }
 }
 
@@ -187,7 +278,6 @@ impl Catalog {
             builtins: {
                 let mut kinds = builtin::kinds();
                 kinds.extend(crate::tenancy::system_kinds());
-                kinds.extend(crate::auth::reviews::kinds());
                 kinds
             },
             cache,

@@ -202,9 +202,9 @@ impl ExportView {
             }
             let mut resources = vec![kind.resource.clone()];
             resources.extend(
-                kind.subresources()
+                kind.subresources
                     .iter()
-                    .map(|(sub, _)| format!("{}/{sub}", kind.resource)),
+                    .map(|sub| format!("{}/{}", kind.resource, sub.name)),
             );
             rules.push(Rule {
                 verbs: VIEW_VERBS.iter().map(|v| v.to_string()).collect(),

@@ -490,7 +490,7 @@ mod tests {
         let ws = kinds.iter().find(|k| k.resource == "workspaces").unwrap();
         assert!(!ws.namespaced);
         assert_eq!(ws.short_names, vec!["ws".to_string()]);
-        assert!(ws.status_subresource);
+        assert!(ws.has_status());
     }
 
     #[test]

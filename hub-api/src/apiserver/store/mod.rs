@@ -9,6 +9,7 @@ mod filter;
 mod get;
 mod list;
 mod patch;
+mod rest;
 mod update;
 
 use axum::response::Response;
@@ -34,6 +35,15 @@ use faros_storage::StorageError;
 pub(super) const MAX_RETRIES: usize = 16;
 
 pub async fn serve(ctx: Ctx, body: axum::body::Body) -> Response {
+    let rest = match ctx.req.subresource.as_deref() {
+        Some(sub) => ctx.kind.subresource(sub).and_then(|s| s.rest),
+        None => ctx.kind.rest,
+    };
+    if let Some(rest) = rest {
+        return rest::serve(&ctx, rest, body)
+            .await
+            .unwrap_or_else(crate::apiserver::response::error);
+    }
     let result = match ctx.req.verb {
         "get" => get::get(&ctx),
         "list" => list::list(&ctx),

@@ -85,7 +85,7 @@ pub(super) async fn write_update(
             new = merged;
         }
         _ => {
-            if ctx.kind.status_subresource {
+            if ctx.kind.has_status() {
                 match old.get("status") {
                     Some(status) => new["status"] = status.clone(),
                     None => {
@@ -119,7 +119,7 @@ pub(super) async fn write_update(
         meta.remove("selfLink");
     }
     stamp_cluster(ctx.one_cluster()?, &mut new);
-    if subresource.is_none() && object::spec_changed(&new, old, ctx.kind.status_subresource) {
+    if subresource.is_none() && object::spec_changed(&new, old, ctx.kind.has_status()) {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         object::meta_mut(&mut new).insert("generation".into(), generation.into());
     }

@@ -4,112 +4,44 @@
 //! (`POST .../serviceaccounts/<name>/token`).
 //!
 //! The review kinds are ordinary entries of the catalog — so discovery lists them and kubectl
-//! finds them — whose strategy declares `create` as their only verb. The router hands any
-//! request for them (and for the `token` subresource) to [`serve`] instead of the generic
-//! handlers: nothing here is stored, so none of the generic path applies.
-
-use std::sync::Arc;
+//! finds them — declared with [`Rest`], as the ServiceAccount `token` subresource is; the
+//! store answers their creates here. Nothing here is stored.
 
 use axum::response::Response;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::rbac::{Attributes, ResourceAttributes, Rule};
-use super::serviceaccount::{BoundObject, DEFAULT_EXPIRATION, MIN_EXPIRATION, TokenSpec};
-use crate::apiserver::store::Ctx;
+use super::{Ctx, Scope};
 use crate::apiserver::{body, response};
-use crate::registry::{ResourceKind, Strategy};
+use crate::auth::rbac::{Attributes, ResourceAttributes, Rule};
+use crate::auth::serviceaccount::{BoundObject, DEFAULT_EXPIRATION, MIN_EXPIRATION, TokenSpec};
+use crate::registry::Rest;
 use faros_machinery::status::{ApiError, ApiResult, FieldError};
-use faros_machinery::validation::NameRule;
 
 const AUTHORIZATION: &str = "authorization.k8s.io";
 const AUTHENTICATION: &str = "authentication.k8s.io";
 
-/// Create-only kinds.
-struct CreateOnly;
-
-impl Strategy for CreateOnly {
-    fn verbs(&self) -> Option<&'static [&'static str]> {
-        Some(&["create"])
-    }
-}
-
-fn review_kind(group: &str, version: &str, resource: &str, kind: &str) -> Arc<ResourceKind> {
-    Arc::new(ResourceKind {
-        group: group.into(),
-        version: version.into(),
-        resource: resource.into(),
-        storage_resource: resource.into(),
-        singular: kind.to_lowercase(),
-        kind: kind.into(),
-        list_kind: format!("{kind}List"),
-        namespaced: false,
-        short_names: Vec::new(),
-        categories: Vec::new(),
-        status_subresource: false,
-        columns: Vec::new(),
-        builtin: true,
-        name_rule: NameRule::PathSegment,
-        allow_unconditional_update: false,
-        schema: None,
-        strategy: Arc::new(CreateOnly),
-        crd_selectable_fields: Vec::new(),
-    })
-}
-
-/// The review kinds, served in every workspace.
-pub fn kinds() -> Vec<Arc<ResourceKind>> {
-    vec![
-        review_kind(
-            AUTHORIZATION,
-            "v1",
-            "selfsubjectaccessreviews",
-            "SelfSubjectAccessReview",
-        ),
-        review_kind(AUTHORIZATION, "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
-        review_kind(AUTHENTICATION, "v1", "selfsubjectreviews", "SelfSubjectReview"),
-        review_kind(AUTHENTICATION, "v1beta1", "selfsubjectreviews", "SelfSubjectReview"),
-    ]
-}
-
-fn is_review(ctx: &Ctx) -> bool {
-    ctx.kind.builtin
-        && matches!(
-            (ctx.kind.group.as_str(), ctx.kind.resource.as_str()),
-            (AUTHORIZATION, "selfsubjectaccessreviews" | "selfsubjectrulesreviews")
-                | (AUTHENTICATION, "selfsubjectreviews")
-        )
-}
-
-fn is_token_request(ctx: &Ctx) -> bool {
-    ctx.kind.builtin
-        && ctx.kind.group.is_empty()
-        && ctx.kind.resource == "serviceaccounts"
-        && ctx.req.subresource.as_deref() == Some("token")
-}
-
-/// Whether [`serve`] answers this request instead of the generic handlers.
-pub fn handles(ctx: &Ctx) -> bool {
-    is_review(ctx) || is_token_request(ctx)
-}
-
-pub async fn serve(ctx: Ctx, body: axum::body::Body) -> Response {
-    let result = if ctx.req.verb != "create" || (ctx.req.name.is_some() && !is_token_request(&ctx)) {
-        Err(ApiError::method_not_allowed(
+/// Answers a request for a kind or subresource declared as `rest`: creates only, by the
+/// requester in its own workspace.
+pub(super) async fn serve(ctx: &Ctx, rest: Rest, body: axum::body::Body) -> ApiResult<Response> {
+    let named = ctx.req.name.is_some();
+    if ctx.req.verb != "create" || named != (rest == Rest::TokenRequest) {
+        return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
-        ))
-    } else {
-        match read(&ctx, body).await {
-            Ok(obj) if is_token_request(&ctx) => token_request(&ctx, obj),
-            Ok(obj) => match ctx.kind.resource.as_str() {
-                "selfsubjectaccessreviews" => Ok(access_review(&ctx, obj)),
-                "selfsubjectrulesreviews" => Ok(rules_review(&ctx, obj)),
-                _ => Ok(self_review(&ctx)),
-            },
-            Err(e) => Err(e),
-        }
-    };
-    result.unwrap_or_else(crate::apiserver::response::error)
+        ));
+    }
+    if !matches!(ctx.scope, Scope::Direct) {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method through an APIExport view",
+        ));
+    }
+    let obj = read(ctx, body).await?;
+    match rest {
+        Rest::TokenRequest => token_request(ctx, obj),
+        Rest::SelfSubjectAccessReview => Ok(access_review(ctx, obj)),
+        Rest::SelfSubjectRulesReview => Ok(rules_review(ctx, obj)),
+        Rest::SelfSubjectReview => Ok(self_review(ctx)),
+    }
 }
 
 async fn read(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Value> {
@@ -166,9 +98,9 @@ fn access_review(ctx: &Ctx, obj: Value) -> Response {
     };
     let decision = ctx.hub.authorizer.authorize(&ctx.user, ctx.cluster.name(), &attrs);
     let status = match decision {
-        super::rbac::Decision::Allow(reason) if reason.is_empty() => json!({"allowed": true}),
-        super::rbac::Decision::Allow(reason) => json!({"allowed": true, "reason": reason}),
-        super::rbac::Decision::Deny => json!({"allowed": false}),
+        crate::auth::rbac::Decision::Allow(reason) if reason.is_empty() => json!({"allowed": true}),
+        crate::auth::rbac::Decision::Allow(reason) => json!({"allowed": true, "reason": reason}),
+        crate::auth::rbac::Decision::Deny => json!({"allowed": false}),
     };
     created("SelfSubjectAccessReview", &ctx.kind.api_version(), spec, status)
 }
@@ -342,7 +274,7 @@ fn bound_object(ctx: &Ctx, namespace: &str, sa_name: &str, bound: &Value) -> Api
         .catalog
         .all_kinds(ctx.cluster.name())
         .into_iter()
-        .find(|k| k.kind == kind_name && k.api_version() == api_version && !handles_kind(k))
+        .find(|k| k.kind == kind_name && k.api_version() == api_version && k.rest.is_none())
         .ok_or_else(|| {
             ApiError::invalid(
                 "TokenRequest",
@@ -382,8 +314,4 @@ fn bound_object(ctx: &Ctx, namespace: &str, sa_name: &str, bound: &Value) -> Api
         uid,
         key,
     }))
-}
-
-fn handles_kind(kind: &ResourceKind) -> bool {
-    kind.builtin && matches!(kind.group.as_str(), AUTHORIZATION | AUTHENTICATION)
 }

@@ -1,7 +1,8 @@
 //! Faros controllers: everything that reacts to objects. They are ordinary API clients
 //! (kube-rs over loopback TLS with their own client certificate) and never reach into
 //! storage, so the same code runs in-process with `--all-in-one` or as a separate
-//! `hub-api controllers`. This crate depends on `faros-api` and `kube`, never on the server.
+//! `hub-api controllers`. This crate depends on `faros-api`, `faros-kubeconfig` and `kube`,
+//! never on the server.
 
 mod agent_lifecycle;
 mod apibinding;
@@ -22,8 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::KubeConfigOptions;
 use tokio::sync::watch;
 
 /// A kube-rs configuration for the hub's own loopback address and a client certificate.
@@ -33,19 +33,17 @@ pub async fn loopback_config(
     cert_pem: &str,
     key_pem: &str,
 ) -> anyhow::Result<kube::Config> {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let kubeconfig = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "hub", "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
-        "users": [{"name": "controllers", "user": {
-            "client-certificate-data": b64(cert_pem),
-            "client-key-data": b64(key_pem),
-        }}],
-        "contexts": [{"name": "hub", "context": {"cluster": "hub", "user": "controllers"}}],
-        "current-context": "hub",
-    });
-    let kubeconfig: Kubeconfig = serde_json::from_value(kubeconfig).context("building loopback kubeconfig")?;
+    let context = kube::config::Context {
+        cluster: "hub".into(),
+        user: Some("controllers".into()),
+        ..Default::default()
+    };
+    let kubeconfig = faros_kubeconfig::one_context(
+        "hub",
+        context,
+        faros_kubeconfig::cluster(server, ca_pem),
+        Some(faros_kubeconfig::Credential::ClientCert { cert_pem, key_pem }.into()),
+    );
     kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .context("loading loopback kubeconfig")

@@ -12,13 +12,13 @@
 //! A kubeconfig that is not a registration credential (an administrator's, or `simulate`)
 //! is used as it is.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use faros_api::edge::{self, Agent, AgentSpec, REGISTRATION_ACCOUNT_PREFIX, REGISTRATION_LABEL};
+use faros_kubeconfig::write_private;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, SelfSubjectReview, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
@@ -189,25 +189,6 @@ impl StoredCredential {
     }
 }
 
-/// Writes `content` to `path` atomically with mode 0600.
-fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(content.as_bytes())?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
 /// Stores a freshly minted token (and, the first time, the kubeconfig around it).
 fn store(
     dir: &Path,
@@ -219,28 +200,36 @@ fn store(
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     let dir = std::fs::canonicalize(dir)?;
-    write_private(&dir.join(TOKEN_FILE), token)?;
-    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let user = &meta.service_account;
-    let mut cluster = format!("    server: {}\n", quote(&meta.server));
-    match bootstrap_ca {
-        Some(ca) => cluster.push_str(&format!("    certificate-authority-data: {}\n", quote(ca))),
-        None if insecure => cluster.push_str("    insecure-skip-tls-verify: true\n"),
-        None => {}
-    }
-    let kubeconfig = format!(
-        "# The credential of Faros agent {agent}, written by edge-agent; the token is rotated in place.\n\
-         apiVersion: v1\nkind: Config\nclusters:\n- name: faros\n  cluster:\n{cluster}\
-         users:\n- name: {user_q}\n  user:\n    tokenFile: {token_file}\n\
-         contexts:\n- name: {user_q}\n  context:\n    cluster: faros\n    user: {user_q}\n    namespace: {ns}\n\
-         current-context: {user_q}\n",
-        agent = meta.agent,
-        user_q = quote(user),
-        token_file = quote(&dir.join(TOKEN_FILE).to_string_lossy()),
-        ns = quote(&meta.namespace),
+    write_private(&dir.join(TOKEN_FILE), token.as_bytes())?;
+    let token_file = dir.join(TOKEN_FILE).to_string_lossy().into_owned();
+    let cluster = kube::config::Cluster {
+        server: Some(meta.server.clone()),
+        certificate_authority_data: bootstrap_ca.map(str::to_string),
+        insecure_skip_tls_verify: (bootstrap_ca.is_none() && insecure).then_some(true),
+        ..Default::default()
+    };
+    let context = kube::config::Context {
+        cluster: "faros".into(),
+        user: Some(meta.service_account.clone()),
+        namespace: Some(meta.namespace.clone()),
+        ..Default::default()
+    };
+    let kubeconfig = faros_kubeconfig::one_context(
+        &meta.service_account,
+        context,
+        cluster,
+        Some(faros_kubeconfig::Credential::TokenFile(&token_file).into()),
     );
-    write_private(&dir.join(CREDENTIAL_KUBECONFIG), &kubeconfig)?;
-    write_private(&dir.join(CREDENTIAL_META), &serde_json::to_string_pretty(meta)?)?;
+    let kubeconfig = format!(
+        "# The credential of Faros agent {}, written by edge-agent; the token is rotated in place.\n{}",
+        meta.agent,
+        faros_kubeconfig::to_yaml(&kubeconfig)?
+    );
+    write_private(&dir.join(CREDENTIAL_KUBECONFIG), kubeconfig.as_bytes())?;
+    write_private(
+        &dir.join(CREDENTIAL_META),
+        serde_json::to_string_pretty(meta)?.as_bytes(),
+    )?;
     Ok(StoredCredential {
         dir,
         meta: meta.clone(),
@@ -582,10 +571,10 @@ pub async fn rotate(
                 Some(status) if status.token.as_deref().is_some_and(|t| !t.is_empty()) => {
                     stored.meta.expiration_timestamp = expiry(&status, stored.meta.expiration_seconds);
                     let token = status.token.unwrap_or_default();
-                    let written = write_private(&stored.dir.join(TOKEN_FILE), &token).and_then(|()| {
+                    let written = write_private(&stored.dir.join(TOKEN_FILE), token.as_bytes()).and_then(|()| {
                         write_private(
                             &stored.dir.join(CREDENTIAL_META),
-                            &serde_json::to_string_pretty(&stored.meta)?,
+                            serde_json::to_string_pretty(&stored.meta)?.as_bytes(),
                         )
                     });
                     match written {

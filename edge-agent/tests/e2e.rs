@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use kube::config::Kubeconfig;
 use serde_json::Value;
 
 const HUB_ENV: &str = "FAROS_E2E_HUB";
@@ -91,36 +92,54 @@ impl Hub {
         format!("https://127.0.0.1:{}/clusters/{path}", self.port)
     }
 
+    fn admin_kubeconfig(&self) -> Kubeconfig {
+        Kubeconfig::read_from(self.admin()).unwrap()
+    }
+
     /// A copy of the admin kubeconfig pointing at workspace `path`.
     fn workspace_kubeconfig(&self, path: &str) -> PathBuf {
-        let text = std::fs::read_to_string(self.admin()).unwrap();
+        let mut kubeconfig = self.admin_kubeconfig();
         let base = format!("https://127.0.0.1:{}", self.port);
-        let rewritten: String = text
-            .lines()
-            .map(|l| {
-                if l.trim_start().starts_with("server:") {
-                    format!("    server: {}", self.url(path))
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert!(rewritten.contains(&base));
+        let server = self.url(path);
+        assert!(server.contains(&base));
+        for cluster in kubeconfig.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+            cluster.server = Some(server.clone());
+        }
         let out = self.dir.join(format!("{}.kubeconfig", path.replace(':', "_")));
-        std::fs::write(&out, rewritten).unwrap();
+        faros_kubeconfig::write(&out, &kubeconfig).unwrap();
         out
     }
 
     /// The hub CA from the admin kubeconfig (base64).
     fn ca_data(&self) -> String {
-        let text = std::fs::read_to_string(self.admin()).unwrap();
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
+        self.admin_kubeconfig().clusters[0]
+            .cluster
+            .as_ref()
+            .and_then(|c| c.certificate_authority_data.clone())
             .unwrap()
-            .trim()
-            .trim_matches('"')
-            .to_string()
+    }
+
+    /// Writes `file`: a kubeconfig like `kubectl faros agent generate` writes, for workspace
+    /// `root:tenant1` with `token`, in namespace `default`, its entries named `names`
+    /// (cluster, user, context).
+    fn registration_kubeconfig_at(&self, file: &Path, names: (&str, &str, &str), token: &str) {
+        let (cluster, user, context) = names;
+        let kubeconfig = faros_kubeconfig::one_context(
+            context,
+            kube::config::Context {
+                cluster: cluster.into(),
+                user: Some(user.into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            kube::config::Cluster {
+                server: Some(self.url("root:tenant1")),
+                certificate_authority_data: Some(self.ca_data()),
+                ..Default::default()
+            },
+            Some(faros_kubeconfig::Credential::Token(token).into()),
+        );
+        faros_kubeconfig::write(file, &kubeconfig).unwrap();
     }
 }
 
@@ -589,16 +608,7 @@ fn registration_flow_end_to_end() {
 
     // The kubeconfig `kubectl faros agent generate` writes.
     let reg_kubeconfig = hub.dir.join("agent1.kubeconfig");
-    std::fs::write(
-        &reg_kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: tenant1\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
-             users:\n- name: reg1\n  user:\n    token: {token}\ncontexts:\n- name: agent1\n  context:\n    cluster: tenant1\n    user: reg1\n    namespace: default\ncurrent-context: agent1\n",
-            hub.url("root:tenant1"),
-            hub.ca_data()
-        ),
-    )
-    .unwrap();
+    hub.registration_kubeconfig_at(&reg_kubeconfig, ("tenant1", "reg1", "agent1"), &token);
 
     let state1 = hub.dir.join("state-agent1");
     let mut agent1 = AgentProcess::start(&hub.dir, &reg_kubeconfig, "agent1", &state1);
@@ -866,16 +876,7 @@ fn registration_kubeconfig(hub: &Hub, tenant: &Path, name: &str) -> PathBuf {
     let secret = get_json(tenant, &["secret", &secret_name]);
     let token = String::from_utf8(decode_b64(secret["data"]["token"].as_str().unwrap())).unwrap();
     let path = hub.dir.join(format!("{name}.kubeconfig"));
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: hub\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
-             users:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: hub\n    user: {name}\n    namespace: default\ncurrent-context: {name}\n",
-            hub.url("root:tenant1"),
-            hub.ca_data()
-        ),
-    )
-    .unwrap();
+    hub.registration_kubeconfig_at(&path, ("hub", name, name), &token);
     path
 }
 

@@ -18,16 +18,16 @@
 //! rename).
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::Write as _;
+use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use base64::Engine as _;
+use faros_kubeconfig::{write_atomic, write_private};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType, SerialNumber, SigningKey as _,
@@ -147,7 +147,7 @@ impl Pki {
                 // The key goes first: a crash in between leaves a key without
                 // a certificate, which is reported instead of silently
                 // replaced.
-                write_atomic(&ca_key_path, key.serialize_pem().as_bytes(), 0o600)?;
+                write_private(&ca_key_path, key.serialize_pem().as_bytes())?;
                 write_atomic(&ca_cert_path, cert_pem.as_bytes(), 0o644)?;
                 (cert_pem, key, true)
             }
@@ -290,7 +290,7 @@ impl Pki {
             }
         }
         let (cert_pem, key_pem) = self.issue_serving_cert(wanted, validity)?;
-        write_atomic(&key_path, key_pem.as_bytes(), 0o600)?;
+        write_private(&key_path, key_pem.as_bytes())?;
         write_atomic(&cert_path, cert_pem.as_bytes(), 0o644)?;
         self.serving_cert_pem = cert_pem;
         self.serving_key_pem = key_pem;
@@ -413,94 +413,6 @@ pub fn client_cert_identity(cert_der: &[u8]) -> Option<(String, Vec<String>)> {
         .collect::<Result<Vec<_>, _>>()
         .ok()?;
     Some((user.to_owned(), groups))
-}
-
-/// The credentials written into a kubeconfig's user entry.
-#[derive(Clone, Copy, Debug)]
-pub enum Credential<'a> {
-    /// A client certificate and its private key, both PEM.
-    ClientCert {
-        /// PEM of the client certificate.
-        cert_pem: &'a str,
-        /// PEM of the client certificate's private key.
-        key_pem: &'a str,
-    },
-    /// A bearer token.
-    Token(&'a str),
-}
-
-/// Writes a kubeconfig with one cluster, user and context, all named
-/// `context`, and `current-context` set to it.
-///
-/// The cluster points at `server` and trusts `ca_pem`
-/// (`certificate-authority-data`); the user authenticates with `cred`; the
-/// context carries `namespace` when given. The file is YAML (every string is
-/// double-quoted), written atomically with mode `0600`.
-pub fn write_kubeconfig(
-    path: &Path,
-    context: &str,
-    server: &str,
-    ca_pem: &str,
-    cred: Credential<'_>,
-    namespace: Option<&str>,
-) -> Result<()> {
-    if context.is_empty() {
-        bail!("kubeconfig context name must not be empty");
-    }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_private_dir(parent)?;
-    }
-    let yaml = render_kubeconfig(context, server, ca_pem, cred, namespace);
-    write_atomic(path, yaml.as_bytes(), 0o600)
-}
-
-/// Renders the kubeconfig written by [`write_kubeconfig`].
-fn render_kubeconfig(
-    context: &str,
-    server: &str,
-    ca_pem: &str,
-    cred: Credential<'_>,
-    namespace: Option<&str>,
-) -> String {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-    let name = quote(context);
-    let mut out = String::new();
-    out.push_str("apiVersion: v1\n");
-    out.push_str("kind: Config\n");
-    out.push_str("clusters:\n");
-    out.push_str(&format!("- name: {name}\n"));
-    out.push_str("  cluster:\n");
-    out.push_str(&format!("    server: {}\n", quote(server)));
-    out.push_str(&format!("    certificate-authority-data: {}\n", quote(&b64(ca_pem))));
-    out.push_str("users:\n");
-    out.push_str(&format!("- name: {name}\n"));
-    out.push_str("  user:\n");
-    match cred {
-        Credential::ClientCert { cert_pem, key_pem } => {
-            out.push_str(&format!("    client-certificate-data: {}\n", quote(&b64(cert_pem))));
-            out.push_str(&format!("    client-key-data: {}\n", quote(&b64(key_pem))));
-        }
-        Credential::Token(token) => {
-            out.push_str(&format!("    token: {}\n", quote(token)));
-        }
-    }
-    out.push_str("contexts:\n");
-    out.push_str(&format!("- name: {name}\n"));
-    out.push_str("  context:\n");
-    out.push_str(&format!("    cluster: {name}\n"));
-    out.push_str(&format!("    user: {name}\n"));
-    if let Some(ns) = namespace {
-        out.push_str(&format!("    namespace: {}\n", quote(ns)));
-    }
-    out.push_str(&format!("current-context: {name}\n"));
-    out.push_str("preferences: {}\n");
-    out
-}
-
-/// A YAML double-quoted scalar. JSON string escapes (`\"`, `\\`, `\n`, `\t`,
-/// `\b`, `\f`, `\r`, `\uXXXX`) are all valid YAML escapes.
-fn quote(s: &str) -> String {
-    serde_json::to_string(s).expect("serializing a string cannot fail")
 }
 
 /// A subject alternative name, normalised for comparison.
@@ -827,37 +739,6 @@ fn tighten_key_permissions(path: &Path) -> Result<()> {
     if meta.permissions().mode() & 0o077 != 0 {
         fs::set_permissions(path, fs::Permissions::from_mode(0o600))
             .with_context(|| format!("restricting permissions of {}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// Writes `contents` to `path` atomically: into a temporary file created
-/// with `mode` next to it, flushed to disk, then renamed over `path`.
-fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("{} has no file name", path.display()))?;
-    let tmp = parent.join(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
-    // A leftover from a crashed run of this process id would keep its old
-    // mode; start from scratch.
-    let _ = fs::remove_file(&tmp);
-    let written = (|| -> std::io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", path.display()));
-    }
-    // Make the rename itself durable; not all filesystems support this.
-    if let Ok(dir) = fs::File::open(parent) {
-        let _ = dir.sync_all();
     }
     Ok(())
 }
@@ -1346,72 +1227,5 @@ mod tests {
             accepted.server.unwrap(),
             Some(("mallory".to_string(), vec!["system:masters".to_string()]))
         );
-    }
-
-    #[test]
-    fn kubeconfig_with_client_cert() {
-        let dir = TempDir::new("kubeconfig-cert");
-        let path = dir.0.join("nested").join("config");
-        write_kubeconfig(
-            &path,
-            "faros",
-            "https://127.0.0.1:6443",
-            "CA PEM\n",
-            Credential::ClientCert {
-                cert_pem: "CERT PEM\n",
-                key_pem: "KEY PEM\n",
-            },
-            Some("default"),
-        )
-        .unwrap();
-        assert_eq!(mode_of(&path), 0o600);
-        let text = fs::read_to_string(&path).unwrap();
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let expected = format!(
-            "apiVersion: v1\n\
-             kind: Config\n\
-             clusters:\n\
-             - name: \"faros\"\n  cluster:\n    server: \"https://127.0.0.1:6443\"\n    \
-             certificate-authority-data: \"{}\"\n\
-             users:\n\
-             - name: \"faros\"\n  user:\n    client-certificate-data: \"{}\"\n    \
-             client-key-data: \"{}\"\n\
-             contexts:\n\
-             - name: \"faros\"\n  context:\n    cluster: \"faros\"\n    user: \"faros\"\n    \
-             namespace: \"default\"\n\
-             current-context: \"faros\"\n\
-             preferences: {{}}\n",
-            b64("CA PEM\n"),
-            b64("CERT PEM\n"),
-            b64("KEY PEM\n")
-        );
-        assert_eq!(text, expected);
-        // Only the file itself is there: the temporary file was renamed.
-        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn kubeconfig_with_token_replaces_existing_file() {
-        let dir = TempDir::new("kubeconfig-token");
-        let path = dir.0.join("config");
-        fs::write(&path, "old").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        write_kubeconfig(
-            &path,
-            "edge \"one\"",
-            "https://hub:6443",
-            "CA",
-            Credential::Token("tok\\en"),
-            None,
-        )
-        .unwrap();
-        assert_eq!(mode_of(&path), 0o600);
-        let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains("    token: \"tok\\\\en\"\n"), "{text}");
-        assert!(text.contains("- name: \"edge \\\"one\\\"\"\n"), "{text}");
-        assert!(text.contains("current-context: \"edge \\\"one\\\"\"\n"));
-        assert!(!text.contains("namespace"));
-        assert!(!text.contains("client-key-data"));
-        assert!(write_kubeconfig(&path, "", "s", "c", Credential::Token("t"), None).is_err());
     }
 }

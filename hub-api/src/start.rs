@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::apiserver::{self, Hub};
 use crate::auth::Authenticator;
 use crate::auth::serviceaccount::ServiceAccounts;
-use crate::pki::{self, Pki};
+use crate::pki::Pki;
 use crate::registry::Catalog;
 use faros_controllers::{ControllerConfig, TokenSigner};
 use faros_storage::{Cache, SqliteBackend};
@@ -88,16 +88,18 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     let (cert, key) =
         pki.issue_client_cert("faros-admin", &["system:masters"], Duration::from_secs(365 * 24 * 3600))?;
     let admin_kubeconfig = opts.data_dir.join("admin.kubeconfig");
-    pki::write_kubeconfig(
+    faros_kubeconfig::write(
         &admin_kubeconfig,
-        "root",
-        &server_url,
-        &trust_pem,
-        pki::Credential::ClientCert {
-            cert_pem: &cert,
-            key_pem: &key,
-        },
-        None,
+        &faros_kubeconfig::all_named(
+            "root",
+            &server_url,
+            &trust_pem,
+            faros_kubeconfig::Credential::ClientCert {
+                cert_pem: &cert,
+                key_pem: &key,
+            },
+            None,
+        ),
     )?;
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);

@@ -46,14 +46,10 @@ fn ready_workspace(hub: &TestHub, name: &str, ws_type: &str) -> std::path::PathB
             "--timeout=60s",
         ],
     );
-    let text = std::fs::read_to_string(hub.kubeconfig()).unwrap();
-    let path = hub.dir.join(format!("{name}.kubeconfig"));
-    std::fs::write(
-        &path,
-        text.replace(&hub.url(), &hub.workspace_url(&format!("root:{name}"))),
+    hub.admin_kubeconfig_at(
+        &hub.workspace_url(&format!("root:{name}")),
+        &format!("{name}.kubeconfig"),
     )
-    .unwrap();
-    path
 }
 
 /// The Registration's Ready condition as (status, reason), if it has one.

@@ -77,18 +77,18 @@ async fn own_serving_certificate_and_client_ca() {
 
     // A kubeconfig trusting only our serving CA reaches the hub: it serves our certificate.
     let kc = files.join("carol.kubeconfig");
-    hub_api::pki::write_kubeconfig(
-        &kc,
+    let carol_key_pem = carol_key.serialize_pem();
+    let carol_kubeconfig = faros_kubeconfig::all_named(
         "hub",
         &hub.url(),
         &serving_ca_pem,
-        hub_api::pki::Credential::ClientCert {
+        faros_kubeconfig::Credential::ClientCert {
             cert_pem: &carol_pem,
-            key_pem: &carol_key.serialize_pem(),
+            key_pem: &carol_key_pem,
         },
         None,
-    )
-    .unwrap();
+    );
+    faros_kubeconfig::write(&kc, &carol_kubeconfig).unwrap();
     // carol is authenticated by the partner CA, but has no business in root yet.
     kubectl_forbidden(&kc, &["get", "namespaces"]);
     kubectl_ok(

@@ -50,12 +50,7 @@ fn create_workspace(hub: &TestHub, parent_kubeconfig: &Path, name: &str, ws_type
 
 /// A copy of the admin kubeconfig pointing at `url`.
 fn kubeconfig_for(hub: &TestHub, url: &str, name: &str) -> PathBuf {
-    let admin = std::fs::read_to_string(hub.kubeconfig()).unwrap();
-    let server_line = admin.lines().find(|l| l.trim_start().starts_with("server:")).unwrap();
-    let rewritten = admin.replace(server_line, &format!("    server: \"{url}\""));
-    let path = hub.dir.join(format!("{}.kubeconfig", name.replace(':', "_")));
-    std::fs::write(&path, rewritten).unwrap();
-    path
+    hub.admin_kubeconfig_at(url, &format!("{}.kubeconfig", name.replace(':', "_")))
 }
 
 fn k(kubeconfig: &Path, args: &[&str]) -> std::process::Output {

@@ -11,10 +11,10 @@ use faros_api::apis::{APIBinding, applied_claims};
 use faros_api::edge::{Agent, Registration, RegistrationSpec};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::config::{Cluster, Kubeconfig};
 use kube::{Client, ResourceExt};
-use serde_norway::{Mapping, Value};
 
-use crate::kubeconfig::{self, Section};
+use crate::kubeconfig::Section;
 use crate::output;
 use crate::paths;
 use crate::session::{self, Session, is_status, is_workspace_denied};
@@ -227,8 +227,9 @@ async fn generate(session: &Session, namespace: &str, args: GenerateArgs) -> any
     )
     .await?;
     let kubeconfig = agent_kubeconfig(session, &workspace, namespace, &args.name, &registration_name, &token)?;
+    let text = faros_kubeconfig::to_yaml(&kubeconfig)?;
     if to_stdout {
-        std::io::stdout().write_all(kubeconfig.as_bytes())?;
+        std::io::stdout().write_all(text.as_bytes())?;
         return Ok(());
     }
     let path = PathBuf::from(
@@ -236,7 +237,11 @@ async fn generate(session: &Session, namespace: &str, args: GenerateArgs) -> any
             .clone()
             .unwrap_or_else(|| format!("{}.kubeconfig", args.name)),
     );
-    kubeconfig::write_private(&path, kubeconfig.as_bytes())?;
+    // Missing directories are made as `mkdir -p` makes them: only the file is private.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    faros_kubeconfig::write_private(&path, text.as_bytes())?;
     say(format!(
         "Wrote {} for agent {:?} (workspace {workspace}, namespace {namespace}). On the device run:\n  \
          FAROS_AGENT_NAME={} FAROS_AGENT_NAMESPACE={namespace} KUBECONFIG={} edge-agent",
@@ -375,7 +380,7 @@ fn agent_kubeconfig(
     agent: &str,
     registration: &str,
     token: &str,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Kubeconfig> {
     let context = session
         .configs
         .get(Section::Contexts, &session.context)
@@ -385,56 +390,50 @@ fn agent_kubeconfig(
         .configs
         .get(Section::Clusters, cluster_name)
         .ok_or_else(|| anyhow!("cluster {cluster_name:?} is not defined in the kubeconfig"))?;
-    let current = &found.body;
-    let text = |key: &str| current.get(key).and_then(Value::as_str).filter(|v| !v.is_empty());
-    let mut cluster = Mapping::new();
-    cluster.insert("server".into(), paths::workspace_url(session.base(), workspace).into());
-    if let Some(data) = text("certificate-authority-data") {
-        cluster.insert("certificate-authority-data".into(), data.into());
-    } else if let Some(file) = text("certificate-authority") {
-        // The agent runs elsewhere: inline the CA rather than point at our file.
-        let file = if std::path::Path::new(file).is_absolute() {
-            PathBuf::from(file)
-        } else {
-            session
-                .configs
-                .path(found.file)
-                .parent()
-                .map(|d| d.join(file))
-                .unwrap_or_else(|| PathBuf::from(file))
-        };
-        let pem = std::fs::read(&file).with_context(|| format!("reading the hub CA from {}", file.display()))?;
-        cluster.insert(
-            "certificate-authority-data".into(),
-            base64::engine::general_purpose::STANDARD.encode(pem).into(),
-        );
-    }
-    for key in ["tls-server-name", "proxy-url", "insecure-skip-tls-verify"] {
-        if let Some(value) = current.get(key) {
-            cluster.insert(key.into(), value.clone());
+    let current: Cluster = serde_norway::from_value(found.body.clone())
+        .with_context(|| format!("cluster {cluster_name:?} of the kubeconfig does not decode"))?;
+    let ca_data = match (
+        current.certificate_authority_data.filter(|v| !v.is_empty()),
+        current.certificate_authority.filter(|v| !v.is_empty()),
+    ) {
+        (Some(data), _) => Some(data),
+        (None, Some(file)) => {
+            // The agent runs elsewhere: inline the CA rather than point at our file.
+            let file = if std::path::Path::new(&file).is_absolute() {
+                PathBuf::from(file)
+            } else {
+                session
+                    .configs
+                    .path(found.file)
+                    .parent()
+                    .map(|d| d.join(&file))
+                    .unwrap_or_else(|| PathBuf::from(file))
+            };
+            let pem = std::fs::read(&file).with_context(|| format!("reading the hub CA from {}", file.display()))?;
+            Some(base64::engine::general_purpose::STANDARD.encode(pem))
         }
-    }
-    let user = format!("registration-{registration}");
-    let entry = |name: &str, key: &str, body: Value| {
-        let mut m = Mapping::new();
-        m.insert("name".into(), name.into());
-        m.insert(key.into(), body);
-        Value::Sequence(vec![Value::Mapping(m)])
+        (None, None) => None,
     };
-    let mut user_body = Mapping::new();
-    user_body.insert("token".into(), token.into());
-    let mut context_body = Mapping::new();
-    context_body.insert("cluster".into(), "faros".into());
-    context_body.insert("user".into(), user.as_str().into());
-    context_body.insert("namespace".into(), namespace.into());
-    let mut config = Mapping::new();
-    config.insert("apiVersion".into(), "v1".into());
-    config.insert("kind".into(), "Config".into());
-    config.insert("clusters".into(), entry("faros", "cluster", Value::Mapping(cluster)));
-    config.insert("users".into(), entry(&user, "user", Value::Mapping(user_body)));
-    config.insert("contexts".into(), entry(agent, "context", Value::Mapping(context_body)));
-    config.insert("current-context".into(), agent.into());
-    serde_norway::to_string(&Value::Mapping(config)).context("encoding the agent kubeconfig")
+    let cluster = Cluster {
+        server: Some(paths::workspace_url(session.base(), workspace)),
+        certificate_authority_data: ca_data,
+        tls_server_name: current.tls_server_name,
+        proxy_url: current.proxy_url,
+        insecure_skip_tls_verify: current.insecure_skip_tls_verify,
+        ..Default::default()
+    };
+    let context = kube::config::Context {
+        cluster: "faros".into(),
+        user: Some(format!("registration-{registration}")),
+        namespace: Some(namespace.into()),
+        ..Default::default()
+    };
+    Ok(faros_kubeconfig::one_context(
+        agent,
+        context,
+        cluster,
+        Some(faros_kubeconfig::Credential::Token(token).into()),
+    ))
 }
 
 async fn list(session: &Session, namespace: &str, args: ListArgs) -> anyhow::Result<()> {

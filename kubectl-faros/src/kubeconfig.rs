@@ -250,31 +250,35 @@ impl Kubeconfigs {
                 self.describe_paths()
             )
         })?;
-        let mut doc = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": cluster_name, "cluster": absolutize(&cluster, self, &["certificate-authority"])?}],
-            "contexts": [{"name": context, "context": to_json(&ctx.body)?}],
-            "current-context": context,
-        });
-        if let Some(user_name) = ctx.body.get("user").and_then(Value::as_str).filter(|u| !u.is_empty()) {
-            let user = self.get(Section::Users, user_name).ok_or_else(|| {
-                anyhow!(
-                    "user {user_name:?} of context {context:?} is not defined in the kubeconfig ({})",
-                    self.describe_paths()
-                )
-            })?;
-            let mut body = absolutize(&user, self, &["client-certificate", "client-key", "token-file"])?;
-            if let Some(command) = body["exec"]["command"].as_str()
-                && command.contains('/')
-            {
-                body["exec"]["command"] = resolve_relative(self.path(user.file), command).into();
+        let cluster = absolutize(&cluster, self, &["certificate-authority"])?;
+        let user = match ctx.body.get("user").and_then(Value::as_str).filter(|u| !u.is_empty()) {
+            Some(user_name) => {
+                let user = self.get(Section::Users, user_name).ok_or_else(|| {
+                    anyhow!(
+                        "user {user_name:?} of context {context:?} is not defined in the kubeconfig ({})",
+                        self.describe_paths()
+                    )
+                })?;
+                let mut body = absolutize(&user, self, &["client-certificate", "client-key", "token-file"])?;
+                if let Some(command) = body["exec"]["command"].as_str()
+                    && command.contains('/')
+                {
+                    body["exec"]["command"] = resolve_relative(self.path(user.file), command).into();
+                }
+                Some(serde_json::from_value(body).context(UNDECODABLE)?)
             }
-            doc["users"] = serde_json::json!([{"name": user_name, "user": body}]);
-        }
-        serde_json::from_value(doc).context("the kubeconfig entries do not decode")
+            None => None,
+        };
+        Ok(faros_kubeconfig::one_context(
+            context,
+            serde_json::from_value(to_json(&ctx.body)?).context(UNDECODABLE)?,
+            serde_json::from_value(cluster).context(UNDECODABLE)?,
+            user,
+        ))
     }
 }
+
+const UNDECODABLE: &str = "the kubeconfig entries do not decode";
 
 fn to_json(value: &Value) -> anyhow::Result<serde_json::Value> {
     serde_json::to_value(value).context("the kubeconfig holds values JSON cannot represent")
@@ -369,27 +373,9 @@ fn replace_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mode = fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o600);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| -> std::io::Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if written.is_ok() {
+    if faros_kubeconfig::write_atomic(path, bytes, mode).is_ok() {
         return Ok(());
     }
-    let _ = fs::remove_file(&tmp);
     // A file that cannot be replaced (a bind mount, a read-only directory) is rewritten in
     // place, as kubectl does.
     let mut file = fs::OpenOptions::new()
@@ -400,35 +386,6 @@ fn replace_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .open(path)?;
     file.write_all(bytes)?;
     Ok(())
-}
-
-/// Writes a new private file (mode 0600) atomically; used for generated kubeconfigs.
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
 }
 
 /// Switches the kubeconfig to `server`, as kcp's plugin does: the cluster and context

@@ -19,7 +19,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use base64::Engine as _;
 use jsonwebtoken::Validation;
 use serde_json::{Value, json};
@@ -122,7 +122,7 @@ impl ServiceAccounts {
                 let path = data_dir.join("pki").join(KEY_FILE);
                 if !path.exists() {
                     std::fs::create_dir_all(data_dir.join("pki"))?;
-                    write_private(&path, SigningKey::generate_pem()?.as_bytes())?;
+                    faros_kubeconfig::write_private(&path, SigningKey::generate_pem()?.as_bytes())?;
                 }
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
             }
@@ -369,22 +369,6 @@ impl ServiceAccounts {
 fn live(cache: &Cache, key: &str, uid: &str) -> Option<()> {
     let object = cache.get(key)?;
     (object::uid(&object.value) == uid && !object::is_deleting(&object.value)).then_some(())
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path).map_err(|e| anyhow!("renaming {}: {e}", tmp.display()))
 }
 
 #[cfg(test)]

@@ -135,17 +135,10 @@ pub async fn create_workspace(hub: &TestHub, name: &str) {
 
 /// A copy of the admin kubeconfig pointing at a workspace.
 pub fn admin_kubeconfig_for(hub: &TestHub, workspace: &str) -> PathBuf {
-    let admin = std::fs::read_to_string(hub.kubeconfig()).unwrap();
-    let server_line = admin.lines().find(|l| l.trim_start().starts_with("server:")).unwrap();
-    let rewritten = admin.replace(
-        server_line,
-        &format!("    server: \"{}\"", hub.workspace_url(workspace)),
-    );
-    let path = hub
-        .dir
-        .join(format!("admin-{}.kubeconfig", workspace.replace(':', "_")));
-    std::fs::write(&path, rewritten).unwrap();
-    path
+    hub.admin_kubeconfig_at(
+        &hub.workspace_url(workspace),
+        &format!("admin-{}.kubeconfig", workspace.replace(':', "_")),
+    )
 }
 
 pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {

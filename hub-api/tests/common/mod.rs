@@ -95,30 +95,40 @@ impl TestHub {
     /// The CA bundle (PEM) the admin kubeconfig trusts.
     pub fn ca_pem(&self) -> String {
         use base64::Engine;
-        let admin = std::fs::read_to_string(self.kubeconfig()).unwrap();
-        let line = admin
-            .lines()
-            .find_map(|l| l.trim_start().strip_prefix("certificate-authority-data:"))
+        let admin = kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap();
+        let data = admin.clusters[0]
+            .cluster
+            .as_ref()
+            .and_then(|c| c.certificate_authority_data.as_deref())
             .expect("the admin kubeconfig has certificate-authority-data");
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(line.trim().trim_matches('"'))
-            .unwrap();
+        let data = base64::engine::general_purpose::STANDARD.decode(data).unwrap();
         String::from_utf8(data).unwrap()
+    }
+
+    /// Writes `file` (in the hub's directory): a copy of the admin kubeconfig pointing at
+    /// `server` (the hub URL or a workspace URL).
+    pub fn admin_kubeconfig_at(&self, server: &str, file: &str) -> PathBuf {
+        let mut admin = kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap();
+        for cluster in admin.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+            cluster.server = Some(server.to_string());
+        }
+        let path = self.dir.join(file);
+        faros_kubeconfig::write(&path, &admin).unwrap();
+        path
     }
 
     /// Writes a kubeconfig named `name` that authenticates with a bearer `token` against
     /// `server` (the hub URL or a workspace URL), with an optional default namespace.
     pub fn token_kubeconfig(&self, name: &str, server: &str, token: &str, namespace: Option<&str>) -> PathBuf {
         let path = self.dir.join(format!("{}.kubeconfig", name.replace([':', '/'], "_")));
-        hub_api::pki::write_kubeconfig(
-            &path,
+        let kubeconfig = faros_kubeconfig::all_named(
             "hub",
             server,
             &self.ca_pem(),
-            hub_api::pki::Credential::Token(token),
+            faros_kubeconfig::Credential::Token(token),
             namespace,
-        )
-        .unwrap();
+        );
+        faros_kubeconfig::write(&path, &kubeconfig).unwrap();
         path
     }
 

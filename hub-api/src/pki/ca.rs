@@ -18,7 +18,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::time::ASN1Time;
 
-use super::der::{cert_der_to_pem, encode_subject, pem_to_cert_der, replace_subject};
+use super::der::{cert_der_to_pem, pem_to_cert_der, with_subject};
 use super::{CA_COMMON_NAME, CA_VALIDITY, Pki, SERVING_COMMON_NAME, SERVING_RENEW_BEFORE, ring_provider};
 
 /// Backdating of `notBefore`, to tolerate clocks that are slightly behind.
@@ -53,11 +53,10 @@ impl Pki {
             .signed_by(&key, &issuer)
             .map_err(|e| anyhow!("signing client certificate for {user:?}: {e}"))?;
         // rcgen keeps at most one value per attribute type in a subject, but
-        // Kubernetes wants one O per group: swap in a subject encoded here and
+        // Kubernetes wants one O per group: swap in the full subject and
         // sign the certificate again.
         let groups: Vec<&str> = groups.iter().copied().filter(|g| !g.is_empty()).collect();
-        let subject = encode_subject(user, &groups);
-        let der = replace_subject(cert.der(), &subject, &self.ca_key)
+        let der = with_subject(cert.der(), user, &groups, &self.ca_key)
             .context("re-signing client certificate with its full subject")?;
         Ok((cert_der_to_pem(&der), key.serialize_pem()))
     }

@@ -307,14 +307,38 @@ fn client_cert_identity_rejects_garbage() {
 }
 
 #[test]
-fn der_helpers_round_trip_long_lengths() {
-    let long = vec![7u8; 70_000];
-    let encoded = der(TAG_SEQUENCE, &long);
-    assert_eq!(&encoded[..5], &[0x30, 0x83, 0x01, 0x11, 0x70]);
-    let (tlv, rest) = der_next(&encoded).unwrap();
-    assert!(rest.is_empty());
-    assert_eq!(tlv.content.len(), 70_000);
-    assert!(der_next(&encoded[..100]).is_err());
+fn client_cert_subject_is_encoded_as_go_does() {
+    let dir = TempDir::new("subject");
+    let pki = Pki::load_or_create(&dir.0, &[]).unwrap();
+    let (pem, _) = pki.issue_client_cert("u", &["g"], Duration::from_secs(60)).unwrap();
+    let der = pem_to_cert_der(&pem).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    // SEQUENCE { SET { SEQUENCE { O, UTF8String "g" } }, SET { SEQUENCE { CN, UTF8String "u" } } }
+    let expected = [
+        0x30, 0x18, 0x31, 0x0a, 0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x0a, 0x0c, 0x01, b'g', 0x31, 0x0a, 0x30, 0x08,
+        0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x01, b'u',
+    ];
+    assert_eq!(cert.subject().as_raw(), &expected[..]);
+    // The CA signed what it issued.
+    let (_, ca) = x509_parser::parse_x509_certificate(pki.ca_cert_der()).unwrap();
+    cert.verify_signature(Some(ca.public_key())).unwrap();
+}
+
+#[test]
+fn certificates_survive_decoding_and_encoding_unchanged() {
+    use x509_cert::der::{Decode as _, Encode as _};
+    // What `with_subject` relies on: every field it does not replace is written back as
+    // rcgen wrote it.
+    let dir = TempDir::new("roundtrip");
+    let pki = Pki::load_or_create(&dir.0, &[]).unwrap();
+    let (client, _) = pki
+        .issue_client_cert("alice", &["a", "b"], Duration::from_secs(60))
+        .unwrap();
+    for pem in [&pki.ca_cert_pem, &pki.serving_cert_pem, &client] {
+        let der = pem_to_cert_der(pem).unwrap();
+        let decoded = x509_cert::Certificate::from_der(&der).unwrap();
+        assert_eq!(decoded.to_der().unwrap(), der.to_vec());
+    }
 }
 
 #[test]

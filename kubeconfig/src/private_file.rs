@@ -19,7 +19,28 @@ pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 /// part: the contents go into a temporary file in the same directory, which is flushed to
 /// disk and renamed over `path`; the rename is then made durable too. The new file has
 /// exactly `mode`, whatever the umask. The directory must exist.
+///
+/// A symbolic link keeps pointing where it did: the file it names is replaced. Something that
+/// is not a file (`-o /dev/null`, a pipe) is written into as it is, never replaced.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+    let resolved;
+    let path = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            resolved = fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))?;
+            resolved.as_path()
+        }
+        _ => path,
+    };
+    if let Ok(meta) = fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        return fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut target| target.write_all(contents))
+            .with_context(|| format!("writing {}", path.display()));
+    }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -113,6 +134,24 @@ pub(crate) mod tests {
         assert_eq!(mode_of(&path), 0o644);
         write_atomic(&path, b"cert", 0o640).unwrap();
         assert_eq!(mode_of(&path), 0o640);
+    }
+
+    #[test]
+    fn links_are_followed_and_devices_written_into() {
+        let dir = TempDir::new("links");
+        let real = dir.0.join("config");
+        fs::write(&real, "old").unwrap();
+        let link = dir.0.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_private(&link, b"new").unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&real).unwrap(), "new");
+        // Through a link, so a regression replaces the link and never the device itself.
+        let null = dir.0.join("null");
+        std::os::unix::fs::symlink("/dev/null", &null).unwrap();
+        write_private(&null, b"discarded").unwrap();
+        assert!(fs::symlink_metadata(&null).unwrap().file_type().is_symlink());
+        assert!(!fs::metadata("/dev/null").unwrap().is_file());
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! (binaries of other packages are not built for a package's tests), and every test gets its
 //! own hub process, killed with the test.
 
+pub mod kubectl;
+
+pub use kubectl::eventually;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -1,8 +1,6 @@
 //! Test harness: starts the real `hub-api` binary on a free port with a temporary data
 //! directory, and runs the real kubectl binaries against it.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -241,52 +239,14 @@ impl Drop for TestHub {
 
 /// The path of the real kubectl for a minor version, e.g. "1.32".
 pub fn kubectl_binary(version: &str) -> PathBuf {
-    let name = format!("kubectl.{version}");
-    for dir in ["/usr/lib/google-cloud-sdk/bin", "/usr/local/bin", "/usr/bin"] {
-        let candidate = Path::new(dir).join(&name);
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    if let Ok(path) = std::env::var("PATH") {
-        for dir in path.split(':') {
-            let candidate = Path::new(dir).join(&name);
-            if candidate.exists() {
-                return candidate;
-            }
-        }
-    }
-    panic!("{name} not found on this machine");
+    faros_testkit::kubectl::binary(version).unwrap_or_else(|| panic!("kubectl.{version} is not installed here"))
 }
 
 pub fn kubectl_with(kubeconfig: &Path, version: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut cmd = Command::new(kubectl_binary(version));
-    cmd.args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("HOME", std::env::temp_dir())
-        .env_remove("KUBECTL_EXTERNAL_DIFF")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn kubectl");
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
+    faros_testkit::kubectl::run(version, kubeconfig, &std::env::temp_dir(), args, stdin)
 }
 
-/// Polls `check` until it returns true or `timeout` passes.
-pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
+pub use faros_testkit::eventually;
 
 pub fn sample(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,12 +2,10 @@
 //! streaming lists) across graceful restarts and crashes, server-side apply with field
 //! managers, list pagination, and the status subresource.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{TestHub, install_widget_crd};
+use crate::common::{TestHub, install_widget_crd};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};

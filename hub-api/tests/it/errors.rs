@@ -2,11 +2,9 @@
 //! failure is a `Status` with the code and reason kube-apiserver uses, nothing a client
 //! sends makes the hub answer 5xx, and the hub stays healthy afterwards.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestHub, install_widget_crd};
+use crate::common::{TestHub, install_widget_crd};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 

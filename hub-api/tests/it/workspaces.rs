@@ -1,13 +1,10 @@
 //! Workspaces as tenants see them: isolated logical clusters with their own namespaces,
 //! CRDs and discovery; nesting and deletion of subtrees; API bindings; the wildcard view.
 
-mod auth_support;
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{TestHub, eventually, sample};
+use crate::common::{TestHub, eventually, sample};
 use serde_json::Value;
 
 const V: &str = "1.32";
@@ -30,12 +27,12 @@ fn workspace_manifest(name: &str, spec: &str) -> String {
 /// until it is Ready; returns a kubeconfig for the new workspace.
 fn create_workspace(hub: &TestHub, parent_kubeconfig: &Path, name: &str, ws_type: &str) -> PathBuf {
     let manifest = workspace_manifest(name, &format!("{{type: {{name: {ws_type}}}}}"));
-    let out = common::kubectl_with(parent_kubeconfig, V, &["create", "-f", "-"], Some(&manifest));
+    let out = crate::common::kubectl_with(parent_kubeconfig, V, &["create", "-f", "-"], Some(&manifest));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut url = String::new();
     assert!(
         eventually(Duration::from_secs(20), || {
-            let out = common::kubectl_with(parent_kubeconfig, V, &["get", "ws", name, "-o", "json"], None);
+            let out = crate::common::kubectl_with(parent_kubeconfig, V, &["get", "ws", name, "-o", "json"], None);
             if !out.status.success() {
                 return false;
             }
@@ -54,7 +51,7 @@ fn kubeconfig_for(hub: &TestHub, url: &str, name: &str) -> PathBuf {
 }
 
 fn k(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
-    common::kubectl_with(kubeconfig, V, args, None)
+    crate::common::kubectl_with(kubeconfig, V, args, None)
 }
 
 fn k_ok(kubeconfig: &Path, args: &[&str]) -> String {
@@ -68,7 +65,7 @@ fn k_ok(kubeconfig: &Path, args: &[&str]) -> String {
 }
 
 fn k_stdin(kubeconfig: &Path, args: &[&str], stdin: &str) -> String {
-    let out = common::kubectl_with(kubeconfig, V, args, Some(stdin));
+    let out = crate::common::kubectl_with(kubeconfig, V, args, Some(stdin));
     assert!(
         out.status.success(),
         "kubectl {args:?} failed: {}",
@@ -273,7 +270,7 @@ fn edge_api_bound_by_type_and_wildcard_watch_sees_all_workspaces() {
             .all(|e| e["type"] == "ADDED" && e["object"]["metadata"]["annotations"]["kcp.io/cluster"].is_string())
     );
     // Writes through the wildcard are refused.
-    let out = common::kubectl_with(
+    let out = crate::common::kubectl_with(
         &root,
         V,
         &[
@@ -392,7 +389,7 @@ fn deleting_a_binding_deletes_its_objects() {
 
 /// Runs kubectl expecting failure; returns its stderr.
 fn k_err(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let out = common::kubectl_with(kubeconfig, V, args, stdin);
+    let out = crate::common::kubectl_with(kubeconfig, V, args, stdin);
     assert!(!out.status.success(), "kubectl {args:?} should have failed");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -850,7 +847,7 @@ fn owners_keep_access_to_their_terminating_workspace() {
     let tokens = std::env::temp_dir().join(format!("faros-owner-tokens-{}.csv", std::process::id()));
     std::fs::write(&tokens, "alice-token,alice,3001,tenants\n").unwrap();
     let hub = TestHub::start_with_args(true, &["--token-auth-file", tokens.to_str().unwrap()]);
-    auth_support::let_group_create_workspaces(&hub, "tenants");
+    crate::auth_support::let_group_create_workspaces(&hub, "tenants");
     let alice_root = hub.token_kubeconfig("alice-root", &hub.url(), "alice-token", None);
     create_workspace(&hub, &alice_root, "alice-ws", "universal");
     let alice = hub.token_kubeconfig("alice-ws", &hub.workspace_url("root:alice-ws"), "alice-token", None);

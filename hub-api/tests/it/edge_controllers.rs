@@ -2,12 +2,10 @@
 //! without `--all-in-one`, doing the edge controllers' work (the end-to-end flow with the
 //! agent is in edge-agent/tests/e2e.rs).
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{TestHub, eventually};
+use crate::common::{TestHub, eventually};
 use serde_json::Value;
 
 struct Controllers(Child);
@@ -23,7 +21,7 @@ fn get_json(kubeconfig: &std::path::Path, args: &[&str]) -> Option<Value> {
     let mut all = vec!["get"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["-o", "json"]);
-    let out = common::kubectl_with(kubeconfig, "1.32", &all, None);
+    let out = crate::common::kubectl_with(kubeconfig, "1.32", &all, None);
     out.status
         .success()
         .then(|| serde_json::from_slice(&out.stdout).unwrap())
@@ -88,7 +86,7 @@ fn controllers_subcommand_runs_the_edge_controllers() {
 
     // The registration controller makes the registration's credential objects.
     let reg = "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: r1\n  namespace: default\nspec:\n  agentNames: [a1]\n";
-    let out = common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(reg));
+    let out = crate::common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(reg));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         eventually(Duration::from_secs(30), || {
@@ -109,7 +107,7 @@ fn controllers_subcommand_runs_the_edge_controllers() {
 
     // An Agent joining through r1 but not admitted by it gets no identity.
     let agent = "apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata:\n  name: intruder\n  namespace: default\n  labels:\n    edge.faros.sh/registration: r1\nspec:\n  heartbeatIntervalSeconds: 1\n";
-    let out = common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(agent));
+    let out = crate::common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(agent));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         eventually(Duration::from_secs(30), || {
@@ -126,7 +124,7 @@ fn controllers_subcommand_runs_the_edge_controllers() {
     // An admitted one gets its own identity, owned by the Agent, and the registration may
     // mint its first token (and only its).
     let agent = agent.replace("intruder", "a1");
-    let out = common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(&agent));
+    let out = crate::common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(&agent));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         eventually(Duration::from_secs(30), || {
@@ -162,7 +160,7 @@ fn controllers_subcommand_runs_the_edge_controllers() {
     );
 
     // Deleting the registration revokes its credential objects at once.
-    let out = common::kubectl_with(
+    let out = crate::common::kubectl_with(
         &tenant,
         "1.32",
         &["delete", "registration", "r1", "--timeout=30s"],
@@ -184,12 +182,12 @@ fn registrations_wait_for_accepted_permission_claims() {
     let hub = TestHub::start();
     let tenant = ready_workspace(&hub, "plain", "universal");
 
-    let rejected = std::fs::read_to_string(common::sample("binding.yaml"))
+    let rejected = std::fs::read_to_string(crate::common::sample("binding.yaml"))
         .unwrap()
         .replace("state: Accepted", "state: Rejected");
-    let out = common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(&rejected));
+    let out = crate::common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(&rejected));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    common::kubectl_with(
+    crate::common::kubectl_with(
         &tenant,
         "1.32",
         &[
@@ -201,7 +199,7 @@ fn registrations_wait_for_accepted_permission_claims() {
         None,
     );
     let reg = "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: r1\n  namespace: default\nspec:\n  agentNames: [a1]\n";
-    let out = common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(reg));
+    let out = crate::common::kubectl_with(&tenant, "1.32", &["create", "-f", "-"], Some(reg));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         eventually(Duration::from_secs(30), || {
@@ -212,8 +210,8 @@ fn registrations_wait_for_accepted_permission_claims() {
     );
     assert!(get_json(&tenant, &["serviceaccount", "faros-reg-r1"]).is_none());
 
-    let accepted = std::fs::read_to_string(common::sample("binding.yaml")).unwrap();
-    let out = common::kubectl_with(&tenant, "1.32", &["apply", "-f", "-"], Some(&accepted));
+    let accepted = std::fs::read_to_string(crate::common::sample("binding.yaml")).unwrap();
+    let out = crate::common::kubectl_with(&tenant, "1.32", &["apply", "-f", "-"], Some(&accepted));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         eventually(Duration::from_secs(30), || {
@@ -226,9 +224,9 @@ fn registrations_wait_for_accepted_permission_claims() {
 
     // Rejecting the claims again does not wedge the Registration's deletion: what the
     // controllers can no longer reach goes with the garbage collector.
-    let out = common::kubectl_with(&tenant, "1.32", &["apply", "-f", "-"], Some(&rejected));
+    let out = crate::common::kubectl_with(&tenant, "1.32", &["apply", "-f", "-"], Some(&rejected));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = common::kubectl_with(
+    let out = crate::common::kubectl_with(
         &tenant,
         "1.32",
         &["delete", "registration", "r1", "--timeout=30s"],

@@ -1,13 +1,10 @@
 //! Tenants: whoever creates a workspace is its admin and can do anything in it, and nothing
 //! in a neighbour's; sharing a workspace is a binding away, and revoking it is immediate.
 
-mod auth_support;
-mod common;
-
 use std::path::PathBuf;
 
-use auth_support::*;
-use common::{TestHub, sample};
+use crate::auth_support::*;
+use crate::common::{TestHub, sample};
 use serde_json::{Value, json};
 
 fn token_file(hub_files: &std::path::Path) -> PathBuf {

@@ -2,12 +2,9 @@
 //! and minimum lifetimes, audiences and bound objects; legacy token Secrets filled by the
 //! token controller; the published verification keys.
 
-mod auth_support;
-mod common;
-
-use auth_support::*;
+use crate::auth_support::*;
+use crate::common::TestHub;
 use base64::Engine;
-use common::TestHub;
 use serde_json::{Value, json};
 
 fn payload(token: &str) -> Value {
@@ -257,7 +254,7 @@ async fn token_requests_and_legacy_tokens() {
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: orphan-token\n  annotations: {kubernetes.io/service-account.name: nobody}\ntype: kubernetes.io/service-account-token\n",
     );
     assert!(
-        common::eventually(std::time::Duration::from_secs(20), || {
+        crate::common::eventually(std::time::Duration::from_secs(20), || {
             !kubectl(&admin_kc, &["get", "secret", "orphan-token"]).status.success()
         }),
         "the orphaned token Secret was not removed"

@@ -1,12 +1,9 @@
 //! Garbage collection of a chain owner → dependent → grand-dependent under each
 //! propagation policy, through kube-rs against the real hub.
 
-mod auth_support;
-mod common;
-
 use std::time::Duration;
 
-use common::TestHub;
+use crate::common::TestHub;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use serde_json::json;
@@ -80,7 +77,7 @@ async fn foreground_deletes_dependents_before_the_owner() {
     .await
     .unwrap();
     // A deletion left pending answers 200 with the object, as Kubernetes does.
-    let (status, body) = auth_support::send(
+    let (status, body) = crate::auth_support::send(
         &hub.client().await,
         "DELETE",
         "/api/v1/namespaces/default/configmaps/fg-owner",
@@ -159,10 +156,11 @@ async fn a_pending_deletion_with_orphan_dependents_false_answers_202() {
         .unwrap();
     // The deprecated `orphanDependents: false` is the one case Kubernetes answers 202.
     let path = "/api/v1/namespaces/default/configmaps/held";
-    let (status, body) = auth_support::send(&client, "DELETE", path, Some(&json!({"orphanDependents": false}))).await;
+    let (status, body) =
+        crate::auth_support::send(&client, "DELETE", path, Some(&json!({"orphanDependents": false}))).await;
     assert_eq!(status, 202, "{body}");
     // Without it, deleting again while still pending answers 200.
-    let (status, _) = auth_support::send(&client, "DELETE", path, None).await;
+    let (status, _) = crate::auth_support::send(&client, "DELETE", path, None).await;
     assert_eq!(status, 200);
     let release = json!({"metadata": {"finalizers": null}});
     api.patch(

@@ -1,8 +1,6 @@
 //! Helpers of the authentication and authorization tests: raw HTTP requests with any bearer
 //! token, hand-made JWTs (ring), workspaces created through the API, kubectl with a token.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;

@@ -2,13 +2,11 @@
 //! finalizer, writes status with server-side apply, handles deletion, and keeps working
 //! across a hub restart in the middle.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{TestHub, sample};
+use crate::common::{TestHub, sample};
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};

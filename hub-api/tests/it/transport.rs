@@ -2,14 +2,11 @@
 //! `--tls-private-key-file`), client certificates from another CA (`--client-ca-file`), and
 //! TLS 1.2 as the floor.
 
-mod auth_support;
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use auth_support::*;
-use common::TestHub;
+use crate::auth_support::*;
+use crate::common::TestHub;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,

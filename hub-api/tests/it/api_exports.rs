@@ -3,14 +3,11 @@
 //! provider, with no rights of its own in any consumer workspace, reaches exactly what the
 //! bindings share through the export's view — with kube-rs and kubectl — and nothing else.
 
-mod auth_support;
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use auth_support::*;
-use common::TestHub;
+use crate::auth_support::*;
+use crate::common::TestHub;
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};

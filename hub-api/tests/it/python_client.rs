@@ -3,12 +3,10 @@
 //! merge / strategic merge / JSON patch, delete) and the Widget custom resource through
 //! CustomObjectsApi. The checks themselves are in tests/python/client_checks.py.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{TestHub, install_widget_crd};
+use crate::common::{TestHub, install_widget_crd};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 

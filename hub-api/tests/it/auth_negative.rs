@@ -2,13 +2,10 @@
 //! requests answers 401 or 403 and carries no object data; plus the positive controls that
 //! show the same requests do work with good credentials, and the audit log of it all.
 
-mod auth_support;
-mod common;
-
 use std::time::Duration;
 
-use auth_support::*;
-use common::TestHub;
+use crate::auth_support::*;
+use crate::common::TestHub;
 use serde_json::{Value, json};
 
 const SENTINEL: &str = "TOP-SECRET-SENTINEL-4711";

@@ -2,11 +2,9 @@
 //! protobuf-bodied creates, client- and server-side apply, diff, edit, every patch type,
 //! wait, propagation policies, namespace deletion, watch tables, server dry-run, describe.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestHub, eventually, sample};
+use crate::common::{TestHub, eventually, sample};
 use serde_json::Value;
 
 fn json(out: &str) -> Value {
@@ -18,6 +16,9 @@ fn stderr(out: &std::process::Output) -> String {
 }
 
 fn scenario(v: &str) {
+    if !faros_testkit::kubectl::installed(v) {
+        return;
+    }
     let hub = TestHub::start();
     let ok = |args: &[&str]| hub.kubectl_ok(v, args);
     let stdin_ok = |args: &[&str], input: &str| {
@@ -128,7 +129,7 @@ fn scenario(v: &str) {
     let editor = hub.dir.join("editor.sh");
     std::fs::write(&editor, "#!/bin/sh\nsed -i 's/keep: z/keep: edited/' \"$1\"\n").unwrap();
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = std::process::Command::new(common::kubectl_binary(v))
+    let out = std::process::Command::new(crate::common::kubectl_binary(v))
         .args(["edit", "cm", "applied", "-n", "matrix"])
         .env("KUBECONFIG", hub.kubeconfig())
         .env("EDITOR", &editor)
@@ -199,7 +200,7 @@ fn scenario(v: &str) {
     );
 
     // wait: a condition set through the status subresource, and deletion.
-    let waiter = std::process::Command::new(common::kubectl_binary(v))
+    let waiter = std::process::Command::new(crate::common::kubectl_binary(v))
         .args([
             "wait",
             "--for=condition=Ready",

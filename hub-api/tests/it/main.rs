@@ -1,0 +1,21 @@
+//! The hub's integration tests, as one test binary: each module is one area, driven through
+//! the real `hub-api` binary with real clients (kubectl, kube-rs, the Python client).
+
+mod auth_support;
+mod common;
+
+mod api_exports;
+mod auth_negative;
+mod edge_controllers;
+mod errors;
+mod garbage_collection;
+mod kube_controller;
+mod kube_rs;
+mod kubectl;
+mod kubectl_matrix;
+mod python_client;
+mod rbac;
+mod service_account_tokens;
+mod tenants;
+mod transport;
+mod workspaces;

@@ -182,14 +182,7 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
 }
 
 fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = kubectl(kubeconfig, args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    faros_testkit::succeeded(&format!("kubectl {args:?}"), &kubectl(kubeconfig, args))
 }
 
 fn create(kubeconfig: &Path, yaml: &str) {

@@ -71,14 +71,7 @@ impl Env {
 
     /// Runs the plugin, asserts success and returns stdout.
     fn faros_ok(&self, args: &[&str]) -> String {
-        let out = self.faros(args);
-        assert!(
-            out.status.success(),
-            "kubectl faros {args:?} failed:\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        faros_testkit::succeeded(&format!("kubectl faros {args:?}"), &self.faros(args))
     }
 
     /// Runs the plugin, asserts failure (exit code 1) and returns stderr.
@@ -102,14 +95,7 @@ impl Env {
     }
 
     fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args, None);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        faros_testkit::succeeded(&format!("kubectl {args:?}"), &self.kubectl(args, None))
     }
 
     fn kubeconfig_doc(&self) -> Value {

@@ -13,7 +13,7 @@ pub use kubectl::eventually;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The body of a test binary's `hub_process` test. When `dir_env` names a data directory,
@@ -75,7 +75,8 @@ pub struct ChildHub {
 /// hub arguments `args`, its log (RUST_LOG from `HUB_LOG`, default `warn`) going to `log`,
 /// and waits until it serves.
 pub fn spawn(dir_env: &str, args_env: &str, data_dir: &Path, args: &str, log: Stdio) -> ChildHub {
-    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+    command
         .args([
             "--exact",
             "hub_process",
@@ -86,11 +87,17 @@ pub fn spawn(dir_env: &str, args_env: &str, data_dir: &Path, args: &str, log: St
         ])
         .env(dir_env, data_dir)
         .env(args_env, args)
+        .stderr(log);
+    start(command)
+}
+
+/// Runs `command` (a hub: `hub-api start ...` or a test binary re-run by [`spawn`]) with its
+/// log level from `HUB_LOG` (default `warn`), and waits until it serves.
+pub fn start(mut command: Command) -> ChildHub {
+    command
         .env("RUST_LOG", std::env::var("HUB_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("start the hub process");
+        .stdout(Stdio::piped());
+    let mut child = command.spawn().expect("start the hub process");
     let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     let line = loop {
@@ -101,6 +108,7 @@ pub fn spawn(dir_env: &str, args_env: &str, data_dir: &Path, args: &str, log: St
             _ => panic!("the hub exited before serving"),
         }
     };
+    // Keep draining stdout so the hub never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     let url = line
         .split_whitespace()
@@ -109,4 +117,15 @@ pub fn spawn(dir_env: &str, args_env: &str, data_dir: &Path, args: &str, log: St
         .trim_end_matches(';')
         .to_string();
     ChildHub { child, url }
+}
+
+/// Asserts that a command (`what`, for the message) succeeded and returns its stdout.
+pub fn succeeded(what: &str, out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
 }

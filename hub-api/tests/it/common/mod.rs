@@ -1,7 +1,6 @@
 //! Test harness: starts the real `hub-api` binary on a free port with a temporary data
 //! directory, and runs the real kubectl binaries against it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -41,40 +40,21 @@ impl TestHub {
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hub-api"));
-        cmd.arg("start")
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hub-api"));
+        command
+            .arg("start")
             .arg("--data-dir")
             .arg(&self.dir)
             .arg("--secure-port")
             .arg(self.port.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .env("RUST_LOG", std::env::var("HUB_LOG").unwrap_or_else(|_| "warn".into()));
+            .stderr(Stdio::inherit());
         if self.all_in_one {
-            cmd.arg("--all-in-one");
+            command.arg("--all-in-one");
         }
-        cmd.args(&self.extra_args);
-        let mut child = cmd.spawn().expect("spawn hub-api");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let line = loop {
-            assert!(Instant::now() < deadline, "hub-api did not start in time");
-            match lines.next() {
-                Some(Ok(line)) if line.contains("serving on") => break line,
-                Some(Ok(_)) => continue,
-                _ => panic!("hub-api exited before serving"),
-            }
-        };
-        // Keep draining stdout so the hub never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("https://"))
-            .unwrap()
-            .trim_end_matches(';');
-        self.port = url.rsplit(':').next().unwrap().parse().unwrap();
-        self.child = Some(child);
+        command.args(&self.extra_args);
+        let hub = faros_testkit::start(command);
+        self.port = hub.url.rsplit(':').next().unwrap().parse().unwrap();
+        self.child = Some(hub.child);
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -168,14 +148,7 @@ impl TestHub {
 
     /// Runs kubectl and asserts success; returns stdout.
     pub fn kubectl_ok(&self, version: &str, args: &[&str]) -> String {
-        let out = self.kubectl(version, args);
-        assert!(
-            out.status.success(),
-            "kubectl {version} {args:?} failed:\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        faros_testkit::succeeded(&format!("kubectl {version} {args:?}"), &self.kubectl(version, args))
     }
 
     /// Runs kubectl with `stdin` fed in.

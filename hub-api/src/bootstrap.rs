@@ -4,15 +4,11 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
+use http::{Method, StatusCode};
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use crate::apiserver::Hub;
-use crate::auth::PeerIdentity;
 use crate::tenancy;
 use faros_api::edge::{EDGE_EXPORT, SYSTEM_CLUSTER, SYSTEM_PATH};
 use faros_api::tenancy::{LOGICAL_CLUSTER_NAME, ROOT};
@@ -22,33 +18,7 @@ const EDGE_BINDER: &str = "faros:edge-api-binder";
 
 /// Sends one request through the hub's own router as the hub itself.
 async fn call(hub: &Arc<Hub>, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<(StatusCode, Value)> {
-    // Bootstrap creates with POST and reconciles existing objects with merge patches.
-    let content_type = if method == Method::PATCH {
-        "application/merge-patch+json"
-    } else {
-        "application/json"
-    };
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(http::header::CONTENT_TYPE, content_type);
-    if let Some(ext) = request.extensions_mut() {
-        ext.insert(PeerIdentity(Some((
-            "system:faros-bootstrap".into(),
-            vec!["system:masters".into()],
-        ))));
-    }
-    let body = match body {
-        Some(v) => Body::from(serde_json::to_vec(v)?),
-        None => Body::empty(),
-    };
-    let response = crate::apiserver::router(hub.clone())
-        .oneshot(request.body(body)?)
-        .await?;
-    let status = response.status();
-    let bytes = response.into_body().collect().await?.to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok((status, value))
+    crate::apiserver::call(hub, ("system:faros-bootstrap", &["system:masters"]), method, path, body).await
 }
 
 /// Creates `object` at `collection` unless it exists; errors on anything but 201/409.

@@ -13,6 +13,8 @@ mod registry;
 mod server;
 pub mod start;
 mod tenancy;
+#[cfg(test)]
+mod testing;
 
 /// Resolves once a shutdown signal flips to true (or its sender is gone).
 pub async fn stopped(signal: &mut tokio::sync::watch::Receiver<bool>) {

@@ -54,6 +54,44 @@ pub fn router(hub: Arc<Hub>) -> Router {
     Router::new().fallback(handle).with_state(hub)
 }
 
+/// Sends one request through the router in this process, as `user` (name and groups, as a
+/// client certificate would carry them): the hub's own bootstrap writes this way, and
+/// handler tests do. Writes are JSON, patches JSON merge patches.
+pub(crate) async fn call(
+    hub: &Arc<Hub>,
+    user: (&str, &[&str]),
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let content_type = if method == Method::PATCH {
+        "application/merge-patch+json"
+    } else {
+        "application/json"
+    };
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, content_type)
+        .extension(crate::auth::PeerIdentity(Some((
+            user.0.to_string(),
+            user.1.iter().map(|g| g.to_string()).collect(),
+        ))))
+        .body(axum::body::Body::from(match body {
+            Some(v) => serde_json::to_vec(v)?,
+            None => Vec::new(),
+        }))?;
+    let response = router(hub.clone()).oneshot(request).await?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    ))
+}
+
 async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
     let started = std::time::Instant::now();
     let path = request.uri().path().to_string();

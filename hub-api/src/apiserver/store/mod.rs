@@ -241,3 +241,6 @@ pub(super) fn stamp_cluster(cluster: &LogicalClusterRef, obj: &mut Value) {
         map.insert(CLUSTER_ANNOTATION.into(), cluster.name.as_str().into());
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! The generic store through the real router, in process (see `crate::testing`): verbs,
+//! preconditions and the Status of every refusal, without TLS or a hub process.
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::testing::InProcessHub;
+
+const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
+
+fn configmap(name: &str, data: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": data}})
+}
+
+fn reason(status: &Value) -> &str {
+    assert_eq!(status["kind"], "Status", "{status}");
+    status["reason"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn create_get_update_delete_with_their_refusals() {
+    let hub = InProcessHub::start().await;
+    let (code, created) = hub.admin(Method::POST, CONFIGMAPS, Some(configmap("a", "1"))).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let (code, again) = hub.admin(Method::POST, CONFIGMAPS, Some(configmap("a", "1"))).await;
+    assert_eq!((code, reason(&again)), (StatusCode::CONFLICT, "AlreadyExists"));
+
+    // A stale resourceVersion is a conflict; a current one wins.
+    let mut stale = created.clone();
+    stale["metadata"]["resourceVersion"] = "1".into();
+    stale["data"]["k"] = "2".into();
+    let (code, status) = hub.admin(Method::PUT, &format!("{CONFIGMAPS}/a"), Some(stale)).await;
+    assert_eq!((code, reason(&status)), (StatusCode::CONFLICT, "Conflict"));
+    assert!(
+        status["message"].as_str().unwrap().contains("has been modified"),
+        "{status}"
+    );
+    let mut fresh = created.clone();
+    fresh["data"]["k"] = "2".into();
+    let (code, updated) = hub.admin(Method::PUT, &format!("{CONFIGMAPS}/a"), Some(fresh)).await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    assert_ne!(
+        updated["metadata"]["resourceVersion"],
+        created["metadata"]["resourceVersion"]
+    );
+
+    // A patch without a precondition applies to whatever is current.
+    let (code, patched) = hub
+        .admin(
+            Method::PATCH,
+            &format!("{CONFIGMAPS}/a"),
+            Some(json!({"data": {"k": "3"}})),
+        )
+        .await;
+    assert_eq!((code, &patched["data"]["k"]), (StatusCode::OK, &json!("3")));
+
+    // Preconditions on delete are the client's: refused, never retried.
+    let wrong_uid = json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": "nope"}});
+    let (code, status) = hub
+        .admin(Method::DELETE, &format!("{CONFIGMAPS}/a"), Some(wrong_uid))
+        .await;
+    assert_eq!((code, reason(&status)), (StatusCode::CONFLICT, "Conflict"));
+    assert!(
+        status["message"].as_str().unwrap().contains("Precondition failed"),
+        "{status}"
+    );
+    let (code, _) = hub.admin(Method::DELETE, &format!("{CONFIGMAPS}/a"), None).await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, status) = hub.admin(Method::GET, &format!("{CONFIGMAPS}/a"), None).await;
+    assert_eq!((code, reason(&status)), (StatusCode::NOT_FOUND, "NotFound"));
+}
+
+#[tokio::test]
+async fn across_all_workspaces_only_list_and_watch_are_served() {
+    let hub = InProcessHub::start().await;
+    let (code, list) = hub.admin(Method::GET, "/clusters/*/api/v1/namespaces", None).await;
+    assert_eq!(code, StatusCode::OK, "{list}");
+    let annotated = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|ns| ns["metadata"]["annotations"]["kcp.io/cluster"].is_string());
+    assert!(annotated, "{list}");
+    let path = "/clusters/*/api/v1/namespaces/default/configmaps";
+    let (code, status) = hub.admin(Method::POST, path, Some(configmap("x", "1"))).await;
+    assert_eq!(
+        (code, reason(&status)),
+        (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed")
+    );
+}
+
+#[tokio::test]
+async fn reviews_are_created_not_stored() {
+    let hub = InProcessHub::start().await;
+    let path = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
+    // Only users who may enter a workspace reach its reviews.
+    let (code, status) = hub
+        .call(("alice", &["devs"]), Method::POST, path, Some(review.clone()))
+        .await;
+    assert_eq!((code, reason(&status)), (StatusCode::FORBIDDEN, "Forbidden"));
+    let alice = ("alice", &["devs", "system:masters"][..]);
+    let (code, answer) = hub.call(alice, Method::POST, path, Some(review)).await;
+    assert_eq!(code, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["status"]["userInfo"]["username"], "alice");
+    assert!(
+        answer["status"]["userInfo"]["groups"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("devs"))
+    );
+    let (code, status) = hub.admin(Method::GET, path, None).await;
+    assert_eq!(
+        (code, reason(&status)),
+        (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed")
+    );
+}
+
+#[tokio::test]
+async fn a_namespace_terminates_until_it_is_finalized() {
+    let hub = InProcessHub::start().await;
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}});
+    let (code, _) = hub.admin(Method::POST, "/api/v1/namespaces", Some(ns)).await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, deleting) = hub.admin(Method::DELETE, "/api/v1/namespaces/doomed", None).await;
+    assert_eq!(code, StatusCode::OK, "{deleting}");
+    assert_eq!(deleting["status"]["phase"], "Terminating");
+    // Its spec finalizer holds it (no namespace controller runs here), and it takes no
+    // new content.
+    let (code, status) = hub
+        .admin(
+            Method::POST,
+            "/api/v1/namespaces/doomed/configmaps",
+            Some(configmap("late", "1")),
+        )
+        .await;
+    assert_eq!((code, reason(&status)), (StatusCode::FORBIDDEN, "Forbidden"));
+    let mut finalized = deleting.clone();
+    finalized["spec"]["finalizers"] = json!([]);
+    let (code, _) = hub
+        .admin(Method::PUT, "/api/v1/namespaces/doomed/finalize", Some(finalized))
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, _) = hub.admin(Method::GET, "/api/v1/namespaces/doomed", None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}

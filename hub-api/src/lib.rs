@@ -1,8 +1,9 @@
 //! The Faros hub: a Kubernetes-compatible API server split into KCP-style workspaces.
 //!
-//! A request flows `server` (TLS) → `auth` → `apiserver` (request info, workspace,
-//! handlers) → `registry` (what each kind is) → `storage` (cache over a backend).
-//! `controllers` are clients of the API like any other.
+//! A request flows `server` (TLS) → `auth` (who) → `apiserver` (request info, workspace,
+//! authorization, the generic store) → `admission` → `faros-storage` (cache over a backend);
+//! `registry` says what each kind is. The controllers (`faros-controllers`) are clients of
+//! the API like any other; `start` composes it all.
 
 mod admission;
 mod apiserver;

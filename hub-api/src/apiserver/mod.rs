@@ -198,65 +198,22 @@ async fn route(
     record: &mut crate::auth::audit::Record,
 ) -> ApiResult<Response> {
     let (parts, body) = request.into_parts();
+    // Request info: what is asked of which workspace.
     let query = query::Query::parse(parts.uri.query())?;
     let info = request::parse(&parts.method, parts.uri.path(), query.watch)?;
     if !user.is_master() {
         // RBAC changes acknowledged before this request arrived are in force for it.
         hub.authorizer.sync().await;
     }
-    let entered = match &info.view {
-        None => enter_workspace(&hub, user, &info.cluster, &parts.headers, record)?,
-        Some(view) => {
-            if crate::auth::impersonation::requested(&parts.headers) {
-                return Err(ApiError::forbidden(
-                    "impersonation is not supported through an APIExport view",
-                ));
-            }
-            let verb = match &info.target {
-                Target::Resource(r) => r.verb.to_string(),
-                Target::NonResource(_) => crate::auth::rbac::non_resource_verb(&parts.method),
-            };
-            enter_view(&hub, user, view, &info.cluster, &verb)?
-        }
-    };
-    let Entered { cluster, user, view } = entered;
-    record.workspace = cluster.path().to_string();
-    record.cluster = cluster.name().to_string();
-    if let Some(entered) = &view {
-        record.api_export = Some(format!("{}:{}", entered.view.cluster, entered.view.name));
-    }
+    // Workspace: the cluster (or all of them), the effective user, the export's view if any.
+    let entered = enter(&hub, user, &info, &parts, record)?;
     let resource = match info.target {
-        Target::NonResource(path) => {
-            let verb = crate::auth::rbac::non_resource_verb(&parts.method);
-            record.verb = verb.clone();
-            if let (ClusterScope::One(cluster), None) = (&cluster, &view) {
-                hub.authorizer.check(
-                    &user,
-                    &cluster.name,
-                    &crate::auth::rbac::Attributes::non_resource(&verb, &path),
-                )?;
-            }
-            if parts.method != Method::GET && parts.method != Method::HEAD {
-                return Err(ApiError::method_not_allowed(format!(
-                    "{} is not supported on {path}",
-                    parts.method
-                )));
-            }
-            let kinds = match &view {
-                Some(EnteredView {
-                    view,
-                    access: Some(access),
-                }) => view.kinds_shared(access),
-                Some(entered) => entered.view.kinds(),
-                None => match &cluster {
-                    ClusterScope::All => return Err(ApiError::no_such_resource()),
-                    ClusterScope::One(cluster) => hub.catalog.all_kinds(&cluster.name),
-                },
-            };
-            return non_resource(&hub, &kinds, &info.base, &path, &parts.headers);
-        }
+        Target::NonResource(path) => return serve_non_resource(&hub, entered, &path, &info.base, &parts, record),
         Target::Resource(r) => r,
     };
+    // Authorization, then the kind: without permission, a resource that does not exist looks
+    // the same as one that does.
+    let Entered { cluster, user, view } = entered;
     let attributes = crate::auth::rbac::request_attributes(&resource, query.field_selector.as_deref());
     record.verb = resource.verb.to_string();
     record.group = resource.group.clone();
@@ -270,7 +227,112 @@ async fn route(
             "only list and watch are supported across all workspaces",
         ));
     }
-    let (kind, scope) = match view {
+    let (kind, scope) = authorize(&hub, &cluster, &user, view, &resource, &attributes)?;
+    if resource.namespace.is_some() && !kind.namespaced {
+        return Err(ApiError::no_such_resource());
+    }
+    if let Some(sub) = resource.subresource.as_deref()
+        && !kind.serves_subresource(sub, resource.verb)
+    {
+        return Err(ApiError::no_such_resource());
+    }
+    let representation = body::negotiate(&parts.headers)?;
+    let ctx = store::Ctx {
+        hub: hub.clone(),
+        cluster,
+        req: resource,
+        kind,
+        query,
+        user,
+        headers: parts.headers,
+        representation,
+        scope,
+    };
+    Ok(store::serve(ctx, body).await)
+}
+
+/// The workspace stage: an ordinary request enters its workspace (after impersonation, if
+/// asked for); one through an APIExport's view enters through the view's gate.
+fn enter(
+    hub: &Hub,
+    user: User,
+    info: &request::RequestInfo,
+    parts: &http::request::Parts,
+    record: &mut crate::auth::audit::Record,
+) -> ApiResult<Entered> {
+    let entered = match &info.view {
+        None => enter_workspace(hub, user, &info.cluster, &parts.headers, record)?,
+        Some(view) => {
+            if crate::auth::impersonation::requested(&parts.headers) {
+                return Err(ApiError::forbidden(
+                    "impersonation is not supported through an APIExport view",
+                ));
+            }
+            let verb = match &info.target {
+                Target::Resource(r) => r.verb.to_string(),
+                Target::NonResource(_) => crate::auth::rbac::non_resource_verb(&parts.method),
+            };
+            enter_view(hub, user, view, &info.cluster, &verb)?
+        }
+    };
+    record.workspace = entered.cluster.path().to_string();
+    record.cluster = entered.cluster.name().to_string();
+    if let Some(view) = &entered.view {
+        record.api_export = Some(format!("{}:{}", view.view.cluster, view.view.name));
+    }
+    Ok(entered)
+}
+
+/// Discovery, OpenAPI and the other paths that are not resources.
+fn serve_non_resource(
+    hub: &Hub,
+    entered: Entered,
+    path: &str,
+    base: &str,
+    parts: &http::request::Parts,
+    record: &mut crate::auth::audit::Record,
+) -> ApiResult<Response> {
+    let Entered { cluster, user, view } = entered;
+    let verb = crate::auth::rbac::non_resource_verb(&parts.method);
+    record.verb = verb.clone();
+    if let (ClusterScope::One(cluster), None) = (&cluster, &view) {
+        hub.authorizer.check(
+            &user,
+            &cluster.name,
+            &crate::auth::rbac::Attributes::non_resource(&verb, path),
+        )?;
+    }
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return Err(ApiError::method_not_allowed(format!(
+            "{} is not supported on {path}",
+            parts.method
+        )));
+    }
+    let kinds = match &view {
+        Some(EnteredView {
+            view,
+            access: Some(access),
+        }) => view.kinds_shared(access),
+        Some(entered) => entered.view.kinds(),
+        None => match &cluster {
+            ClusterScope::All => return Err(ApiError::no_such_resource()),
+            ClusterScope::One(cluster) => hub.catalog.all_kinds(&cluster.name),
+        },
+    };
+    non_resource(hub, &kinds, base, path, &parts.headers)
+}
+
+/// The authorization stage, then the kind: directly, the user's RBAC in the workspace; through
+/// a view, what the binding workspace shares with the export's owner.
+fn authorize(
+    hub: &Hub,
+    cluster: &ClusterScope,
+    user: &User,
+    view: Option<EnteredView>,
+    resource: &request::ResourceRequest,
+    attributes: &crate::auth::rbac::Attributes,
+) -> ApiResult<(Arc<ResourceKind>, store::Scope)> {
+    Ok(match view {
         Some(entered) => {
             let (kind, claim) = entered
                 .view
@@ -305,7 +367,7 @@ async fn route(
             // permission, a resource that does not exist looks the same as one that does.
             let kind = match &cluster {
                 ClusterScope::One(cluster) => {
-                    hub.authorizer.check(&user, &cluster.name, &attributes)?;
+                    hub.authorizer.check(user, &cluster.name, attributes)?;
                     hub.catalog
                         .lookup(&cluster.name, &resource.group, &resource.version, &resource.resource)
                 }
@@ -319,28 +381,7 @@ async fn route(
             .ok_or_else(ApiError::no_such_resource)?;
             (kind, store::Scope::Direct)
         }
-    };
-    if resource.namespace.is_some() && !kind.namespaced {
-        return Err(ApiError::no_such_resource());
-    }
-    if let Some(sub) = resource.subresource.as_deref()
-        && !kind.serves_subresource(sub, resource.verb)
-    {
-        return Err(ApiError::no_such_resource());
-    }
-    let representation = body::negotiate(&parts.headers)?;
-    let ctx = store::Ctx {
-        hub: hub.clone(),
-        cluster,
-        req: resource,
-        kind,
-        query,
-        user,
-        headers: parts.headers,
-        representation,
-        scope,
-    };
-    Ok(store::serve(ctx, body).await)
+    })
 }
 
 fn group_resource(group: &str, resource: &str) -> String {

@@ -222,7 +222,7 @@ async fn route(
     record.subresource = resource.subresource.clone().unwrap_or_default();
     record.namespace = resource.namespace.clone().unwrap_or_default();
     record.name = attributes.resource.as_ref().map(|r| r.name.clone()).unwrap_or_default();
-    if cluster == ClusterScope::All && !matches!(resource.verb, "list" | "watch") {
+    if cluster == ClusterScope::All && !resource.verb.is_collection_read() {
         return Err(ApiError::method_not_allowed(
             "only list and watch are supported across all workspaces",
         ));
@@ -232,7 +232,7 @@ async fn route(
         return Err(ApiError::no_such_resource());
     }
     if let Some(sub) = resource.subresource.as_deref()
-        && !kind.serves_subresource(sub, resource.verb)
+        && !kind.serves_subresource(sub, resource.verb.as_str())
     {
         return Err(ApiError::no_such_resource());
     }

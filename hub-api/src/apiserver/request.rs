@@ -14,10 +14,48 @@ pub enum ClusterTarget {
     Wildcard,
 }
 
+/// What a resource request does, as RBAC and audit name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    List,
+    Watch,
+    Create,
+    Update,
+    Patch,
+    Delete,
+    DeleteCollection,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+            Verb::DeleteCollection => "deletecollection",
+        }
+    }
+
+    /// Whether the verb reads a collection: the only verbs served across all workspaces.
+    pub fn is_collection_read(self) -> bool {
+        matches!(self, Verb::List | Verb::Watch)
+    }
+}
+
+impl std::fmt::Display for Verb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceRequest {
-    /// get, list, watch, create, update, patch, delete, deletecollection.
-    pub verb: &'static str,
+    pub verb: Verb,
     /// Empty for the legacy core group.
     pub group: String,
     pub version: String,
@@ -155,14 +193,14 @@ fn classify(method: &Method, path: &str, query_watch: bool) -> ApiResult<Target>
     };
     let watch = watch_path || query_watch;
     let verb = match (method, name.is_some()) {
-        (&Method::GET | &Method::HEAD, _) if watch => "watch",
-        (&Method::GET | &Method::HEAD, true) => "get",
-        (&Method::GET | &Method::HEAD, false) => "list",
-        (&Method::POST, _) => "create",
-        (&Method::PUT, _) => "update",
-        (&Method::PATCH, _) => "patch",
-        (&Method::DELETE, true) => "delete",
-        (&Method::DELETE, false) => "deletecollection",
+        (&Method::GET | &Method::HEAD, _) if watch => Verb::Watch,
+        (&Method::GET | &Method::HEAD, true) => Verb::Get,
+        (&Method::GET | &Method::HEAD, false) => Verb::List,
+        (&Method::POST, _) => Verb::Create,
+        (&Method::PUT, _) => Verb::Update,
+        (&Method::PATCH, _) => Verb::Patch,
+        (&Method::DELETE, true) => Verb::Delete,
+        (&Method::DELETE, false) => Verb::DeleteCollection,
         _ => {
             return Err(ApiError::method_not_allowed(format!(
                 "method {method} is not supported"
@@ -195,7 +233,7 @@ mod tests {
     fn namespaced_and_cluster_scoped_paths() {
         let r = resource(Method::GET, "/api/v1/namespaces/default/configmaps/a");
         assert_eq!(
-            (r.verb, r.namespace.as_deref(), r.name.as_deref()),
+            (r.verb.as_str(), r.namespace.as_deref(), r.name.as_deref()),
             ("get", Some("default"), Some("a"))
         );
         let r = resource(Method::GET, "/api/v1/namespaces/default");
@@ -209,11 +247,11 @@ mod tests {
             ("namespaces", Some("finalize"))
         );
         let r = resource(Method::PATCH, "/apis/example.com/v1/namespaces/n/widgets/w/status");
-        assert_eq!((r.verb, r.subresource.as_deref()), ("patch", Some("status")));
+        assert_eq!((r.verb, r.subresource.as_deref()), (Verb::Patch, Some("status")));
         let r = resource(Method::DELETE, "/apis/example.com/v1/widgets");
-        assert_eq!(r.verb, "deletecollection");
+        assert_eq!(r.verb, Verb::DeleteCollection);
         let r = resource(Method::GET, "/api/v1/watch/namespaces/n/configmaps");
-        assert_eq!(r.verb, "watch");
+        assert_eq!(r.verb, Verb::Watch);
     }
 
     #[test]

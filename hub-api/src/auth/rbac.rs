@@ -228,7 +228,7 @@ pub fn request_attributes(
 ) -> Attributes {
     let mut name = req.name.clone().unwrap_or_default();
     if name.is_empty()
-        && matches!(req.verb, "list" | "watch")
+        && req.verb.is_collection_read()
         && let Some(selector) = field_selector
         && let Ok(parsed) = faros_machinery::selector::FieldSelector::parse(selector)
         && let Some(pinned) = parsed.exact("metadata.name")

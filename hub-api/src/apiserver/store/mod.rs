@@ -25,6 +25,7 @@ use crate::admission::{self, Operation};
 use crate::apiserver::body::{self};
 use crate::apiserver::object;
 use crate::apiserver::query::FieldValidation;
+use crate::apiserver::request::Verb;
 use crate::tenancy::LogicalClusterRef;
 use faros_api::tenancy::CLUSTER_ANNOTATION;
 use faros_machinery::status::{ApiError, ApiResult, FieldError, Reason};
@@ -45,15 +46,14 @@ pub async fn serve(ctx: Ctx, body: axum::body::Body) -> Response {
             .unwrap_or_else(crate::apiserver::response::error);
     }
     let result = match ctx.req.verb {
-        "get" => get::get(&ctx),
-        "list" => list::list(&ctx),
-        "watch" => return crate::apiserver::watch::serve(ctx).await,
-        "create" => create::create(&ctx, body).await,
-        "update" => update::update(&ctx, body).await,
-        "patch" => patch::patch(&ctx, body).await,
-        "delete" => delete::delete(&ctx, body).await,
-        "deletecollection" => delete::delete_collection(&ctx, body).await,
-        _ => Err(ApiError::method_not_allowed("unsupported verb")),
+        Verb::Get => get::get(&ctx),
+        Verb::List => list::list(&ctx),
+        Verb::Watch => return crate::apiserver::watch::serve(ctx).await,
+        Verb::Create => create::create(&ctx, body).await,
+        Verb::Update => update::update(&ctx, body).await,
+        Verb::Patch => patch::patch(&ctx, body).await,
+        Verb::Delete => delete::delete(&ctx, body).await,
+        Verb::DeleteCollection => delete::delete_collection(&ctx, body).await,
     };
     result.unwrap_or_else(crate::apiserver::response::error)
 }

@@ -12,6 +12,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{Ctx, Scope};
+use crate::apiserver::request::Verb;
 use crate::apiserver::{body, response};
 use crate::auth::rbac::{Attributes, ResourceAttributes, Rule};
 use crate::auth::serviceaccount::{BoundObject, DEFAULT_EXPIRATION, MIN_EXPIRATION, TokenSpec};
@@ -25,7 +26,7 @@ const AUTHENTICATION: &str = "authentication.k8s.io";
 /// requester in its own workspace.
 pub(super) async fn serve(ctx: &Ctx, rest: Rest, body: axum::body::Body) -> ApiResult<Response> {
     let named = ctx.req.name.is_some();
-    if ctx.req.verb != "create" || named != (rest == Rest::TokenRequest) {
+    if ctx.req.verb != Verb::Create || named != (rest == Rest::TokenRequest) {
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         ));

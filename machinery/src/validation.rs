@@ -6,6 +6,8 @@
 //! `k8s.io/apimachinery/pkg/api/validation` closely. The patterns are checked
 //! by hand rather than with regexes: they are tiny and this runs on every write.
 
+use std::fmt::Write as _;
+
 use serde_json::{Map, Value};
 
 use crate::status::FieldError;
@@ -252,10 +254,12 @@ pub(crate) fn go_quote(s: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
             c => out.push(c),
         }
     }

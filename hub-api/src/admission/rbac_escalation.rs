@@ -74,21 +74,6 @@ fn check(ctx: &Context<'_>, obj: &Value, old: Option<&Value>) -> Result<(), ApiE
     } else {
         ""
     };
-    let full_authority = || {
-        [
-            Rule {
-                verbs: vec!["*".into()],
-                api_groups: vec!["*".into()],
-                resources: vec!["*".into()],
-                ..Rule::default()
-            },
-            Rule {
-                verbs: vec!["*".into()],
-                non_resource_urls: vec!["*".into()],
-                ..Rule::default()
-            },
-        ]
-    };
     let requested: Vec<Rule> = match kind.resource.as_str() {
         "roles" | "clusterroles" => {
             let escalate = Attributes::resource("escalate", rbac::GROUP, &kind.resource, namespace, name);
@@ -103,7 +88,7 @@ fn check(ctx: &Context<'_>, obj: &Value, old: Option<&Value>) -> Result<(), ApiE
                     Some(rules) => rules.to_vec(),
                     None => authorizer.rules_for(ctx.user, cluster, namespace),
                 };
-                if rbac::uncovered(&owned, &full_authority()).is_empty() {
+                if rbac::uncovered(&owned, &Rule::all()).is_empty() {
                     return Ok(());
                 }
                 return Err(rbac::forbidden_on(

@@ -61,6 +61,24 @@ fn has(set: &[String], s: &str) -> bool {
 }
 
 impl Rule {
+    /// Everything: every verb on every resource of every group, and every non-resource URL
+    /// (what `system:masters` and `cluster-admin` hold).
+    pub fn all() -> [Rule; 2] {
+        [
+            Rule {
+                verbs: vec!["*".into()],
+                api_groups: vec!["*".into()],
+                resources: vec!["*".into()],
+                ..Rule::default()
+            },
+            Rule {
+                verbs: vec!["*".into()],
+                non_resource_urls: vec!["*".into()],
+                ..Rule::default()
+            },
+        ]
+    }
+
     pub fn from_json(v: &Value) -> Rule {
         Rule {
             verbs: strings(&v["verbs"]),

@@ -6,14 +6,14 @@ use serde_json::{Value, json};
 
 use super::context::Ctx;
 use super::filter::Filter;
-use super::{MAX_RETRIES, WriteError, encode_for_storage, storage_error, write_failure};
+use super::{MAX_RETRIES, WriteError, remove, replace, storage_error};
 use crate::apiserver::body::{self};
 use crate::apiserver::object;
 use crate::apiserver::query::Propagation;
 use crate::apiserver::response;
 use faros_api::meta::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
 use faros_machinery::status::{ApiError, ApiResult, Reason};
-use faros_storage::{Object, StorageError, WriteOp};
+use faros_storage::{Object, StorageError};
 
 /// DeleteOptions from the body and the query (the body wins, as in Kubernetes).
 pub(super) struct DeleteOptions {
@@ -133,14 +133,7 @@ pub(super) async fn delete_one(
         if opts.dry_run {
             return Ok((StatusCode::OK, obj));
         }
-        ctx.hub
-            .cache
-            .write(WriteOp::Delete {
-                key: current.key.to_string(),
-                expected: current.mod_revision,
-            })
-            .await
-            .map_err(|e| write_failure(ctx, &name, e))?;
+        remove(ctx, current).await?;
         return Ok((StatusCode::OK, obj));
     }
     // Graceful: mark it and let the finalizers' owners finish.
@@ -165,18 +158,7 @@ pub(super) async fn delete_one(
     if !changed || opts.dry_run {
         return Ok((pending, current.value.clone()));
     }
-    let outcome = ctx
-        .hub
-        .cache
-        .write(WriteOp::Update {
-            key: current.key.to_string(),
-            value: encode_for_storage(&obj),
-            expected: current.mod_revision,
-        })
-        .await
-        .map_err(|e| write_failure(ctx, &name, e))?;
-    object::meta_mut(&mut obj).insert("resourceVersion".into(), outcome.revision.to_string().into());
-    Ok((pending, obj))
+    Ok((pending, replace(ctx, current, obj).await?))
 }
 
 pub(super) async fn delete_collection(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Response> {

@@ -30,7 +30,7 @@ use crate::tenancy::LogicalClusterRef;
 use faros_api::tenancy::CLUSTER_ANNOTATION;
 use faros_machinery::status::{ApiError, ApiResult, FieldError, Reason};
 use faros_machinery::validation::validate_object_meta;
-use faros_storage::StorageError;
+use faros_storage::{Object, StorageError, WriteOp};
 
 /// How many times a patch or delete re-reads and retries after losing a write race.
 pub(super) const MAX_RETRIES: usize = 16;
@@ -83,6 +83,38 @@ impl WriteError {
             WriteError::Refused(e) => e,
         }
     }
+}
+
+/// Stores `obj` in place of `current` unless another write came first; returns it with its
+/// new resourceVersion.
+pub(super) async fn replace(ctx: &Ctx, current: &Object, mut obj: Value) -> Result<Value, WriteError> {
+    let op = WriteOp::Update {
+        key: current.key.to_string(),
+        value: encode_for_storage(&obj),
+        expected: current.mod_revision,
+    };
+    let outcome = ctx
+        .hub
+        .cache
+        .write(op)
+        .await
+        .map_err(|e| write_failure(ctx, object::name(&current.value), e))?;
+    object::meta_mut(&mut obj).insert("resourceVersion".into(), outcome.revision.to_string().into());
+    Ok(obj)
+}
+
+/// Removes `current` unless another write came first.
+pub(super) async fn remove(ctx: &Ctx, current: &Object) -> Result<(), WriteError> {
+    let op = WriteOp::Delete {
+        key: current.key.to_string(),
+        expected: current.mod_revision,
+    };
+    ctx.hub
+        .cache
+        .write(op)
+        .await
+        .map(|_| ())
+        .map_err(|e| write_failure(ctx, object::name(&current.value), e))
 }
 
 /// A storage failure of a conditional write to an existing object.

@@ -112,19 +112,7 @@ fn rules_review(ctx: &Ctx, obj: Value) -> Response {
     let mut rules = ctx.hub.authorizer.rules_for(&ctx.user, ctx.cluster.name(), &namespace);
     if ctx.user.is_master() {
         // system:masters holds everything, whatever the bindings say.
-        let everything = [
-            Rule {
-                verbs: vec!["*".into()],
-                api_groups: vec!["*".into()],
-                resources: vec!["*".into()],
-                ..Rule::default()
-            },
-            Rule {
-                verbs: vec!["*".into()],
-                non_resource_urls: vec!["*".into()],
-                ..Rule::default()
-            },
-        ];
+        let everything = Rule::all();
         rules.retain(|r| !everything.contains(r));
         rules.splice(0..0, everything);
     }

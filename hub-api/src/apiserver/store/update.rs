@@ -5,12 +5,10 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::context::Ctx;
-use super::{
-    WriteError, admit, check_type, encode_for_storage, read_object, stamp_cluster, storage_error, write_failure,
-};
+use super::{WriteError, admit, check_type, read_object, remove, replace, stamp_cluster, storage_error};
 use crate::apiserver::object;
 use faros_machinery::status::{ApiError, ApiResult, FieldError};
-use faros_storage::{Object, StorageError, WriteOp};
+use faros_storage::{Object, StorageError};
 
 pub(super) async fn update(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Response> {
     let name = ctx.req.name.clone().unwrap_or_default();
@@ -143,26 +141,9 @@ pub(super) async fn write_update(
     }
     // Removing the last finalizer of an object being deleted completes the deletion.
     if object::is_deleting(&new) && object::finalizers(&new).is_empty() && !ctx.kind.strategy.blocks_deletion(&new) {
-        ctx.hub
-            .cache
-            .write(WriteOp::Delete {
-                key: current.key.to_string(),
-                expected: current.mod_revision,
-            })
-            .await
-            .map_err(|e| write_failure(ctx, &name, e))?;
+        remove(ctx, current).await?;
         return Ok(ctx.with_status_code(StatusCode::OK, &new, &warnings));
     }
-    let outcome = ctx
-        .hub
-        .cache
-        .write(WriteOp::Update {
-            key: current.key.to_string(),
-            value: encode_for_storage(&new),
-            expected: current.mod_revision,
-        })
-        .await
-        .map_err(|e| write_failure(ctx, &name, e))?;
-    object::meta_mut(&mut new).insert("resourceVersion".into(), outcome.revision.to_string().into());
+    let new = replace(ctx, current, new).await?;
     Ok(ctx.with_status_code(StatusCode::OK, &new, &warnings))
 }

@@ -22,32 +22,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use anyhow::Context;
-use kube::config::KubeConfigOptions;
 use tokio::sync::watch;
-
-/// A kube-rs configuration for the hub's own loopback address and a client certificate.
-pub async fn loopback_config(
-    server: &str,
-    ca_pem: &str,
-    cert_pem: &str,
-    key_pem: &str,
-) -> anyhow::Result<kube::Config> {
-    let context = kube::config::Context {
-        cluster: "hub".into(),
-        user: Some("controllers".into()),
-        ..Default::default()
-    };
-    let kubeconfig = faros_kubeconfig::one_context(
-        "hub",
-        context,
-        faros_kubeconfig::cluster(server, ca_pem),
-        Some(faros_kubeconfig::Credential::ClientCert { cert_pem, key_pem }.into()),
-    );
-    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .context("loading loopback kubeconfig")
-}
 
 /// `--agent-monitor-grace-period` default.
 pub const DEFAULT_AGENT_GRACE_PERIOD: Duration = Duration::from_secs(40);

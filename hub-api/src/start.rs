@@ -150,7 +150,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
             Duration::from_secs(365 * 24 * 3600),
         )?;
         let loopback = format!("https://{}:{port}", loopback_host(opts.bind_address));
-        let config = faros_controllers::loopback_config(&loopback, &trust_pem, &cert, &key).await?;
+        let config = loopback_config(&loopback, &trust_pem, &cert, &key).await?;
         let controllers = ControllerConfig {
             token_signer: hub
                 .authenticator
@@ -204,6 +204,24 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     drop(cache);
     tokio::time::sleep(Duration::from_millis(100)).await;
     Ok(())
+}
+
+/// A kube-rs configuration for the hub's own loopback address and a client certificate.
+async fn loopback_config(server: &str, ca_pem: &str, cert_pem: &str, key_pem: &str) -> anyhow::Result<kube::Config> {
+    let context = kube::config::Context {
+        cluster: "hub".into(),
+        user: Some("controllers".into()),
+        ..Default::default()
+    };
+    let kubeconfig = faros_kubeconfig::one_context(
+        "hub",
+        context,
+        faros_kubeconfig::cluster(server, ca_pem),
+        Some(faros_kubeconfig::Credential::ClientCert { cert_pem, key_pem }.into()),
+    );
+    kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .context("loading loopback kubeconfig")
 }
 
 /// The in-process controllers fill token Secrets with this hub's own signing key.

@@ -31,65 +31,45 @@ fn hub_process() {
     faros_testkit::child_main(HUB_ENV, HUB_ARGS_ENV);
 }
 
+/// The hub of a test, with the test's files beside its data directory.
 struct Hub {
     dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
+    hub: faros_testkit::Hub,
 }
 
 impl Hub {
     fn start() -> Hub {
         let dir = std::env::temp_dir().join(format!("faros-e2e-{}-{}", std::process::id(), nanos()));
-        std::fs::create_dir_all(dir.join("hub")).unwrap();
-        let mut hub = Hub {
-            dir,
-            port: 0,
-            child: None,
+        std::fs::create_dir_all(&dir).unwrap();
+        let launcher = faros_testkit::Launcher::ThisTest {
+            dir_env: HUB_ENV,
+            args_env: HUB_ARGS_ENV,
         };
-        hub.spawn();
-        hub
-    }
-
-    fn spawn(&mut self) {
         // The hub's log (RUST_LOG from HUB_LOG) is kept beside its data for post-mortems.
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("hub.log"))
-            .expect("open the hub log");
-        let hub = faros_testkit::spawn(
-            HUB_ENV,
-            HUB_ARGS_ENV,
-            &self.dir.join("hub"),
-            &format!("--secure-port {} --agent-monitor-grace-period {GRACE}", self.port),
-            log.into(),
+        let hub = faros_testkit::Hub::start_in(
+            launcher,
+            dir.join("hub"),
+            true,
+            &["--agent-monitor-grace-period", GRACE],
+            Some(dir.join("hub.log")),
         );
-        let (child, url) = (hub.child, hub.url);
-        self.port = url.rsplit(':').next().unwrap().parse().unwrap();
-        self.child = Some(child);
+        Hub { dir, hub }
     }
 
     /// SIGTERM, wait, start again on the same port and data.
     fn restart(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            signal(&child, "TERM");
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().unwrap().is_none() {
-                assert!(Instant::now() < deadline, "the hub did not stop");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        self.hub.stop();
         // The agents see the hub gone for a moment.
         std::thread::sleep(Duration::from_secs(2));
-        self.spawn();
+        self.hub.resume();
     }
 
     fn admin(&self) -> PathBuf {
-        self.dir.join("hub/admin.kubeconfig")
+        self.hub.kubeconfig()
     }
 
     fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}/clusters/{path}", self.port)
+        self.hub.workspace_url(path)
     }
 
     fn admin_kubeconfig(&self) -> Kubeconfig {
@@ -99,7 +79,7 @@ impl Hub {
     /// A copy of the admin kubeconfig pointing at workspace `path`.
     fn workspace_kubeconfig(&self, path: &str) -> PathBuf {
         let mut kubeconfig = self.admin_kubeconfig();
-        let base = format!("https://127.0.0.1:{}", self.port);
+        let base = self.hub.url();
         let server = self.url(path);
         assert!(server.contains(&base));
         for cluster in kubeconfig.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
@@ -145,13 +125,7 @@ impl Hub {
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("hub data and log kept in {}", self.dir.display());
-        } else {
+        if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

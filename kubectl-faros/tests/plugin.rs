@@ -6,7 +6,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use faros_testkit::{eventually, kubectl};
@@ -27,35 +27,25 @@ fn hub_process() {
 /// the plugin's edits never touch the hub's), and helpers to run the plugin and kubectl.
 struct Env {
     dir: PathBuf,
-    base: String,
+    hub: faros_testkit::Hub,
     kubeconfig: PathBuf,
-    child: Child,
 }
 
 impl Env {
     fn start() -> Env {
         let dir = std::env::temp_dir().join(format!("kubectl-faros-test-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(dir.join("hub")).unwrap();
-        let hub = faros_testkit::spawn(
-            HUB_ENV,
-            HUB_ARGS_ENV,
-            &dir.join("hub"),
-            "--secure-port 0",
-            Stdio::inherit(),
-        );
-        let (child, base) = (hub.child, hub.url);
+        let launcher = faros_testkit::Launcher::ThisTest {
+            dir_env: HUB_ENV,
+            args_env: HUB_ARGS_ENV,
+        };
+        let hub = faros_testkit::Hub::start_in(launcher, dir.join("hub"), true, &[], None);
         let kubeconfig = dir.join("config");
-        std::fs::copy(dir.join("hub/admin.kubeconfig"), &kubeconfig).unwrap();
-        Env {
-            dir,
-            base,
-            kubeconfig,
-            child,
-        }
+        std::fs::copy(hub.kubeconfig(), &kubeconfig).unwrap();
+        Env { dir, hub, kubeconfig }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}/clusters/{path}", self.base)
+        self.hub.workspace_url(path)
     }
 
     /// Runs the plugin with `KUBECONFIG` pointing at our kubeconfig.
@@ -105,9 +95,9 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -208,7 +198,11 @@ fn workspaces_create_use_list_and_tree() {
     assert_eq!(doc["current-context"].as_str(), Some("workspace.kcp.io/current"));
     assert_eq!(server_of(&doc, "workspace.kcp.io/current"), env.url("root:tenant-c"));
     assert_eq!(server_of(&doc, "workspace.kcp.io/previous"), env.url("root:tenant-a"));
-    assert_eq!(server_of(&doc, "root"), env.base, "the original context is untouched");
+    assert_eq!(
+        server_of(&doc, "root"),
+        env.hub.url(),
+        "the original context is untouched"
+    );
 
     // .. and - (twice: - toggles).
     assert_eq!(

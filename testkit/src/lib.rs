@@ -1,14 +1,18 @@
-//! The real hub in a child process, for integration tests of the other crates.
+//! One harness for every crate's integration tests: the real hub in a child process
+//! ([`Hub`]) and the real kubectl binaries ([`kubectl`]).
 //!
-//! A test binary starts itself again with only its ignored `hub_process` test selected and an
+//! The hub's own tests run the `hub-api` binary. The other crates' tests cannot (Cargo builds
+//! no binary of another package for them), so a test binary starts itself again with only its ignored `hub_process` test selected and an
 //! environment variable naming the hub's data directory; that test calls [`child_main`],
 //! which runs `hub_api::start::run` exactly as `hub-api start --all-in-one` does. So
 //! `cargo test -p <crate>` works on a fresh clone without a prebuilt `hub-api` binary
 //! (binaries of other packages are not built for a package's tests), and every test gets its
 //! own hub process, killed with the test.
 
+mod hub;
 pub mod kubectl;
 
+pub use hub::{Hub, Launcher};
 pub use kubectl::eventually;
 
 use std::io::{BufRead, BufReader};
@@ -65,16 +69,16 @@ pub fn child_main(dir_env: &str, args_env: &str) {
 }
 
 /// A hub started by [`spawn`].
-pub struct ChildHub {
-    pub child: Child,
+pub(crate) struct ChildHub {
+    pub(crate) child: Child,
     /// `https://127.0.0.1:<port>`, from the hub's "serving on" line.
-    pub url: String,
+    pub(crate) url: String,
 }
 
 /// Starts this test binary again as a hub on `data_dir` (see [`child_main`]), with the extra
 /// hub arguments `args`, its log (RUST_LOG from `HUB_LOG`, default `warn`) going to `log`,
 /// and waits until it serves.
-pub fn spawn(dir_env: &str, args_env: &str, data_dir: &Path, args: &str, log: Stdio) -> ChildHub {
+pub(crate) fn spawn(dir_env: &str, args_env: &str, data_dir: &Path, args: &str, log: Stdio) -> ChildHub {
     let mut command = Command::new(std::env::current_exe().expect("the test binary"));
     command
         .args([
@@ -93,7 +97,7 @@ pub fn spawn(dir_env: &str, args_env: &str, data_dir: &Path, args: &str, log: St
 
 /// Runs `command` (a hub: `hub-api start ...` or a test binary re-run by [`spawn`]) with its
 /// log level from `HUB_LOG` (default `warn`), and waits until it serves.
-pub fn start(mut command: Command) -> ChildHub {
+pub(crate) fn start(mut command: Command) -> ChildHub {
     command
         .env("RUST_LOG", std::env::var("HUB_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::piped());

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::auth_support::*;
-use crate::common::TestHub;
+use crate::common::{HUB, TestHub};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
@@ -160,6 +160,7 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     .unwrap();
     let audit = files.join("audit.log");
     let hub = TestHub::start_with_args(
+        HUB,
         true,
         &[
             "--token-auth-file",
@@ -672,7 +673,7 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
 /// export's owner then reaches exactly that export's objects in the workspaces that accept.
 #[tokio::test]
 async fn a_claim_on_another_exports_resource_follows_its_identity() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     for name in ["maker", "observer", "site"] {
         create_workspace(&hub, name).await;
     }

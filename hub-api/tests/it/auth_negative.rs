@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::auth_support::*;
-use crate::common::TestHub;
+use crate::common::{HUB, TestHub};
 use serde_json::{Value, json};
 
 const SENTINEL: &str = "TOP-SECRET-SENTINEL-4711";
@@ -53,6 +53,7 @@ async fn setup() -> Fixture {
     std::fs::write(&tokens, "static-alice-token,alice,1001,\"team,ops\"\n").unwrap();
     let audit = files.0.join("audit.log");
     let hub = TestHub::start_with_args(
+        HUB,
         true,
         &[
             "--oidc-issuer-url",

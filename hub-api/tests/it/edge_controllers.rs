@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{TestHub, eventually};
+use crate::common::{HUB, TestHub, eventually};
 use serde_json::Value;
 
 struct Controllers(Child);
@@ -66,7 +66,7 @@ fn registration_ready(kubeconfig: &std::path::Path, name: &str) -> Option<(Strin
 
 #[test]
 fn controllers_subcommand_runs_the_edge_controllers() {
-    let hub = TestHub::start_with(false);
+    let hub = TestHub::start_with(HUB, false);
     let controllers = Controllers(
         Command::new(env!("CARGO_BIN_EXE_hub-api"))
             .arg("controllers")
@@ -179,7 +179,7 @@ fn controllers_subcommand_runs_the_edge_controllers() {
 /// Registration says why it is not Ready. Accepting the claims lets it proceed.
 #[test]
 fn registrations_wait_for_accepted_permission_claims() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let tenant = ready_workspace(&hub, "plain", "universal");
 
     let rejected = std::fs::read_to_string(crate::common::sample("binding.yaml"))

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{TestHub, install_widget_crd};
+use crate::common::{HUB, TestHub, install_widget_crd};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
@@ -178,7 +178,7 @@ fn nested(depth: usize) -> String {
 
 #[tokio::test]
 async fn oversized_body_is_413_and_the_client_can_go_on() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let mut probe = Probe::new(hub.client().await);
     let big = json!({
         "apiVersion": "v1",
@@ -226,7 +226,7 @@ async fn oversized_body_is_413_and_the_client_can_go_on() {
 
 #[tokio::test]
 async fn malformed_bodies() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let mut probe = Probe::new(hub.client().await);
 
     // Malformed JSON, a non-object, invalid UTF-8, an empty body: 400.
@@ -319,7 +319,7 @@ async fn malformed_bodies() {
 
 #[tokio::test]
 async fn unknown_paths_media_types_and_names() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let client = hub.client().await;
     install_widget_crd(&client).await;
     let mut probe = Probe::new(client);
@@ -410,7 +410,7 @@ async fn unknown_paths_media_types_and_names() {
 /// (kube-apiserver validates them with `NameIsDNSSubdomain`).
 #[tokio::test]
 async fn invalid_names_are_422_naming_metadata_name() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let client = hub.client().await;
     install_widget_crd(&client).await;
     let mut probe = Probe::new(client);
@@ -452,7 +452,7 @@ async fn invalid_names_are_422_naming_metadata_name() {
 
 #[tokio::test]
 async fn updates_need_fresh_resource_versions() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let client = hub.client().await;
     install_widget_crd(&client).await;
     let mut probe = Probe::new(client);
@@ -551,7 +551,7 @@ async fn updates_need_fresh_resource_versions() {
 
 #[tokio::test]
 async fn field_validation_strict_warn_ignore() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let client = hub.client().await;
     install_widget_crd(&client).await;
     let mut probe = Probe::new(client);
@@ -625,7 +625,7 @@ async fn field_validation_strict_warn_ignore() {
 
 #[tokio::test]
 async fn unauthenticated_requests() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let mut anonymous = Probe::new(hub.anonymous_client().await);
     for path in ["/version", "/healthz", "/readyz", "/livez"] {
         let reply = anonymous.get(path).await;
@@ -660,7 +660,7 @@ async fn unauthenticated_requests() {
 
 #[tokio::test]
 async fn watch_from_a_revision_older_than_the_window_is_expired() {
-    let hub = TestHub::start_with_args(false, &["--watch-cache-events", "5"]);
+    let hub = TestHub::start_with_args(HUB, false, &["--watch-cache-events", "5"]);
     let mut probe = Probe::new(hub.client().await);
     let first = probe
         .post_json(

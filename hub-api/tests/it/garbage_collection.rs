@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::TestHub;
+use crate::common::{HUB, TestHub};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use serde_json::json;
@@ -50,7 +50,7 @@ async fn chain(api: &Api<ConfigMap>, prefix: &str) -> (ConfigMap, ConfigMap, Con
 
 #[tokio::test]
 async fn background_deletes_the_whole_chain() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let api: Api<ConfigMap> = Api::namespaced(hub.client().await, "default");
     chain(&api, "bg").await;
     api.delete("bg-owner", &DeleteParams::background()).await.unwrap();
@@ -64,7 +64,7 @@ async fn background_deletes_the_whole_chain() {
 
 #[tokio::test]
 async fn foreground_deletes_dependents_before_the_owner() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let api: Api<ConfigMap> = Api::namespaced(hub.client().await, "default");
     // A finalizer on the grand-dependent holds the whole chain, showing the order.
     let (_, _, grand) = chain(&api, "fg").await;
@@ -127,7 +127,7 @@ async fn foreground_deletes_dependents_before_the_owner() {
 
 #[tokio::test]
 async fn orphan_keeps_dependents_and_drops_their_owner_reference() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let api: Api<ConfigMap> = Api::namespaced(hub.client().await, "default");
     chain(&api, "or").await;
     let params = DeleteParams {
@@ -146,7 +146,7 @@ async fn orphan_keeps_dependents_and_drops_their_owner_reference() {
 
 #[tokio::test]
 async fn a_pending_deletion_with_orphan_dependents_false_answers_202() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let client = hub.client().await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let held = json!({"apiVersion": "v1", "kind": "ConfigMap",

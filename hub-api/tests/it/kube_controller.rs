@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{TestHub, sample};
+use crate::common::{HUB, TestHub, sample};
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -95,7 +95,7 @@ async fn wait_for(api: &Api<DynamicObject>, name: &str, check: impl Fn(Option<&D
 
 #[tokio::test]
 async fn controller_reconciles_finalizes_and_survives_a_restart() {
-    let mut hub = TestHub::start();
+    let mut hub = TestHub::start(HUB);
     hub.kubectl_ok("1.32", &["create", "-f", &sample("widget-crd.yaml")]);
     hub.kubectl_ok(
         "1.32",

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::common::{TestHub, install_widget_crd};
+use crate::common::{HUB, TestHub, install_widget_crd};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -217,7 +217,7 @@ async fn write_elsewhere(client: &kube::Client, name: &str) {
 }
 
 async fn watcher_survives_restarts(config: watcher::Config) {
-    let mut hub = TestHub::start();
+    let mut hub = TestHub::start(HUB);
     let client = hub.client().await;
     install_widget_crd(&client).await;
     let api: Api<Widget> = Api::namespaced(client.clone(), "default");
@@ -318,7 +318,7 @@ fn owns(w: &Widget, manager: &str, operation: &str, field: &str) -> bool {
 
 #[tokio::test]
 async fn server_side_apply_with_field_managers() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let client = hub.client().await;
     install_widget_crd(&client).await;
     let api: Api<Widget> = Api::namespaced(client, "default");
@@ -426,7 +426,7 @@ async fn server_side_apply_with_field_managers() {
 
 #[tokio::test]
 async fn list_pagination_with_limit_and_continue() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let client = hub.client().await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let mut ns = Namespace::default();
@@ -492,7 +492,7 @@ async fn list_pagination_with_limit_and_continue() {
 /// deleted after the first page do not show up in (or vanish from) later pages.
 #[tokio::test]
 async fn continued_pages_come_from_the_first_pages_snapshot() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let client = hub.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let create = |name: &'static str| {
@@ -535,7 +535,7 @@ async fn continued_pages_come_from_the_first_pages_snapshot() {
 
 #[tokio::test]
 async fn status_subresource_and_generation() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let client = hub.client().await;
     install_widget_crd(&client).await;
     let api: Api<Widget> = Api::namespaced(client, "default");
@@ -631,7 +631,7 @@ async fn status_subresource_and_generation() {
 
 #[tokio::test]
 async fn metadata_only_reads_for_metadata_clients() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let client = hub.client().await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let cm: ConfigMap = serde_json::from_value(json!({

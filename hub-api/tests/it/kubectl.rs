@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{TestHub, eventually, kubectl_binary, sample};
+use crate::common::{HUB, TestHub, eventually, kubectl_binary, sample};
 use serde_json::Value;
 
 fn json(out: &str) -> Value {
@@ -28,7 +28,7 @@ fn everyday_commands(v: &str) {
     if !faros_testkit::kubectl::installed(v) {
         return;
     }
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
 
     let resources = hub.kubectl_ok(v, &["api-resources"]);
     for expected in [
@@ -225,7 +225,7 @@ fn everyday_commands_kubectl_1_27() {
 #[test]
 fn get_watch_sees_added_modified_deleted() {
     let v = "1.32";
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     install_widgets(&hub, v);
     let mut watch = Command::new(kubectl_binary(v))
         .args([
@@ -291,7 +291,7 @@ fn create_configmap(hub: &TestHub, name: &str) {
 #[test]
 fn data_survives_restart_and_kill_9() {
     let v = "1.32";
-    let mut hub = TestHub::start();
+    let mut hub = TestHub::start(HUB);
     install_widgets(&hub, v);
     hub.kubectl_ok(v, &["create", "-f", &sample("widget.yaml")]);
     create_configmap(&hub, "before-restart");

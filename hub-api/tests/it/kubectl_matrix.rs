@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{TestHub, eventually, sample};
+use crate::common::{HUB, TestHub, eventually, sample};
 use serde_json::Value;
 
 fn json(out: &str) -> Value {
@@ -19,7 +19,7 @@ fn scenario(v: &str) {
     if !faros_testkit::kubectl::installed(v) {
         return;
     }
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let ok = |args: &[&str]| hub.kubectl_ok(v, args);
     let stdin_ok = |args: &[&str], input: &str| {
         let out = hub.kubectl_stdin(v, args, input);

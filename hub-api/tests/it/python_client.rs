@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::{TestHub, install_widget_crd};
+use crate::common::{HUB, TestHub, install_widget_crd};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 
@@ -28,7 +28,7 @@ fn require_python_kubernetes() {
 #[tokio::test]
 async fn python_client_configmaps_watches_patches_and_custom_objects() {
     require_python_kubernetes();
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let client = hub.client().await;
     install_widget_crd(&client).await;
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::auth_support::*;
-use crate::common::{TestHub, sample};
+use crate::common::{HUB, TestHub, sample};
 use serde_json::Value;
 
 const WS: &str = "root:team";
@@ -46,7 +46,7 @@ fn really_can(kubeconfig: &Path, args: &[&str]) -> bool {
 
 #[tokio::test]
 async fn service_accounts_get_what_their_roles_say() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     create_workspace(&hub, "team").await;
     let admin = admin_kubeconfig_for(&hub, WS);
     kubectl_ok(&admin, &["create", "configmap", "allowed", "--from-literal=k=v"]);
@@ -295,7 +295,7 @@ async fn service_accounts_get_what_their_roles_say() {
 
 #[tokio::test]
 async fn status_subresources_and_aggregation() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     create_workspace(&hub, "team").await;
     let admin = admin_kubeconfig_for(&hub, WS);
     kubectl_ok(&admin, &["create", "-f", &sample("widget-crd.yaml")]);
@@ -468,7 +468,7 @@ async fn status_subresources_and_aggregation() {
 
 #[tokio::test]
 async fn escalation_is_refused() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     create_workspace(&hub, "team").await;
     let admin = admin_kubeconfig_for(&hub, WS);
     let roler = account(&hub, &admin, "roler");
@@ -668,7 +668,7 @@ async fn escalation_is_refused() {
 
 #[test]
 fn kubectl_127_can_i_and_whoami() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(create_workspace(&hub, "team"));
     let admin = admin_kubeconfig_for(&hub, WS);

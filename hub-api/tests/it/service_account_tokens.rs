@@ -3,7 +3,7 @@
 //! token controller; the published verification keys.
 
 use crate::auth_support::*;
-use crate::common::TestHub;
+use crate::common::{HUB, TestHub};
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -39,7 +39,7 @@ async fn status_with(hub: &TestHub, token: &str) -> u16 {
 
 #[tokio::test]
 async fn token_requests_and_legacy_tokens() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     create_workspace(&hub, "svc").await;
     let ws: Value = admin_ok(&hub, "GET", "/apis/tenancy.kcp.io/v1alpha1/workspaces/svc", None).await;
     let cluster = ws["spec"]["cluster"].as_str().unwrap().to_string();

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::auth_support::*;
-use crate::common::{TestHub, sample};
+use crate::common::{HUB, TestHub, sample};
 use serde_json::{Value, json};
 
 fn token_file(hub_files: &std::path::Path) -> PathBuf {
@@ -18,7 +18,7 @@ async fn tenant_admins_own_their_workspace_and_nothing_else() {
     let files = std::env::temp_dir().join(format!("faros-tenants-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&files).unwrap();
     let tokens = token_file(&files);
-    let hub = TestHub::start_with_args(true, &["--token-auth-file", tokens.to_str().unwrap()]);
+    let hub = TestHub::start_with_args(HUB, true, &["--token-auth-file", tokens.to_str().unwrap()]);
 
     // Without any binding in root, alice cannot even look.
     let alice_root = hub.token_kubeconfig("alice-root", &hub.url(), "alice-token", None);

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::auth_support::*;
-use crate::common::TestHub;
+use crate::common::{HUB, TestHub};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -58,6 +58,7 @@ async fn own_serving_certificate_and_client_ca() {
     let client_ca = write(&files, "client-ca.crt", &client_ca_pem);
 
     let hub = TestHub::start_with_args(
+        HUB,
         true,
         &[
             "--tls-cert-file",

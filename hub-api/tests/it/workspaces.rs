@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::{TestHub, eventually, sample};
+use crate::common::{HUB, TestHub, eventually, sample};
 use serde_json::Value;
 
 const V: &str = "1.32";
@@ -76,7 +76,7 @@ fn k_stdin(kubeconfig: &Path, args: &[&str], stdin: &str) -> String {
 
 #[test]
 fn tenants_are_isolated() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let root = hub.kubeconfig();
     let a = create_workspace(&hub, &root, "tenant-a", "universal");
     let b = create_workspace(&hub, &root, "tenant-b", "universal");
@@ -152,7 +152,7 @@ fn tenants_are_isolated() {
 
 #[test]
 fn nested_workspaces_and_subtree_deletion() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let root = hub.kubeconfig();
     let top = create_workspace(&hub, &root, "org", "universal");
     let middle = create_workspace(&hub, &top, "team", "universal");
@@ -221,7 +221,7 @@ fn nested_workspaces_and_subtree_deletion() {
 
 #[test]
 fn edge_api_bound_by_type_and_wildcard_watch_sees_all_workspaces() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let root = hub.kubeconfig();
     let one = create_workspace(&hub, &root, "fleet-1", "faros");
     let two = create_workspace(&hub, &root, "fleet-2", "faros");
@@ -287,7 +287,7 @@ fn edge_api_bound_by_type_and_wildcard_watch_sees_all_workspaces() {
 
 #[test]
 fn deleting_a_binding_deletes_its_objects() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let root = hub.kubeconfig();
     let shop = create_workspace(&hub, &root, "shop", "universal");
     let other = create_workspace(&hub, &root, "other", "faros");
@@ -396,7 +396,7 @@ fn k_err(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
 
 #[test]
 fn workspaces_refuse_unknown_types_and_taken_logical_clusters() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let root = hub.kubeconfig();
     let tenant = create_workspace(&hub, &root, "tenant", "universal");
     k_ok(&tenant, &["create", "configmap", "precious", "--from-literal=k=v"]);
@@ -451,7 +451,7 @@ fn workspaces_refuse_unknown_types_and_taken_logical_clusters() {
 
 #[test]
 fn bindings_follow_their_export() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let root = hub.kubeconfig();
     let provider = create_workspace(&hub, &root, "provider", "universal");
     let consumer = create_workspace(&hub, &root, "consumer", "universal");
@@ -589,7 +589,7 @@ fn bindings_follow_their_export() {
 
 #[test]
 fn api_resource_schemas_must_make_valid_resources() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let root = hub.kubeconfig();
     let schema = |name: &str, group: &str, scope: &str, versions: &str| {
         format!(
@@ -653,7 +653,7 @@ fn api_resource_schemas_must_make_valid_resources() {
 
 #[test]
 fn workspace_types_limit_parents_and_children_and_extend_others() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let root = hub.kubeconfig();
     let types = r#"
 apiVersion: tenancy.kcp.io/v1alpha1
@@ -712,7 +712,7 @@ spec:
 
 #[test]
 fn workspace_types_resolve_locally_refuse_cycles_and_stay_private() {
-    let hub = TestHub::start();
+    let hub = TestHub::start(HUB);
     let root = hub.kubeconfig();
     let provider = create_workspace(&hub, &root, "provider", "universal");
     let tenant = create_workspace(&hub, &root, "tenant", "universal");
@@ -846,7 +846,7 @@ fn workspace_types_resolve_locally_refuse_cycles_and_stay_private() {
 fn owners_keep_access_to_their_terminating_workspace() {
     let tokens = std::env::temp_dir().join(format!("faros-owner-tokens-{}.csv", std::process::id()));
     std::fs::write(&tokens, "alice-token,alice,3001,tenants\n").unwrap();
-    let hub = TestHub::start_with_args(true, &["--token-auth-file", tokens.to_str().unwrap()]);
+    let hub = TestHub::start_with_args(HUB, true, &["--token-auth-file", tokens.to_str().unwrap()]);
     crate::auth_support::let_group_create_workspaces(&hub, "tenants");
     let alice_root = hub.token_kubeconfig("alice-root", &hub.url(), "alice-token", None);
     create_workspace(&hub, &alice_root, "alice-ws", "universal");

@@ -148,94 +148,209 @@ async fn next_names(
     names
 }
 
+/// A ConfigMap labelled `app=demo`, as the scenario's watches select them.
+fn demo_configmap(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": "demo"}}})
+}
+
+/// Everything the export scenario works with: a provider exporting widgets and claiming
+/// ConfigMaps, Roles and RoleBindings; consumers c1 (accepts the claims), c2 (rejects them)
+/// and c3 (does not bind), each with content; bob, a tenant of his own.
+struct Scene {
+    hub: TestHub,
+    audit: std::path::PathBuf,
+    provider_cluster: String,
+    view_url: String,
+    bob_ws: kube::Client,
+    c1: kube::Client,
+    c2: kube::Client,
+    cluster1: String,
+    cluster2: String,
+}
+
+impl Scene {
+    async fn build() -> Scene {
+        let files = std::env::temp_dir().join(format!("faros-exports-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&files).unwrap();
+        let tokens = files.join("tokens.csv");
+        std::fs::write(
+            &tokens,
+            "provider-token,provider,2001,tenants\nbob-token,bob,2002,tenants\n",
+        )
+        .unwrap();
+        let audit = files.join("audit.log");
+        let hub = TestHub::start_with_args(
+            HUB,
+            true,
+            &[
+                "--token-auth-file",
+                tokens.to_str().unwrap(),
+                "--audit-log-path",
+                audit.to_str().unwrap(),
+            ],
+        );
+
+        // The provider may create workspaces in root and owns the one it creates.
+        let_group_create_workspaces(&hub, "tenants");
+        let provider_root = client_with_token(&hub, Some("provider-token")).await;
+        create_workspace_as(&provider_root, "provider").await;
+        for name in ["c1", "c2", "c3"] {
+            create_workspace(&hub, name).await;
+        }
+
+        // The provider exports widgets and claims ConfigMaps and Roles in binding workspaces.
+        let provider = client_at(&hub, &hub.workspace_url("root:provider"), "provider-token").await;
+        let schema = json!({
+            "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIResourceSchema",
+            "metadata": {"name": "v1.widgets.acme.io"},
+            "spec": {"group": "acme.io", "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "subresources": {"status": {}},
+                    "schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+                        "status": {"type": "object", "properties": {"seen": {"type": "boolean"}}}}}}]},
+        });
+        let (status, text) = send(
+            &provider,
+            "POST",
+            "/apis/apis.kcp.io/v1alpha1/apiresourceschemas",
+            Some(&schema),
+        )
+        .await;
+        assert_eq!(status, 201, "{text}");
+        let export = json!({
+            "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIExport",
+            "metadata": {"name": EXPORT},
+            "spec": {"latestResourceSchemas": ["v1.widgets.acme.io"], "permissionClaims": [
+                {"group": "", "resource": "configmaps"},
+                {"group": "rbac.authorization.k8s.io", "resource": "roles"},
+                {"group": "rbac.authorization.k8s.io", "resource": "rolebindings"},
+            ]},
+        });
+        let (status, text) = send(
+            &provider,
+            "POST",
+            "/apis/apis.kcp.io/v1alpha1/apiexports",
+            Some(&export),
+        )
+        .await;
+        assert_eq!(status, 201, "{text}");
+        let export: Value = serde_json::from_str(&text).unwrap();
+        let provider_cluster = export["metadata"]["annotations"]["kcp.io/cluster"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let view_url = export["status"]["virtualWorkspaces"][0]["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            view_url,
+            format!("{}/services/apiexport/{provider_cluster}/{EXPORT}", hub.url())
+        );
+        // bob, a tenant with a workspace of his own and nothing in root:provider.
+        let bob = client_with_token(&hub, Some("bob-token")).await;
+        create_workspace_as(&bob, "bob-ws").await;
+        let bob_ws = client_at(&hub, &hub.workspace_url("root:bob-ws"), "bob-token").await;
+
+        // c1 accepts both claims, c2 rejects them, c3 does not bind.
+        let c1 = admin_at(&hub, "root:c1").await;
+        let c2 = admin_at(&hub, "root:c2").await;
+        let c3 = admin_at(&hub, "root:c3").await;
+        let accepted = binding(&[
+            ("", "configmaps", "Accepted"),
+            ("rbac.authorization.k8s.io", "roles", "Accepted"),
+            ("rbac.authorization.k8s.io", "rolebindings", "Accepted"),
+        ]);
+        let rejected = binding(&[
+            ("", "configmaps", "Rejected"),
+            ("rbac.authorization.k8s.io", "roles", "Rejected"),
+        ]);
+        let (status, text) = send(&c1, "POST", "/apis/apis.kcp.io/v1alpha1/apibindings", Some(&accepted)).await;
+        assert_eq!(status, 201, "{text}");
+        let (status, text) = send(&c2, "POST", "/apis/apis.kcp.io/v1alpha1/apibindings", Some(&rejected)).await;
+        assert_eq!(status, 201, "{text}");
+        let bound1 = wait_bound(&c1).await;
+        let bound2 = wait_bound(&c2).await;
+        assert_eq!(
+            bound1["status"]["appliedPermissionClaims"].as_array().unwrap().len(),
+            3,
+            "{bound1}"
+        );
+        assert!(bound2["status"]["appliedPermissionClaims"].is_null(), "{bound2}");
+        let invalid = binding(&[("", "configmaps", "Maybe")]);
+        let (status, text) = send(&c3, "POST", "/apis/apis.kcp.io/v1alpha1/apibindings", Some(&invalid)).await;
+        assert_eq!(status, 422, "{text}");
+        assert!(text.contains("spec.permissionClaims[0].state"), "{text}");
+
+        let cluster1 = bound1["metadata"]["annotations"]["kcp.io/cluster"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let cluster2 = bound2["metadata"]["annotations"]["kcp.io/cluster"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        // Content in every consumer.
+        for (client, n) in [(&c1, "1"), (&c2, "2"), (&c3, "3")] {
+            let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("cm{n}"), "labels": {"app": "demo"}}, "data": {"n": n}});
+            let (status, text) = send(client, "POST", "/api/v1/namespaces/default/configmaps", Some(&cm)).await;
+            assert_eq!(status, 201, "{text}");
+            let secret =
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}});
+            let (status, text) = send(client, "POST", "/api/v1/namespaces/default/secrets", Some(&secret)).await;
+            assert_eq!(status, 201, "{text}");
+        }
+        for (client, n) in [(&c1, "1"), (&c2, "2")] {
+            let widget = json!({"apiVersion": "acme.io/v1", "kind": "Widget",
+                "metadata": {"name": format!("w{n}")}, "spec": {"size": 1}});
+            let (status, text) = send(
+                client,
+                "POST",
+                "/apis/acme.io/v1/namespaces/default/widgets",
+                Some(&widget),
+            )
+            .await;
+            assert_eq!(status, 201, "{text}");
+        }
+        Scene {
+            hub,
+            audit,
+            provider_cluster,
+            view_url,
+            bob_ws,
+            c1,
+            c2,
+            cluster1,
+            cluster2,
+        }
+    }
+}
+
+/// The provider's view reaches, in each workspace and across them, exactly what the
+/// bindings share; the scenario's steps run in order on one hub, each building on the last.
 #[tokio::test]
 async fn export_owner_reaches_exactly_what_bindings_share() {
-    let files = std::env::temp_dir().join(format!("faros-exports-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&files).unwrap();
-    let tokens = files.join("tokens.csv");
-    std::fs::write(
-        &tokens,
-        "provider-token,provider,2001,tenants\nbob-token,bob,2002,tenants\n",
-    )
-    .unwrap();
-    let audit = files.join("audit.log");
-    let hub = TestHub::start_with_args(
-        HUB,
-        true,
-        &[
-            "--token-auth-file",
-            tokens.to_str().unwrap(),
-            "--audit-log-path",
-            audit.to_str().unwrap(),
-        ],
-    );
+    let scene = Scene::build().await;
+    binding_needs_bind_on_the_export(&scene).await;
+    across_workspaces_the_view_lists_and_watches_what_is_shared(&scene).await;
+    in_one_workspace_every_rest_verb_on_what_is_shared(&scene).await;
+    other_workspaces_and_strangers_are_out_of_reach(&scene).await;
+    kubectl_and_kube_rs_see_only_what_is_shared(&scene).await;
+    a_binding_status_is_the_hubs(&scene).await;
+    access_ends_when_sharing_ends(&scene).await;
+    view_requests_are_audited(&scene).await;
+}
 
-    // The provider may create workspaces in root and owns the one it creates.
-    let_group_create_workspaces(&hub, "tenants");
-    let provider_root = client_with_token(&hub, Some("provider-token")).await;
-    create_workspace_as(&provider_root, "provider").await;
-    for name in ["c1", "c2", "c3"] {
-        create_workspace(&hub, name).await;
-    }
-
-    // The provider exports widgets and claims ConfigMaps and Roles in binding workspaces.
-    let provider = client_at(&hub, &hub.workspace_url("root:provider"), "provider-token").await;
-    let schema = json!({
-        "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIResourceSchema",
-        "metadata": {"name": "v1.widgets.acme.io"},
-        "spec": {"group": "acme.io", "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "subresources": {"status": {}},
-                "schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
-                    "status": {"type": "object", "properties": {"seen": {"type": "boolean"}}}}}}]},
-    });
-    let (status, text) = send(
-        &provider,
-        "POST",
-        "/apis/apis.kcp.io/v1alpha1/apiresourceschemas",
-        Some(&schema),
-    )
-    .await;
-    assert_eq!(status, 201, "{text}");
-    let export = json!({
-        "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIExport",
-        "metadata": {"name": EXPORT},
-        "spec": {"latestResourceSchemas": ["v1.widgets.acme.io"], "permissionClaims": [
-            {"group": "", "resource": "configmaps"},
-            {"group": "rbac.authorization.k8s.io", "resource": "roles"},
-            {"group": "rbac.authorization.k8s.io", "resource": "rolebindings"},
-        ]},
-    });
-    let (status, text) = send(
-        &provider,
-        "POST",
-        "/apis/apis.kcp.io/v1alpha1/apiexports",
-        Some(&export),
-    )
-    .await;
-    assert_eq!(status, 201, "{text}");
-    let export: Value = serde_json::from_str(&text).unwrap();
-    let provider_cluster = export["metadata"]["annotations"]["kcp.io/cluster"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let view_url = export["status"]["virtualWorkspaces"][0]["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        view_url,
-        format!("{}/services/apiexport/{provider_cluster}/{EXPORT}", hub.url())
-    );
-
+/// Binding needs `bind` on the export, also through a workspace type's default bindings.
+async fn binding_needs_bind_on_the_export(scene: &Scene) {
+    let Scene { bob_ws, .. } = scene;
     // Binding needs `bind` on the export: bob has none, the platform admin may.
-    let bob = client_with_token(&hub, Some("bob-token")).await;
-    create_workspace_as(&bob, "bob-ws").await;
-    let bob_ws = client_at(&hub, &hub.workspace_url("root:bob-ws"), "bob-token").await;
     let (status, text) = send(
-        &bob_ws,
+        bob_ws,
         "POST",
         "/apis/apis.kcp.io/v1alpha1/apibindings",
         Some(&binding(&[])),
@@ -250,7 +365,7 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     let sneaky = json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "WorkspaceType", "metadata": {"name": "sneaky"},
         "spec": {"defaultAPIBindings": [{"path": "root:provider", "export": EXPORT}]}});
     let (status, text) = send(
-        &bob_ws,
+        bob_ws,
         "POST",
         "/apis/tenancy.kcp.io/v1alpha1/workspacetypes",
         Some(&sneaky),
@@ -259,17 +374,11 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     assert_eq!(status, 201, "{text}");
     let inner = json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace", "metadata": {"name": "inner"},
         "spec": {"type": {"name": "sneaky", "path": "root:bob-ws"}}});
-    let (status, text) = send(
-        &bob_ws,
-        "POST",
-        "/apis/tenancy.kcp.io/v1alpha1/workspaces",
-        Some(&inner),
-    )
-    .await;
+    let (status, text) = send(bob_ws, "POST", "/apis/tenancy.kcp.io/v1alpha1/workspaces", Some(&inner)).await;
     assert_eq!(status, 201, "{text}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let (_, text) = send(&bob_ws, "GET", "/apis/tenancy.kcp.io/v1alpha1/workspaces/inner", None).await;
+        let (_, text) = send(bob_ws, "GET", "/apis/tenancy.kcp.io/v1alpha1/workspaces/inner", None).await;
         if text.contains("APIBindingForbidden") {
             let ws: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(ws["status"]["phase"], "Initializing", "{text}");
@@ -278,71 +387,21 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
         assert!(std::time::Instant::now() < deadline, "{text}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
 
-    // c1 accepts both claims, c2 rejects them, c3 does not bind.
-    let c1 = admin_at(&hub, "root:c1").await;
-    let c2 = admin_at(&hub, "root:c2").await;
-    let c3 = admin_at(&hub, "root:c3").await;
-    let accepted = binding(&[
-        ("", "configmaps", "Accepted"),
-        ("rbac.authorization.k8s.io", "roles", "Accepted"),
-        ("rbac.authorization.k8s.io", "rolebindings", "Accepted"),
-    ]);
-    let rejected = binding(&[
-        ("", "configmaps", "Rejected"),
-        ("rbac.authorization.k8s.io", "roles", "Rejected"),
-    ]);
-    let (status, text) = send(&c1, "POST", "/apis/apis.kcp.io/v1alpha1/apibindings", Some(&accepted)).await;
-    assert_eq!(status, 201, "{text}");
-    let (status, text) = send(&c2, "POST", "/apis/apis.kcp.io/v1alpha1/apibindings", Some(&rejected)).await;
-    assert_eq!(status, 201, "{text}");
-    let bound1 = wait_bound(&c1).await;
-    let bound2 = wait_bound(&c2).await;
-    assert_eq!(
-        bound1["status"]["appliedPermissionClaims"].as_array().unwrap().len(),
-        3,
-        "{bound1}"
-    );
-    assert!(bound2["status"]["appliedPermissionClaims"].is_null(), "{bound2}");
-    let invalid = binding(&[("", "configmaps", "Maybe")]);
-    let (status, text) = send(&c3, "POST", "/apis/apis.kcp.io/v1alpha1/apibindings", Some(&invalid)).await;
-    assert_eq!(status, 422, "{text}");
-    assert!(text.contains("spec.permissionClaims[0].state"), "{text}");
-
-    let cluster1 = bound1["metadata"]["annotations"]["kcp.io/cluster"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let cluster2 = bound2["metadata"]["annotations"]["kcp.io/cluster"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
-    // Content in every consumer.
-    for (client, n) in [(&c1, "1"), (&c2, "2"), (&c3, "3")] {
-        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": format!("cm{n}"), "labels": {"app": "demo"}}, "data": {"n": n}});
-        let (status, text) = send(client, "POST", "/api/v1/namespaces/default/configmaps", Some(&cm)).await;
-        assert_eq!(status, 201, "{text}");
-        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}});
-        let (status, text) = send(client, "POST", "/api/v1/namespaces/default/secrets", Some(&secret)).await;
-        assert_eq!(status, 201, "{text}");
-    }
-    for (client, n) in [(&c1, "1"), (&c2, "2")] {
-        let widget = json!({"apiVersion": "acme.io/v1", "kind": "Widget",
-            "metadata": {"name": format!("w{n}")}, "spec": {"size": 1}});
-        let (status, text) = send(
-            client,
-            "POST",
-            "/apis/acme.io/v1/namespaces/default/widgets",
-            Some(&widget),
-        )
-        .await;
-        assert_eq!(status, 201, "{text}");
-    }
-
+/// Across all consumers: lists, namespaces, pages, and watches that follow the claims.
+async fn across_workspaces_the_view_lists_and_watches_what_is_shared(scene: &Scene) {
+    let Scene {
+        hub,
+        view_url,
+        c1,
+        c2,
+        cluster1,
+        cluster2,
+        ..
+    } = scene;
     // Across all consumers: every widget; ConfigMaps only where the claim is accepted.
-    let everywhere = client_at(&hub, &format!("{view_url}/clusters/*"), "provider-token").await;
+    let everywhere = client_at(hub, &format!("{view_url}/clusters/*"), "provider-token").await;
     let widgets: Api<DynamicObject> = Api::all_with(everywhere.clone(), &widget_resource());
     let list = widgets.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(names(&list), BTreeSet::from(["w1".to_string(), "w2".to_string()]));
@@ -362,7 +421,11 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     assert!(elsewhere.list(&demo).await.unwrap().items.is_empty());
     // Paged, the same answer.
     let page = configmaps.list(&ListParams::default().limit(1)).await.unwrap();
-    assert!(page.items.iter().all(|o| cluster_of(o) == cluster1), "{:?}", page.items);
+    assert!(
+        page.items.iter().all(|o| cluster_of(o) == *cluster1),
+        "{:?}",
+        page.items
+    );
     // Not shared, not there; and the view is read-only across workspaces.
     let (status, text) = send(&everywhere, "GET", "/api/v1/secrets", None).await;
     assert_eq!(status, 404, "{text}");
@@ -385,31 +448,53 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
         .unwrap()
         .boxed();
     let quiet = Duration::from_millis(700);
-    let cm = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": "demo"}}});
-    let (status, _) = send(&c2, "POST", "/api/v1/namespaces/default/configmaps", Some(&cm("late2"))).await;
+    let (status, _) = send(
+        c2,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(&demo_configmap("late2")),
+    )
+    .await;
     assert_eq!(status, 201);
-    let (status, _) = send(&c1, "POST", "/api/v1/namespaces/default/configmaps", Some(&cm("late1"))).await;
+    let (status, _) = send(
+        c1,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(&demo_configmap("late1")),
+    )
+    .await;
     assert_eq!(status, 201);
     assert_eq!(
         next_event(&mut events, Duration::from_secs(10)).await,
         Some(("ADDED".into(), "late1".into()))
     );
     assert_eq!(next_event(&mut events, quiet).await, None, "nothing of c2 yet");
-    answer_claim(&c2, "Accepted").await;
+    answer_claim(c2, "Accepted").await;
     assert_eq!(
         next_names(&mut events, 2, "ADDED").await,
         BTreeSet::from(["cm2".to_string(), "late2".to_string()])
     );
     // ... and rejecting it again takes them out.
-    answer_claim(&c2, "Rejected").await;
+    answer_claim(c2, "Rejected").await;
     assert_eq!(
         next_names(&mut events, 2, "DELETED").await,
         BTreeSet::from(["cm2".to_string(), "late2".to_string()])
     );
     drop(events);
+}
 
+/// In one consumer: every REST verb on what is shared there, and RBAC bounded by it.
+async fn in_one_workspace_every_rest_verb_on_what_is_shared(scene: &Scene) {
+    let Scene {
+        hub,
+        view_url,
+        c2,
+        cluster1,
+        cluster2,
+        ..
+    } = scene;
     // In one consumer: every verb on what is shared there, nothing else.
-    let in_c2 = client_at(&hub, &format!("{view_url}/clusters/{cluster2}"), "provider-token").await;
+    let in_c2 = client_at(hub, &format!("{view_url}/clusters/{cluster2}"), "provider-token").await;
     let widgets2: Api<DynamicObject> = Api::namespaced_with(in_c2.clone(), "default", &widget_resource());
     widgets2
         .patch_status(
@@ -431,7 +516,7 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
         &in_c2,
         "POST",
         "/api/v1/namespaces/default/configmaps",
-        Some(&cm("nope")),
+        Some(&demo_configmap("nope")),
     )
     .await;
     assert_eq!(status, 403, "{text}");
@@ -440,7 +525,7 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     assert_eq!(status, 404);
 
     // Roles in c1: only what the binding shares may be granted.
-    let in_c1 = client_at(&hub, &format!("{view_url}/clusters/{cluster1}"), "provider-token").await;
+    let in_c1 = client_at(hub, &format!("{view_url}/clusters/{cluster1}"), "provider-token").await;
     let role = |name: &str, resource: &str| {
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name},
             "rules": [{"apiGroups": [""], "resources": [resource], "verbs": ["get"]}]})
@@ -496,10 +581,19 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     );
     let (status, text) = send(&in_c1, "POST", bindings_path, Some(&to_sa)).await;
     assert_eq!(status, 201, "{text}");
+}
 
+/// Unbound and unknown workspaces, other users and unknown exports answer alike.
+async fn other_workspaces_and_strangers_are_out_of_reach(scene: &Scene) {
+    let Scene {
+        hub,
+        provider_cluster,
+        view_url,
+        ..
+    } = scene;
     // A workspace that does not bind the export, or does not exist, is out of reach alike.
     for target in ["root:c3", "nosuchcluster", "root:nope"] {
-        let other = client_at(&hub, &format!("{view_url}/clusters/{target}"), "provider-token").await;
+        let other = client_at(hub, &format!("{view_url}/clusters/{target}"), "provider-token").await;
         let (status, text) = send(&other, "GET", "/api/v1/namespaces/default/configmaps", None).await;
         assert_eq!(status, 403, "{target}: {text}");
         assert!(text.contains("workspace access not permitted"), "{text}");
@@ -513,14 +607,24 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
             "{}/services/apiexport/{provider_cluster}/{export}/clusters/*",
             hub.url()
         );
-        let stranger = client_at(&hub, &url, token).await;
+        let stranger = client_at(hub, &url, token).await;
         let (status, text) = send(&stranger, "GET", "/apis/acme.io/v1/widgets", None).await;
         assert_eq!(status, 403, "{text}");
         assert!(text.contains("workspace access not permitted"), "{text}");
         let (status, _) = send(&stranger, "GET", "/api", None).await;
         assert_eq!(status, 403);
     }
+}
 
+/// kubectl's discovery and kube-rs' watcher through the view.
+async fn kubectl_and_kube_rs_see_only_what_is_shared(scene: &Scene) {
+    let Scene {
+        hub,
+        view_url,
+        cluster1,
+        cluster2,
+        ..
+    } = scene;
     // kubectl through the view: discovery shows only what is shared.
     let view_c1 = hub.token_kubeconfig(
         "view-c1",
@@ -576,6 +680,8 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     );
 
     // kube-rs' watcher (paged initial list, then watch) over the view sees every widget.
+    let everywhere = client_at(hub, &format!("{view_url}/clusters/*"), "provider-token").await;
+    let widgets: Api<DynamicObject> = Api::all_with(everywhere, &widget_resource());
     let mut stream = kube::runtime::watcher(widgets, kube::runtime::watcher::Config::default()).boxed();
     let mut initial = BTreeSet::new();
     loop {
@@ -592,11 +698,19 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
         initial,
         BTreeSet::from(["from-provider".to_string(), "w1".to_string(), "w2".to_string()])
     );
+}
 
+/// A workspace admin cannot forge a binding's status.
+async fn a_binding_status_is_the_hubs(scene: &Scene) {
+    let Scene {
+        provider_cluster,
+        bob_ws,
+        ..
+    } = scene;
     // A binding's status is the hub's: a workspace admin cannot forge one.
     let ghost = json!({"apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIBinding", "metadata": {"name": "ghost"},
         "spec": {"reference": {"export": {"name": "ghost"}}}});
-    let (status, text) = send(&bob_ws, "POST", "/apis/apis.kcp.io/v1alpha1/apibindings", Some(&ghost)).await;
+    let (status, text) = send(bob_ws, "POST", "/apis/apis.kcp.io/v1alpha1/apibindings", Some(&ghost)).await;
     assert_eq!(status, 201, "{text}");
     let bindings: Api<DynamicObject> = Api::all_with(bob_ws.clone(), &binding_resource());
     let forged = json!({"status": {"phase": "Bound", "apiExportClusterName": provider_cluster,
@@ -606,9 +720,24 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
         .await
         .unwrap_err();
     assert!(matches!(&err, kube::Error::Api(s) if s.code == 403), "{err}");
+}
 
+/// Withdrawn claims end watches; a deleted binding takes its workspace out of the view.
+async fn access_ends_when_sharing_ends(scene: &Scene) {
+    let Scene {
+        hub,
+        view_url,
+        c1,
+        c2,
+        cluster1,
+        cluster2,
+        ..
+    } = scene;
     // Access ends when a workspace stops sharing: an open watch in c1 ends when c1 withdraws
     // the ConfigMap claim, and c2's widgets leave the cross-workspace view with its binding.
+    let in_c1 = client_at(hub, &format!("{view_url}/clusters/{cluster1}"), "provider-token").await;
+    let in_c2 = client_at(hub, &format!("{view_url}/clusters/{cluster2}"), "provider-token").await;
+    let everywhere = client_at(hub, &format!("{view_url}/clusters/*"), "provider-token").await;
     let configmaps1: Api<DynamicObject> = Api::namespaced_with(in_c1.clone(), "default", &configmap_resource());
     let rv = configmaps1
         .list(&ListParams::default())
@@ -634,7 +763,7 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     assert_eq!(status, 403);
     // Deleting a binding deletes its objects, then the binding: the workspace drops out of
     // the view once it is gone.
-    let (status, _) = send(&c2, "DELETE", "/apis/apis.kcp.io/v1alpha1/apibindings/widgets", None).await;
+    let (status, _) = send(c2, "DELETE", "/apis/apis.kcp.io/v1alpha1/apibindings/widgets", None).await;
     assert_eq!(status, 200);
     let everywhere_widgets: Api<DynamicObject> = Api::all_with(everywhere.clone(), &widget_resource());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -652,12 +781,20 @@ async fn export_owner_reaches_exactly_what_bindings_share() {
     }
     let list = everywhere_widgets.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(names(&list), BTreeSet::from(["w1".to_string()]));
+}
 
+/// Audit records of view requests name the export.
+async fn view_requests_are_audited(scene: &Scene) {
+    let Scene {
+        audit,
+        provider_cluster,
+        ..
+    } = scene;
     // The audit log names the export whose owner's access authorized each view request.
     let expected = format!("\"apiExport\":\"{provider_cluster}:{EXPORT}\"");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let log = std::fs::read_to_string(&audit).unwrap_or_default();
+        let log = std::fs::read_to_string(audit).unwrap_or_default();
         if log
             .lines()
             .any(|l| l.contains(&expected) && l.contains("\"user\":\"provider\""))

@@ -15,71 +15,103 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A ConfigMap as applied first, then as applied again with a field dropped and one added.
+const CM_V1: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied, namespace: matrix}\ndata: {keep: x, drop: dropped}\n";
+const CM_V2: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied, namespace: matrix}\ndata: {keep: z, added: w}\n";
+/// The first version of the scenario's Widget.
+const WIDGET_V1: &str = "apiVersion: example.faros.sh/v1\nkind: Widget\nmetadata: {name: w, namespace: matrix}\nspec: {size: 1, tags: [a]}\n";
+
 fn scenario(v: &str) {
     if !faros_testkit::kubectl::installed(v) {
         return;
     }
     let hub = TestHub::start(HUB);
-    let ok = |args: &[&str]| hub.kubectl_ok(v, args);
-    let stdin_ok = |args: &[&str], input: &str| {
-        let out = hub.kubectl_stdin(v, args, input);
-        assert!(out.status.success(), "kubectl {v} {args:?}: {}", stderr(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    imperative_creates(&hub, v);
+    client_side_apply(&hub, v);
+    server_side_apply(&hub, v);
+    diff_and_edit(&hub, v);
+    every_patch_type(&hub, v);
+    wait_for_conditions_and_deletion(&hub, v);
+    propagation_policies(&hub, v);
+    dry_run_and_describe(&hub, v);
+    namespace_deletion(&hub, v);
+}
 
+/// Runs kubectl `v` with `input` on stdin and asserts success; returns stdout.
+fn stdin_ok(hub: &TestHub, v: &str, args: &[&str], input: &str) -> String {
+    faros_testkit::succeeded(&format!("kubectl {v} {args:?}"), &hub.kubectl_stdin(v, args, input))
+}
+
+fn imperative_creates(hub: &TestHub, v: &str) {
     // Imperative creates (protobuf bodies from kubectl 1.32 on).
-    ok(&["create", "namespace", "matrix"]);
-    ok(&[
-        "create",
-        "configmap",
-        "literal",
-        "-n",
-        "matrix",
-        "--from-literal=a=1",
-        "--from-literal=b=2",
-    ]);
-    ok(&[
-        "create",
-        "secret",
-        "generic",
-        "creds",
-        "-n",
-        "matrix",
-        "--from-literal=user=admin",
-    ]);
-    let secret = json(&ok(&["get", "secret", "creds", "-n", "matrix", "-o", "json"]));
+    hub.kubectl_ok(v, &["create", "namespace", "matrix"]);
+    hub.kubectl_ok(
+        v,
+        &[
+            "create",
+            "configmap",
+            "literal",
+            "-n",
+            "matrix",
+            "--from-literal=a=1",
+            "--from-literal=b=2",
+        ],
+    );
+    hub.kubectl_ok(
+        v,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "creds",
+            "-n",
+            "matrix",
+            "--from-literal=user=admin",
+        ],
+    );
+    let secret = json(&hub.kubectl_ok(v, &["get", "secret", "creds", "-n", "matrix", "-o", "json"]));
     assert_eq!(secret["data"]["user"], "YWRtaW4=");
     assert_eq!(secret["type"], "Opaque");
-    let cm = json(&ok(&["get", "cm", "literal", "-n", "matrix", "-o", "json"]));
+    let cm = json(&hub.kubectl_ok(v, &["get", "cm", "literal", "-n", "matrix", "-o", "json"]));
     assert_eq!(cm["data"]["b"], "2");
+}
 
+fn client_side_apply(hub: &TestHub, v: &str) {
     // Client-side apply twice: strategic merge for a ConfigMap, merge patch for a CR.
-    let cm_v1 = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied, namespace: matrix}\ndata: {keep: x, drop: dropped}\n";
-    let cm_v2 =
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied, namespace: matrix}\ndata: {keep: z, added: w}\n";
-    stdin_ok(&["apply", "-f", "-"], cm_v1);
-    assert!(stdin_ok(&["apply", "-f", "-"], cm_v2).contains("configured"));
-    let applied = json(&ok(&["get", "cm", "applied", "-n", "matrix", "-o", "json"]));
+    stdin_ok(hub, v, &["apply", "-f", "-"], CM_V1);
+    assert!(stdin_ok(hub, v, &["apply", "-f", "-"], CM_V2).contains("configured"));
+    let applied = json(&hub.kubectl_ok(v, &["get", "cm", "applied", "-n", "matrix", "-o", "json"]));
     assert_eq!(applied["data"], serde_json::json!({"keep": "z", "added": "w"}));
 
-    ok(&["create", "-f", &sample("widget-crd.yaml")]);
-    ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/widgets.example.faros.sh",
-        "--timeout=30s",
-    ]);
-    let w1 = "apiVersion: example.faros.sh/v1\nkind: Widget\nmetadata: {name: w, namespace: matrix}\nspec: {size: 1, tags: [a]}\n";
+    hub.kubectl_ok(v, &["create", "-f", &sample("widget-crd.yaml")]);
+    hub.kubectl_ok(
+        v,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/widgets.example.faros.sh",
+            "--timeout=30s",
+        ],
+    );
     let w2 = "apiVersion: example.faros.sh/v1\nkind: Widget\nmetadata: {name: w, namespace: matrix}\nspec: {size: 2}\n";
-    stdin_ok(&["apply", "-f", "-"], w1);
-    stdin_ok(&["apply", "-f", "-"], w2);
-    let w = json(&ok(&["get", "widget", "w", "-n", "matrix", "-o", "json"]));
+    stdin_ok(hub, v, &["apply", "-f", "-"], WIDGET_V1);
+    stdin_ok(hub, v, &["apply", "-f", "-"], w2);
+    let w = json(&hub.kubectl_ok(v, &["get", "widget", "w", "-n", "matrix", "-o", "json"]));
     assert_eq!(w["spec"]["size"], 2);
     assert!(w["spec"].get("tags").is_none());
+}
 
+fn server_side_apply(hub: &TestHub, v: &str) {
     // Server-side apply: a second manager conflicts, then forces.
     let ssa = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa, namespace: matrix}\ndata: {owner: first}\n";
-    stdin_ok(&["apply", "--server-side", "--field-manager=first", "-f", "-"], ssa);
+    stdin_ok(
+        hub,
+        v,
+        &["apply", "--server-side", "--field-manager=first", "-f", "-"],
+        ssa,
+    );
     let other = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa, namespace: matrix}\ndata: {owner: second}\n";
     let out = hub.kubectl_stdin(
         v,
@@ -89,6 +121,8 @@ fn scenario(v: &str) {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("conflict"), "{}", stderr(&out));
     stdin_ok(
+        hub,
+        v,
         &[
             "apply",
             "--server-side",
@@ -99,16 +133,19 @@ fn scenario(v: &str) {
         ],
         other,
     );
-    let ssa_obj = json(&ok(&[
-        "get",
-        "cm",
-        "ssa",
-        "-n",
-        "matrix",
-        "-o",
-        "json",
-        "--show-managed-fields",
-    ]));
+    let ssa_obj = json(&hub.kubectl_ok(
+        v,
+        &[
+            "get",
+            "cm",
+            "ssa",
+            "-n",
+            "matrix",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
+    ));
     assert_eq!(ssa_obj["data"]["owner"], "second");
     let managers: Vec<&str> = ssa_obj["metadata"]["managedFields"]
         .as_array()
@@ -117,11 +154,14 @@ fn scenario(v: &str) {
         .map(|m| m["manager"].as_str().unwrap())
         .collect();
     assert!(managers.contains(&"second"), "{managers:?}");
+}
+
+fn diff_and_edit(hub: &TestHub, v: &str) {
     // A second server-side apply of a client-side-applied object works too.
-    stdin_ok(&["apply", "--server-side", "-f", "-"], cm_v2);
+    stdin_ok(hub, v, &["apply", "--server-side", "-f", "-"], CM_V2);
 
     // diff: exit 1 and a diff when something would change, 0 when nothing would.
-    let out = hub.kubectl_stdin(v, &["diff", "-f", "-"], cm_v1);
+    let out = hub.kubectl_stdin(v, &["diff", "-f", "-"], CM_V1);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("drop"));
 
@@ -138,45 +178,56 @@ fn scenario(v: &str) {
         .unwrap();
     assert!(out.status.success(), "edit: {}", stderr(&out));
     assert_eq!(
-        json(&ok(&["get", "cm", "applied", "-n", "matrix", "-o", "json"]))["data"]["keep"],
+        json(&hub.kubectl_ok(v, &["get", "cm", "applied", "-n", "matrix", "-o", "json"]))["data"]["keep"],
         "edited"
     );
+}
 
+fn every_patch_type(hub: &TestHub, v: &str) {
     // Every patch type; strategic on a custom resource is refused with 415.
-    ok(&[
-        "patch",
-        "cm",
-        "literal",
-        "-n",
-        "matrix",
-        "--type",
-        "strategic",
-        "-p",
-        r#"{"data":{"c":"3"}}"#,
-    ]);
-    ok(&[
-        "patch",
-        "cm",
-        "literal",
-        "-n",
-        "matrix",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"a":null}}"#,
-    ]);
-    ok(&[
-        "patch",
-        "cm",
-        "literal",
-        "-n",
-        "matrix",
-        "--type",
-        "json",
-        "-p",
-        r#"[{"op":"add","path":"/data/d","value":"4"}]"#,
-    ]);
-    let patched = json(&ok(&["get", "cm", "literal", "-n", "matrix", "-o", "json"]));
+    hub.kubectl_ok(
+        v,
+        &[
+            "patch",
+            "cm",
+            "literal",
+            "-n",
+            "matrix",
+            "--type",
+            "strategic",
+            "-p",
+            r#"{"data":{"c":"3"}}"#,
+        ],
+    );
+    hub.kubectl_ok(
+        v,
+        &[
+            "patch",
+            "cm",
+            "literal",
+            "-n",
+            "matrix",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"a":null}}"#,
+        ],
+    );
+    hub.kubectl_ok(
+        v,
+        &[
+            "patch",
+            "cm",
+            "literal",
+            "-n",
+            "matrix",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"add","path":"/data/d","value":"4"}]"#,
+        ],
+    );
+    let patched = json(&hub.kubectl_ok(v, &["get", "cm", "literal", "-n", "matrix", "-o", "json"]));
     assert_eq!(patched["data"], serde_json::json!({"b": "2", "c": "3", "d": "4"}));
     let out = hub.kubectl(
         v,
@@ -198,7 +249,9 @@ fn scenario(v: &str) {
         err.contains("UnsupportedMediaType") || err.contains("unknown format") || err.contains("415"),
         "{err}"
     );
+}
 
+fn wait_for_conditions_and_deletion(hub: &TestHub, v: &str) {
     // wait: a condition set through the status subresource, and deletion.
     let waiter = std::process::Command::new(crate::common::kubectl_binary(v))
         .args([
@@ -215,47 +268,62 @@ fn scenario(v: &str) {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    ok(&[
-        "patch",
-        "widget",
-        "w",
-        "-n",
-        "matrix",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Done"}]}}"#,
-    ]);
+    hub.kubectl_ok(
+        v,
+        &[
+            "patch",
+            "widget",
+            "w",
+            "-n",
+            "matrix",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Done"}]}}"#,
+        ],
+    );
     let out = waiter.wait_with_output().unwrap();
     assert!(out.status.success(), "wait --for=condition: {}", stderr(&out));
-    ok(&["delete", "widget", "w", "-n", "matrix", "--wait=false"]);
-    ok(&["wait", "--for=delete", "widget/w", "-n", "matrix", "--timeout=30s"]);
+    hub.kubectl_ok(v, &["delete", "widget", "w", "-n", "matrix", "--wait=false"]);
+    hub.kubectl_ok(
+        v,
+        &["wait", "--for=delete", "widget/w", "-n", "matrix", "--timeout=30s"],
+    );
+}
 
+fn propagation_policies(hub: &TestHub, v: &str) {
     // Propagation policies on an owner with a dependent.
     for (policy, dependent_survives) in [("background", false), ("foreground", false), ("orphan", true)] {
         let owner = json(&stdin_ok(
+            hub,
+            v,
             &["create", "-o", "json", "-f", "-"],
             &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: owner-{policy}, namespace: matrix}}\n"),
         ));
         let uid = owner["metadata"]["uid"].as_str().unwrap();
         stdin_ok(
+            hub,
+            v,
             &["create", "-f", "-"],
             &format!(
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dep-{policy}\n  namespace: matrix\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: owner-{policy}, uid: {uid}, blockOwnerDeletion: true}}\n"
             ),
         );
-        ok(&[
-            "delete",
-            "cm",
-            &format!("owner-{policy}"),
-            "-n",
-            "matrix",
-            &format!("--cascade={policy}"),
-            "--timeout=60s",
-        ]);
+        hub.kubectl_ok(
+            v,
+            &[
+                "delete",
+                "cm",
+                &format!("owner-{policy}"),
+                "-n",
+                "matrix",
+                &format!("--cascade={policy}"),
+                "--timeout=60s",
+            ],
+        );
         let dep = format!("dep-{policy}");
         if dependent_survives {
-            let survivor = json(&ok(&["get", "cm", &dep, "-n", "matrix", "-o", "json"]));
+            let survivor = json(&hub.kubectl_ok(v, &["get", "cm", &dep, "-n", "matrix", "-o", "json"]));
             assert!(
                 survivor["metadata"]
                     .get("ownerReferences")
@@ -271,38 +339,44 @@ fn scenario(v: &str) {
             );
         }
     }
+}
 
+fn dry_run_and_describe(hub: &TestHub, v: &str) {
     // Server-side dry run stores nothing.
-    ok(&["create", "configmap", "dry", "-n", "matrix", "--dry-run=server"]);
+    hub.kubectl_ok(v, &["create", "configmap", "dry", "-n", "matrix", "--dry-run=server"]);
     assert!(!hub.kubectl(v, &["get", "cm", "dry", "-n", "matrix"]).status.success());
 
     // describe of a built-in and of a custom resource, with its events.
-    stdin_ok(&["create", "-f", "-"], w1);
-    let widget = json(&ok(&["get", "widget", "w", "-n", "matrix", "-o", "json"]));
+    stdin_ok(hub, v, &["create", "-f", "-"], WIDGET_V1);
+    let widget = json(&hub.kubectl_ok(v, &["get", "widget", "w", "-n", "matrix", "-o", "json"]));
     let event = format!(
         "apiVersion: v1\nkind: Event\nmetadata: {{name: w-event, namespace: matrix}}\ninvolvedObject: {{apiVersion: example.faros.sh/v1, kind: Widget, name: w, namespace: matrix, uid: {}}}\nreason: Polished\nmessage: the widget shines\ntype: Normal\nfirstTimestamp: \"2026-01-01T00:00:00Z\"\nlastTimestamp: \"2026-01-01T00:00:00Z\"\ncount: 1\nsource: {{component: matrix-test}}\n",
         widget["metadata"]["uid"].as_str().unwrap()
     );
-    stdin_ok(&["create", "-f", "-"], &event);
-    let described = ok(&["describe", "widget", "w", "-n", "matrix"]);
+    stdin_ok(hub, v, &["create", "-f", "-"], &event);
+    let described = hub.kubectl_ok(v, &["describe", "widget", "w", "-n", "matrix"]);
     assert!(
         described.contains("Polished") && described.contains("the widget shines"),
         "{described}"
     );
-    let described = ok(&["describe", "cm", "literal", "-n", "matrix"]);
+    let described = hub.kubectl_ok(v, &["describe", "cm", "literal", "-n", "matrix"]);
     assert!(
         described.contains("Name:") && described.contains("literal"),
         "{described}"
     );
+}
 
+fn namespace_deletion(hub: &TestHub, v: &str) {
     // Deleting a namespace that holds objects empties it (honouring their finalizers), then
     // removes it.
     stdin_ok(
+        hub,
+        v,
         &["create", "-f", "-"],
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, namespace: matrix, finalizers: [example.faros.sh/hold]}\n",
     );
-    ok(&["delete", "ns", "matrix", "--wait=false"]);
-    let ns = json(&ok(&["get", "ns", "matrix", "-o", "json"]));
+    hub.kubectl_ok(v, &["delete", "ns", "matrix", "--wait=false"]);
+    let ns = json(&hub.kubectl_ok(v, &["get", "ns", "matrix", "-o", "json"]));
     assert_eq!(ns["status"]["phase"], "Terminating");
     let refused = hub.kubectl_stdin(
         v,
@@ -318,20 +392,23 @@ fn scenario(v: &str) {
         }),
         "namespace content was not deleted"
     );
-    let held = json(&ok(&["get", "ns", "matrix", "-o", "json"]));
+    let held = json(&hub.kubectl_ok(v, &["get", "ns", "matrix", "-o", "json"]));
     assert_eq!(held["status"]["phase"], "Terminating");
-    ok(&[
-        "patch",
-        "cm",
-        "held",
-        "-n",
-        "matrix",
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ]);
-    ok(&["wait", "--for=delete", "ns/matrix", "--timeout=60s"]);
-    assert_eq!(ok(&["get", "widgets", "-A", "-o", "name"]).trim(), "");
+    hub.kubectl_ok(
+        v,
+        &[
+            "patch",
+            "cm",
+            "held",
+            "-n",
+            "matrix",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+    );
+    hub.kubectl_ok(v, &["wait", "--for=delete", "ns/matrix", "--timeout=60s"]);
+    assert_eq!(hub.kubectl_ok(v, &["get", "widgets", "-A", "-o", "name"]).trim(), "");
 }
 
 #[test]

@@ -9,7 +9,6 @@ use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
 use crate::apiserver::Hub;
-use crate::tenancy;
 use faros_api::edge::{EDGE_EXPORT, SYSTEM_CLUSTER, SYSTEM_PATH};
 use faros_api::tenancy::{LOGICAL_CLUSTER_NAME, ROOT};
 
@@ -123,8 +122,8 @@ async fn export_edge_api(hub: &Arc<Hub>) -> anyhow::Result<()> {
     let base = format!("/clusters/{SYSTEM_PATH}");
     let mut schema_names = Vec::new();
     for crd in [
-        tenancy::crd_json(faros_api::edge::Agent::crd()),
-        tenancy::crd_json(faros_api::edge::Registration::crd()),
+        crate::registry::system::crd_json(faros_api::edge::Agent::crd()),
+        crate::registry::system::crd_json(faros_api::edge::Registration::crd()),
     ] {
         let schema = resource_schema(&crd);
         schema_names.push(schema["metadata"]["name"].clone());

@@ -8,6 +8,7 @@
 
 pub mod duration;
 pub mod jsonpath;
+pub mod object;
 pub mod protobuf;
 pub mod schema;
 pub mod selector;

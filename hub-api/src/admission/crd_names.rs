@@ -3,9 +3,9 @@
 use serde_json::Value;
 
 use super::{Context, Plugin};
-use crate::apiserver::object;
 use crate::auth::rbac;
 use crate::tenancy::export_view::bindings_prefix;
+use faros_machinery::object;
 use faros_machinery::status::ApiError;
 
 /// A CRD may not serve a group and resource that an APIBinding already serves in this

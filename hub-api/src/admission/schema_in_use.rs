@@ -3,9 +3,9 @@
 use serde_json::Value;
 
 use super::{Context, Plugin};
-use crate::apiserver::object;
 use crate::auth::rbac;
 use faros_api::apis::SCHEMA_IN_USE_FINALIZER;
+use faros_machinery::object;
 use faros_machinery::status::ApiError;
 
 /// Only the hub lets a schema in use go: removing its in-use finalizer by hand would take

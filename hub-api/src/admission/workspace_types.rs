@@ -5,10 +5,10 @@
 use serde_json::Value;
 
 use super::{Context, Operation, Plugin};
-use crate::apiserver::object;
 use crate::auth::rbac;
 use crate::tenancy::{logical_cluster_key, resolve, workspaces_prefix};
 use faros_api::tenancy::ROOT;
+use faros_machinery::object;
 use faros_machinery::status::{ApiError, FieldError};
 use faros_machinery::validation::is_dns1123_label;
 use faros_storage::Prefix;

@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use super::object;
 use super::store::Ctx;
+use faros_machinery::object;
 
 /// Whether any object in the same logical cluster names `obj` as an owner. Only Foreground
 /// and Orphan deletes ask, so a scan of the cache is acceptable; without dependents those

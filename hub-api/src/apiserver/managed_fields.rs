@@ -13,8 +13,8 @@ use axum::response::Response;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::object;
 use super::store::{self, Ctx};
+use faros_machinery::object;
 use faros_machinery::status::{ApiError, ApiResult, CauseType, FieldError, Reason};
 use faros_storage::WriteOp;
 

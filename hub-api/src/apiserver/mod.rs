@@ -6,7 +6,6 @@ pub mod body;
 pub mod discovery;
 mod gc_support;
 pub mod managed_fields;
-pub mod object;
 pub mod openapi;
 pub mod patch;
 pub mod query;
@@ -214,7 +213,7 @@ async fn route(
     // Authorization, then the kind: without permission, a resource that does not exist looks
     // the same as one that does.
     let Entered { cluster, user, view } = entered;
-    let attributes = crate::auth::rbac::request_attributes(&resource, query.field_selector.as_deref());
+    let attributes = request_attributes(&resource, query.field_selector.as_deref());
     record.verb = resource.verb.to_string();
     record.group = resource.group.clone();
     record.version = resource.version.clone();
@@ -382,6 +381,41 @@ fn authorize(
             (kind, store::Scope::Direct)
         }
     })
+}
+
+/// The attributes of a resource request, as kube-apiserver's RequestInfoFactory derives
+/// them: a Namespace object is in its own namespace, and a list or watch pinned to one name
+/// by a `metadata.name=` field selector is about that name (so `resourceNames` apply).
+fn request_attributes(req: &request::ResourceRequest, field_selector: Option<&str>) -> crate::auth::rbac::Attributes {
+    let mut name = req.name.clone().unwrap_or_default();
+    if name.is_empty()
+        && req.verb.is_collection_read()
+        && let Some(selector) = field_selector
+        && let Ok(parsed) = faros_machinery::selector::FieldSelector::parse(selector)
+        && let Some(pinned) = parsed.exact("metadata.name")
+        && !pinned.is_empty()
+        && pinned != "."
+        && pinned != ".."
+        && !pinned.contains(['/', '%'])
+    {
+        name = pinned.to_string();
+    }
+    let namespace = match &req.namespace {
+        Some(ns) => ns.clone(),
+        None if req.resource == "namespaces" && req.group.is_empty() => req.name.clone().unwrap_or_default(),
+        None => String::new(),
+    };
+    crate::auth::rbac::Attributes {
+        verb: req.verb.to_string(),
+        resource: Some(crate::auth::rbac::ResourceAttributes {
+            group: req.group.clone(),
+            resource: req.resource.clone(),
+            subresource: req.subresource.clone(),
+            namespace,
+            name,
+        }),
+        path: String::new(),
+    }
 }
 
 fn group_resource(group: &str, resource: &str) -> String {

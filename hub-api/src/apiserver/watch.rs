@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::body::Representation;
-use super::object;
 use super::query::ResourceVersionMatch;
 use super::store::{ClusterSet, Ctx, Filter, Scope, ViewAccess};
 use crate::registry::ResourceKind;
@@ -82,7 +81,9 @@ impl Encoder {
 fn start(ctx: Ctx) -> ApiResult<Response> {
     let filter = Filter::for_request(&ctx)?;
     let include = table::IncludeObject::parse(ctx.query.include_object.as_deref()).map_err(ApiError::bad_request)?;
-    let prefix = object::collection_prefix(&ctx.kind, &ctx.cluster, ctx.req.namespace.as_deref());
+    let prefix = ctx
+        .kind
+        .collection_prefix(ctx.cluster.one().map(|c| c.name.as_str()), ctx.req.namespace.as_deref());
     let requested = ctx.query.revision()?;
     let send_initial = match ctx.query.send_initial_events {
         Some(true) => {

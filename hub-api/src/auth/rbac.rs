@@ -237,44 +237,6 @@ pub fn non_resource_verb(method: &http::Method) -> String {
     }
 }
 
-/// The attributes of a resource request, as kube-apiserver's RequestInfoFactory derives
-/// them: a Namespace object is in its own namespace, and a list or watch pinned to one name
-/// by a `metadata.name=` field selector is about that name (so `resourceNames` apply).
-pub fn request_attributes(
-    req: &crate::apiserver::request::ResourceRequest,
-    field_selector: Option<&str>,
-) -> Attributes {
-    let mut name = req.name.clone().unwrap_or_default();
-    if name.is_empty()
-        && req.verb.is_collection_read()
-        && let Some(selector) = field_selector
-        && let Ok(parsed) = faros_machinery::selector::FieldSelector::parse(selector)
-        && let Some(pinned) = parsed.exact("metadata.name")
-        && !pinned.is_empty()
-        && pinned != "."
-        && pinned != ".."
-        && !pinned.contains(['/', '%'])
-    {
-        name = pinned.to_string();
-    }
-    let namespace = match &req.namespace {
-        Some(ns) => ns.clone(),
-        None if req.resource == "namespaces" && req.group.is_empty() => req.name.clone().unwrap_or_default(),
-        None => String::new(),
-    };
-    Attributes {
-        verb: req.verb.to_string(),
-        resource: Some(ResourceAttributes {
-            group: req.group.clone(),
-            resource: req.resource.clone(),
-            subresource: req.subresource.clone(),
-            namespace,
-            name,
-        }),
-        path: String::new(),
-    }
-}
-
 /// `configmaps "x" is forbidden: User "u" cannot get resource "configmaps" in API group ""
 /// in the namespace "default"`, as kube-apiserver words it.
 pub fn forbidden(user: &User, attrs: &Attributes, reason: &str) -> ApiError {

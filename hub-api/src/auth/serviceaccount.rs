@@ -26,8 +26,8 @@ use serde_json::{Value, json};
 
 use super::jwt::SigningKey;
 use super::{CLUSTER_EXTRA, User};
-use crate::apiserver::object;
 use faros_api::meta::{SA_NAME_ANNOTATION, TOKEN_SECRET_TYPE};
+use faros_machinery::object;
 use faros_storage::{Cache, Key, Prefix};
 
 /// The issuer of legacy Secret-based tokens.

@@ -142,7 +142,7 @@ impl CrdStrategy {
 impl Strategy for CrdStrategy {
     fn prepare_for_create(&self, obj: &mut Value, _env: &super::WriteEnv) {
         Self::set_status(obj);
-        crate::apiserver::object::add_finalizer(obj, CLEANUP_FINALIZER);
+        faros_machinery::object::add_finalizer(obj, CLEANUP_FINALIZER);
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {

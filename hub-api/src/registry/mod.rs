@@ -5,6 +5,7 @@
 
 pub mod builtin;
 pub mod crd;
+pub mod system;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -106,6 +107,31 @@ impl ResourceKind {
         } else {
             format!("{}/{}", self.group, self.version)
         }
+    }
+
+    /// The storage key of one object of this kind.
+    pub fn key(&self, cluster: &str, namespace: Option<&str>, name: &str) -> String {
+        Key {
+            group: &self.group,
+            resource: &self.storage_resource,
+            cluster,
+            namespace,
+            name,
+        }
+        .encode()
+    }
+
+    /// The key prefix of this kind's objects in one logical cluster (and, given, one of its
+    /// namespaces), or in all of them.
+    pub fn collection_prefix(&self, cluster: Option<&str>, namespace: Option<&str>) -> String {
+        let mut prefix = self.storage_prefix();
+        if let Some(cluster) = cluster {
+            prefix = prefix.cluster(cluster);
+            if let Some(ns) = namespace {
+                prefix = prefix.namespace(ns);
+            }
+        }
+        prefix.as_str().to_string()
     }
 
     /// The storage key prefix of this resource across all logical clusters.
@@ -277,7 +303,7 @@ impl Catalog {
         Catalog {
             builtins: {
                 let mut kinds = builtin::kinds();
-                kinds.extend(crate::tenancy::system_kinds());
+                kinds.extend(system::system_kinds());
                 kinds
             },
             cache,
@@ -419,7 +445,7 @@ impl Catalog {
         {
             return decoded.clone();
         }
-        let decoded = crate::tenancy::kinds_from_schema(&object.value, identity);
+        let decoded = system::kinds_from_schema(&object.value, identity);
         memo.insert(memo_key, (object.mod_revision, decoded.clone()));
         decoded
     }

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use super::list::partial_metadata;
 use crate::admission::{self, Operation};
 use crate::apiserver::body::Representation;
-use crate::apiserver::object;
 use crate::apiserver::query::Query;
 use crate::apiserver::request::ResourceRequest;
 use crate::apiserver::{Hub, response};
@@ -132,12 +131,7 @@ impl Ctx {
 
     pub(crate) fn key(&self, name: &str) -> ApiResult<String> {
         let cluster = self.one_cluster()?;
-        Ok(object::storage_key(
-            &self.kind,
-            &cluster.name,
-            self.req.namespace.as_deref(),
-            name,
-        ))
+        Ok(self.kind.key(&cluster.name, self.req.namespace.as_deref(), name))
     }
 
     pub(super) fn not_found(&self, name: &str) -> ApiError {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::context::Ctx;
 use super::{admit, check_namespace, check_type, encode_for_storage, read_object, stamp_cluster, storage_error};
 use crate::admission::{self, Operation};
-use crate::apiserver::object;
+use faros_machinery::object;
 use faros_machinery::status::{ApiError, ApiResult, FieldError};
 use faros_storage::WriteOp;
 

@@ -8,10 +8,10 @@ use super::context::Ctx;
 use super::filter::Filter;
 use super::{MAX_RETRIES, WriteError, remove, replace, storage_error};
 use crate::apiserver::body::{self};
-use crate::apiserver::object;
 use crate::apiserver::query::Propagation;
 use crate::apiserver::response;
 use faros_api::meta::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
+use faros_machinery::object;
 use faros_machinery::status::{ApiError, ApiResult, Reason};
 use faros_storage::{Object, StorageError};
 
@@ -164,7 +164,9 @@ pub(super) async fn delete_one(
 pub(super) async fn delete_collection(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Response> {
     let opts = delete_options(ctx, body).await?;
     let filter = Filter::new(&ctx.kind, &ctx.query)?;
-    let prefix = object::collection_prefix(&ctx.kind, &ctx.cluster, ctx.req.namespace.as_deref());
+    let prefix = ctx
+        .kind
+        .collection_prefix(ctx.cluster.one().map(|c| c.name.as_str()), ctx.req.namespace.as_deref());
     let (items, revision, _) = ctx.hub.cache.list(&prefix, None, 0, |o| filter.matches(&o.value));
     let mut deleted = Vec::with_capacity(items.len());
     for item in items {

@@ -6,10 +6,10 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::context::Ctx;
-use crate::apiserver::object;
 use crate::apiserver::query::Query;
 use crate::registry::ResourceKind;
 use crate::tenancy::ClusterScope;
+use faros_machinery::object;
 use faros_machinery::selector::{FieldSelector, LabelSelector};
 use faros_machinery::status::{ApiError, ApiResult};
 

@@ -10,7 +10,6 @@ use super::context::Ctx;
 use super::filter::{Filter, decode_continue, encode_continue};
 use super::internal;
 use crate::apiserver::body::Representation;
-use crate::apiserver::object;
 use crate::apiserver::query::ResourceVersionMatch;
 use crate::apiserver::response;
 use crate::tenancy::ClusterScope;
@@ -20,7 +19,9 @@ use faros_storage::Object;
 
 pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
     let filter = Filter::for_request(ctx)?;
-    let prefix = object::collection_prefix(&ctx.kind, &ctx.cluster, ctx.req.namespace.as_deref());
+    let prefix = ctx
+        .kind
+        .collection_prefix(ctx.cluster.one().map(|c| c.name.as_str()), ctx.req.namespace.as_deref());
     check_list_revision(ctx)?;
     let (snapshot, start_after) = match &ctx.query.continue_token {
         Some(token) => {

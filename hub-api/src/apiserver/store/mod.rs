@@ -23,11 +23,11 @@ pub(crate) use list::partial_metadata;
 
 use crate::admission::{self, Operation};
 use crate::apiserver::body::{self};
-use crate::apiserver::object;
 use crate::apiserver::query::FieldValidation;
 use crate::apiserver::request::Verb;
 use crate::tenancy::LogicalClusterRef;
 use faros_api::tenancy::CLUSTER_ANNOTATION;
+use faros_machinery::object;
 use faros_machinery::status::{ApiError, ApiResult, FieldError, Reason};
 use faros_machinery::validation::validate_object_meta;
 use faros_storage::{Object, StorageError, WriteOp};

@@ -166,7 +166,7 @@ fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
                 .namespace(&namespace)
                 .name(&name),
         )
-        .filter(|sa| !crate::apiserver::object::is_deleting(&sa.value))
+        .filter(|sa| !faros_machinery::object::is_deleting(&sa.value))
         .ok_or_else(|| ApiError::not_found("", "serviceaccounts", &name))?;
     let Some(tokens) = ctx.hub.authenticator.service_accounts() else {
         return Err(ApiError::internal("ServiceAccount token signing is not configured"));
@@ -196,7 +196,7 @@ fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
         ));
     }
     let bound = bound_object(ctx, &namespace, &name, &spec["boundObjectRef"])?;
-    let sa_uid = crate::apiserver::object::uid(&sa.value).to_string();
+    let sa_uid = faros_machinery::object::uid(&sa.value).to_string();
     let token_spec = TokenSpec {
         cluster: ctx.cluster.name(),
         namespace: &namespace,
@@ -275,15 +275,14 @@ fn bound_object(ctx: &Ctx, namespace: &str, sa_name: &str, bound: &Value) -> Api
                 )],
             )
         })?;
-    let key =
-        crate::apiserver::object::storage_key(&kind, ctx.cluster.name(), kind.namespaced.then_some(namespace), &name);
+    let key = kind.key(ctx.cluster.name(), kind.namespaced.then_some(namespace), &name);
     let object = ctx
         .hub
         .cache
         .get(&key)
-        .filter(|o| !crate::apiserver::object::is_deleting(&o.value))
+        .filter(|o| !faros_machinery::object::is_deleting(&o.value))
         .ok_or_else(|| ApiError::not_found(&kind.group, &kind.resource, &name))?;
-    let uid = crate::apiserver::object::uid(&object.value).to_string();
+    let uid = faros_machinery::object::uid(&object.value).to_string();
     if let Some(want) = bound["uid"].as_str().filter(|u| !u.is_empty())
         && want != uid
     {

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::context::Ctx;
 use super::{WriteError, admit, check_type, read_object, remove, replace, stamp_cluster, storage_error};
-use crate::apiserver::object;
+use faros_machinery::object;
 use faros_machinery::status::{ApiError, ApiResult, FieldError};
 use faros_storage::{Object, StorageError};
 

@@ -1,10 +1,7 @@
-//! Small helpers over JSON objects: metadata access, server-set fields, storage keys.
+//! Helpers over Kubernetes objects as JSON: metadata access, finalizers, deletion, and the
+//! comparisons the write path makes.
 
-use faros_storage::Key;
 use serde_json::{Map, Value};
-
-use crate::registry::ResourceKind;
-use crate::tenancy::ClusterScope;
 
 pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
@@ -49,30 +46,6 @@ pub fn add_finalizer(obj: &mut Value, finalizer: &str) {
 
 pub fn is_deleting(obj: &Value) -> bool {
     obj["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null())
-}
-
-/// `/<group>/<resource>/<cluster>/[<namespace>/]<name>`
-pub fn storage_key(kind: &ResourceKind, cluster: &str, namespace: Option<&str>, name: &str) -> String {
-    Key {
-        group: &kind.group,
-        resource: &kind.storage_resource,
-        cluster,
-        namespace,
-        name,
-    }
-    .encode()
-}
-
-/// The key prefix of a collection in one cluster (and optionally one namespace).
-pub fn collection_prefix(kind: &ResourceKind, clusters: &ClusterScope, namespace: Option<&str>) -> String {
-    let mut prefix = kind.storage_prefix();
-    if let Some(cluster) = clusters.one() {
-        prefix = prefix.cluster(&cluster.name);
-        if let Some(ns) = namespace {
-            prefix = prefix.namespace(ns);
-        }
-    }
-    prefix.as_str().to_string()
 }
 
 /// Five characters from the alphabet Kubernetes uses for `generateName` (no vowels, no

@@ -69,115 +69,132 @@ const PLAIN_DOLLAR_FIELDS: &[&str] = &["$ref", "$schema"];
 
 /// How a list field merges, from the Go struct tags `patchStrategy`/`patchMergeKey` of the kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ListStrategy {
+pub enum ListStrategy<'a> {
     /// Atomic list: the patch value replaces the original list.
     Replace,
     /// `patchStrategy:"merge"`. With a key (`patchMergeKey`), a list of objects merged
     /// by that key; with `None`, a list of primitives merged as a set.
-    Merge { key: Option<&'static str> },
+    Merge { key: Option<&'a str> },
 }
 
 /// Per-kind patch metadata: which fields (addressed by their path of property names,
 /// array levels elided, e.g. `["metadata","ownerReferences"]`,
 /// `["spec","containers","ports"]`) merge and which have `retainKeys` strategy.
 pub trait PatchMeta {
-    /// The strategy of the list field at `path`. Defaults to [`ListStrategy::Replace`].
-    fn list_strategy(&self, _path: &[&str]) -> ListStrategy {
-        ListStrategy::Replace
-    }
+    /// The strategy of the list field at `path`; [`ListStrategy::Replace`] for a field
+    /// without a patch strategy.
+    fn list_strategy(&self, path: &[&str]) -> ListStrategy<'_>;
 
     /// Whether the field at `path` has the `retainKeys` patch strategy.
     ///
     /// Informational: like apimachinery, [`apply`] honours a `$retainKeys`
     /// directive wherever a patch carries one; clients only generate it for
     /// such fields.
-    fn retain_keys(&self, _path: &[&str]) -> bool {
-        false
-    }
+    fn retain_keys(&self, path: &[&str]) -> bool;
 }
 
-/// The list fields of `ObjectMeta` that have a patch strategy.
-const OBJECT_META_LISTS: &[(&str, ListStrategy)] = &[
-    ("metadata.finalizers", ListStrategy::Merge { key: None }),
-    ("metadata.ownerReferences", ListStrategy::Merge { key: Some("uid") }),
-];
+const REF_PREFIX: &str = "#/components/schemas/";
 
-/// Table-driven [`PatchMeta`]: static slices of `(dotted path, strategy)` plus
-/// the dotted paths with the `retainKeys` strategy. The `ObjectMeta` entries
-/// common to every built-in kind are always included; kind-specific entries
-/// take precedence over them.
+/// [`PatchMeta`] read from the OpenAPI v3 schema of a kind, the way kubectl reads it for
+/// client-side apply: a field's `x-kubernetes-patch-strategy` (`merge`, `retainKeys` or
+/// `merge,retainKeys`) and `x-kubernetes-patch-merge-key`, which kube-apiserver publishes
+/// from the Go struct tags `patchStrategy`/`patchMergeKey`. So the metadata the server
+/// merges with is the metadata it publishes, kept in one place. `x-kubernetes-list-type`
+/// is not consulted: strategic merge follows the struct tags only (a `map` list without a
+/// patch strategy, such as CustomResourceDefinition `status.conditions`, is atomic here).
 ///
 /// ```
-/// use faros_machinery::strategic_merge::{ListStrategy, StaticPatchMeta};
-/// static DEPLOYMENT: StaticPatchMeta = StaticPatchMeta::with_kind(
-///     &[("spec.template.spec.containers", ListStrategy::Merge { key: Some("name") })],
-///     &["spec.strategy"],
-/// );
-/// # let _ = DEPLOYMENT;
+/// use faros_machinery::strategic_merge::{ListStrategy, PatchMeta, SchemaPatchMeta};
+/// use serde_json::json;
+/// let schemas = json!({"io.k8s.api.core.v1.ObjectReference": {"type": "object"}});
+/// let root = json!({"properties": {"secrets": {
+///     "type": "array",
+///     "items": {"$ref": "#/components/schemas/io.k8s.api.core.v1.ObjectReference"},
+///     "x-kubernetes-patch-merge-key": "name",
+///     "x-kubernetes-patch-strategy": "merge",
+/// }}});
+/// let meta = SchemaPatchMeta::new(schemas.as_object().unwrap(), &root);
+/// assert_eq!(meta.list_strategy(&["secrets"]), ListStrategy::Merge { key: Some("name") });
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StaticPatchMeta {
-    lists: &'static [(&'static str, ListStrategy)],
-    retain_keys: &'static [&'static str],
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaPatchMeta<'s> {
+    schemas: &'s Map<String, Value>,
+    root: &'s Value,
 }
 
-impl StaticPatchMeta {
-    /// Only the `ObjectMeta` fields: `metadata.finalizers` (merged set of strings)
-    /// and `metadata.ownerReferences` (merged by `uid`). Right for kinds without
-    /// strategic list fields of their own (ConfigMap, Secret, Namespace, ...).
-    pub(crate) const OBJECT_META_ONLY: StaticPatchMeta = StaticPatchMeta::with_kind(&[], &[]);
+impl<'s> SchemaPatchMeta<'s> {
+    /// The metadata of the kind whose schema is `root`; `schemas` are the component schemas
+    /// (by model name) its `#/components/schemas/...` references point into.
+    pub fn new(schemas: &'s Map<String, Value>, root: &'s Value) -> Self {
+        SchemaPatchMeta { schemas, root }
+    }
 
-    /// ServiceAccount: `secrets` merges by `name`. (`imagePullSecrets` carries no
-    /// patch strategy on ServiceAccount — unlike on PodSpec — so it is atomic.)
-    pub(crate) const SERVICE_ACCOUNT: StaticPatchMeta =
-        StaticPatchMeta::with_kind(&[("secrets", ListStrategy::Merge { key: Some("name") })], &[]);
+    /// Follows `$ref` and a lone `allOf: [{$ref}]` (how OpenAPI v3 attaches a description
+    /// to a reference) to the schema they name.
+    fn resolve(&self, mut schema: &'s Value) -> &'s Value {
+        loop {
+            if let Some(name) = schema
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix(REF_PREFIX))
+                && let Some(target) = self.schemas.get(name)
+            {
+                schema = target;
+            } else if let Some([only]) = schema.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+                schema = only;
+            } else {
+                return schema;
+            }
+        }
+    }
 
-    /// Namespace: `status.conditions` merges by `type` (`spec.finalizers` is atomic).
-    pub const NAMESPACE: StaticPatchMeta =
-        StaticPatchMeta::with_kind(&[("status.conditions", ListStrategy::Merge { key: Some("type") })], &[]);
+    /// The schema of the field at `path` as its parent declares it (where the patch
+    /// extensions are), or None when the schema does not know the field.
+    fn field(&self, path: &[&str]) -> Option<&'s Value> {
+        let (last, parents) = path.split_last()?;
+        let mut schema = self.root;
+        for name in parents {
+            schema = self.child(schema, name)?;
+        }
+        self.child(schema, last)
+    }
 
-    /// `ObjectMeta` entries extended with kind-specific list strategies and
-    /// `retainKeys` fields, both addressed by dotted paths with array levels
-    /// elided (e.g. `"spec.template.spec.containers.env"`).
-    pub const fn with_kind(
-        lists: &'static [(&'static str, ListStrategy)],
-        retain_keys: &'static [&'static str],
-    ) -> Self {
-        StaticPatchMeta { lists, retain_keys }
+    /// The property `name` of `schema`, looking through list items (array levels are elided
+    /// in paths) and into the values of maps.
+    fn child(&self, schema: &'s Value, name: &str) -> Option<&'s Value> {
+        let mut schema = self.resolve(schema);
+        while let Some(items) = schema.get("items") {
+            schema = self.resolve(items);
+        }
+        schema
+            .get("properties")
+            .and_then(|props| props.get(name))
+            .or_else(|| schema.get("additionalProperties").filter(|v| v.is_object()))
+    }
+
+    fn strategies(&self, path: &[&str]) -> impl Iterator<Item = &'s str> {
+        self.field(path)
+            .and_then(|f| f.get("x-kubernetes-patch-strategy"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .split(',')
     }
 }
 
-/// The patch metadata of a built-in kind served by Faros, by API group and kind.
-///
-/// Only ServiceAccount and Namespace have strategic list fields of their own;
-/// ConfigMap, Secret, Event, Lease, the RBAC kinds and CustomResourceDefinition
-/// have none beyond `ObjectMeta` (their lists, e.g. `rules`, `subjects`,
-/// `spec.versions`, CRD `status.conditions`, are atomic). Unknown kinds get
-/// [`StaticPatchMeta::OBJECT_META_ONLY`].
-pub fn patch_meta_for(group: &str, kind: &str) -> &'static StaticPatchMeta {
-    match (group, kind) {
-        ("", "ServiceAccount") => &StaticPatchMeta::SERVICE_ACCOUNT,
-        ("", "Namespace") => &StaticPatchMeta::NAMESPACE,
-        _ => &StaticPatchMeta::OBJECT_META_ONLY,
-    }
-}
-
-fn dotted_path_matches(dotted: &str, path: &[&str]) -> bool {
-    let mut parts = dotted.split('.');
-    path.iter().all(|p| parts.next() == Some(*p)) && parts.next().is_none()
-}
-
-impl PatchMeta for StaticPatchMeta {
-    fn list_strategy(&self, path: &[&str]) -> ListStrategy {
-        self.lists
-            .iter()
-            .chain(OBJECT_META_LISTS)
-            .find(|(dotted, _)| dotted_path_matches(dotted, path))
-            .map_or(ListStrategy::Replace, |(_, strategy)| *strategy)
+impl PatchMeta for SchemaPatchMeta<'_> {
+    fn list_strategy(&self, path: &[&str]) -> ListStrategy<'_> {
+        if !self.strategies(path).any(|s| s == "merge") {
+            return ListStrategy::Replace;
+        }
+        let key = self
+            .field(path)
+            .and_then(|f| f.get("x-kubernetes-patch-merge-key"))
+            .and_then(Value::as_str);
+        ListStrategy::Merge { key }
     }
 
     fn retain_keys(&self, path: &[&str]) -> bool {
-        self.retain_keys.iter().any(|dotted| dotted_path_matches(dotted, path))
+        self.strategies(path).any(|s| s == "retainKeys")
     }
 }
 
@@ -582,7 +599,7 @@ impl Merger<'_> {
         mut original: Vec<Value>,
         patch: &'p [Value],
         path: &[&'p str],
-        key: Option<&'static str>,
+        key: Option<&str>,
         fresh: bool,
     ) -> Result<Vec<Value>, PatchError> {
         if original.is_empty() && patch.is_empty() {
@@ -882,7 +899,7 @@ mod tests {
     use serde_json::json;
 
     fn smp(original: Value, patch: Value) -> Value {
-        apply(&original, &patch, &StaticPatchMeta::OBJECT_META_ONLY).expect("patch applies")
+        apply(&original, &patch, &meta("ConfigMap")).expect("patch applies")
     }
 
     fn smp_with(meta: &dyn PatchMeta, original: Value, patch: Value) -> Value {
@@ -893,28 +910,85 @@ mod tests {
         apply(&original, &patch, meta).expect_err("patch is rejected").0
     }
 
-    /// A slice of the Deployment/Pod patch metadata, for nested-path tests.
-    static DEPLOYMENT: StaticPatchMeta = StaticPatchMeta::with_kind(
-        &[
-            (
-                "spec.template.spec.containers",
-                ListStrategy::Merge { key: Some("name") },
-            ),
-            (
-                "spec.template.spec.containers.env",
-                ListStrategy::Merge { key: Some("name") },
-            ),
-            (
-                "spec.template.spec.containers.ports",
-                ListStrategy::Merge {
-                    key: Some("containerPort"),
-                },
-            ),
-            ("spec.template.spec.volumes", ListStrategy::Merge { key: Some("name") }),
-            ("spec.template.metadata.finalizers", ListStrategy::Merge { key: None }),
-        ],
-        &["spec.strategy", "spec.template.spec.volumes"],
-    );
+    /// Component schemas shaped as kube-apiserver publishes them, reduced to the fields that
+    /// matter here; Deployment is a slice of the Deployment/Pod metadata, for nested paths.
+    fn schemas() -> &'static Map<String, Value> {
+        static SCHEMAS: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+        SCHEMAS.get_or_init(|| {
+            let r = |name: &str| json!({"$ref": format!("{REF_PREFIX}{name}")});
+            let described = |name: &str| json!({"allOf": [r(name)], "description": "A part."});
+            let merge_by = |key: &str, items: Value| {
+                json!({"type": "array", "items": items,
+                    "x-kubernetes-patch-merge-key": key, "x-kubernetes-patch-strategy": "merge"})
+            };
+            let json = json!({
+                "ObjectMeta": {"type": "object", "properties": {
+                    "finalizers": {"type": "array", "items": {"type": "string"},
+                        "x-kubernetes-list-type": "set", "x-kubernetes-patch-strategy": "merge"},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "ownerReferences": merge_by("uid", r("OwnerReference")),
+                }},
+                "OwnerReference": {"type": "object", "properties": {"uid": {"type": "string"}}},
+                "ConfigMap": {"type": "object", "properties": {
+                    "metadata": described("ObjectMeta"),
+                    "data": {"type": "object", "additionalProperties": {"type": "string"}},
+                }},
+                "ServiceAccount": {"type": "object", "properties": {
+                    "metadata": described("ObjectMeta"),
+                    "imagePullSecrets": {"type": "array", "items": r("Reference"), "x-kubernetes-list-type": "atomic"},
+                    "secrets": merge_by("name", r("Reference")),
+                }},
+                "Reference": {"type": "object", "properties": {"name": {"type": "string"}}},
+                "Namespace": {"type": "object", "properties": {
+                    "metadata": described("ObjectMeta"),
+                    "status": described("NamespaceStatus"),
+                }},
+                "NamespaceStatus": {"type": "object", "properties": {
+                    "conditions": merge_by("type", r("Condition")),
+                }},
+                "CustomResourceDefinition": {"type": "object", "properties": {
+                    "status": {"type": "object", "properties": {"conditions": {
+                        "type": "array", "items": r("Condition"),
+                        "x-kubernetes-list-map-keys": ["type"], "x-kubernetes-list-type": "map"}}},
+                }},
+                "Condition": {"type": "object", "properties": {"type": {"type": "string"}}},
+                "Deployment": {"type": "object", "properties": {
+                    "metadata": described("ObjectMeta"),
+                    "spec": described("DeploymentSpec"),
+                }},
+                "DeploymentSpec": {"type": "object", "properties": {
+                    "strategy": {"allOf": [r("DeploymentStrategy")], "x-kubernetes-patch-strategy": "retainKeys"},
+                    "template": described("PodTemplateSpec"),
+                }},
+                "DeploymentStrategy": {"type": "object", "properties": {"type": {"type": "string"}}},
+                "PodTemplateSpec": {"type": "object", "properties": {
+                    "metadata": described("ObjectMeta"),
+                    "spec": described("PodSpec"),
+                }},
+                "PodSpec": {"type": "object", "properties": {
+                    "containers": merge_by("name", r("Container")),
+                    "volumes": {"type": "array", "items": r("Volume"), "x-kubernetes-patch-merge-key": "name",
+                        "x-kubernetes-patch-strategy": "merge,retainKeys"},
+                }},
+                "Container": {"type": "object", "properties": {
+                    "env": merge_by("name", json!({"type": "object"})),
+                    "ports": merge_by("containerPort", json!({"type": "object"})),
+                }},
+                "Volume": {"type": "object", "properties": {"name": {"type": "string"}}},
+                "Items": {"type": "object", "properties": {
+                    "items": {"type": "array", "items": {"type": "object"}, "x-kubernetes-patch-strategy": "merge"},
+                }},
+            });
+            match json {
+                Value::Object(map) => map,
+                _ => unreachable!("an object literal"),
+            }
+        })
+    }
+
+    fn meta(model: &str) -> SchemaPatchMeta<'static> {
+        SchemaPatchMeta::new(schemas(), &schemas()[model])
+    }
 
     fn owner(uid: &str, name: &str) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name, "uid": uid})
@@ -1073,7 +1147,7 @@ mod tests {
     fn delete_directive_without_merge_key_is_rejected() {
         let original = json!({"metadata": {"ownerReferences": [owner("u1", "a")]}});
         let patch = json!({"metadata": {"ownerReferences": [{"$patch": "delete", "name": "a"}]}});
-        let err = smp_err(&StaticPatchMeta::OBJECT_META_ONLY, original, patch);
+        let err = smp_err(&meta("ConfigMap"), original, patch);
         assert!(
             err.contains("merge key") && err.contains("metadata.ownerReferences"),
             "{err}"
@@ -1084,7 +1158,7 @@ mod tests {
     fn list_item_without_merge_key_is_rejected() {
         let original = json!({"metadata": {"ownerReferences": [owner("u1", "a")]}});
         let patch = json!({"metadata": {"ownerReferences": [{"name": "b"}]}});
-        let err = smp_err(&StaticPatchMeta::OBJECT_META_ONLY, original, patch);
+        let err = smp_err(&meta("ConfigMap"), original, patch);
         assert!(err.contains("does not contain the merge key \"uid\""), "{err}");
     }
 
@@ -1100,7 +1174,7 @@ mod tests {
             "imagePullSecrets": [{"name": "p2"}]
         });
         assert_eq!(
-            smp_with(patch_meta_for("", "ServiceAccount"), original, patch),
+            smp_with(&meta("ServiceAccount"), original, patch),
             // Kubernetes puts new items that the live list cannot anchor first;
             // imagePullSecrets is atomic on ServiceAccount.
             json!({
@@ -1119,7 +1193,7 @@ mod tests {
             "secrets": [{"name": "d", "extra": 1}]
         });
         assert_eq!(
-            smp_with(&StaticPatchMeta::SERVICE_ACCOUNT, original, patch),
+            smp_with(&meta("ServiceAccount"), original, patch),
             json!({"secrets": [{"name": "c"}, {"name": "a"}, {"name": "d", "extra": 1}, {"name": "b"}]})
         );
     }
@@ -1144,7 +1218,7 @@ mod tests {
             "secrets": [{"name": "n"}]
         });
         assert_eq!(
-            smp_with(&StaticPatchMeta::SERVICE_ACCOUNT, original, patch)["secrets"],
+            smp_with(&meta("ServiceAccount"), original, patch)["secrets"],
             json!([{"name": "x"}, {"name": "b"}, {"name": "a"}, {"name": "n"}, {"name": "y"}])
         );
     }
@@ -1181,16 +1255,16 @@ mod tests {
             "$setElementOrder/secrets": [{"name": "a"}],
             "secrets": [{"name": "b"}]
         });
-        let err = smp_err(&StaticPatchMeta::SERVICE_ACCOUNT, original, patch);
+        let err = smp_err(&meta("ServiceAccount"), original, patch);
         assert!(err.contains("$setElementOrder/secrets"), "{err}");
 
         let original = json!({"secrets": [{"name": "a"}]});
         let patch = json!({"$setElementOrder/secrets": [{"nom": "a"}]});
-        let err = smp_err(&StaticPatchMeta::SERVICE_ACCOUNT, original, patch);
+        let err = smp_err(&meta("ServiceAccount"), original, patch);
         assert!(err.contains("merge key"), "{err}");
 
         let patch = json!({"$setElementOrder/secrets": {"name": "a"}});
-        let err = smp_err(&StaticPatchMeta::SERVICE_ACCOUNT, json!({"secrets": []}), patch);
+        let err = smp_err(&meta("ServiceAccount"), json!({"secrets": []}), patch);
         assert!(err.contains("must be a list"), "{err}");
     }
 
@@ -1207,7 +1281,7 @@ mod tests {
 
     #[test]
     fn delete_from_primitive_list_rejects_non_lists() {
-        let meta = &StaticPatchMeta::OBJECT_META_ONLY;
+        let meta = &meta("ConfigMap");
         let err = smp_err(
             meta,
             json!({"metadata": {"finalizers": ["a"]}}),
@@ -1230,11 +1304,11 @@ mod tests {
         }}});
         let patch = json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}});
         assert_eq!(
-            smp_with(&DEPLOYMENT, original, patch),
+            smp_with(&meta("Deployment"), original, patch),
             json!({"spec": {"strategy": {"type": "Recreate"}}})
         );
-        assert!(DEPLOYMENT.retain_keys(&["spec", "strategy"]));
-        assert!(!DEPLOYMENT.retain_keys(&["spec"]));
+        assert!(meta("Deployment").retain_keys(&["spec", "strategy"]));
+        assert!(!meta("Deployment").retain_keys(&["spec"]));
     }
 
     #[test]
@@ -1247,7 +1321,7 @@ mod tests {
             {"name": "data", "$retainKeys": ["name", "hostPath"], "hostPath": {"path": "/x"}}
         ]}}}});
         assert_eq!(
-            smp_with(&DEPLOYMENT, original, patch),
+            smp_with(&meta("Deployment"), original, patch),
             json!({"spec": {"template": {"spec": {"volumes": [
                 {"name": "data", "hostPath": {"path": "/x"}},
                 {"name": "cfg", "configMap": {"name": "c"}}
@@ -1261,18 +1335,18 @@ mod tests {
         let patch = json!({"spec": {"strategy": {
             "$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": {"maxSurge": 1}
         }}});
-        let err = smp_err(&DEPLOYMENT, original.clone(), patch);
+        let err = smp_err(&meta("Deployment"), original.clone(), patch);
         assert!(err.contains("$retainKeys") && err.contains("rollingUpdate"), "{err}");
         // Nulls need not be listed.
         let patch = json!({"spec": {"strategy": {
             "$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": null
         }}});
         assert_eq!(
-            smp_with(&DEPLOYMENT, original.clone(), patch),
+            smp_with(&meta("Deployment"), original.clone(), patch),
             json!({"spec": {"strategy": {"type": "Recreate"}}})
         );
         let patch = json!({"spec": {"strategy": {"$retainKeys": "type"}}});
-        assert!(smp_err(&DEPLOYMENT, original, patch).contains("$retainKeys"));
+        assert!(smp_err(&meta("Deployment"), original, patch).contains("$retainKeys"));
     }
 
     #[test]
@@ -1335,7 +1409,7 @@ mod tests {
             }
         ]}}}});
         assert_eq!(
-            smp_with(&DEPLOYMENT, original, patch),
+            smp_with(&meta("Deployment"), original, patch),
             json!({"spec": {"template": {"spec": {"containers": [
                 {
                     "name": "app",
@@ -1362,7 +1436,7 @@ mod tests {
             {"name": "app", "resources": {"$patch": "delete"}, "env": [{"$patch": "delete", "name": "A"}]}
         ]}}}});
         assert_eq!(
-            smp_with(&DEPLOYMENT, original, patch),
+            smp_with(&meta("Deployment"), original, patch),
             json!({"spec": {"template": {"spec": {"containers": [
                 {"name": "app", "env": [{"name": "B"}]}
             ]}}}})
@@ -1378,7 +1452,7 @@ mod tests {
             {"name": "b", "image": null, "env": [{"name": "X", "value": "1"}, {"$patch": "delete", "name": "Y"}]}
         ]}, "metadata": {"labels": {"$patch": "replace", "l": "v", "n": null}}}}});
         assert_eq!(
-            smp_with(&DEPLOYMENT, original, patch),
+            smp_with(&meta("Deployment"), original, patch),
             json!({"spec": {"template": {
                 "spec": {"containers": [{"name": "b", "env": [{"name": "X", "value": "1"}]}, {"name": "a"}]},
                 "metadata": {"labels": {"l": "v"}}
@@ -1447,7 +1521,7 @@ mod tests {
             }]
         }}}});
         assert_eq!(
-            smp_with(&DEPLOYMENT, original, patch),
+            smp_with(&meta("Deployment"), original, patch),
             json!({"spec": {"template": {"spec": {"containers": [
                 {"name": "app", "image": "app:2", "env": [{"name": "C", "value": "3"}, {"name": "A", "value": "1"}]}
             ]}}}})
@@ -1456,7 +1530,7 @@ mod tests {
 
     #[test]
     fn unknown_directives_are_rejected() {
-        let meta = &StaticPatchMeta::OBJECT_META_ONLY;
+        let meta = &meta("ConfigMap");
         let original = json!({"metadata": {"labels": {"a": "1"}}});
         let err = smp_err(meta, original.clone(), json!({"metadata": {"$foo": 1}}));
         assert!(err.contains("unknown patch directive \"$foo\""), "{err}");
@@ -1494,7 +1568,7 @@ mod tests {
 
     #[test]
     fn non_object_patches_are_rejected() {
-        let meta = &StaticPatchMeta::OBJECT_META_ONLY;
+        let meta = &meta("ConfigMap");
         for patch in [json!([]), json!("x"), json!(null), json!(1)] {
             let err = smp_err(meta, json!({}), patch);
             assert!(err.contains("must be a JSON object"), "{err}");
@@ -1505,7 +1579,7 @@ mod tests {
 
     #[test]
     fn container_type_mismatches_are_rejected() {
-        let meta = &StaticPatchMeta::OBJECT_META_ONLY;
+        let meta = &meta("ConfigMap");
         let err = smp_err(
             meta,
             json!({"metadata": {"labels": {"a": "1"}}}),
@@ -1543,8 +1617,11 @@ mod tests {
 
     #[test]
     fn merge_list_of_objects_needs_merge_key() {
-        static META: StaticPatchMeta = StaticPatchMeta::with_kind(&[("items", ListStrategy::Merge { key: None })], &[]);
-        let err = smp_err(&META, json!({"items": [{"a": 1}]}), json!({"items": [{"a": 2}]}));
+        let err = smp_err(
+            &meta("Items"),
+            json!({"items": [{"a": 1}]}),
+            json!({"items": [{"a": 2}]}),
+        );
         assert!(err.contains("without a merge key"), "{err}");
     }
 
@@ -1568,7 +1645,7 @@ mod tests {
             json!({"metadata": {"labels": {"a": "1"}, "finalizers": ["f"]}})
         );
         assert_eq!(
-            apply(&Value::Null, &json!({"a": 1}), &StaticPatchMeta::OBJECT_META_ONLY).unwrap(),
+            apply(&Value::Null, &json!({"a": 1}), &meta("ConfigMap")).unwrap(),
             json!({"a": 1})
         );
     }
@@ -1598,7 +1675,7 @@ mod tests {
         ]}});
         let patch = json!({"status": {"conditions": [{"type": "A", "status": "True", "reason": "Done"}]}});
         assert_eq!(
-            smp_with(patch_meta_for("", "Namespace"), original, patch),
+            smp_with(&meta("Namespace"), original, patch),
             json!({"status": {"phase": "Active", "conditions": [
                 {"type": "A", "status": "True", "reason": "Done"}, {"type": "B", "status": "True"}
             ]}})
@@ -1606,63 +1683,55 @@ mod tests {
     }
 
     #[test]
-    fn patch_meta_for_builtin_kinds() {
-        assert_eq!(patch_meta_for("", "ServiceAccount"), &StaticPatchMeta::SERVICE_ACCOUNT);
-        assert_eq!(patch_meta_for("", "Namespace"), &StaticPatchMeta::NAMESPACE);
-        for (group, kind) in [
-            ("", "ConfigMap"),
-            ("", "Secret"),
-            ("", "Event"),
-            ("coordination.k8s.io", "Lease"),
-            ("rbac.authorization.k8s.io", "Role"),
-            ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-            ("apiextensions.k8s.io", "CustomResourceDefinition"),
-            ("example.com", "ServiceAccount"),
-        ] {
-            assert_eq!(patch_meta_for(group, kind), &StaticPatchMeta::OBJECT_META_ONLY);
-        }
-        let sa = patch_meta_for("", "ServiceAccount");
-        assert_eq!(sa.list_strategy(&["imagePullSecrets"]), ListStrategy::Replace);
+    fn schema_patch_meta_lookup() {
+        let sa = meta("ServiceAccount");
+        assert_eq!(
+            sa.list_strategy(&["metadata", "ownerReferences"]),
+            ListStrategy::Merge { key: Some("uid") }
+        );
         assert_eq!(
             sa.list_strategy(&["metadata", "finalizers"]),
             ListStrategy::Merge { key: None }
         );
-    }
-
-    #[test]
-    fn static_patch_meta_lookup() {
-        let meta = &StaticPatchMeta::SERVICE_ACCOUNT;
         assert_eq!(
-            meta.list_strategy(&["metadata", "ownerReferences"]),
-            ListStrategy::Merge { key: Some("uid") }
-        );
-        assert_eq!(
-            meta.list_strategy(&["metadata", "finalizers"]),
-            ListStrategy::Merge { key: None }
-        );
-        assert_eq!(
-            meta.list_strategy(&["secrets"]),
+            sa.list_strategy(&["secrets"]),
             ListStrategy::Merge { key: Some("name") }
         );
-        assert_eq!(meta.list_strategy(&["metadata"]), ListStrategy::Replace);
+        assert_eq!(sa.list_strategy(&["imagePullSecrets"]), ListStrategy::Replace);
+        assert_eq!(sa.list_strategy(&["metadata"]), ListStrategy::Replace);
         assert_eq!(
-            meta.list_strategy(&["metadata", "finalizers", "x"]),
+            sa.list_strategy(&["metadata", "finalizers", "x"]),
             ListStrategy::Replace
         );
-        assert_eq!(meta.list_strategy(&[]), ListStrategy::Replace);
+        assert_eq!(sa.list_strategy(&["metadata", "labels", "x"]), ListStrategy::Replace);
+        assert_eq!(sa.list_strategy(&["unknown", "x"]), ListStrategy::Replace);
+        assert_eq!(sa.list_strategy(&[]), ListStrategy::Replace);
+        assert!(!sa.retain_keys(&["secrets"]));
+        assert_eq!(meta("ConfigMap").list_strategy(&["secrets"]), ListStrategy::Replace);
+        // A list-type map without a patch strategy is atomic for strategic merge.
         assert_eq!(
-            StaticPatchMeta::OBJECT_META_ONLY.list_strategy(&["secrets"]),
+            meta("CustomResourceDefinition").list_strategy(&["status", "conditions"]),
             ListStrategy::Replace
         );
-        // Kind entries take precedence over the ObjectMeta ones.
-        static OVERRIDE: StaticPatchMeta =
-            StaticPatchMeta::with_kind(&[("metadata.finalizers", ListStrategy::Replace)], &[]);
+        // Through list items and references, with both strategies on one field.
+        let deployment = meta("Deployment");
+        let ports = ["spec", "template", "spec", "containers", "ports"];
         assert_eq!(
-            OVERRIDE.list_strategy(&["metadata", "finalizers"]),
-            ListStrategy::Replace
+            deployment.list_strategy(&ports),
+            ListStrategy::Merge {
+                key: Some("containerPort")
+            }
         );
-        assert_eq!(StaticPatchMeta::SERVICE_ACCOUNT.lists.len(), 1);
-        assert!(StaticPatchMeta::SERVICE_ACCOUNT.retain_keys.is_empty());
+        let volumes = ["spec", "template", "spec", "volumes"];
+        assert_eq!(
+            deployment.list_strategy(&volumes),
+            ListStrategy::Merge { key: Some("name") }
+        );
+        assert!(deployment.retain_keys(&volumes));
+        assert_eq!(
+            deployment.list_strategy(&["spec", "template", "metadata", "finalizers"]),
+            ListStrategy::Merge { key: None }
+        );
     }
 
     #[test]
@@ -1672,7 +1741,7 @@ mod tests {
         let _ = apply(
             &original,
             &json!({"metadata": {"labels": null, "finalizers": ["y"]}}),
-            &StaticPatchMeta::OBJECT_META_ONLY,
+            &meta("ConfigMap"),
         )
         .unwrap();
         assert_eq!(original, copy);

@@ -721,6 +721,13 @@ fn builtin_schema(model: &str) -> Value {
     }
 }
 
+/// The published schema of the built-in kind `k`; with [`definitions`] it is also where the
+/// strategic merge patch metadata of the kind (`x-kubernetes-patch-strategy`,
+/// `x-kubernetes-patch-merge-key`) is read from.
+pub(crate) fn builtin_kind_schema(k: &ResourceKind) -> Value {
+    builtin_schema(&model_name(k, &k.kind))
+}
+
 /// Brings a hand-written definition into kube-apiserver's shape: a `$ref` with sibling keys
 /// becomes `allOf: [{$ref}]`, short reference names get the `#/components/schemas/` prefix and
 /// objects with properties get `type: object`.
@@ -750,8 +757,9 @@ fn finish(v: &mut Value) {
 /// Hand-written definitions of `meta/v1` and of the built-in kinds (without apiVersion, kind and
 /// metadata, which [`with_type_meta`] adds) and their parts. Every field of the Kubernetes types
 /// is declared, because client-side apply fails on a changed map or list field the schema does
-/// not know; descriptions are kept short. Built once.
-fn definitions() -> &'static Map<String, Value> {
+/// not know, and their patch strategies are also the ones the server merges with; descriptions
+/// are kept short. Built once.
+pub(crate) fn definitions() -> &'static Map<String, Value> {
     static DEFS: OnceLock<Map<String, Value>> = OnceLock::new();
     DEFS.get_or_init(|| {
         let mut defs = Map::new();
@@ -1433,6 +1441,7 @@ mod tests {
     use super::*;
     use crate::registry::builtin;
     use crate::registry::crd::CrdKinds;
+    use faros_machinery::strategic_merge::{ListStrategy, PatchMeta, SchemaPatchMeta};
 
     fn widget_crd(size_description: &str) -> Value {
         json!({
@@ -1724,6 +1733,69 @@ mod tests {
             lease["components"]["schemas"]["io.k8s.api.coordination.v1.LeaseSpec"]["properties"]["holderIdentity"]
                 .is_object()
         );
+    }
+
+    /// The strategic merge strategy of the field at `path` of a built-in kind: None for an
+    /// atomic list, else the merge key ("" for a set of primitives).
+    fn merge_strategy(group: &str, kind: &str, path: &[&str]) -> Option<String> {
+        let kinds = builtin::kinds();
+        let k = kinds.iter().find(|k| k.group == group && k.kind == kind).unwrap();
+        let schema = builtin_kind_schema(k);
+        match SchemaPatchMeta::new(definitions(), &schema).list_strategy(path) {
+            ListStrategy::Replace => None,
+            ListStrategy::Merge { key } => Some(key.unwrap_or_default().to_string()),
+        }
+    }
+
+    #[test]
+    fn strategic_merge_metadata_of_builtin_kinds() {
+        let merge = |key: &str| Some(key.to_string());
+        assert_eq!(merge_strategy("", "ServiceAccount", &["secrets"]), merge("name"));
+        assert_eq!(merge_strategy("", "ServiceAccount", &["imagePullSecrets"]), None);
+        assert_eq!(
+            merge_strategy("", "Namespace", &["status", "conditions"]),
+            merge("type")
+        );
+        assert_eq!(merge_strategy("", "Namespace", &["spec", "finalizers"]), None);
+        for (group, kind) in [
+            ("", "ConfigMap"),
+            ("", "Secret"),
+            ("", "Event"),
+            ("", "Namespace"),
+            ("coordination.k8s.io", "Lease"),
+            ("rbac.authorization.k8s.io", "Role"),
+            ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+            ("apiextensions.k8s.io", "CustomResourceDefinition"),
+            ("authorization.k8s.io", "SelfSubjectAccessReview"),
+        ] {
+            assert_eq!(
+                merge_strategy(group, kind, &["metadata", "finalizers"]),
+                merge(""),
+                "{kind}"
+            );
+            assert_eq!(
+                merge_strategy(group, kind, &["metadata", "ownerReferences"]),
+                merge("uid"),
+                "{kind}"
+            );
+        }
+        // Lists without a patch strategy are atomic, whatever their list type.
+        for (group, kind, path) in [
+            ("rbac.authorization.k8s.io", "Role", &["rules"][..]),
+            ("rbac.authorization.k8s.io", "ClusterRoleBinding", &["subjects"]),
+            (
+                "apiextensions.k8s.io",
+                "CustomResourceDefinition",
+                &["spec", "versions"],
+            ),
+            (
+                "apiextensions.k8s.io",
+                "CustomResourceDefinition",
+                &["status", "conditions"],
+            ),
+        ] {
+            assert_eq!(merge_strategy(group, kind, path), None, "{kind} {path:?}");
+        }
     }
 
     #[test]

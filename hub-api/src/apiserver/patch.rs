@@ -74,8 +74,11 @@ pub fn apply(ctx: &Ctx, patch_type: PatchType, current: &Value, patch: &Value) -
         }
         PatchType::Merge => json_patch::merge(&mut doc, patch),
         PatchType::Strategic => {
-            let meta = faros_machinery::strategic_merge::patch_meta_for(&ctx.kind.group, &ctx.kind.kind);
-            doc = faros_machinery::strategic_merge::apply(current, patch, meta)
+            // The patch strategies are those the kind's published schema declares, so the
+            // server merges as kubectl computed the patch.
+            let schema = super::openapi::builtin_kind_schema(&ctx.kind);
+            let meta = faros_machinery::strategic_merge::SchemaPatchMeta::new(super::openapi::definitions(), &schema);
+            doc = faros_machinery::strategic_merge::apply(current, patch, &meta)
                 .map_err(|e| ApiError::bad_request(format!("invalid strategic merge patch: {}", e.0)))?;
         }
         PatchType::Apply => {

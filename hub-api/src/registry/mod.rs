@@ -556,3 +556,51 @@ impl Catalog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::{Method, StatusCode};
+    use serde_json::json;
+
+    use crate::testing::InProcessHub;
+
+    /// The catalog decodes a CRD once per revision and forgets it when the CRD is gone.
+    #[tokio::test]
+    async fn deleted_crds_leave_the_memo() {
+        let hub = InProcessHub::start().await;
+        let catalog_hub = hub.hub.clone();
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move { catalog_hub.catalog.forget_deleted(stopped).await });
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "gadgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
+        });
+        let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+        let (code, _) = hub.admin(Method::POST, path, Some(crd)).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let memoised = |hub: &InProcessHub| hub.hub.catalog.crds.lock().unwrap().len();
+        hub.hub.catalog.crds("root");
+        assert_eq!(memoised(&hub), 1);
+        // No CRD cleanup controller runs here: release its finalizer by hand.
+        let item = format!("{path}/gadgets.example.com");
+        let (code, _) = hub.admin(Method::DELETE, &item, None).await;
+        assert_eq!(code, StatusCode::OK);
+        let release = json!({"metadata": {"finalizers": null}});
+        let (code, _) = hub.admin(Method::PATCH, &item, Some(release)).await;
+        assert_eq!(code, StatusCode::OK);
+        let gone = async {
+            while memoised(&hub) > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), gone)
+            .await
+            .expect("the deleted CRD left the memo");
+    }
+}

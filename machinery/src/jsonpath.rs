@@ -88,7 +88,7 @@ impl JsonPath {
         if text.is_empty() {
             return Err(invalid("empty path".into()));
         }
-        let steps = parse_steps(text).map_err(invalid)?;
+        let steps = parse_steps(text, 0).map_err(invalid)?;
         Ok(JsonPath { steps })
     }
 
@@ -161,8 +161,14 @@ impl<'s> Cursor<'s> {
     }
 }
 
-/// Parses a whole path (no `{}`): an optional `$`/`@`, then steps until the end.
-fn parse_steps(text: &str) -> Result<Vec<Step>, String> {
+/// How deeply filters may nest (`[?(@.a[?(@.b)])]` is two). Parsing and evaluation recurse
+/// once per level, and paths come from CRDs and field selectors: without a bound, a path
+/// of a few thousand nested filters overflows a 2 MiB thread stack and aborts the process.
+const MAX_FILTER_NESTING: usize = 32;
+
+/// Parses a whole path (no `{}`): an optional `$`/`@`, then steps until the end. `nesting`
+/// is the number of filters the path is inside of.
+fn parse_steps(text: &str, nesting: usize) -> Result<Vec<Step>, String> {
     let mut c = Cursor::new(text);
     if !c.eat('$') {
         c.eat('@');
@@ -189,7 +195,7 @@ fn parse_steps(text: &str) -> Result<Vec<Step>, String> {
             }
             '[' => {
                 c.bump();
-                steps.push(parse_bracket(&mut c)?);
+                steps.push(parse_bracket(&mut c, nesting)?);
             }
             other => return Err(format!("unexpected {other:?} at offset {}", c.pos)),
         }
@@ -232,10 +238,15 @@ fn parse_field(c: &mut Cursor) -> Result<Step, String> {
 }
 
 /// What follows a `[`: a filter, `*`, or a comma-separated list of keys, indices and slices.
-fn parse_bracket(c: &mut Cursor) -> Result<Step, String> {
+fn parse_bracket(c: &mut Cursor, nesting: usize) -> Result<Step, String> {
     let open = c.pos - 1;
     c.skip_ws();
     if c.eat('?') {
+        if nesting >= MAX_FILTER_NESTING {
+            return Err(format!(
+                "filters nested more than {MAX_FILTER_NESTING} deep at offset {open}"
+            ));
+        }
         c.skip_ws();
         c.expect('(')?;
         let start = c.pos;
@@ -243,7 +254,7 @@ fn parse_bracket(c: &mut Cursor) -> Result<Step, String> {
         c.pos = end + 1;
         c.skip_ws();
         c.expect(']')?;
-        return Ok(Step::Filter(Box::new(parse_filter(&c.src[start..end])?)));
+        return Ok(Step::Filter(Box::new(parse_filter(&c.src[start..end], nesting + 1)?)));
     }
     if c.eat('*') {
         c.skip_ws();
@@ -361,10 +372,10 @@ fn find_filter_end(src: &str, start: usize) -> Option<usize> {
 }
 
 /// The text between `[?(` and `)]`.
-fn parse_filter(text: &str) -> Result<Filter, String> {
+fn parse_filter(text: &str, nesting: usize) -> Result<Filter, String> {
     let text = text.trim();
     let Some((at, op_text)) = find_operator(text) else {
-        return match parse_operand(text)? {
+        return match parse_operand(text, nesting)? {
             Operand::Path(steps) => Ok(Filter::Exists(steps)),
             Operand::Literal(_) => Err(format!("filter {text:?} has no path to test")),
         };
@@ -378,8 +389,8 @@ fn parse_filter(text: &str) -> Result<Filter, String> {
         ">=" => Op::Ge,
         other => return Err(format!("unrecognized filter operator {other:?}")),
     };
-    let left = parse_operand(text[..at].trim())?;
-    let right = parse_operand(text[at + op_text.len()..].trim())?;
+    let left = parse_operand(text[..at].trim(), nesting)?;
+    let right = parse_operand(text[at + op_text.len()..].trim(), nesting)?;
     Ok(Filter::Compare(left, op, right))
 }
 
@@ -413,10 +424,10 @@ fn find_operator(text: &str) -> Option<(usize, &str)> {
     None
 }
 
-fn parse_operand(text: &str) -> Result<Operand, String> {
+fn parse_operand(text: &str, nesting: usize) -> Result<Operand, String> {
     match text.chars().next() {
         None => Err("missing filter operand".into()),
-        Some('@' | '$' | '.' | '[') => Ok(Operand::Path(parse_steps(text)?)),
+        Some('@' | '$' | '.' | '[') => Ok(Operand::Path(parse_steps(text, nesting)?)),
         Some('\'' | '"') => {
             let mut c = Cursor::new(text);
             let s = parse_quoted(&mut c)?;
@@ -487,11 +498,13 @@ fn apply<'a>(step: &Step, value: &'a Value, out: &mut Vec<&'a Value>) {
             if let Some(list) = value.as_array() {
                 let len = list.len() as i64;
                 let clamp = |i: i64| if i < 0 { (i + len).max(0) } else { i.min(len) };
-                let mut at = start.map_or(0, clamp);
+                let start = start.map_or(0, clamp);
                 let end = end.map_or(len, clamp);
-                while at < end {
-                    out.push(&list[at as usize]);
-                    at += step;
+                if start < end {
+                    // `step_by` rather than adding the step by hand: a step near i64::MAX
+                    // (`[1::9223372036854775807]`) would overflow past the end.
+                    let step = usize::try_from(*step).unwrap_or(usize::MAX);
+                    out.extend(list[start as usize..end as usize].iter().step_by(step));
                 }
             }
         }
@@ -654,6 +667,15 @@ mod tests {
         );
         assert_eq!(find(".spec.containers[0:100].name", &obj).len(), 3);
         assert!(find(".spec.containers[2:1].name", &obj).is_empty());
+        // Steps too large to add to an index select the first element only.
+        assert_eq!(
+            find(".spec.containers[1::9223372036854775807].name", &obj),
+            vec![json!("sidecar")]
+        );
+        assert_eq!(
+            find(".spec.containers[-1::9223372036854775807].name", &obj),
+            vec![json!("logger")]
+        );
         assert_eq!(
             find(".spec.containers[0,2].name", &obj),
             vec![json!("app"), json!("logger")]
@@ -807,6 +829,28 @@ mod tests {
         }
         let err = JsonPath::parse(".a[x]").unwrap_err();
         assert!(err.contains(".a[x]"), "{err}");
+    }
+
+    #[test]
+    fn filters_nest_only_so_deep() {
+        let nested = |n: usize| format!(".a{}.b{}", "[?(@".repeat(n), ")]".repeat(n));
+        let at_limit = JsonPath::parse(&nested(MAX_FILTER_NESTING)).expect("nesting up to the limit parses");
+        // Each filter looks one list further down, the last for `b`.
+        let mut lists = json!({"b": 1});
+        for _ in 0..MAX_FILTER_NESTING {
+            lists = json!([lists]);
+        }
+        assert_eq!(at_limit.find(&json!({ "a": lists })).len(), 1);
+        // Far deeper than that overflowed a 2 MiB stack before the limit; now it is refused
+        // after a few levels, with room to spare on a small stack.
+        let err = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || JsonPath::parse(&nested(10_000)).unwrap_err())
+            .expect("thread starts")
+            .join()
+            .expect("no stack overflow");
+        assert!(err.contains("filters nested more than 32 deep"), "{err}");
+        assert!(JsonPath::parse(&nested(MAX_FILTER_NESTING + 1)).is_err());
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! storage, authentication or workspaces.
 
 pub mod duration;
+// Entry points for the fuzzers in `fuzz/` and the corpus replay test; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jsonpath;
 pub mod object;
 pub mod protobuf;

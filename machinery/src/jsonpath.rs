@@ -92,9 +92,11 @@ impl JsonPath {
         Ok(JsonPath { steps })
     }
 
-    /// All values the path selects, in document order; empty when nothing matches.
+    /// All values the path selects, in document order; empty when nothing matches, and
+    /// when evaluating would select more than [`MAX_SELECTED`] values along the way.
     pub fn find<'a>(&self, obj: &'a Value) -> Vec<&'a Value> {
-        eval(&self.steps, obj)
+        let mut budget = MAX_SELECTED;
+        eval(&self.steps, obj, &mut budget)
     }
 
     /// The field names when the path is nothing but plain fields (`.metadata.name` gives
@@ -461,12 +463,27 @@ fn parse_operand(text: &str, nesting: usize) -> Result<Operand, String> {
 // Evaluation
 // ---------------------------------------------------------------------------------------
 
-fn eval<'a>(steps: &[Step], root: &'a Value) -> Vec<&'a Value> {
+/// Most values one evaluation may select, summed over its steps and the paths of its
+/// filters. Each `..` step can multiply the selection by the depth of the object, so
+/// without a bound `..*..*..*..*..*..*` on a 250-byte object selects billions of values
+/// and exhausts memory; no useful path comes near the bound.
+pub const MAX_SELECTED: usize = 1 << 20;
+
+/// Evaluates `steps`, drawing what each step selects from `budget`: a path that exhausts
+/// it selects nothing.
+fn eval<'a>(steps: &[Step], root: &'a Value, budget: &mut usize) -> Vec<&'a Value> {
     let mut current = vec![root];
     for step in steps {
         let mut next = Vec::new();
         for value in current {
-            apply(step, value, &mut next);
+            let before = next.len();
+            apply(step, value, &mut next, budget);
+            let selected = next.len() - before;
+            if selected > *budget {
+                *budget = 0;
+                return Vec::new();
+            }
+            *budget -= selected;
         }
         if next.is_empty() {
             return next;
@@ -476,7 +493,7 @@ fn eval<'a>(steps: &[Step], root: &'a Value) -> Vec<&'a Value> {
     current
 }
 
-fn apply<'a>(step: &Step, value: &'a Value, out: &mut Vec<&'a Value>) {
+fn apply<'a>(step: &Step, value: &'a Value, out: &mut Vec<&'a Value>, budget: &mut usize) {
     match step {
         Step::Field(name) => {
             if let Some(v) = value.as_object().and_then(|m| m.get(name)) {
@@ -510,12 +527,12 @@ fn apply<'a>(step: &Step, value: &'a Value, out: &mut Vec<&'a Value>) {
         }
         Step::Union(items) => {
             for item in items {
-                apply(item, value, out);
+                apply(item, value, out, budget);
             }
         }
         Step::Filter(filter) => match value {
-            Value::Array(list) => out.extend(list.iter().filter(|v| holds(filter, v))),
-            Value::Object(map) => out.extend(map.values().filter(|v| holds(filter, v))),
+            Value::Array(list) => out.extend(list.iter().filter(|v| holds(filter, v, budget))),
+            Value::Object(map) => out.extend(map.values().filter(|v| holds(filter, v, budget))),
             _ => {}
         },
     }
@@ -543,10 +560,10 @@ fn descend<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
-fn holds(filter: &Filter, element: &Value) -> bool {
+fn holds(filter: &Filter, element: &Value, budget: &mut usize) -> bool {
     match filter {
-        Filter::Exists(steps) => !eval(steps, element).is_empty(),
-        Filter::Compare(left, op, right) => match (single(left, element), single(right, element)) {
+        Filter::Exists(steps) => !eval(steps, element, budget).is_empty(),
+        Filter::Compare(left, op, right) => match (single(left, element, budget), single(right, element, budget)) {
             (Some(l), Some(r)) => compare(l, *op, r),
             _ => false,
         },
@@ -554,10 +571,10 @@ fn holds(filter: &Filter, element: &Value) -> bool {
 }
 
 /// The operand's value; paths must select exactly one value to be compared.
-fn single<'a>(operand: &'a Operand, element: &'a Value) -> Option<&'a Value> {
+fn single<'a>(operand: &'a Operand, element: &'a Value, budget: &mut usize) -> Option<&'a Value> {
     match operand {
         Operand::Literal(v) => Some(v),
-        Operand::Path(steps) => match eval(steps, element).as_slice() {
+        Operand::Path(steps) => match eval(steps, element, budget).as_slice() {
             [one] => Some(one),
             _ => None,
         },
@@ -851,6 +868,31 @@ mod tests {
             .expect("no stack overflow");
         assert!(err.contains("filters nested more than 32 deep"), "{err}");
         assert!(JsonPath::parse(&nested(MAX_FILTER_NESTING + 1)).is_err());
+    }
+
+    #[test]
+    fn paths_selecting_too_much_select_nothing() {
+        // Every `..*` selects each value below each value selected so far: on 127 nested
+        // lists, some 126^k / k! values for k of them, billions for k = 6.
+        let mut deep = json!(1);
+        for _ in 0..126 {
+            deep = json!([deep]);
+        }
+        assert!(find("..*..*..*..*..*..*", &deep).is_empty());
+
+        // At most the budget is selected, over all steps and filters.
+        let within = |path: &str, obj: &Value, mut budget: usize| {
+            let steps = JsonPath::parse(path).expect("path parses").steps;
+            eval(&steps, obj, &mut budget).len()
+        };
+        // `..` 126 lists, `*` their 126 items, `..` 7875 lists below those, `*` their items.
+        let all = 126 + 126 + 7875 + 7875;
+        assert_eq!(within("..*..*", &deep, all), 7875);
+        assert_eq!(within("..*..*", &deep, all - 1), 0);
+        // The two elements; per element, `..` 126 lists and `*` their 126 items.
+        let two = json!([deep.clone(), deep.clone()]);
+        assert_eq!(within("[?(@..*)]", &two, 2 + 2 * 252), 2);
+        assert_eq!(within("[?(@..*)]", &two, 2 + 2 * 252 - 1), 0);
     }
 
     #[test]

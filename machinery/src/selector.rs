@@ -251,8 +251,7 @@ impl LabelSelector {
         !self.nothing && self.requirements.is_empty()
     }
 
-    #[cfg(test)]
-    fn requirements(&self) -> &[LabelRequirement] {
+    pub(crate) fn requirements(&self) -> &[LabelRequirement] {
         &self.requirements
     }
 

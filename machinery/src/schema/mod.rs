@@ -245,9 +245,7 @@ impl StructuralSchema {
     /// The node reached by following property names from this node; array
     /// nodes are stepped through transparently (`spec.containers.name`).
     /// An empty path returns this node.
-    // Only the tests look nodes up; no other crate does.
-    #[cfg(test)]
-    fn lookup(&self, path: &[&str]) -> Option<&StructuralSchema> {
+    pub(crate) fn lookup(&self, path: &[&str]) -> Option<&StructuralSchema> {
         let mut cur = self;
         for name in path {
             if let Some(next) = cur.node.properties.get(*name) {

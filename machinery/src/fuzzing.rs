@@ -14,6 +14,7 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
+use crate::decode;
 use crate::jsonpath::JsonPath;
 use crate::protobuf;
 use crate::schema::StructuralSchema;
@@ -33,6 +34,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("strategic_merge", strategic_merge),
     ("schema", schema),
     ("protobuf", protobuf),
+    ("body", body),
+    ("json_patch", json_patch),
 ];
 
 /// Deepest value [`Bytes`] builds: room for schemas and patches to nest a few times.
@@ -418,6 +421,65 @@ fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
     field(&mut out, 1, &type_meta);
     field(&mut out, 2, raw);
     out
+}
+
+/// A request body: first byte choosing its media type (JSON, YAML, protobuf, an apply
+/// patch, a JSON patch), then the body.
+pub fn body(data: &[u8]) {
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
+    match which % 5 {
+        0 => check_decoded(decode::decode_object(body, "application/json")),
+        1 => check_decoded(decode::decode_object(body, "application/yaml")),
+        2 => check_decoded(decode::decode_object(body, "application/vnd.kubernetes.protobuf")),
+        3 => check_decoded(decode::decode_yaml(body)),
+        _ => {
+            if let Ok(value) = decode::decode_json(body) {
+                assert!(
+                    depth(&value) <= decode::MAX_DEPTH,
+                    "a body deeper than the limit was accepted"
+                );
+            }
+        }
+    }
+}
+
+/// A decoded body is an object, no deeper than the limit, and survives JSON unchanged.
+fn check_decoded(decoded: crate::status::ApiResult<Value>) {
+    let Ok(value) = decoded else { return };
+    assert!(value.is_object(), "a decoded body is an object: {value}");
+    assert!(
+        depth(&value) <= decode::MAX_DEPTH,
+        "a body deeper than the limit was accepted"
+    );
+    let text = serde_json::to_vec(&value).expect("a decoded body serialises");
+    let again: Value = serde_json::from_slice(&text).expect("and parses back");
+    assert_eq!(again, value);
+}
+
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// An object and a patch (JSON texts): applied as a JSON patch and as a JSON merge patch.
+pub fn json_patch(data: &[u8]) {
+    let mut docs = values(data, 2).into_iter();
+    let (original, patch) = (docs.next().unwrap_or_default(), docs.next().unwrap_or_default());
+    let mut patched = original.clone();
+    if decode::apply_json_patch(&mut patched, &patch).is_ok() && patch.as_array().is_some_and(Vec::is_empty) {
+        assert_eq!(patched, original, "an empty JSON patch changes nothing");
+    }
+    // Merge patches are idempotent.
+    let mut once = original.clone();
+    decode::apply_merge_patch(&mut once, &patch);
+    let mut twice = once.clone();
+    decode::apply_merge_patch(&mut twice, &patch);
+    assert_eq!(once, twice, "merging {patch} twice differs from once");
 }
 
 /// `n` values from `data`: a stream of JSON texts if it holds `n` of them, else `n`

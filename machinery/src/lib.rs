@@ -6,6 +6,7 @@
 //! tables render, and how protobuf request bodies decode. It knows nothing of HTTP routing,
 //! storage, authentication or workspaces.
 
+pub mod decode;
 pub mod duration;
 // Entry points for the fuzzers in `fuzz/` and the corpus replay test; not an API.
 #[doc(hidden)]

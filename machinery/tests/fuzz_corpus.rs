@@ -203,3 +203,13 @@ fn schema() {
 fn protobuf() {
     replay("protobuf");
 }
+
+#[test]
+fn body() {
+    replay("body");
+}
+
+#[test]
+fn json_patch() {
+    replay("json_patch");
+}

@@ -4,8 +4,8 @@
 use axum::response::Response;
 use serde_json::Value;
 
-use super::body;
 use super::store::Ctx;
+use faros_machinery::decode;
 use faros_machinery::status::{ApiError, ApiResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +47,8 @@ impl PatchType {
 /// Decodes the patch document of the given type.
 pub fn decode(patch_type: PatchType, raw: &[u8]) -> ApiResult<Value> {
     let value = match patch_type {
-        PatchType::Apply => body::decode_yaml(raw)?,
-        _ => body::decode_json(raw)?,
+        PatchType::Apply => decode::decode_yaml(raw)?,
+        _ => decode::decode_json(raw)?,
     };
     match (patch_type, &value) {
         (PatchType::Json, Value::Array(_)) => Ok(value),
@@ -62,17 +62,8 @@ pub fn decode(patch_type: PatchType, raw: &[u8]) -> ApiResult<Value> {
 pub fn apply(ctx: &Ctx, patch_type: PatchType, current: &Value, patch: &Value) -> ApiResult<Value> {
     let mut doc = current.clone();
     match patch_type {
-        PatchType::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::new(
-                    faros_machinery::status::Reason::Invalid,
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
-            })?;
-        }
-        PatchType::Merge => json_patch::merge(&mut doc, patch),
+        PatchType::Json => decode::apply_json_patch(&mut doc, patch)?,
+        PatchType::Merge => decode::apply_merge_patch(&mut doc, patch),
         PatchType::Strategic => {
             // The patch strategies are those the kind's published schema declares, so the
             // server merges as kubectl computed the patch.

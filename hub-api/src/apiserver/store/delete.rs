@@ -41,7 +41,7 @@ pub(super) async fn delete_options(ctx: &Ctx, body: axum::body::Body) -> ApiResu
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(opts);
     }
-    let value = body::decode_json(&bytes)?;
+    let value = faros_machinery::decode::decode_json(&bytes)?;
     if let Some(p) = value["propagationPolicy"].as_str() {
         opts.propagation = crate::apiserver::query::parse_propagation(p)?;
     } else if value["orphanDependents"] == Value::Bool(true) {

@@ -252,7 +252,7 @@ pub(super) fn check_namespace(ctx: &Ctx, ns: &str) -> ApiResult<()> {
 
 pub(super) async fn read_object(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Value> {
     let bytes = body::read(body).await?;
-    body::decode_object(&bytes, &body::content_type(&ctx.headers))
+    faros_machinery::decode::decode_object(&bytes, &body::content_type(&ctx.headers))
 }
 
 pub(super) fn encode_for_storage(obj: &Value) -> Bytes {

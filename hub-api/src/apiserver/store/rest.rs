@@ -50,7 +50,7 @@ async fn read(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Value> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    body::decode_object(&bytes, &body::content_type(&ctx.headers))
+    faros_machinery::decode::decode_object(&bytes, &body::content_type(&ctx.headers))
 }
 
 fn created(kind: &str, api_version: &str, spec: Value, status: Value) -> Response {

@@ -1125,6 +1125,23 @@ mod tests {
     }
 
     #[test]
+    fn doubles_survive_the_json_the_hub_writes() {
+        // Read back from its shortest JSON form, this double came out one unit in the last
+        // place off until serde_json parsed floats exactly (its `float_roundtrip` feature).
+        let x = -2.5682921664342994e-6;
+        let schema = W::new().str(5, "number").double(19, x);
+        let version = W::new().str(1, "v1").msg(4, W::new().msg(1, schema));
+        let crd = W::new()
+            .msg(1, meta("x", ""))
+            .msg(2, W::new().str(1, "x.io").msg(7, version));
+        let object = ok("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd);
+        let multiple_of = &object["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["multipleOf"];
+        assert_eq!(multiple_of.as_f64(), Some(x));
+        let reread: Value = serde_json::from_str(&object.to_string()).expect("the object reparses");
+        assert_eq!(reread, object);
+    }
+
+    #[test]
     fn custom_resource_definition() {
         let string_schema = W::new().str(5, "string");
         let replicas = W::new()

@@ -54,8 +54,10 @@
 //! * Numbers compare by numeric value (`80` equals `80.0`), as Go's JSON
 //!   decoding into `float64` does.
 
-use std::collections::VecDeque;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use serde_json::{Map, Value};
 
@@ -292,6 +294,69 @@ fn json_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// A hash that values equal under [`json_eq`] share: numbers hash by their `f64` value, on
+/// which every equality `json_eq` finds agrees.
+fn json_hash(value: &Value) -> u64 {
+    fn feed(value: &Value, h: &mut DefaultHasher) {
+        match value {
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, b).hash(h),
+            Value::Number(n) => {
+                let f = n.as_f64().unwrap_or_default();
+                // -0.0 == 0.0, so they must hash alike.
+                (2u8, if f == 0.0 { 0 } else { f.to_bits() }).hash(h);
+            }
+            Value::String(s) => (3u8, s).hash(h),
+            Value::Array(items) => {
+                (4u8, items.len()).hash(h);
+                items.iter().for_each(|v| feed(v, h));
+            }
+            Value::Object(map) => {
+                (5u8, map.len()).hash(h);
+                for (k, v) in map {
+                    k.hash(h);
+                    feed(v, h);
+                }
+            }
+        }
+    }
+    let mut h = DefaultHasher::new();
+    feed(value, &mut h);
+    h.finish()
+}
+
+/// Where list items are, by identity: the hash narrows a lookup to a few candidates and
+/// [`json_eq`] decides, so merging long lists (thousands of finalizers, say) stays linear
+/// instead of comparing every patch item with every live one.
+#[derive(Default)]
+struct IdentityIndex {
+    buckets: HashMap<u64, Vec<usize>>,
+}
+
+impl IdentityIndex {
+    /// An index of `ids`, each at its position.
+    fn of(ids: &[Value]) -> IdentityIndex {
+        let mut index = IdentityIndex::default();
+        for (i, id) in ids.iter().enumerate() {
+            index.insert(id, i);
+        }
+        index
+    }
+
+    fn insert(&mut self, id: &Value, position: usize) {
+        self.buckets.entry(json_hash(id)).or_default().push(position);
+    }
+
+    /// The first position whose identity (as `identity_at` gives it) equals `id`.
+    fn find<'v>(&self, id: &Value, identity_at: impl Fn(usize) -> Option<&'v Value>) -> Option<usize> {
+        self.buckets
+            .get(&json_hash(id))?
+            .iter()
+            .copied()
+            .find(|&i| identity_at(i).is_some_and(|candidate| json_eq(candidate, id)))
+    }
+}
+
 fn has_directive(value: &Value) -> bool {
     value.as_object().is_some_and(|m| m.contains_key(DIRECTIVE_MARKER))
 }
@@ -309,11 +374,6 @@ fn identities(items: &[Value], key: Option<&str>) -> Vec<Value> {
     items.iter().map(|v| identity(v, key).clone()).collect()
 }
 
-fn position(ids: &[Value], item: &Value, key: Option<&str>) -> Option<usize> {
-    let id = identity(item, key);
-    ids.iter().position(|x| json_eq(x, id))
-}
-
 /// Kubernetes' element-order normalisation: items identified in `patch_ids`
 /// are sorted by it, the others by `server_ids`; then the server-only items
 /// are interleaved with the patch items using their live positions.
@@ -321,11 +381,13 @@ fn normalize_order(merged: Vec<Value>, patch_ids: &[Value], server_ids: &[Value]
     // (sort position, position in the live list, item)
     type Entry = (usize, Option<usize>, Value);
     let total = merged.len();
+    let (server_index, patch_index) = (IdentityIndex::of(server_ids), IdentityIndex::of(patch_ids));
     let mut from_patch: Vec<Entry> = Vec::new();
     let mut server_only: Vec<Entry> = Vec::new();
     for item in merged {
-        let live = position(server_ids, &item, key);
-        match position(patch_ids, &item, key) {
+        let id = identity(&item, key);
+        let live = server_index.find(id, |i| server_ids.get(i));
+        match patch_index.find(id, |i| patch_ids.get(i)) {
             Some(p) => from_patch.push((p, live, item)),
             None => server_only.push((live.unwrap_or(usize::MAX), live, item)),
         }
@@ -665,8 +727,10 @@ impl Merger<'_> {
             let server_ids = original.clone();
             let patch_ids: Vec<Value> = items.iter().map(|v| (*v).clone()).collect();
             let mut merged: Vec<Value> = Vec::with_capacity(original.len() + items.len());
+            let mut seen = IdentityIndex::default();
             for value in original.into_iter().chain(patch_ids.iter().cloned()) {
-                if !merged.iter().any(|m| json_eq(m, &value)) {
+                if seen.find(&value, |i| merged.get(i)).is_none() {
+                    seen.insert(&value, merged.len());
                     merged.push(value);
                 }
             }
@@ -681,14 +745,22 @@ impl Merger<'_> {
         };
         let server_ids = identities(&original, Some(key));
         let mut patch_ids = Vec::with_capacity(items.len());
-        let mut merged = original;
+        // Items merged away by their patch become None and are dropped at the end, so the
+        // index's positions stay valid throughout.
+        let mut by_key = IdentityIndex::default();
+        for (i, item) in original.iter().enumerate() {
+            if let Some(id) = item.get(key) {
+                by_key.insert(id, i);
+            }
+        }
+        let mut merged: Vec<Option<Value>> = original.into_iter().map(Some).collect();
         for item in items {
             let Value::Object(item_map) = item else {
                 return Err(fail(path, "list element types are not identical"));
             };
             let Some(key_value) = item_map.get(key) else {
                 if fresh {
-                    merged.extend(self.merge_map(Map::new(), item_map, path)?.map(Value::Object));
+                    merged.push(self.merge_map(Map::new(), item_map, path)?.map(Value::Object));
                     continue;
                 }
                 return Err(fail(
@@ -697,26 +769,26 @@ impl Merger<'_> {
                 ));
             };
             patch_ids.push(key_value.clone());
-            let found = merged
-                .iter()
-                .position(|o| o.get(key).is_some_and(|ov| json_eq(ov, key_value)));
+            let found = by_key.find(key_value, |i| merged.get(i)?.as_ref()?.get(key));
             match found {
                 Some(index) => {
-                    if let Value::Object(current) = &mut merged[index] {
+                    if let Some(Value::Object(current)) = &mut merged[index] {
                         let taken = std::mem::take(current);
                         match self.merge_map(taken, item_map, path)? {
                             Some(m) => *current = m,
-                            None => {
-                                merged.remove(index);
-                            }
+                            None => merged[index] = None,
                         }
                     }
                 }
                 None => {
-                    merged.extend(self.merge_map(Map::new(), item_map, path)?.map(Value::Object));
+                    if let Some(added) = self.merge_map(Map::new(), item_map, path)? {
+                        by_key.insert(key_value, merged.len());
+                        merged.push(Some(Value::Object(added)));
+                    }
                 }
             }
         }
+        let merged: Vec<Value> = merged.into_iter().flatten().collect();
         Ok(normalize_order(merged, &patch_ids, &server_ids, Some(key)))
     }
 
@@ -883,7 +955,8 @@ fn delete_from_primitive_list(
                     format_args!("{directive} only applies to lists of primitives"),
                 ));
             }
-            items.retain(|v| !values.iter().any(|d| json_eq(v, d)));
+            let doomed = IdentityIndex::of(values);
+            items.retain(|v| doomed.find(v, |i| values.get(i)).is_none());
             Ok(())
         }
         Some(other) => Err(fail(

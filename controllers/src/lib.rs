@@ -1,7 +1,7 @@
 //! Faros controllers: everything that reacts to objects. They are ordinary API clients
 //! (kube-rs over loopback TLS with their own client certificate) and never reach into
 //! storage, so the same code runs in-process with `--all-in-one` or as a separate
-//! `hub-api controllers`. This crate depends on `faros-api`, `faros-kubeconfig` and `kube`,
+//! `hub-api controllers`. This crate depends on `faros-api` and `kube`,
 //! never on the server.
 
 mod agent_lifecycle;

@@ -6,8 +6,9 @@
 //! deleted. The hub refuses such a token as soon as its Secret or ServiceAccount is gone,
 //! whether or not this controller has caught up.
 //!
-//! Minting needs the hub's signing key, which the process that owns it installs with
-//! [`install`]; without it (controllers running out of process) token Secrets stay empty.
+//! Minting needs the hub's signing key, which the process that owns it passes in as the
+//! [`crate::ControllerConfig`]'s `token_signer`; without it (controllers running out of
+//! process) token Secrets stay empty.
 
 use std::sync::Arc;
 

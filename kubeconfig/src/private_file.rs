@@ -26,7 +26,12 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<(
     let resolved;
     let path = match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
-            resolved = fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))?;
+            // The link's target, which need not exist yet (a first write through the link).
+            let target = fs::read_link(path).with_context(|| format!("resolving {}", path.display()))?;
+            resolved = match path.parent() {
+                Some(dir) if target.is_relative() => dir.join(target),
+                _ => target,
+            };
             resolved.as_path()
         }
         _ => path,
@@ -146,6 +151,12 @@ pub(crate) mod tests {
         write_private(&link, b"new").unwrap();
         assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(fs::read_to_string(&real).unwrap(), "new");
+        // A link to a file that does not exist yet: the file is created, the link kept.
+        let dangling = dir.0.join("dangling");
+        std::os::unix::fs::symlink("later", &dangling).unwrap();
+        write_private(&dangling, b"first").unwrap();
+        assert!(fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(dir.0.join("later")).unwrap(), "first");
         // Through a link, so a regression replaces the link and never the device itself.
         let null = dir.0.join("null");
         std::os::unix::fs::symlink("/dev/null", &null).unwrap();

@@ -1,5 +1,5 @@
 //! Durations as Kubernetes writes and reads them: Go's `time.ParseDuration` syntax for
-//! flags, and kubectl's `HumanDuration` for ages.
+//! flags (the units `ms`, `s`, `m`, `h`; no sign), and kubectl's `HumanDuration` for ages.
 
 use std::time::Duration;
 

@@ -3,8 +3,9 @@
 //! Everything here is a pure function of its input: how a `Status` error looks, how label
 //! and field selectors parse and match, how JSONPath evaluates, how a structural schema
 //! prunes, defaults and validates, how strategic merge patches apply, how `kubectl get`
-//! tables render, and how protobuf request bodies decode. It knows nothing of HTTP routing,
-//! storage, authentication or workspaces.
+//! tables render, how request bodies (JSON, YAML, protobuf) decode and JSON and merge patches
+//! apply, how Go durations read and print, and how object metadata is read and stamped. It
+//! knows nothing of HTTP routing, storage, authentication or workspaces.
 
 pub mod decode;
 pub mod duration;

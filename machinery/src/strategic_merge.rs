@@ -1819,4 +1819,27 @@ mod tests {
         .unwrap();
         assert_eq!(original, copy);
     }
+
+    #[test]
+    fn values_equal_as_json_hash_alike() {
+        let pairs = [
+            (json!(1), json!(1.0)),
+            (json!(-0.0), json!(0)),
+            (json!(9_007_199_254_740_993_u64), json!(9_007_199_254_740_992.0)),
+            (json!({"a": [1, {"b": 2.0}]}), json!({"a": [1.0, {"b": 2}]})),
+        ];
+        for (a, b) in &pairs {
+            assert!(json_eq(a, b), "{a} {b}");
+            assert_eq!(json_hash(a), json_hash(b), "{a} {b}");
+        }
+        let index = IdentityIndex::of(&[json!("x"), json!(2), json!("x")]);
+        let ids = [json!("x"), json!(2), json!("x")];
+        assert_eq!(
+            index.find(&json!("x"), |i| ids.get(i)),
+            Some(0),
+            "the first of equal items"
+        );
+        assert_eq!(index.find(&json!(2.0), |i| ids.get(i)), Some(1));
+        assert_eq!(index.find(&json!("y"), |i| ids.get(i)), None);
+    }
 }

@@ -23,9 +23,14 @@ pub fn binary(version: &str) -> Option<PathBuf> {
 }
 
 /// Whether kubectl `version` is installed; when it is not, says on stderr that the caller
-/// skips it, so a machine with fewer kubectl versions runs the rest instead of failing.
+/// skips it, so a machine with fewer kubectl versions runs the rest instead of failing. The
+/// [`BASELINE`] version is never optional: without it the suites would test nothing.
 pub fn installed(version: &str) -> bool {
     let found = binary(version).is_some();
+    assert!(
+        found || version != BASELINE,
+        "kubectl.{BASELINE} is required (`dpkg -L kubectl | grep kubectl.1.` lists what is installed)"
+    );
     if !found {
         eprintln!("skipped: kubectl.{version} is not installed here (`dpkg -L kubectl | grep kubectl.1.` lists them)");
     }

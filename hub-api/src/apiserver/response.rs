@@ -33,21 +33,19 @@ pub fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
 
 /// The `Status` a failure answers with, and the headers that go with it.
 pub fn error(e: ApiError) -> Response {
-    {
-        let mut response = json(e.code(), &e.to_status());
-        if e.reason == faros_machinery::status::Reason::RequestEntityTooLarge {
-            // The rest of the body is never read, so an HTTP/1.1 connection cannot be reused;
-            // say so instead of letting the client race the close (hyper drops this header
-            // on HTTP/2, where it does not apply).
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        if let Some(seconds) = e.retry_after
-            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
+    let mut response = json(e.code(), &e.to_status());
+    if e.reason == faros_machinery::status::Reason::RequestEntityTooLarge {
+        // The rest of the body is never read, so an HTTP/1.1 connection cannot be reused;
+        // say so instead of letting the client race the close (hyper drops this header
+        // on HTTP/2, where it does not apply).
         response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    if let Some(seconds) = e.retry_after
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }

@@ -268,7 +268,6 @@ impl KindBuilder {
     pub fn rest(mut self, rest: Rest) -> Self {
         self.0.rest = Some(rest);
         self.0.name_rule = NameRule::PathSegment;
-        self.0.allow_unconditional_update = false;
         self
     }
 
@@ -523,22 +522,27 @@ impl Catalog {
             let prefix = Prefix::resource(group, resource);
             self.cache.watch(prefix.as_str(), None).map(|start| start.live)
         };
-        let (Ok(mut crds), Ok(mut schemas)) = (
-            follow("apiextensions.k8s.io", "customresourcedefinitions"),
-            follow("apis.kcp.io", "apiresourceschemas"),
-        ) else {
-            return;
-        };
         loop {
-            let event = tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
-                event = crds.recv() => event,
-                event = schemas.recv() => event,
+            let (Ok(mut crds), Ok(mut schemas)) = (
+                follow("apiextensions.k8s.io", "customresourcedefinitions"),
+                follow("apis.kcp.io", "apiresourceschemas"),
+            ) else {
+                return;
             };
-            // A feed that fell behind ends; the memos then keep at most a few stale entries.
-            let Ok(event) = event else { return };
-            if event.kind == EventKind::Deleted {
-                self.forget(&event.object.key);
+            loop {
+                let event = tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    event = crds.recv() => event,
+                    event = schemas.recv() => event,
+                };
+                match event {
+                    Ok(event) if event.kind == EventKind::Deleted => self.forget(&event.object.key),
+                    Ok(_) => {}
+                    // Fell behind: follow again from now. A definition deleted in the gap
+                    // keeps its memo entry, which is keyed by revision and never served.
+                    Err(faros_storage::FeedEnded::Lagged) => break,
+                    Err(faros_storage::FeedEnded::Closed) => return,
+                }
             }
         }
     }

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Condition;
+use crate::workloads::ResourceList;
 
 /// Default heartbeat interval of an agent, in seconds.
 /// The logical cluster (and workspace name under root) that exports the edge API.
@@ -154,7 +155,9 @@ pub struct LocalObjectReference {
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Hostname","type":"string","jsonPath":".status.device.hostname","priority":1}"#,
     printcolumn = r#"{"name":"OS","type":"string","jsonPath":".status.device.os","priority":1}"#,
-    printcolumn = r#"{"name":"Arch","type":"string","jsonPath":".status.device.architecture","priority":1}"#
+    printcolumn = r#"{"name":"Arch","type":"string","jsonPath":".status.device.architecture","priority":1}"#,
+    printcolumn = r#"{"name":"Workloads","type":"integer","jsonPath":".status.workloadCount","priority":1}"#,
+    printcolumn = r#"{"name":"Unschedulable","type":"boolean","jsonPath":".spec.unschedulable","priority":1}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AgentSpec {
@@ -171,6 +174,10 @@ pub struct AgentSpec {
     /// A paused agent keeps heartbeating but applies no spec changes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+    /// A cordoned agent gets no new placements; what it runs stays
+    /// (`kubectl faros agent cordon|uncordon|drain`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unschedulable: bool,
 }
 
 impl AgentSpec {
@@ -211,6 +218,39 @@ pub struct AgentStatus {
     /// The effective heartbeat interval, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_interval_seconds: Option<i64>,
+    /// What the device has in all.
+    #[serde(default, skip_serializing_if = "ResourceList::is_empty")]
+    pub capacity: ResourceList,
+    /// What workloads may use: the capacity less what the device keeps for itself.
+    #[serde(default, skip_serializing_if = "ResourceList::is_empty")]
+    pub allocatable: ResourceList,
+    /// What the placements assigned to the device request.
+    #[serde(default, skip_serializing_if = "ResourceList::is_empty")]
+    pub allocated: ResourceList,
+    /// The workload runtimes the device offers (`podman`, `process`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtimes: Vec<String>,
+    /// What runs on the device, one line per placement (at most
+    /// [`MAX_REPORTED_WORKLOADS`]; `workloadCount` counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<AgentWorkload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_count: Option<i32>,
+}
+
+/// How many placements an Agent's status lists by name; the rest are counted only, so the
+/// object stays small however much a device runs.
+pub const MAX_REPORTED_WORKLOADS: usize = 64;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentWorkload {
+    pub workload: String,
+    pub placement: String,
+    /// The placement's phase as the device sees it.
+    pub phase: String,
+    #[serde(default)]
+    pub ready: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

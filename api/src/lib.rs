@@ -10,10 +10,11 @@ pub mod edge;
 pub mod meta;
 pub mod policy;
 pub mod tenancy;
+pub mod workloads;
 
 pub use conditions::Condition;
 
-/// The API group of the edge API (`Agent`, `Registration`).
+/// The API group of the edge API (`Agent`, `Registration`, `Workload`, `Placement`).
 pub const EDGE_GROUP: &str = "edge.faros.sh";
 /// The served version of the edge API.
 pub const EDGE_VERSION: &str = "v1alpha1";

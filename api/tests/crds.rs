@@ -11,10 +11,12 @@ const HEADER: &str = "# Generated from the faros-api types; do not edit.\n\
                       # Regenerate: FAROS_UPDATE_CRDS=1 cargo test -p faros-api --test crds\n";
 
 fn all_crds() -> Vec<CustomResourceDefinition> {
-    use faros_api::{apis, edge, tenancy};
+    use faros_api::{apis, edge, tenancy, workloads};
     vec![
         edge::Agent::crd(),
         edge::Registration::crd(),
+        workloads::Workload::crd(),
+        workloads::Placement::crd(),
         tenancy::Workspace::crd(),
         tenancy::WorkspaceType::crd(),
         tenancy::LogicalCluster::crd(),

@@ -77,6 +77,21 @@ fn agents_read_and_report_on_their_own_placements_only() {
     let placement = get_json(&tenant, &["placement", "web-a1"]).unwrap();
     assert_eq!(placement["metadata"]["labels"]["edge.faros.sh/agent"], "a1");
     assert_eq!(placement["metadata"]["labels"]["edge.faros.sh/workload"], "web");
+    // Selectable by the fields too, as `spec.nodeName` is for pods.
+    for selector in ["spec.agent=a1", "spec.workload=web"] {
+        let listed = ok(
+            &tenant,
+            &["get", "placements", "--field-selector", selector, "-o", "name"],
+            None,
+        );
+        assert_eq!(listed.trim(), "placement.edge.faros.sh/web-a1", "{selector}");
+    }
+    let listed = ok(
+        &tenant,
+        &["get", "placements", "--field-selector", "spec.agent=a2", "-o", "name"],
+        None,
+    );
+    assert!(listed.trim().is_empty(), "{listed}");
 
     // a1 sees it through the selector naming itself; every other way of listing is refused.
     let own = ok(
@@ -131,6 +146,7 @@ fn agents_read_and_report_on_their_own_placements_only() {
         vec!["get", "placement", "web-a1", "--subresource=status"],
         vec!["get", "placements", "-l", "edge.faros.sh/agent=a1"],
         vec!["get", "placements", "--field-selector", "metadata.name=web-a1"],
+        vec!["get", "placements", "--field-selector", "spec.agent=a1"],
         vec!["get", "placements", "--watch", "--request-timeout=2s"],
     ] {
         let (success, stdout, stderr) = kubectl(a2, &args, None);

@@ -280,3 +280,68 @@ fn workload_specs_are_checked_with_field_paths() {
     );
     assert_eq!(stored["spec"]["template"]["restartPolicy"], "Always");
 }
+
+#[test]
+fn placements_of_a_silent_agent_turn_unknown() {
+    let hub = TestHub::start_with_args(HUB, true, &["--agent-monitor-grace-period", "2s"]);
+    let tenant = ready_workspace(&hub, "plant", "faros");
+    ok(
+        &tenant,
+        &["create", "-f", "-"],
+        Some("apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata: {name: a1, namespace: default}\nspec: {heartbeatIntervalSeconds: 1}\n"),
+    );
+    ok(&tenant, &["create", "-f", "-"], Some(PLACEMENT));
+    let running = r#"{"status":{"phase":"Running","ready":true}}"#;
+    ok(
+        &tenant,
+        &[
+            "patch",
+            "placement",
+            "web-a1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            running,
+        ],
+        None,
+    );
+    let mut finished = PLACEMENT
+        .replace("web-a1", "job-a1")
+        .replace("workload: web", "workload: job");
+    finished.push('\n');
+    ok(&tenant, &["create", "-f", "-"], Some(&finished));
+    let done = r#"{"status":{"phase":"Succeeded"}}"#;
+    ok(
+        &tenant,
+        &[
+            "patch",
+            "placement",
+            "job-a1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            done,
+        ],
+        None,
+    );
+
+    // a1 never heartbeats: past the grace period it is Unknown, and so is what it runs.
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            get_json(&tenant, &["placement", "web-a1"]).is_some_and(|p| p["status"]["phase"] == "Unknown")
+        }),
+        "the placement of a silent agent turns Unknown"
+    );
+    let placement = get_json(&tenant, &["placement", "web-a1"]).unwrap();
+    assert_eq!(placement["status"]["ready"], false);
+    assert_eq!(placement["status"]["reason"], "AgentStatusUnknown");
+    assert!(
+        placement["status"]["message"].as_str().unwrap().contains("Running"),
+        "{placement}"
+    );
+    // What finished keeps its outcome.
+    assert_eq!(
+        get_json(&tenant, &["placement", "job-a1"]).unwrap()["status"]["phase"],
+        "Succeeded"
+    );
+}

@@ -1,20 +1,31 @@
-//! `edge-agent`: the Faros device agent. It joins the hub with a registration kubeconfig,
-//! switches to its own rotating credential, reconciles its `Agent` (spec in, status out),
-//! heartbeats with a Lease, and survives the hub going away.
+//! The Faros device agent. It joins the hub with a registration kubeconfig, switches to its
+//! own rotating credential, reconciles its `Agent` (spec in, status out), heartbeats with a
+//! Lease, runs the workloads placed on the device, and survives the hub going away.
+//!
+//! A library with a thin binary (`main.rs`) so that the integration tests can drive the
+//! workload runtimes directly; [`main`] is the whole command line.
 
 mod agent;
 mod backoff;
 mod facts;
 mod identity;
 mod simulate;
+pub mod workloads;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use faros_api::workloads::{Quantity, Resources};
 use kube::api::Api;
 use kube::{Client, ResourceExt};
-use tokio::sync::watch;
+use tokio::sync::{Notify, mpsc, watch};
+
+use workloads::podman::{Podman, PodmanConfig};
+use workloads::process::{ProcessConfig, Processes};
+use workloads::{AgentRef, AnyRuntime, Layout, Reconciler, ReconcilerOptions, Reporter, RuntimeSet, StatusBoard};
 
 /// The Faros device agent: reconciles this device's `Agent` object and reports its status.
 #[derive(Parser)]
@@ -46,8 +57,77 @@ struct Cli {
     /// Renew the token this often instead of at 80% of its lifetime (for tests).
     #[arg(long, hide = true)]
     rotate_every_seconds: Option<u64>,
+    #[command(flatten)]
+    workloads: WorkloadArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// How the agent runs workloads and what it reports about the device's room for them.
+#[derive(Args)]
+struct WorkloadArgs {
+    /// The runtimes to offer, of `podman` and `process` (default: every one that works here).
+    #[arg(long, env = "FAROS_AGENT_RUNTIMES", value_delimiter = ',', global = true)]
+    runtimes: Option<Vec<String>>,
+    /// The podman binary.
+    #[arg(long, env = "FAROS_PODMAN", default_value = "podman", global = true)]
+    podman: PathBuf,
+    /// The cpu the device offers, as a quantity (`4`, `3500m`; default: its cpus).
+    #[arg(long, value_parser = parse_cpu, global = true)]
+    capacity_cpu: Option<i64>,
+    /// The memory the device offers, as a quantity (`8Gi`; default: its memory).
+    #[arg(long, value_parser = parse_memory, global = true)]
+    capacity_memory: Option<i64>,
+    /// The cpu kept for the device itself, not for workloads (`500m`).
+    #[arg(long, value_parser = parse_cpu, default_value = "0", global = true)]
+    reserved_cpu: i64,
+    /// The memory kept for the device itself (`256Mi`).
+    #[arg(long, value_parser = parse_memory, default_value = "0", global = true)]
+    reserved_memory: i64,
+    /// Largest size of a process's stdout and stderr files before they are rotated.
+    #[arg(long, default_value_t = 10 * 1024 * 1024, global = true)]
+    process_log_max_bytes: u64,
+    /// How long a workload may take to stop before it is killed.
+    #[arg(long, default_value_t = 10, global = true)]
+    stop_grace_seconds: u64,
+    /// How often the runtimes are checked for ended workloads, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000), global = true)]
+    poll_interval_ms: u64,
+    /// Placement status writes per second at most, all placements together.
+    #[arg(long, default_value_t = 10.0, global = true)]
+    status_writes_per_second: f64,
+}
+
+fn parse_quantity(s: &str, millis: bool) -> Result<i64, String> {
+    let q = Quantity(s.to_string());
+    let value = if millis { q.millis() } else { q.value() };
+    value
+        .filter(|v| *v >= 0)
+        .ok_or_else(|| format!("{s:?} is not a quantity such as 2, 500m, 512Mi or 4G"))
+}
+
+fn parse_cpu(s: &str) -> Result<i64, String> {
+    parse_quantity(s, true)
+}
+
+fn parse_memory(s: &str) -> Result<i64, String> {
+    parse_quantity(s, false)
+}
+
+impl WorkloadArgs {
+    fn capacity(&self) -> agent::Capacity {
+        agent::Capacity {
+            cpu_millis: self.capacity_cpu,
+            memory_bytes: self.capacity_memory,
+        }
+    }
+
+    fn reserved(&self) -> Resources {
+        Resources {
+            cpu_millis: self.reserved_cpu,
+            memory_bytes: self.reserved_memory,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -66,7 +146,8 @@ enum Command {
     },
 }
 
-fn main() -> std::process::ExitCode {
+/// The `edge-agent` command: parses the command line and runs until stopped.
+pub fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -170,6 +251,9 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             namespace,
             prefix,
             heartbeat_interval_seconds,
+            capacity: cli.workloads.capacity(),
+            reserved: cli.workloads.reserved(),
+            status_writes_per_second: cli.workloads.status_writes_per_second,
         };
         return simulate::run(client, opts, shutdown).await;
     }
@@ -187,6 +271,51 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
     tracing::info!(agent = %name, %namespace, server = %bootstrap.config.cluster_url, state = %state_dir.display(), version = facts::AGENT_VERSION, "starting");
 
+    // Workloads first: what the device runs is re-adopted and supervised from the state
+    // directory before, and whether or not, the hub answers.
+    let agent_ref = AgentRef {
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
+    let args = &cli.workloads;
+    let layout = Layout::new(&state_dir);
+    let wake = Arc::new(Notify::new());
+    let poll = Duration::from_millis(args.poll_interval_ms);
+    let stop_grace = Duration::from_secs(args.stop_grace_seconds);
+    let candidates = vec![
+        AnyRuntime::Podman(Podman::new(PodmanConfig {
+            binary: args.podman.clone(),
+            env: Vec::new(),
+            agent: agent_ref.clone(),
+            stop_grace,
+            poll_interval: poll,
+        })),
+        AnyRuntime::Process(Processes::new(
+            ProcessConfig {
+                layout: layout.clone(),
+                log_max_bytes: args.process_log_max_bytes,
+                stop_grace,
+                poll_interval: poll,
+            },
+            wake.clone(),
+        )),
+    ];
+    let runtimes = RuntimeSet::detect(candidates, args.runtimes.as_deref(), wake).await;
+    let runtime_names = runtimes.names();
+    tracing::info!(runtimes = ?runtime_names, "workload runtimes");
+    let device = facts::collect();
+    let address = device.addresses.first().cloned().unwrap_or_else(|| "127.0.0.1".into());
+    let board = StatusBoard::new();
+    let opts = ReconcilerOptions {
+        agent: agent_ref,
+        layout,
+        persist: true,
+        address,
+    };
+    let (reconciler, summary) = Reconciler::new(opts, runtimes, board.clone());
+    let (assignments, assigned) = mpsc::channel(64);
+    tokio::spawn(reconciler.run(assigned, shutdown.clone()));
+
     let join = identity::JoinOptions {
         namespace: &namespace,
         name: &name,
@@ -203,6 +332,14 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
     let (tx, rx) = watch::channel(None);
     let api: Api<faros_api::edge::Agent> = Api::namespaced(identity.client.clone(), &namespace);
     tokio::spawn(agent::watch_own(api, name.clone(), tx));
+    let placements = Api::namespaced(identity.client.clone(), &namespace);
+    tokio::spawn(workloads::watch_placements(
+        placements.clone(),
+        name.clone(),
+        assignments,
+    ));
+    let reporter = Reporter::new(placements, board, args.status_writes_per_second, 4);
+    tokio::spawn(reporter.run(shutdown.clone()));
     if let Some(stored) = identity.stored {
         let objects = rx.clone();
         let uid = move || objects.borrow().as_ref().and_then(|a| a.uid());
@@ -215,6 +352,12 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         name,
         facts: agent::Facts::Device,
         applied_file: Some(state_dir.join("applied.json")),
+        workloads: Some(agent::WorkloadReport {
+            capacity: args.capacity(),
+            reserved: args.reserved(),
+            runtimes: runtime_names,
+            summary,
+        }),
     };
     agent::run(ctx, rx, shutdown).await
 }

@@ -9,6 +9,8 @@
 //! bound tokens, and its isolation assertions need RBAC enforcement.
 //! `agent_lifecycle_with_an_admin_kubeconfig` needs none of it.
 
+mod workloads;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -310,6 +310,7 @@ impl Reconciler {
                 for name in gone {
                     tracing::info!(placement = %name, "no longer assigned");
                     self.assigned.remove(&name);
+                    self.board.remove(&name);
                     self.save_pending = true;
                 }
                 if !self.known {
@@ -326,6 +327,7 @@ impl Reconciler {
                     tracing::info!(placement = %name, "deleted by the hub");
                     self.save_pending = true;
                 }
+                self.board.remove(&name);
                 self.deleted.insert(name);
             }
         }
@@ -344,6 +346,7 @@ impl Reconciler {
             if self.assigned.remove(&name).is_some() {
                 self.save_pending = true;
             }
+            self.board.remove(&name);
             self.deleted.insert(name);
             return None;
         }

@@ -21,22 +21,24 @@ use crate::backoff::Backoff;
 /// The newest status of every placement, shared by the reconciler(s) and the reporter.
 #[derive(Clone, Default)]
 pub struct StatusBoard {
-    inner: Arc<Mutex<Board>>,
+    inner: Arc<Mutex<HashMap<String, Entry>>>,
     changed: Arc<Notify>,
 }
 
-#[derive(Default)]
-struct Board {
-    entries: HashMap<String, Entry>,
-    next_seq: u64,
+struct Entry {
+    /// The newest status; `None` until the reconciler has computed one.
+    status: Option<PlacementStatus>,
+    /// What the hub has: from the watch, or what was last written successfully. A status
+    /// the hub changed meanwhile (`Unknown` while the device was away) differs, and is
+    /// written again.
+    remote: Option<PlacementStatus>,
 }
 
-struct Entry {
-    status: PlacementStatus,
-    /// Bumped on every change; the reporter remembers the last it wrote.
-    seq: u64,
-    /// The status the hub has, as last seen in the watch.
-    remote: Option<PlacementStatus>,
+impl Entry {
+    fn pending(&self) -> Option<&PlacementStatus> {
+        let status = self.status.as_ref()?;
+        self.remote.as_ref().is_none_or(|r| !same(r, status)).then_some(status)
+    }
 }
 
 /// Equal but for the time stamp.
@@ -61,84 +63,72 @@ impl StatusBoard {
         let Ok(mut board) = self.inner.lock() else {
             return false;
         };
-        let board = &mut *board;
-        match board.entries.get_mut(placement) {
-            Some(entry) if entry.seq > 0 && same(&entry.status, &status) => return false,
-            Some(entry) => {
-                status.last_update_time = Some(super::now_rfc3339());
-                board.next_seq += 1;
-                entry.status = status;
-                entry.seq = board.next_seq;
-            }
-            None => {
-                status.last_update_time = Some(super::now_rfc3339());
-                board.next_seq += 1;
-                board.entries.insert(
-                    placement.to_string(),
-                    Entry {
-                        status,
-                        seq: board.next_seq,
-                        remote: None,
-                    },
-                );
-            }
+        let entry = board.entry(placement.to_string()).or_insert(Entry {
+            status: None,
+            remote: None,
+        });
+        if entry.status.as_ref().is_some_and(|s| same(s, &status)) {
+            return false;
         }
-        self.changed.notify_one();
+        // What the hub has is not news: keep its time stamp.
+        status.last_update_time = match &entry.remote {
+            Some(remote) if same(remote, &status) => remote.last_update_time.clone(),
+            _ => Some(super::now_rfc3339()),
+        };
+        let pending = entry.remote.as_ref().is_none_or(|r| !same(r, &status));
+        entry.status = Some(status);
+        if pending {
+            self.changed.notify_one();
+        }
         true
     }
 
-    /// Records the status the hub holds for `placement` (from the watch), so that an agent
-    /// that restarts does not write again what the hub already has.
+    /// Records the status the hub holds for `placement` (from the watch), so that what the
+    /// hub already has is not written again — after an agent restart too — and what the hub
+    /// changed is.
     pub fn seen_remote(&self, placement: &str, status: Option<&PlacementStatus>) {
         let Ok(mut board) = self.inner.lock() else {
             return;
         };
-        match board.entries.get_mut(placement) {
-            Some(entry) => entry.remote = status.cloned(),
-            // Not computed yet: kept (unpublished, seq 0) for when it is.
-            None => {
-                if let Some(status) = status {
-                    board.entries.insert(
-                        placement.to_string(),
-                        Entry {
-                            status: status.clone(),
-                            seq: 0,
-                            remote: Some(status.clone()),
-                        },
-                    );
-                }
-            }
+        let entry = board.entry(placement.to_string()).or_insert(Entry {
+            status: None,
+            remote: None,
+        });
+        entry.remote = status.cloned();
+        if entry.pending().is_some() {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Records a successful write.
+    fn written(&self, placement: &str, status: PlacementStatus) {
+        if let Ok(mut board) = self.inner.lock()
+            && let Some(entry) = board.get_mut(placement)
+        {
+            entry.remote = Some(status);
         }
     }
 
     /// Forgets `placement` (no longer assigned).
     pub fn remove(&self, placement: &str) {
         if let Ok(mut board) = self.inner.lock() {
-            board.entries.remove(placement);
+            board.remove(placement);
         }
     }
 
     /// The newest status of `placement`.
     pub fn get(&self, placement: &str) -> Option<PlacementStatus> {
-        let board = self.inner.lock().ok()?;
-        board
-            .entries
-            .get(placement)
-            .filter(|e| e.seq > 0)
-            .map(|e| e.status.clone())
+        self.inner.lock().ok()?.get(placement)?.status.clone()
     }
 
-    /// What differs from both the last write and the hub's copy.
-    fn pending(&self, written: &HashMap<String, u64>) -> Vec<(String, PlacementStatus, u64)> {
+    /// The statuses that differ from the hub's copy.
+    fn pending(&self) -> Vec<(String, PlacementStatus)> {
         let Ok(board) = self.inner.lock() else {
             return Vec::new();
         };
         board
-            .entries
             .iter()
-            .filter(|(name, e)| e.seq > written.get(*name).copied().unwrap_or(0))
-            .filter(|(_, e)| e.remote.as_ref().is_none_or(|r| !same(r, &e.status)))
-            .map(|(name, e)| (name.clone(), e.status.clone(), e.seq))
+            .filter_map(|(name, e)| e.pending().map(|s| (name.clone(), s.clone())))
             .collect()
     }
 }
@@ -236,7 +226,6 @@ impl Reporter {
     }
 
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut written: HashMap<String, u64> = HashMap::new();
         let mut failures = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut failing = 0u32;
         let mut wake: Option<Instant> = None;
@@ -249,32 +238,28 @@ impl Reporter {
             wake = None;
             let now = Instant::now();
             let mut batch = Vec::new();
-            for (name, status, seq) in self.board.pending(&written) {
+            for (name, status) in self.board.pending() {
                 match self.limiter.admit(&name, now) {
-                    Ok(()) => batch.push((name, status, seq)),
+                    Ok(()) => batch.push((name, status)),
                     Err(at) => wake = Some(wake.map_or(at, |w| w.min(at))),
                 }
             }
             let api = &self.api;
             let results: Vec<_> = futures::stream::iter(batch)
-                .map(|(name, status, seq)| async move {
+                .map(|(name, status)| async move {
                     let patch = Patch::Merge(status_patch(&status));
                     let result = api.patch_status(&name, &PatchParams::default(), &patch).await;
-                    (name, seq, result)
+                    (name, status, result)
                 })
                 .buffer_unordered(self.concurrency)
                 .collect()
                 .await;
             let mut failed = false;
-            for (name, seq, result) in results {
+            for (name, status, result) in results {
                 match result {
-                    Ok(_) => {
-                        written.insert(name, seq);
-                    }
+                    Ok(_) => self.board.written(&name, status),
                     // Gone from the hub: nothing to report on; the watch removes it here.
-                    Err(kube::Error::Api(s)) if s.code == 404 => {
-                        written.insert(name, seq);
-                    }
+                    Err(kube::Error::Api(s)) if s.code == 404 => self.board.written(&name, status),
                     Err(e) => {
                         self.limiter.forget(&name);
                         if failing == 0 || failing.is_power_of_two() {
@@ -292,10 +277,6 @@ impl Reporter {
                 tracing::info!("placement statuses are reported again");
                 failing = 0;
                 failures.reset();
-            }
-            written.retain(|name, _| self.board.inner.lock().is_ok_and(|b| b.entries.contains_key(name)));
-            if !self.board.pending(&written).is_empty() && wake.is_none() {
-                wake = Some(Instant::now() + Duration::from_millis(100));
             }
         }
     }
@@ -345,11 +326,10 @@ mod tests {
         assert!(!board.set("p", running.clone()), "an equal status is no change");
         let stamped = board.get("p").unwrap();
         assert!(stamped.last_update_time.is_some());
-        let mut written = HashMap::new();
-        let pending = board.pending(&written);
+        let pending = board.pending();
         assert_eq!(pending.len(), 1);
-        written.insert("p".to_string(), pending[0].2);
-        assert!(board.pending(&written).is_empty());
+        board.written("p", pending[0].1.clone());
+        assert!(board.pending().is_empty());
         // Changes in between are coalesced into the newest.
         board.set(
             "p",
@@ -365,14 +345,26 @@ mod tests {
                 ..running.clone()
             },
         );
-        let pending = board.pending(&written);
+        let pending = board.pending();
         assert_eq!((pending.len(), pending[0].1.reason.as_str()), (1, "x"));
-        // What the hub already has (an agent restarted) is not written again.
+        board.written("p", pending[0].1.clone());
+        // The hub marked it Unknown while the device was away: written again.
+        let unknown = PlacementStatus {
+            phase: PlacementPhase::Unknown,
+            ..Default::default()
+        };
+        board.seen_remote("p", Some(&unknown));
+        assert_eq!(board.pending().len(), 1);
+        // What the hub already has (an agent restarted) is not written again, and keeps
+        // its time.
         let other = StatusBoard::new();
         other.seen_remote("q", Some(&stamped));
         assert!(other.get("q").is_none());
         other.set("q", running);
-        assert!(other.pending(&HashMap::new()).is_empty());
+        assert!(other.pending().is_empty());
+        assert_eq!(other.get("q").unwrap().last_update_time, stamped.last_update_time);
+        other.remove("q");
+        assert!(other.get("q").is_none());
     }
 
     #[test]

@@ -789,6 +789,19 @@ fn agent_lifecycle_with_an_admin_kubeconfig() {
     eventually("a simulated agent applying its spec", Duration::from_secs(30), || {
         get_json(&tenant, &["agent", "sim-7"])["status"]["labels"]["x"] == "y"
     });
+    // Simulated agents run placements on the fake runtime: reported Running at once.
+    create(
+        &tenant,
+        "apiVersion: edge.faros.sh/v1alpha1\nkind: Placement\nmetadata:\n  name: web-sim-3\n  namespace: default\nspec:\n  workload: web\n  agent: sim-3\n  templateHash: h1\n  template:\n    containers: [{name: web, image: localhost/demo:1, resources: {requests: {cpu: 100m}}}]\n",
+    );
+    eventually("a simulated agent running its placement", Duration::from_secs(30), || {
+        let status = get_json(&tenant, &["placement", "web-sim-3"])["status"].clone();
+        status["phase"] == "Running" && status["ready"] == true && status["runtime"] == "podman"
+    });
+    eventually("the simulated agent's summary", Duration::from_secs(30), || {
+        let status = get_json(&tenant, &["agent", "sim-3"])["status"].clone();
+        status["workloadCount"] == 1 && status["allocated"]["cpu"] == "100m"
+    });
     signal(&sim, "TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use faros_api::workloads::{Quantity, Resources};
+use faros_api::workloads::{Quantity, RUNTIME_PODMAN, RUNTIME_PROCESS, Resources};
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 use tokio::sync::{Notify, mpsc, watch};
@@ -271,6 +271,15 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
     tracing::info!(agent = %name, %namespace, server = %bootstrap.config.cluster_url, state = %state_dir.display(), version = facts::AGENT_VERSION, "starting");
 
+    if let Some(unknown) = cli
+        .workloads
+        .runtimes
+        .iter()
+        .flatten()
+        .find(|r| ![RUNTIME_PODMAN, RUNTIME_PROCESS].contains(&r.as_str()))
+    {
+        bail!("--runtimes: {unknown:?} is not a runtime; the runtimes are {RUNTIME_PODMAN} and {RUNTIME_PROCESS}");
+    }
     // Workloads first: what the device runs is re-adopted and supervised from the state
     // directory before, and whether or not, the hub answers.
     let agent_ref = AgentRef {

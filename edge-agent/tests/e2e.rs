@@ -794,10 +794,14 @@ fn agent_lifecycle_with_an_admin_kubeconfig() {
         &tenant,
         "apiVersion: edge.faros.sh/v1alpha1\nkind: Placement\nmetadata:\n  name: web-sim-3\n  namespace: default\nspec:\n  workload: web\n  agent: sim-3\n  templateHash: h1\n  template:\n    containers: [{name: web, image: localhost/demo:1, resources: {requests: {cpu: 100m}}}]\n",
     );
-    eventually("a simulated agent running its placement", Duration::from_secs(30), || {
-        let status = get_json(&tenant, &["placement", "web-sim-3"])["status"].clone();
-        status["phase"] == "Running" && status["ready"] == true && status["runtime"] == "podman"
-    });
+    eventually(
+        "a simulated agent running its placement",
+        Duration::from_secs(30),
+        || {
+            let status = get_json(&tenant, &["placement", "web-sim-3"])["status"].clone();
+            status["phase"] == "Running" && status["ready"] == true && status["runtime"] == "podman"
+        },
+    );
     eventually("the simulated agent's summary", Duration::from_secs(30), || {
         let status = get_json(&tenant, &["agent", "sim-3"])["status"].clone();
         status["workloadCount"] == 1 && status["allocated"]["cpu"] == "100m"

@@ -453,12 +453,14 @@ impl Reconciler {
             for (runtime, o) in units {
                 if let Ok(rt) = self.runtimes.get(runtime).cloned() {
                     tracing::info!(placement = %name, unit = %o.unit, id = %o.id, "removing what is no longer assigned");
-                    if let Err(e) = rt.remove(&o).await {
-                        tracing::warn!(placement = %name, error = %e, "could not remove");
+                    match rt.remove(&o).await {
+                        // Looked at again at once, to clean up after it.
+                        Ok(()) => self.again = true,
+                        // Tried again at the next poll.
+                        Err(e) => tracing::warn!(placement = %name, error = %e, "could not remove"),
                     }
                 }
             }
-            self.again = true;
         }
         if unlisted.is_empty() && (self.known || !self.deleted.is_empty()) {
             self.clean_directories();
@@ -518,8 +520,10 @@ impl Reconciler {
                 on_runtime.push(o);
             } else if let Ok(rt) = self.runtimes.get(rt_name) {
                 tracing::info!(placement = %name, unit = %o.unit, "removing what this placement no longer runs");
-                let _ = rt.remove(&o).await;
-                self.again = true;
+                match rt.remove(&o).await {
+                    Ok(()) => self.again = true,
+                    Err(e) => tracing::warn!(placement = %name, error = %e, "could not remove"),
+                }
             }
         }
         let (units, runtime) = match (units, runtime) {
@@ -672,8 +676,10 @@ async fn reconcile_units<'a>(
             current.insert(o.unit.clone(), o);
         } else {
             tracing::info!(placement = %o.placement, unit = %o.unit, id = %o.id, "removing a unit the template does not have");
-            let _ = ctx.runtime.remove(&o).await;
-            ctx.acted = true;
+            match ctx.runtime.remove(&o).await {
+                Ok(()) => ctx.acted = true,
+                Err(e) => tracing::warn!(placement = %o.placement, error = %e, "could not remove"),
+            }
         }
     }
     let mut out = Vec::new();
@@ -714,10 +720,16 @@ async fn reconcile_units<'a>(
                     }
                 }
                 RunState::Created => {
-                    if let Err(e) = ctx.runtime.restart(spec, &o).await {
-                        outcome.waiting = waiting_state(e.reason, e.message);
-                    } else {
-                        ctx.acted = true;
+                    // Started with the same backoff as a restart, so a unit that will not
+                    // leave `created` is not started in a tight loop.
+                    let due = *track.restart_at.get_or_insert(ctx.now);
+                    if ctx.now >= due {
+                        track.restart_at = Some(ctx.now + track.backoff.delay());
+                        track.backoff.restarted();
+                        match ctx.runtime.restart(spec, &o).await {
+                            Ok(()) => ctx.acted = true,
+                            Err(e) => outcome.waiting = waiting_state(e.reason, e.message),
+                        }
                     }
                 }
                 RunState::Exited {

@@ -6,7 +6,8 @@ use std::time::Duration;
 use edge_agent::workloads::Assignment;
 use edge_agent::workloads::podman::container_name;
 use faros_api::workloads::{
-    Container, ContainerPort, EmptyDirVolume, EnvVar, PlacementPhase, Process, Volume, VolumeMount, WorkloadTemplate,
+    Container, ContainerPort, EmptyDirVolume, EnvVar, PlacementPhase, Process, Quantity, ResourceList,
+    ResourceRequirements, Volume, VolumeMount, WorkloadTemplate,
 };
 use faros_testkit::podman::Sandbox;
 
@@ -133,8 +134,15 @@ async fn podman_runs_restarts_replaces_and_removes_containers() {
     assert_eq!(web_status.last_termination.as_ref().unwrap().exit_code, 137);
     assert_eq!(web_status.container_id, id, "restarted, not recreated");
 
-    // A new image: replaced, counts start over.
-    let v2 = web("localhost/demo:2", None);
+    // A new image (and limits): replaced, counts start over.
+    let mut v2 = web("localhost/demo:2", None);
+    v2.containers[0].resources = Some(ResourceRequirements {
+        limits: ResourceList {
+            cpu: Some(Quantity("500m".into())),
+            memory: Some(Quantity("64Mi".into())),
+        },
+        ..Default::default()
+    });
     agent.send(Assignment::Apply(placement(name, 2, v2.clone()))).await;
     let status = agent
         .wait_for(name, "the new image running", |s| {
@@ -146,6 +154,10 @@ async fn podman_runs_restarts_replaces_and_removes_containers() {
     assert_eq!(container_ids(&sandbox).len(), 1, "the old container is gone");
     let port = status.endpoints[0].port;
     assert!(until(Duration::from_secs(20), || http_get(port).as_deref() == Some("two\n")).await);
+    let limits = sandbox
+        .inspect(&container, "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}")
+        .unwrap();
+    assert_eq!(limits, "67108864 500000000");
 
     // Unassigned: removed, with its emptyDir.
     agent.send(Assignment::Delete(placement(name, 2, v2))).await;

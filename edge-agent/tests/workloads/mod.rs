@@ -82,7 +82,11 @@ pub(crate) fn placement(name: &str, generation: i64, template: WorkloadTemplate)
 /// Which runtimes a test agent has.
 pub(crate) enum With<'a> {
     Podman(&'a [(std::ffi::OsString, std::ffi::OsString)]),
-    Processes { log_max_bytes: u64 },
+    /// Another podman binary (a wrapper standing for a podman without cgroup controllers).
+    PodmanAt(&'a Path, &'a [(std::ffi::OsString, std::ffi::OsString)]),
+    Processes {
+        log_max_bytes: u64,
+    },
 }
 
 /// One run of the reconciler, as one life of an agent process.
@@ -98,9 +102,14 @@ impl Agent {
     pub(crate) async fn start(state: &Path, with: With<'_>) -> Agent {
         let wake = Arc::new(Notify::new());
         let layout = Layout::new(state);
+        let (podman, env) = match with {
+            With::Podman(env) => (Some(PathBuf::from("podman")), env),
+            With::PodmanAt(binary, env) => (Some(binary.to_path_buf()), env),
+            With::Processes { .. } => (None, &[][..]),
+        };
         let runtime = match with {
-            With::Podman(env) => AnyRuntime::Podman(Podman::new(PodmanConfig {
-                binary: "podman".into(),
+            With::Podman(_) | With::PodmanAt(..) => AnyRuntime::Podman(Podman::new(PodmanConfig {
+                binary: podman.unwrap_or_default(),
                 env: env.to_vec(),
                 agent: agent_ref(),
                 stop_grace: Duration::from_secs(1),

@@ -298,3 +298,41 @@ async fn podman_containers_are_readopted_after_an_agent_restart() {
     assert!(until(Duration::from_secs(30), || container_ids(&sandbox).is_empty()).await);
     second.stop().await;
 }
+
+/// Where podman cannot apply cpu and memory limits (no cgroup controllers for them), the
+/// container runs without them and the status says so, instead of never running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_runs_without_limits_it_cannot_apply() {
+    let sandbox = Sandbox::new();
+    sandbox.build_image("localhost/demo:1", "one");
+    let state = StateDir::new("podman-limits");
+    // Podman as on such a device: it refuses any memory limit.
+    let wrapper = state.0.join("podman-without-cgroups");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --memory=*) echo 'Error: crun: opening file `memory.max` for writing: No such file or directory: OCI runtime attempted to invoke a command that was not found: cgroup' >&2; exit 126;; esac; done\nexec podman \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let env = sandbox.env();
+    let agent = Agent::start(&state.0, With::PodmanAt(&wrapper, &env)).await;
+    let name = "limited-dev1-000001";
+    let mut template = web("localhost/demo:1", None);
+    template.containers[0].resources = Some(ResourceRequirements {
+        limits: ResourceList {
+            cpu: None,
+            memory: Some(Quantity("64Mi".into())),
+        },
+        ..Default::default()
+    });
+    agent
+        .send(Assignment::Snapshot(vec![placement(name, 1, template)]))
+        .await;
+    let status = agent.wait_for(name, "the container running", running).await;
+    assert!(status.message.contains("limits are not enforced"), "{}", status.message);
+    let id = &status.containers[0].container_id;
+    assert_eq!(sandbox.inspect(id, "{{.HostConfig.Memory}}").unwrap(), "0");
+    agent.send(Assignment::Snapshot(vec![])).await;
+    assert!(until(Duration::from_secs(30), || container_ids(&sandbox).is_empty()).await);
+    agent.stop().await;
+}

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faros_api::workloads::{
-    Container, ContainerPort, Placement, PlacementSpec, Process, RUNTIME_PODMAN, RUNTIME_PROCESS, WorkloadSpec, fnv1a,
+    Container, ContainerPort, PlacementSpec, Process, RUNTIME_PODMAN, RUNTIME_PROCESS, WorkloadSpec, fnv1a,
     validate_spec,
 };
 use serde::Serialize;
@@ -184,11 +184,6 @@ pub fn units_of(name: &str, spec: &PlacementSpec, layout: &Layout) -> Result<Vec
 fn unit_hash(value: &impl Serialize) -> String {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
     format!("{:016x}", fnv1a(&bytes))
-}
-
-/// The runtime a placement needs.
-pub fn runtime_of(placement: &Placement) -> &'static str {
-    placement.spec.template.runtime()
 }
 
 /// What a runtime sees of one unit.

@@ -288,9 +288,7 @@ fn placements_of_a_silent_agent_turn_unknown() {
     ok(
         &tenant,
         &["create", "-f", "-"],
-        Some(
-            "apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata: {name: a1, namespace: default}\nspec: {heartbeatIntervalSeconds: 1}\n",
-        ),
+        Some("apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata: {name: a1, namespace: default}\nspec: {heartbeatIntervalSeconds: 1}\n"),
     );
     ok(&tenant, &["create", "-f", "-"], Some(PLACEMENT));
     let running = r#"{"status":{"phase":"Running","ready":true}}"#;

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use faros_api::edge::{AGENT_LABEL, Agent, AgentStatus, DeviceInfo, reasons};
+use faros_api::edge::{AGENT_LABEL, Agent, AgentStatus, AgentWorkload, DeviceInfo, MAX_REPORTED_WORKLOADS, reasons};
+use faros_api::workloads::{ResourceList, Resources};
 use faros_api::{Condition, conditions};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -24,6 +25,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
+use crate::workloads::WorkloadSummary;
 
 /// How many heartbeat intervals pass between refreshes of `status.lastHeartbeatTime`.
 pub const STATUS_HEARTBEAT_INTERVALS: u32 = 6;
@@ -57,6 +59,64 @@ pub struct AgentContext {
     pub facts: Facts,
     /// Where the applied labels and configuration are written for the device's software.
     pub applied_file: Option<PathBuf>,
+    /// What the agent reports about workloads (none: it runs none).
+    pub workloads: Option<WorkloadReport>,
+}
+
+/// Where the workload part of the Agent's status comes from.
+#[derive(Clone)]
+pub struct WorkloadReport {
+    /// Overrides of the device's capacity (from the facts otherwise).
+    pub capacity: Capacity,
+    /// What the device keeps for itself; allocatable is capacity less this.
+    pub reserved: Resources,
+    pub runtimes: Vec<String>,
+    pub summary: watch::Receiver<WorkloadSummary>,
+}
+
+/// Capacity given on the command line, per resource; unset ones come from device facts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Capacity {
+    pub cpu_millis: Option<i64>,
+    pub memory_bytes: Option<i64>,
+}
+
+/// The workload fields of an Agent's status, resolved.
+#[derive(Clone, Debug, PartialEq)]
+struct WorkloadView {
+    capacity: Resources,
+    allocatable: Resources,
+    allocated: Resources,
+    runtimes: Vec<String>,
+    workloads: Vec<AgentWorkload>,
+}
+
+impl WorkloadReport {
+    fn view(&self, facts: &DeviceInfo) -> WorkloadView {
+        let capacity = Resources {
+            cpu_millis: self.capacity.cpu_millis.unwrap_or(facts.cpus.saturating_mul(1000)),
+            memory_bytes: self.capacity.memory_bytes.unwrap_or(facts.memory_bytes),
+        };
+        let summary = self.summary.borrow();
+        WorkloadView {
+            capacity,
+            allocatable: capacity.minus(&self.reserved),
+            allocated: summary.allocated,
+            runtimes: self.runtimes.clone(),
+            workloads: summary.workloads.clone(),
+        }
+    }
+}
+
+/// Resolves when the workload summary changes; never when there is none (or no more).
+async fn summary_changed(report: &mut Option<watch::Receiver<WorkloadSummary>>) {
+    let open = match report.as_mut() {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    };
+    if !open {
+        *report = None;
+    }
 }
 
 /// Feeds `tx` with the Agent `name` as a watch on that one object sees it (`None` once it is
@@ -136,7 +196,13 @@ impl Applied {
 }
 
 /// The status the agent reports: `current` with everything it owns replaced.
-fn desired_status(current: Option<&AgentStatus>, applied: &Applied, facts: &DeviceInfo, now: &str) -> AgentStatus {
+fn desired_status(
+    current: Option<&AgentStatus>,
+    applied: &Applied,
+    facts: &DeviceInfo,
+    workloads: Option<&WorkloadView>,
+    now: &str,
+) -> AgentStatus {
     let mut status = current.cloned().unwrap_or_default();
     let (reason, message) = if applied.paused {
         (
@@ -155,6 +221,14 @@ fn desired_status(current: Option<&AgentStatus>, applied: &Applied, facts: &Devi
     status.config = applied.config.clone();
     status.paused = applied.paused;
     status.heartbeat_interval_seconds = Some(applied.interval_seconds);
+    if let Some(w) = workloads {
+        status.capacity = ResourceList::of(w.capacity);
+        status.allocatable = ResourceList::of(w.allocatable);
+        status.allocated = ResourceList::of(w.allocated);
+        status.runtimes = w.runtimes.clone();
+        status.workload_count = Some(i32::try_from(w.workloads.len()).unwrap_or(i32::MAX));
+        status.workloads = w.workloads.iter().take(MAX_REPORTED_WORKLOADS).cloned().collect();
+    }
     status
 }
 
@@ -274,6 +348,7 @@ pub async fn run(
     let mut next_lease = Instant::now();
     let mut dirty = true;
     let mut missing_logged = false;
+    let mut summary = ctx.workloads.as_ref().map(|w| w.summary.clone());
     loop {
         let interval = applied
             .as_ref()
@@ -294,7 +369,8 @@ pub async fn run(
             biased;
             _ = async { shutdown.wait_for(|stop| *stop).await.map(|_| ()) } => {
                 let latest = newest(objects.borrow().clone(), written.take());
-                stop(&agents, &ctx.name, latest, applied.as_ref(), &facts).await;
+                let workloads = ctx.workloads.as_ref().map(|w| w.view(&facts));
+                stop(&agents, &ctx.name, latest, applied.as_ref(), &facts, workloads.as_ref()).await;
                 return Ok(());
             }
             changed = objects.changed() => {
@@ -303,6 +379,7 @@ pub async fn run(
                 }
                 dirty = true;
             }
+            _ = summary_changed(&mut summary) => dirty = true,
             _ = tokio::time::sleep_until(wake) => {}
         }
         let now = Instant::now();
@@ -367,7 +444,8 @@ pub async fn run(
             facts = ctx.facts.collect();
         }
         let stamp = now_rfc3339();
-        let mut status = desired_status(agent.status.as_ref(), state, &facts, &stamp);
+        let workloads = ctx.workloads.as_ref().map(|w| w.view(&facts));
+        let mut status = desired_status(agent.status.as_ref(), state, &facts, workloads.as_ref(), &stamp);
         if !forced && agent.status.as_ref() == Some(&status) {
             retry_at = None;
             continue;
@@ -409,7 +487,14 @@ fn newest(watched: Option<Agent>, written: Option<Agent>) -> Option<Agent> {
 }
 
 /// Reports `Ready=False` (`AgentStopped`), retrying conflicts, for at most STOP_TIMEOUT.
-async fn stop(api: &Api<Agent>, name: &str, latest: Option<Agent>, applied: Option<&Applied>, facts: &DeviceInfo) {
+async fn stop(
+    api: &Api<Agent>,
+    name: &str,
+    latest: Option<Agent>,
+    applied: Option<&Applied>,
+    facts: &DeviceInfo,
+    workloads: Option<&WorkloadView>,
+) {
     let report = async {
         let mut agent = match latest {
             Some(agent) => agent,
@@ -418,7 +503,7 @@ async fn stop(api: &Api<Agent>, name: &str, latest: Option<Agent>, applied: Opti
         loop {
             let stamp = now_rfc3339();
             let mut status = match applied {
-                Some(applied) => desired_status(agent.status.as_ref(), applied, facts, &stamp),
+                Some(applied) => desired_status(agent.status.as_ref(), applied, facts, workloads, &stamp),
                 None => agent.status.clone().unwrap_or_default(),
             };
             let stopped = Condition::new(reasons::READY, false, reasons::AGENT_STOPPED, "the agent was stopped");
@@ -490,6 +575,57 @@ mod tests {
     }
 
     #[test]
+    fn workloads_are_reported_with_capacity_from_facts_or_flags() {
+        let (tx, rx) = watch::channel(WorkloadSummary::default());
+        let mut report = WorkloadReport {
+            capacity: Capacity::default(),
+            reserved: Resources {
+                cpu_millis: 500,
+                memory_bytes: 1024,
+            },
+            runtimes: vec!["podman".into(), "process".into()],
+            summary: rx,
+        };
+        let facts = DeviceInfo {
+            cpus: 4,
+            memory_bytes: 8192,
+            ..Default::default()
+        };
+        let workloads: Vec<AgentWorkload> = (0..MAX_REPORTED_WORKLOADS + 3)
+            .map(|i| AgentWorkload {
+                workload: format!("w{i}"),
+                placement: format!("w{i}-dev1"),
+                phase: "Running".into(),
+                ready: true,
+            })
+            .collect();
+        tx.send_replace(WorkloadSummary {
+            allocated: Resources {
+                cpu_millis: 250,
+                memory_bytes: 64,
+            },
+            workloads,
+        });
+        let applied = Applied::default();
+        let status = desired_status(None, &applied, &facts, Some(&report.view(&facts)), "t");
+        assert_eq!(status.capacity.cpu.as_ref().unwrap().0, "4");
+        assert_eq!(status.capacity.memory.as_ref().unwrap().0, "8192");
+        assert_eq!(status.allocatable.cpu.as_ref().unwrap().0, "3500m");
+        assert_eq!(status.allocatable.memory.as_ref().unwrap().0, "7168");
+        assert_eq!(status.allocated.cpu.as_ref().unwrap().0, "250m");
+        assert_eq!(status.runtimes, ["podman", "process"]);
+        assert_eq!(status.workloads.len(), MAX_REPORTED_WORKLOADS);
+        assert_eq!(status.workload_count, Some(MAX_REPORTED_WORKLOADS as i32 + 3));
+        report.capacity = Capacity {
+            cpu_millis: Some(2000),
+            memory_bytes: None,
+        };
+        let status = desired_status(None, &applied, &facts, Some(&report.view(&facts)), "t");
+        assert_eq!(status.capacity.cpu.as_ref().unwrap().0, "2");
+        assert_eq!(status.allocatable.cpu.as_ref().unwrap().0, "1500m");
+    }
+
+    #[test]
     fn desired_status_is_stable() {
         let applied = Applied {
             interval_seconds: 10,
@@ -497,8 +633,8 @@ mod tests {
             ..Default::default()
         };
         let facts = DeviceInfo::default();
-        let first = desired_status(None, &applied, &facts, "t1");
-        let again = desired_status(Some(&first), &applied, &facts, "t2");
+        let first = desired_status(None, &applied, &facts, None, "t1");
+        let again = desired_status(Some(&first), &applied, &facts, None, "t2");
         assert_eq!(first, again, "nothing changed, nothing to write");
         let ready = conditions::find(&first.conditions, "Ready").unwrap();
         assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "AgentReady"));
@@ -506,7 +642,7 @@ mod tests {
         // A hub-set Unknown is overwritten by the agent's own report.
         let mut unknown = first.clone();
         unknown.conditions = vec![Condition::unknown("Ready", "AgentStatusUnknown", "")];
-        let back = desired_status(Some(&unknown), &applied, &facts, "t3");
+        let back = desired_status(Some(&unknown), &applied, &facts, None, "t3");
         assert_eq!(conditions::find(&back.conditions, "Ready").unwrap().status, "True");
     }
 }

@@ -4,18 +4,26 @@
 //! thousand agents cost a thousand small state machines rather than a thousand connections.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use faros_api::edge::{Agent, AgentSpec};
+use faros_api::workloads::{RUNTIME_PODMAN, RUNTIME_PROCESS, Resources};
 use futures::StreamExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
-use tokio::sync::watch;
+use tokio::sync::{Notify, mpsc, watch};
 
-use crate::agent::{self, AgentContext, Facts};
+use crate::agent::{self, AgentContext, Capacity, Facts, WorkloadReport};
 use crate::backoff::{Backoff, spread};
+use crate::workloads::fake::Fake;
+use crate::workloads::{
+    AgentRef, AnyRuntime, Layout, Reconciler, ReconcilerOptions, Reporter, RuntimeSet, StatusBoard,
+    demultiplex_placements,
+};
 
 /// The label marking simulated agents.
 pub const SIMULATED_LABEL: &str = "edge.faros.sh/simulated";
@@ -25,6 +33,11 @@ pub struct Options {
     pub namespace: String,
     pub prefix: String,
     pub heartbeat_interval_seconds: Option<i64>,
+    /// What each simulated device pretends to offer (this machine's facts otherwise).
+    pub capacity: Capacity,
+    pub reserved: Resources,
+    /// Placement status writes per second of each simulated device.
+    pub status_writes_per_second: f64,
 }
 
 pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -38,14 +51,25 @@ pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>)
         receivers.push(rx);
     }
     tokio::spawn(demultiplex(api.clone(), senders));
+    let board = StatusBoard::new();
+    let mut placement_senders = HashMap::new();
     let mut tasks = Vec::new();
     for (name, rx) in names.into_iter().zip(receivers) {
+        let (assignments, assigned) = mpsc::channel(16);
+        placement_senders.insert(name.clone(), assignments);
+        let workloads = start_reconciler(&opts.namespace, &name, board.clone(), assigned, shutdown.clone()).await;
         let ctx = AgentContext {
             client: client.clone(),
             namespace: opts.namespace.clone(),
             name: name.clone(),
             facts: Facts::Simulated(name.clone()),
             applied_file: None,
+            workloads: Some(WorkloadReport {
+                capacity: opts.capacity,
+                reserved: opts.reserved,
+                runtimes: workloads.0,
+                summary: workloads.1,
+            }),
         };
         let api = api.clone();
         let shutdown = shutdown.clone();
@@ -59,11 +83,53 @@ pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>)
             }
         }));
     }
+    tokio::spawn(demultiplex_placements(
+        Api::namespaced(client.clone(), &opts.namespace),
+        placement_senders,
+    ));
+    // Each simulated device has its own budget, as real ones do.
+    let reporter = Reporter::new(
+        Api::namespaced(client.clone(), &opts.namespace),
+        board,
+        opts.status_writes_per_second * opts.count.max(1) as f64,
+        16,
+    );
+    tokio::spawn(reporter.run(shutdown.clone()));
     tracing::info!(count = opts.count, namespace = %opts.namespace, "simulated agents running");
     for task in tasks {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// The placement reconciler of one simulated agent, over fake runtimes that claim both
+/// runtime names; returns the runtimes it offers and its summary.
+async fn start_reconciler(
+    namespace: &str,
+    name: &str,
+    board: StatusBoard,
+    assigned: mpsc::Receiver<crate::workloads::Assignment>,
+    shutdown: watch::Receiver<bool>,
+) -> (Vec<String>, watch::Receiver<crate::workloads::WorkloadSummary>) {
+    let fakes = vec![
+        AnyRuntime::Fake(Fake::new(RUNTIME_PODMAN)),
+        AnyRuntime::Fake(Fake::new(RUNTIME_PROCESS)),
+    ];
+    let runtimes = RuntimeSet::detect(fakes, None, Arc::new(Notify::new())).await;
+    let names = runtimes.names();
+    let opts = ReconcilerOptions {
+        agent: AgentRef {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        },
+        // Never written to: the fake runtime touches no files and nothing is persisted.
+        layout: Layout::new(Path::new("/nonexistent")),
+        persist: false,
+        address: "127.0.0.1".into(),
+    };
+    let (reconciler, summary) = Reconciler::new(opts, runtimes, board);
+    tokio::spawn(reconciler.run(assigned, shutdown));
+    (names, summary)
 }
 
 async fn ensure_agent(api: &Api<Agent>, name: &str, interval: Option<i64>) {

@@ -9,6 +9,8 @@
 //! bound tokens, and its isolation assertions need RBAC enforcement.
 //! `agent_lifecycle_with_an_admin_kubeconfig` needs none of it.
 
+mod workloads;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -231,11 +233,24 @@ impl AgentProcess {
     }
 
     fn start_with(dir: &Path, kubeconfig: &Path, name: &str, state: &Path, args: &[&str]) -> AgentProcess {
+        Self::start_env(dir, kubeconfig, name, state, args, Vec::new())
+    }
+
+    /// With `env` added to the agent's environment (podman's configuration).
+    fn start_env(
+        dir: &Path,
+        kubeconfig: &Path,
+        name: &str,
+        state: &Path,
+        args: &[&str],
+        env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    ) -> AgentProcess {
         let log = dir.join(format!("{name}-{}.log", nanos()));
         let child = Command::new(AGENT)
             .arg("--state-dir")
             .arg(state)
             .args(args)
+            .envs(env)
             .env("KUBECONFIG", kubeconfig)
             .env("FAROS_AGENT_NAME", name)
             .env("FAROS_AGENT_NAMESPACE", "default")
@@ -774,6 +789,23 @@ fn agent_lifecycle_with_an_admin_kubeconfig() {
     eventually("a simulated agent applying its spec", Duration::from_secs(30), || {
         get_json(&tenant, &["agent", "sim-7"])["status"]["labels"]["x"] == "y"
     });
+    // Simulated agents run placements on the fake runtime: reported Running at once.
+    create(
+        &tenant,
+        "apiVersion: edge.faros.sh/v1alpha1\nkind: Placement\nmetadata:\n  name: web-sim-3\n  namespace: default\nspec:\n  workload: web\n  agent: sim-3\n  templateHash: h1\n  template:\n    containers: [{name: web, image: localhost/demo:1, resources: {requests: {cpu: 100m}}}]\n",
+    );
+    eventually(
+        "a simulated agent running its placement",
+        Duration::from_secs(30),
+        || {
+            let status = get_json(&tenant, &["placement", "web-sim-3"])["status"].clone();
+            status["phase"] == "Running" && status["ready"] == true && status["runtime"] == "podman"
+        },
+    );
+    eventually("the simulated agent's summary", Duration::from_secs(30), || {
+        let status = get_json(&tenant, &["agent", "sim-3"])["status"].clone();
+        status["workloadCount"] == 1 && status["allocated"]["cpu"] == "100m"
+    });
     signal(&sim, "TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -837,4 +869,134 @@ fn decode_b64(text: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The offline-autonomy contract (docs/workloads.md) with the real binary, the real hub and
+/// real podman: a placement runs; with the hub stopped a killed container is restarted, an
+/// agent restarted meanwhile re-adopts the container without restarting it and keeps
+/// supervising it; once the hub is back nothing restarts and the statuses catch up.
+#[test]
+fn offline_autonomy_with_a_real_hub() {
+    let sandbox = faros_testkit::podman::Sandbox::new();
+    sandbox.build_image("localhost/demo:1", "one");
+    let mut hub = Hub::start();
+    let admin = hub.admin();
+    create_workspace(&admin, "tenant1", "faros");
+    let tenant = hub.workspace_kubeconfig("root:tenant1");
+    create(
+        &tenant,
+        "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: devices\n  namespace: default\nspec: {}\n",
+    );
+    let kubeconfig = registration_kubeconfig(&hub, &tenant, "devices");
+    let state = hub.dir.join("state-dev1");
+    let args = [
+        "--poll-interval-ms",
+        "300",
+        "--stop-grace-seconds",
+        "1",
+        "--reserved-cpu",
+        "500m",
+    ];
+    let start = || AgentProcess::start_env(&hub.dir, &kubeconfig, "dev1", &state, &args, sandbox.env());
+    let mut agent = start();
+    assert_reporting(&tenant, "dev1");
+    let status = get_json(&tenant, &["agent", "dev1"])["status"].clone();
+    assert_eq!(status["runtimes"], serde_json::json!(["podman", "process"]), "{status}");
+    let cpus = status["device"]["cpus"].as_i64().unwrap();
+    assert_eq!(status["capacity"]["cpu"], (cpus).to_string());
+    assert_eq!(status["allocatable"]["cpu"], format!("{}m", cpus * 1000 - 500));
+
+    // Assigned as the scheduler would: one Placement for dev1.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let template = format!(
+        "    containers:\n    - name: web\n      image: localhost/demo:1\n      command: [/bin/httpd]\n      args: [-f, -p, '8080', -h, /www]\n      ports: [{{containerPort: 8080, hostPort: {port}}}]\n      resources: {{requests: {{cpu: 250m, memory: 64Mi}}}}\n"
+    );
+    create(
+        &tenant,
+        &format!(
+            "apiVersion: edge.faros.sh/v1alpha1\nkind: Placement\nmetadata:\n  name: web-dev1\n  namespace: default\nspec:\n  workload: web\n  agent: dev1\n  templateHash: h1\n  template:\n{template}"
+        ),
+    );
+    let placement = |tenant: &Path| get_json(tenant, &["placement", "web-dev1"])["status"].clone();
+    eventually("the placement running", Duration::from_secs(60), || {
+        let s = placement(&tenant);
+        s["phase"] == "Running" && s["ready"] == true
+    });
+    let status = placement(&tenant);
+    let id = status["containers"][0]["containerId"].as_str().unwrap().to_string();
+    assert_eq!(status["endpoints"][0]["port"], port);
+    assert_eq!(status["templateHash"], "h1");
+    assert_eq!(status["restartCount"], 0);
+    let started = |sandbox: &faros_testkit::podman::Sandbox| {
+        sandbox
+            .inspect(&id, "{{.State.Running}} {{.State.StartedAt}}")
+            .unwrap_or_default()
+    };
+    eventually("the agent's summary", Duration::from_secs(30), || {
+        let s = get_json(&tenant, &["agent", "dev1"])["status"].clone();
+        s["workloadCount"] == 1 && s["allocated"]["cpu"] == "250m" && s["workloads"][0]["phase"] == "Running"
+    });
+
+    // The hub goes away; a container killed meanwhile is restarted by the agent.
+    hub.hub.stop();
+    let before = started(&sandbox);
+    sandbox.podman_ok(&["kill", &id]);
+    eventually("a restart without the hub", Duration::from_secs(30), || {
+        let now = started(&sandbox);
+        now.starts_with("true") && now != before
+    });
+
+    // The agent restarts while the hub is still away: the container keeps running, same id.
+    signal(&agent.child, "TERM");
+    agent.wait_exit(Duration::from_secs(30));
+    let running = started(&sandbox);
+    agent = start();
+    eventually("the new agent to start", Duration::from_secs(30), || {
+        agent.log().contains("workload runtimes")
+    });
+    // Time for a wrong restart to happen: the agent checks every 300 ms.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        started(&sandbox),
+        running,
+        "re-adopted, not restarted:\n{}",
+        agent.log()
+    );
+    // ... and supervises it: killed again, restarted again.
+    sandbox.podman_ok(&["kill", &id]);
+    eventually(
+        "a restart by the new agent without the hub",
+        Duration::from_secs(30),
+        || {
+            let now = started(&sandbox);
+            now.starts_with("true") && now != running
+        },
+    );
+    let running = started(&sandbox);
+
+    // The hub is back: nothing restarts, the status catches up with both restarts.
+    hub.hub.resume();
+    eventually("the status to catch up", Duration::from_secs(60), || {
+        let s = placement(&tenant);
+        s["phase"] == "Running" && s["ready"] == true && s["restartCount"] == 2
+    });
+    assert_eq!(placement(&tenant)["containers"][0]["containerId"], id.as_str());
+    // Time for a wrong restart after the hub's list of placements arrived.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(started(&sandbox), running, "nothing restarted on reconnecting");
+    assert!(agent.running(), "{}", agent.log());
+    assert!(!agent.log().contains("panicked"), "{}", agent.log());
+
+    // Unassigned: stopped and removed.
+    kubectl_ok(&tenant, &["delete", "placement", "web-dev1"]);
+    eventually("the container removed", Duration::from_secs(30), || {
+        sandbox.inspect(&id, "{{.Id}}").is_none()
+    });
+    eventually("the summary emptied", Duration::from_secs(30), || {
+        get_json(&tenant, &["agent", "dev1"])["status"]["workloadCount"] == 0
+    });
 }

@@ -11,6 +11,7 @@
 
 mod hub;
 pub mod kubectl;
+pub mod podman;
 
 pub use hub::{Hub, Launcher};
 pub use kubectl::eventually;

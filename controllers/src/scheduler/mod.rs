@@ -1,0 +1,207 @@
+//! The workload scheduler: turns each Workload into one Placement per chosen Agent, keeps
+//! those in line with the template, and reports in the Workload's status how they fare.
+//!
+//! It serves every workspace through the edge export's view, like the registration
+//! controller. Agents (labels, readiness, capacity, runtimes, cordon, deletion) and
+//! Placements (the device's reports, deletion) requeue the Workloads of their namespace.
+//! Each pass reads the namespace's Agents and Placements afresh, so a decision never rests
+//! on a cache that has not yet seen the placements the previous pass made.
+//!
+//! Placements are owned by their Workload (controller, blockOwnerDeletion): deleting the
+//! Workload lets the garbage collector remove them, and the devices stop what they ran.
+
+mod choose;
+mod status;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faros_api::edge::{AGENT_LABEL, Agent};
+use faros_api::meta::now_rfc3339;
+use faros_api::workloads::{Placement, PlacementSpec, WORKLOAD_LABEL, Workload, placement_name, validate_spec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Resource, ResourceExt};
+
+use crate::errors::{is_conflict, is_not_found};
+use crate::runtime::{self, Clusters, Next, cluster_of};
+
+/// How often a Workload is looked at even when nothing about it changes.
+const RESYNC: Duration = Duration::from_secs(300);
+
+pub(crate) async fn run(clusters: Clusters, eviction_timeout: Duration) {
+    runtime::run_with(
+        "scheduler",
+        clusters,
+        move |workload: Arc<Workload>, client: Client| reconcile(workload, client, eviction_timeout),
+        vec![
+            runtime::related::<Workload, Agent>(same_namespace),
+            runtime::related::<Workload, Placement>(|placement, workload| {
+                same_namespace(placement, workload)
+                    && workload.metadata.name.as_deref() == Some(placement.spec.workload.as_str())
+            }),
+        ],
+    )
+    .await
+}
+
+fn same_namespace<R: Resource>(object: &R, workload: &Workload) -> bool {
+    object.meta().namespace == workload.metadata.namespace && cluster_of(object) == cluster_of(workload)
+}
+
+async fn reconcile(workload: Arc<Workload>, client: Client, eviction_timeout: Duration) -> Result<Next, kube::Error> {
+    let Some(ns) = workload.namespace() else {
+        return Ok(Next::Done);
+    };
+    // Its placements go with it through the garbage collector.
+    if workload.metadata.deletion_timestamp.is_some() {
+        return Ok(Next::Done);
+    }
+    let workloads: Api<Workload> = Api::namespaced(client.clone(), &ns);
+    let now = now_rfc3339();
+    let problems = validate_spec(&workload.spec);
+    if !problems.is_empty() {
+        // Admission refuses these; one stored before it did is reported, never acted on.
+        let new = status::invalid(&workload, &problems, &now);
+        write_status(&workloads, &workload, new).await?;
+        return Ok(Next::Done);
+    }
+
+    let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
+    let placements: Api<Placement> = Api::namespaced(client.clone(), &ns);
+    let agents = agents.list(&ListParams::default()).await?.items;
+    let all = placements.list(&ListParams::default()).await?.items;
+    let plan = choose::plan(&workload, &agents, &all, jiff::Timestamp::now(), eviction_timeout);
+    let name = workload.name_any();
+    let cluster = cluster_of(&*workload);
+
+    for (placement, agent, why) in &plan.remove {
+        match placements.delete(placement, &DeleteParams::background()).await {
+            Ok(_) => {
+                tracing::info!(%cluster, namespace = %ns, workload = %name, %agent, reason = ?why, "placement removed")
+            }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+
+    let hash = workload.spec.template.hash();
+    let owner = owner(&workload);
+    let by_name: BTreeMap<&str, &Placement> = all
+        .iter()
+        .filter_map(|p| p.metadata.name.as_deref().map(|n| (n, p)))
+        .collect();
+    for (_, placement) in &plan.keep {
+        if let Some(existing) = by_name.get(placement.as_str()) {
+            ensure_current(&placements, existing, &workload, &owner, &hash).await?;
+        }
+    }
+    for agent in &plan.create {
+        let wanted = Placement {
+            metadata: ObjectMeta {
+                name: Some(placement_name(&name, agent)),
+                namespace: Some(ns.clone()),
+                labels: Some(
+                    [
+                        (WORKLOAD_LABEL.to_string(), name.clone()),
+                        (AGENT_LABEL.to_string(), agent.clone()),
+                    ]
+                    .into(),
+                ),
+                owner_references: Some(vec![owner.clone()]),
+                ..Default::default()
+            },
+            spec: PlacementSpec {
+                workload: name.clone(),
+                agent: agent.clone(),
+                template: workload.spec.template.clone(),
+                template_hash: hash.clone(),
+            },
+            status: None,
+        };
+        match placements.create(&PostParams::default(), &wanted).await {
+            Ok(_) => tracing::info!(%cluster, namespace = %ns, workload = %name, %agent, "placement created"),
+            // Names are deterministic: it exists (made by an earlier pass, or being deleted).
+            Err(e) if is_conflict(&e) => {
+                if let Some(existing) = placements.get_opt(&placement_name(&name, agent)).await? {
+                    ensure_current(&placements, &existing, &workload, &owner, &hash).await?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+
+    let kept: Vec<&Placement> = plan
+        .keep
+        .iter()
+        .filter_map(|(_, p)| by_name.get(p.as_str()).copied())
+        .collect();
+    let new = status::aggregate(&workload, &plan, &kept, &now);
+    write_status(&workloads, &workload, new).await?;
+    Ok(Next::After(plan.recheck.map_or(RESYNC, |r| r.min(RESYNC))))
+}
+
+/// Brings a placement's spec (and owner) in line with the workload: a changed template is
+/// replaced in place, and the device replaces what it runs.
+async fn ensure_current(
+    api: &Api<Placement>,
+    existing: &Placement,
+    workload: &Workload,
+    owner: &OwnerReference,
+    hash: &str,
+) -> Result<(), kube::Error> {
+    let owned = existing
+        .metadata
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(|r| r.uid == owner.uid));
+    if existing.spec.template_hash == hash && existing.spec.template == workload.spec.template && owned {
+        return Ok(());
+    }
+    let mut wanted = existing.clone();
+    wanted.spec.template = workload.spec.template.clone();
+    wanted.spec.template_hash = hash.to_string();
+    wanted.metadata.owner_references = Some(vec![owner.clone()]);
+    // A replace (preconditioned on the resourceVersion read) sets the template whole: a
+    // merge patch would keep fields the new template leaves out.
+    match api.replace(&existing.name_any(), &PostParams::default(), &wanted).await {
+        Ok(_) => {
+            tracing::info!(namespace = ?existing.namespace(), placement = %existing.name_any(), template = %hash, "placement updated");
+            Ok(())
+        }
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn owner(workload: &Workload) -> OwnerReference {
+    OwnerReference {
+        api_version: Workload::api_version(&()).into_owned(),
+        kind: Workload::kind(&()).into_owned(),
+        name: workload.name_any(),
+        uid: workload.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Writes `new` through the status subresource unless it is what the Workload has.
+async fn write_status(
+    api: &Api<Workload>,
+    workload: &Workload,
+    new: faros_api::workloads::WorkloadStatus,
+) -> Result<(), kube::Error> {
+    if workload.status.as_ref() == Some(&new) {
+        return Ok(());
+    }
+    let patch = runtime::status_patch(workload.status.as_ref(), &new);
+    match api
+        .patch_status(&workload.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -5,10 +5,12 @@
 
 mod agent;
 mod bind;
+mod deploy;
 mod kubeconfig;
 mod output;
 mod paths;
 mod session;
+mod workload;
 mod workspace;
 
 use clap::{Parser, Subcommand};
@@ -31,7 +33,9 @@ use crate::session::{ConfigFlags, Session};
         kubectl faros agent generate agent1 -o agent1.kubeconfig\n  \
         kubectl faros ws tree\n  \
         kubectl faros ws ..\n  \
-        kubectl faros bind"
+        kubectl faros bind\n  \
+        kubectl faros deploy web --image localhost/demo:1 --port 8080 --selector site=north\n  \
+        kubectl faros workload list --agent dev1"
 )]
 struct Cli {
     #[command(flatten)]
@@ -50,6 +54,11 @@ enum Command {
     /// Register edge agents, list them, revoke registrations.
     #[command(alias = "agents")]
     Agent(agent::AgentArgs),
+    /// Run a container image or a process on agents: create or update a Workload.
+    Deploy(Box<deploy::DeployArgs>),
+    /// What runs on which agent: list placements, describe a workload per device.
+    #[command(alias = "workloads", visible_alias = "wl")]
+    Workload(workload::WorkloadArgs),
 }
 
 fn main() {
@@ -71,6 +80,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Workspace(args) => workspace::run(&mut session, args).await,
         Command::Bind(args) => bind::run(&session, args).await,
         Command::Agent(args) => agent::run(&session, args).await,
+        Command::Deploy(args) => deploy::run(&session, *args).await,
+        Command::Workload(args) => workload::run(&session, args).await,
     }
 }
 

@@ -124,6 +124,8 @@ async fn export_edge_api(hub: &Arc<Hub>) -> anyhow::Result<()> {
     for crd in [
         crate::registry::system::crd_json(faros_api::edge::Agent::crd()),
         crate::registry::system::crd_json(faros_api::edge::Registration::crd()),
+        crate::registry::system::crd_json(faros_api::workloads::Workload::crd()),
+        crate::registry::system::crd_json(faros_api::workloads::Placement::crd()),
     ] {
         let schema = resource_schema(&crd);
         schema_names.push(schema["metadata"]["name"].clone());

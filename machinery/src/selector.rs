@@ -255,6 +255,20 @@ impl LabelSelector {
         &self.requirements
     }
 
+    /// The one value the selector pins `key` to (`key=v`, `key==v` or `key in (v)`), if any:
+    /// what an authorizer checks to know a list can return only objects with that label.
+    pub fn exact(&self, key: &str) -> Option<&str> {
+        if self.nothing {
+            return None;
+        }
+        self.requirements
+            .iter()
+            .find_map(|r| match (&r.op, r.values.as_slice()) {
+                (LabelOp::Equals | LabelOp::In, [value]) if r.key == key => Some(value.as_str()),
+                _ => None,
+            })
+    }
+
     /// `labels` is the object's `metadata.labels` (None when absent).
     pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
         !self.nothing && self.requirements.iter().all(|r| r.matches(labels))
@@ -996,6 +1010,19 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(parse_err(input), want, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn exact_finds_a_pinned_label_only() {
+        let exact = |s: &str| LabelSelector::parse(s).unwrap().exact("a").map(str::to_string);
+        assert_eq!(exact("a=x"), Some("x".into()));
+        assert_eq!(exact("b=y,a==x"), Some("x".into()));
+        assert_eq!(exact("a in (x)"), Some("x".into()));
+        assert_eq!(exact("a in (x,y)"), None);
+        assert_eq!(exact("a!=x"), None);
+        assert_eq!(exact("a"), None);
+        assert_eq!(exact("b=x"), None);
+        assert_eq!(LabelSelector::nothing().exact("a"), None);
     }
 
     #[test]

@@ -74,6 +74,16 @@ pub(super) async fn provision_agent(
         // heartbeat Lease the first time needs this.
         rule("coordination.k8s.io", &["leases"], &["create"], None),
         rule("", &["serviceaccounts/token"], &["create"], Some(vec![account.clone()])),
+        // Its assignments: RBAC cannot narrow a list to some objects, so the hub lets these
+        // through only for the placements of this agent (a list or watch must select
+        // `edge.faros.sh/agent=<name>`).
+        rule(faros_api::EDGE_GROUP, &["placements"], &["get", "list", "watch"], None),
+        rule(
+            faros_api::EDGE_GROUP,
+            &["placements/status"],
+            &["get", "update", "patch"],
+            None,
+        ),
     ];
     let roles: Api<Role> = Api::namespaced(client.clone(), ns);
     ensure_role(&roles, &account, ns, me.clone(), label, rules).await?;

@@ -9,6 +9,7 @@ mod bind_permission;
 mod crd_names;
 mod rbac_escalation;
 mod schema_in_use;
+mod workloads;
 mod workspace_types;
 
 use serde_json::Value;
@@ -26,6 +27,7 @@ const PLUGINS: &[&dyn Plugin] = &[
     &bind_permission::BindPermission,
     &crd_names::CrdNames,
     &schema_in_use::SchemaInUse,
+    &workloads::Workloads,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,12 +9,12 @@
 //!
 //! **What they may do** ([`rbac::Authorizer`]): RBAC evaluated per logical cluster from the
 //! Roles and bindings stored there; entering a workspace at all needs a binding there.
-//! [`impersonation`] switches identity for callers granted `impersonate`; [`reviews`] answers
-//! SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview and TokenRequest;
-//! [`admission`] refuses RBAC writes that would escalate privileges.
+//! [`impersonation`] switches identity for callers granted `impersonate`; [`agents`] narrows
+//! what an edge agent's own credential may read of Placements, where RBAC cannot.
 //!
 //! **What happened** ([`audit`]): one JSON line per request, written off the request path.
 
+pub(crate) mod agents;
 pub mod audit;
 pub mod impersonation;
 pub mod jwt;

@@ -5,8 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{HUB, TestHub, eventually};
-use serde_json::Value;
+use crate::common::{HUB, TestHub, eventually, get_json, ready_workspace};
 
 struct Controllers(Child);
 
@@ -15,39 +14,6 @@ impl Drop for Controllers {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn get_json(kubeconfig: &std::path::Path, args: &[&str]) -> Option<Value> {
-    let mut all = vec!["get"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-o", "json"]);
-    let out = crate::common::kubectl_with(kubeconfig, "1.32", &all, None);
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).unwrap())
-}
-
-/// Creates workspace `root:<name>` of type `ws_type` as the admin, waits until it is Ready,
-/// and returns an admin kubeconfig pointing at it.
-fn ready_workspace(hub: &TestHub, name: &str, ws_type: &str) -> std::path::PathBuf {
-    let ws = format!(
-        "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: {name}\nspec:\n  type:\n    name: {ws_type}\n"
-    );
-    let out = hub.kubectl_stdin("1.32", &["create", "-f", "-"], &ws);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    hub.kubectl_ok(
-        "1.32",
-        &[
-            "wait",
-            "--for=jsonpath={.status.phase}=Ready",
-            &format!("workspace/{name}"),
-            "--timeout=60s",
-        ],
-    );
-    hub.admin_kubeconfig_at(
-        &hub.workspace_url(&format!("root:{name}")),
-        &format!("{name}.kubeconfig"),
-    )
 }
 
 /// The Registration's Ready condition as (status, reason), if it has one.
@@ -140,8 +106,23 @@ fn controllers_subcommand_runs_the_edge_controllers() {
     );
     let role = get_json(&tenant, &["role", "faros-agent-a1"]).unwrap();
     assert_eq!(role["metadata"]["ownerReferences"][0]["kind"], "Agent");
+    // Rules naming no object: creating its Lease, and its placements, which the hub narrows
+    // to its own (hub-api/tests/it/workloads.rs).
     assert!(role["rules"].as_array().unwrap().iter().all(|rule| {
-        rule["verbs"] == serde_json::json!(["create"]) && rule["resources"] == serde_json::json!(["leases"])
+        let unnamed = [
+            (serde_json::json!(["leases"]), serde_json::json!(["create"])),
+            (
+                serde_json::json!(["placements"]),
+                serde_json::json!(["get", "list", "watch"]),
+            ),
+            (
+                serde_json::json!(["placements/status"]),
+                serde_json::json!(["get", "update", "patch"]),
+            ),
+        ];
+        unnamed
+            .iter()
+            .any(|(resources, verbs)| rule["resources"] == *resources && rule["verbs"] == *verbs)
             || rule["resourceNames"].as_array().is_some_and(|n| !n.is_empty())
     }));
 

@@ -18,4 +18,5 @@ mod rbac;
 mod service_account_tokens;
 mod tenants;
 mod transport;
+mod workloads;
 mod workspaces;

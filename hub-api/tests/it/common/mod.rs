@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use serde_json::Value;
+
 /// The hub of these tests: the `hub-api` binary this package builds.
 pub type TestHub = faros_testkit::Hub;
 
@@ -48,4 +50,38 @@ pub fn sample(name: &str) -> String {
         .join(name)
         .to_string_lossy()
         .into_owned()
+}
+
+/// `kubectl get ARGS -o json`, or None when kubectl fails (e.g. not found).
+pub fn get_json(kubeconfig: &std::path::Path, args: &[&str]) -> Option<Value> {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    let out = kubectl_with(kubeconfig, "1.32", &all, None);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// Creates workspace `root:<name>` of type `ws_type` as the admin, waits until it is Ready,
+/// and returns an admin kubeconfig pointing at it.
+pub fn ready_workspace(hub: &TestHub, name: &str, ws_type: &str) -> std::path::PathBuf {
+    let ws = format!(
+        "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: {name}\nspec:\n  type:\n    name: {ws_type}\n"
+    );
+    let out = hub.kubectl_stdin("1.32", &["create", "-f", "-"], &ws);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    hub.kubectl_ok(
+        "1.32",
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Ready",
+            &format!("workspace/{name}"),
+            "--timeout=60s",
+        ],
+    );
+    hub.admin_kubeconfig_at(
+        &hub.workspace_url(&format!("root:{name}")),
+        &format!("{name}.kubeconfig"),
+    )
 }

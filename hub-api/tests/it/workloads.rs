@@ -1,0 +1,266 @@
+//! The hub's side of workloads: Workload specs checked with field paths, Placements labelled
+//! from their spec and kept on their agent, and an agent's own credential reading and
+//! reporting on its own placements only (the scheduler and the device side have their own
+//! tests).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::common::{HUB, TestHub, eventually, get_json, kubectl_with, ready_workspace};
+
+const KUBECTL: &str = "1.32";
+
+fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let out = kubectl_with(kubeconfig, KUBECTL, args, stdin);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let (success, stdout, stderr) = kubectl(kubeconfig, args, stdin);
+    assert!(success, "kubectl {args:?}: {stderr}");
+    stdout
+}
+
+/// Agents `names` joined through one Registration, each with its own identity; returns a
+/// kubeconfig per agent holding a token of that identity.
+fn agents(hub: &TestHub, tenant: &Path, names: &[&str]) -> Vec<PathBuf> {
+    let reg =
+        "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata: {name: r1, namespace: default}\nspec: {}\n";
+    ok(tenant, &["create", "-f", "-"], Some(reg));
+    names
+        .iter()
+        .map(|name| {
+            let agent = format!(
+                "apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata:\n  name: {name}\n  namespace: default\n  labels: {{edge.faros.sh/registration: r1}}\nspec: {{}}\n"
+            );
+            ok(tenant, &["create", "-f", "-"], Some(&agent));
+            let account = format!("faros-agent-{name}");
+            assert!(
+                eventually(Duration::from_secs(30), || {
+                    get_json(tenant, &["rolebinding", &account]).is_some()
+                }),
+                "agent {name} got its identity"
+            );
+            let token = ok(tenant, &["create", "token", &account], None);
+            hub.token_kubeconfig(name, &hub.workspace_url("root:plant"), token.trim(), Some("default"))
+        })
+        .collect()
+}
+
+const PLACEMENT: &str = "apiVersion: edge.faros.sh/v1alpha1
+kind: Placement
+metadata:
+  name: web-a1
+  namespace: default
+  labels: {edge.faros.sh/agent: a2}
+spec:
+  workload: web
+  agent: a1
+  templateHash: h1
+  template:
+    containers: [{name: web, image: localhost/demo:1, env: [{name: SECRET, value: only-for-a1}]}]
+";
+
+#[test]
+fn agents_read_and_report_on_their_own_placements_only() {
+    let hub = TestHub::start(HUB);
+    let tenant = ready_workspace(&hub, "plant", "faros");
+    let kubeconfigs = agents(&hub, &tenant, &["a1", "a2"]);
+    let (a1, a2) = (&kubeconfigs[0], &kubeconfigs[1]);
+
+    // Created with a forged label: the hub labels it from its spec.
+    ok(&tenant, &["create", "-f", "-"], Some(PLACEMENT));
+    let placement = get_json(&tenant, &["placement", "web-a1"]).unwrap();
+    assert_eq!(placement["metadata"]["labels"]["edge.faros.sh/agent"], "a1");
+    assert_eq!(placement["metadata"]["labels"]["edge.faros.sh/workload"], "web");
+
+    // a1 sees it through the selector naming itself; every other way of listing is refused.
+    let own = ok(
+        a1,
+        &["get", "placements", "-l", "edge.faros.sh/agent=a1", "-o", "name"],
+        None,
+    );
+    assert_eq!(own.trim(), "placement.edge.faros.sh/web-a1");
+    let own = ok(
+        a1,
+        &[
+            "get",
+            "placement",
+            "web-a1",
+            "-o",
+            "jsonpath={.spec.template.containers[0].env[0].value}",
+        ],
+        None,
+    );
+    assert_eq!(own, "only-for-a1");
+    for selector in [
+        None,
+        Some("edge.faros.sh/agent=a2"),
+        Some("edge.faros.sh/agent!=a2"),
+        Some("edge.faros.sh/workload=web"),
+    ] {
+        let mut args = vec!["get", "placements"];
+        if let Some(s) = selector {
+            args.extend(["-l", s]);
+        }
+        let (success, stdout, stderr) = kubectl(a1, &args, None);
+        assert!(!success && stdout.is_empty(), "{selector:?}: {stdout}");
+        assert!(
+            stderr.contains("Forbidden") || stderr.contains("forbidden"),
+            "{selector:?}: {stderr}"
+        );
+    }
+    let (success, _, stderr) = kubectl(a1, &["get", "placements"], None);
+    assert!(
+        !success && stderr.contains("select them with the label selector edge.faros.sh/agent=a1"),
+        "{stderr}"
+    );
+    // a2 cannot read it in any way: not listed under its own name, not by name, not watched.
+    let theirs = ok(
+        a2,
+        &["get", "placements", "-l", "edge.faros.sh/agent=a2", "-o", "name"],
+        None,
+    );
+    assert!(theirs.trim().is_empty(), "{theirs}");
+    for args in [
+        vec!["get", "placement", "web-a1"],
+        vec!["get", "placement", "web-a1", "--subresource=status"],
+        vec!["get", "placements", "-l", "edge.faros.sh/agent=a1"],
+        vec!["get", "placements", "--field-selector", "metadata.name=web-a1"],
+        vec!["get", "placements", "--watch", "--request-timeout=2s"],
+    ] {
+        let (success, stdout, stderr) = kubectl(a2, &args, None);
+        assert!(!success && !stdout.contains("only-for-a1"), "{args:?}: {stdout}");
+        assert!(!stderr.contains("only-for-a1"), "{args:?}: {stderr}");
+    }
+
+    // Reports: a2's status write to a1's placement is refused, a1's goes through.
+    let report = r#"{"status":{"phase":"Running","ready":true}}"#;
+    let patch = [
+        "patch",
+        "placement",
+        "web-a1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        report,
+    ];
+    let (success, stdout, stderr) = kubectl(a2, &patch, None);
+    assert!(!success, "{stdout}");
+    assert!(
+        stderr.contains("may read and report on its own placements only"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("only-for-a1"), "{stderr}");
+    ok(a1, &patch, None);
+    let placement = get_json(&tenant, &["placement", "web-a1"]).unwrap();
+    assert_eq!(placement["status"]["phase"], "Running");
+    // Neither can change what it is assigned.
+    for agent in [a1, a2] {
+        let (success, _, _) = kubectl(
+            agent,
+            &[
+                "patch",
+                "placement",
+                "web-a1",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"templateHash":"x"}}"#,
+            ],
+            None,
+        );
+        assert!(!success);
+    }
+
+    // Not even an admin moves a placement to another agent or relabels it.
+    let (success, _, stderr) = kubectl(
+        &tenant,
+        &[
+            "patch",
+            "placement",
+            "web-a1",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"agent":"a2"}}"#,
+        ],
+        None,
+    );
+    assert!(
+        !success && stderr.contains("spec.agent: Invalid value") && stderr.contains("field is immutable"),
+        "{stderr}"
+    );
+    let (success, _, stderr) = kubectl(
+        &tenant,
+        &["label", "placement", "web-a1", "--overwrite", "edge.faros.sh/agent=a2"],
+        None,
+    );
+    assert!(!success && stderr.contains("must equal spec.agent"), "{stderr}");
+}
+
+#[test]
+fn workload_specs_are_checked_with_field_paths() {
+    let hub = TestHub::start(HUB);
+    let tenant = ready_workspace(&hub, "plant", "faros");
+    let workload = |spec: &str| {
+        format!(
+            "apiVersion: edge.faros.sh/v1alpha1\nkind: Workload\nmetadata: {{name: web, namespace: default}}\nspec:\n{spec}"
+        )
+    };
+    let refused = [
+        // The schema's own checks.
+        (
+            "  template:\n    containers: [{name: web, image: localhost/demo:1, ports: [{containerPort: 70000}]}]\n",
+            "spec.template.containers[0].ports[0].containerPort",
+        ),
+        (
+            "  placement: {strategy: Everywhere}\n  template:\n    containers: [{name: web, image: localhost/demo:1}]\n",
+            "spec.placement.strategy",
+        ),
+        (
+            "  template:\n    containers: [{name: web, image: localhost/demo:1, resources: {requests: {memory: lots}}}]\n",
+            "spec.template.containers[0].resources.requests.memory",
+        ),
+        // Admission's.
+        (
+            "  template:\n    containers: [{name: web, image: 'Not An Image'}]\n",
+            "spec.template.containers[0].image: Invalid value",
+        ),
+        (
+            "  placement: {strategy: Replicas}\n  template:\n    containers: [{name: web, image: localhost/demo:1}]\n",
+            "spec.placement.replicas: Required value",
+        ),
+        ("  template: {}\n", "spec.template.containers: Required value"),
+        (
+            "  template:\n    containers: [{name: a, image: one}, {name: a, image: two}]\n",
+            "spec.template.containers[1].name: Duplicate value",
+        ),
+        (
+            "  template:\n    process: {path: bin/app}\n",
+            "spec.template.process.path: Invalid value",
+        ),
+        (
+            "  template:\n    containers: [{name: web, image: x, volumeMounts: [{name: data, mountPath: /data}]}]\n",
+            "spec.template.containers[0].volumeMounts[0].name: Unsupported value",
+        ),
+    ];
+    for (spec, expected) in refused {
+        let (success, _, stderr) = kubectl(&tenant, &["apply", "-f", "-"], Some(&workload(spec)));
+        assert!(!success, "accepted:\n{spec}");
+        assert!(stderr.contains("is invalid"), "{spec}: {stderr}");
+        assert!(stderr.contains(expected), "{spec}: wanted {expected:?} in {stderr}");
+    }
+    assert!(get_json(&tenant, &["workload", "web"]).is_none());
+    // A valid one, with quantities given as numbers and strings.
+    let good = "  selector: {matchLabels: {site: north}}\n  placement: {strategy: Replicas, replicas: 2, scheduling: ResourceAware}\n  template:\n    containers: [{name: web, image: localhost/demo:1, ports: [{containerPort: 8080, hostPort: 8080}], resources: {requests: {cpu: 1, memory: 64Mi}}}]\n";
+    ok(&tenant, &["apply", "-f", "-"], Some(&workload(good)));
+    let stored = get_json(&tenant, &["workload", "web"]).unwrap();
+    assert_eq!(
+        stored["spec"]["template"]["containers"][0]["resources"]["requests"]["cpu"],
+        1
+    );
+    assert_eq!(stored["spec"]["template"]["restartPolicy"], "Always");
+}

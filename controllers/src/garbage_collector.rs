@@ -284,9 +284,10 @@ impl Collector {
 
     fn api(&self, cluster: &str, node: &Node) -> Api<DynamicObject> {
         let client = self.clusters.cluster(cluster);
+        let resource = in_cluster(&node.resource);
         match (node.namespaced, &node.namespace) {
-            (true, Some(ns)) => Api::namespaced_with(client, ns, &node.resource),
-            _ => Api::all_with(client, &node.resource),
+            (true, Some(ns)) => Api::namespaced_with(client, ns, &resource),
+            _ => Api::all_with(client, &resource),
         }
     }
 
@@ -432,11 +433,7 @@ impl Collector {
             // Not a kind we know: never delete on its account.
             return Ok(true);
         };
-        let mut resource = resource;
-        // Exported resources are watched as `<plural>:<identity>`; a workspace names them plainly.
-        if let Some((plural, _)) = resource.plural.split_once(':') {
-            resource.plural = plural.to_string();
-        }
+        let resource = in_cluster(&resource);
         let client = self.clusters.cluster(cluster);
         let api: Api<DynamicObject> = match (namespaced, namespace) {
             (true, Some(ns)) => Api::namespaced_with(client, ns, &resource),
@@ -510,6 +507,17 @@ impl Collector {
             }
         }
     }
+}
+
+/// `resource` as one workspace names it: exported resources are watched across workspaces
+/// as `<plural>:<identity>`, but a single workspace serves them by their plain plural (the
+/// identity-qualified path answers 404, which would look like "already gone").
+fn in_cluster(resource: &ApiResource) -> ApiResource {
+    let mut resource = resource.clone();
+    if let Some((plural, _)) = resource.plural.split_once(':') {
+        resource.plural = plural.to_string();
+    }
+    resource
 }
 
 /// A 404 or 409 means the object changed meanwhile; its next event brings it back.

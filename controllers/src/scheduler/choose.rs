@@ -74,10 +74,9 @@ pub(crate) fn bytes(n: i64) -> String {
 /// Why an existing placement is removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Removal {
-    /// The agent is gone (or going).
-    AgentGone,
-    /// The agent's labels no longer match the selector.
-    NoLongerSelected,
+    /// The agent is gone (or going), or its labels no longer match the selector (the
+    /// scheduler may be given only the agents that match).
+    NotSelected,
     /// The template now needs a runtime the device lacks.
     NoRuntime(&'static str),
     /// Replicas/Singleton: the agent has not been ready for longer than the eviction timeout.
@@ -217,11 +216,11 @@ pub(crate) fn plan(
             .get(agent_name)
             .filter(|a| a.metadata.deletion_timestamp.is_none())
         else {
-            out.remove.push(gone(Removal::AgentGone));
+            out.remove.push(gone(Removal::NotSelected));
             continue;
         };
         if !selector.matches(&agent.metadata.labels.clone().unwrap_or_default()) {
-            out.remove.push(gone(Removal::NoLongerSelected));
+            out.remove.push(gone(Removal::NotSelected));
             continue;
         }
         if !has_runtime(agent, runtime) {
@@ -621,7 +620,7 @@ pub(crate) mod tests {
         let made = [placement(&w, "dev1", true), placement(&w, "dev2", true)];
         let p = run(&w, &agents, &made);
         let why: Vec<&Removal> = p.remove.iter().map(|r| &r.2).collect();
-        assert_eq!(why, [&Removal::AgentGone, &Removal::NoLongerSelected]);
+        assert_eq!(why, [&Removal::NotSelected, &Removal::NotSelected]);
         assert_eq!(p.matching, 0);
     }
 

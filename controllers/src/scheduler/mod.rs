@@ -19,7 +19,10 @@ use std::time::Duration;
 
 use faros_api::edge::{AGENT_LABEL, Agent};
 use faros_api::meta::now_rfc3339;
-use faros_api::workloads::{Placement, PlacementSpec, WORKLOAD_LABEL, Workload, placement_name, validate_spec};
+use faros_api::workloads::{
+    LabelSelector, Placement, PlacementSpec, PlacementStrategy, SchedulingPolicy, WORKLOAD_LABEL, Workload,
+    placement_name, validate_spec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
@@ -68,12 +71,23 @@ async fn reconcile(workload: Arc<Workload>, client: Client, eviction_timeout: Du
         return Ok(Next::Done);
     }
 
+    let name = workload.name_any();
     let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
     let placements: Api<Placement> = Api::namespaced(client.clone(), &ns);
-    let agents = agents.list(&ListParams::default()).await?.items;
-    let all = placements.list(&ListParams::default()).await?.items;
+    // The hub picks the selected agents: the others do not matter to this workload.
+    let selected = ListParams::default().labels(&label_query(workload.spec.selector.as_ref()));
+    let agents = agents.list(&selected).await?.items;
+    // Choosing among agents by load needs every placement of the namespace; placing on all
+    // of them by labels alone needs only this workload's own.
+    let spec = &workload.spec.placement;
+    let by_load = spec.strategy != PlacementStrategy::All || spec.scheduling == SchedulingPolicy::ResourceAware;
+    let scope = if by_load {
+        ListParams::default()
+    } else {
+        ListParams::default().labels(&format!("{WORKLOAD_LABEL}={name}"))
+    };
+    let all = placements.list(&scope).await?.items;
     let plan = choose::plan(&workload, &agents, &all, jiff::Timestamp::now(), eviction_timeout);
-    let name = workload.name_any();
     let cluster = cluster_of(&*workload);
 
     for (placement, agent, why) in &plan.remove {
@@ -175,6 +189,26 @@ async fn ensure_current(
     }
 }
 
+/// `selector` as a `labelSelector` query (empty: every agent).
+fn label_query(selector: Option<&LabelSelector>) -> String {
+    let Some(selector) = selector else {
+        return String::new();
+    };
+    let mut terms: Vec<String> = selector.match_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for r in &selector.match_expressions {
+        terms.push(match r.operator.as_str() {
+            "In" => format!("{} in ({})", r.key, r.values.join(",")),
+            "NotIn" => format!("{} notin ({})", r.key, r.values.join(",")),
+            "Exists" => r.key.clone(),
+            "DoesNotExist" => format!("!{}", r.key),
+            // Validation refuses other operators; were one stored, the plan matches nothing
+            // with it, so asking for every agent changes no decision.
+            _ => continue,
+        });
+    }
+    terms.join(",")
+}
+
 fn owner(workload: &Workload) -> OwnerReference {
     OwnerReference {
         api_version: Workload::api_version(&()).into_owned(),
@@ -203,5 +237,34 @@ async fn write_status(
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faros_api::workloads::LabelSelectorRequirement;
+
+    #[test]
+    fn selectors_become_label_queries() {
+        assert_eq!(label_query(None), "");
+        let requirement = |key: &str, operator: &str, values: &[&str]| LabelSelectorRequirement {
+            key: key.into(),
+            operator: operator.into(),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        };
+        let selector = LabelSelector {
+            match_labels: [("site".to_string(), "north".to_string())].into(),
+            match_expressions: vec![
+                requirement("tier", "In", &["a", "b"]),
+                requirement("zone", "NotIn", &["c"]),
+                requirement("gpu", "Exists", &[]),
+                requirement("old", "DoesNotExist", &[]),
+            ],
+        };
+        assert_eq!(
+            label_query(Some(&selector)),
+            "site=north,tier in (a,b),zone notin (c),gpu,!old"
+        );
     }
 }

@@ -48,6 +48,10 @@ pub struct ResourceVersion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "list_of_objects")]
     pub additional_printer_columns: Option<Value>,
+    /// Fields that field selectors may use, as a CRD version's `selectableFields`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "list_of_objects")]
+    pub selectable_fields: Option<Value>,
 }
 
 fn list_of_objects(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

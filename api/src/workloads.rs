@@ -574,6 +574,8 @@ pub struct WorkloadStatus {
     plural = "placements",
     shortname = "pl",
     namespaced,
+    selectable = ".spec.agent",
+    selectable = ".spec.workload",
     status = "PlacementStatus",
     category = "faros",
     printcolumn = r#"{"name":"Workload","type":"string","jsonPath":".spec.workload"}"#,

@@ -15,8 +15,8 @@ use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
 use tokio::sync::Barrier;
 
-use crate::hub::{CpuMeter, CpuUse};
-use crate::stats::Summary;
+use faros_bench::hub::{CpuMeter, CpuUse};
+use faros_bench::stats::Summary;
 
 #[derive(Debug, Clone)]
 pub struct PhaseResult {

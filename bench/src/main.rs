@@ -4,9 +4,6 @@
 
 mod crud;
 mod h2;
-mod hub;
-mod machine;
-mod stats;
 mod watch;
 
 use std::fmt::Write as _;
@@ -19,9 +16,11 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 
+use faros_bench::hub::{HubProcess, Memory, SpawnOptions, Startup};
+use faros_bench::stats::ms;
+use faros_bench::{machine, stats};
+
 use crate::crud::PhaseResult;
-use crate::hub::{HubProcess, Memory, SpawnOptions, Startup};
-use crate::stats::ms;
 use crate::watch::{Transport, WatchResult};
 
 #[derive(Debug, Parser)]

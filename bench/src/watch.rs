@@ -21,8 +21,8 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::crud::config_map;
 use crate::h2;
-use crate::hub::{CpuMeter, CpuUse};
-use crate::stats::{Summary, signed_micros};
+use faros_bench::hub::{CpuMeter, CpuUse};
+use faros_bench::stats::{Summary, signed_micros};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {

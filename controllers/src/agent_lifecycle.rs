@@ -8,8 +8,9 @@
 //! `status.lastHeartbeatTime`) change within the grace period. Device clocks may be wrong,
 //! and a restarted controller gives every agent a full grace period before judging it.
 //!
-//! The controller only ever writes `Ready=Unknown` (reason `AgentStatusUnknown`); the agent
-//! sets `Ready=True` again itself on its next status write, so the two never fight over it.
+//! The controller only ever writes `Ready=Unknown` (reason `AgentStatusUnknown`), and the
+//! phase `Unknown` on the agent's running placements; the agent sets both again itself on its
+//! next status writes, so the two never fight over them.
 //! An agent that reported `AgentStopped` on a clean shutdown keeps that more precise answer.
 
 use std::collections::HashMap;
@@ -17,10 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faros_api::edge::{AGENT_LABEL, Agent, reasons};
+use faros_api::workloads::{Placement, PlacementPhase};
 use faros_api::{Condition, conditions};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
@@ -124,9 +126,54 @@ async fn mark_unknown(clusters: &Clusters, key: Key, resource_version: String, m
         .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
         .await
     {
-        Ok(_) => tracing::info!(%cluster, %namespace, agent = %name, "agent stopped heartbeating; Ready=Unknown"),
+        Ok(_) => {
+            tracing::info!(%cluster, %namespace, agent = %name, "agent stopped heartbeating; Ready=Unknown");
+            mark_placements_unknown(clusters.cluster(&cluster), &namespace, &name).await;
+        }
         Err(e) if is_conflict(&e) || is_not_found(&e) => {}
         Err(e) => tracing::warn!(%cluster, %namespace, agent = %name, error = %e, "marking agent Unknown failed"),
+    }
+}
+
+/// What an agent that stopped reporting last said of its placements may no longer hold:
+/// they are `Unknown` until it reports again (as a node's pods turn not-ready). Finished
+/// placements keep their outcome.
+async fn mark_placements_unknown(client: kube::Client, namespace: &str, agent: &str) {
+    let api: Api<Placement> = Api::namespaced(client, namespace);
+    let selected = ListParams::default().labels(&format!("{AGENT_LABEL}={agent}"));
+    let placements = match api.list(&selected).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            tracing::warn!(%namespace, %agent, error = %e, "listing the placements of an unknown agent failed");
+            return;
+        }
+    };
+    for placement in placements {
+        let status = placement.status.clone().unwrap_or_default();
+        if matches!(
+            status.phase,
+            PlacementPhase::Unknown | PlacementPhase::Succeeded | PlacementPhase::Failed
+        ) {
+            continue;
+        }
+        let patch = json!({
+            "metadata": {"resourceVersion": placement.resource_version()},
+            "status": {
+                "phase": PlacementPhase::Unknown,
+                "ready": false,
+                "reason": reasons::AGENT_STATUS_UNKNOWN,
+                "message": format!("agent {agent} stopped posting heartbeats; last reported {:?}", status.phase),
+            },
+        });
+        let name = placement.name_any();
+        if let Err(e) = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            && !is_conflict(&e)
+            && !is_not_found(&e)
+        {
+            tracing::warn!(%namespace, placement = %name, error = %e, "marking a placement Unknown failed");
+        }
     }
 }
 

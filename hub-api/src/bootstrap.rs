@@ -200,6 +200,9 @@ pub fn resource_schema(crd: &Value) -> Value {
             if !v["additionalPrinterColumns"].is_null() {
                 out["additionalPrinterColumns"] = v["additionalPrinterColumns"].clone();
             }
+            if !v["selectableFields"].is_null() {
+                out["selectableFields"] = v["selectableFields"].clone();
+            }
             out
         })
         .collect();

@@ -336,7 +336,7 @@ fn bind_makes_the_edge_api_available() {
     assert!(
         out.starts_with(
             "APIBinding \"edge.faros.sh\" created in root:plain. Waiting for it to bind...\n\
-             APIBinding \"edge.faros.sh\" is bound: agents.edge.faros.sh, registrations.edge.faros.sh now served in root:plain.\n"
+             APIBinding \"edge.faros.sh\" is bound: agents.edge.faros.sh, placements.edge.faros.sh, registrations.edge.faros.sh, workloads.edge.faros.sh now served in root:plain.\n"
         ),
         "{out}"
     );

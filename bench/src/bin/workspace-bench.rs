@@ -4,15 +4,13 @@
 //!
 //! Usage: `workspace-bench --hub-binary target/release/hub-api --counts 1000,10000`
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Parser;
+use faros_bench::hub::{HubProcess, SpawnOptions};
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 use serde_json::json;
@@ -41,53 +39,21 @@ fn workspaces() -> ApiResource {
     }
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS")
-}
-
-fn start_hub(binary: &PathBuf, dir: &PathBuf) -> anyhow::Result<(Child, PathBuf)> {
-    let mut child = Command::new(binary)
-        .args(["start", "--all-in-one", "--secure-port", "0", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", binary.display()))?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("serving on") => break,
-            Some(_) => continue,
-            None => anyhow::bail!("hub exited"),
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Ok((child, dir.join("admin.kubeconfig")))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let dir = std::env::temp_dir().join(format!("faros-ws-bench-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir)?;
-    let (mut child, kubeconfig) = start_hub(&args.hub_binary, &dir)?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::read_from(&kubeconfig)?, &Default::default())
-            .await?;
-    let client = kube::Client::try_from(config)?;
+    let (mut hub, _, client) = HubProcess::start(&SpawnOptions {
+        binary: &args.hub_binary,
+        all_in_one: true,
+        log_level: "warn",
+        extra_args: &[],
+        keep_dir: false,
+    })
+    .await?;
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &workspaces());
     // Let start-up work (system workspace, bindings) settle before the baseline.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let pid = child.id();
-    let baseline = rss_kib(pid)?;
+    let baseline = hub.memory()?.rss_kib;
     println!("| workspaces | created in | rate (workspaces/s) | hub RSS | RSS per workspace |");
     println!("|---|---|---|---|---|");
     let mut created = 0usize;
@@ -138,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
         let elapsed = started.elapsed();
         created = end;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let rss = rss_kib(pid)?;
+        let rss = hub.memory()?.rss_kib;
         let per = (rss.saturating_sub(baseline) as f64) / created as f64;
         println!(
             "| {created} | {:.1} s | {:.1} | {:.1} MiB | {:.1} KiB |",
@@ -152,8 +118,6 @@ async fn main() -> anyhow::Result<()> {
         "\nbaseline RSS before any workspace: {:.1} MiB",
         baseline as f64 / 1024.0
     );
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    hub.stop().await?;
     Ok(())
 }

@@ -227,7 +227,12 @@ async fn route(
         ));
     }
     let (kind, scope) = authorize(&hub, &cluster, &user, view, &resource, &attributes)?;
-    crate::auth::agents::restrict(&user, &attributes, query.label_selector.as_deref())?;
+    crate::auth::agents::restrict(
+        &user,
+        &attributes,
+        query.label_selector.as_deref(),
+        query.field_selector.as_deref(),
+    )?;
     if resource.namespace.is_some() && !kind.namespaced {
         return Err(ApiError::no_such_resource());
     }

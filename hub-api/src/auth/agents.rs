@@ -4,13 +4,14 @@
 //! name objects, not filter a list. As Kubernetes' node authorizer does for a kubelet's
 //! pods, the hub narrows what the agent identity (the ServiceAccount `faros-agent-<name>`
 //! its Registration made) may do: a list or watch of placements must select the label
-//! `edge.faros.sh/agent=<name>`, which the hub keeps equal to `spec.agent`; a read of one
+//! `edge.faros.sh/agent=<name>`, which the hub keeps equal to `spec.agent`, or the field
+//! `spec.agent=<name>`; a read of one
 //! placement, or a status write, must be of a placement of that agent (checked once the
 //! object is at hand: here for reads, in admission for writes). RBAC still has to allow the
 //! request first: this only ever takes rights away.
 
 use faros_api::edge::{AGENT_ACCOUNT_PREFIX, AGENT_LABEL};
-use faros_machinery::selector::LabelSelector;
+use faros_machinery::selector::{FieldSelector, LabelSelector};
 use faros_machinery::status::ApiError;
 
 use super::User;
@@ -53,7 +54,12 @@ pub(crate) fn may_touch(agent: &str, placement: &serde_json::Value) -> Result<()
 }
 
 /// Refuses an agent's list or watch of placements that could return another agent's.
-pub(crate) fn restrict(user: &User, attributes: &Attributes, label_selector: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn restrict(
+    user: &User,
+    attributes: &Attributes,
+    label_selector: Option<&str>,
+    field_selector: Option<&str>,
+) -> Result<(), ApiError> {
     let Some((_, agent)) = agent_of(user) else {
         return Ok(());
     };
@@ -63,10 +69,13 @@ pub(crate) fn restrict(user: &User, attributes: &Attributes, label_selector: Opt
     if !is_placement(&resource.group, &resource.resource) || !matches!(attributes.verb.as_str(), "list" | "watch") {
         return Ok(());
     }
-    let pinned = label_selector
+    let by_label = label_selector
         .and_then(|s| LabelSelector::parse(s).ok())
-        .and_then(|s| s.exact(AGENT_LABEL).map(str::to_string));
-    if pinned.as_deref() == Some(agent) {
+        .is_some_and(|s| s.exact(AGENT_LABEL) == Some(agent));
+    let by_field = field_selector
+        .and_then(|s| FieldSelector::parse(s).ok())
+        .is_some_and(|s| s.exact("spec.agent") == Some(agent));
+    if by_label || by_field {
         return Ok(());
     }
     Err(forbidden_on(
@@ -74,7 +83,7 @@ pub(crate) fn restrict(user: &User, attributes: &Attributes, label_selector: Opt
         PLACEMENTS,
         "",
         &format!(
-            "agent {agent:?} may {} only its own placements: select them with the label selector {AGENT_LABEL}={agent}",
+            "agent {agent:?} may {} only its own placements: select them with the label selector {AGENT_LABEL}={agent} (or the field selector spec.agent={agent})",
             attributes.verb
         ),
     ))
@@ -95,8 +104,9 @@ mod tests {
     #[test]
     fn agents_list_only_their_own_placements() {
         let dev1 = agent("faros-agent-dev1");
-        assert!(restrict(&dev1, &list("placements"), Some("edge.faros.sh/agent=dev1")).is_ok());
-        assert!(restrict(&dev1, &list("placements"), Some("edge.faros.sh/agent in (dev1)")).is_ok());
+        assert!(restrict(&dev1, &list("placements"), Some("edge.faros.sh/agent=dev1"), None).is_ok());
+        assert!(restrict(&dev1, &list("placements"), Some("edge.faros.sh/agent in (dev1)"), None).is_ok());
+        assert!(restrict(&dev1, &list("placements"), None, Some("spec.agent=dev1")).is_ok());
         for refused in [
             None,
             Some(""),
@@ -105,13 +115,21 @@ mod tests {
             Some("edge.faros.sh/agent!=dev2"),
             Some("((("),
         ] {
-            let err = restrict(&dev1, &list("placements"), refused).unwrap_err();
+            let err = restrict(&dev1, &list("placements"), refused, refused).unwrap_err();
             assert_eq!(err.code().as_u16(), 403, "{refused:?}");
         }
         // Other kinds and other users are RBAC's alone.
-        assert!(restrict(&dev1, &list("agents"), None).is_ok());
-        assert!(restrict(&agent("faros-reg-r"), &list("placements"), None).is_ok());
-        assert!(restrict(&User::authenticated("alice", vec![], "u"), &list("placements"), None).is_ok());
+        assert!(restrict(&dev1, &list("agents"), None, None).is_ok());
+        assert!(restrict(&agent("faros-reg-r"), &list("placements"), None, None).is_ok());
+        assert!(
+            restrict(
+                &User::authenticated("alice", vec![], "u"),
+                &list("placements"),
+                None,
+                None
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -77,6 +77,21 @@ fn agents_read_and_report_on_their_own_placements_only() {
     let placement = get_json(&tenant, &["placement", "web-a1"]).unwrap();
     assert_eq!(placement["metadata"]["labels"]["edge.faros.sh/agent"], "a1");
     assert_eq!(placement["metadata"]["labels"]["edge.faros.sh/workload"], "web");
+    // Selectable by the fields too, as `spec.nodeName` is for pods.
+    for selector in ["spec.agent=a1", "spec.workload=web"] {
+        let listed = ok(
+            &tenant,
+            &["get", "placements", "--field-selector", selector, "-o", "name"],
+            None,
+        );
+        assert_eq!(listed.trim(), "placement.edge.faros.sh/web-a1", "{selector}");
+    }
+    let listed = ok(
+        &tenant,
+        &["get", "placements", "--field-selector", "spec.agent=a2", "-o", "name"],
+        None,
+    );
+    assert!(listed.trim().is_empty(), "{listed}");
 
     // a1 sees it through the selector naming itself; every other way of listing is refused.
     let own = ok(
@@ -131,6 +146,7 @@ fn agents_read_and_report_on_their_own_placements_only() {
         vec!["get", "placement", "web-a1", "--subresource=status"],
         vec!["get", "placements", "-l", "edge.faros.sh/agent=a1"],
         vec!["get", "placements", "--field-selector", "metadata.name=web-a1"],
+        vec!["get", "placements", "--field-selector", "spec.agent=a1"],
         vec!["get", "placements", "--watch", "--request-timeout=2s"],
     ] {
         let (success, stdout, stderr) = kubectl(a2, &args, None);
@@ -263,4 +279,69 @@ fn workload_specs_are_checked_with_field_paths() {
         1
     );
     assert_eq!(stored["spec"]["template"]["restartPolicy"], "Always");
+}
+
+#[test]
+fn placements_of_a_silent_agent_turn_unknown() {
+    let hub = TestHub::start_with_args(HUB, true, &["--agent-monitor-grace-period", "2s"]);
+    let tenant = ready_workspace(&hub, "plant", "faros");
+    ok(
+        &tenant,
+        &["create", "-f", "-"],
+        Some("apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata: {name: a1, namespace: default}\nspec: {heartbeatIntervalSeconds: 1}\n"),
+    );
+    ok(&tenant, &["create", "-f", "-"], Some(PLACEMENT));
+    let running = r#"{"status":{"phase":"Running","ready":true}}"#;
+    ok(
+        &tenant,
+        &[
+            "patch",
+            "placement",
+            "web-a1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            running,
+        ],
+        None,
+    );
+    let mut finished = PLACEMENT
+        .replace("web-a1", "job-a1")
+        .replace("workload: web", "workload: job");
+    finished.push('\n');
+    ok(&tenant, &["create", "-f", "-"], Some(&finished));
+    let done = r#"{"status":{"phase":"Succeeded"}}"#;
+    ok(
+        &tenant,
+        &[
+            "patch",
+            "placement",
+            "job-a1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            done,
+        ],
+        None,
+    );
+
+    // a1 never heartbeats: past the grace period it is Unknown, and so is what it runs.
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            get_json(&tenant, &["placement", "web-a1"]).is_some_and(|p| p["status"]["phase"] == "Unknown")
+        }),
+        "the placement of a silent agent turns Unknown"
+    );
+    let placement = get_json(&tenant, &["placement", "web-a1"]).unwrap();
+    assert_eq!(placement["status"]["ready"], false);
+    assert_eq!(placement["status"]["reason"], "AgentStatusUnknown");
+    assert!(
+        placement["status"]["message"].as_str().unwrap().contains("Running"),
+        "{placement}"
+    );
+    // What finished keeps its outcome.
+    assert_eq!(
+        get_json(&tenant, &["placement", "job-a1"]).unwrap()["status"]["phase"],
+        "Succeeded"
+    );
 }

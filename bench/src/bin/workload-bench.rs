@@ -1,0 +1,315 @@
+//! `workload-bench`: one `All` Workload rolled out onto a fleet of simulated agents.
+//!
+//! Starts the hub (`--all-in-one`), a `faros` workspace and `edge-agent simulate --count N`
+//! (the real agent loop with a runtime that pretends to run what it is given), waits until
+//! every agent is Ready, then creates one Workload selecting them all and measures: the time
+//! until every Placement reports Running, the hub's CPU and RSS during the rollout, the
+//! writes per second (the growth of the store's resourceVersion, one per write), and what a
+//! per-device view costs with N placements in the namespace (`kubectl faros workload list
+//! --agent X` and the label-selected list under it). Finally it deletes the Workload and
+//! times until every placement is gone.
+//!
+//! Usage: `workload-bench --agents 10000` after `cargo build --release -p hub-api -p
+//! edge-agent -p kubectl-faros -p faros-bench`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use faros_api::edge::Agent;
+use faros_api::workloads::{Placement, PlacementPhase, Workload};
+use faros_bench::hub::{CpuMeter, HubProcess, SpawnOptions};
+use faros_bench::stats::Summary;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "workload-bench")]
+struct Args {
+    /// The hub binary.
+    #[arg(long, default_value = "target/release/hub-api")]
+    hub_binary: PathBuf,
+    /// The agent binary (its `simulate` subcommand runs the fleet).
+    #[arg(long, default_value = "target/release/edge-agent")]
+    agent_binary: PathBuf,
+    /// The plugin binary, timed for the per-device view.
+    #[arg(long, default_value = "target/release/kubectl-faros")]
+    plugin_binary: PathBuf,
+    /// Simulated agents.
+    #[arg(long, default_value_t = 1000)]
+    agents: usize,
+    /// Their heartbeat interval.
+    #[arg(long, default_value_t = 10)]
+    heartbeat_interval_seconds: u64,
+    /// Runs of each per-device view timing.
+    #[arg(long, default_value_t = 20)]
+    view_runs: usize,
+    /// Extra hub flags, e.g. `--watch-cache-events=10000`.
+    #[arg(long, allow_hyphen_values = true)]
+    hub_arg: Vec<String>,
+}
+
+const NAMESPACE: &str = "default";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let (mut hub, _, admin) = HubProcess::start(&SpawnOptions {
+        binary: &args.hub_binary,
+        all_in_one: true,
+        log_level: "warn",
+        extra_args: &args.hub_arg,
+        keep_dir: false,
+    })
+    .await?;
+    let fleet = fleet_workspace(&hub, &admin).await?;
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::read_from(&fleet)?, &Default::default()).await?,
+    )?;
+
+    let mut simulator = tokio::process::Command::new(&args.agent_binary)
+        .arg("--kubeconfig")
+        .arg(&fleet)
+        .arg("--state-dir")
+        .arg(hub.dir.join("simulator"))
+        .args(["simulate", "--count", &args.agents.to_string(), "--prefix", "sim-"])
+        .args([
+            "--heartbeat-interval-seconds",
+            &args.heartbeat_interval_seconds.to_string(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(hub.dir.join("simulator.log"))?))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", args.agent_binary.display()))?;
+    let started = Instant::now();
+    let agents: Api<Agent> = Api::namespaced(client.clone(), NAMESPACE);
+    wait_for("every agent Ready", Duration::from_secs(1800), || async {
+        let list = agents.list(&ListParams::default()).await?;
+        let ready = list.items.iter().filter(|a| is_ready(a)).count();
+        Ok(ready >= args.agents)
+    })
+    .await?;
+    println!(
+        "{} agents Ready {:.1} s after the simulator started",
+        args.agents,
+        started.elapsed().as_secs_f64()
+    );
+    // Steady state before the rollout, for comparison.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let meter = CpuMeter::start(hub.pid);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let idle = meter.stop();
+    let idle_rss = hub.memory()?.rss_kib;
+
+    // The rollout.
+    let workloads: Api<Workload> = Api::namespaced(client.clone(), NAMESPACE);
+    let workload: Workload = serde_json::from_value(json!({
+        "apiVersion": "edge.faros.sh/v1alpha1", "kind": "Workload",
+        "metadata": {"name": "bench", "namespace": NAMESPACE},
+        "spec": {"template": {"containers": [{"name": "app", "image": "localhost/demo:1", "ports": [{"containerPort": 8080}]}]}},
+    }))?;
+    let rv_before = store_revision(&client).await?;
+    let meter = CpuMeter::start(hub.pid);
+    let rollout_began = Instant::now();
+    workloads.create(&PostParams::default(), &workload).await?;
+    let placements: Api<Placement> = Api::namespaced(client.clone(), NAMESPACE);
+    let mut peak_rss = 0;
+    let mut scheduled_at = None;
+    let deadline = rollout_began + Duration::from_secs(1800);
+    loop {
+        peak_rss = peak_rss.max(hub.memory()?.rss_kib);
+        if let Ok(list) = placements.list(&ListParams::default()).await {
+            if scheduled_at.is_none() && list.items.len() >= args.agents {
+                scheduled_at = Some(rollout_began.elapsed());
+            }
+            let running = list
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().is_some_and(|s| s.phase == PlacementPhase::Running))
+                .count();
+            if running >= args.agents {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for every placement Running");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let rollout = rollout_began.elapsed();
+    let busy = meter.stop();
+    let writes = store_revision(&client).await?.saturating_sub(rv_before);
+    let after_rss = hub.memory()?.rss_kib;
+
+    // The per-device view with every placement in the namespace.
+    let view = time_runs(args.view_runs, || {
+        let plugin = args.plugin_binary.clone();
+        let kubeconfig = fleet.clone();
+        async move {
+            let out = tokio::process::Command::new(&plugin)
+                .args(["workload", "list", "--agent", "sim-7"])
+                .env("KUBECONFIG", &kubeconfig)
+                .output()
+                .await?;
+            if !out.status.success() {
+                bail!("kubectl faros workload list: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    let selected = time_runs(args.view_runs * 5, || {
+        let placements = placements.clone();
+        async move {
+            let list = placements
+                .list(&ListParams::default().labels("edge.faros.sh/agent=sim-7"))
+                .await?;
+            anyhow::ensure!(list.items.len() == 1, "{} placements for sim-7", list.items.len());
+            Ok(())
+        }
+    })
+    .await?;
+
+    // Removal.
+    let removal_began = Instant::now();
+    workloads.delete("bench", &DeleteParams::default()).await?;
+    wait_for("every placement gone", Duration::from_secs(1800), || async {
+        Ok(placements.list(&ListParams::default().limit(1)).await?.items.is_empty())
+    })
+    .await?;
+    let removal = removal_began.elapsed();
+
+    println!();
+    println!("| {} agents | value |", args.agents);
+    println!("|---|---|");
+    if let Some(s) = scheduled_at {
+        println!("| every Placement created | {:.1} s |", s.as_secs_f64());
+    }
+    println!("| every Placement Running | {:.1} s |", rollout.as_secs_f64());
+    println!(
+        "| writes during the rollout | {writes} ({:.0}/s) |",
+        writes as f64 / rollout.as_secs_f64()
+    );
+    println!(
+        "| hub CPU, steady state before / during the rollout | {:.2} / {:.2} cores (simulator and bench not counted) |",
+        idle.hub, busy.hub
+    );
+    println!(
+        "| hub RSS before / peak / after the rollout | {:.0} / {:.0} / {:.0} MiB |",
+        idle_rss as f64 / 1024.0,
+        peak_rss as f64 / 1024.0,
+        after_rss as f64 / 1024.0
+    );
+    println!(
+        "| `kubectl faros workload list --agent sim-7` ({} runs, process start included) | median {:.1} ms, max {:.1} ms |",
+        args.view_runs,
+        view.p50 as f64 / 1000.0,
+        view.max as f64 / 1000.0
+    );
+    println!(
+        "| label-selected list of one agent's placements ({} runs) | median {:.1} ms, p99 {:.1} ms |",
+        args.view_runs * 5,
+        selected.p50 as f64 / 1000.0,
+        selected.p99 as f64 / 1000.0
+    );
+    println!(
+        "| Workload deleted → every Placement gone | {:.1} s |",
+        removal.as_secs_f64()
+    );
+    let findings = hub.log_findings();
+    println!("| warnings or errors in the hub log | {} |", findings.len());
+    for line in findings.iter().take(5) {
+        println!("  {line}");
+    }
+    simulator.start_kill()?;
+    hub.stop().await?;
+    Ok(())
+}
+
+fn is_ready(agent: &Agent) -> bool {
+    agent
+        .status
+        .as_ref()
+        .and_then(|s| faros_api::conditions::find(&s.conditions, "Ready"))
+        .is_some_and(|c| c.is_true())
+}
+
+/// Creates workspace `root:fleet` of type `faros`, waits until it is Ready, and writes a
+/// copy of the admin kubeconfig pointing at it.
+async fn fleet_workspace(hub: &HubProcess, admin: &kube::Client) -> anyhow::Result<PathBuf> {
+    let resource = ApiResource {
+        group: "tenancy.kcp.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "tenancy.kcp.io/v1alpha1".into(),
+        kind: "Workspace".into(),
+        plural: "workspaces".into(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(admin.clone(), &resource);
+    let ws: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
+        "metadata": {"name": "fleet"}, "spec": {"type": {"name": "faros"}},
+    }))?;
+    api.create(&PostParams::default(), &ws).await?;
+    wait_for("the fleet workspace Ready", Duration::from_secs(60), || async {
+        Ok(api.get("fleet").await?.data["status"]["phase"] == "Ready")
+    })
+    .await?;
+    let mut kubeconfig = kube::config::Kubeconfig::read_from(hub.kubeconfig())?;
+    for cluster in kubeconfig.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+        let server = cluster.server.clone().unwrap_or_default();
+        cluster.server = Some(format!("{}/clusters/root:fleet", server.trim_end_matches('/')));
+    }
+    let path = hub.dir.join("fleet.kubeconfig");
+    faros_kubeconfig::write(&path, &kubeconfig)?;
+    Ok(path)
+}
+
+/// The store's current resourceVersion: every write increments it by one.
+async fn store_revision(client: &kube::Client) -> anyhow::Result<u64> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let list = namespaces.list(&ListParams::default().limit(1)).await?;
+    list.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|rv| rv.parse().ok())
+        .context("a list without a numeric resourceVersion")
+}
+
+async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) if Instant::now() > deadline => return Err(e.context(format!("waiting for {what}"))),
+            Err(_) => {}
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn time_runs<F, Fut>(runs: usize, mut run: F) -> anyhow::Result<Summary>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let began = Instant::now();
+        run().await?;
+        samples.push(began.elapsed());
+    }
+    Ok(Summary::of_durations(&samples))
+}

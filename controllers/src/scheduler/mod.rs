@@ -23,6 +23,7 @@ use faros_api::workloads::{
     LabelSelector, Placement, PlacementSpec, PlacementStrategy, SchedulingPolicy, WORKLOAD_LABEL, Workload,
     placement_name, validate_spec,
 };
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
@@ -32,6 +33,11 @@ use crate::runtime::{self, Clusters, Next, cluster_of};
 
 /// How often a Workload is looked at even when nothing about it changes.
 const RESYNC: Duration = Duration::from_secs(300);
+/// Placement writes one pass keeps in flight.
+const WRITES_IN_FLIGHT: usize = 16;
+
+/// One placement write of a pass.
+type Write<'a> = futures::future::BoxFuture<'a, Result<(), kube::Error>>;
 
 pub(crate) async fn run(clusters: Clusters, eviction_timeout: Duration) {
     runtime::run_with(
@@ -90,15 +96,25 @@ async fn reconcile(workload: Arc<Workload>, client: Client, eviction_timeout: Du
     let plan = choose::plan(&workload, &agents, &all, jiff::Timestamp::now(), eviction_timeout);
     let cluster = cluster_of(&*workload);
 
-    for (placement, agent, why) in &plan.remove {
-        match placements.delete(placement, &DeleteParams::background()).await {
-            Ok(_) => {
-                tracing::info!(%cluster, namespace = %ns, workload = %name, %agent, reason = ?why, "placement removed")
+    let removals: Vec<Write<'_>> = plan
+        .remove
+        .iter()
+        .map(|(placement, agent, why)| {
+            let placements = &placements;
+            async move {
+                match placements.delete(placement, &DeleteParams::background()).await {
+                    Ok(_) => {
+                        tracing::debug!(placement = %placement, %agent, reason = ?why, "placement removed");
+                        Ok(())
+                    }
+                    Err(e) if is_not_found(&e) => Ok(()),
+                    Err(e) => Err(e),
+                }
             }
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(e),
-        }
-    }
+            .boxed()
+        })
+        .collect();
+    all_of(removals).await?;
 
     let hash = workload.spec.template.hash();
     let owner = owner(&workload);
@@ -106,44 +122,66 @@ async fn reconcile(workload: Arc<Workload>, client: Client, eviction_timeout: Du
         .iter()
         .filter_map(|p| p.metadata.name.as_deref().map(|n| (n, p)))
         .collect();
-    for (_, placement) in &plan.keep {
-        if let Some(existing) = by_name.get(placement.as_str()) {
-            ensure_current(&placements, existing, &workload, &owner, &hash).await?;
-        }
-    }
-    for agent in &plan.create {
-        let wanted = Placement {
-            metadata: ObjectMeta {
-                name: Some(placement_name(&name, agent)),
-                namespace: Some(ns.clone()),
-                labels: Some(
-                    [
-                        (WORKLOAD_LABEL.to_string(), name.clone()),
-                        (AGENT_LABEL.to_string(), agent.clone()),
-                    ]
-                    .into(),
-                ),
-                owner_references: Some(vec![owner.clone()]),
-                ..Default::default()
-            },
-            spec: PlacementSpec {
-                workload: name.clone(),
-                agent: agent.clone(),
-                template: workload.spec.template.clone(),
-                template_hash: hash.clone(),
-            },
-            status: None,
-        };
-        match placements.create(&PostParams::default(), &wanted).await {
-            Ok(_) => tracing::info!(%cluster, namespace = %ns, workload = %name, %agent, "placement created"),
-            // Names are deterministic: it exists (made by an earlier pass, or being deleted).
-            Err(e) if is_conflict(&e) => {
-                if let Some(existing) = placements.get_opt(&placement_name(&name, agent)).await? {
-                    ensure_current(&placements, &existing, &workload, &owner, &hash).await?;
+    let updates: Vec<Write<'_>> = plan
+        .keep
+        .iter()
+        .filter_map(|(_, placement)| by_name.get(placement.as_str()))
+        .map(|existing| ensure_current(&placements, existing, &workload, &owner, &hash).boxed())
+        .collect();
+    all_of(updates).await?;
+    let creations: Vec<Write<'_>> = plan
+        .create
+        .iter()
+        .map(|agent| {
+            let wanted = Placement {
+                metadata: ObjectMeta {
+                    name: Some(placement_name(&name, agent)),
+                    namespace: Some(ns.clone()),
+                    labels: Some(
+                        [
+                            (WORKLOAD_LABEL.to_string(), name.clone()),
+                            (AGENT_LABEL.to_string(), agent.clone()),
+                        ]
+                        .into(),
+                    ),
+                    owner_references: Some(vec![owner.clone()]),
+                    ..Default::default()
+                },
+                spec: PlacementSpec {
+                    workload: name.clone(),
+                    agent: agent.clone(),
+                    template: workload.spec.template.clone(),
+                    template_hash: hash.clone(),
+                },
+                status: None,
+            };
+            let (placements, workload, owner, hash) = (&placements, &workload, &owner, &hash);
+            async move {
+                match placements.create(&PostParams::default(), &wanted).await {
+                    Ok(_) => Ok(()),
+                    // Names are deterministic: it exists (made by an earlier pass, or being deleted).
+                    Err(e) if is_conflict(&e) => {
+                        match placements.get_opt(&placement_name(&workload.name_any(), agent)).await? {
+                            Some(existing) => ensure_current(placements, &existing, workload, owner, hash).await,
+                            None => Ok(()),
+                        }
+                    }
+                    Err(e) => Err(e),
                 }
             }
-            Err(e) => return Err(e),
-        }
+            .boxed()
+        })
+        .collect();
+    all_of(creations).await?;
+    if !plan.create.is_empty() || !plan.remove.is_empty() {
+        tracing::info!(
+            %cluster,
+            namespace = %ns,
+            workload = %name,
+            created = plan.create.len(),
+            removed = plan.remove.len(),
+            "placements changed"
+        );
     }
 
     let kept: Vec<&Placement> = plan
@@ -154,6 +192,16 @@ async fn reconcile(workload: Arc<Workload>, client: Client, eviction_timeout: Du
     let new = status::aggregate(&workload, &plan, &kept, &now);
     write_status(&workloads, &workload, new).await?;
     Ok(Next::After(plan.recheck.map_or(RESYNC, |r| r.min(RESYNC))))
+}
+
+/// Runs `writes` a few at a time: a rollout onto thousands of agents is bounded by round
+/// trips, not by the hub. Every write is attempted; the first error is returned.
+async fn all_of(writes: Vec<Write<'_>>) -> Result<(), kube::Error> {
+    let results: Vec<Result<(), kube::Error>> = futures::stream::iter(writes)
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 /// Brings a placement's spec (and owner) in line with the workload: a changed template is
@@ -181,7 +229,7 @@ async fn ensure_current(
     // merge patch would keep fields the new template leaves out.
     match api.replace(&existing.name_any(), &PostParams::default(), &wanted).await {
         Ok(_) => {
-            tracing::info!(namespace = ?existing.namespace(), placement = %existing.name_any(), template = %hash, "placement updated");
+            tracing::debug!(namespace = ?existing.namespace(), placement = %existing.name_any(), template = %hash, "placement updated");
             Ok(())
         }
         Err(e) if is_not_found(&e) => Ok(()),

@@ -2,7 +2,7 @@
 //! Placement there, which placements stay, which are made, which go, and why the agents that
 //! do not run it do not.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -219,7 +219,7 @@ pub(crate) fn plan(
             out.remove.push(gone(Removal::NotSelected));
             continue;
         };
-        if !selector.matches(&agent.metadata.labels.clone().unwrap_or_default()) {
+        if !selector.matches(labels(agent)) {
             out.remove.push(gone(Removal::NotSelected));
             continue;
         }
@@ -240,13 +240,14 @@ pub(crate) fn plan(
     }
 
     // Every selected agent without a placement: a candidate, or unfit and why.
+    let placed: BTreeSet<&str> = kept.iter().map(|(a, _)| *a).collect();
     let mut candidates: Vec<(&str, Load, Option<Resources>)> = Vec::new();
     for (&agent_name, &agent) in &by_name {
-        if !selector.matches(&agent.metadata.labels.clone().unwrap_or_default()) {
+        if !selector.matches(labels(agent)) {
             continue;
         }
         out.matching += 1;
-        if kept.iter().any(|(a, _)| *a == agent_name) {
+        if placed.contains(agent_name) {
             continue;
         }
         let l = load.get(agent_name).copied().unwrap_or_default();
@@ -340,6 +341,11 @@ pub(crate) fn plan(
 
 fn pname(p: &Placement) -> String {
     p.metadata.name.clone().unwrap_or_default()
+}
+
+fn labels(agent: &Agent) -> &BTreeMap<String, String> {
+    static NONE: BTreeMap<String, String> = BTreeMap::new();
+    agent.metadata.labels.as_ref().unwrap_or(&NONE)
 }
 
 fn has_runtime(agent: &Agent, runtime: &str) -> bool {

@@ -490,7 +490,20 @@ impl Collector {
             let schemas: Api<faros_api::apis::APIResourceSchema> =
                 Api::all(self.clusters.cluster(&cluster_of(&export)));
             for name in &export.spec.latest_resource_schemas {
-                let Ok(Some(schema)) = schemas.get_opt(name).await else {
+                // A failed read is retried: skipping the schema would leave its kind
+                // unwatched for good, and dependents of it (or owned by it) never collected.
+                let mut failures = 0;
+                let schema = loop {
+                    match schemas.get_opt(name).await {
+                        Ok(found) => break found,
+                        Err(e) => {
+                            failures += 1;
+                            tracing::debug!(schema = %name, error = %e, "reading an exported schema failed; retrying");
+                            tokio::time::sleep(crate::runtime::backoff(failures)).await;
+                        }
+                    }
+                };
+                let Some(schema) = schema else {
                     continue;
                 };
                 let Some(version) = schema.spec.versions.iter().find(|v| v.served) else {

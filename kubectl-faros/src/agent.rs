@@ -1,5 +1,5 @@
 //! `kubectl faros agent ...`: generate a kubeconfig an edge agent joins with, list agents,
-//! revoke registrations.
+//! revoke registrations, cordon, uncordon and drain agents.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -22,8 +22,8 @@ use crate::session::{ConfigFlags, Session};
     name = "kubectl faros",
     bin_name = "kubectl faros",
     version,
-    about = "Faros workspaces, API bindings and edge agents, from kubectl",
-    long_about = "Faros workspaces, API bindings and edge agents, from kubectl.\n\n\
+    about = "Faros workspaces, API bindings, edge agents and their workloads, from kubectl",
+    long_about = "Faros workspaces, API bindings, edge agents and their workloads, from kubectl.\n\n\
         Workspaces are isolated logical clusters on one hub, addressed by paths such as root:acme:plant-7 \
         (kcp's tenancy.kcp.io API). Switching workspaces edits your kubeconfig the way kcp's `kubectl ws` does: \
         the context `workspace.kcp.io/current` points at <hub>/clusters/<path> with your CA and credentials, \
@@ -51,7 +51,7 @@ enum Command {
     Workspace(workspace::WorkspaceArgs),
     /// Bind an APIExport into the current workspace (default: the Faros edge API).
     Bind(bind::BindArgs),
-    /// Register edge agents, list them, revoke registrations.
+    /// Register edge agents, list them, revoke registrations, cordon and drain them.
     #[command(alias = "agents")]
     Agent(agent::AgentArgs),
     /// Run a container image or a process on agents: create or update a Workload.

@@ -14,12 +14,21 @@
 //! - client-side `kubectl apply` (1.29+): if the PATCH request body of the GVK lists
 //!   `application/strategic-merge-patch+json`, the patch is computed from the schema, using
 //!   `x-kubernetes-patch-strategy`/`x-kubernetes-patch-merge-key` and failing on any changed map
-//!   or list field the schema does not declare. So only built-in kinds with a hand-written
-//!   schema, which declares every field of the type, offer strategic merge; custom resources list
-//!   JSON, merge and apply patches only (kubectl then sends a JSON merge patch).
+//!   or list field the schema does not declare. So only built-in kinds with a schema generated
+//!   from their k8s-openapi type, which declares every field, offer strategic merge; custom
+//!   resources list JSON, merge and apply patches only (kubectl then sends a JSON merge patch).
 
 use std::sync::{Arc, OnceLock};
 
+use k8s_openapi::api::authentication::v1 as authentication;
+use k8s_openapi::api::authorization::v1 as authorization;
+use k8s_openapi::api::coordination::v1 as coordination;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::rbac::v1 as rbac;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use k8s_openapi::schemars::generate::SchemaSettings;
+use k8s_openapi::schemars::{Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::registry::ResourceKind;
@@ -390,7 +399,7 @@ fn body(model: &str, required: bool) -> Value {
 }
 
 /// The PATCH request body. `strategic_merge` is only offered for built-in kinds with a
-/// hand-written schema: kubectl (1.29+) computes the patch of `kubectl apply` from the schema
+/// generated schema: kubectl (1.29+) computes the patch of `kubectl apply` from the schema
 /// whenever it is offered, and warns and falls back when a field is missing.
 fn patch_body(strategic_merge: bool) -> Value {
     let mut content = Map::new();
@@ -712,8 +721,8 @@ fn unfold(schema: &mut Value) {
 
 // Built-in kinds.
 
-/// The schema of a built-in kind: its hand-written definition plus apiVersion/kind/metadata,
-/// or an open object for a kind without one.
+/// The schema of a built-in kind: its definition plus apiVersion/kind/metadata, or an open
+/// object for a kind k8s-openapi has no type for.
 fn builtin_schema(model: &str) -> Value {
     match definitions().get(model) {
         Some(def) => with_type_meta(def.clone()),
@@ -728,712 +737,201 @@ pub(crate) fn builtin_kind_schema(k: &ResourceKind) -> Value {
     builtin_schema(&model_name(k, &k.kind))
 }
 
-/// Brings a hand-written definition into kube-apiserver's shape: a `$ref` with sibling keys
-/// becomes `allOf: [{$ref}]`, short reference names get the `#/components/schemas/` prefix and
-/// objects with properties get `type: object`.
-fn finish(v: &mut Value) {
-    match v {
-        Value::Object(o) => {
-            if let Some(Value::String(r)) = o.get_mut("$ref")
-                && !r.starts_with('#')
-            {
-                *r = format!("{REF_PREFIX}{r}");
-            }
-            if o.len() > 1
-                && let Some(r) = o.remove("$ref")
-            {
-                o.insert("allOf".into(), json!([{"$ref": r}]));
-            }
-            if o.contains_key("properties") {
-                o.entry("type").or_insert_with(|| "object".into());
-            }
-            o.values_mut().for_each(finish);
+/// The component schemas of the built-in kinds, of the models they use and of the `meta/v1`
+/// types the operations reference, by model name (`io.k8s.api.core.v1.ConfigMap`). They are
+/// k8s-openapi's, which it generates from Kubernetes' own OpenAPI document, so every field of
+/// the types is declared: client-side apply fails on a changed map or list field the schema
+/// does not know. [`KUBERNETES_EXTENSIONS`] adds what that document carries beyond the
+/// schemas, and the patch strategies found here are also the ones the server merges with.
+/// Built once.
+pub(crate) fn definitions() -> &'static Map<String, Value> {
+    static DEFS: OnceLock<Map<String, Value>> = OnceLock::new();
+    DEFS.get_or_init(generate_definitions)
+}
+
+/// The models generated, with whatever they reference: the built-in kinds (all but
+/// authentication.k8s.io/v1beta1 SelfSubjectReview, which k8s-openapi no longer has and
+/// which stays an open object) and the `meta/v1` types of the operations and list kinds.
+const MODELS: &[fn(&mut SchemaGenerator) -> Schema] = &[
+    SchemaGenerator::subschema_for::<core::Namespace>,
+    SchemaGenerator::subschema_for::<core::ConfigMap>,
+    SchemaGenerator::subschema_for::<core::Secret>,
+    SchemaGenerator::subschema_for::<core::ServiceAccount>,
+    SchemaGenerator::subschema_for::<core::Event>,
+    SchemaGenerator::subschema_for::<coordination::Lease>,
+    SchemaGenerator::subschema_for::<rbac::Role>,
+    SchemaGenerator::subschema_for::<rbac::RoleBinding>,
+    SchemaGenerator::subschema_for::<rbac::ClusterRole>,
+    SchemaGenerator::subschema_for::<rbac::ClusterRoleBinding>,
+    SchemaGenerator::subschema_for::<apiextensions::CustomResourceDefinition>,
+    SchemaGenerator::subschema_for::<authorization::SelfSubjectAccessReview>,
+    SchemaGenerator::subschema_for::<authorization::SelfSubjectRulesReview>,
+    SchemaGenerator::subschema_for::<authentication::SelfSubjectReview>,
+    SchemaGenerator::subschema_for::<meta::Status>,
+    SchemaGenerator::subschema_for::<meta::DeleteOptions>,
+    SchemaGenerator::subschema_for::<meta::Patch>,
+    SchemaGenerator::subschema_for::<meta::ListMeta>,
+];
+
+/// What Kubernetes' OpenAPI document says of a field (or of a model) beyond k8s-openapi's
+/// schemas: the extensions that come from Go struct tags and markers (`patchStrategy`,
+/// `patchMergeKey`, `+listType`, `+listMapKey`, `+structType`), and the values of a `+enum`
+/// type, lost the same way.
+#[derive(Clone, Copy)]
+enum Ext {
+    /// `x-kubernetes-list-type`: `atomic` or `set`.
+    ListType(&'static str),
+    /// `x-kubernetes-list-type: map`, the items identified by these keys.
+    ListMap(&'static [&'static str]),
+    /// `x-kubernetes-patch-strategy: merge`, the items identified by the merge key if any
+    /// (a list of primitives merges as a set).
+    PatchMerge(Option<&'static str>),
+    /// `x-kubernetes-map-type: atomic` on a model.
+    AtomicStruct,
+    /// `x-kubernetes-group-version-kind` of a model that is a kind of its own.
+    Kind(&'static str, &'static str, &'static str),
+    /// `enum`: the values of a string field.
+    Enum(&'static [&'static str]),
+}
+
+impl Ext {
+    /// The keys this adds to the schema of the field or model.
+    fn entries(self) -> Vec<(&'static str, Value)> {
+        let merge = ("x-kubernetes-patch-strategy", json!("merge"));
+        match self {
+            Ext::ListType(t) => vec![("x-kubernetes-list-type", json!(t))],
+            Ext::ListMap(keys) => vec![
+                ("x-kubernetes-list-type", json!("map")),
+                ("x-kubernetes-list-map-keys", json!(keys)),
+            ],
+            Ext::PatchMerge(None) => vec![merge],
+            Ext::PatchMerge(Some(key)) => vec![merge, ("x-kubernetes-patch-merge-key", json!(key))],
+            Ext::AtomicStruct => vec![("x-kubernetes-map-type", json!("atomic"))],
+            Ext::Kind(group, version, kind) => vec![(
+                "x-kubernetes-group-version-kind",
+                json!([{"group": group, "version": version, "kind": kind}]),
+            )],
+            Ext::Enum(values) => vec![("enum", json!(values))],
         }
-        Value::Array(a) => a.iter_mut().for_each(finish),
-        _ => {}
     }
 }
 
-/// Hand-written definitions of `meta/v1` and of the built-in kinds (without apiVersion, kind and
-/// metadata, which [`with_type_meta`] adds) and their parts. Every field of the Kubernetes types
-/// is declared, because client-side apply fails on a changed map or list field the schema does
-/// not know, and their patch strategies are also the ones the server merges with; descriptions
-/// are kept short. Built once.
-pub(crate) fn definitions() -> &'static Map<String, Value> {
-    static DEFS: OnceLock<Map<String, Value>> = OnceLock::new();
-    DEFS.get_or_init(|| {
-        let mut defs = Map::new();
-        for (name, mut def) in meta_definitions()
-            .into_iter()
-            .chain(builtin_definitions())
-            .chain(crd_definitions())
-        {
-            finish(&mut def);
-            defs.insert(name.to_string(), def);
+const ATOMIC: Ext = Ext::ListType("atomic");
+
+/// What Kubernetes publishes for the models generated beyond k8s-openapi's schemas: package,
+/// model, field ("" for the model itself), extensions. This is the only place the patch
+/// strategies are written down; [`SchemaPatchMeta`](faros_machinery::strategic_merge::SchemaPatchMeta)
+/// reads them back from the schemas.
+#[rustfmt::skip]
+const KUBERNETES_EXTENSIONS: &[(&str, &str, &str, &[Ext])] = &[
+    (META_V1, "ObjectMeta", "finalizers", &[Ext::ListType("set"), Ext::PatchMerge(None)]),
+    (META_V1, "ObjectMeta", "managedFields", &[ATOMIC]),
+    (META_V1, "ObjectMeta", "ownerReferences", &[Ext::ListMap(&["uid"]), Ext::PatchMerge(Some("uid"))]),
+    (META_V1, "OwnerReference", "", &[Ext::AtomicStruct]),
+    (META_V1, "Status", "", &[Ext::Kind("", "v1", "Status")]),
+    (META_V1, "Status", "details", &[ATOMIC]),
+    (META_V1, "StatusDetails", "causes", &[ATOMIC]),
+    (META_V1, "DeleteOptions", "dryRun", &[ATOMIC]),
+    (META_V1, "LabelSelector", "", &[Ext::AtomicStruct]),
+    (META_V1, "LabelSelector", "matchExpressions", &[ATOMIC]),
+    (META_V1, "LabelSelectorRequirement", "values", &[ATOMIC]),
+    (META_V1, "FieldSelectorRequirement", "values", &[ATOMIC]),
+    (CORE_V1, "NamespaceSpec", "finalizers", &[ATOMIC]),
+    (CORE_V1, "NamespaceStatus", "conditions", &[Ext::ListMap(&["type"]), Ext::PatchMerge(Some("type"))]),
+    (CORE_V1, "NamespaceStatus", "phase", &[Ext::Enum(&["Active", "Terminating"])]),
+    (CORE_V1, "ServiceAccount", "imagePullSecrets", &[ATOMIC]),
+    (CORE_V1, "ServiceAccount", "secrets", &[Ext::ListMap(&["name"]), Ext::PatchMerge(Some("name"))]),
+    (CORE_V1, "ObjectReference", "", &[Ext::AtomicStruct]),
+    (CORE_V1, "LocalObjectReference", "", &[Ext::AtomicStruct]),
+    (RBAC_V1, "Role", "rules", &[ATOMIC]),
+    (RBAC_V1, "ClusterRole", "rules", &[ATOMIC]),
+    (RBAC_V1, "AggregationRule", "clusterRoleSelectors", &[ATOMIC]),
+    (RBAC_V1, "PolicyRule", "apiGroups", &[ATOMIC]),
+    (RBAC_V1, "PolicyRule", "nonResourceURLs", &[ATOMIC]),
+    (RBAC_V1, "PolicyRule", "resourceNames", &[ATOMIC]),
+    (RBAC_V1, "PolicyRule", "resources", &[ATOMIC]),
+    (RBAC_V1, "PolicyRule", "verbs", &[ATOMIC]),
+    (RBAC_V1, "RoleBinding", "subjects", &[ATOMIC]),
+    (RBAC_V1, "ClusterRoleBinding", "subjects", &[ATOMIC]),
+    (RBAC_V1, "RoleRef", "", &[Ext::AtomicStruct]),
+    (RBAC_V1, "Subject", "", &[Ext::AtomicStruct]),
+    (AUTHORIZATION_V1, "LabelSelectorAttributes", "requirements", &[ATOMIC]),
+    (AUTHORIZATION_V1, "FieldSelectorAttributes", "requirements", &[ATOMIC]),
+    (AUTHORIZATION_V1, "SubjectRulesReviewStatus", "nonResourceRules", &[ATOMIC]),
+    (AUTHORIZATION_V1, "SubjectRulesReviewStatus", "resourceRules", &[ATOMIC]),
+    (AUTHORIZATION_V1, "NonResourceRule", "nonResourceURLs", &[ATOMIC]),
+    (AUTHORIZATION_V1, "NonResourceRule", "verbs", &[ATOMIC]),
+    (AUTHORIZATION_V1, "ResourceRule", "apiGroups", &[ATOMIC]),
+    (AUTHORIZATION_V1, "ResourceRule", "resourceNames", &[ATOMIC]),
+    (AUTHORIZATION_V1, "ResourceRule", "resources", &[ATOMIC]),
+    (AUTHORIZATION_V1, "ResourceRule", "verbs", &[ATOMIC]),
+    (AUTHENTICATION_V1, "UserInfo", "groups", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "CustomResourceDefinitionSpec", "versions", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "CustomResourceDefinitionNames", "categories", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "CustomResourceDefinitionNames", "shortNames", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "CustomResourceDefinitionVersion", "additionalPrinterColumns", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "CustomResourceDefinitionVersion", "selectableFields", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "WebhookConversion", "conversionReviewVersions", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "CustomResourceDefinitionStatus", "conditions", &[Ext::ListMap(&["type"])]),
+    (APIEXTENSIONS_V1, "CustomResourceDefinitionStatus", "storedVersions", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "JSONSchemaProps", "allOf", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "JSONSchemaProps", "anyOf", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "JSONSchemaProps", "enum", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "JSONSchemaProps", "oneOf", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "JSONSchemaProps", "required", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "JSONSchemaProps", "x-kubernetes-list-map-keys", &[ATOMIC]),
+    (APIEXTENSIONS_V1, "JSONSchemaProps", "x-kubernetes-validations", &[Ext::ListMap(&["rule"]), Ext::PatchMerge(Some("rule"))]),
+    (APIEXTENSIONS_V1, "ValidationRule", "reason",
+        &[Ext::Enum(&["FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired"])]),
+];
+
+const META_V1: &str = "io.k8s.apimachinery.pkg.apis.meta.v1";
+const CORE_V1: &str = "io.k8s.api.core.v1";
+const RBAC_V1: &str = "io.k8s.api.rbac.v1";
+const AUTHORIZATION_V1: &str = "io.k8s.api.authorization.v1";
+const AUTHENTICATION_V1: &str = "io.k8s.api.authentication.v1";
+const APIEXTENSIONS_V1: &str = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1";
+
+/// k8s-openapi lists `metadata` as required wherever its Rust field is not an `Option`;
+/// Kubernetes only where the Go field is not `omitempty`, which among the models generated
+/// is core/v1 Event alone. (`kubectl explain` marks required fields.)
+const METADATA_REQUIRED: &[&str] = &["io.k8s.api.core.v1.Event"];
+
+fn generate_definitions() -> Map<String, Value> {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    for add in MODELS {
+        add(&mut generator);
+    }
+    let defs = generator.definitions_mut();
+    for (package, model, field, exts) in KUBERNETES_EXTENSIONS {
+        // A row that lands nowhere is a typo or a type k8s-openapi changed; a test checks
+        // that every row lands.
+        let def = defs.get_mut(&format!("{package}.{model}"));
+        let target = match *field {
+            "" => def,
+            field => def.and_then(|d| d.pointer_mut(&format!("/properties/{field}"))),
+        };
+        if let Some(Value::Object(target)) = target {
+            for (key, value) in exts.iter().flat_map(|ext| ext.entries()) {
+                target.insert(key.into(), value);
+            }
         }
-        defs
-    })
-}
-
-fn string() -> Value {
-    json!({"type": "string"})
-}
-const TIME: &str = "date-time";
-
-fn meta_definitions() -> Vec<(&'static str, Value)> {
-    let string_map = json!({"type": "object", "additionalProperties": {"type": "string"}});
-    let mut annotations = string_map.clone();
-    annotations["description"] = "Annotations is an unstructured key value map stored with a resource that may be set by external tools to store and retrieve arbitrary metadata. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/annotations".into();
-    let mut labels = string_map;
-    labels["description"] = "Map of string keys and values that can be used to organize and categorize (scope and select) objects. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels".into();
-    vec![
-        (
-            OBJECT_META,
-            json!({
-                "description": "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
-                "properties": {
-                    "annotations": annotations,
-                    "creationTimestamp": {"type": "string", "format": TIME, "description": "CreationTimestamp is a timestamp representing the server time when this object was created. Set by the system. Read-only."},
-                    "deletionGracePeriodSeconds": {"type": "integer", "format": "int64", "description": "Number of seconds allowed for this object to gracefully terminate before it will be removed from the system. Only set when deletionTimestamp is also set. Read-only."},
-                    "deletionTimestamp": {"type": "string", "format": TIME, "description": "DeletionTimestamp is the time after which this resource will be deleted. Set by the server when a graceful deletion is requested. Read-only."},
-                    "finalizers": {"type": "array", "items": string(), "x-kubernetes-list-type": "set", "x-kubernetes-patch-strategy": "merge",
-                        "description": "Must be empty before the object is deleted from the registry. Each entry is an identifier for the responsible component that will remove the entry from the list."},
-                    "generateName": {"type": "string", "description": "GenerateName is an optional prefix, used by the server, to generate a unique name ONLY IF the Name field has not been provided."},
-                    "generation": {"type": "integer", "format": "int64", "description": "A sequence number representing a specific generation of the desired state. Set by the system. Read-only."},
-                    "labels": labels,
-                    "managedFields": {"type": "array", "items": {"$ref": "io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry"}, "x-kubernetes-list-type": "atomic",
-                        "description": "ManagedFields maps workflow-id and version to the set of fields that are managed by that workflow. This is mostly for internal housekeeping."},
-                    "name": {"type": "string", "description": "Name must be unique within a namespace. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"},
-                    "namespace": {"type": "string", "description": "Namespace defines the space within which each name must be unique. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces"},
-                    "ownerReferences": {"type": "array", "items": {"$ref": "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference"},
-                        "x-kubernetes-list-map-keys": ["uid"], "x-kubernetes-list-type": "map",
-                        "x-kubernetes-patch-merge-key": "uid", "x-kubernetes-patch-strategy": "merge",
-                        "description": "List of objects depended by this object. If ALL objects in the list have been deleted, this object will be garbage collected."},
-                    "resourceVersion": {"type": "string", "description": "An opaque value that represents the internal version of this object. Set by the system. Read-only."},
-                    "selfLink": {"type": "string", "description": "Deprecated: selfLink is a legacy read-only field that is no longer populated by the system."},
-                    "uid": {"type": "string", "description": "UID is the unique in time and space value for this object. Set by the system. Read-only."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference",
-            json!({
-                "description": "OwnerReference contains enough information to let you identify an owning object. The owner must be in the same namespace as the dependent, or be cluster-scoped.",
-                "required": ["apiVersion", "kind", "name", "uid"],
-                "x-kubernetes-map-type": "atomic",
-                "properties": {
-                    "apiVersion": {"type": "string", "description": "API version of the referent."},
-                    "blockOwnerDeletion": {"type": "boolean", "description": "If true, AND if the owner has the \"foregroundDeletion\" finalizer, then the owner cannot be deleted from the key-value store until this reference is removed."},
-                    "controller": {"type": "boolean", "description": "If true, this reference points to the managing controller."},
-                    "kind": {"type": "string", "description": "Kind of the referent."},
-                    "name": {"type": "string", "description": "Name of the referent."},
-                    "uid": {"type": "string", "description": "UID of the referent."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
-            json!({
-                "description": "ManagedFieldsEntry is a workflow-id, a FieldSet and the group version of the resource that the fieldset applies to.",
-                "properties": {
-                    "apiVersion": {"type": "string", "description": "APIVersion defines the version of this resource that this field set applies to."},
-                    "fieldsType": {"type": "string", "description": "FieldsType is the discriminator for the different fields format and version. The only value is \"FieldsV1\"."},
-                    "fieldsV1": {"$ref": "io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1", "description": "FieldsV1 holds the first JSON version format as described in the \"FieldsV1\" type."},
-                    "manager": {"type": "string", "description": "Manager is an identifier of the workflow managing these fields."},
-                    "operation": {"type": "string", "description": "Operation is the type of operation which lead to this ManagedFieldsEntry being created: 'Apply' or 'Update'."},
-                    "subresource": {"type": "string", "description": "Subresource is the name of the subresource used to update that object, or empty string if the object was updated through the main resource."},
-                    "time": {"type": "string", "format": TIME, "description": "Time is the timestamp of when the ManagedFields entry was added."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1",
-            json!({"type": "object", "description": "FieldsV1 stores a set of fields in a data structure like a Trie, in JSON format."}),
-        ),
-        (
-            LIST_META,
-            json!({
-                "description": "ListMeta describes metadata that synthetic resources must have, including lists and various status objects.",
-                "properties": {
-                    "continue": {"type": "string", "description": "continue may be set if the user set a limit on the number of items returned, and indicates that the server has more data available."},
-                    "remainingItemCount": {"type": "integer", "format": "int64", "description": "remainingItemCount is the number of subsequent items in the list which are not included in this list response."},
-                    "resourceVersion": {"type": "string", "description": "String that identifies the server's internal version of this object."},
-                    "selfLink": {"type": "string", "description": "Deprecated: selfLink is a legacy read-only field that is no longer populated by the system."},
-                },
-            }),
-        ),
-        (
-            STATUS,
-            json!({
-                "description": "Status is a return value for calls that don't return other objects.",
-                "properties": {
-                    "apiVersion": {"type": "string", "description": API_VERSION_DESC},
-                    "code": {"type": "integer", "format": "int32", "description": "Suggested HTTP return code for this status, 0 if not set."},
-                    "details": {"$ref": "io.k8s.apimachinery.pkg.apis.meta.v1.StatusDetails", "x-kubernetes-list-type": "atomic", "description": "Extended data associated with the reason."},
-                    "kind": {"type": "string", "description": KIND_DESC},
-                    "message": {"type": "string", "description": "A human-readable description of the status of this operation."},
-                    "metadata": {"$ref": LIST_META, "description": LIST_METADATA_DESC},
-                    "reason": {"type": "string", "description": "A machine-readable description of why this operation is in the \"Failure\" status."},
-                    "status": {"type": "string", "description": "Status of the operation. One of: \"Success\" or \"Failure\"."},
-                },
-                "x-kubernetes-group-version-kind": [{"group": "", "version": "v1", "kind": "Status"}],
-            }),
-        ),
-        (
-            "io.k8s.apimachinery.pkg.apis.meta.v1.StatusDetails",
-            json!({
-                "description": "StatusDetails is a set of additional properties that MAY be set by the server to provide additional information about a response.",
-                "properties": {
-                    "causes": {"type": "array", "items": {"$ref": "io.k8s.apimachinery.pkg.apis.meta.v1.StatusCause"}, "x-kubernetes-list-type": "atomic", "description": "The Causes array includes more details associated with the failure."},
-                    "group": {"type": "string", "description": "The group attribute of the resource associated with the status."},
-                    "kind": {"type": "string", "description": "The kind attribute of the resource associated with the status."},
-                    "name": {"type": "string", "description": "The name attribute of the resource associated with the status (when there is a single name which can be described)."},
-                    "retryAfterSeconds": {"type": "integer", "format": "int32", "description": "If specified, the time in seconds before the operation should be retried."},
-                    "uid": {"type": "string", "description": "UID of the resource."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apimachinery.pkg.apis.meta.v1.StatusCause",
-            json!({
-                "description": "StatusCause provides more information about an api.Status failure, including cases when multiple errors are encountered.",
-                "properties": {
-                    "field": {"type": "string", "description": "The field of the resource that has caused this error, as named by its JSON serialization."},
-                    "message": {"type": "string", "description": "A human-readable description of the cause of the error."},
-                    "reason": {"type": "string", "description": "A machine-readable description of the cause of the error."},
-                },
-            }),
-        ),
-        (
-            DELETE_OPTIONS,
-            json!({
-                "description": "DeleteOptions may be provided when deleting an API object.",
-                "properties": {
-                    "apiVersion": {"type": "string", "description": API_VERSION_DESC},
-                    "dryRun": {"type": "array", "items": string(), "x-kubernetes-list-type": "atomic", "description": "When present, indicates that modifications should not be persisted. Valid values are: - All: all dry run stages will be processed"},
-                    "gracePeriodSeconds": {"type": "integer", "format": "int64", "description": "The duration in seconds before the object should be deleted. Zero means delete immediately."},
-                    "kind": {"type": "string", "description": KIND_DESC},
-                    "orphanDependents": {"type": "boolean", "description": "Deprecated: please use the PropagationPolicy."},
-                    "preconditions": {"$ref": "io.k8s.apimachinery.pkg.apis.meta.v1.Preconditions", "description": "Must be fulfilled before a deletion is carried out."},
-                    "propagationPolicy": {"type": "string", "description": "Whether and how garbage collection will be performed: 'Orphan', 'Background' or 'Foreground'."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apimachinery.pkg.apis.meta.v1.Preconditions",
-            json!({
-                "description": "Preconditions must be fulfilled before an operation (update, delete, etc.) is carried out.",
-                "properties": {
-                    "resourceVersion": {"type": "string", "description": "Specifies the target ResourceVersion"},
-                    "uid": {"type": "string", "description": "Specifies the target UID."},
-                },
-            }),
-        ),
-        (
-            PATCH,
-            json!({"type": "object", "description": "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body."}),
-        ),
-        (
-            "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
-            json!({
-                "description": "A label selector is a label query over a set of resources. The result of matchLabels and matchExpressions are ANDed. An empty label selector matches all objects. A null label selector matches no objects.",
-                "x-kubernetes-map-type": "atomic",
-                "properties": {
-                    "matchExpressions": {"type": "array", "items": {"$ref": "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement"}, "x-kubernetes-list-type": "atomic", "description": "matchExpressions is a list of label selector requirements. The requirements are ANDed."},
-                    "matchLabels": {"type": "object", "additionalProperties": string(), "description": "matchLabels is a map of {key,value} pairs, each equivalent to a matchExpressions element with operator \"In\" and that single value. The requirements are ANDed."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
-            json!({
-                "description": "A label selector requirement is a selector that contains values, a key, and an operator that relates the key and values.",
-                "required": ["key", "operator"],
-                "properties": {
-                    "key": {"type": "string", "description": "key is the label key that the selector applies to."},
-                    "operator": {"type": "string", "description": "operator represents a key's relationship to a set of values. Valid operators are In, NotIn, Exists and DoesNotExist."},
-                    "values": {"type": "array", "items": string(), "x-kubernetes-list-type": "atomic", "description": "values is an array of string values. Must be non-empty for In and NotIn, empty for Exists and DoesNotExist."},
-                },
-            }),
-        ),
-    ]
-}
-
-fn builtin_definitions() -> Vec<(&'static str, Value)> {
-    let object_reference = json!({
-        "description": "ObjectReference contains enough information to let you inspect or modify the referred object.",
-        "x-kubernetes-map-type": "atomic",
-        "properties": {
-            "apiVersion": {"type": "string", "description": "API version of the referent."},
-            "fieldPath": {"type": "string", "description": "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2]."},
-            "kind": {"type": "string", "description": "Kind of the referent. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"},
-            "name": {"type": "string", "description": "Name of the referent. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#names"},
-            "namespace": {"type": "string", "description": "Namespace of the referent. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/"},
-            "resourceVersion": {"type": "string", "description": "Specific resourceVersion to which this reference is made, if any."},
-            "uid": {"type": "string", "description": "UID of the referent. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#uids"},
-        },
-    });
-    let bytes_map = json!({"type": "object", "additionalProperties": {"type": "string", "format": "byte"}});
-    let strings = json!({"type": "array", "items": string(), "x-kubernetes-list-type": "atomic"});
-    let with = |mut v: Value, desc: &str| {
-        v["description"] = desc.into();
-        v
-    };
-    vec![
-        (
-            "io.k8s.api.core.v1.ConfigMap",
-            json!({
-                "description": "ConfigMap holds configuration data for pods to consume.",
-                "properties": {
-                    "binaryData": with(bytes_map.clone(), "BinaryData contains the binary data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values are base64 encoded and may hold bytes outside UTF-8. Keys must not overlap with those in Data."),
-                    "data": {"type": "object", "additionalProperties": string(), "description": "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. Keys must not overlap with those in BinaryData."},
-                    "immutable": {"type": "boolean", "description": "Immutable, if set to true, ensures that data stored in the ConfigMap cannot be updated (only object metadata can be modified)."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.core.v1.Secret",
-            json!({
-                "description": "Secret holds secret data of a certain type.",
-                "properties": {
-                    "data": with(bytes_map, "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values are base64 encoded."),
-                    "immutable": {"type": "boolean", "description": "Immutable, if set to true, ensures that data stored in the Secret cannot be updated (only object metadata can be modified)."},
-                    "stringData": {"type": "object", "additionalProperties": string(), "description": "stringData allows specifying non-binary secret data in string form. It is a write-only convenience field: its entries are merged into data on write."},
-                    "type": {"type": "string", "description": "Used to facilitate programmatic handling of secret data, e.g. Opaque or kubernetes.io/service-account-token."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.core.v1.Namespace",
-            json!({
-                "description": "Namespace provides a scope for Names. Use of multiple namespaces is optional.",
-                "properties": {
-                    "spec": {"$ref": "io.k8s.api.core.v1.NamespaceSpec", "description": "Spec defines the behavior of the Namespace."},
-                    "status": {"$ref": "io.k8s.api.core.v1.NamespaceStatus", "description": "Status describes the current status of a Namespace."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.core.v1.NamespaceSpec",
-            json!({
-                "description": "NamespaceSpec describes the attributes on a Namespace.",
-                "properties": {
-                    "finalizers": with(strings.clone(), "Finalizers is an opaque list of values that must be empty to permanently remove object from storage."),
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.core.v1.NamespaceStatus",
-            json!({
-                "description": "NamespaceStatus is information about the current status of a Namespace.",
-                "properties": {
-                    "conditions": {"type": "array", "items": {"$ref": "io.k8s.api.core.v1.NamespaceCondition"},
-                        "x-kubernetes-list-map-keys": ["type"], "x-kubernetes-list-type": "map",
-                        "x-kubernetes-patch-merge-key": "type", "x-kubernetes-patch-strategy": "merge",
-                        "description": "Represents the latest available observations of a namespace's current state."},
-                    "phase": {"type": "string", "enum": ["Active", "Terminating"], "description": "Phase is the current lifecycle phase of the namespace."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.core.v1.NamespaceCondition",
-            json!({
-                "description": "NamespaceCondition contains details about state of namespace.",
-                "required": ["type", "status"],
-                "properties": {
-                    "lastTransitionTime": {"type": "string", "format": TIME, "description": "Last time the condition transitioned from one status to another."},
-                    "message": {"type": "string", "description": "Human-readable message indicating details about last transition."},
-                    "reason": {"type": "string", "description": "Unique, one-word, CamelCase reason for the condition's last transition."},
-                    "status": {"type": "string", "description": "Status of the condition, one of True, False, Unknown."},
-                    "type": {"type": "string", "description": "Type of namespace controller condition."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.core.v1.ServiceAccount",
-            json!({
-                "description": "ServiceAccount binds together: a name, understood by users and perhaps by peripheral systems, for an identity; a principal that can be authenticated and authorized; a set of secrets.",
-                "properties": {
-                    "automountServiceAccountToken": {"type": "boolean", "description": "AutomountServiceAccountToken indicates whether pods running as this service account should have an API token automatically mounted."},
-                    "imagePullSecrets": {"type": "array", "items": {"$ref": "io.k8s.api.core.v1.LocalObjectReference"}, "x-kubernetes-list-type": "atomic",
-                        "description": "ImagePullSecrets is a list of references to secrets in the same namespace to use for pulling any images in pods that reference this ServiceAccount."},
-                    "secrets": {"type": "array", "items": {"$ref": "io.k8s.api.core.v1.ObjectReference"},
-                        "x-kubernetes-patch-merge-key": "name", "x-kubernetes-patch-strategy": "merge",
-                        "description": "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."},
-                },
-            }),
-        ),
-        ("io.k8s.api.core.v1.ObjectReference", object_reference),
-        (
-            "io.k8s.api.core.v1.LocalObjectReference",
-            json!({
-                "description": "LocalObjectReference contains enough information to let you locate the referenced object inside the same namespace.",
-                "x-kubernetes-map-type": "atomic",
-                "properties": {"name": {"type": "string", "description": "Name of the referent. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#names"}},
-            }),
-        ),
-        (
-            "io.k8s.api.core.v1.Event",
-            json!({
-                "description": "Event is a report of an event somewhere in the cluster.",
-                "required": ["metadata", "involvedObject"],
-                "properties": {
-                    "action": {"type": "string", "description": "What action was taken/failed regarding to the Regarding object."},
-                    "count": {"type": "integer", "format": "int32", "description": "The number of times this event has occurred."},
-                    "eventTime": {"type": "string", "format": TIME, "description": "Time when this Event was first observed (with microsecond precision)."},
-                    "firstTimestamp": {"type": "string", "format": TIME, "description": "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)"},
-                    "involvedObject": {"$ref": "io.k8s.api.core.v1.ObjectReference", "description": "The object that this event is about."},
-                    "lastTimestamp": {"type": "string", "format": TIME, "description": "The time at which the most recent occurrence of this event was recorded."},
-                    "message": {"type": "string", "description": "A human-readable description of the status of this operation."},
-                    "reason": {"type": "string", "description": "A short, machine understandable string that gives the reason for the transition into the object's current status."},
-                    "related": {"$ref": "io.k8s.api.core.v1.ObjectReference", "description": "Optional secondary object for more complex actions."},
-                    "reportingComponent": {"type": "string", "description": "Name of the controller that emitted this Event, e.g. `kubernetes.io/kubelet`."},
-                    "reportingInstance": {"type": "string", "description": "ID of the controller instance, e.g. `kubelet-xyzf`."},
-                    "series": {"$ref": "io.k8s.api.core.v1.EventSeries", "description": "Data about the Event series this event represents or nil if it's a singleton Event."},
-                    "source": {"$ref": "io.k8s.api.core.v1.EventSource", "description": "The component reporting this event."},
-                    "type": {"type": "string", "description": "Type of this event (Normal, Warning), new types could be added in the future"},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.core.v1.EventSeries",
-            json!({
-                "description": "EventSeries contain information on series of events, i.e. thing that was/is happening continuously for some time.",
-                "properties": {
-                    "count": {"type": "integer", "format": "int32", "description": "Number of occurrences in this series up to the last heartbeat time"},
-                    "lastObservedTime": {"type": "string", "format": TIME, "description": "Time of the last occurrence observed"},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.core.v1.EventSource",
-            json!({
-                "description": "EventSource contains information for an event.",
-                "properties": {
-                    "component": {"type": "string", "description": "Component from which the event is generated."},
-                    "host": {"type": "string", "description": "Node name on which the event is generated."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.coordination.v1.Lease",
-            json!({
-                "description": "Lease defines a lease concept.",
-                "properties": {
-                    "spec": {"$ref": "io.k8s.api.coordination.v1.LeaseSpec", "description": "spec contains the specification of the Lease. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status"},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.coordination.v1.LeaseSpec",
-            json!({
-                "description": "LeaseSpec is a specification of a Lease.",
-                "properties": {
-                    "acquireTime": {"type": "string", "format": TIME, "description": "acquireTime is a time when the current lease was acquired."},
-                    "holderIdentity": {"type": "string", "description": "holderIdentity contains the identity of the holder of a current lease."},
-                    "leaseDurationSeconds": {"type": "integer", "format": "int32", "description": "leaseDurationSeconds is a duration that candidates for a lease need to wait to force acquire it."},
-                    "leaseTransitions": {"type": "integer", "format": "int32", "description": "leaseTransitions is the number of transitions of a lease between holders."},
-                    "preferredHolder": {"type": "string", "description": "PreferredHolder signals to a lease holder that the lease has a more optimal holder and should be given up."},
-                    "renewTime": {"type": "string", "format": TIME, "description": "renewTime is a time when the current holder of a lease has last updated the lease."},
-                    "strategy": {"type": "string", "description": "Strategy indicates the strategy for picking the leader for coordinated leader election."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.rbac.v1.Role",
-            json!({
-                "description": "Role is a namespaced, logical grouping of PolicyRules that can be referenced as a unit by a RoleBinding.",
-                "properties": {
-                    "rules": {"type": "array", "items": {"$ref": "io.k8s.api.rbac.v1.PolicyRule"}, "x-kubernetes-list-type": "atomic", "description": "Rules holds all the PolicyRules for this Role"},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.rbac.v1.ClusterRole",
-            json!({
-                "description": "ClusterRole is a cluster level, logical grouping of PolicyRules that can be referenced as a unit by a RoleBinding or ClusterRoleBinding.",
-                "properties": {
-                    "aggregationRule": {"$ref": "io.k8s.api.rbac.v1.AggregationRule", "description": "AggregationRule is an optional field that describes how to build the Rules for this ClusterRole. If set, the Rules are controller managed."},
-                    "rules": {"type": "array", "items": {"$ref": "io.k8s.api.rbac.v1.PolicyRule"}, "x-kubernetes-list-type": "atomic", "description": "Rules holds all the PolicyRules for this ClusterRole"},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.rbac.v1.PolicyRule",
-            json!({
-                "description": "PolicyRule holds information that describes a policy rule, but does not contain information about who the rule applies to or which namespace the rule applies to.",
-                "required": ["verbs"],
-                "properties": {
-                    "apiGroups": with(strings.clone(), "APIGroups is the name of the APIGroup that contains the resources. \"\" represents the core API group and \"*\" represents all API groups."),
-                    "nonResourceURLs": with(strings.clone(), "NonResourceURLs is a set of partial urls that a user should have access to. *s are allowed, but only as the full, final step in the path."),
-                    "resourceNames": with(strings.clone(), "ResourceNames is an optional white list of names that the rule applies to. An empty set means that everything is allowed."),
-                    "resources": with(strings.clone(), "Resources is a list of resources this rule applies to. '*' represents all resources."),
-                    "verbs": with(strings.clone(), "Verbs is a list of Verbs that apply to ALL the ResourceKinds contained in this rule. '*' represents all verbs."),
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.rbac.v1.AggregationRule",
-            json!({
-                "description": "AggregationRule describes how to locate ClusterRoles to aggregate into the ClusterRole",
-                "properties": {
-                    "clusterRoleSelectors": {"type": "array", "items": {"$ref": "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"}, "x-kubernetes-list-type": "atomic",
-                        "description": "ClusterRoleSelectors holds a list of selectors which will be used to find ClusterRoles and create the rules."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.rbac.v1.RoleBinding",
-            json!({
-                "description": "RoleBinding references a role, but does not contain it. It can reference a Role in the same namespace or a ClusterRole in the global namespace.",
-                "required": ["roleRef"],
-                "properties": {
-                    "roleRef": {"$ref": "io.k8s.api.rbac.v1.RoleRef", "description": "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. This field is immutable."},
-                    "subjects": {"type": "array", "items": {"$ref": "io.k8s.api.rbac.v1.Subject"}, "x-kubernetes-list-type": "atomic", "description": "Subjects holds references to the objects the role applies to."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.rbac.v1.ClusterRoleBinding",
-            json!({
-                "description": "ClusterRoleBinding references a ClusterRole, but not contain it. It can reference a ClusterRole in the global namespace, and adds who information via Subject.",
-                "required": ["roleRef"],
-                "properties": {
-                    "roleRef": {"$ref": "io.k8s.api.rbac.v1.RoleRef", "description": "RoleRef can only reference a ClusterRole in the global namespace. This field is immutable."},
-                    "subjects": {"type": "array", "items": {"$ref": "io.k8s.api.rbac.v1.Subject"}, "x-kubernetes-list-type": "atomic", "description": "Subjects holds references to the objects the role applies to."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.rbac.v1.RoleRef",
-            json!({
-                "description": "RoleRef contains information that points to the role being used",
-                "required": ["apiGroup", "kind", "name"],
-                "x-kubernetes-map-type": "atomic",
-                "properties": {
-                    "apiGroup": {"type": "string", "description": "APIGroup is the group for the resource being referenced"},
-                    "kind": {"type": "string", "description": "Kind is the type of resource being referenced"},
-                    "name": {"type": "string", "description": "Name is the name of resource being referenced"},
-                },
-            }),
-        ),
-        (
-            "io.k8s.api.rbac.v1.Subject",
-            json!({
-                "description": "Subject contains a reference to the object or user identities a role binding applies to.",
-                "required": ["kind", "name"],
-                "x-kubernetes-map-type": "atomic",
-                "properties": {
-                    "apiGroup": {"type": "string", "description": "APIGroup holds the API group of the referenced subject. Defaults to \"\" for ServiceAccount subjects and \"rbac.authorization.k8s.io\" for User and Group subjects."},
-                    "kind": {"type": "string", "description": "Kind of object being referenced: \"User\", \"Group\" or \"ServiceAccount\"."},
-                    "name": {"type": "string", "description": "Name of the object being referenced."},
-                    "namespace": {"type": "string", "description": "Namespace of the referenced object. Must be empty for non-namespaced kinds such as \"User\" or \"Group\"."},
-                },
-            }),
-        ),
-    ]
-}
-
-/// CustomResourceDefinition and its parts. The JSON schema of a version is left open.
-fn crd_definitions() -> Vec<(&'static str, Value)> {
-    let strings = json!({"type": "array", "items": string(), "x-kubernetes-list-type": "atomic"});
-    let with = |mut v: Value, desc: &str| {
-        v["description"] = desc.into();
-        v
-    };
-    vec![
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
-            json!({
-                "description": "CustomResourceDefinition represents a resource that should be exposed on the API server. Its name MUST be in the format <.spec.name>.<.spec.group>.",
-                "required": ["spec"],
-                "properties": {
-                    "spec": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec", "description": "spec describes how the user wants the resources to appear"},
-                    "status": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus", "description": "status indicates the actual state of the CustomResourceDefinition"},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
-            json!({
-                "description": "CustomResourceDefinitionSpec describes how a user wants their resource to appear",
-                "required": ["group", "names", "scope", "versions"],
-                "properties": {
-                    "conversion": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion", "description": "conversion defines conversion settings for the CRD."},
-                    "group": {"type": "string", "description": "group is the API group of the defined custom resource. The custom resources are served under `/apis/<group>/...`."},
-                    "names": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames", "description": "names specify the resource and kind names for the custom resource."},
-                    "preserveUnknownFields": {"type": "boolean", "description": "preserveUnknownFields indicates that object fields which are not specified in the OpenAPI schema should be preserved when persisting to storage. Must be false in v1."},
-                    "scope": {"type": "string", "description": "scope indicates whether the defined custom resource is cluster- or namespace-scoped. Allowed values are `Cluster` and `Namespaced`."},
-                    "versions": {"type": "array", "items": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion"}, "x-kubernetes-list-type": "atomic",
-                        "description": "versions is the list of all API versions of the defined custom resource."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
-            json!({
-                "description": "CustomResourceDefinitionNames indicates the names to serve this CustomResourceDefinition",
-                "required": ["plural", "kind"],
-                "properties": {
-                    "categories": with(strings.clone(), "categories is a list of grouped resources this custom resource belongs to (e.g. 'all'), used by clients for invocations like `kubectl get all`."),
-                    "kind": {"type": "string", "description": "kind is the serialized kind of the resource. It is normally CamelCase and singular."},
-                    "listKind": {"type": "string", "description": "listKind is the serialized kind of the list for this resource. Defaults to \"`kind`List\"."},
-                    "plural": {"type": "string", "description": "plural is the plural name of the resource to serve; it must match the name of the CustomResourceDefinition (`<names.plural>.<group>`)."},
-                    "shortNames": with(strings.clone(), "shortNames are short names for the resource, used by clients for invocations like `kubectl get <shortname>`."),
-                    "singular": {"type": "string", "description": "singular is the singular name of the resource. Defaults to lowercased `kind`."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
-            json!({
-                "description": "CustomResourceDefinitionVersion describes a version for CRD.",
-                "required": ["name", "served", "storage"],
-                "properties": {
-                    "additionalPrinterColumns": {"type": "array", "items": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition"}, "x-kubernetes-list-type": "atomic",
-                        "description": "additionalPrinterColumns specifies additional columns returned in Table output."},
-                    "deprecated": {"type": "boolean", "description": "deprecated indicates this version of the custom resource API is deprecated."},
-                    "deprecationWarning": {"type": "string", "description": "deprecationWarning overrides the default warning returned to API clients."},
-                    "name": {"type": "string", "description": "name is the version name, e.g. “v1”, “v2beta1”, etc."},
-                    "schema": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation", "description": "schema describes the schema used for validation, pruning, and defaulting of this version of the custom resource."},
-                    "selectableFields": {"type": "array", "items": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.SelectableField"}, "x-kubernetes-list-type": "atomic",
-                        "description": "selectableFields specifies paths to fields that may be used as field selectors."},
-                    "served": {"type": "boolean", "description": "served is a flag enabling/disabling this version from being served via REST APIs"},
-                    "storage": {"type": "boolean", "description": "storage indicates this version should be used when persisting custom resources to storage. Exactly one version must have storage=true."},
-                    "subresources": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources", "description": "subresources specify what subresources this version of the defined custom resource have."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
-            json!({
-                "description": "CustomResourceValidation is a list of validation methods for CustomResources.",
-                "properties": {
-                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true, "description": "openAPIV3Schema is the OpenAPI v3 schema to use for validation and pruning."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
-            json!({
-                "description": "CustomResourceSubresources defines the status and scale subresources for CustomResources.",
-                "properties": {
-                    "scale": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale", "description": "scale indicates the custom resource should serve a `/scale` subresource that returns an `autoscaling/v1` Scale object."},
-                    "status": {"type": "object", "description": "status indicates the custom resource should serve a `/status` subresource; the main resource then ignores changes to status and the subresource ignores changes to anything else."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
-            json!({
-                "description": "CustomResourceSubresourceScale defines how to serve the scale subresource for CustomResources.",
-                "required": ["specReplicasPath", "statusReplicasPath"],
-                "properties": {
-                    "labelSelectorPath": {"type": "string", "description": "labelSelectorPath defines the JSON path inside of a custom resource that corresponds to Scale `status.selector`."},
-                    "specReplicasPath": {"type": "string", "description": "specReplicasPath defines the JSON path inside of a custom resource that corresponds to Scale `spec.replicas`."},
-                    "statusReplicasPath": {"type": "string", "description": "statusReplicasPath defines the JSON path inside of a custom resource that corresponds to Scale `status.replicas`."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
-            json!({
-                "description": "CustomResourceColumnDefinition specifies a column for server side printing.",
-                "required": ["name", "type", "jsonPath"],
-                "properties": {
-                    "description": {"type": "string", "description": "description is a human readable description of this column."},
-                    "format": {"type": "string", "description": "format is an optional OpenAPI type definition for this column."},
-                    "jsonPath": {"type": "string", "description": "jsonPath is a simple JSON path which is evaluated against each custom resource to produce the value for this column."},
-                    "name": {"type": "string", "description": "name is a human readable name for the column."},
-                    "priority": {"type": "integer", "format": "int32", "description": "priority is an integer defining the relative importance of this column compared to others. Lower numbers are considered higher priority."},
-                    "type": {"type": "string", "description": "type is an OpenAPI type definition for this column."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.SelectableField",
-            json!({
-                "description": "SelectableField specifies the JSON path of a field that may be used with field selectors.",
-                "required": ["jsonPath"],
-                "properties": {
-                    "jsonPath": {"type": "string", "description": "jsonPath is a simple JSON path which is evaluated against each custom resource to produce a field selector value."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
-            json!({
-                "description": "CustomResourceConversion describes how to convert different versions of a CR.",
-                "required": ["strategy"],
-                "properties": {
-                    "strategy": {"type": "string", "description": "strategy specifies how custom resources are converted between versions: \"None\" or \"Webhook\"."},
-                    "webhook": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookConversion", "description": "webhook describes how to call the conversion webhook. Required when `strategy` is \"Webhook\"."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
-            json!({
-                "description": "WebhookConversion describes how to call a conversion webhook",
-                "required": ["conversionReviewVersions"],
-                "properties": {
-                    "clientConfig": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig", "description": "clientConfig is the instructions for how to call the webhook if strategy is `Webhook`."},
-                    "conversionReviewVersions": with(strings.clone(), "conversionReviewVersions is an ordered list of preferred `ConversionReview` versions the Webhook expects."),
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
-            json!({
-                "description": "WebhookClientConfig contains the information to make a TLS connection with the webhook.",
-                "properties": {
-                    "caBundle": {"type": "string", "format": "byte", "description": "caBundle is a PEM encoded CA bundle which will be used to validate the webhook's server certificate."},
-                    "service": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.ServiceReference", "description": "service is a reference to the service for this webhook. Either service or url must be specified."},
-                    "url": {"type": "string", "description": "url gives the location of the webhook, in standard URL form (`scheme://host:port/path`). Exactly one of `url` or `service` must be specified."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.ServiceReference",
-            json!({
-                "description": "ServiceReference holds a reference to Service.legacy.k8s.io",
-                "required": ["namespace", "name"],
-                "properties": {
-                    "name": {"type": "string", "description": "name is the name of the service. Required"},
-                    "namespace": {"type": "string", "description": "namespace is the namespace of the service. Required"},
-                    "path": {"type": "string", "description": "path is an optional URL path at which the webhook will be contacted."},
-                    "port": {"type": "integer", "format": "int32", "description": "port is an optional service port at which the webhook will be contacted. Defaults to 443."},
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
-            json!({
-                "description": "CustomResourceDefinitionStatus indicates the state of the CustomResourceDefinition",
-                "properties": {
-                    "acceptedNames": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames", "description": "acceptedNames are the names that are actually being used to serve discovery."},
-                    "conditions": {"type": "array", "items": {"$ref": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition"},
-                        "x-kubernetes-list-map-keys": ["type"], "x-kubernetes-list-type": "map",
-                        "description": "conditions indicate state for particular aspects of a CustomResourceDefinition"},
-                    "storedVersions": with(strings, "storedVersions lists all versions of CustomResources that were ever persisted."),
-                },
-            }),
-        ),
-        (
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
-            json!({
-                "description": "CustomResourceDefinitionCondition contains details for the current condition of this CustomResourceDefinition.",
-                "required": ["type", "status"],
-                "properties": {
-                    "lastTransitionTime": {"type": "string", "format": TIME, "description": "lastTransitionTime last time the condition transitioned from one status to another."},
-                    "message": {"type": "string", "description": "message is a human-readable message indicating details about last transition."},
-                    "reason": {"type": "string", "description": "reason is a unique, one-word, CamelCase reason for the condition's last transition."},
-                    "status": {"type": "string", "description": "status is the status of the condition. Can be True, False, Unknown."},
-                    "type": {"type": "string", "description": "type is the type of the condition. Types include Established, NamesAccepted and Terminating."},
-                },
-            }),
-        ),
-    ]
+    }
+    for (name, def) in defs.iter_mut() {
+        if let Some(def) = def.as_object_mut()
+            && !METADATA_REQUIRED.contains(&name.as_str())
+            && let Some(Value::Array(required)) = def.get_mut("required")
+        {
+            required.retain(|r| r != "metadata");
+            if required.is_empty() {
+                def.remove("required");
+            }
+        }
+    }
+    // The OpenAPI 3 transforms run last: among them the one that turns a `$ref` with siblings
+    // (a description, or an extension added above) into `allOf: [{$ref}]`, as kube-apiserver
+    // publishes it and kubectl expects.
+    generator.take_definitions(true)
 }
 
 #[cfg(test)]
@@ -1720,8 +1218,8 @@ mod tests {
         let ext = group_version(&kinds, "apiextensions.k8s.io", "v1").unwrap();
         let crd = &ext["components"]["schemas"]["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation"];
         assert_eq!(
-            crd["properties"]["openAPIV3Schema"]["x-kubernetes-preserve-unknown-fields"],
-            true
+            crd["properties"]["openAPIV3Schema"]["allOf"],
+            json!([{"$ref": format!("{REF_PREFIX}{APIEXTENSIONS_V1}.JSONSchemaProps")}])
         );
         assert!(
             ext["paths"]
@@ -1733,6 +1231,65 @@ mod tests {
             lease["components"]["schemas"]["io.k8s.api.coordination.v1.LeaseSpec"]["properties"]["holderIdentity"]
                 .is_object()
         );
+    }
+
+    #[test]
+    fn definitions_are_named_and_shaped_as_kubernetes_publishes_them() {
+        let defs = definitions();
+        for (name, def) in defs {
+            assert!(name.starts_with("io.k8s."), "{name}");
+            assert!(def.get("$schema").is_none(), "{name}");
+        }
+        // References point into `#/components/schemas/`, and one with a description beside it
+        // is wrapped in `allOf`.
+        let meta = &defs[OBJECT_META]["properties"];
+        assert_eq!(
+            meta["creationTimestamp"]["allOf"],
+            json!([{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Time"}])
+        );
+        assert!(meta["creationTimestamp"]["description"].is_string());
+        assert_eq!(
+            meta["ownerReferences"]["items"],
+            json!({"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference"})
+        );
+        assert_refs_resolve(&json!({"components": {"schemas": defs}}));
+        // metadata is required of core/v1 Event only, as in Kubernetes.
+        assert!(defs["io.k8s.api.core.v1.ConfigMap"].get("required").is_none());
+        assert_eq!(defs[STATUS].get("required"), None);
+        assert_eq!(
+            defs["io.k8s.api.core.v1.Event"]["required"],
+            json!(["involvedObject", "metadata"])
+        );
+        assert_eq!(
+            defs["io.k8s.api.authorization.v1.SelfSubjectAccessReview"]["required"],
+            json!(["spec"])
+        );
+    }
+
+    #[test]
+    fn every_builtin_kind_has_a_definition() {
+        for k in builtin::kinds() {
+            let model = model_name(&k, &k.kind);
+            let generated = definitions().contains_key(&model);
+            // k8s-openapi no longer has authentication.k8s.io/v1beta1.
+            let dropped = k.group == "authentication.k8s.io" && k.version == "v1beta1";
+            assert_eq!(generated, !dropped, "{model}");
+        }
+    }
+
+    #[test]
+    fn every_kubernetes_extension_lands() {
+        for (package, model, field, exts) in KUBERNETES_EXTENSIONS {
+            let def = &definitions()[&format!("{package}.{model}")];
+            let target = if field.is_empty() {
+                def
+            } else {
+                &def["properties"][field]
+            };
+            for (key, value) in exts.iter().flat_map(|ext| ext.entries()) {
+                assert_eq!(target[key], value, "{model}.{field} {key}");
+            }
+        }
     }
 
     /// The strategic merge strategy of the field at `path` of a built-in kind: None for an
@@ -1757,6 +1314,22 @@ mod tests {
             merge("type")
         );
         assert_eq!(merge_strategy("", "Namespace", &["spec", "finalizers"]), None);
+        assert_eq!(
+            merge_strategy(
+                "apiextensions.k8s.io",
+                "CustomResourceDefinition",
+                &[
+                    "spec",
+                    "versions",
+                    "schema",
+                    "openAPIV3Schema",
+                    "properties",
+                    "spec",
+                    "x-kubernetes-validations"
+                ],
+            ),
+            merge("rule")
+        );
         for (group, kind) in [
             ("", "ConfigMap"),
             ("", "Secret"),

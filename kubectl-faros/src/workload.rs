@@ -375,3 +375,102 @@ fn describe_text(w: &Workload, items: &[Placement]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faros_api::workloads::{
+        Container, ContainerStatus, Endpoint, PlacementPhase, PlacementSpec, PlacementStatus, WorkloadSpec,
+        WorkloadTemplate,
+    };
+
+    fn placement(status: Option<PlacementStatus>) -> Placement {
+        let template = WorkloadTemplate {
+            containers: vec![
+                Container {
+                    name: "web".into(),
+                    image: "localhost/demo:1".into(),
+                    ..Default::default()
+                },
+                Container {
+                    name: "sidecar".into(),
+                    image: "localhost/side:1".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let mut p = Placement::new(
+            "web-dev1-000000",
+            PlacementSpec {
+                workload: "web".into(),
+                agent: "dev1".into(),
+                template_hash: template.hash(),
+                template,
+            },
+        );
+        p.status = status;
+        p
+    }
+
+    #[test]
+    fn rows_count_ready_containers_and_show_endpoints() {
+        let [phase, ready, restarts, endpoints, _] = cells(&placement(None));
+        assert_eq!([phase, ready, restarts, endpoints], ["Pending", "0/2", "0", "<none>"]);
+        let p = placement(Some(PlacementStatus {
+            phase: PlacementPhase::Running,
+            restart_count: 3,
+            containers: vec![
+                ContainerStatus {
+                    name: "web".into(),
+                    ready: true,
+                    ..Default::default()
+                },
+                ContainerStatus {
+                    name: "sidecar".into(),
+                    ..Default::default()
+                },
+            ],
+            endpoints: vec![Endpoint {
+                url: "tcp://10.0.0.7:8080".into(),
+                ..Default::default()
+            }],
+            reason: "Restarting".into(),
+            ..Default::default()
+        }));
+        let [phase, ready, restarts, endpoints, _] = cells(&p);
+        assert_eq!(
+            [phase, ready, restarts, endpoints],
+            ["Running", "1/2", "3", "tcp://10.0.0.7:8080"]
+        );
+        assert_eq!(up_to_date(&p), "false");
+        assert_eq!(message(&p), "Restarting");
+    }
+
+    #[test]
+    fn describe_shows_the_spec_conditions_and_devices() {
+        let mut w = Workload::new(
+            "web",
+            WorkloadSpec {
+                template: placement(None).spec.template,
+                ..Default::default()
+            },
+        );
+        w.metadata.namespace = Some("default".into());
+        let text = describe_text(&w, &[placement(None)]);
+        assert!(
+            text.starts_with("Name:         web\nNamespace:    default\nSelector:     <all agents>\n"),
+            "{text}"
+        );
+        assert!(text.contains("Placement:    All (every selected agent)\n"), "{text}");
+        assert!(text.contains("Container:    web localhost/demo:1\n"), "{text}");
+        assert!(
+            text.contains("Conditions:\n  (no conditions reported yet)\nDevices:\n  AGENT"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  dev1    Pending   0/2     0          false"),
+            "{text}"
+        );
+    }
+}

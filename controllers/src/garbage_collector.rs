@@ -284,9 +284,10 @@ impl Collector {
 
     fn api(&self, cluster: &str, node: &Node) -> Api<DynamicObject> {
         let client = self.clusters.cluster(cluster);
+        let resource = in_cluster(&node.resource);
         match (node.namespaced, &node.namespace) {
-            (true, Some(ns)) => Api::namespaced_with(client, ns, &node.resource),
-            _ => Api::all_with(client, &node.resource),
+            (true, Some(ns)) => Api::namespaced_with(client, ns, &resource),
+            _ => Api::all_with(client, &resource),
         }
     }
 
@@ -432,11 +433,7 @@ impl Collector {
             // Not a kind we know: never delete on its account.
             return Ok(true);
         };
-        let mut resource = resource;
-        // Exported resources are watched as `<plural>:<identity>`; a workspace names them plainly.
-        if let Some((plural, _)) = resource.plural.split_once(':') {
-            resource.plural = plural.to_string();
-        }
+        let resource = in_cluster(&resource);
         let client = self.clusters.cluster(cluster);
         let api: Api<DynamicObject> = match (namespaced, namespace) {
             (true, Some(ns)) => Api::namespaced_with(client, ns, &resource),
@@ -493,7 +490,20 @@ impl Collector {
             let schemas: Api<faros_api::apis::APIResourceSchema> =
                 Api::all(self.clusters.cluster(&cluster_of(&export)));
             for name in &export.spec.latest_resource_schemas {
-                let Ok(Some(schema)) = schemas.get_opt(name).await else {
+                // A failed read is retried: skipping the schema would leave its kind
+                // unwatched for good, and dependents of it (or owned by it) never collected.
+                let mut failures = 0;
+                let schema = loop {
+                    match schemas.get_opt(name).await {
+                        Ok(found) => break found,
+                        Err(e) => {
+                            failures += 1;
+                            tracing::debug!(schema = %name, error = %e, "reading an exported schema failed; retrying");
+                            tokio::time::sleep(crate::runtime::backoff(failures)).await;
+                        }
+                    }
+                };
+                let Some(schema) = schema else {
                     continue;
                 };
                 let Some(version) = schema.spec.versions.iter().find(|v| v.served) else {
@@ -510,6 +520,17 @@ impl Collector {
             }
         }
     }
+}
+
+/// `resource` as one workspace names it: exported resources are watched across workspaces
+/// as `<plural>:<identity>`, but a single workspace serves them by their plain plural (the
+/// identity-qualified path answers 404, which would look like "already gone").
+fn in_cluster(resource: &ApiResource) -> ApiResource {
+    let mut resource = resource.clone();
+    if let Some((plural, _)) = resource.plural.split_once(':') {
+        resource.plural = plural.to_string();
+    }
+    resource
 }
 
 /// A 404 or 409 means the object changed meanwhile; its next event brings it back.

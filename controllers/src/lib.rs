@@ -14,6 +14,7 @@ mod namespace;
 mod policy;
 mod registration;
 mod runtime;
+mod scheduler;
 mod schema_in_use;
 mod token;
 mod workspace;
@@ -26,6 +27,8 @@ use tokio::sync::watch;
 
 /// `--agent-monitor-grace-period` default.
 pub const DEFAULT_AGENT_GRACE_PERIOD: Duration = Duration::from_secs(40);
+/// `--workload-eviction-timeout` default.
+pub const DEFAULT_EVICTION_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Signs the tokens of legacy ServiceAccount token Secrets; the hub holds the key.
 pub trait TokenSigner: Send + Sync {
@@ -48,6 +51,9 @@ pub struct ControllerConfig {
     pub token_signer: Option<Arc<dyn TokenSigner>>,
     /// How long an agent may go without a heartbeat before it is `Ready=Unknown`.
     pub agent_grace_period: Duration,
+    /// How long an agent may be not ready before the scheduler moves its `Replicas` and
+    /// `Singleton` placements elsewhere (`All` placements stay).
+    pub eviction_timeout: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -55,6 +61,7 @@ impl Default for ControllerConfig {
         ControllerConfig {
             token_signer: None,
             agent_grace_period: DEFAULT_AGENT_GRACE_PERIOD,
+            eviction_timeout: DEFAULT_EVICTION_TIMEOUT,
         }
     }
 }
@@ -83,7 +90,8 @@ pub async fn run_all(config: kube::Config, controllers: ControllerConfig, mut sh
         tokio::spawn(apibinding::run(clusters.clone())),
         tokio::spawn(schema_in_use::run(clusters.clone())),
         tokio::spawn(registration::run(edge.clone())),
-        tokio::spawn(agent_lifecycle::run(edge, controllers.agent_grace_period)),
+        tokio::spawn(agent_lifecycle::run(edge.clone(), controllers.agent_grace_period)),
+        tokio::spawn(scheduler::run(edge, controllers.eviction_timeout)),
         tokio::spawn(token::run(clusters.clone(), controllers.token_signer)),
     ];
     // Aborted on shutdown, and also when this task itself is aborted.

@@ -44,6 +44,10 @@ pub struct StartOptions {
     /// How long an agent may go without a heartbeat before the hub marks it Ready=Unknown.
     #[arg(long, default_value = "40s", value_parser = faros_machinery::duration::parse)]
     pub agent_monitor_grace_period: Duration,
+    /// How long an agent may be not ready before the scheduler moves its Replicas and
+    /// Singleton workloads to other agents (All workloads stay).
+    #[arg(long, default_value = "5m", value_parser = faros_machinery::duration::parse)]
+    pub workload_eviction_timeout: Duration,
     #[command(flatten)]
     pub auth: crate::auth::AuthOptions,
 }
@@ -157,6 +161,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
                 .service_accounts()
                 .map(|signer| signer.clone() as Arc<dyn TokenSigner>),
             agent_grace_period: opts.agent_monitor_grace_period,
+            eviction_timeout: opts.workload_eviction_timeout,
         };
         Some(tokio::spawn(faros_controllers::run_all(
             config,

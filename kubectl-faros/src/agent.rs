@@ -1,5 +1,5 @@
 //! `kubectl faros agent ...`: generate a kubeconfig an edge agent joins with, list agents,
-//! revoke registrations.
+//! revoke registrations, cordon, uncordon and drain agents.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use faros_api::apis::{APIBinding, applied_claims};
+use faros_api::edge::AGENT_LABEL;
 use faros_api::edge::{Agent, Registration, RegistrationSpec};
+use faros_api::workloads::{Placement, PlacementStrategy, Workload};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{Cluster, Kubeconfig};
 use kube::{Client, ResourceExt};
 
@@ -47,6 +49,20 @@ pub enum AgentCommand {
     /// Delete a Registration: its token, ServiceAccount, Role and RoleBinding go with it, so
     /// no new agent can join with it.
     Revoke(RevokeArgs),
+    /// Mark agents unschedulable: they get no new placements; what runs there stays.
+    Cordon(AgentNames),
+    /// Let agents get new placements again.
+    Uncordon(AgentNames),
+    /// Cordon agents and move their Replicas and Singleton workloads to other agents (the
+    /// scheduler places them elsewhere); All workloads stay, as DaemonSets do on a drained node.
+    Drain(AgentNames),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AgentNames {
+    /// Names of the agents.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -88,6 +104,9 @@ pub async fn run(session: &Session, args: AgentArgs) -> anyhow::Result<()> {
         AgentCommand::Generate(a) => generate(session, &namespace, a).await,
         AgentCommand::List(a) => list(session, &namespace, a).await,
         AgentCommand::Revoke(a) => revoke(session, &namespace, a).await,
+        AgentCommand::Cordon(a) => cordon(session, &namespace, &a.names, true).await.map(drop),
+        AgentCommand::Uncordon(a) => cordon(session, &namespace, &a.names, false).await.map(drop),
+        AgentCommand::Drain(a) => drain(session, &namespace, &a.names).await,
     }
 }
 
@@ -106,11 +125,25 @@ fn workspace_of(session: &Session) -> anyhow::Result<String> {
 }
 
 /// Checks that the edge API is served in the workspace (bound), with a clear error if not.
-async fn check_bound(session: &Session, client: &Client, workspace: &str) -> anyhow::Result<()> {
+pub(crate) async fn check_bound(session: &Session, client: &Client, workspace: &str) -> anyhow::Result<()> {
+    check_serves(session, client, workspace, "registrations").await
+}
+
+/// Checks that the edge API is bound in the workspace and serves `resource`.
+pub(crate) async fn check_serves(
+    session: &Session,
+    client: &Client,
+    workspace: &str,
+    resource: &str,
+) -> anyhow::Result<()> {
     let version = format!("{}/{}", faros_api::EDGE_GROUP, faros_api::EDGE_VERSION);
     match client.list_api_group_resources(&version).await {
-        Ok(list) if list.resources.iter().any(|r| r.name == "registrations") => Ok(()),
-        Ok(_) => Err(not_bound(workspace)),
+        Ok(list) if list.resources.iter().any(|r| r.name == resource) => Ok(()),
+        Ok(list) if list.resources.is_empty() => Err(not_bound(workspace)),
+        Ok(_) => bail!(
+            "the Faros edge API bound in workspace {workspace} does not serve {resource}: the hub's edge export \
+             is older than this plugin; upgrade the hub"
+        ),
         Err(e) if is_status(&e, 404) => Err(not_bound(workspace)),
         Err(e) if is_workspace_denied(&e) => {
             bail!("workspace {workspace:?} does not exist or you may not access it")
@@ -128,7 +161,7 @@ async fn check_bound(session: &Session, client: &Client, workspace: &str) -> any
     }
 }
 
-fn not_bound(workspace: &str) -> anyhow::Error {
+pub(crate) fn not_bound(workspace: &str) -> anyhow::Error {
     anyhow!(
         "the Faros edge API is not bound in workspace {workspace}; run `kubectl faros bind` there first \
          (workspaces created with `--type faros` have it bound already)"
@@ -136,7 +169,13 @@ fn not_bound(workspace: &str) -> anyhow::Error {
 }
 
 /// Maps an error on `what` in `namespace` of `workspace` to a message for humans.
-fn edge_error(session: &Session, e: kube::Error, what: &str, namespace: &str, workspace: &str) -> anyhow::Error {
+pub(crate) fn edge_error(
+    session: &Session,
+    e: kube::Error,
+    what: &str,
+    namespace: &str,
+    workspace: &str,
+) -> anyhow::Error {
     if is_workspace_denied(&e) {
         return anyhow!("workspace {workspace:?} does not exist or you may not access it");
     }
@@ -533,4 +572,87 @@ async fn revoke(session: &Session, namespace: &str, args: RevokeArgs) -> anyhow:
         ),
         Err(e) => Err(edge_error(session, e, "delete Registrations", namespace, &workspace)),
     }
+}
+
+/// Sets or clears `spec.unschedulable` on each agent; returns a client for the workspace.
+async fn cordon(session: &Session, namespace: &str, names: &[String], on: bool) -> anyhow::Result<Client> {
+    let workspace = session.current_path();
+    let client = session.client()?;
+    check_serves(session, &client, &workspace, "agents").await?;
+    let api: Api<Agent> = Api::namespaced(client.clone(), namespace);
+    for name in names {
+        let agent = match api.get_opt(name).await {
+            Ok(Some(agent)) => agent,
+            Ok(None) => bail!(
+                "there is no agent {name:?} in namespace {namespace} of workspace {workspace} (see `kubectl get agents -n {namespace}`)"
+            ),
+            Err(e) => return Err(edge_error(session, e, "read Agents", namespace, &workspace)),
+        };
+        let verb = if on { "cordoned" } else { "uncordoned" };
+        if agent.spec.unschedulable == on {
+            println!("agent/{name} already {verb}");
+            continue;
+        }
+        // null removes the field: an uncordoned agent looks like one never cordoned.
+        let value = if on {
+            serde_json::Value::Bool(true)
+        } else {
+            serde_json::Value::Null
+        };
+        let patch = serde_json::json!({"spec": {"unschedulable": value}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map_err(|e| edge_error(session, e, "patch Agents", namespace, &workspace))?;
+        println!("agent/{name} {verb}");
+    }
+    Ok(client)
+}
+
+/// Cordons the agents, then deletes their placements of Replicas and Singleton workloads;
+/// the scheduler makes new ones on other agents (not these: they are cordoned now).
+async fn drain(session: &Session, namespace: &str, names: &[String]) -> anyhow::Result<()> {
+    let workspace = session.current_path();
+    let client = cordon(session, namespace, names, true).await?;
+    let workloads: Api<Workload> = Api::namespaced(client.clone(), namespace);
+    let strategies: std::collections::BTreeMap<String, PlacementStrategy> = workloads
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| edge_error(session, e, "list Workloads", namespace, &workspace))?
+        .items
+        .into_iter()
+        .map(|w| (w.name_any(), w.spec.placement.strategy))
+        .collect();
+    let placements: Api<Placement> = Api::namespaced(client, namespace);
+    for name in names {
+        let selector = format!("{AGENT_LABEL}={name}");
+        let on_agent = crate::workload::placements(&placements, &selector)
+            .await
+            .map_err(|e| edge_error(session, e, "list Placements", namespace, &workspace))?;
+        let mut moved = 0;
+        for p in on_agent {
+            let workload = &p.spec.workload;
+            match strategies.get(workload) {
+                Some(PlacementStrategy::Replicas | PlacementStrategy::Singleton) => {}
+                Some(PlacementStrategy::All) => {
+                    println!("agent/{name}: workload {workload} stays (strategy All runs on every selected agent)");
+                    continue;
+                }
+                // Its workload is gone: the garbage collector removes it.
+                None => continue,
+            }
+            match placements.delete(&p.name_any(), &DeleteParams::background()).await {
+                Ok(_) => {
+                    moved += 1;
+                    println!(
+                        "agent/{name}: workload {workload} moved (placement {} deleted; the scheduler places it elsewhere)",
+                        p.name_any()
+                    );
+                }
+                Err(e) if is_status(&e, 404) => {}
+                Err(e) => return Err(edge_error(session, e, "delete Placements", namespace, &workspace)),
+            }
+        }
+        println!("agent/{name} drained ({moved} placement(s) moved)");
+    }
+    Ok(())
 }

@@ -5,10 +5,12 @@
 
 mod agent;
 mod bind;
+mod deploy;
 mod kubeconfig;
 mod output;
 mod paths;
 mod session;
+mod workload;
 mod workspace;
 
 use clap::{Parser, Subcommand};
@@ -20,8 +22,8 @@ use crate::session::{ConfigFlags, Session};
     name = "kubectl faros",
     bin_name = "kubectl faros",
     version,
-    about = "Faros workspaces, API bindings and edge agents, from kubectl",
-    long_about = "Faros workspaces, API bindings and edge agents, from kubectl.\n\n\
+    about = "Faros workspaces, API bindings, edge agents and their workloads, from kubectl",
+    long_about = "Faros workspaces, API bindings, edge agents and their workloads, from kubectl.\n\n\
         Workspaces are isolated logical clusters on one hub, addressed by paths such as root:acme:plant-7 \
         (kcp's tenancy.kcp.io API). Switching workspaces edits your kubeconfig the way kcp's `kubectl ws` does: \
         the context `workspace.kcp.io/current` points at <hub>/clusters/<path> with your CA and credentials, \
@@ -31,7 +33,9 @@ use crate::session::{ConfigFlags, Session};
         kubectl faros agent generate agent1 -o agent1.kubeconfig\n  \
         kubectl faros ws tree\n  \
         kubectl faros ws ..\n  \
-        kubectl faros bind"
+        kubectl faros bind\n  \
+        kubectl faros deploy web --image localhost/demo:1 --port 8080 --selector site=north\n  \
+        kubectl faros workload list --agent dev1"
 )]
 struct Cli {
     #[command(flatten)]
@@ -47,9 +51,14 @@ enum Command {
     Workspace(workspace::WorkspaceArgs),
     /// Bind an APIExport into the current workspace (default: the Faros edge API).
     Bind(bind::BindArgs),
-    /// Register edge agents, list them, revoke registrations.
+    /// Register edge agents, list them, revoke registrations, cordon and drain them.
     #[command(alias = "agents")]
     Agent(agent::AgentArgs),
+    /// Run a container image or a process on agents: create or update a Workload.
+    Deploy(Box<deploy::DeployArgs>),
+    /// What runs on which agent: list placements, describe a workload per device.
+    #[command(alias = "workloads", visible_alias = "wl")]
+    Workload(workload::WorkloadArgs),
 }
 
 fn main() {
@@ -71,6 +80,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Workspace(args) => workspace::run(&mut session, args).await,
         Command::Bind(args) => bind::run(&session, args).await,
         Command::Agent(args) => agent::run(&session, args).await,
+        Command::Deploy(args) => deploy::run(&session, *args).await,
+        Command::Workload(args) => workload::run(&session, args).await,
     }
 }
 

@@ -31,6 +31,10 @@ struct ControllersOptions {
     /// How long an agent may go without a heartbeat before it is marked Ready=Unknown.
     #[arg(long, default_value = "40s", value_parser = faros_machinery::duration::parse)]
     agent_monitor_grace_period: std::time::Duration,
+    /// How long an agent may be not ready before the scheduler moves its Replicas and
+    /// Singleton workloads to other agents (All workloads stay).
+    #[arg(long, default_value = "5m", value_parser = faros_machinery::duration::parse)]
+    workload_eviction_timeout: std::time::Duration,
 }
 
 /// `hub-api controllers`: the same controllers as `start --all-in-one`, over the network.
@@ -56,6 +60,7 @@ async fn run_controllers(opts: ControllersOptions) -> anyhow::Result<()> {
     // This process has no signing key: token Secrets are filled by a hub that has one.
     let controllers = faros_controllers::ControllerConfig {
         agent_grace_period: opts.agent_monitor_grace_period,
+        eviction_timeout: opts.workload_eviction_timeout,
         ..Default::default()
     };
     let controllers = tokio::spawn(faros_controllers::run_all(config, controllers, stopped));

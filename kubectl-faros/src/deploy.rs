@@ -43,8 +43,9 @@ pub(crate) struct DeployArgs {
     /// Run this executable of the device as a supervised process (the process runtime).
     #[arg(long, value_name = "PATH")]
     process: Option<String>,
-    /// A port to publish: PORT (the same on the device and in the container) or
-    /// HOST:CONTAINER, optionally with /udp (repeatable).
+    /// A port to publish: PORT (the same on the device and in the container),
+    /// HOST:CONTAINER, or :CONTAINER (a free device port the agent reports in the
+    /// placement's endpoints), optionally with /udp (repeatable).
     #[arg(long = "port", short = 'p', value_name = "[HOST:]PORT[/udp]")]
     ports: Vec<String>,
     /// An environment variable (repeatable).
@@ -280,7 +281,7 @@ fn workload_spec(args: &DeployArgs) -> anyhow::Result<WorkloadSpec> {
 }
 
 /// `8080` (the same port on the device and in the container), `8080:80` (device:container),
-/// either with `/udp` or `/tcp`.
+/// `:80` (a device port the agent picks), each with an optional `/udp` or `/tcp`.
 fn parse_port(text: &str) -> anyhow::Result<ContainerPort> {
     let (ports, protocol) = match text.rsplit_once('/') {
         Some((ports, proto)) if proto.eq_ignore_ascii_case("udp") => (ports, Protocol::Udp),
@@ -296,12 +297,13 @@ fn parse_port(text: &str) -> anyhow::Result<ContainerPort> {
             .with_context(|| format!("--port {text:?}: {p:?} is not a port number (1-65535)"))
     };
     let (host, container) = match ports.split_once(':') {
-        Some((host, container)) => (number(host)?, number(container)?),
-        None => (number(ports)?, number(ports)?),
+        Some(("", container)) => (None, number(container)?),
+        Some((host, container)) => (Some(number(host)?), number(container)?),
+        None => (Some(number(ports)?), number(ports)?),
     };
     Ok(ContainerPort {
         container_port: container,
-        host_port: Some(host),
+        host_port: host,
         protocol,
         ..Default::default()
     })
@@ -376,7 +378,9 @@ mod tests {
             (p.host_port, p.container_port, p.protocol),
             (Some(8080), 80, Protocol::Udp)
         );
-        for bad in ["0", "70000", "x", "80/sctp", "80:"] {
+        let p = parse_port(":80").unwrap();
+        assert_eq!((p.host_port, p.container_port), (None, 80));
+        for bad in ["0", "70000", "x", "80/sctp", "80:", ":", ":0"] {
             assert!(parse_port(bad).is_err(), "{bad}");
         }
     }

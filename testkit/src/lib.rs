@@ -134,3 +134,23 @@ pub fn succeeded(what: &str, out: &Output) -> String {
     );
     String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
 }
+
+/// A binary of another package of this workspace (`kubectl-faros`, `edge-agent`, ...), taken
+/// from beside the running test binary (`target/<profile>/<name>`). Cargo builds other
+/// packages' binaries for a package's tests only under `cargo test --workspace` or after
+/// `cargo build --workspace`, which the test command runs first; otherwise this says so.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let test = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test>-<hash>
+    let profile_dir = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let binary = profile_dir.join(name);
+    assert!(
+        binary.is_file(),
+        "{} is not built; run `cargo build --workspace` (the test command does) before this test",
+        binary.display()
+    );
+    binary
+}

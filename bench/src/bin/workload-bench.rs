@@ -102,8 +102,13 @@ async fn main() -> anyhow::Result<()> {
     // Steady state before the rollout, for comparison.
     tokio::time::sleep(Duration::from_secs(15)).await;
     let meter = CpuMeter::start(hub.pid);
+    let idle_rv = store_revision(&client).await?;
+    let idle_began = Instant::now();
     tokio::time::sleep(Duration::from_secs(30)).await;
     let idle = meter.stop();
+    // Heartbeats and periodic reports go on during the rollout: counted apart.
+    let idle_writes_per_second =
+        store_revision(&client).await?.saturating_sub(idle_rv) as f64 / idle_began.elapsed().as_secs_f64();
     let idle_rss = hub.memory()?.rss_kib;
 
     // The rollout.
@@ -191,9 +196,13 @@ async fn main() -> anyhow::Result<()> {
         println!("| every Placement created | {:.1} s |", s.as_secs_f64());
     }
     println!("| every Placement Running | {:.1} s |", rollout.as_secs_f64());
+    let background = idle_writes_per_second * rollout.as_secs_f64();
     println!(
-        "| writes during the rollout | {writes} ({:.0}/s) |",
-        writes as f64 / rollout.as_secs_f64()
+        "| writes during the rollout | {writes} ({:.0}/s), of which heartbeats and periodic reports at the steady-state rate ({:.0}/s) ≈ {:.0}; the rest ≈ {:.1} per placement |",
+        writes as f64 / rollout.as_secs_f64(),
+        idle_writes_per_second,
+        background,
+        (writes as f64 - background).max(0.0) / args.agents as f64
     );
     println!(
         "| hub CPU, steady state before / during the rollout | {:.2} / {:.2} cores (simulator and bench not counted) |",

@@ -16,6 +16,9 @@ use crate::Condition;
 
 /// The label naming the Workload a Placement belongs to.
 pub const WORKLOAD_LABEL: &str = "edge.faros.sh/workload";
+/// Set on a Placement (by deleting its Pod) to have the device restart its instance: each
+/// new value is one restart.
+pub const RESTART_ANNOTATION: &str = "edge.faros.sh/restarted-at";
 /// The runtime of containers.
 pub const RUNTIME_PODMAN: &str = "podman";
 /// The runtime of supervised processes.

@@ -25,6 +25,9 @@ pub enum CellSource {
     Count(Vec<&'static str>),
     /// Sum of entry counts of several fields (ConfigMap counts `data` and `binaryData`).
     CountAll(Vec<Vec<&'static str>>),
+    /// Computed by code from the whole object, as kube-apiserver's built-in printers compute
+    /// cells such as a Pod's `READY` (`1/2`) that no JSONPath expresses.
+    Computed(fn(&Value) -> Value),
 }
 
 /// One column of `kubectl get` output (`metav1.TableColumnDefinition` plus its source).
@@ -129,6 +132,7 @@ enum Cell {
     Path(Option<JsonPath>, ColumnType),
     /// Total number of entries of the maps/lists at these field paths.
     Count(Vec<Vec<&'static str>>),
+    Computed(fn(&Value) -> Value),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -175,6 +179,7 @@ impl TableConvertor {
                 }
                 CellSource::Count(path) => Cell::Count(vec![path.clone()]),
                 CellSource::CountAll(paths) => Cell::Count(paths.clone()),
+                CellSource::Computed(f) => Cell::Computed(*f),
             })
             .collect();
         TableConvertor {
@@ -291,6 +296,7 @@ fn render(cell: &Cell, obj: &Value, now: Timestamp) -> Value {
             let total: usize = paths.iter().map(|p| entries(obj, p)).sum();
             Value::from(total as u64)
         }
+        Cell::Computed(f) => f(obj),
     }
 }
 

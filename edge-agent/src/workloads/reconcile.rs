@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faros_api::edge::{AGENT_LABEL, AgentWorkload};
-use faros_api::workloads::{Placement, PlacementSpec, Resources, RestartPolicy, TerminatedState, WaitingState};
+use faros_api::workloads::{
+    Placement, PlacementSpec, RESTART_ANNOTATION, Resources, RestartPolicy, TerminatedState, WaitingState,
+};
 use kube::ResourceExt;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -73,6 +75,9 @@ pub struct Reconciler {
 struct Assigned {
     uid: Option<String>,
     generation: Option<i64>,
+    /// The placement's restart stamp (set by deleting its Pod): a new one replaces every
+    /// unit, as a new Pod would start afresh.
+    restart: Option<String>,
     spec: PlacementSpec,
     units: BTreeMap<String, Track>,
 }
@@ -190,6 +195,7 @@ impl Reconciler {
                         Assigned {
                             uid: p.uid,
                             generation: p.generation,
+                            restart: p.restart,
                             spec: p.spec,
                             units,
                         },
@@ -230,6 +236,7 @@ impl Reconciler {
                     let saved = SavedPlacement {
                         uid: a.uid.clone(),
                         generation: a.generation,
+                        restart: a.restart.clone(),
                         spec: a.spec.clone(),
                         units,
                     };
@@ -354,15 +361,20 @@ impl Reconciler {
         self.deleted.remove(&name);
         let uid = p.uid();
         let generation = p.metadata.generation;
+        let restart = p.annotations().get(RESTART_ANNOTATION).cloned();
         match self.assigned.get_mut(&name) {
-            Some(a) if a.spec == p.spec && a.uid == uid && a.generation == generation => {}
+            Some(a) if a.spec == p.spec && a.uid == uid && a.generation == generation && a.restart == restart => {}
             Some(a) => {
                 if a.spec != p.spec {
                     tracing::info!(placement = %name, template = %p.spec.template_hash, "assignment changed");
                 }
+                if a.restart != restart {
+                    tracing::info!(placement = %name, "restart asked for");
+                }
                 a.spec = p.spec;
                 a.uid = uid;
                 a.generation = generation;
+                a.restart = restart;
                 self.save_pending = true;
             }
             None => {
@@ -372,6 +384,7 @@ impl Reconciler {
                     Assigned {
                         uid,
                         generation,
+                        restart,
                         spec: p.spec,
                         units: BTreeMap::new(),
                     },
@@ -500,7 +513,7 @@ impl Reconciler {
             return;
         };
         let wanted_runtime = a.spec.template.runtime();
-        let units = units_of(name, &a.spec, &self.opts.layout);
+        let units = units_of(name, &a.spec, a.restart.as_deref(), &self.opts.layout);
         let runtime = self.runtimes.get(wanted_runtime).cloned();
         let header = Header {
             generation: a.generation,

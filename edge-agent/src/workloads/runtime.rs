@@ -105,7 +105,14 @@ pub struct Unrunnable {
 
 /// The units of placement `name`, or why it cannot run: the template is checked with the
 /// hub's own validation, so an object that slipped past admission never crashes the agent.
-pub fn units_of(name: &str, spec: &PlacementSpec, layout: &Layout) -> Result<Vec<UnitSpec>, Unrunnable> {
+/// A `restart` stamp (set by deleting the placement's Pod) is part of every unit's hash, so
+/// a new stamp replaces what runs.
+pub fn units_of(
+    name: &str,
+    spec: &PlacementSpec,
+    restart: Option<&str>,
+    layout: &Layout,
+) -> Result<Vec<UnitSpec>, Unrunnable> {
     if !super::valid_placement_name(name) {
         return Err(Unrunnable {
             reason: "InvalidName",
@@ -135,7 +142,7 @@ pub fn units_of(name: &str, spec: &PlacementSpec, layout: &Layout) -> Result<Vec
             .as_ref()
             .map(PathBuf::from)
             .unwrap_or_else(|| layout.placement_dir(name));
-        let hash = unit_hash(&(process, &working_dir));
+        let hash = unit_hash(&(process, &working_dir), restart);
         return Ok(vec![UnitSpec {
             placement: name.to_string(),
             unit: PROCESS_UNIT.to_string(),
@@ -170,7 +177,7 @@ pub fn units_of(name: &str, spec: &PlacementSpec, layout: &Layout) -> Result<Vec
         units.push(UnitSpec {
             placement: name.to_string(),
             unit: container.name.clone(),
-            hash: unit_hash(&(container, &mounts)),
+            hash: unit_hash(&(container, &mounts), restart),
             template_hash: spec.template_hash.clone(),
             kind: UnitKind::Container {
                 container: container.clone(),
@@ -181,8 +188,14 @@ pub fn units_of(name: &str, spec: &PlacementSpec, layout: &Layout) -> Result<Vec
     Ok(units)
 }
 
-fn unit_hash(value: &impl Serialize) -> String {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
+/// The unit's hash; without a restart stamp it is what it was before stamps existed, so
+/// upgrading the agent replaces nothing.
+fn unit_hash(value: &impl Serialize, restart: Option<&str>) -> String {
+    let mut bytes = serde_json::to_vec(value).unwrap_or_default();
+    if let Some(stamp) = restart {
+        bytes.push(b'/');
+        bytes.extend_from_slice(stamp.as_bytes());
+    }
     format!("{:016x}", fnv1a(&bytes))
 }
 
@@ -432,7 +445,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let units = units_of("p1", &spec(template.clone()), &layout).unwrap();
+        let units = units_of("p1", &spec(template.clone()), None, &layout).unwrap();
         let UnitKind::Container { mounts, .. } = &units[0].kind else {
             panic!("a container unit")
         };
@@ -441,17 +454,30 @@ mod tests {
         // The restart policy changes nothing that runs; the image does.
         let mut policy = template.clone();
         policy.restart_policy = faros_api::workloads::RestartPolicy::Never;
-        assert_eq!(units_of("p1", &spec(policy), &layout).unwrap()[0].hash, units[0].hash);
+        assert_eq!(
+            units_of("p1", &spec(policy), None, &layout).unwrap()[0].hash,
+            units[0].hash
+        );
         let mut image = template.clone();
         image.containers[0].image = "localhost/demo:2".into();
-        assert_ne!(units_of("p1", &spec(image), &layout).unwrap()[0].hash, units[0].hash);
+        assert_ne!(
+            units_of("p1", &spec(image), None, &layout).unwrap()[0].hash,
+            units[0].hash
+        );
+        // A restart stamp replaces the unit; the same stamp again does not.
+        let stamped = units_of("p1", &spec(template.clone()), Some("1"), &layout).unwrap();
+        assert_ne!(stamped[0].hash, units[0].hash);
+        assert_eq!(
+            units_of("p1", &spec(template.clone()), Some("1"), &layout).unwrap()[0].hash,
+            stamped[0].hash
+        );
         let mut host = template;
         host.volumes[0] = Volume {
             name: "scratch".into(),
             host_path: Some(HostPathVolume { path: "/srv".into() }),
             empty_dir: None,
         };
-        let UnitKind::Container { mounts, .. } = &units_of("p1", &spec(host), &layout).unwrap()[0].kind else {
+        let UnitKind::Container { mounts, .. } = &units_of("p1", &spec(host), None, &layout).unwrap()[0].kind else {
             panic!("a container unit")
         };
         assert_eq!(
@@ -463,7 +489,7 @@ mod tests {
     #[test]
     fn malformed_placements_are_unrunnable_not_fatal() {
         let layout = Layout::new(std::path::Path::new("/state"));
-        let empty = units_of("p1", &spec(WorkloadTemplate::default()), &layout).unwrap_err();
+        let empty = units_of("p1", &spec(WorkloadTemplate::default()), None, &layout).unwrap_err();
         assert_eq!(empty.reason, "InvalidSpec");
         assert!(empty.message.contains("spec.template.containers"), "{}", empty.message);
         let bad_image = WorkloadTemplate {
@@ -475,7 +501,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            units_of("p1", &spec(bad_image), &layout).unwrap_err().reason,
+            units_of("p1", &spec(bad_image), None, &layout).unwrap_err().reason,
             "InvalidSpec"
         );
         let ok = WorkloadTemplate {
@@ -486,10 +512,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            units_of("../etc", &spec(ok.clone()), &layout).unwrap_err().reason,
+            units_of("../etc", &spec(ok.clone()), None, &layout).unwrap_err().reason,
             "InvalidName"
         );
-        let units = units_of("p2", &spec(ok), &layout).unwrap();
+        let units = units_of("p2", &spec(ok), None, &layout).unwrap();
         assert_eq!(units[0].unit, PROCESS_UNIT);
         let UnitKind::Process { working_dir, .. } = &units[0].kind else {
             panic!("a process unit")

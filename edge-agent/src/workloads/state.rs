@@ -27,6 +27,8 @@ pub(crate) struct SavedPlacement {
     pub(crate) uid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) restart: Option<String>,
     pub(crate) spec: PlacementSpec,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) units: BTreeMap<String, SavedUnit>,

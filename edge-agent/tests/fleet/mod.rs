@@ -229,6 +229,56 @@ fn workloads_on_three_devices() {
         .unwrap();
     assert!(env.contains("GREETING=hi"), "{env}");
 
+    // The same instances as Pods, for the tools that think in Pods.
+    let wide = kubectl_ok(&tenant, &["get", "pods", "-o", "wide"]);
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header[..7],
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
+        "{wide}"
+    );
+    for device in ["dev1", "dev2"] {
+        assert!(
+            wide.lines().any(|l| {
+                let cells: Vec<&str> = l.split_whitespace().collect();
+                cells.len() > 6 && cells[1] == "1/1" && cells[2] == "Running" && cells[6] == device
+            }),
+            "{device}: {wide}"
+        );
+    }
+    let on_dev1 = kubectl_ok(
+        &tenant,
+        &["get", "pods", "--field-selector", "spec.nodeName=dev1", "-o", "name"],
+    );
+    let pod = on_dev1.trim().strip_prefix("pod/").unwrap().to_string();
+    assert_eq!(pod, p1["metadata"]["name"].as_str().unwrap(), "{on_dev1}");
+    let before = get_json(&tenant, &["pod", &pod]);
+    assert_eq!(before["spec"]["nodeName"], "dev1");
+    assert_eq!(
+        before["status"]["containerStatuses"][0]["containerID"],
+        format!("podman://{new_id}")
+    );
+    // Pods come from Workloads: not made by hand.
+    let out = kubectl(&tenant, &["run", "stray", "--image", "localhost/demo:1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("change the Workload"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Deleting one restarts its instance: kubectl sees a new pod, the device a new container.
+    kubectl_ok(&tenant, &["delete", "pod", &pod, "--timeout=60s"]);
+    let after = get_json(&tenant, &["pod", &pod]);
+    assert_ne!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    eventually("the instance restarted", Duration::from_secs(60), || {
+        placement_on(&tenant, "web", "dev1")
+            .is_some_and(|p| running(&p) && p["status"]["containers"][0]["containerId"] != new_id.as_str())
+    });
+    assert_eq!(
+        placement_on(&tenant, "web", "dev2").unwrap()["status"]["containers"][0]["restartCount"],
+        0
+    );
+
     // A process on the device without a container runtime; a container workload for it
     // says why it cannot go there.
     faros_ok(

@@ -47,6 +47,12 @@ struct Encoder {
 
 impl Encoder {
     fn event(&mut self, event_type: &str, obj: &Value, shared: Option<&WatchEvent>) -> Bytes {
+        // The shared encoding is of the stored object, not of its projection.
+        let projected = self.kind.strategy.project(obj);
+        let (obj, shared) = match &projected {
+            Some(p) => (p, None),
+            None => (obj, shared),
+        };
         match self.representation {
             Representation::Table => {
                 let with_columns = !self.sent_columns;

@@ -59,6 +59,7 @@ impl CrdKinds {
                 version: name,
                 resource: plural.clone(),
                 storage_resource: plural.clone(),
+                storage_group: group.clone(),
                 singular: singular.clone(),
                 kind: kind.clone(),
                 list_kind: list_kind.clone(),

@@ -5,6 +5,7 @@
 
 pub mod builtin;
 pub mod crd;
+mod pods;
 pub mod system;
 
 use std::collections::HashMap;
@@ -63,6 +64,23 @@ pub trait Strategy: Send + Sync {
     fn blocks_deletion(&self, _obj: &Value) -> bool {
         false
     }
+
+    /// For a kind whose objects are another kind's shown differently (a Pod for each
+    /// Placement): the object as served. `None` serves what is stored.
+    fn project(&self, _stored: &Value) -> Option<Value> {
+        None
+    }
+
+    /// For such kinds: why create, update and patch are refused.
+    fn writes_refused(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// A deletion that changes the stored object instead of removing it (deleting a Pod
+    /// restarts the instance behind it): the object to store, or `None` to delete.
+    fn delete_as_update(&self, _stored: &Value) -> Option<Value> {
+        None
+    }
 }
 
 pub struct NoHooks;
@@ -77,6 +95,9 @@ pub struct ResourceKind {
     /// The resource part of storage keys: the plural, or `<plural>:<identity>` for resources
     /// bound from an APIExport, so two exports of one group/resource never share objects.
     pub storage_resource: String,
+    /// The group part of storage keys: the group, except for a kind that shows another
+    /// kind's objects (Pods are stored as Placements).
+    pub storage_group: String,
     pub singular: String,
     pub kind: String,
     pub list_kind: String,
@@ -112,7 +133,7 @@ impl ResourceKind {
     /// The storage key of one object of this kind.
     pub fn key(&self, cluster: &str, namespace: Option<&str>, name: &str) -> String {
         Key {
-            group: &self.group,
+            group: &self.storage_group,
             resource: &self.storage_resource,
             cluster,
             namespace,
@@ -136,7 +157,7 @@ impl ResourceKind {
 
     /// The storage key prefix of this resource across all logical clusters.
     pub fn storage_prefix(&self) -> Prefix {
-        Prefix::resource(&self.group, &self.storage_resource)
+        Prefix::resource(&self.storage_group, &self.storage_resource)
     }
 
     /// How `kubectl get` tables of this kind render.
@@ -164,6 +185,9 @@ impl ResourceKind {
         if self.rest.is_some() {
             return vec!["create"];
         }
+        if self.strategy.writes_refused().is_some() {
+            return vec!["delete", "get", "list", "watch"];
+        }
         vec![
             "create",
             "delete",
@@ -184,6 +208,7 @@ impl ResourceKind {
             version: version.into(),
             resource: resource.into(),
             storage_resource: resource.into(),
+            storage_group: group.into(),
             singular: kind.to_lowercase(),
             kind: kind.into(),
             list_kind: format!("{kind}List"),
@@ -295,6 +320,8 @@ pub struct Catalog {
     /// Kinds decoded from APIResourceSchemas keyed by (schema key, identity), valid for one
     /// schema revision.
     schemas: Mutex<HashMap<CrdKey, Memo<Vec<Arc<ResourceKind>>>>>,
+    /// The Pods kind over each bound Placements kind, by its storage resource.
+    pods: Mutex<HashMap<String, Arc<ResourceKind>>>,
 }
 
 impl Catalog {
@@ -308,6 +335,7 @@ impl Catalog {
             cache,
             crds: Mutex::new(HashMap::new()),
             schemas: Mutex::new(HashMap::new()),
+            pods: Mutex::new(HashMap::new()),
         }
     }
 
@@ -325,7 +353,9 @@ impl Catalog {
             return Some(kind.clone());
         }
         if group.is_empty() {
-            return None;
+            return (version == "v1" && resource == "pods")
+                .then(|| self.pods(cluster))
+                .flatten();
         }
         if let Some(crd) = self.crd(cluster, &format!("{resource}.{group}"))
             && let Some(kind) = crd.served.iter().find(|k| k.version == version)
@@ -352,7 +382,22 @@ impl Catalog {
                 kinds.push(bound);
             }
         }
+        kinds.extend(self.pods(cluster));
         kinds
+    }
+
+    /// Pods, where the workspace binds Placements: each Placement shown as a Pod.
+    fn pods(&self, cluster: &str) -> Option<Arc<ResourceKind>> {
+        let placements = self
+            .bound_kinds(cluster)
+            .into_iter()
+            .find(|k| k.group == faros_api::EDGE_GROUP && k.resource == "placements")?;
+        let mut memo = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+        Some(
+            memo.entry(placements.storage_resource.clone())
+                .or_insert_with(|| pods::kind(&placements))
+                .clone(),
+        )
     }
 
     /// The kind served at a path in the wildcard view (`/clusters/*`): a built-in or system

@@ -139,6 +139,8 @@ impl Ctx {
     }
 
     pub(super) fn with_status_code(&self, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
+        let projected = self.kind.strategy.project(obj);
+        let obj = projected.as_ref().unwrap_or(obj);
         let body = if self.representation == Representation::Table {
             let include = table::IncludeObject::parse(self.query.include_object.as_deref()).unwrap_or_default();
             self.kind.table_convertor().table(

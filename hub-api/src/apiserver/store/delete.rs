@@ -68,6 +68,24 @@ pub(super) async fn delete(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
             .cache
             .get(&ctx.key(&name)?)
             .ok_or_else(|| ctx.not_found(&name))?;
+        if let Some(updated) = ctx.kind.strategy.delete_as_update(&current.value) {
+            // The object stays; what it stands for starts over. The answer is the object as
+            // it was, as a deletion's is.
+            let served = ctx.kind.strategy.project(&current.value);
+            let uid = served
+                .as_ref()
+                .map(object::uid)
+                .unwrap_or_else(|| object::uid(&current.value));
+            check_preconditions(ctx, &name, uid, current.mod_revision, &opts)?;
+            if !opts.dry_run {
+                match replace(ctx, &current, updated).await {
+                    Err(WriteError::Raced) if opts.precondition_rv.is_none() => continue,
+                    Err(e) => return Err(e.into_api(ctx, &name)),
+                    Ok(_) => {}
+                }
+            }
+            return Ok(ctx.with_status_code(StatusCode::OK, &current.value, &[]));
+        }
         match delete_one(ctx, &current, &opts).await {
             Err(WriteError::Raced) if opts.precondition_rv.is_none() => continue,
             Ok((code, body)) => return Ok(response::json(code, &body)),
@@ -77,6 +95,33 @@ pub(super) async fn delete(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
     Err(storage_error(ctx, &name, StorageError::Conflict))
 }
 
+/// The client's preconditions on the object's UID (as served) and resourceVersion.
+fn check_preconditions(ctx: &Ctx, name: &str, uid: &str, mod_revision: u64, opts: &DeleteOptions) -> ApiResult<()> {
+    if let Some(wanted) = &opts.precondition_uid
+        && wanted != uid
+    {
+        return Err(ApiError::conflict(
+            ctx.group(),
+            ctx.resource(),
+            name,
+            &format!("Precondition failed: UID in precondition: {wanted}, UID in object meta: {uid}"),
+        ));
+    }
+    if let Some(rv) = opts.precondition_rv
+        && rv != mod_revision
+    {
+        return Err(ApiError::conflict(
+            ctx.group(),
+            ctx.resource(),
+            name,
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {mod_revision}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Deletes or marks one object; returns the status code and the body to send.
 pub(super) async fn delete_one(
     ctx: &Ctx,
@@ -84,32 +129,7 @@ pub(super) async fn delete_one(
     opts: &DeleteOptions,
 ) -> Result<(StatusCode, Value), WriteError> {
     let name = object::name(&current.value).to_string();
-    if let Some(uid) = &opts.precondition_uid
-        && uid != object::uid(&current.value)
-    {
-        return Err(WriteError::Refused(ApiError::conflict(
-            ctx.group(),
-            ctx.resource(),
-            &name,
-            &format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                object::uid(&current.value)
-            ),
-        )));
-    }
-    if let Some(rv) = opts.precondition_rv
-        && rv != current.mod_revision
-    {
-        return Err(WriteError::Refused(ApiError::conflict(
-            ctx.group(),
-            ctx.resource(),
-            &name,
-            &format!(
-                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                current.mod_revision
-            ),
-        )));
-    }
+    check_preconditions(ctx, &name, object::uid(&current.value), current.mod_revision, opts)?;
     let mut obj = current.value.clone();
     let mut finalizers = object::finalizers(&obj);
     let propagation_finalizer = match opts.propagation {

@@ -69,6 +69,20 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
             None => ctx.hub.cache.list(&prefix, start_after.as_deref(), limit, admits),
         },
     };
+    // A kind that shows another kind's objects (Pods of Placements) lists the projections.
+    let projected: Vec<Value>;
+    let values: Vec<&Value> = if items
+        .first()
+        .is_some_and(|o| ctx.kind.strategy.project(&o.value).is_some())
+    {
+        projected = items
+            .iter()
+            .map(|o| ctx.kind.strategy.project(&o.value).unwrap_or_else(|| o.value.clone()))
+            .collect();
+        projected.iter().collect()
+    } else {
+        items.iter().map(|o| &o.value).collect()
+    };
     let mut list_meta = Map::new();
     list_meta.insert("resourceVersion".into(), revision.to_string().into());
     if more && let Some(last) = items.last() {
@@ -78,7 +92,7 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
         let include =
             table::IncludeObject::parse(ctx.query.include_object.as_deref()).map_err(ApiError::bad_request)?;
         let body = ctx.kind.table_convertor().table(
-            items.iter().map(|o| &o.value),
+            values.iter().copied(),
             include,
             Value::Object(list_meta),
             true,
@@ -103,14 +117,14 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
     out.extend_from_slice(b",\"metadata\":");
     serde_json::to_writer(&mut out, &list_meta).map_err(internal)?;
     out.extend_from_slice(b",\"items\":[");
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in values.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         if ctx.representation == Representation::Metadata {
-            serde_json::to_writer(&mut out, &partial_metadata(&item.value)).map_err(internal)?;
+            serde_json::to_writer(&mut out, &partial_metadata(item)).map_err(internal)?;
         } else {
-            serde_json::to_writer(&mut out, &item.value).map_err(internal)?;
+            serde_json::to_writer(&mut out, item).map_err(internal)?;
         }
     }
     out.extend_from_slice(b"]}");

@@ -45,6 +45,14 @@ pub async fn serve(ctx: Ctx, body: axum::body::Body) -> Response {
             .await
             .unwrap_or_else(crate::apiserver::response::error);
     }
+    if let Some(why) = ctx.kind.strategy.writes_refused()
+        && matches!(
+            ctx.req.verb,
+            Verb::Create | Verb::Update | Verb::Patch | Verb::DeleteCollection
+        )
+    {
+        return crate::apiserver::response::error(ApiError::method_not_allowed(why));
+    }
     let result = match ctx.req.verb {
         Verb::Get => get::get(&ctx),
         Verb::List => list::list(&ctx),

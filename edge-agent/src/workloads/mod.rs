@@ -15,6 +15,7 @@
 //! re-adopting its workloads while the hub is away (the contract is in `docs/workloads.md`).
 
 pub mod fake;
+pub mod logs;
 pub mod podman;
 pub mod process;
 mod reconcile;

@@ -336,3 +336,77 @@ async fn podman_runs_without_limits_it_cannot_apply() {
     assert!(until(Duration::from_secs(30), || container_ids(&sandbox).is_empty()).await);
     agent.stop().await;
 }
+
+/// `kubectl logs` of a container: its output, the last lines asked for, cut at a byte
+/// limit, and followed as it grows.
+#[tokio::test]
+async fn container_logs() {
+    use edge_agent::workloads::logs::{LogOptions, LogSource, open};
+    use edge_agent::workloads::podman::PodmanConfig;
+    let sandbox = Sandbox::new();
+    sandbox.build_image("localhost/demo:1", "one");
+    let name = container_name("logs-p1", "app");
+    sandbox.podman_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "localhost/demo:1",
+        "/bin/sh",
+        "-c",
+        "echo a; echo b; echo c; while true; do sleep 1; echo tick; done",
+    ]);
+    let config = PodmanConfig {
+        binary: "podman".into(),
+        env: sandbox.env(),
+        agent: super::agent_ref(),
+        stop_grace: Duration::from_secs(1),
+        poll_interval: Duration::from_millis(300),
+    };
+    let source = || LogSource::Podman {
+        config: &config,
+        placement: "logs-p1",
+        container: "app",
+    };
+    async fn text(mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> String {
+        let mut out = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            out.extend_from_slice(&chunk);
+        }
+        String::from_utf8(out).unwrap()
+    }
+    let all = text(open(source(), &LogOptions::default()).unwrap()).await;
+    assert!(all.starts_with("a\nb\nc\n"), "{all:?}");
+    let limited = LogOptions {
+        limit_bytes: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(text(open(source(), &limited).unwrap()).await, "a\nb");
+    let stamped = LogOptions {
+        timestamps: true,
+        tail_lines: Some(1),
+        ..Default::default()
+    };
+    let line = text(open(source(), &stamped).unwrap()).await;
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert!(stamp.parse::<jiff::Timestamp>().is_ok(), "{line:?}");
+    assert!(rest.starts_with("c") || rest.starts_with("tick"), "{line:?}");
+    // Followed: new lines keep arriving.
+    let follow = LogOptions {
+        follow: true,
+        tail_lines: Some(0),
+        ..Default::default()
+    };
+    let mut rx = open(source(), &follow).unwrap();
+    let chunk = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&chunk).contains("tick"), "{chunk:?}");
+    // Asked of the process runtime's options only a container has: said so.
+    let previous = LogOptions {
+        previous: true,
+        ..Default::default()
+    };
+    assert!(open(source(), &previous).unwrap_err().bad_request);
+}

@@ -9,6 +9,7 @@ mod deploy;
 mod kubeconfig;
 mod output;
 mod paths;
+mod reach;
 mod session;
 mod workload;
 mod workspace;
@@ -59,6 +60,13 @@ enum Command {
     /// What runs on which agent: list placements, describe a workload per device.
     #[command(alias = "workloads", visible_alias = "wl")]
     Workload(workload::WorkloadArgs),
+    /// The log of a workload on an agent (then as `kubectl logs`: -f, --tail, -c, ...).
+    Logs(reach::ReachArgs),
+    /// Run a command in a workload on an agent (then as `kubectl exec`: -it, -c, -- CMD).
+    Exec(reach::ReachArgs),
+    /// Forward local ports to a workload on an agent (then as `kubectl port-forward`).
+    #[command(name = "port-forward")]
+    PortForward(reach::ReachArgs),
 }
 
 fn main() {
@@ -82,6 +90,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(args) => agent::run(&session, args).await,
         Command::Deploy(args) => deploy::run(&session, *args).await,
         Command::Workload(args) => workload::run(&session, args).await,
+        Command::Logs(args) => reach::run(&session, &cli.config, reach::Verb::Logs, args).await,
+        Command::Exec(args) => reach::run(&session, &cli.config, reach::Verb::Exec, args).await,
+        Command::PortForward(args) => reach::run(&session, &cli.config, reach::Verb::PortForward, args).await,
     }
 }
 

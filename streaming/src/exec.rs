@@ -127,6 +127,8 @@ pub struct ExecSession {
     pub(crate) stderr: Option<Output>,
     pub(crate) resizes: Option<Resizes>,
     pub(crate) finisher: Finisher,
+    /// Changes to true once the client's side of the connection has ended.
+    pub(crate) client_done: watch::Receiver<bool>,
 }
 
 impl ExecSession {
@@ -147,6 +149,16 @@ impl ExecSession {
     /// Terminal size changes (only with a tty).
     pub fn take_resizes(&mut self) -> Option<Resizes> {
         self.resizes.take()
+    }
+
+    /// Resolves once the client has gone (hung up, or broke the protocol), so the caller can stop
+    /// the command instead of running it for nobody. Independent of the session's lifetime.
+    pub fn disconnected(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut done = self.client_done.clone();
+        async move {
+            // A dropped sender means the reader is gone too.
+            let _ = done.wait_for(|done| *done).await;
+        }
     }
 
     /// Ends the session: writes `outcome` as a Status on the error channel after everything
@@ -339,6 +351,7 @@ where
         Resizes(rx)
     });
     Ok(ExecSession {
+        client_done: session.client_done(),
         stdin,
         stdout,
         stderr,

@@ -131,6 +131,7 @@ where
         }
         false => (None, None),
     };
+    let (done_tx, client_done) = watch::channel(false);
     let reader = tokio::spawn(async move {
         let mut stdin = stdin_feed;
         while let Some(Ok(message)) = stream.next().await {
@@ -161,6 +162,7 @@ where
         if let Some(feed) = stdin {
             feed.reset();
         }
+        let _ = done_tx.send(true);
     });
 
     let output = |channel| {
@@ -173,6 +175,7 @@ where
         stderr: (options.stderr && !options.tty).then(|| output(STDERR)),
         resizes,
         finisher: Finisher::WebSocket(ExecFinisher { outbox, reader }),
+        client_done,
     }
 }
 

@@ -20,12 +20,15 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
 
 /// What the server saw, for assertions on which transport each kubectl used.
 #[derive(Default)]
 struct Seen {
     upgrades: Vec<String>,
     resizes: Vec<TerminalSize>,
+    /// Commands stopped because their client went away.
+    abandoned: usize,
 }
 
 struct Server {
@@ -155,7 +158,7 @@ async fn route(req: Request<Incoming>, seen: Arc<Mutex<Seen>>) -> Result<Respons
             {"name": "pods/portforward", "singularName": "", "namespaced": true, "kind": "PodPortForwardOptions", "verbs": ["create", "get"]}]}),
         ),
         (&Method::GET, "/api/v1/namespaces/default/pods/p1") => json(StatusCode::OK, pod()),
-        (_, "/api/v1/namespaces/default/pods/p1/exec") => exec(req, seen),
+        (_, "/api/v1/namespaces/default/pods/p1/exec" | "/api/v1/namespaces/default/pods/p1/attach") => exec(req, seen),
         (_, "/api/v1/namespaces/default/pods/p1/portforward") => port_forward(req, seen),
         _ => refusal(status_response(StatusCode::NOT_FOUND, "not found")),
     };
@@ -221,13 +224,18 @@ async fn run(session: &mut faros_streaming::ExecSession, options: &ExecOptions, 
         return ExecOutcome::Exited(0);
     }
     let Some((program, args)) = options.command.split_first() else {
-        return ExecOutcome::Failed("no command".into());
+        // attach: there is no process here to attach to, so say so and end.
+        if let Some(mut stdout) = session.take_stdout() {
+            let _ = stdout.write_all(b"attached to c1\n").await;
+        }
+        return ExecOutcome::Exited(0);
     };
     let mut child = match tokio::process::Command::new(program)
         .args(args)
         .stdin(if options.stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
     {
         Ok(child) => child,
@@ -251,8 +259,18 @@ async fn run(session: &mut faros_streaming::ExecSession, options: &ExecOptions, 
     };
     let stdout = copy(session.take_stdout(), Box::new(child.stdout.take().unwrap()));
     let stderr = copy(session.take_stderr(), Box::new(child.stderr.take().unwrap()));
-    tokio::join!(stdout, stderr);
-    let status = child.wait().await;
+    let completed = async move {
+        tokio::join!(stdout, stderr);
+        child.wait().await
+    };
+    let status = tokio::select! {
+        status = completed => status,
+        () = session.disconnected() => {
+            // Dropping `completed` kills the process.
+            seen.lock().unwrap().abandoned += 1;
+            return ExecOutcome::Failed("the client went away".into());
+        }
+    };
     if let Some(task) = stdin_copy {
         task.abort();
     }
@@ -357,6 +375,45 @@ fn exec_stdin_exit_codes_and_stderr() {
             text(&out.stderr).ends_with("err\n"),
             "kubectl {version}: {}",
             text(&out.stderr)
+        );
+        server.take_upgrades();
+    }
+}
+
+#[test]
+fn attach_over_every_default_transport() {
+    let server = Server::start();
+    for version in installed(&["1.27", "1.32"]) {
+        let out = server.kubectl(version, &[], &["attach", "p1"], None);
+        assert!(out.status.success(), "kubectl {version}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "attached to c1\n", "kubectl {version}");
+    }
+}
+
+#[test]
+fn a_client_that_leaves_is_noticed() {
+    let server = Server::start();
+    for (i, version) in installed(&["1.27", "1.32"]).into_iter().enumerate() {
+        let mut kubectl = server
+            .command(version, &[], &["exec", "p1", "--", "sleep", "60"])
+            .spawn()
+            .unwrap();
+        assert!(
+            faros_testkit::kubectl::eventually(Duration::from_secs(10), || !server
+                .seen
+                .lock()
+                .unwrap()
+                .upgrades
+                .is_empty()),
+            "kubectl {version} never upgraded"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        kubectl.kill().unwrap();
+        kubectl.wait().unwrap();
+        assert!(
+            faros_testkit::kubectl::eventually(Duration::from_secs(10), || server.seen.lock().unwrap().abandoned
+                == i + 1),
+            "kubectl {version}: the server did not notice the client leave"
         );
         server.take_upgrades();
     }
@@ -587,4 +644,52 @@ fn refusals_are_status_objects_kubectl_prints() {
             text(&out.stderr)
         );
     }
+}
+
+/// Opens a WebSocket-tunnelled port-forward, sends `message`, and returns the binary payloads
+/// received until the server closed, and whether it closed with Close 1000.
+async fn ws_tunnel(addr: SocketAddr, message: Message) -> (Vec<u8>, bool) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/api/v1/namespaces/default/pods/p1/portforward")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "SPDY/3.1+portforward.k8s.io".parse().unwrap());
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut ws, response) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "SPDY/3.1+portforward.k8s.io"
+    );
+    let _ = ws.send(message).await;
+    let (mut received, mut clean) = (Vec::new(), false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        match message {
+            Message::Binary(data) => received.extend_from_slice(&data),
+            Message::Close(frame) => clean = frame.is_some_and(|f| u16::from(f.code) == 1000),
+            _ => {}
+        }
+    }
+    (received, clean)
+}
+
+#[test]
+fn garbage_in_the_websocket_tunnel_drops_only_that_connection() {
+    let server = Server::start();
+    let goaway_protocol_error = [0x80, 3, 0, 7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1];
+    let oversized_frame = Message::Binary(Bytes::from_static(&[0, 0, 0, 1, 0, 0xff, 0xff, 0xff]));
+    let (received, clean) = server._runtime.block_on(ws_tunnel(server.addr, oversized_frame));
+    assert_eq!(received, goaway_protocol_error);
+    assert!(clean, "the tunnel ends with Close 1000");
+    // A message over the WebSocket limit ends the connection without a reply.
+    let huge = Message::Binary(Bytes::from(vec![0u8; 2 << 20]));
+    let (received, _) = server._runtime.block_on(ws_tunnel(server.addr, huge));
+    assert!(received.is_empty());
+    let version = faros_testkit::kubectl::BASELINE;
+    let echo = echo_server(&server._runtime);
+    let forward = port_forward_to(&server, version, &[], echo);
+    assert_eq!(round_trip(forward.1, b"still here"), b"still here");
 }

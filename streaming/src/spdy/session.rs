@@ -133,6 +133,11 @@ impl Session {
         )
     }
 
+    /// Changes to true once the client's side of the connection has ended.
+    pub(crate) fn client_done(&self) -> watch::Receiver<bool> {
+        self.reader_done.clone()
+    }
+
     /// Closes the session once everything queued so far is written: waits up to `grace` for the
     /// client to hang up first (kubectl does once it has read every stream), then says GOAWAY.
     pub(crate) async fn close(mut self, grace: Duration) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
 use crate::negotiate::{EXEC_V4, EXEC_V5, Transport};
@@ -126,7 +126,8 @@ pub struct ExecSession {
     pub(crate) stdout: Option<Output>,
     pub(crate) stderr: Option<Output>,
     pub(crate) resizes: Option<Resizes>,
-    pub(crate) finisher: Finisher,
+    /// Taken by [`ExecSession::finish`]; a session dropped without it ends with a failure.
+    pub(crate) finisher: Option<Finisher>,
     /// Changes to true once the client's side of the connection has ended.
     pub(crate) client_done: watch::Receiver<bool>,
 }
@@ -164,8 +165,22 @@ impl ExecSession {
     /// Ends the session: writes `outcome` as a Status on the error channel after everything
     /// written so far, ends every stream (further writes fail) and closes the connection the way
     /// the client expects (WebSocket Close 1000; SPDY FIN on every stream, then GOAWAY).
-    pub async fn finish(self, outcome: ExecOutcome) -> io::Result<()> {
-        self.finisher.finish(outcome).await
+    ///
+    /// An error means the client is already gone. Dropping the session without finishing it
+    /// reports a failure to the client, so kubectl never mistakes a lost command for success.
+    pub async fn finish(mut self, outcome: ExecOutcome) -> io::Result<()> {
+        match self.finisher.take() {
+            Some(finisher) => finisher.end(outcome),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ExecSession {
+    fn drop(&mut self) {
+        if let Some(finisher) = self.finisher.take() {
+            let _ = finisher.end(ExecOutcome::Failed("the command ended without an exit status".into()));
+        }
     }
 }
 
@@ -234,11 +249,13 @@ pub(crate) enum Finisher {
 }
 
 impl Finisher {
-    async fn finish(self, outcome: ExecOutcome) -> io::Result<()> {
-        match self {
+    /// Queues the status and the end of every stream behind whatever was written before; the
+    /// writer task sends them. Synchronous, so that dropping a session can still end it properly.
+    fn end(self, outcome: ExecOutcome) -> io::Result<()> {
+        let sent = match self {
             Finisher::Spdy {
                 session,
-                mut error,
+                error,
                 idle,
                 outputs,
             } => {
@@ -246,14 +263,27 @@ impl Finisher {
                 for output in &outputs {
                     output.close();
                 }
-                let written = error.write_all(&outcome.status_json()).await;
+                let sent = error.send_final(outcome.status_json().into());
                 drop(error);
                 drop(idle);
-                tokio::spawn(session.close(CLOSE_GRACE));
-                written
+                spawn_if_in_runtime(session.close(CLOSE_GRACE));
+                sent
             }
-            Finisher::WebSocket(finisher) => finisher.finish(outcome, CLOSE_GRACE).await,
+            Finisher::WebSocket(finisher) => finisher.end(outcome, CLOSE_GRACE),
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::BrokenPipe.into())
         }
+    }
+}
+
+/// Runs `task` if there is a runtime to run it on; a session dropped outside one (at process
+/// exit) has nobody left to tell.
+pub(crate) fn spawn_if_in_runtime(task: impl Future<Output = ()> + Send + 'static) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(task);
     }
 }
 
@@ -356,12 +386,12 @@ where
         stdout,
         stderr,
         resizes,
-        finisher: Finisher::Spdy {
+        finisher: Some(Finisher::Spdy {
             session,
             error: error.writer,
             idle,
             outputs,
-        },
+        }),
     })
 }
 

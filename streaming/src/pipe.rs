@@ -134,6 +134,11 @@ impl<F: Framing + Clone> ChunkWriter<F> {
         }
     }
 
+    /// Queues `data` outside the budget, for the single final message of a session.
+    pub(crate) fn send_final(&self, data: Bytes) -> bool {
+        !self.state.closed.load(Ordering::Acquire) && self.outbox.send_now(self.framing.data(data))
+    }
+
     pub(crate) fn closer(&self) -> Closer<F> {
         Closer {
             framing: self.framing.clone(),

@@ -6,7 +6,6 @@
 //! `pkg/util/remotecommand/constants.go`); for the tunnel messages are arbitrary slices of one
 //! byte stream.
 
-use std::io;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -19,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
-use crate::exec::{ExecOptions, ExecSession, Finisher, Output, Resizes, Stdin, TerminalSize};
+use crate::exec::{ExecOptions, ExecSession, Finisher, Output, Resizes, Stdin, TerminalSize, spawn_if_in_runtime};
 use crate::pipe::{self, ChunkWriter, Framing, Outbox, Queued};
 use crate::status::ExecOutcome;
 
@@ -68,7 +67,7 @@ pub(crate) struct ExecFinisher {
 }
 
 impl ExecFinisher {
-    pub(crate) async fn finish(self, outcome: ExecOutcome, grace: Duration) -> io::Result<()> {
+    pub(crate) fn end(self, outcome: ExecOutcome, grace: Duration) -> bool {
         let mut status = BytesMut::new();
         status.put_u8(ERROR);
         status.put_slice(&outcome.status_json());
@@ -77,15 +76,11 @@ impl ExecFinisher {
             && self.outbox.send_now(WsOut::Close);
         // Keep reading for the client's Close reply for a while, then let the connection go.
         let reader = self.reader;
-        tokio::spawn(async move {
+        spawn_if_in_runtime(async move {
             tokio::time::sleep(grace).await;
             reader.abort();
         });
-        if sent {
-            Ok(())
-        } else {
-            Err(io::ErrorKind::BrokenPipe.into())
-        }
+        sent
     }
 }
 
@@ -174,7 +169,7 @@ where
         stdout: options.stdout.then(|| output(STDOUT)),
         stderr: (options.stderr && !options.tty).then(|| output(STDERR)),
         resizes,
-        finisher: Finisher::WebSocket(ExecFinisher { outbox, reader }),
+        finisher: Some(Finisher::WebSocket(ExecFinisher { outbox, reader })),
         client_done,
     }
 }

@@ -202,6 +202,9 @@ fn exec(mut req: Request<Incoming>, seen: Arc<Mutex<Seen>>) -> Response<Body> {
         let Ok(mut session) = upgrade.accept(TokioIo::new(io), &options).await else {
             return;
         };
+        if options.command == ["drop-session"] {
+            return;
+        }
         let outcome = run(&mut session, &options, &seen).await;
         let _ = session.finish(outcome).await;
     });
@@ -416,6 +419,20 @@ fn a_client_that_leaves_is_noticed() {
             "kubectl {version}: the server did not notice the client leave"
         );
         server.take_upgrades();
+    }
+}
+
+#[test]
+fn a_session_dropped_without_finishing_is_a_failure() {
+    let server = Server::start();
+    for version in installed(&["1.27", "1.32"]) {
+        let out = server.kubectl(version, &[], &["exec", "p1", "--", "drop-session"], None);
+        assert_eq!(out.status.code(), Some(1), "kubectl {version}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("the command ended without an exit status"),
+            "kubectl {version}: {}",
+            text(&out.stderr)
+        );
     }
 }
 

@@ -320,3 +320,211 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     // Anything still queued or sent later fails, so handles see BrokenPipe rather than hang.
     rx.close();
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+
+    /// The client end of a session: kubectl's side, in frames.
+    struct Client {
+        io: DuplexStream,
+        encoder: Encoder,
+        decoder: Decoder,
+    }
+
+    impl Client {
+        async fn send(&mut self, frame: Frame) {
+            let mut buf = BytesMut::new();
+            self.encoder.encode(&frame, &mut buf);
+            self.io.write_all(&buf).await.unwrap();
+        }
+
+        async fn recv(&mut self) -> Option<Frame> {
+            let mut head = [0u8; HEADER_LEN];
+            self.io.read_exact(&mut head).await.ok()?;
+            let head = FrameHead::parse(head);
+            let mut payload = BytesMut::zeroed(head.len);
+            self.io.read_exact(&mut payload).await.unwrap();
+            Some(self.decoder.decode(&head, payload.freeze()).unwrap())
+        }
+
+        async fn open(&mut self, id: u32, kind: &str) {
+            let headers = vec![("streamtype".to_owned(), kind.to_owned())];
+            self.send(Frame::SynStream {
+                stream: id,
+                fin: false,
+                headers,
+            })
+            .await;
+        }
+    }
+
+    fn start(limits: Limits) -> (Client, Session, mpsc::Receiver<Stream>) {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let (session, streams) = Session::start(ours, limits);
+        let client = Client {
+            io: theirs,
+            encoder: Encoder::new(),
+            decoder: Decoder::new(1 << 16),
+        };
+        (client, session, streams)
+    }
+
+    #[tokio::test]
+    async fn streams_pings_fin_and_reset() {
+        let (mut client, _session, mut streams) = start(Limits::default());
+        client.send(Frame::Ping(1)).await;
+        assert_eq!(client.recv().await, Some(Frame::Ping(1)));
+
+        client.open(1, "stdin").await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::SynReply {
+                stream: 1,
+                fin: false,
+                headers: vec![]
+            })
+        );
+        let mut stdin = streams.recv().await.unwrap();
+        assert_eq!(stdin.header("streamtype"), Some("stdin"));
+        client
+            .send(Frame::Data {
+                stream: 1,
+                fin: true,
+                data: Bytes::from_static(b"hi"),
+            })
+            .await;
+        let mut got = Vec::new();
+        stdin.reader.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"hi");
+
+        client.open(3, "stdout").await;
+        client.recv().await;
+        let mut stdout = streams.recv().await.unwrap();
+        stdout.writer.write_all(b"out").await.unwrap();
+        drop(stdout.writer);
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::Data {
+                stream: 3,
+                fin: false,
+                data: Bytes::from_static(b"out")
+            })
+        );
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::Data {
+                stream: 3,
+                fin: true,
+                data: Bytes::new()
+            })
+        );
+
+        client.open(5, "data").await;
+        client.recv().await;
+        let mut data = streams.recv().await.unwrap();
+        client
+            .send(Frame::RstStream {
+                stream: 5,
+                status: frame::rst::CANCEL,
+            })
+            .await;
+        let read = data.reader.read(&mut [0u8; 8]).await;
+        assert_eq!(read.unwrap_err().kind(), ErrorKind::ConnectionReset);
+        assert_eq!(
+            data.writer.write(b"x").await.unwrap_err().kind(),
+            ErrorKind::ConnectionReset
+        );
+
+        // Ids must grow: reusing one is a protocol error for that stream.
+        client.open(3, "again").await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::RstStream {
+                stream: 3,
+                status: frame::rst::PROTOCOL_ERROR
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn streams_past_the_limit_are_refused() {
+        let (mut client, _session, mut streams) = start(Limits {
+            max_streams: 1,
+            ..Limits::default()
+        });
+        client.open(1, "a").await;
+        client.recv().await;
+        let first = streams.recv().await.unwrap();
+        client.open(3, "b").await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::RstStream {
+                stream: 3,
+                status: frame::rst::REFUSED_STREAM
+            })
+        );
+        // Closing one (which FINs it) frees its slot.
+        drop(first);
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::Data {
+                stream: 1,
+                fin: true,
+                data: Bytes::new()
+            })
+        );
+        client.open(5, "c").await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::SynReply {
+                stream: 5,
+                fin: false,
+                headers: vec![]
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn close_says_goaway_and_ends_the_connection() {
+        let (mut client, session, _streams) = start(Limits::default());
+        client.open(1, "a").await;
+        client.recv().await;
+        session.close(Duration::ZERO).await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::GoAway {
+                last_good: 1,
+                status: frame::goaway::OK
+            })
+        );
+        assert_eq!(client.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_frame_ends_the_session_with_a_protocol_error() {
+        let (mut client, _session, _streams) = start(Limits {
+            max_frame: 16,
+            ..Limits::default()
+        });
+        client
+            .send(Frame::Data {
+                stream: 1,
+                fin: false,
+                data: Bytes::from_static(&[0; 17]),
+            })
+            .await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::GoAway {
+                last_good: 0,
+                status: frame::goaway::PROTOCOL_ERROR
+            })
+        );
+        assert_eq!(client.recv().await, None);
+    }
+}

@@ -13,6 +13,56 @@
 //! remote commands; SPDY/3.1 `portforward.k8s.io` raw or tunnelled in WebSocket binary messages
 //! (`SPDY/3.1+portforward.k8s.io`) for port-forward. That covers kubectl 1.27 to 1.33 with and
 //! without their WebSocket gates.
+//!
+//! Wiring into a hyper (or axum) handler; everything about authorisation and the backend is
+//! the caller's:
+//!
+//! ```no_run
+//! use faros_streaming::{ExecOptions, ExecOutcome, ExecUpgrade, PortForwardUpgrade, status_response};
+//! use http::{Request, Response, StatusCode};
+//! use hyper_util::rt::TokioIo;
+//!
+//! fn exec(mut req: Request<hyper::body::Incoming>) -> Response<String> {
+//!     let options = match ExecOptions::from_query(req.uri().query()) {
+//!         Ok(options) => options,
+//!         Err(message) => return status_response(StatusCode::BAD_REQUEST, &message),
+//!     };
+//!     let upgrade = match ExecUpgrade::negotiate(&req) {
+//!         Ok(upgrade) => upgrade,
+//!         Err(refusal) => return refusal.into_response(),
+//!     };
+//!     let response = upgrade.response().map(|()| String::new());
+//!     let on_upgrade = hyper::upgrade::on(&mut req);
+//!     tokio::spawn(async move {
+//!         let Ok(io) = on_upgrade.await else { return };
+//!         let Ok(mut session) = upgrade.accept(TokioIo::new(io), &options).await else { return };
+//!         let (stdin, stdout) = (session.take_stdin(), session.take_stdout());
+//!         // ... relay stdin/stdout/stderr/resizes to the backend, racing session.disconnected() ...
+//!         # drop((stdin, stdout));
+//!         let _ = session.finish(ExecOutcome::Exited(0)).await;
+//!     });
+//!     response
+//! }
+//!
+//! fn port_forward(mut req: Request<hyper::body::Incoming>) -> Response<String> {
+//!     let upgrade = match PortForwardUpgrade::negotiate(&req) {
+//!         Ok(upgrade) => upgrade,
+//!         Err(refusal) => return refusal.into_response(),
+//!     };
+//!     let response = upgrade.response().map(|()| String::new());
+//!     let on_upgrade = hyper::upgrade::on(&mut req);
+//!     tokio::spawn(async move {
+//!         let Ok(io) = on_upgrade.await else { return };
+//!         let connect = |port: u16| async move {
+//!             tokio::net::TcpStream::connect(("127.0.0.1", port))
+//!                 .await
+//!                 .map_err(|e| format!("error forwarding port {port} to pod p1, uid u1: {e}"))
+//!         };
+//!         upgrade.serve(TokioIo::new(io), connect).await;
+//!     });
+//!     response
+//! }
+//! ```
 
 mod dictionary;
 mod exec;

@@ -593,7 +593,12 @@ fn port_forward_to_a_closed_port_fails_clearly() {
             stderr.contains("connection refused") || stderr.contains("Connection refused"),
             "kubectl {version}: {stderr}"
         );
-        let _ = status;
+        // What kubectl does against a real kubelet too: it ends the whole port-forward.
+        assert!(
+            stderr.contains("error: lost connection to pod"),
+            "kubectl {version}: {stderr}"
+        );
+        assert_eq!(status.code(), Some(1), "kubectl {version}: {stderr}");
     }
 }
 

@@ -5,6 +5,10 @@
 //! 1 stdout, 2 stderr, 3 error, 4 resize, 255 close signal, apimachinery
 //! `pkg/util/remotecommand/constants.go`); for the tunnel messages are arbitrary slices of one
 //! byte stream.
+//!
+//! The reader waits while stdin's consumer is behind, and tungstenite answers pings only while
+//! it reads: kubectl ≥ 1.30 allows 61 s without a pong (1.29 only 16 s), so a consumer should
+//! not stop reading stdin for longer than that.
 
 use std::time::Duration;
 

@@ -340,7 +340,9 @@ type Env = &'static [(&'static str, &'static str)];
 /// `(version, env, transport the exec is expected to use)`
 const EXEC_MATRIX: &[(&str, Env, &str)] = &[
     ("1.27", &[], "spdy/3.1"),
+    ("1.28", &[], "spdy/3.1"),
     ("1.29", &[], "spdy/3.1"),
+    ("1.29", &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "true")], "websocket"),
     ("1.30", &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")], "spdy/3.1"),
     ("1.31", &[], "websocket"),
     ("1.32", &[], "websocket"),
@@ -528,10 +530,13 @@ fn round_trip(local: u16, message: &[u8]) -> Vec<u8> {
 /// `(version, env, transport the port-forward is expected to use)`
 const PORT_FORWARD_MATRIX: &[(&str, Env, &str)] = &[
     ("1.27", &[], "spdy/3.1"),
+    ("1.28", &[], "spdy/3.1"),
+    ("1.29", &[], "spdy/3.1"),
     ("1.30", &[], "spdy/3.1"),
     ("1.30", &[("KUBECTL_PORT_FORWARD_WEBSOCKETS", "true")], "websocket"),
     ("1.31", &[], "websocket"),
     ("1.32", &[], "websocket"),
+    ("1.33", &[], "websocket"),
     ("1.33", &[("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")], "spdy/3.1"),
 ];
 

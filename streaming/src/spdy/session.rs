@@ -5,6 +5,9 @@
 //! the server answers each SYN_STREAM with an empty SYN_REPLY at once, echoes PINGs, honours
 //! FIN and RST_STREAM, and says GOAWAY when it closes. Send-side flow control is deliberately
 //! absent (see [`super::frame::Frame::Ignored`]); back-pressure is the byte stream's own.
+//! That means one stream whose consumer stops reading holds up the reader, and with it every
+//! other stream and PING of the connection, as in spdystream. For kubectl that is one exec
+//! session or one port-forward command per connection, so it only ever stalls its own user.
 
 use std::collections::HashMap;
 use std::sync::Arc;

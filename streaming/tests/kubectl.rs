@@ -35,7 +35,7 @@ struct Server {
     addr: SocketAddr,
     seen: Arc<Mutex<Seen>>,
     dir: PathBuf,
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl Server {
@@ -79,7 +79,7 @@ impl Server {
             addr,
             seen,
             dir,
-            _runtime: runtime,
+            runtime,
         }
     }
 
@@ -543,7 +543,7 @@ const PORT_FORWARD_MATRIX: &[(&str, Env, &str)] = &[
 #[test]
 fn port_forward_round_trips() {
     let server = Server::start();
-    let echo = echo_server(&server._runtime);
+    let echo = echo_server(&server.runtime);
     for &(version, env, transport) in PORT_FORWARD_MATRIX {
         if installed(&[version]).is_empty() {
             continue;
@@ -708,15 +708,70 @@ fn garbage_in_the_websocket_tunnel_drops_only_that_connection() {
     let server = Server::start();
     let goaway_protocol_error = [0x80, 3, 0, 7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1];
     let oversized_frame = Message::Binary(Bytes::from_static(&[0, 0, 0, 1, 0, 0xff, 0xff, 0xff]));
-    let (received, clean) = server._runtime.block_on(ws_tunnel(server.addr, oversized_frame));
+    let (received, clean) = server.runtime.block_on(ws_tunnel(server.addr, oversized_frame));
     assert_eq!(received, goaway_protocol_error);
     assert!(clean, "the tunnel ends with Close 1000");
     // A message over the WebSocket limit ends the connection without a reply.
     let huge = Message::Binary(Bytes::from(vec![0u8; 2 << 20]));
-    let (received, _) = server._runtime.block_on(ws_tunnel(server.addr, huge));
+    let (received, _) = server.runtime.block_on(ws_tunnel(server.addr, huge));
     assert!(received.is_empty());
     let version = faros_testkit::kubectl::BASELINE;
-    let echo = echo_server(&server._runtime);
+    let echo = echo_server(&server.runtime);
     let forward = port_forward_to(&server, version, &[], echo);
     assert_eq!(round_trip(forward.1, b"still here"), b"still here");
+}
+
+/// Runs a WebSocket exec with `protocol`, sends `messages`, and returns every binary message
+/// received and the close code.
+async fn ws_exec(addr: SocketAddr, query: &str, protocol: &str, messages: Vec<Vec<u8>>) -> (Vec<Vec<u8>>, Option<u16>) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("ws://{addr}/api/v1/namespaces/default/pods/p1/exec?{query}");
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut ws, response) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
+    for message in messages {
+        ws.send(Message::Binary(message.into())).await.unwrap();
+    }
+    let (mut received, mut close) = (Vec::new(), None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        match message {
+            Message::Binary(data) => received.push(data.to_vec()),
+            Message::Close(frame) => close = frame.map(|f| u16::from(f.code)),
+            _ => {}
+        }
+    }
+    (received, close)
+}
+
+#[test]
+fn websocket_exec_channels_on_the_wire() {
+    let server = Server::start();
+    // v5: stdin, then the close signal for channel 0 is stdin's EOF.
+    let (received, close) = server.runtime.block_on(ws_exec(
+        server.addr,
+        "command=cat&stdin=true&stdout=true",
+        "v5.channel.k8s.io",
+        vec![b"\x00typed\n".to_vec(), vec![255, 0]],
+    ));
+    let success = [&[3u8][..], br#"{"metadata":{},"status":"Success"}"#].concat();
+    assert_eq!(received, [b"\x01typed\n".to_vec(), success]);
+    assert_eq!(close, Some(1000));
+    // v4 (kube-rs offers it): no close signal, so a command without stdin.
+    let (received, close) = server.runtime.block_on(ws_exec(
+        server.addr,
+        "command=sh&command=-c&command=echo+out%3B+echo+err+%3E%262%3B+exit+3&stdout=true&stderr=true",
+        "v4.channel.k8s.io",
+        vec![],
+    ));
+    let status = br#"{"details":{"causes":[{"message":"3","reason":"ExitCode"}]},"message":"command terminated with non-zero exit code: 3","metadata":{},"reason":"NonZeroExitCode","status":"Failure"}"#;
+    assert!(received.contains(&b"\x01out\n".to_vec()), "{received:?}");
+    assert!(received.contains(&b"\x02err\n".to_vec()), "{received:?}");
+    assert_eq!(received.last().map(|m| &m[1..]), Some(&status[..]));
+    assert_eq!(close, Some(1000));
 }

@@ -116,6 +116,12 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 type Body = Full<Bytes>;
 
 fn json(code: StatusCode, value: serde_json::Value) -> Response<Body> {

@@ -10,6 +10,7 @@ mod kubeconfig;
 mod output;
 mod paths;
 mod session;
+mod top;
 mod workload;
 mod workspace;
 

@@ -27,9 +27,8 @@ const MAX_REFUSAL: usize = 4096;
 
 /// Whether `sub` of `kind` is answered here.
 pub(super) fn serves(kind: &ResourceKind, sub: Option<&str>) -> bool {
-    kind.group == faros_api::EDGE_GROUP
-        && kind.resource == "agents"
-        && matches!(sub, Some(TUNNEL_SUBRESOURCE | PROXY_SUBRESOURCE | LIVE_SUBRESOURCE))
+    matches!(sub, Some(TUNNEL_SUBRESOURCE | PROXY_SUBRESOURCE | LIVE_SUBRESOURCE))
+        && sub.is_some_and(|sub| kind.subresource(sub).is_some())
 }
 
 /// Answers an authorized request for one of the device subresources of an Agent.

@@ -52,6 +52,12 @@ pub mod reasons {
     pub const TOKEN_PENDING: &str = "TokenPending";
     /// Registration: past `spec.expirationTime`; it admits no new agents.
     pub const EXPIRED: &str = "Expired";
+    /// Agent: whether the hub holds the device's tunnel (written by the hub only).
+    pub const CONNECTED: &str = "Connected";
+    /// Agent, `Connected=True`: the device's tunnel is up.
+    pub const TUNNEL_CONNECTED: &str = "TunnelConnected";
+    /// Agent, `Connected=False`: the device's tunnel is down.
+    pub const TUNNEL_DISCONNECTED: &str = "TunnelDisconnected";
 }
 
 /// Name of the ServiceAccount (and Role, RoleBinding) backing Registration `registration`.
@@ -312,4 +318,73 @@ mod tests {
         assert_eq!(agent_account("a"), "faros-agent-a");
         assert_eq!(lease_name("a"), "agent-a");
     }
+}
+
+/// What `agents/<name>/live` answers: the device's state as its agent samples it at the
+/// moment of the request (not stored anywhere). Byte counts are totals since boot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveState {
+    /// `edge.faros.sh/v1alpha1`.
+    pub api_version: String,
+    /// `AgentLiveState`.
+    pub kind: String,
+    /// When the device sampled it (RFC 3339, the device's clock).
+    pub time: String,
+    pub hostname: String,
+    pub uptime_seconds: u64,
+    /// The 1, 5 and 15 minute load averages.
+    pub load_average: [f64; 3],
+    pub cpu: LiveCpu,
+    pub memory: LiveMemory,
+    /// The agent's state directory and `/`.
+    pub disks: Vec<LiveDisk>,
+    pub network: Vec<LiveInterface>,
+    /// What the agent runs, as its reconciler sees it now.
+    pub workloads: Vec<AgentWorkload>,
+}
+
+/// The kind of [`LiveState`].
+pub const LIVE_STATE_KIND: &str = "AgentLiveState";
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveCpu {
+    pub cpus: u32,
+    /// Busy share of all cpus over the sample, 0 to 100.
+    pub usage_percent: f64,
+    pub sample_millis: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveMemory {
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+    /// Total less available.
+    pub used_bytes: u64,
+    pub swap_total_bytes: u64,
+    pub swap_free_bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveDisk {
+    pub path: String,
+    pub total_bytes: u64,
+    /// What an unprivileged writer may still use.
+    pub available_bytes: u64,
+    pub used_bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveInterface {
+    pub name: String,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
 }

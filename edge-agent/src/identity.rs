@@ -169,11 +169,12 @@ impl StoredCredential {
         })
     }
 
-    pub async fn client(&self) -> anyhow::Result<Client> {
+    /// The client configuration of the stored credential (its token is read from the
+    /// token file on every use, so rotation needs no restart).
+    pub async fn config(&self) -> anyhow::Result<kube::Config> {
         let path = Self::kubeconfig_path(&self.dir);
         let kubeconfig = Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-        Ok(Client::try_from(config)?)
+        Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)
     }
 
     /// When the token should be renewed.
@@ -324,6 +325,9 @@ fn b64_encode(bytes: &[u8]) -> String {
 /// The outcome of establishing the agent's identity.
 pub struct Identity {
     pub client: Client,
+    /// What the client was made of: the tunnel dials the hub with the same server, CA and
+    /// credential.
+    pub config: kube::Config,
     /// Set when the agent runs on its own rotating credential.
     pub stored: Option<StoredCredential>,
 }
@@ -340,7 +344,8 @@ pub struct JoinOptions<'a> {
 pub async fn establish(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow::Result<Identity> {
     let server = bootstrap.config.cluster_url.to_string();
     if let Some(stored) = StoredCredential::load(opts.state_dir, &server, opts.namespace, opts.name) {
-        let client = stored.client().await?;
+        let config = stored.config().await?;
+        let client = Client::try_from(config.clone())?;
         let agents: Api<Agent> = Api::namespaced(client.clone(), opts.namespace);
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         loop {
@@ -349,6 +354,7 @@ pub async fn establish(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow:
                     tracing::info!(state = %stored.dir.display(), "using the stored agent credential");
                     return Ok(Identity {
                         client,
+                        config,
                         stored: Some(stored),
                     });
                 }
@@ -425,7 +431,11 @@ async fn join(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow::Result<I
         tracing::warn!(
             "the kubeconfig is not a registration credential: running with it as it is (no per-agent identity)"
         );
-        return Ok(Identity { client, stored: None });
+        return Ok(Identity {
+            client,
+            config: bootstrap.config.clone(),
+            stored: None,
+        });
     };
     // Exchange the registration credential for the agent's own.
     let account = edge::agent_account(opts.name);
@@ -446,9 +456,10 @@ async fn join(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow::Result<I
             Ok(answer) => {
                 let stored = save(bootstrap, opts, &account, answer)?;
                 tracing::info!(agent = %opts.name, state = %stored.dir.display(), "joined; using the agent's own credential from now on");
-                let client = stored.client().await?;
+                let config = stored.config().await?;
                 return Ok(Identity {
-                    client,
+                    client: Client::try_from(config.clone())?,
+                    config,
                     stored: Some(stored),
                 });
             }

@@ -10,6 +10,7 @@ mod backoff;
 mod facts;
 mod identity;
 mod simulate;
+mod tunnel;
 pub mod workloads;
 
 use std::path::PathBuf;
@@ -59,6 +60,10 @@ struct Cli {
     rotate_every_seconds: Option<u64>,
     #[command(flatten)]
     workloads: WorkloadArgs,
+    /// Device-local ports the hub may reach through `agents/<name>/proxy`, besides those the
+    /// device's workloads publish: ports and ranges (`8080,9000-9010`), or `*` for any.
+    #[arg(long, env = "FAROS_AGENT_ALLOW_PORTS", value_delimiter = ',', value_name = "PORTS")]
+    allow_ports: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -321,7 +326,14 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         persist: true,
         address,
     };
+    let ports = tunnel::PortPolicy::parse(&cli.allow_ports).map_err(|e| anyhow::anyhow!("--allow-ports: {e}"))?;
     let (reconciler, summary) = Reconciler::new(opts, runtimes, board.clone());
+    let tunnel_handler = tunnel::Handler {
+        ports,
+        state_dir: state_dir.clone(),
+        board: board.clone(),
+        summary: summary.clone(),
+    };
     let (assignments, assigned) = mpsc::channel(64);
     tokio::spawn(reconciler.run(assigned, shutdown.clone()));
 
@@ -338,6 +350,8 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         _ = stop.wait_for(|s| *s) => return Ok(()),
     };
 
+    let dialer = tunnel::Dialer::new(identity.config.clone(), &namespace, &name)?;
+    tokio::spawn(tunnel::run(dialer, tunnel_handler, shutdown.clone()));
     let (tx, rx) = watch::channel(None);
     let api: Api<faros_api::edge::Agent> = Api::namespaced(identity.client.clone(), &namespace);
     tokio::spawn(agent::watch_own(api, name.clone(), tx));

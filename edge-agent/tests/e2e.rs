@@ -10,6 +10,7 @@
 //! `agent_lifecycle_with_an_admin_kubeconfig` needs none of it.
 
 mod fleet;
+mod tunnel;
 mod workloads;
 
 use std::os::unix::fs::PermissionsExt;

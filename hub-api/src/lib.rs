@@ -16,6 +16,7 @@ pub mod start;
 mod tenancy;
 #[cfg(test)]
 mod testing;
+mod tunnel;
 
 /// Resolves once a shutdown signal flips to true (or its sender is gone).
 pub async fn stopped(signal: &mut tokio::sync::watch::Receiver<bool>) {

@@ -53,6 +53,9 @@ pub struct StartOptions {
 }
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// How long after start the hub waits for devices to reconnect their tunnels before it
+/// marks the Agents still saying `Connected=True` as disconnected.
+const CONNECTED_GRACE: Duration = Duration::from_secs(15);
 
 pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -120,12 +123,16 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
             Some(path) => Some(crate::auth::audit::AuditLog::open(path)?),
             None => None,
         },
+        tunnels: crate::tunnel::Tunnels::new(),
     });
     tokio::spawn({
         let hub = hub.clone();
         async move { hub.catalog.forget_deleted(hub.shutdown.clone()).await }
     });
     crate::bootstrap::run(&hub).await?;
+    // Devices reconnect within a few seconds of a restart; only then is a stale
+    // `Connected=True` corrected.
+    tokio::spawn(apiserver::connected::run(hub.clone(), CONNECTED_GRACE));
     let client_ca = match &opts.auth.client_ca_file {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
         None => None,

@@ -36,6 +36,7 @@ impl InProcessHub {
             external_url: "https://hub.test:6443".into(),
             version: "test".into(),
             audit: None,
+            tunnels: crate::tunnel::Tunnels::new(),
         });
         crate::bootstrap::run(&hub).await.expect("bootstrap");
         InProcessHub {

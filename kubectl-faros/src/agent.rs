@@ -1,5 +1,5 @@
 //! `kubectl faros agent ...`: generate a kubeconfig an edge agent joins with, list agents,
-//! revoke registrations, cordon, uncordon and drain agents.
+//! revoke registrations, cordon, uncordon and drain agents, and show a device's live state.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -56,6 +56,10 @@ pub enum AgentCommand {
     /// Cordon agents and move their Replicas and Singleton workloads to other agents (the
     /// scheduler places them elsewhere); All workloads stay, as DaemonSets do on a drained node.
     Drain(AgentNames),
+    /// Show a device's live state, asked from the device now through its tunnel: CPU,
+    /// memory, disk and network use, uptime, load and the workloads it runs.
+    #[command(after_help = "Examples:\n  kubectl faros agent top dev1\n  kubectl faros agent top dev1 -o json")]
+    Top(crate::top::TopArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -107,6 +111,7 @@ pub async fn run(session: &Session, args: AgentArgs) -> anyhow::Result<()> {
         AgentCommand::Cordon(a) => cordon(session, &namespace, &a.names, true).await.map(drop),
         AgentCommand::Uncordon(a) => cordon(session, &namespace, &a.names, false).await.map(drop),
         AgentCommand::Drain(a) => drain(session, &namespace, &a.names).await,
+        AgentCommand::Top(a) => crate::top::top(session, &namespace, a).await,
     }
 }
 

@@ -11,6 +11,7 @@ mod output;
 mod paths;
 mod reach;
 mod session;
+mod top;
 mod workload;
 mod workspace;
 

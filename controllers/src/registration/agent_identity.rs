@@ -64,6 +64,14 @@ pub(super) async fn provision_agent(
             &["get", "list", "watch", "update", "patch"],
             Some(vec![name.clone()]),
         ),
+        // Its own device tunnel, and no other device's: a session carries traffic for the
+        // Agent named in its URL.
+        rule(
+            faros_api::EDGE_GROUP,
+            &["agents/tunnel"],
+            &["create"],
+            Some(vec![name.clone()]),
+        ),
         rule(
             "coordination.k8s.io",
             &["leases"],

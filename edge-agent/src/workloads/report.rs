@@ -121,6 +121,21 @@ impl StatusBoard {
         self.inner.lock().ok()?.get(placement)?.status.clone()
     }
 
+    /// The device ports the workloads publish now (what the tunnel's proxy may reach by
+    /// default).
+    pub fn endpoint_ports(&self) -> std::collections::BTreeSet<u16> {
+        let Ok(board) = self.inner.lock() else {
+            return Default::default();
+        };
+        board
+            .values()
+            .filter_map(|e| e.status.as_ref())
+            .flat_map(|s| s.endpoints.iter())
+            .filter_map(|e| u16::try_from(e.port).ok())
+            .filter(|p| *p != 0)
+            .collect()
+    }
+
     /// The statuses that differ from the hub's copy.
     fn pending(&self) -> Vec<(String, PlacementStatus)> {
         let Ok(board) = self.inner.lock() else {

@@ -3,6 +3,8 @@
 //! or the generic resource handlers.
 
 pub mod body;
+pub(crate) mod connected;
+mod device;
 pub mod discovery;
 mod gc_support;
 pub mod managed_fields;
@@ -47,6 +49,8 @@ pub struct Hub {
     pub version: String,
     /// The audit log (`--audit-log-path`).
     pub audit: Option<crate::auth::audit::AuditLog>,
+    /// The device tunnels this hub holds.
+    pub(crate) tunnels: Arc<crate::tunnel::Tunnels>,
 }
 
 pub fn router(hub: Arc<Hub>) -> Router {
@@ -235,6 +239,11 @@ async fn route(
     )?;
     if resource.namespace.is_some() && !kind.namespaced {
         return Err(ApiError::no_such_resource());
+    }
+    if let (ClusterScope::One(one), store::Scope::Direct) = (&cluster, &scope)
+        && device::serves(&kind, resource.subresource.as_deref())
+    {
+        return device::serve(&hub, one, &kind, &resource, parts, body).await;
     }
     if let Some(sub) = resource.subresource.as_deref()
         && !kind.serves_subresource(sub, resource.verb.as_str())

@@ -189,8 +189,31 @@ fn classify(method: &Method, path: &str, query_watch: bool) -> ApiResult<Target>
         [resource] => (*resource, None, None),
         [resource, name] => (*resource, Some(name.to_string()), None),
         [resource, name, sub] => (*resource, Some(name.to_string()), Some(sub.to_string())),
+        // A proxy subresource carries a path of its own after it (`agents/<name>/proxy/
+        // <port>/<path>`), as kube-apiserver's `services/proxy` does; its handler reads it
+        // from the URL.
+        [resource, name, sub, _, ..] if *sub == faros_tunnel::PROXY_SUBRESOURCE => {
+            (*resource, Some(name.to_string()), Some(sub.to_string()))
+        }
         _ => return Err(ApiError::no_such_resource()),
     };
+    // Opening a device's tunnel starts a session, whatever the method says: like
+    // `pods/exec`, it is authorized as `create`, so that no read grant (`get` on `agents/*`)
+    // can ever stand in for a device.
+    if group == faros_api::EDGE_GROUP
+        && resource == "agents"
+        && subresource.as_deref() == Some(faros_tunnel::TUNNEL_SUBRESOURCE)
+    {
+        return Ok(Target::Resource(ResourceRequest {
+            verb: Verb::Create,
+            group: group.to_string(),
+            version: version.to_string(),
+            resource: resource.to_string(),
+            namespace,
+            name,
+            subresource,
+        }));
+    }
     let watch = watch_path || query_watch;
     let verb = match (method, name.is_some()) {
         (&Method::GET | &Method::HEAD, _) if watch => Verb::Watch,
@@ -294,6 +317,24 @@ mod tests {
             assert!(parse(&Method::GET, bad, false).is_err(), "{bad}");
         }
         assert!(parse(&Method::GET, "/clusters/root/api", false).unwrap().view.is_none());
+    }
+
+    #[test]
+    fn device_subresources() {
+        let base = "/apis/edge.faros.sh/v1alpha1/namespaces/default/agents/dev1";
+        let r = resource(Method::GET, &format!("{base}/proxy/8080/a/b"));
+        assert_eq!(
+            (r.verb, r.name.as_deref(), r.subresource.as_deref()),
+            (Verb::Get, Some("dev1"), Some("proxy"))
+        );
+        let r = resource(Method::POST, &format!("{base}/proxy/8080/"));
+        assert_eq!((r.verb, r.subresource.as_deref()), (Verb::Create, Some("proxy")));
+        let r = resource(Method::GET, &format!("{base}/tunnel"));
+        assert_eq!((r.verb, r.subresource.as_deref()), (Verb::Create, Some("tunnel")));
+        let r = resource(Method::GET, &format!("{base}/live"));
+        assert_eq!((r.verb, r.subresource.as_deref()), (Verb::Get, Some("live")));
+        // Only proxy takes a path.
+        assert!(parse(&Method::GET, &format!("{base}/status/x"), false).is_err());
     }
 
     #[test]

@@ -66,10 +66,16 @@ impl CrdKinds {
                 namespaced,
                 short_names: strings(&names["shortNames"]),
                 categories: strings(&names["categories"]),
-                subresources: if version["subresources"].get("status").is_some() {
-                    vec![Subresource::STATUS]
-                } else {
-                    Vec::new()
+                subresources: {
+                    let mut subresources = if version["subresources"].get("status").is_some() {
+                        vec![Subresource::STATUS]
+                    } else {
+                        Vec::new()
+                    };
+                    if group == faros_api::EDGE_GROUP && plural == "agents" {
+                        subresources.extend(Subresource::AGENT_DEVICE);
+                    }
+                    subresources
                 },
                 rest: None,
                 columns,

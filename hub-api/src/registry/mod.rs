@@ -244,6 +244,27 @@ impl Subresource {
         verbs: &["get", "patch", "update"],
         rest: None,
     };
+
+    /// An Agent's subresources that reach its device through the tunnel (answered by
+    /// `apiserver::device`): declared so that RBAC rules and APIExport views can name them.
+    /// Opening the tunnel is always `create`; the proxy takes the verb of its HTTP method.
+    pub const AGENT_DEVICE: [Subresource; 3] = [
+        Subresource {
+            name: faros_tunnel::TUNNEL_SUBRESOURCE,
+            verbs: &["create"],
+            rest: None,
+        },
+        Subresource {
+            name: faros_tunnel::PROXY_SUBRESOURCE,
+            verbs: &["create", "delete", "get", "patch", "update"],
+            rest: None,
+        },
+        Subresource {
+            name: faros_tunnel::LIVE_SUBRESOURCE,
+            verbs: &["get"],
+            rest: None,
+        },
+    ];
 }
 
 /// Requests answered by code instead of storage (the `rest` module of the store).

@@ -8,6 +8,12 @@
 //! must agree on and nothing else: the upgrade token, the internal paths the agent serves,
 //! the keep-alive timings, and which headers never cross a proxy hop.
 
+mod instance;
+
+pub use instance::{
+    INSTANCE_PATH_PREFIX, InstanceRequest, exec_path, frames, log_path, parse_instance_path, portforward_path,
+};
+
 use std::time::Duration;
 
 use http::HeaderMap;

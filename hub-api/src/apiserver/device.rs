@@ -154,7 +154,18 @@ async fn proxy(hub: &Arc<Hub>, agent: &AgentKey, parts: http::request::Parts, bo
 /// The device's answer as the caller's response; a refusal by the agent itself becomes a
 /// Kubernetes `Status`.
 async fn relay(agent: &AgentKey, response: http::Response<hyper::body::Incoming>) -> ApiResult<Response> {
-    let (mut parts, body) = response.into_parts();
+    let (mut parts, body) = accepted(agent, response).await?.into_parts();
+    faros_tunnel::strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// The device's answer, unless the agent itself refused the request: that becomes a
+/// Kubernetes `Status` naming the agent.
+pub(super) async fn accepted(
+    agent: &AgentKey,
+    response: http::Response<hyper::body::Incoming>,
+) -> ApiResult<http::Response<hyper::body::Incoming>> {
+    let (parts, body) = response.into_parts();
     if parts.headers.contains_key(faros_tunnel::REFUSED_HEADER) {
         let bytes = http_body_util::Limited::new(body, MAX_REFUSAL)
             .collect()
@@ -178,8 +189,7 @@ async fn relay(agent: &AgentKey, response: http::Response<hyper::body::Incoming>
             ),
         ));
     }
-    faros_tunnel::strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, Body::new(body)))
+    Ok(http::Response::from_parts(parts, body))
 }
 
 /// Asks the device for its live state.

@@ -10,6 +10,7 @@ mod gc_support;
 pub mod managed_fields;
 pub mod openapi;
 pub mod patch;
+mod pod_streams;
 pub mod query;
 pub mod request;
 pub mod response;
@@ -244,6 +245,11 @@ async fn route(
         && device::serves(&kind, resource.subresource.as_deref())
     {
         return device::serve(&hub, one, &kind, &resource, parts, body).await;
+    }
+    if let (ClusterScope::One(one), store::Scope::Direct) = (&cluster, &scope)
+        && pod_streams::serves(&kind, resource.subresource.as_deref())
+    {
+        return pod_streams::serve(&hub, one, &kind, &resource, parts).await;
     }
     if let Some(sub) = resource.subresource.as_deref()
         && !kind.serves_subresource(sub, resource.verb.as_str())

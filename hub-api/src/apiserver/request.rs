@@ -200,10 +200,13 @@ fn classify(method: &Method, path: &str, query_watch: bool) -> ApiResult<Target>
     // Opening a device's tunnel starts a session, whatever the method says: like
     // `pods/exec`, it is authorized as `create`, so that no read grant (`get` on `agents/*`)
     // can ever stand in for a device.
-    if group == faros_api::EDGE_GROUP
+    let opens_session = (group == faros_api::EDGE_GROUP
         && resource == "agents"
-        && subresource.as_deref() == Some(faros_tunnel::TUNNEL_SUBRESOURCE)
-    {
+        && subresource.as_deref() == Some(faros_tunnel::TUNNEL_SUBRESOURCE))
+        || (group.is_empty()
+            && resource == "pods"
+            && matches!(subresource.as_deref(), Some("exec" | "attach" | "portforward")));
+    if opens_session {
         return Ok(Target::Resource(ResourceRequest {
             verb: Verb::Create,
             group: group.to_string(),

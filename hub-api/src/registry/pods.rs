@@ -22,6 +22,10 @@ pub(crate) fn kind(placements: &ResourceKind) -> Arc<ResourceKind> {
         .namespaced()
         .short_names(&["po"])
         .subresource(Subresource::STATUS)
+        .subresource(stream("log", &["get"]))
+        .subresource(stream("exec", &["create", "get"]))
+        .subresource(stream("attach", &["create", "get"]))
+        .subresource(stream("portforward", &["create", "get"]))
         .columns(columns())
         .strategy(Arc::new(PodProjection))
         .build();
@@ -30,6 +34,15 @@ pub(crate) fn kind(placements: &ResourceKind) -> Arc<ResourceKind> {
     kind_mut.storage_resource = placements.storage_resource.clone();
     kind_mut.categories = vec!["all".into()];
     kind
+}
+
+/// A subresource answered by the hub's Pod streams (`apiserver/pod_streams.rs`).
+fn stream(name: &'static str, verbs: &'static [&'static str]) -> Subresource {
+    Subresource {
+        name,
+        verbs,
+        rest: None,
+    }
 }
 
 fn columns() -> Vec<PrinterColumn> {

@@ -347,3 +347,86 @@ fn placements_of_a_silent_agent_turn_unknown() {
         "Succeeded"
     );
 }
+
+#[test]
+fn pod_streams_are_authorized_each_on_its_own() {
+    let hub = TestHub::start(HUB);
+    let tenant = ready_workspace(&hub, "plant", "faros");
+    ok(
+        &tenant,
+        &["create", "-f", "-"],
+        Some("apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata: {name: a1, namespace: default}\nspec: {}\n"),
+    );
+    ok(&tenant, &["create", "-f", "-"], Some(PLACEMENT));
+    let running = r#"{"status":{"phase":"Running","ready":true}}"#;
+    ok(
+        &tenant,
+        &[
+            "patch",
+            "placement",
+            "web-a1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            running,
+        ],
+        None,
+    );
+    // A user who may read pods and their logs, nothing else.
+    ok(
+        &tenant,
+        &["create", "-f", "-"],
+        Some(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: log-reader, namespace: default}\nrules:\n- apiGroups: ['']\n  resources: [pods, pods/log]\n  verbs: [get, list]\n",
+        ),
+    );
+    ok(
+        &tenant,
+        &[
+            "create",
+            "rolebinding",
+            "log-reader",
+            "--role=log-reader",
+            "--user=viewer",
+        ],
+        None,
+    );
+
+    // Logs pass authorization and meet the absent device: a clear 503, no hang.
+    let (success, _, stderr) = kubectl(&tenant, &["logs", "web-a1", "--as=viewer"], None);
+    assert!(
+        !success && stderr.contains("agent default/a1 is not connected"),
+        "{stderr}"
+    );
+    // exec and port-forward are `create` on their own subresources: refused before anything
+    // reaches a device, whatever the method kubectl uses.
+    for version in ["1.27", "1.32"] {
+        let out = kubectl_with(&tenant, version, &["exec", "web-a1", "--as=viewer", "--", "true"], None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("pods/exec"),
+            "{version}: {stderr}"
+        );
+        assert!(
+            stderr.contains("forbidden") || stderr.contains("Forbidden"),
+            "{version}: {stderr}"
+        );
+    }
+    let (success, _, stderr) = kubectl(&tenant, &["port-forward", "web-a1", "18080:8080", "--as=viewer"], None);
+    assert!(!success && stderr.contains("pods/portforward"), "{stderr}");
+    // The admin gets as far as the device.
+    let (success, _, stderr) = kubectl(&tenant, &["exec", "web-a1", "--", "true"], None);
+    assert!(!success && stderr.contains("is not connected"), "{stderr}");
+    // Bad input is the caller's: an unknown container, a pod that is not there.
+    let (success, _, stderr) = kubectl(&tenant, &["logs", "web-a1", "-c", "nope"], None);
+    assert!(
+        !success && stderr.contains("container nope is not valid for pod web-a1"),
+        "{stderr}"
+    );
+    let (success, _, stderr) = kubectl(&tenant, &["logs", "nothing"], None);
+    assert!(!success && stderr.contains("not found"), "{stderr}");
+    // Another workspace sees no pods of this one.
+    let other = ready_workspace(&hub, "elsewhere", "faros");
+    let listed = ok(&other, &["get", "pods", "-o", "name"], None);
+    assert!(listed.trim().is_empty(), "{listed}");
+}

@@ -54,9 +54,12 @@ enum Runs {
     Process,
 }
 
+/// Why the agent does not serve a request (kept small; it becomes a response at the end).
+struct Refusal(StatusCode, String);
+
 impl Handler {
     /// Which runtime runs `placement`, or the 404 for a placement this agent does not run.
-    fn runs(&self, placement: &str) -> Result<Runs, Response<TunnelBody>> {
+    fn runs(&self, placement: &str) -> Result<Runs, Refusal> {
         let status = self.board.get(placement);
         let runtime = status.as_ref().map(|s| s.runtime.as_str()).unwrap_or_default();
         let is_process = runtime == RUNTIME_PROCESS
@@ -64,7 +67,15 @@ impl Handler {
         match status {
             _ if is_process => Ok(Runs::Process),
             Some(status) if runtime == RUNTIME_PODMAN || !status.containers.is_empty() => Ok(Runs::Podman(status)),
-            _ => Err(refused(
+            // Assigned, but no runtime has taken it yet (pulling, waiting for room).
+            Some(status) => Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "placement {placement:?} has not started on this device yet ({:?})",
+                    status.phase
+                ),
+            )),
+            None => Err(Refusal(
                 StatusCode::NOT_FOUND,
                 format!("placement {placement:?} does not run on this device"),
             )),
@@ -73,12 +84,12 @@ impl Handler {
 
     /// Like [`Handler::runs`], checking that a container placement has `container`. A process
     /// placement has one process, whatever its container is called.
-    fn runs_container(&self, placement: &str, container: &str) -> Result<Runs, Response<TunnelBody>> {
+    fn runs_container(&self, placement: &str, container: &str) -> Result<Runs, Refusal> {
         let runs = self.runs(placement)?;
         if let Runs::Podman(status) = &runs
             && !status.containers.iter().any(|c| c.name == container)
         {
-            return Err(refused(
+            return Err(Refusal(
                 StatusCode::NOT_FOUND,
                 format!("container {container:?} is not valid for placement {placement:?}"),
             ));
@@ -94,7 +105,7 @@ impl Handler {
     ) -> Response<TunnelBody> {
         let runs = match self.runs_container(placement, container) {
             Ok(runs) => runs,
-            Err(response) => return response,
+            Err(Refusal(code, message)) => return refused(code, message),
         };
         let opts = match LogOptions::parse(request.uri().query().unwrap_or_default()) {
             Ok(opts) => opts,
@@ -125,7 +136,7 @@ impl Handler {
     ) -> Response<TunnelBody> {
         let runs = match self.runs_container(placement, container) {
             Ok(runs) => runs,
-            Err(response) => return response,
+            Err(Refusal(code, message)) => return refused(code, message),
         };
         let opts = match ExecOptions::parse(request.uri().query().unwrap_or_default()) {
             Ok(opts) => opts,
@@ -196,7 +207,7 @@ impl Handler {
     ) -> Response<TunnelBody> {
         let runs = match self.runs(placement) {
             Ok(runs) => runs,
-            Err(response) => return response,
+            Err(Refusal(code, message)) => return refused(code, message),
         };
         let address = match runs {
             Runs::Process => format!("127.0.0.1:{port}"),

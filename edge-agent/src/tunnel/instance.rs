@@ -178,13 +178,13 @@ impl Handler {
             command.args(&args);
             command
         };
-        if let Some(dir) = dir {
-            command.current_dir(dir);
-        }
-        command
-            .envs(self.podman.env.iter().map(|(k, v)| (k, v)))
-            // The stream ending (the hub or kubectl gone) drops the child: it is killed.
-            .kill_on_drop(true);
+        match dir {
+            // A process placement: the device's own environment, in the process's directory.
+            Some(dir) => command.current_dir(dir),
+            None => command.envs(self.podman.env.iter().map(|(k, v)| (k, v))),
+        };
+        // The stream ending (the hub or kubectl gone) drops the child: it is killed.
+        command.kill_on_drop(true);
         let (tx, rx) = mpsc::channel(IN_FLIGHT);
         let body = request.into_body();
         tokio::spawn(async move {

@@ -312,6 +312,49 @@ async fn a_process_placement_answers_log_exec_and_port_forward() {
     assert!(out.stdout.contains("40 120"), "{out:?}");
     assert_eq!(out.exit, serde_json::json!({"exitCode": 0}));
 
+    // A broken stream (a frame over the limit) ends the session with an error.
+    let mut oversized = vec![frames::STDIN];
+    oversized.extend_from_slice(&u32::MAX.to_be_bytes());
+    let out = hub
+        .exec(
+            name,
+            "process",
+            &["sleep", "1000"],
+            false,
+            &[Bytes::from(oversized)],
+            &[],
+        )
+        .await;
+    assert!(
+        out.exit["error"].as_str().is_some_and(|e| e.contains("limit")),
+        "{out:?}"
+    );
+
+    // The hub gone (its stream dropped) kills the command.
+    let query = "command=sh&command=-c&command=echo+%24%24%3B+exec+sleep+1000&stdout=true";
+    let (tx, response) = hub
+        .open("POST", &faros_tunnel::exec_path(name, "process", Some(query)))
+        .await;
+    let mut body = response.into_body();
+    let mut decoder = frames::Decoder::default();
+    let pid: u32 = loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        decoder.push(&frame.into_data().unwrap());
+        if let Some((frames::STDOUT, payload)) = decoder.next_frame().unwrap() {
+            break String::from_utf8_lossy(&payload).trim().parse().unwrap();
+        }
+    };
+    drop((tx, body));
+    let gone = super::until(Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    })
+    .await;
+    assert!(gone, "exec's command {pid} outlived its stream");
+
     // Port-forward: 127.0.0.1 of the device; a closed port is refused with Go's words.
     let port = echo_server();
     let (status, _, echoed) = forward(&hub, name, port, b"ping").await;

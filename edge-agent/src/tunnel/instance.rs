@@ -374,16 +374,6 @@ impl ExecOptions {
     }
 }
 
-/// The child's side of the session: pipes, or the master of its terminal.
-enum Io {
-    Pipes {
-        stdin: Option<tokio::process::ChildStdin>,
-        stdout: Option<tokio::process::ChildStdout>,
-        stderr: Option<tokio::process::ChildStderr>,
-    },
-    Pty(Arc<AsyncFd<OwnedFd>>),
-}
-
 /// Runs the command to its end: the exit code, `None` when the stream went away first (the
 /// child is then killed), or the error to report.
 async fn run_exec(
@@ -393,7 +383,7 @@ async fn run_exec(
     tx: mpsc::Sender<Bytes>,
 ) -> Result<Option<i32>, String> {
     let mut decoder = frames::Decoder::default();
-    let io = if opts.tty {
+    let pty = if opts.tty {
         let (master, slave) = open_pty().map_err(|e| format!("allocating a terminal: {e}"))?;
         if let Some((width, height)) = first_size(&mut body, &mut decoder).await {
             let _ = set_size(&master, width, height);
@@ -409,34 +399,23 @@ async fn run_exec(
         // master is owned by the AsyncFd and closed only when it is dropped.
         #[allow(deprecated)]
         let master = AsyncFd::new(master).map_err(|e| format!("allocating a terminal: {e}"))?;
-        Io::Pty(Arc::new(master))
+        Some(Arc::new(master))
     } else {
         let pipe = |wanted: bool| if wanted { Stdio::piped() } else { Stdio::null() };
         command
             .stdin(pipe(opts.stdin))
             .stdout(pipe(opts.stdout))
             .stderr(pipe(opts.stderr));
-        Io::Pipes {
-            stdin: None,
-            stdout: None,
-            stderr: None,
-        }
+        None
     };
     let program = opts.command.first().cloned().unwrap_or_default();
     let mut child = command.spawn().map_err(|e| format!("starting {program:?}: {e}"))?;
     // The child holds its own copies of the terminal; ours would keep the master from
     // seeing the end of the session. (They were moved into `command`, dropped with it.)
     drop(command);
-    let io = match io {
-        Io::Pipes { .. } => Io::Pipes {
-            stdin: child.stdin.take(),
-            stdout: child.stdout.take(),
-            stderr: child.stderr.take(),
-        },
-        pty => pty,
-    };
-    let (input, output) = match io {
-        Io::Pipes { stdin, stdout, stderr } => {
+    let (input, output) = match pty {
+        None => {
+            let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
             let stdin = stdin.map(|s| Box::new(s) as Box<dyn AsyncWrite + Send + Unpin>);
             (
                 futures::future::Either::Left(feed(body, decoder, Input::Pipe(stdin))),
@@ -445,7 +424,7 @@ async fn run_exec(
                 }),
             )
         }
-        Io::Pty(master) => (
+        Some(master) => (
             futures::future::Either::Right(feed(body, decoder, Input::Pty(master.clone()))),
             futures::future::Either::Right(pump_pty(master, &tx)),
         ),

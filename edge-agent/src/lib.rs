@@ -10,7 +10,8 @@ mod backoff;
 mod facts;
 mod identity;
 mod simulate;
-mod tunnel;
+/// Public for the tests that drive the agent's tunnel service directly.
+pub mod tunnel;
 pub mod workloads;
 
 use std::path::PathBuf;
@@ -296,14 +297,15 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
     let wake = Arc::new(Notify::new());
     let poll = Duration::from_millis(args.poll_interval_ms);
     let stop_grace = Duration::from_secs(args.stop_grace_seconds);
+    let podman = PodmanConfig {
+        binary: args.podman.clone(),
+        env: Vec::new(),
+        agent: agent_ref.clone(),
+        stop_grace,
+        poll_interval: poll,
+    };
     let candidates = vec![
-        AnyRuntime::Podman(Podman::new(PodmanConfig {
-            binary: args.podman.clone(),
-            env: Vec::new(),
-            agent: agent_ref.clone(),
-            stop_grace,
-            poll_interval: poll,
-        })),
+        AnyRuntime::Podman(Podman::new(podman.clone())),
         AnyRuntime::Process(Processes::new(
             ProcessConfig {
                 layout: layout.clone(),
@@ -322,7 +324,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
     let board = StatusBoard::new();
     let opts = ReconcilerOptions {
         agent: agent_ref,
-        layout,
+        layout: layout.clone(),
         persist: true,
         address,
     };
@@ -333,6 +335,8 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         state_dir: state_dir.clone(),
         board: board.clone(),
         summary: summary.clone(),
+        podman,
+        layout: layout.clone(),
     };
     let (assignments, assigned) = mpsc::channel(64);
     tokio::spawn(reconciler.run(assigned, shutdown.clone()));

@@ -7,6 +7,7 @@
 //! every dial, so rotation applies to the next session) on a connection of its own that
 //! offers only HTTP/1.1 in ALPN: an HTTP/1.1 Upgrade does not exist on HTTP/2.
 
+mod instance;
 mod live;
 mod serve;
 
@@ -22,8 +23,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use crate::backoff::{Backoff, spread};
-pub(crate) use serve::Handler;
-pub use serve::PortPolicy;
+pub use serve::{Handler, PortPolicy};
 
 /// How long connecting, TLS and the upgrade may take together.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -134,20 +134,24 @@ impl Dialer {
         }
         Ok(hyper::upgrade::on(response).await?)
     }
+}
 
-    /// Serves one tunnel session on `io` until it ends.
-    async fn serve(&self, io: hyper::upgrade::Upgraded, handler: Arc<Handler>) -> Result<(), hyper::Error> {
-        let service = hyper::service::service_fn(move |request| handler.clone().handle(request));
-        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .keep_alive_interval(faros_tunnel::KEEP_ALIVE_INTERVAL)
-            .keep_alive_timeout(faros_tunnel::KEEP_ALIVE_TIMEOUT)
-            .max_concurrent_streams(MAX_STREAMS)
-            .initial_stream_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .serve_connection(io, service)
-            .await
-    }
+/// Serves one tunnel session on `io` until it ends: the agent's side of HTTP/2, whatever
+/// carries it (the upgraded hub connection; a local socket in tests).
+pub async fn serve<I>(io: I, handler: Arc<Handler>) -> Result<(), hyper::Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| handler.clone().handle(request));
+    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(faros_tunnel::KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(faros_tunnel::KEEP_ALIVE_TIMEOUT)
+        .max_concurrent_streams(MAX_STREAMS)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .serve_connection(io, service)
+        .await
 }
 
 /// Keeps the tunnel up until `shutdown` flips: dials, serves, and dials again.
@@ -162,7 +166,7 @@ pub(crate) async fn run(dialer: Dialer, handler: Handler, mut shutdown: watch::R
                 .map_err(|_| anyhow!("the hub did not complete the tunnel within {DIAL_TIMEOUT:?}"))??;
             tracing::info!(agent = %dialer.agent, "tunnel connected");
             let started = tokio::time::Instant::now();
-            let result = dialer.serve(io, handler.clone()).await;
+            let result = serve(io, handler.clone()).await;
             Ok::<_, anyhow::Error>((started.elapsed(), result))
         };
         let delay = tokio::select! {

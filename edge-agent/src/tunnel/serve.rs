@@ -11,14 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use faros_tunnel::InstanceRequest;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
-use crate::workloads::{StatusBoard, WorkloadSummary};
+use crate::workloads::podman::PodmanConfig;
+use crate::workloads::{Layout, StatusBoard, WorkloadSummary};
 
 /// The body of every answer on the tunnel.
 pub(crate) type TunnelBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -67,13 +69,18 @@ impl PortPolicy {
     }
 }
 
-/// The tunnel's request handler.
+/// The tunnel's request handler: what it needs to know of the device and its workloads.
 #[derive(Clone)]
-pub(crate) struct Handler {
+pub struct Handler {
     pub ports: PortPolicy,
     pub state_dir: PathBuf,
+    /// The placements this agent runs, with the runtime of each.
     pub board: StatusBoard,
     pub summary: watch::Receiver<WorkloadSummary>,
+    /// How podman is called, for the logs, exec and ports of containers.
+    pub podman: PodmanConfig,
+    /// Where placements keep their files (the process runtime's record and logs).
+    pub layout: Layout,
 }
 
 impl Handler {
@@ -86,6 +93,22 @@ impl Handler {
             self.live().await
         } else if let Some((port, _)) = faros_tunnel::parse_proxy_path(&path) {
             self.proxy(port, request).await
+        } else if let Some(instance) = faros_tunnel::parse_instance_path(&path) {
+            match (instance, request.method()) {
+                (InstanceRequest::Log { placement, container }, &Method::GET) => {
+                    self.log(&placement, &container, &request).await
+                }
+                (InstanceRequest::Exec { placement, container }, &Method::POST) => {
+                    self.exec(&placement, &container, request).await
+                }
+                (InstanceRequest::PortForward { placement, port }, &Method::POST) => {
+                    self.port_forward(&placement, port, request).await
+                }
+                (_, method) => refused(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("{method} is not how {path:?} is asked for"),
+                ),
+            }
         } else {
             refused(
                 StatusCode::NOT_FOUND,
@@ -185,7 +208,7 @@ fn full(bytes: impl Into<Bytes>) -> TunnelBody {
 
 /// An answer of the agent itself (not of a device-local server), marked so the hub turns
 /// it into a Kubernetes `Status` with `message`.
-fn refused(code: StatusCode, message: String) -> Response<TunnelBody> {
+pub(super) fn refused(code: StatusCode, message: String) -> Response<TunnelBody> {
     let mut response = Response::new(full(message));
     *response.status_mut() = code;
     let headers = response.headers_mut();

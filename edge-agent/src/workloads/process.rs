@@ -169,6 +169,24 @@ fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     faros_kubeconfig::write_atomic(path, &serde_json::to_vec_pretty(value)?, 0o600)
 }
 
+/// Whether placement `placement` is (or was last) run by the process runtime: its record is
+/// in the placement directory.
+pub(crate) fn is_process_placement(layout: &Layout, placement: &str) -> bool {
+    layout.placement_dir(placement).join(RECORD).is_file()
+}
+
+/// Where the process of `placement` works now: the working directory of the recorded
+/// process as the kernel knows it (its spec may name another than the placement
+/// directory, and the agent keeps no spec here), else the placement directory.
+pub(crate) fn working_dir(layout: &Layout, placement: &str) -> PathBuf {
+    let dir = layout.placement_dir(placement);
+    read_json::<Record>(&dir.join(RECORD))
+        // The pid must still be the recorded process, not a reuse of its number.
+        .filter(|r| proc_stat(r.pid).is_some_and(|(_, ticks)| ticks == r.start_ticks))
+        .and_then(|r| std::fs::read_link(format!("/proc/{}/cwd", r.pid)).ok())
+        .unwrap_or(dir)
+}
+
 /// State and start time of process `pid`, from `/proc/<pid>/stat`. The command name (field
 /// 2) may hold spaces and parentheses, so fields are counted after its last `)`.
 pub(crate) fn proc_stat(pid: u32) -> Option<(char, u64)> {

@@ -3,6 +3,7 @@
 
 mod podman;
 mod process;
+mod streams;
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};

@@ -118,10 +118,25 @@ where
         Err(e) => Err(e),
     };
     match target {
-        Ok(mut target) => {
-            let mut client = tokio::io::join(data.reader, data.writer);
-            // Ends on EOF both ways, or when the client resets the data stream.
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut target).await;
+        Ok(target) => {
+            let (mut from_client, mut to_client) = (data.reader, data.writer);
+            let (mut from_target, mut to_target) = tokio::io::split(target);
+            // kubectl's end may stay open after the target is done (it waits for this side to
+            // end the streams), so the forwarding ends with the target's output, as the
+            // kubelet's does; the client's EOF only half-closes the target.
+            let upstream = async {
+                let _ = tokio::io::copy(&mut from_client, &mut to_target).await;
+                let _ = to_target.shutdown().await;
+                std::future::pending::<()>().await
+            };
+            let downstream = async {
+                let _ = tokio::io::copy(&mut from_target, &mut to_client).await;
+                let _ = to_client.shutdown().await;
+            };
+            tokio::select! {
+                () = downstream => {}
+                () = upstream => {}
+            }
         }
         Err(message) => {
             let _ = error_writer.write_all(message.as_bytes()).await;

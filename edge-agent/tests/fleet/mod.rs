@@ -279,6 +279,10 @@ fn workloads_on_three_devices() {
         0
     );
 
+    // Reached through the hub with stock kubectl: logs, exec and port-forward, by old
+    // (SPDY) and new (WebSocket) kubectl alike, and by device name through the plugin.
+    reach_instances(&tenant);
+
     // A process on the device without a container runtime; a container workload for it
     // says why it cannot go there.
     faros_ok(
@@ -442,4 +446,157 @@ fn workloads_on_three_devices() {
     eventually("web's placements gone", Duration::from_secs(30), || {
         placements(&tenant, "web").is_empty()
     });
+}
+
+/// `kubectl logs`, `exec` and `port-forward` on the instances of a workload on dev1.
+fn reach_instances(tenant: &Path) {
+    faros_ok(
+        tenant,
+        &[
+            "deploy",
+            "talker",
+            "--image",
+            "localhost/demo:1",
+            "--selector",
+            "site=north",
+            "--replicas",
+            "1",
+            "--port",
+            ":8080",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo started; /bin/httpd -p 8080 -h /www; while true; do echo tick; sleep 1; done",
+        ],
+    );
+    eventually("talker running", Duration::from_secs(60), || {
+        placements(tenant, "talker").first().is_some_and(|(_, p)| running(p))
+    });
+    let (agent, placement) = placements(tenant, "talker").remove(0);
+    let pod = placement["metadata"]["name"].as_str().unwrap().to_string();
+    eventually("talker ticking", Duration::from_secs(30), || {
+        let out = kubectl(tenant, &["logs", &pod, "--tail", "1"]);
+        String::from_utf8_lossy(&out.stdout).contains("tick")
+    });
+    for version in ["1.27", "1.32"] {
+        let run = |args: &[&str], stdin: Option<&str>| super::kubectl_v(version, tenant, args, stdin);
+        let head = run(&["logs", &pod, "--limit-bytes", "8"], None);
+        assert_eq!(
+            String::from_utf8_lossy(&head.stdout),
+            "started\n",
+            "{version}: {}",
+            String::from_utf8_lossy(&head.stderr)
+        );
+        // Exit codes and separate streams.
+        let out = run(
+            &["exec", &pod, "--", "sh", "-c", "echo out; echo err >&2; exit 3"],
+            None,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{version}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("err"), "{version}");
+        // stdin, to its end.
+        let out = run(&["exec", "-i", &pod, "--", "cat"], Some("typed\n"));
+        assert!(
+            out.status.success(),
+            "{version}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "typed\n");
+        // A local port forwarded to the container's.
+        let served = port_forward(version, tenant, &pod, 8080);
+        assert_eq!(served.as_deref(), Some("one"), "{version}");
+    }
+    // Following: lines written after the request arrive as they are written.
+    {
+        use std::io::BufRead as _;
+        let mut follow = std::process::Command::new(faros_testkit::kubectl::binary("1.32").unwrap())
+            .args(["logs", "-f", &pod, "--tail", "0"])
+            .env("KUBECONFIG", tenant)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+        let new_ticks = (0..2)
+            .filter_map(|_| lines.next()?.ok())
+            .filter(|l| l == "tick")
+            .count();
+        let _ = follow.kill();
+        let _ = follow.wait();
+        assert_eq!(new_ticks, 2, "logs -f sees new lines");
+    }
+    // By device: the plugin finds the instance and hands over to kubectl.
+    let kubectl_path = faros_testkit::kubectl::binary("1.32").unwrap();
+    let plugin = |args: &[&str]| {
+        std::process::Command::new(faros_testkit::workspace_binary("kubectl-faros"))
+            .args(args)
+            .env("KUBECONFIG", tenant)
+            .env("KUBECTL_PLUGINS_CALLER", &kubectl_path)
+            .output()
+            .unwrap()
+    };
+    let out = plugin(&["exec", &agent, "talker", "--", "echo", "via-plugin"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "via-plugin\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = plugin(&["logs", &agent, "talker", "--limit-bytes", "8"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "started\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = plugin(&["logs", &agent, "nothing-here"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not run there"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kubectl_ok(tenant, &["delete", "workload", "talker"]);
+}
+
+/// Runs `kubectl port-forward POD :PORT`, fetches `/` through the local port it picked,
+/// and stops it.
+fn port_forward(version: &str, tenant: &Path, pod: &str, port: u16) -> Option<String> {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let mut child = std::process::Command::new(faros_testkit::kubectl::binary(version).unwrap())
+        .args(["port-forward", pod, &format!(":{port}")])
+        .env("KUBECONFIG", tenant)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let result = (|| {
+        // "Forwarding from 127.0.0.1:43127 -> 8080"
+        let local = lines.next()?.ok()?.split_whitespace().nth(2)?.to_string();
+        let mut stream = std::net::TcpStream::connect(&local).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut response = String::new();
+        // To the end: the device closing its side must close kubectl's local connection.
+        stream.read_to_string(&mut response).ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        head.lines().next()?.contains(" 200 ").then(|| body.trim().to_string())
+    })();
+    let _ = child.kill();
+    if result.is_none() {
+        let mut err = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        eprintln!("kubectl {version} port-forward: {err}");
+    }
+    let _ = child.wait();
+    result
 }

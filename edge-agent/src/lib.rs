@@ -65,6 +65,10 @@ struct Cli {
     /// device's workloads publish: ports and ranges (`8080,9000-9010`), or `*` for any.
     #[arg(long, env = "FAROS_AGENT_ALLOW_PORTS", value_delimiter = ',', value_name = "PORTS")]
     allow_ports: Vec<String>,
+    /// Where `kubectl exec` may run commands: `containers` (the default), `all` (also on the
+    /// device itself, for process workloads) or `none`.
+    #[arg(long, env = "FAROS_AGENT_ALLOW_EXEC", value_enum, default_value_t = tunnel::ExecPolicy::Containers)]
+    allow_exec: tunnel::ExecPolicy,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -332,6 +336,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
     let (reconciler, summary) = Reconciler::new(opts, runtimes, board.clone());
     let tunnel_handler = tunnel::Handler {
         ports,
+        exec: cli.allow_exec,
         state_dir: state_dir.clone(),
         board: board.clone(),
         summary: summary.clone(),

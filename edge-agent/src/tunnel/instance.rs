@@ -28,7 +28,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::serve::{Handler, TunnelBody, refused};
+use super::serve::{ExecPolicy, Handler, TunnelBody, refused};
 use crate::workloads::logs::{self, LogOptions, LogSource};
 use crate::workloads::podman::container_name;
 use crate::workloads::process;
@@ -138,6 +138,23 @@ impl Handler {
             Ok(runs) => runs,
             Err(Refusal(code, message)) => return refused(code, message),
         };
+        let allowed = match (self.exec, &runs) {
+            (ExecPolicy::All, _) | (ExecPolicy::Containers, Runs::Podman(_)) => true,
+            (ExecPolicy::None, _) | (ExecPolicy::Containers, Runs::Process) => false,
+        };
+        if !allowed {
+            let what = match runs {
+                Runs::Podman(_) => "commands in containers",
+                Runs::Process => "commands on the device itself (a process workload has no container)",
+            };
+            return refused(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this device does not allow {what}: see the agent's --allow-exec ({:?})",
+                    self.exec
+                ),
+            );
+        }
         let opts = match ExecOptions::parse(request.uri().query().unwrap_or_default()) {
             Ok(opts) => opts,
             Err(message) => return refused(StatusCode::BAD_REQUEST, message),

@@ -23,7 +23,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use crate::backoff::{Backoff, spread};
-pub use serve::{Handler, PortPolicy};
+pub use serve::{ExecPolicy, Handler, PortPolicy};
 
 /// How long connecting, TLS and the upgrade may take together.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(15);

@@ -28,6 +28,19 @@ pub(crate) type TunnelBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + S
 /// How long connecting to a device-local port may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Where `kubectl exec` may run a command, beyond the hub's authorization of `pods/exec`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecPolicy {
+    /// Nowhere: the device refuses every exec.
+    None,
+    /// In containers only (the default): a process workload has no container, and a
+    /// command for it would run on the device itself.
+    #[default]
+    Containers,
+    /// In containers, and on the device itself for process workloads.
+    All,
+}
+
 /// Which device-local ports `agents/<name>/proxy` may reach.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PortPolicy {
@@ -73,6 +86,8 @@ impl PortPolicy {
 #[derive(Clone)]
 pub struct Handler {
     pub ports: PortPolicy,
+    /// Where `kubectl exec` may run commands (`--allow-exec`).
+    pub exec: ExecPolicy,
     pub state_dir: PathBuf,
     /// The placements this agent runs, with the runtime of each.
     pub board: StatusBoard,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use edge_agent::tunnel::{Handler, PortPolicy};
+use edge_agent::tunnel::{ExecPolicy, Handler, PortPolicy};
 use edge_agent::workloads::Assignment;
 use edge_agent::workloads::Layout;
 use edge_agent::workloads::podman::PodmanConfig;
@@ -33,8 +33,18 @@ struct Hub {
 
 impl Hub {
     async fn connect(agent: &Agent, state: &Path, podman_env: &[(std::ffi::OsString, std::ffi::OsString)]) -> Hub {
+        Hub::connect_with(agent, state, podman_env, ExecPolicy::All).await
+    }
+
+    async fn connect_with(
+        agent: &Agent,
+        state: &Path,
+        podman_env: &[(std::ffi::OsString, std::ffi::OsString)],
+        exec: ExecPolicy,
+    ) -> Hub {
         let handler = Handler {
             ports: PortPolicy::Listed(Default::default()),
+            exec,
             state_dir: state.to_path_buf(),
             board: agent.board.clone(),
             summary: agent.summary.clone(),
@@ -223,6 +233,16 @@ async fn a_process_placement_answers_log_exec_and_port_forward() {
         .await;
     agent.wait_for(name, "the process running", running).await;
     let dir = Layout::new(&state.0).placement_dir(name);
+    // By default a device runs commands in containers only: a process has none, so a
+    // command for it would run on the device itself.
+    let careful = Hub::connect_with(&agent, &state.0, &[], ExecPolicy::Containers).await;
+    let query = "command=true&stdout=true";
+    let (tx, response) = careful
+        .open("POST", &faros_tunnel::exec_path(name, "process", Some(query)))
+        .await;
+    drop(tx);
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().contains_key(faros_tunnel::REFUSED_HEADER));
     let hub = Hub::connect(&agent, &state.0, &[]).await;
 
     // Log: the tail, then following sees what is written after the request.

@@ -50,11 +50,17 @@ impl Hub {
             args_env: HUB_ARGS_ENV,
         };
         // The hub's log (RUST_LOG from HUB_LOG) is kept beside its data for post-mortems.
+        let audit = dir.join("audit.log");
         let hub = faros_testkit::Hub::start_in(
             launcher,
             dir.join("hub"),
             true,
-            &["--agent-monitor-grace-period", GRACE],
+            &[
+                "--agent-monitor-grace-period",
+                GRACE,
+                "--audit-log-path",
+                audit.to_str().unwrap(),
+            ],
             Some(dir.join("hub.log")),
         );
         Hub { dir, hub }

@@ -281,7 +281,7 @@ fn workloads_on_three_devices() {
 
     // Reached through the hub with stock kubectl: logs, exec and port-forward, by old
     // (SPDY) and new (WebSocket) kubectl alike, and by device name through the plugin.
-    reach_instances(&tenant);
+    reach_instances(&tenant, &hub.dir.join("audit.log"));
 
     // A process on the device without a container runtime; a container workload for it
     // says why it cannot go there.
@@ -449,7 +449,7 @@ fn workloads_on_three_devices() {
 }
 
 /// `kubectl logs`, `exec` and `port-forward` on the instances of a workload on dev1.
-fn reach_instances(tenant: &Path) {
+fn reach_instances(tenant: &Path, audit: &Path) {
     faros_ok(
         tenant,
         &[
@@ -563,6 +563,30 @@ fn reach_instances(tenant: &Path) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Each session is in the audit log when it ends: who, which device, what command, how
+    // long and how many bytes; never what was typed or printed.
+    eventually("exec sessions audited", Duration::from_secs(10), || {
+        let log = std::fs::read_to_string(audit).unwrap_or_default();
+        let sessions: Vec<Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["stage"] == "SessionEnded")
+            .collect();
+        let cat = sessions
+            .iter()
+            .find(|s| s["subresource"] == "exec" && s["command"] == serde_json::json!(["cat"]));
+        let forwarded = sessions
+            .iter()
+            .any(|s| s["subresource"] == "portforward" && s["command"] == serde_json::json!(["port 8080"]));
+        !log.contains("typed")
+            && forwarded
+            && cat.is_some_and(|s| {
+                s["bytesIn"] == 6
+                    && s["bytesOut"] == 6
+                    && s["outcome"] == "exit code 0"
+                    && s["device"] == format!("default/{agent}")
+            })
+    });
     kubectl_ok(tenant, &["delete", "workload", "talker"]);
 }
 

@@ -249,7 +249,7 @@ async fn route(
     if let (ClusterScope::One(one), store::Scope::Direct) = (&cluster, &scope)
         && pod_streams::serves(&kind, resource.subresource.as_deref())
     {
-        return pod_streams::serve(&hub, one, &kind, &resource, parts).await;
+        return pod_streams::serve(&hub, one, &kind, &resource, parts, record.clone()).await;
     }
     if let Some(sub) = resource.subresource.as_deref()
         && !kind.serves_subresource(sub, resource.verb.as_str())

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::Hub;
 use super::request::ResourceRequest;
+use crate::auth::audit::{Record, Session};
 use crate::registry::ResourceKind;
 use crate::tenancy::LogicalClusterRef;
 use crate::tunnel::{AgentKey, DEFAULT_REQUEST_TIMEOUT};
@@ -50,6 +51,7 @@ pub(super) async fn serve(
     kind: &ResourceKind,
     req: &ResourceRequest,
     parts: http::request::Parts,
+    record: Record,
 ) -> ApiResult<Response> {
     let (Some(namespace), Some(name)) = (req.namespace.as_deref(), req.name.as_deref()) else {
         return Err(ApiError::no_such_resource());
@@ -65,11 +67,11 @@ pub(super) async fn serve(
     let instance = Instance::of(&pod, cluster, namespace, name)?;
     match req.subresource.as_deref() {
         Some(LOG) => log(hub, &instance, &parts).await,
-        Some(EXEC) => exec(hub, instance, parts).await,
+        Some(EXEC) => exec(hub, instance, parts, record).await,
         Some(ATTACH) => Err(ApiError::bad_request(
             "attach is not supported for workload instances: use kubectl exec, or kubectl logs -f for the output",
         )),
-        Some(PORTFORWARD) => port_forward(hub, instance, parts),
+        Some(PORTFORWARD) => port_forward(hub, instance, parts, record),
         _ => Err(ApiError::no_such_resource()),
     }
 }
@@ -180,7 +182,7 @@ async fn log(hub: &Arc<Hub>, instance: &Instance, parts: &http::request::Parts) 
     Ok(out)
 }
 
-async fn exec(hub: &Arc<Hub>, instance: Instance, parts: http::request::Parts) -> ApiResult<Response> {
+async fn exec(hub: &Arc<Hub>, instance: Instance, parts: http::request::Parts, record: Record) -> ApiResult<Response> {
     if matches!(instance.phase.as_str(), "Succeeded" | "Failed") {
         return Err(ApiError::bad_request(format!(
             "cannot exec into a container in a completed pod; current phase is {}",
@@ -211,19 +213,40 @@ async fn exec(hub: &Arc<Hub>, instance: Instance, parts: http::request::Parts) -
         .await?;
     let response = super::device::accepted(&instance.agent, response).await?;
     let switching = upgrade.response();
+    let hub = hub.clone();
     tokio::spawn(async move {
+        let started = std::time::Instant::now();
         let Ok(io) = on_upgrade.await else { return };
         let Ok(session) = upgrade.accept(TokioIo::new(io), &options).await else {
             return;
         };
-        relay_exec(session, tx, response.into_body()).await;
+        let (bytes_in, bytes_out, outcome) = relay_exec(session, tx, response.into_body()).await;
+        if let Some(audit) = &hub.audit {
+            let session = Session {
+                device: format!("{}/{}", instance.agent.namespace, instance.agent.name),
+                command: options.command.clone(),
+                started,
+                bytes_in,
+                bytes_out,
+                outcome,
+            };
+            audit.session(&record, &session);
+        }
     });
     Ok(switching.map(|()| Body::empty()))
 }
 
 /// Copies kubectl's stdin and resizes to the device as frames, and the device's frames to
-/// kubectl, until the command ends or either side goes away.
-async fn relay_exec(mut session: ExecSession, tx: mpsc::Sender<Bytes>, mut from_device: hyper::body::Incoming) {
+/// kubectl, until the command ends or either side goes away. Returns the bytes of stdin and
+/// of output relayed, and how it ended, for the audit log.
+async fn relay_exec(
+    mut session: ExecSession,
+    tx: mpsc::Sender<Bytes>,
+    mut from_device: hyper::body::Incoming,
+) -> (u64, u64, String) {
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = sent.clone();
+    let mut received = 0u64;
     let stdin = session.take_stdin();
     let mut stdout = session.take_stdout();
     let mut stderr = session.take_stderr();
@@ -238,6 +261,7 @@ async fn relay_exec(mut session: ExecSession, tx: mpsc::Sender<Bytes>, mut from_
                     match stdin.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
+                            counted.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                             if tx.send(frames::encode(frames::STDIN, &buf[..n])).await.is_err() {
                                 return;
                             }
@@ -276,11 +300,13 @@ async fn relay_exec(mut session: ExecSession, tx: mpsc::Sender<Bytes>, mut from_
             loop {
                 match decoder.next_frame() {
                     Ok(Some((frames::STDOUT, bytes))) => {
+                        received += bytes.len() as u64;
                         if let Some(out) = stdout.as_mut() {
                             let _ = out.write_all(&bytes).await;
                         }
                     }
                     Ok(Some((frames::STDERR, bytes))) => {
+                        received += bytes.len() as u64;
                         if let Some(err) = stderr.as_mut() {
                             let _ = err.write_all(&bytes).await;
                         }
@@ -295,10 +321,18 @@ async fn relay_exec(mut session: ExecSession, tx: mpsc::Sender<Bytes>, mut from_
         ExecOutcome::Failed("the agent ended the command without an exit status".into())
     };
     let outcome = tokio::select! {
-        outcome = from_device => outcome,
-        () = to_device => return,
-        () = resizing => return,
-        () = disconnected => return,
+        outcome = from_device => Some(outcome),
+        () = to_device => None,
+        () = resizing => None,
+        () = disconnected => None,
+    };
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    let Some(outcome) = outcome else {
+        return (sent, received, "the client went away".into());
+    };
+    let described = match &outcome {
+        ExecOutcome::Exited(code) => format!("exit code {code}"),
+        ExecOutcome::Failed(why) => why.clone(),
     };
     // The outputs end before the status, as kubectl expects.
     for out in [stdout.as_mut(), stderr.as_mut()].into_iter().flatten() {
@@ -306,6 +340,7 @@ async fn relay_exec(mut session: ExecSession, tx: mpsc::Sender<Bytes>, mut from_
     }
     drop((stdout, stderr));
     let _ = session.finish(outcome).await;
+    (sent, received, described)
 }
 
 fn exit_outcome(bytes: &[u8]) -> ExecOutcome {
@@ -317,7 +352,12 @@ fn exit_outcome(bytes: &[u8]) -> ExecOutcome {
     }
 }
 
-fn port_forward(hub: &Arc<Hub>, instance: Instance, parts: http::request::Parts) -> ApiResult<Response> {
+fn port_forward(
+    hub: &Arc<Hub>,
+    instance: Instance,
+    parts: http::request::Parts,
+    record: Record,
+) -> ApiResult<Response> {
     if instance.phase != "Running" {
         return Err(ApiError::bad_request(format!(
             "unable to forward ports to pod {}: it is not running (phase {})",
@@ -333,20 +373,29 @@ fn port_forward(hub: &Arc<Hub>, instance: Instance, parts: http::request::Parts)
     let switching = upgrade.response();
     let hub = hub.clone();
     let instance = Arc::new(instance);
+    let record = Arc::new(record);
     tokio::spawn(async move {
         let Ok(io) = on_upgrade.await else { return };
         let connect = move |port: u16| {
             let hub = hub.clone();
             let instance = instance.clone();
-            async move { forward(&hub, &instance, port).await }
+            let record = record.clone();
+            async move { forward(hub, instance, record, port).await }
         };
         upgrade.serve(TokioIo::new(io), connect).await;
     });
     Ok(switching.map(|()| Body::empty()))
 }
 
-/// One forwarded connection: a byte pipe to `port` of the instance, through the tunnel.
-async fn forward(hub: &Hub, instance: &Instance, port: u16) -> Result<tokio::io::DuplexStream, String> {
+/// One forwarded connection: a byte pipe to `port` of the instance, through the tunnel,
+/// recorded in the audit log when the instance's side ends.
+async fn forward(
+    hub: Arc<Hub>,
+    instance: Arc<Instance>,
+    record: Arc<Record>,
+    port: u16,
+) -> Result<tokio::io::DuplexStream, String> {
+    let started = std::time::Instant::now();
     let refused = |cause: String| {
         format!(
             "error forwarding port {port} to pod {}, uid {}: {cause}",
@@ -366,12 +415,15 @@ async fn forward(hub: &Hub, instance: &Instance, port: u16) -> Result<tokio::io:
         .map_err(|e| refused(e.to_string()))?;
     let (local, remote) = tokio::io::duplex(frames::MAX_PAYLOAD);
     let (mut read_half, mut write_half) = tokio::io::split(remote);
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = sent.clone();
     tokio::spawn(async move {
         let mut buf = vec![0u8; frames::MAX_PAYLOAD];
         loop {
             match read_half.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
+                    counted.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
                         return;
                     }
@@ -381,14 +433,27 @@ async fn forward(hub: &Hub, instance: &Instance, port: u16) -> Result<tokio::io:
     });
     tokio::spawn(async move {
         let mut body = response.into_body();
+        let mut received = 0u64;
         while let Some(Ok(frame)) = body.frame().await {
-            if let Ok(data) = frame.into_data()
-                && write_half.write_all(&data).await.is_err()
-            {
-                return;
+            if let Ok(data) = frame.into_data() {
+                received += data.len() as u64;
+                if write_half.write_all(&data).await.is_err() {
+                    break;
+                }
             }
         }
         let _ = write_half.shutdown().await;
+        if let Some(audit) = &hub.audit {
+            let session = Session {
+                device: format!("{}/{}", instance.agent.namespace, instance.agent.name),
+                command: vec![format!("port {port}")],
+                started,
+                bytes_in: sent.load(std::sync::atomic::Ordering::Relaxed),
+                bytes_out: received,
+                outcome: "closed".into(),
+            };
+            audit.session(&record, &session);
+        }
     });
     Ok(local)
 }

@@ -80,6 +80,22 @@ impl Record {
     }
 }
 
+/// What a streaming session (exec, port-forward) did, recorded when it ends: where it ran,
+/// the command, how long it lasted and how many bytes went each way; never the bytes.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `<namespace>/<agent>`: the device the session reached.
+    pub device: String,
+    pub command: Vec<String>,
+    pub started: Instant,
+    /// From the client towards the device.
+    pub bytes_in: u64,
+    /// From the device back to the client.
+    pub bytes_out: u64,
+    /// How it ended: an exit code, or what went wrong.
+    pub outcome: String,
+}
+
 /// The sending side of the audit log.
 pub struct AuditLog {
     tx: mpsc::Sender<Vec<u8>>,
@@ -133,7 +149,26 @@ impl AuditLog {
 
     /// Queues one line; never blocks.
     pub fn log(&self, record: &Record, code: u16, started: Instant) {
-        let mut line = serde_json::to_vec(&record.to_json(code, started.elapsed())).unwrap_or_default();
+        self.queue(&record.to_json(code, started.elapsed()));
+    }
+
+    /// Queues the line of a streaming session that ended (the request's own line, with its
+    /// 101, was written when the session began).
+    pub fn session(&self, record: &Record, session: &Session) {
+        let mut line = record.to_json(101, session.started.elapsed());
+        line["stage"] = "SessionEnded".into();
+        line["device"] = session.device.clone().into();
+        if !session.command.is_empty() {
+            line["command"] = session.command.clone().into();
+        }
+        line["bytesIn"] = session.bytes_in.into();
+        line["bytesOut"] = session.bytes_out.into();
+        line["outcome"] = session.outcome.clone().into();
+        self.queue(&line);
+    }
+
+    fn queue(&self, value: &Value) {
+        let mut line = serde_json::to_vec(value).unwrap_or_default();
         line.push(b'\n');
         if self.tx.try_send(line).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);

@@ -2,6 +2,8 @@
 //! podman, each its own container store, one with only the process runtime), the real hub
 //! with its scheduler, stock kubectl and the `kubectl faros` plugin.
 
+mod faults;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;

@@ -153,6 +153,9 @@ enum Command {
         /// Heartbeat interval of the agents created.
         #[arg(long)]
         heartbeat_interval_seconds: Option<i64>,
+        /// Each agent also keeps its tunnel to the hub open, as a real device does.
+        #[arg(long)]
+        tunnels: bool,
     },
 }
 
@@ -253,6 +256,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         count,
         prefix,
         heartbeat_interval_seconds,
+        tunnels,
     }) = cli.command
     {
         let client = Client::try_from(bootstrap.config.clone())?;
@@ -264,6 +268,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             capacity: cli.workloads.capacity(),
             reserved: cli.workloads.reserved(),
             status_writes_per_second: cli.workloads.status_writes_per_second,
+            tunnels: tunnels.then(|| bootstrap.config.clone()),
         };
         return simulate::run(client, opts, shutdown).await;
     }

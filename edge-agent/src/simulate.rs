@@ -38,6 +38,9 @@ pub struct Options {
     pub reserved: Resources,
     /// Placement status writes per second of each simulated device.
     pub status_writes_per_second: f64,
+    /// Each simulated device also keeps a tunnel to the hub, dialled with this configuration
+    /// (`--tunnels`): what idle sessions cost the hub is then measured, not guessed.
+    pub tunnels: Option<kube::Config>,
 }
 
 pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -58,6 +61,16 @@ pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>)
         let (assignments, assigned) = mpsc::channel(16);
         placement_senders.insert(name.clone(), assignments);
         let workloads = start_reconciler(&opts.namespace, &name, board.clone(), assigned, shutdown.clone()).await;
+        if let Some(config) = &opts.tunnels {
+            let dialer = crate::tunnel::Dialer::new(config.clone(), &opts.namespace, &name)?;
+            let handler = simulated_handler(&opts.namespace, &name, board.clone(), workloads.1.clone());
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                // Spread the dials as the heartbeats are spread.
+                tokio::time::sleep(spread(Duration::from_secs(5))).await;
+                crate::tunnel::run(dialer, handler, shutdown).await;
+            });
+        }
         let ctx = AgentContext {
             client: client.clone(),
             namespace: opts.namespace.clone(),
@@ -100,6 +113,35 @@ pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>)
         let _ = task.await;
     }
     Ok(())
+}
+
+/// What a simulated device answers on its tunnel: its live state and summary; it runs no
+/// commands and opens no ports.
+fn simulated_handler(
+    namespace: &str,
+    name: &str,
+    board: StatusBoard,
+    summary: watch::Receiver<crate::workloads::WorkloadSummary>,
+) -> crate::tunnel::Handler {
+    let agent = AgentRef {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    };
+    crate::tunnel::Handler {
+        ports: crate::tunnel::PortPolicy::Listed(Default::default()),
+        exec: crate::tunnel::ExecPolicy::None,
+        state_dir: "/nonexistent".into(),
+        board,
+        summary,
+        podman: crate::workloads::podman::PodmanConfig {
+            binary: "podman".into(),
+            env: Vec::new(),
+            agent,
+            stop_grace: Duration::from_secs(1),
+            poll_interval: Duration::from_secs(60),
+        },
+        layout: Layout::new(Path::new("/nonexistent")),
+    }
 }
 
 /// The placement reconciler of one simulated agent, over fake runtimes that claim both

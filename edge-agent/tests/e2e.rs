@@ -292,6 +292,16 @@ impl AgentProcess {
     }
 }
 
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for AgentProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -761,23 +771,26 @@ fn agent_lifecycle_with_an_admin_kubeconfig() {
     kill_restart_stop(&hub.dir, &tenant, &tenant, "edge-1", &state, &mut agent);
 
     // The simulator: N agents through the same code, one process.
-    let mut sim = Command::new(AGENT)
-        .args([
-            "simulate",
-            "--count",
-            "20",
-            "--prefix",
-            "sim-",
-            "--heartbeat-interval-seconds",
-            "2",
-        ])
-        .env("KUBECONFIG", &tenant)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut sim = KillOnDrop(
+        Command::new(AGENT)
+            .args([
+                "simulate",
+                "--count",
+                "20",
+                "--prefix",
+                "sim-",
+                "--heartbeat-interval-seconds",
+                "2",
+                "--tunnels",
+            ])
+            .env("KUBECONFIG", &tenant)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
     eventually("20 simulated agents Ready", Duration::from_secs(60), || {
         let list = get_json(&tenant, &["agents", "-l", "edge.faros.sh/simulated=true"]);
         let items = list["items"].as_array().cloned().unwrap_or_default();
@@ -814,10 +827,33 @@ fn agent_lifecycle_with_an_admin_kubeconfig() {
         let status = get_json(&tenant, &["agent", "sim-3"])["status"].clone();
         status["workloadCount"] == 1 && status["allocated"]["cpu"] == "100m"
     });
-    signal(&sim, "TERM");
+    // With --tunnels each simulated device keeps a real session: connected, and answering.
+    eventually("20 simulated tunnels", Duration::from_secs(60), || {
+        let list = get_json(&tenant, &["agents", "-l", "edge.faros.sh/simulated=true"]);
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        items
+            .iter()
+            .filter(|a| {
+                a["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["type"] == "Connected" && c["status"] == "True"))
+            })
+            .count()
+            == 20
+    });
+    let live = kubectl_ok(
+        &tenant,
+        &[
+            "get",
+            "--raw",
+            "/clusters/root:plain/apis/edge.faros.sh/v1alpha1/namespaces/default/agents/sim-3/live",
+        ],
+    );
+    assert!(live.contains("web-sim-3"), "{live}");
+    signal(&sim.0, "TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = sim.try_wait().unwrap() {
+        if let Some(status) = sim.0.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "the simulator did not stop");

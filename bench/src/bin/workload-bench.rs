@@ -46,6 +46,9 @@ struct Args {
     /// Runs of each per-device view timing.
     #[arg(long, default_value_t = 20)]
     view_runs: usize,
+    /// Each simulated agent also keeps its tunnel to the hub open (`simulate --tunnels`).
+    #[arg(long)]
+    tunnels: bool,
     /// Extra hub flags, e.g. `--watch-cache-events=10000`.
     #[arg(long, allow_hyphen_values = true)]
     hub_arg: Vec<String>,
@@ -79,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
             "--heartbeat-interval-seconds",
             &args.heartbeat_interval_seconds.to_string(),
         ])
+        .args(args.tunnels.then_some("--tunnels"))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -99,6 +103,19 @@ async fn main() -> anyhow::Result<()> {
         args.agents,
         started.elapsed().as_secs_f64()
     );
+    if args.tunnels {
+        wait_for("every agent Connected", Duration::from_secs(1800), || async {
+            let list = agents.list(&ListParams::default()).await?;
+            let connected = list.items.iter().filter(|a| has_condition(a, "Connected")).count();
+            Ok(connected >= args.agents)
+        })
+        .await?;
+        println!(
+            "{} tunnels connected {:.1} s after the simulator started",
+            args.agents,
+            started.elapsed().as_secs_f64()
+        );
+    }
     // Steady state before the rollout, for comparison.
     tokio::time::sleep(Duration::from_secs(15)).await;
     let meter = CpuMeter::start(hub.pid);
@@ -241,10 +258,14 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn is_ready(agent: &Agent) -> bool {
+    has_condition(agent, "Ready")
+}
+
+fn has_condition(agent: &Agent, type_: &str) -> bool {
     agent
         .status
         .as_ref()
-        .and_then(|s| faros_api::conditions::find(&s.conditions, "Ready"))
+        .and_then(|s| faros_api::conditions::find(&s.conditions, type_))
         .is_some_and(|c| c.is_true())
 }
 

@@ -78,6 +78,12 @@ pub async fn delete_content(client: &Client, ns: &str) -> Result<Vec<String>, ku
             if caps.scope != Scope::Namespaced || !caps.supports_operation(verbs::LIST) {
                 continue;
             }
+            // What cannot be created is not content of its own but a view of other objects
+            // (the Pods shown for Placements): deleting it would only act on those, which are
+            // deleted in their own right.
+            if !caps.supports_operation(verbs::CREATE) {
+                continue;
+            }
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
             let objects = api.list(&ListParams::default()).await?;
             if objects.items.is_empty() {

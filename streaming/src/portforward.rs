@@ -100,6 +100,10 @@ where
     session.close(Duration::ZERO).await;
 }
 
+/// How long a target may keep answering after the client's side of a forwarded connection
+/// ended.
+const CLIENT_GONE_GRACE: Duration = Duration::from_secs(10);
+
 /// Connects one forwarded connection and copies until both sides are done.
 async fn forward<C, Fut, D>(error: spdy::Stream, data: spdy::Stream, connect: Arc<C>)
 where
@@ -127,7 +131,9 @@ where
             let upstream = async {
                 let _ = tokio::io::copy(&mut from_client, &mut to_target).await;
                 let _ = to_target.shutdown().await;
-                std::future::pending::<()>().await
+                // The client is done; a target that neither answers nor closes must not hold
+                // the connection (and what carries it) for ever.
+                tokio::time::sleep(CLIENT_GONE_GRACE).await;
             };
             let downstream = async {
                 let _ = tokio::io::copy(&mut from_target, &mut to_client).await;

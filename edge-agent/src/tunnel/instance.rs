@@ -227,6 +227,17 @@ impl Handler {
             Err(Refusal(code, message)) => return refused(code, message),
         };
         let address = match runs {
+            // A process listens on the device itself: only the ports workloads publish, or
+            // that `--allow-ports` opens, may be reached, as through the proxy; anything else
+            // on the device's loopback is not the pod's to offer.
+            Runs::Process if !self.allows(port) => {
+                return refused(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "port {port} is neither published by a workload on this device nor in the agent's --allow-ports"
+                    ),
+                );
+            }
             Runs::Process => format!("127.0.0.1:{port}"),
             Runs::Podman(status) => match self.container_address(placement, &status, port).await {
                 Ok(address) => address,

@@ -144,7 +144,7 @@ impl Handler {
         response
     }
 
-    fn allows(&self, port: u16) -> bool {
+    pub(super) fn allows(&self, port: u16) -> bool {
         match &self.ports {
             PortPolicy::Any => true,
             PortPolicy::Listed(ports) => ports.contains(&port) || self.board.endpoint_ports().contains(&port),

@@ -160,9 +160,15 @@ pub fn open(source: LogSource<'_>, opts: &LogOptions) -> Result<mpsc::Receiver<B
             tokio::spawn(async move {
                 // The container's stdout and stderr come out of podman's; both are the log.
                 let budget = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(limit.unwrap_or(u64::MAX)));
+                let reader_gone = tx.clone();
                 let a = pump(stdout, tx.clone(), budget.clone());
                 let b = pump(stderr, tx, budget);
-                tokio::join!(a, b);
+                // A quiet followed container may never give the pumps a chance to notice the
+                // reader left: stop `podman logs` as soon as it has.
+                tokio::select! {
+                    _ = async { tokio::join!(a, b) } => {}
+                    () = reader_gone.closed() => {}
+                }
                 let _ = child.kill().await;
             });
         }

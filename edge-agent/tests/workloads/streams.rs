@@ -42,8 +42,18 @@ impl Hub {
         podman_env: &[(std::ffi::OsString, std::ffi::OsString)],
         exec: ExecPolicy,
     ) -> Hub {
+        Hub::connect_with_ports(agent, state, podman_env, exec, PortPolicy::Listed(Default::default())).await
+    }
+
+    async fn connect_with_ports(
+        agent: &Agent,
+        state: &Path,
+        podman_env: &[(std::ffi::OsString, std::ffi::OsString)],
+        exec: ExecPolicy,
+        ports: PortPolicy,
+    ) -> Hub {
         let handler = Handler {
-            ports: PortPolicy::Listed(Default::default()),
+            ports,
             exec,
             state_dir: state.to_path_buf(),
             board: agent.board.clone(),
@@ -375,16 +385,28 @@ async fn a_process_placement_answers_log_exec_and_port_forward() {
     .await;
     assert!(gone, "exec's command {pid} outlived its stream");
 
-    // Port-forward: 127.0.0.1 of the device; a closed port is refused with Go's words.
+    // Port-forward: 127.0.0.1 of the device, for ports the device lets be reached (published
+    // by a workload, or in --allow-ports); anything else on its loopback is refused; a closed
+    // port is refused with Go's words.
     let port = echo_server();
-    let (status, _, echoed) = forward(&hub, name, port, b"ping").await;
-    assert_eq!((status, echoed.as_str()), (StatusCode::OK, "ping"));
+    let (status, refused, _) = forward(&hub, name, port, b"ping").await;
+    assert_eq!((status, refused), (StatusCode::FORBIDDEN, true));
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let (status, refused, body) = forward(&hub, name, closed, b"").await;
+    let open = Hub::connect_with_ports(
+        &agent,
+        &state.0,
+        &[],
+        ExecPolicy::All,
+        PortPolicy::Listed([port, closed].into()),
+    )
+    .await;
+    let (status, _, echoed) = forward(&open, name, port, b"ping").await;
+    assert_eq!((status, echoed.as_str()), (StatusCode::OK, "ping"));
+    let (status, refused, body) = forward(&open, name, closed, b"").await;
     assert_eq!((status, refused), (StatusCode::SERVICE_UNAVAILABLE, true));
     assert_eq!(
         body,

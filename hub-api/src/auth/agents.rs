@@ -40,6 +40,17 @@ pub(crate) fn may_read(user: &User, group: &str, resource: &str, object: &serde_
     }
 }
 
+/// For an agent's get of a placement that does not exist: the same refusal as for another
+/// agent's, so that names cannot be probed (as Kubernetes' node authorizer answers).
+pub(crate) fn may_read_missing(user: &User, group: &str, resource: &str, name: &str) -> Result<(), ApiError> {
+    match agent_of(user) {
+        Some((_, agent)) if is_placement(group, resource) => {
+            may_touch(agent, &serde_json::json!({"metadata": {"name": name}}))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Refuses agent `agent` anything of a placement assigned to another agent.
 pub(crate) fn may_touch(agent: &str, placement: &serde_json::Value) -> Result<(), ApiError> {
     if placement["spec"]["agent"].as_str() == Some(agent) {

@@ -144,6 +144,8 @@ fn agents_read_and_report_on_their_own_placements_only() {
     for args in [
         vec!["get", "placement", "web-a1"],
         vec!["get", "placement", "web-a1", "--subresource=status"],
+        // Not even whether a name exists: a missing placement is refused alike.
+        vec!["get", "placement", "no-such-placement"],
         vec!["get", "placements", "-l", "edge.faros.sh/agent=a1"],
         vec!["get", "placements", "--field-selector", "metadata.name=web-a1"],
         vec!["get", "placements", "--field-selector", "spec.agent=a1"],
@@ -153,6 +155,9 @@ fn agents_read_and_report_on_their_own_placements_only() {
         assert!(!success && !stdout.contains("only-for-a1"), "{args:?}: {stdout}");
         assert!(!stderr.contains("only-for-a1"), "{args:?}: {stderr}");
     }
+
+    let (_, _, stderr) = kubectl(a2, &["get", "placement", "no-such-placement"], None);
+    assert!(stderr.contains("Forbidden") && !stderr.contains("NotFound"), "{stderr}");
 
     // Reports: a2's status write to a1's placement is refused, a1's goes through.
     let report = r#"{"status":{"phase":"Running","ready":true}}"#;

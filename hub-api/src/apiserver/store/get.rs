@@ -8,7 +8,11 @@ use faros_machinery::status::ApiResult;
 
 pub(super) fn get(ctx: &Ctx) -> ApiResult<Response> {
     let name = ctx.req.name.as_deref().unwrap_or_default();
-    let object = ctx.hub.cache.get(&ctx.key(name)?).ok_or_else(|| ctx.not_found(name))?;
+    let Some(object) = ctx.hub.cache.get(&ctx.key(name)?) else {
+        // An agent learns nothing of other agents' placements, not even which exist.
+        crate::auth::agents::may_read_missing(&ctx.user, &ctx.kind.group, &ctx.kind.resource, name)?;
+        return Err(ctx.not_found(name));
+    };
     crate::auth::agents::may_read(&ctx.user, &ctx.kind.group, &ctx.kind.resource, &object.value)?;
     Ok(ctx.with_status_code(StatusCode::OK, &object.value, &[]))
 }

@@ -14,6 +14,22 @@ pub const SA_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
 /// Annotation on a token Secret recording its ServiceAccount's uid.
 pub const SA_UID_ANNOTATION: &str = "kubernetes.io/service-account.uid";
 
+/// An object name as most kinds take it: a lowercase RFC 1123 DNS subdomain (at most 253
+/// characters; dot-separated labels of lowercase letters, digits and '-', alphanumeric at
+/// both ends).
+pub fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
 /// The current time as Kubernetes writes timestamps: RFC 3339, whole seconds.
 pub fn now_rfc3339() -> String {
     let now = jiff::Timestamp::now();

@@ -231,16 +231,7 @@ fn default_state_dir() -> PathBuf {
 
 /// Agent names are object names: lowercase DNS subdomains.
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        })
+    faros_api::meta::is_dns_subdomain(name)
 }
 
 async fn async_main(cli: Cli) -> anyhow::Result<()> {

@@ -309,6 +309,19 @@ impl Drop for AgentProcess {
     }
 }
 
+/// Workspace `root:tenant1` of type `faros` with a Registration `devices`: the tenant's
+/// admin kubeconfig and the registration kubeconfig devices join with.
+fn devices_workspace(hub: &Hub) -> (PathBuf, PathBuf) {
+    create_workspace(&hub.admin(), "tenant1", "faros");
+    let tenant = hub.workspace_kubeconfig("root:tenant1");
+    create(
+        &tenant,
+        "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: devices\n  namespace: default\nspec: {}\n",
+    );
+    let join = registration_kubeconfig(hub, &tenant, "devices");
+    (tenant, join)
+}
+
 fn create_workspace(admin: &Path, name: &str, type_name: &str) {
     create(
         admin,
@@ -924,14 +937,7 @@ fn offline_autonomy_with_a_real_hub() {
     let sandbox = faros_testkit::podman::Sandbox::new();
     sandbox.build_image("localhost/demo:1", "one");
     let mut hub = Hub::start();
-    let admin = hub.admin();
-    create_workspace(&admin, "tenant1", "faros");
-    let tenant = hub.workspace_kubeconfig("root:tenant1");
-    create(
-        &tenant,
-        "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: devices\n  namespace: default\nspec: {}\n",
-    );
-    let kubeconfig = registration_kubeconfig(&hub, &tenant, "devices");
+    let (tenant, kubeconfig) = devices_workspace(&hub);
     let state = hub.dir.join("state-dev1");
     let args = [
         "--poll-interval-ms",

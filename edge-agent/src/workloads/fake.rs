@@ -63,15 +63,7 @@ impl Runtime for Fake {
             },
             image: unit.image().unwrap_or_default().to_string(),
             image_id: String::new(),
-            ports: unit
-                .ports()
-                .iter()
-                .map(|p| PortBinding {
-                    container_port: p.container_port,
-                    host_port: p.host_port.unwrap_or(p.container_port),
-                    protocol: p.protocol,
-                })
-                .collect(),
+            ports: unit.ports().iter().map(PortBinding::declared).collect(),
             warning: None,
         };
         if let Ok(mut units) = self.units.lock() {

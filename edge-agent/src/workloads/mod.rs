@@ -117,16 +117,7 @@ impl Layout {
 /// Placement names become directory and container names: only DNS subdomains are accepted
 /// (the hub enforces that too; this keeps a malformed object from naming `..`).
 pub fn valid_placement_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        })
+    faros_api::meta::is_dns_subdomain(name)
 }
 
 /// RFC 3339 at whole seconds, as Kubernetes timestamps are.

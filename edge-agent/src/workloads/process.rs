@@ -136,15 +136,7 @@ impl Processes {
             state,
             image: record.path,
             image_id: String::new(),
-            ports: record
-                .ports
-                .iter()
-                .map(|p| PortBinding {
-                    container_port: p.container_port,
-                    host_port: p.host_port.unwrap_or(p.container_port),
-                    protocol: p.protocol,
-                })
-                .collect(),
+            ports: record.ports.iter().map(PortBinding::declared).collect(),
             warning: None,
         })
     }

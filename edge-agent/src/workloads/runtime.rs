@@ -223,6 +223,18 @@ pub struct PortBinding {
     pub protocol: faros_api::workloads::Protocol,
 }
 
+impl PortBinding {
+    /// A port as the template declares it, for runtimes that publish nothing themselves:
+    /// without a host port, the device port is the container's.
+    pub fn declared(port: &faros_api::workloads::ContainerPort) -> PortBinding {
+        PortBinding {
+            container_port: port.container_port,
+            host_port: port.host_port.unwrap_or(port.container_port),
+            protocol: port.protocol,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunState {
     /// Created, never started.

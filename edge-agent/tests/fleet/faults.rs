@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::{faros_ok, placements, running, start_device};
-use crate::{Hub, create, create_workspace, eventually, kubectl, kubectl_ok, registration_kubeconfig};
+use crate::{Hub, eventually, kubectl, kubectl_ok};
 
 fn kubectl_command(tenant: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(faros_testkit::kubectl::binary("1.32").unwrap());
@@ -33,14 +33,7 @@ fn connected(tenant: &Path, agent: &str) -> bool {
 #[test]
 fn instances_under_faults_and_load() {
     let mut hub = Hub::start();
-    let admin = hub.admin();
-    create_workspace(&admin, "tenant1", "faros");
-    let tenant = hub.workspace_kubeconfig("root:tenant1");
-    create(
-        &tenant,
-        "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: devices\n  namespace: default\nspec: {}\n",
-    );
-    let join = registration_kubeconfig(&hub, &tenant, "devices");
+    let (tenant, join) = crate::devices_workspace(&hub);
     // A device without containers that lets commands run on it.
     let _dev = start_device(&hub, &join, "dev1", false, &["--allow-exec", "all"]);
     eventually("dev1 connected", Duration::from_secs(60), || connected(&tenant, "dev1"));

@@ -11,10 +11,7 @@ use std::time::Duration;
 use faros_testkit::podman::Sandbox;
 use serde_json::Value;
 
-use super::{
-    AgentProcess, Hub, assert_reporting, create, create_workspace, eventually, get_json, kubectl, kubectl_ok,
-    registration_kubeconfig,
-};
+use super::{AgentProcess, Hub, assert_reporting, create, eventually, get_json, kubectl, kubectl_ok};
 
 /// `kubectl faros ARGS` with the tenant's kubeconfig.
 fn faros(tenant: &Path, args: &[&str]) -> Output {
@@ -119,14 +116,7 @@ fn start_device(hub: &Hub, kubeconfig: &Path, name: &'static str, podman: bool, 
 #[test]
 fn workloads_on_three_devices() {
     let hub = Hub::start();
-    let admin = hub.admin();
-    create_workspace(&admin, "tenant1", "faros");
-    let tenant = hub.workspace_kubeconfig("root:tenant1");
-    create(
-        &tenant,
-        "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: devices\n  namespace: default\nspec: {}\n",
-    );
-    let join = registration_kubeconfig(&hub, &tenant, "devices");
+    let (tenant, join) = super::devices_workspace(&hub);
     // dev1 has little memory for workloads, dev2 plenty; dev3 runs processes only.
     let dev1 = start_device(&hub, &join, "dev1", true, &["--capacity-memory", "1Gi"]);
     let dev2 = start_device(&hub, &join, "dev2", true, &["--capacity-memory", "8Gi"]);

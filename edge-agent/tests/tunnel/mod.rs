@@ -12,10 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{
-    AgentProcess, Hub, assert_reporting, create, create_workspace, eventually, get_json, kubectl, kubectl_ok,
-    registration_kubeconfig, wait_exists,
-};
+use super::{AgentProcess, Hub, assert_reporting, eventually, get_json, kubectl, kubectl_ok, wait_exists};
 
 const AGENTS: &str = "/clusters/root:tenant1/apis/edge.faros.sh/v1alpha1/namespaces/default/agents";
 
@@ -154,14 +151,7 @@ fn upgrade(
 #[test]
 fn device_tunnel_proxy_live_and_connected() {
     let mut hub = Hub::start();
-    let admin = hub.admin();
-    create_workspace(&admin, "tenant1", "faros");
-    let tenant = hub.workspace_kubeconfig("root:tenant1");
-    create(
-        &tenant,
-        "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: devices\n  namespace: default\nspec: {}\n",
-    );
-    let join = registration_kubeconfig(&hub, &tenant, "devices");
+    let (tenant, join) = crate::devices_workspace(&hub);
     let web = device_server();
     let closed = closed_port();
     let allow = format!("{web},{closed}");

@@ -206,19 +206,9 @@ fn classify(method: &Method, path: &str, query_watch: bool) -> ApiResult<Target>
         || (group.is_empty()
             && resource == "pods"
             && matches!(subresource.as_deref(), Some("exec" | "attach" | "portforward")));
-    if opens_session {
-        return Ok(Target::Resource(ResourceRequest {
-            verb: Verb::Create,
-            group: group.to_string(),
-            version: version.to_string(),
-            resource: resource.to_string(),
-            namespace,
-            name,
-            subresource,
-        }));
-    }
     let watch = watch_path || query_watch;
     let verb = match (method, name.is_some()) {
+        _ if opens_session => Verb::Create,
         (&Method::GET | &Method::HEAD, _) if watch => Verb::Watch,
         (&Method::GET | &Method::HEAD, true) => Verb::Get,
         (&Method::GET | &Method::HEAD, false) => Verb::List,

@@ -394,7 +394,9 @@ impl Catalog {
         for crd in self.crds(cluster) {
             kinds.extend(crd.served.iter().cloned());
         }
-        for bound in self.bound_kinds(cluster) {
+        let bound = self.bound_kinds(cluster);
+        let pods = self.pods_over(&bound);
+        for bound in bound {
             // A local CRD of the same group/resource wins; the binding reports the conflict.
             if !kinds
                 .iter()
@@ -403,20 +405,24 @@ impl Catalog {
                 kinds.push(bound);
             }
         }
-        kinds.extend(self.pods(cluster));
+        kinds.extend(pods);
         kinds
     }
 
     /// Pods, where the workspace binds Placements: each Placement shown as a Pod.
     fn pods(&self, cluster: &str) -> Option<Arc<ResourceKind>> {
-        let placements = self
-            .bound_kinds(cluster)
-            .into_iter()
+        self.pods_over(&self.bound_kinds(cluster))
+    }
+
+    /// Pods over the Placements among a workspace's `bound` kinds.
+    fn pods_over(&self, bound: &[Arc<ResourceKind>]) -> Option<Arc<ResourceKind>> {
+        let placements = bound
+            .iter()
             .find(|k| k.group == faros_api::EDGE_GROUP && k.resource == "placements")?;
         let mut memo = self.pods.lock().unwrap_or_else(|e| e.into_inner());
         Some(
             memo.entry(placements.storage_resource.clone())
-                .or_insert_with(|| pods::kind(&placements))
+                .or_insert_with(|| pods::kind(placements))
                 .clone(),
         )
     }

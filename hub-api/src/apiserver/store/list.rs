@@ -70,18 +70,14 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
         },
     };
     // A kind that shows another kind's objects (Pods of Placements) lists the projections.
-    let projected: Vec<Value>;
-    let values: Vec<&Value> = if items
-        .first()
-        .is_some_and(|o| ctx.kind.strategy.project(&o.value).is_some())
-    {
-        projected = items
-            .iter()
-            .map(|o| ctx.kind.strategy.project(&o.value).unwrap_or_else(|| o.value.clone()))
-            .collect();
-        projected.iter().collect()
-    } else {
+    let projected: Vec<Value> = items
+        .iter()
+        .filter_map(|o| ctx.kind.strategy.project(&o.value))
+        .collect();
+    let values: Vec<&Value> = if projected.is_empty() {
         items.iter().map(|o| &o.value).collect()
+    } else {
+        projected.iter().collect()
     };
     let mut list_meta = Map::new();
     list_meta.insert("resourceVersion".into(), revision.to_string().into());

@@ -99,7 +99,7 @@ impl Target {
             .context("HTTP/2 handshake")?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
-                eprintln!("hub-bench: HTTP/2 connection ended: {e}");
+                eprintln!("HTTP/2 connection to the hub ended: {e}");
             }
         });
         Ok(send)

@@ -3,7 +3,6 @@
 //! point it at a release build of the hub (`cargo build --release -p hub-api`).
 
 mod crud;
-mod h2;
 mod watch;
 
 use std::fmt::Write as _;

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::crud::config_map;
-use crate::h2;
+use faros_bench::h2;
 use faros_bench::hub::{CpuMeter, CpuUse};
 use faros_bench::stats::{Summary, signed_micros};
 

@@ -20,9 +20,10 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use faros_api::edge::Agent;
 use faros_api::workloads::{Placement, PlacementPhase, Workload};
+use faros_bench::fleet::{fleet_workspace, has_condition, wait_for};
 use faros_bench::hub::{CpuMeter, HubProcess, SpawnOptions};
 use faros_bench::stats::Summary;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -68,9 +69,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let fleet = fleet_workspace(&hub, &admin).await?;
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::read_from(&fleet)?, &Default::default()).await?,
-    )?;
+    let client = faros_bench::fleet::client(&fleet).await?;
 
     let mut simulator = tokio::process::Command::new(&args.agent_binary)
         .arg("--kubeconfig")
@@ -94,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
     let agents: Api<Agent> = Api::namespaced(client.clone(), NAMESPACE);
     wait_for("every agent Ready", Duration::from_secs(1800), || async {
         let list = agents.list(&ListParams::default()).await?;
-        let ready = list.items.iter().filter(|a| is_ready(a)).count();
+        let ready = list.items.iter().filter(|a| has_condition(a, "Ready")).count();
         Ok(ready >= args.agents)
     })
     .await?;
@@ -257,48 +256,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn is_ready(agent: &Agent) -> bool {
-    has_condition(agent, "Ready")
-}
-
-fn has_condition(agent: &Agent, type_: &str) -> bool {
-    agent
-        .status
-        .as_ref()
-        .and_then(|s| faros_api::conditions::find(&s.conditions, type_))
-        .is_some_and(|c| c.is_true())
-}
-
-/// Creates workspace `root:fleet` of type `faros`, waits until it is Ready, and writes a
-/// copy of the admin kubeconfig pointing at it.
-async fn fleet_workspace(hub: &HubProcess, admin: &kube::Client) -> anyhow::Result<PathBuf> {
-    let resource = ApiResource {
-        group: "tenancy.kcp.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "tenancy.kcp.io/v1alpha1".into(),
-        kind: "Workspace".into(),
-        plural: "workspaces".into(),
-    };
-    let api: Api<DynamicObject> = Api::all_with(admin.clone(), &resource);
-    let ws: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
-        "metadata": {"name": "fleet"}, "spec": {"type": {"name": "faros"}},
-    }))?;
-    api.create(&PostParams::default(), &ws).await?;
-    wait_for("the fleet workspace Ready", Duration::from_secs(60), || async {
-        Ok(api.get("fleet").await?.data["status"]["phase"] == "Ready")
-    })
-    .await?;
-    let mut kubeconfig = kube::config::Kubeconfig::read_from(hub.kubeconfig())?;
-    for cluster in kubeconfig.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
-        let server = cluster.server.clone().unwrap_or_default();
-        cluster.server = Some(format!("{}/clusters/root:fleet", server.trim_end_matches('/')));
-    }
-    let path = hub.dir.join("fleet.kubeconfig");
-    faros_kubeconfig::write(&path, &kubeconfig)?;
-    Ok(path)
-}
-
 /// The store's current resourceVersion: every write increments it by one.
 async fn store_revision(client: &kube::Client) -> anyhow::Result<u64> {
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
@@ -308,26 +265,6 @@ async fn store_revision(client: &kube::Client) -> anyhow::Result<u64> {
         .as_deref()
         .and_then(|rv| rv.parse().ok())
         .context("a list without a numeric resourceVersion")
-}
-
-async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) if Instant::now() > deadline => return Err(e.context(format!("waiting for {what}"))),
-            Err(_) => {}
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 async fn time_runs<F, Fut>(runs: usize, mut run: F) -> anyhow::Result<Summary>

@@ -10,6 +10,7 @@ mod crd_cleanup;
 mod errors;
 mod finalizer;
 mod garbage_collector;
+mod leader;
 mod namespace;
 mod policy;
 mod registration;
@@ -24,6 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+
+pub use leader::{LEASE_NAME, LEASE_NAMESPACE, LEASE_WORKSPACE, LeaderElection};
 
 /// `--agent-monitor-grace-period` default.
 pub const DEFAULT_AGENT_GRACE_PERIOD: Duration = Duration::from_secs(40);
@@ -66,8 +69,15 @@ impl Default for ControllerConfig {
     }
 }
 
-/// Runs every controller until `shutdown` flips.
-pub async fn run_all(config: kube::Config, controllers: ControllerConfig, mut shutdown: watch::Receiver<bool>) {
+/// Runs every controller until `shutdown` flips. With `election`, they run only while this
+/// process leads: they stop when it loses the lead and start again when it regains it, and
+/// a clean shutdown gives the lead up at once.
+pub async fn run_all(
+    config: kube::Config,
+    controllers: ControllerConfig,
+    election: Option<LeaderElection>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let client = loop {
         match kube::Client::try_from(config.clone()) {
             Ok(client) => break client,
@@ -78,6 +88,41 @@ pub async fn run_all(config: kube::Config, controllers: ControllerConfig, mut sh
         }
     };
     let clusters = runtime::Clusters::new(client);
+    let Some(election) = election else {
+        let _running = start(&clusters, &controllers);
+        stopped(&mut shutdown).await;
+        return;
+    };
+    let identity = election.identity.clone();
+    let mut candidate = leader::Candidate::new(clusters.cluster(LEASE_WORKSPACE), election);
+    loop {
+        tokio::select! {
+            _ = candidate.acquire() => {}
+            _ = stopped(&mut shutdown) => return,
+        }
+        tracing::info!(%identity, "leading: the controllers start");
+        let running = start(&clusters, &controllers);
+        tokio::select! {
+            _ = candidate.hold() => {
+                drop(running);
+                tracing::warn!(%identity, "lost the lead: the controllers stop");
+            }
+            _ = stopped(&mut shutdown) => {
+                drop(running);
+                candidate.release().await;
+                return;
+            }
+        }
+    }
+}
+
+/// Resolves once `shutdown` flips (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Starts every controller; they stop when the returned handles are dropped.
+fn start(clusters: &runtime::Clusters, controllers: &ControllerConfig) -> Vec<runtime::AbortOnDrop<()>> {
     // The edge controllers act as the owner of the edge API's export: they see binding
     // workspaces only through its view, so a workspace's accepted permission claims bound
     // what they may touch there.
@@ -92,9 +137,7 @@ pub async fn run_all(config: kube::Config, controllers: ControllerConfig, mut sh
         tokio::spawn(registration::run(edge.clone())),
         tokio::spawn(agent_lifecycle::run(edge.clone(), controllers.agent_grace_period)),
         tokio::spawn(scheduler::run(edge, controllers.eviction_timeout)),
-        tokio::spawn(token::run(clusters.clone(), controllers.token_signer)),
+        tokio::spawn(token::run(clusters.clone(), controllers.token_signer.clone())),
     ];
-    // Aborted on shutdown, and also when this task itself is aborted.
-    let _tasks: Vec<_> = tasks.into_iter().map(runtime::AbortOnDrop).collect();
-    let _ = shutdown.wait_for(|stop| *stop).await;
+    tasks.into_iter().map(runtime::AbortOnDrop).collect()
 }

@@ -35,6 +35,8 @@ struct ControllersOptions {
     /// Singleton workloads to other agents (All workloads stay).
     #[arg(long, default_value = "5m", value_parser = faros_machinery::duration::parse)]
     workload_eviction_timeout: std::time::Duration,
+    #[command(flatten)]
+    leader_election: hub_api::leader_flags::LeaderElectionOptions,
 }
 
 /// `hub-api controllers`: the same controllers as `start --all-in-one`, over the network.
@@ -63,7 +65,10 @@ async fn run_controllers(opts: ControllersOptions) -> anyhow::Result<()> {
         eviction_timeout: opts.workload_eviction_timeout,
         ..Default::default()
     };
-    let controllers = tokio::spawn(faros_controllers::run_all(config, controllers, stopped));
+    let election = opts
+        .leader_election
+        .election(faros_controllers::LeaderElection::default_identity())?;
+    let controllers = tokio::spawn(faros_controllers::run_all(config, controllers, election, stopped));
     tracing::info!(server = %base, "controllers running");
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -50,6 +50,8 @@ pub struct StartOptions {
     pub workload_eviction_timeout: Duration,
     #[command(flatten)]
     pub auth: crate::auth::AuthOptions,
+    #[command(flatten)]
+    pub leader_election: crate::leader_flags::LeaderElectionOptions,
 }
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -170,9 +172,13 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
             agent_grace_period: opts.agent_monitor_grace_period,
             eviction_timeout: opts.workload_eviction_timeout,
         };
+        let election = opts
+            .leader_election
+            .election(faros_controllers::LeaderElection::default_identity())?;
         Some(tokio::spawn(faros_controllers::run_all(
             config,
             controllers,
+            election,
             shutdown_rx.clone(),
         )))
     } else {

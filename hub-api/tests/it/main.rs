@@ -13,6 +13,7 @@ mod kube_controller;
 mod kube_rs;
 mod kubectl;
 mod kubectl_matrix;
+mod leader_election;
 mod python_client;
 mod rbac;
 mod service_account_tokens;

@@ -13,6 +13,7 @@ pub mod leader_flags;
 pub mod pki;
 mod registry;
 mod server;
+pub mod snapshot;
 pub mod start;
 mod tenancy;
 #[cfg(test)]

@@ -18,6 +18,9 @@ enum Command {
     Start(hub_api::start::StartOptions),
     /// Run the controllers out of process, against a hub reached through a kubeconfig.
     Controllers(ControllersOptions),
+    /// Back up and restore the embedded store.
+    #[command(subcommand)]
+    Snapshot(hub_api::snapshot::SnapshotCommand),
 }
 
 #[derive(clap::Args)]
@@ -96,5 +99,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Start(opts) => runtime.block_on(hub_api::start::run(opts)),
         Command::Controllers(opts) => runtime.block_on(run_controllers(opts)),
+        Command::Snapshot(command) => hub_api::snapshot::run(command),
     }
 }

@@ -55,6 +55,8 @@ pub struct StartOptions {
 }
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The embedded store's file in the data directory.
+pub const DATABASE_FILE: &str = "hub.db";
 /// How long after start the hub waits for devices to reconnect their tunnels before it
 /// marks the Agents still saying `Connected=True` as disconnected.
 const CONNECTED_GRACE: Duration = Duration::from_secs(15);
@@ -71,7 +73,8 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     // What clients must trust: the hub CA, plus the chain of a --tls-cert-file.
     let trust_pem = crate::auth::apply_serving_cert(&mut pki, &opts.auth)?;
 
-    let backend = Arc::new(SqliteBackend::open(&opts.data_dir.join("hub.db")).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let backend =
+        Arc::new(SqliteBackend::open(&opts.data_dir.join(DATABASE_FILE)).map_err(|e| anyhow::anyhow!("{e}"))?);
     let cache = Cache::start(backend, opts.watch_cache_events)
         .await
         .map_err(|e| anyhow::anyhow!("loading storage: {e}"))?;

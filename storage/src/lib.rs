@@ -6,6 +6,7 @@
 //! [`Key`]s and streams their changes.
 
 mod backend;
+mod backup;
 mod cache;
 mod feeds;
 mod key;
@@ -16,6 +17,7 @@ mod sqlite;
 mod conformance;
 
 pub use backend::{Backend, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
+pub use backup::{SnapshotInfo, copy_all, sqlite_restore, sqlite_snapshot};
 pub use cache::{Cache, EventKind, Object, WatchEvent, WatchStart, WatchStartError, encode_event};
 pub use feeds::{Feed, FeedEnded};
 pub use key::{Key, Prefix};

@@ -6,6 +6,7 @@ mod common;
 
 mod api_exports;
 mod auth_negative;
+mod backup;
 mod edge_controllers;
 mod errors;
 mod garbage_collection;

@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Serve the hub API.
     Start(hub_api::start::StartOptions),
+    /// Create the identity (CA, serving certificate, ServiceAccount key) replicas share.
+    Init(hub_api::init::InitOptions),
     /// Run the controllers out of process, against a hub reached through a kubeconfig.
     Controllers(ControllersOptions),
     /// Back up and restore the embedded store.
@@ -100,5 +102,6 @@ fn main() -> anyhow::Result<()> {
         Command::Start(opts) => runtime.block_on(hub_api::start::run(opts)),
         Command::Controllers(opts) => runtime.block_on(run_controllers(opts)),
         Command::Snapshot(command) => hub_api::snapshot::run(command),
+        Command::Init(opts) => hub_api::init::run(opts),
     }
 }

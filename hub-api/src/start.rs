@@ -25,6 +25,11 @@ pub struct StartOptions {
     /// Where the database, PKI and admin kubeconfig live.
     #[arg(long, default_value = ".faros")]
     pub data_dir: PathBuf,
+    /// Where the CA, the serving certificate and the ServiceAccount signing key live
+    /// (default: `<data-dir>/pki`). The replicas of one hub share one, made by `hub-api init`,
+    /// so that a credential issued by one is valid on all.
+    #[arg(long)]
+    pub pki_dir: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind_address: IpAddr,
@@ -69,7 +74,8 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     if let Some(host) = &opts.external_hostname {
         sans.push(host.clone());
     }
-    let mut pki = Pki::load_or_create(&opts.data_dir, &sans).context("preparing certificates")?;
+    let pki_dir = opts.pki_dir.clone().unwrap_or_else(|| opts.data_dir.join("pki"));
+    let mut pki = Pki::load_or_create_in(&pki_dir, &sans).context("preparing certificates")?;
     // What clients must trust: the hub CA, plus the chain of a --tls-cert-file.
     let trust_pem = crate::auth::apply_serving_cert(&mut pki, &opts.auth)?;
 
@@ -118,7 +124,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     let hub = Arc::new(Hub {
         cache: cache.clone(),
         catalog: Catalog::new(cache.clone()),
-        authenticator: Authenticator::from_options(&opts.auth, &opts.data_dir, &server_url, &trust_pem)?,
+        authenticator: Authenticator::from_options(&opts.auth, &pki_dir, &server_url, &trust_pem)?,
         authorizer: crate::auth::Authorizer::new(cache.clone()),
         shutdown: shutdown_rx.clone(),
         external_address: host_port.clone(),

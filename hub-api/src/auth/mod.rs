@@ -201,7 +201,7 @@ impl Authenticator {
     /// default ServiceAccount issuer; `ca_pem` goes into legacy token Secrets.
     pub fn from_options(
         opts: &AuthOptions,
-        data_dir: &Path,
+        pki_dir: &Path,
         external_url: &str,
         ca_pem: &str,
     ) -> anyhow::Result<Authenticator> {
@@ -219,7 +219,7 @@ impl Authenticator {
             opts.api_audiences.clone()
         };
         let service_accounts = serviceaccount::ServiceAccounts::load_or_create(
-            data_dir,
+            pki_dir,
             opts.service_account_key_file.as_deref(),
             issuer,
             audiences,

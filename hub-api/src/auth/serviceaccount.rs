@@ -106,10 +106,20 @@ fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
+/// The signing key's file in `pki_dir`, generated if it is not there yet.
+pub(crate) fn ensure_key_file(pki_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let path = pki_dir.join(KEY_FILE);
+    if !path.exists() {
+        std::fs::create_dir_all(pki_dir)?;
+        faros_kubeconfig::write_private(&path, SigningKey::generate_pem()?.as_bytes())?;
+    }
+    Ok(path)
+}
+
 impl ServiceAccounts {
-    /// Loads the signing key from `key_file`, or from (or newly into) the data directory.
+    /// Loads the signing key from `key_file`, or from (or newly into) the PKI directory.
     pub fn load_or_create(
-        data_dir: &Path,
+        pki_dir: &Path,
         key_file: Option<&Path>,
         issuer: String,
         audiences: Vec<String>,
@@ -119,11 +129,7 @@ impl ServiceAccounts {
         let pem = match key_file {
             Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
             None => {
-                let path = data_dir.join("pki").join(KEY_FILE);
-                if !path.exists() {
-                    std::fs::create_dir_all(data_dir.join("pki"))?;
-                    faros_kubeconfig::write_private(&path, SigningKey::generate_pem()?.as_bytes())?;
-                }
+                let path = ensure_key_file(pki_dir)?;
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
             }
         };

@@ -28,7 +28,13 @@ impl Pki {
     /// read, is an error rather than being silently replaced: replacing it
     /// would invalidate every kubeconfig handed out so far.
     pub fn load_or_create(dir: &Path, sans: &[String]) -> Result<Pki> {
-        let pki_dir = dir.join("pki");
+        Self::load_or_create_in(&dir.join("pki"), sans)
+    }
+
+    /// Like [`Pki::load_or_create`], with the PKI directory itself given: replicas of one hub
+    /// share one (`--pki-dir`).
+    pub fn load_or_create_in(pki_dir: &Path, sans: &[String]) -> Result<Pki> {
+        let pki_dir = pki_dir.to_path_buf();
         create_private_dir(&pki_dir)?;
         let wanted = requested_sans(sans)?;
 

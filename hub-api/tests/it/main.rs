@@ -18,6 +18,7 @@ mod leader_election;
 mod python_client;
 mod rbac;
 mod service_account_tokens;
+mod shared_identity;
 mod tenants;
 mod transport;
 mod workloads;

@@ -30,6 +30,11 @@ pub struct StartOptions {
     /// so that a credential issued by one is valid on all.
     #[arg(long)]
     pub pki_dir: Option<PathBuf>,
+    /// The host name or IP (no port) at which the other replicas of this hub reach this one.
+    /// Setting it turns relaying on: a device's tunnel lands on one replica, and the others
+    /// forward its requests there. It is added to the serving certificate's names.
+    #[arg(long)]
+    pub peer_advertise_address: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind_address: IpAddr,
@@ -72,6 +77,9 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     let mut sans = opts.tls_sans.clone();
     sans.push(opts.bind_address.to_string());
     if let Some(host) = &opts.external_hostname {
+        sans.push(host.clone());
+    }
+    if let Some(host) = &opts.peer_advertise_address {
         sans.push(host.clone());
     }
     let pki_dir = opts.pki_dir.clone().unwrap_or_else(|| opts.data_dir.join("pki"));
@@ -135,7 +143,24 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
             None => None,
         },
         tunnels: crate::tunnel::Tunnels::new(),
+        relay: match &opts.peer_advertise_address {
+            Some(host) => {
+                let address = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                let relay = apiserver::relay::Relay::new(apiserver::relay::Relay::new_replica_name(), address, &pki)
+                    .context("preparing the relay between replicas")?;
+                Some(Arc::new(relay))
+            }
+            None => None,
+        },
     });
+    if let Some(relay) = &hub.relay {
+        tracing::info!(replica = %relay.replica, "relaying device requests between replicas");
+        tokio::spawn(relay.clone().run(hub.clone()));
+    }
     tokio::spawn({
         let hub = hub.clone();
         async move { hub.catalog.forget_deleted(hub.shutdown.clone()).await }

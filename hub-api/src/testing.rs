@@ -37,6 +37,7 @@ impl InProcessHub {
             version: "test".into(),
             audit: None,
             tunnels: crate::tunnel::Tunnels::new(),
+            relay: None,
         });
         crate::bootstrap::run(&hub).await.expect("bootstrap");
         InProcessHub {

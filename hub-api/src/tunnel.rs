@@ -61,6 +61,12 @@ pub(crate) enum TunnelError {
     NotConnected(String),
     #[error("agent {agent} did not answer within {}s", .after.as_secs())]
     Timeout { agent: String, after: Duration },
+    #[error("agent {agent} is connected to hub replica {replica}, which cannot be reached: {reason}")]
+    Relay {
+        agent: String,
+        replica: String,
+        reason: String,
+    },
     #[error("the tunnel to agent {agent} failed: {source}")]
     Broken {
         agent: String,
@@ -72,7 +78,9 @@ pub(crate) enum TunnelError {
 impl From<TunnelError> for ApiError {
     fn from(e: TunnelError) -> ApiError {
         let reason = match &e {
-            TunnelError::NotConnected(_) | TunnelError::Broken { .. } => Reason::ServiceUnavailable,
+            TunnelError::NotConnected(_) | TunnelError::Broken { .. } | TunnelError::Relay { .. } => {
+                Reason::ServiceUnavailable
+            }
             TunnelError::Timeout { .. } => Reason::Timeout,
         };
         ApiError::new(reason, e.to_string())

@@ -33,6 +33,8 @@ const WRITER: (&str, &[&str]) = ("system:faros-tunnels", &["system:masters"]);
 const CONCURRENT_WRITES: usize = 16;
 /// How often the sweep runs after the first.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// The same with several replicas.
+const RELAYED_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// How many times a write lost to a concurrent one is tried again.
 const MAX_ATTEMPTS: usize = 5;
 
@@ -45,7 +47,10 @@ pub(crate) async fn run(hub: Arc<Hub>, startup_grace: Duration) {
         let keys = tokio::select! {
             keys = hub.tunnels.changed() => keys,
             _ = tokio::time::sleep_until(next_sweep) => {
-                next_sweep = tokio::time::Instant::now() + SWEEP_INTERVAL;
+                // With replicas, a peer that died takes its sessions with it unannounced:
+                // look more often.
+                let interval = if hub.relay.is_some() { RELAYED_SWEEP_INTERVAL } else { SWEEP_INTERVAL };
+                next_sweep = tokio::time::Instant::now() + interval;
                 stale(&hub)
             }
             _ = crate::stopped(&mut shutdown) => return,
@@ -86,7 +91,7 @@ fn stale(hub: &Hub) -> Vec<AgentKey> {
                 name: meta["name"].as_str()?.to_string(),
             })
         })
-        .filter(|key| !hub.tunnels.is_connected(key))
+        .filter(|key| !hub.device_connected(key))
         .collect()
 }
 
@@ -129,8 +134,11 @@ async fn reconcile(hub: &Arc<Hub>, key: &AgentKey) -> anyhow::Result<()> {
         key.namespace,
         key.name
     );
+    if let Some(relay) = &hub.relay {
+        relay.record_owner(hub, key).await?;
+    }
     for _ in 0..MAX_ATTEMPTS {
-        let connected = hub.tunnels.is_connected(key);
+        let connected = hub.device_connected(key);
         let Some(kind) = hub
             .catalog
             .lookup(&key.cluster, faros_api::EDGE_GROUP, faros_api::EDGE_VERSION, "agents")

@@ -145,8 +145,7 @@ async fn proxy(hub: &Arc<Hub>, agent: &AgentKey, parts: http::request::Parts, bo
         .map_err(|e| ApiError::bad_request(format!("cannot relay this request: {e}")))?;
     *request.headers_mut() = headers;
     let response = hub
-        .tunnels
-        .request(agent, request, crate::tunnel::DEFAULT_REQUEST_TIMEOUT)
+        .device_request(agent, request, crate::tunnel::DEFAULT_REQUEST_TIMEOUT)
         .await?;
     relay(agent, response).await
 }
@@ -198,7 +197,7 @@ async fn live(hub: &Arc<Hub>, agent: &AgentKey) -> ApiResult<Response> {
         .header(header::ACCEPT, "application/json")
         .body(Body::empty())
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let response = hub.tunnels.request(agent, request, LIVE_TIMEOUT).await?;
+    let response = hub.device_request(agent, request, LIVE_TIMEOUT).await?;
     relay(agent, response).await
 }
 

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod patch;
 mod pod_streams;
 pub mod query;
+pub(crate) mod relay;
 pub mod request;
 pub mod response;
 pub mod store;
@@ -52,6 +53,32 @@ pub struct Hub {
     pub audit: Option<crate::auth::audit::AuditLog>,
     /// The device tunnels this hub holds.
     pub(crate) tunnels: Arc<crate::tunnel::Tunnels>,
+    /// Relaying to the replica that holds a device's tunnel (None for a lone hub).
+    pub(crate) relay: Option<Arc<relay::Relay>>,
+}
+
+impl Hub {
+    /// Sends a device-internal request to the agent's device: over its tunnel if this
+    /// replica holds it, else through the replica that does.
+    pub(crate) async fn device_request(
+        &self,
+        agent: &crate::tunnel::AgentKey,
+        request: http::Request<axum::body::Body>,
+        timeout: std::time::Duration,
+    ) -> Result<http::Response<hyper::body::Incoming>, crate::tunnel::TunnelError> {
+        if !self.tunnels.is_connected(agent)
+            && let Some(relay) = &self.relay
+            && let Some(owner) = relay.owner(self, agent)
+        {
+            return relay.forward(owner, agent, request, timeout).await;
+        }
+        self.tunnels.request(agent, request, timeout).await
+    }
+
+    /// Whether some replica (this one or a live peer) holds the agent's tunnel.
+    pub(crate) fn device_connected(&self, agent: &crate::tunnel::AgentKey) -> bool {
+        self.tunnels.is_connected(agent) || self.relay.as_ref().is_some_and(|r| r.owner(self, agent).is_some())
+    }
 }
 
 pub fn router(hub: Arc<Hub>) -> Router {
@@ -99,6 +126,9 @@ pub(crate) async fn call(
 async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
     let started = std::time::Instant::now();
     let path = request.uri().path().to_string();
+    if path == relay::RELAY_PATH {
+        return relay::serve(&hub, request).await;
+    }
     if let Some(response) = public_endpoint(&hub, &path) {
         return response;
     }

@@ -168,8 +168,7 @@ async fn log(hub: &Arc<Hub>, instance: &Instance, parts: &http::request::Parts) 
     let path = faros_tunnel::log_path(&instance.name, &container, parts.uri.query());
     let request = tunnel_request(http::Method::GET, path, Body::empty())?;
     let response = hub
-        .tunnels
-        .request(&instance.agent, request, DEFAULT_REQUEST_TIMEOUT)
+        .device_request(&instance.agent, request, DEFAULT_REQUEST_TIMEOUT)
         .await?;
     let response = super::device::accepted(&instance.agent, response).await?;
     // kubectl reads the log line by line until the body ends; each chunk the device sends is
@@ -208,8 +207,7 @@ async fn exec(hub: &Arc<Hub>, instance: Instance, parts: http::request::Parts, r
     let path = faros_tunnel::exec_path(&instance.name, &container, request.uri().query());
     let to_device = tunnel_request(http::Method::POST, path, channel_body(rx))?;
     let response = hub
-        .tunnels
-        .request(&instance.agent, to_device, DEFAULT_REQUEST_TIMEOUT)
+        .device_request(&instance.agent, to_device, DEFAULT_REQUEST_TIMEOUT)
         .await?;
     let response = super::device::accepted(&instance.agent, response).await?;
     let switching = upgrade.response();
@@ -406,8 +404,7 @@ async fn forward(
     let path = faros_tunnel::portforward_path(&instance.name, port);
     let request = tunnel_request(http::Method::POST, path, channel_body(rx)).map_err(|e| refused(e.to_string()))?;
     let response = hub
-        .tunnels
-        .request(&instance.agent, request, DEFAULT_REQUEST_TIMEOUT)
+        .device_request(&instance.agent, request, DEFAULT_REQUEST_TIMEOUT)
         .await
         .map_err(|e| refused(ApiError::from(e).to_string()))?;
     let response = super::device::accepted(&instance.agent, response)

@@ -402,12 +402,23 @@ fn tls(options: &EtcdOptions) -> Result<Option<etcd_client::TlsOptions>, Storage
     Ok(any.then_some(tls))
 }
 
-/// A readable reason: gRPC statuses say their code and message, not their metadata.
+/// A readable reason: gRPC statuses say their code, message and cause (a refused connection,
+/// say), not their metadata.
 fn describe(e: &etcd_client::Error) -> String {
-    match e {
-        etcd_client::Error::GRpcStatus(status) => format!("{:?}: {}", status.code(), status.message()),
-        other => other.to_string(),
+    let etcd_client::Error::GRpcStatus(status) = e else {
+        return e.to_string();
+    };
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut cause = std::error::Error::source(status);
+    while let Some(e) = cause {
+        let line = e.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = e.source();
     }
+    text
 }
 
 fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> Revision {
@@ -758,6 +769,54 @@ mod tests {
             let events = tokio::time::timeout(Duration::from_secs(30), next_events(&mut snap.changes))
                 .await
                 .expect("the watch resumed");
+            seen.extend(events.iter().map(StoreEvent::revision));
+        }
+        assert_eq!(seen, written);
+    }
+
+    /// Three members, one killed: writes go on through the other two and the watch, wherever
+    /// it was, reports every write once.
+    #[tokio::test]
+    async fn a_cluster_carries_on_without_one_member() {
+        let mut etcd = Etcd::start_cluster(3);
+        let prefix = fresh_prefix();
+        let backend = connect(etcd.endpoints(), &prefix).await;
+        let mut snap = backend.snapshot().await.unwrap();
+        let mut written = Vec::new();
+        for i in 0..20 {
+            if i == 5 {
+                etcd.kill(0);
+            }
+            if i == 15 {
+                etcd.restart(0);
+            }
+            let key = format!("/k/{i}");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut failed = false;
+            let revision = loop {
+                match backend.write(put(&key, "x")).await {
+                    Ok(outcome) => break outcome.revision,
+                    // A write that failed when its member died may have been applied all the
+                    // same: its revision is the key's.
+                    Err(StorageError::AlreadyExists) if failed => {
+                        let mut client = Client::connect(etcd.endpoints(), None).await.unwrap();
+                        let stored = client.get(format!("{prefix}{key}"), None).await.unwrap();
+                        break stored.kvs()[0].mod_revision() as Revision;
+                    }
+                    Err(e) => {
+                        assert!(Instant::now() < deadline, "the cluster did not take {key}: {e}");
+                        failed = true;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            };
+            written.push(revision);
+        }
+        let mut seen = Vec::new();
+        while seen.len() < written.len() {
+            let events = tokio::time::timeout(Duration::from_secs(30), next_events(&mut snap.changes))
+                .await
+                .expect("the watch went on");
             seen.extend(events.iter().map(StoreEvent::revision));
         }
         assert_eq!(seen, written);

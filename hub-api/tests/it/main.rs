@@ -8,6 +8,7 @@ mod api_exports;
 mod auth_negative;
 mod edge_controllers;
 mod errors;
+mod etcd;
 mod garbage_collection;
 mod kube_controller;
 mod kube_rs;

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test of the project. On a fresh machine it first installs what the tests
-# drive besides the project's own binaries: Debian's podman, runc and static busybox (the
-# workload tests run real containers built from busybox) and the Python `kubernetes`
-# client (PyPI). The real kubectl binaries (kubectl.1.27 ... kubectl.1.33) are expected on
+# Runs every test of the project. On a fresh machine it first installs what the build and
+# the tests need besides the project's own binaries: Debian's podman, runc and static busybox
+# (the workload tests run real containers built from busybox), etcd (the storage tests start
+# their own members), haproxy, protoc (the etcd client's build compiles etcd's protobuf
+# definitions) and the Python `kubernetes` client (PyPI). The real kubectl binaries (kubectl.1.27 ... kubectl.1.33) are expected on
 # the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(podman runc busybox-static)
+debian_packages=(podman runc busybox-static protobuf-compiler etcd-server etcd-client haproxy)
 installed=$(dpkg-query -W -f='${Status}\n' "${debian_packages[@]}" 2>/dev/null | grep -c 'install ok installed' || true)
 if [ "$installed" -ne "${#debian_packages[@]}" ]; then
     echo "installing ${debian_packages[*]} from Debian" >&2

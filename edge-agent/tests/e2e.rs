@@ -43,6 +43,11 @@ struct Hub {
 
 impl Hub {
     fn start() -> Hub {
+        Self::start_with(&[])
+    }
+
+    /// A hub with `hub-api start` flags added to the usual ones.
+    fn start_with(extra: &[&str]) -> Hub {
         let dir = std::env::temp_dir().join(format!("faros-e2e-{}-{}", std::process::id(), nanos()));
         std::fs::create_dir_all(&dir).unwrap();
         let launcher = faros_testkit::Launcher::ThisTest {
@@ -60,7 +65,10 @@ impl Hub {
                 GRACE,
                 "--audit-log-path",
                 audit.to_str().unwrap(),
-            ],
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect::<Vec<_>>(),
             Some(dir.join("hub.log")),
         );
         Hub { dir, hub }

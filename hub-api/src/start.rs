@@ -15,7 +15,7 @@ use crate::auth::serviceaccount::ServiceAccounts;
 use crate::pki::Pki;
 use crate::registry::Catalog;
 use faros_controllers::{ControllerConfig, TokenSigner};
-use faros_storage::{Cache, SqliteBackend};
+use faros_storage::{Backend, Cache, EtcdBackend, EtcdOptions, SqliteBackend};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StartOptions {
@@ -31,10 +31,13 @@ pub struct StartOptions {
     #[arg(long)]
     pub pki_dir: Option<PathBuf>,
     /// The host name or IP (no port) at which the other replicas of this hub reach this one.
-    /// Setting it turns relaying on: a device's tunnel lands on one replica, and the others
-    /// forward its requests there. It is added to the serving certificate's names.
+    /// With it, a device's tunnel lands on one replica and the others forward its requests
+    /// there. It is added to the serving certificate's names. Default with `--storage etcd`:
+    /// the bind address (unless that is 0.0.0.0 or ::); relaying is off on SQLite.
     #[arg(long)]
     pub peer_advertise_address: Option<String>,
+    #[command(flatten)]
+    pub storage: StorageOptions,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind_address: IpAddr,
@@ -64,6 +67,42 @@ pub struct StartOptions {
     pub leader_election: crate::leader_flags::LeaderElectionOptions,
 }
 
+/// Where objects are stored.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageOptions {
+    /// The storage backend: `sqlite` (a database in --data-dir, for one hub process) or `etcd`
+    /// (an etcd v3 cluster, which several hub processes may share).
+    #[arg(long = "storage", value_enum, default_value_t = StorageKind::Sqlite)]
+    pub kind: StorageKind,
+    /// etcd client URLs, comma-separated (with --storage etcd).
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_servers: Vec<String>,
+    /// CA bundle that signed the etcd members' serving certificates.
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd.
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    /// Key of the client certificate for etcd.
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// Every key the hub stores in etcd is under this prefix.
+    #[arg(long, default_value = "/faros")]
+    pub etcd_prefix: String,
+    /// How often etcd's history is compacted, keeping one interval of it (0 never compacts).
+    #[arg(long, default_value = "5m", value_parser = faros_machinery::duration::parse)]
+    pub etcd_compaction_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StorageKind {
+    Sqlite,
+    Etcd,
+}
+
+/// How often the SQLite files are compacted.
+const SQLITE_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
+
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The embedded store's file in the data directory.
 pub const DATABASE_FILE: &str = "hub.db";
@@ -79,7 +118,13 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     if let Some(host) = &opts.external_hostname {
         sans.push(host.clone());
     }
-    if let Some(host) = &opts.peer_advertise_address {
+    // On etcd there may be several replicas: relay between them by default, reached at the
+    // bind address unless told otherwise.
+    let peer_host = opts.peer_advertise_address.clone().or_else(|| {
+        (matches!(opts.storage.kind, StorageKind::Etcd) && !opts.bind_address.is_unspecified())
+            .then(|| opts.bind_address.to_string())
+    });
+    if let Some(host) = &peer_host {
         sans.push(host.clone());
     }
     let pki_dir = opts.pki_dir.clone().unwrap_or_else(|| opts.data_dir.join("pki"));
@@ -87,8 +132,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     // What clients must trust: the hub CA, plus the chain of a --tls-cert-file.
     let trust_pem = crate::auth::apply_serving_cert(&mut pki, &opts.auth)?;
 
-    let backend =
-        Arc::new(SqliteBackend::open(&opts.data_dir.join(DATABASE_FILE)).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let (backend, compaction_interval) = open_storage(&opts.storage, &opts.data_dir).await?;
     let cache = Cache::start(backend, opts.watch_cache_events)
         .await
         .map_err(|e| anyhow::anyhow!("loading storage: {e}"))?;
@@ -143,7 +187,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
             None => None,
         },
         tunnels: crate::tunnel::Tunnels::new(),
-        relay: match &opts.peer_advertise_address {
+        relay: match &peer_host {
             Some(host) => {
                 let address = if host.contains(':') {
                     format!("[{host}]:{port}")
@@ -219,12 +263,12 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         None
     };
 
-    // Compaction keeps the files from growing without bound.
-    let compactor = {
+    // Compaction keeps the store from growing without bound.
+    let compactor = compaction_interval.map(|interval| {
         let cache = cache.clone();
         let mut stop = shutdown_rx.clone();
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(Duration::from_secs(300));
+            let mut ticker = tokio::time::interval(interval);
             ticker.tick().await;
             loop {
                 tokio::select! {
@@ -237,7 +281,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
                 }
             }
         })
-    };
+    });
 
     wait_for_signal().await;
     tracing::info!("shutting down");
@@ -248,7 +292,9 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         let _ = controllers.await;
     }
     let _ = shutdown_tx.send(true);
-    compactor.abort();
+    if let Some(compactor) = compactor {
+        compactor.abort();
+    }
     let _ = server.await;
     drop(hub);
     // The last reference to the backend goes with the cache; its writer commits what is
@@ -256,6 +302,43 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     drop(cache);
     tokio::time::sleep(Duration::from_millis(100)).await;
     Ok(())
+}
+
+/// The backend `options` choose, and how often to compact it (None: never).
+async fn open_storage(
+    options: &StorageOptions,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(Arc<dyn Backend>, Option<Duration>)> {
+    let etcd_flags_given = !options.etcd_servers.is_empty()
+        || options.etcd_cafile.is_some()
+        || options.etcd_certfile.is_some()
+        || options.etcd_keyfile.is_some();
+    match options.kind {
+        StorageKind::Sqlite => {
+            anyhow::ensure!(!etcd_flags_given, "the --etcd-* flags need --storage etcd");
+            let backend = SqliteBackend::open(&data_dir.join(DATABASE_FILE)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok((Arc::new(backend), Some(SQLITE_COMPACTION_INTERVAL)))
+        }
+        StorageKind::Etcd => {
+            anyhow::ensure!(
+                !options.etcd_servers.is_empty(),
+                "--storage etcd needs --etcd-servers (the client URLs of the etcd members)"
+            );
+            let etcd = EtcdOptions {
+                ca_file: options.etcd_cafile.clone(),
+                cert_file: options.etcd_certfile.clone(),
+                key_file: options.etcd_keyfile.clone(),
+                prefix: options.etcd_prefix.clone(),
+                ..EtcdOptions::new(options.etcd_servers.clone())
+            };
+            let backend = EtcdBackend::connect(etcd)
+                .await
+                .map_err(|e| anyhow::anyhow!("opening etcd storage: {e}"))?;
+            tracing::info!(servers = %options.etcd_servers.join(","), prefix = %options.etcd_prefix, "storage: etcd");
+            let interval = Some(options.etcd_compaction_interval).filter(|i| !i.is_zero());
+            Ok((Arc::new(backend), interval))
+        }
+    }
 }
 
 /// A kube-rs configuration for the hub's own loopback address and a client certificate.

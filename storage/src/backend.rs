@@ -81,16 +81,32 @@ pub enum StorageError {
     Unavailable(String),
 }
 
+/// What a backend reports after a snapshot, in revision order.
+#[derive(Debug)]
+pub enum Change {
+    /// Events with revisions above everything reported before, and the revision the store is
+    /// known to have reached with them: the last event's, or higher when the store's revision
+    /// moved on without a change to the backend's keys (writes elsewhere in a shared store).
+    /// A batch without events only moves the revision forward.
+    Batch {
+        events: Vec<StoreEvent>,
+        revision: Revision,
+    },
+    /// The backend cannot go on without a gap (the history it needed to resume was compacted):
+    /// the subscriber must take a new snapshot. Nothing follows on this channel.
+    Lost { reason: String },
+}
+
 /// A consistent snapshot of the whole store plus every change after it.
 pub struct Snapshot {
     pub items: Vec<KeyValue>,
     pub revision: Revision,
-    /// Batches of events with revisions above `revision`, in order.
-    pub events: mpsc::UnboundedReceiver<Vec<StoreEvent>>,
+    /// The changes after `revision`, in order.
+    pub changes: mpsc::UnboundedReceiver<Change>,
 }
 
-/// The persistence layer. Implementations: [`crate::SqliteBackend`] (embedded) and
-/// [`crate::MemoryBackend`] (tests).
+/// The persistence layer. Implementations: [`crate::SqliteBackend`] (embedded),
+/// [`crate::EtcdBackend`] (shared by several hub processes) and [`crate::MemoryBackend`] (tests).
 pub trait Backend: Send + Sync + 'static {
     /// Loads everything and subscribes to later changes, atomically (no gap, no overlap).
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, StorageError>>;
@@ -98,4 +114,14 @@ pub trait Backend: Send + Sync + 'static {
     fn write(&self, op: WriteOp) -> BoxFuture<'_, Result<WriteOutcome, StorageError>>;
     /// Reclaims space held by history the hub no longer needs.
     fn compact(&self) -> BoxFuture<'_, Result<(), StorageError>>;
+    /// The store's revision now, including every write acknowledged to anyone before the call
+    /// (for etcd, a quorum read). The subscriber of a snapshot reaches it through events or
+    /// revision-only batches.
+    fn current_revision(&self) -> BoxFuture<'_, Result<Revision, StorageError>>;
+    /// Whether processes other than this one write the store. When none does, a write is
+    /// acknowledged only once the cache has it, so the cache already holds every write a
+    /// reader can know of and reads need not ask [`Backend::current_revision`] first.
+    fn shared(&self) -> bool {
+        false
+    }
 }

@@ -1,18 +1,28 @@
 //! The watch cache: every current object, decoded once, plus a bounded window of recent
 //! events. GET, LIST and WATCH never touch the backend; writes go through to the backend and
 //! return only once the cache has seen their revision, so a client reads its own writes.
+//!
+//! The cache follows its backend's changes. When the backend reports the stream lost (a
+//! shared store compacted the history the cache still had to read), the cache takes a new
+//! snapshot, replaces everything it holds with it, empties its event window and ends every
+//! live feed with [`FeedEnded::Expired`]: watch clients get `410 Expired` and re-list, as they
+//! do after falling behind. Events in the gap are never made up from a diff: a client's
+//! re-list is the one way back to a consistent view, the same for every backend.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use crate::backend::{Backend, KeyValue, Revision, StorageError, StoreEvent, WriteOp, WriteOutcome};
-use crate::feeds::{Feed, Feeds, follows};
+use crate::backend::{Backend, Change, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
+use crate::feeds::{Feed, FeedEnded, Feeds, follows};
+
+/// How long a read waits for the cache to reach the store's current revision.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A decoded object with its revisions; `value.metadata.resourceVersion` is already set.
 #[derive(Debug)]
@@ -120,12 +130,7 @@ impl Cache {
     /// Loads the backend's snapshot and keeps following its changes.
     pub async fn start(backend: Arc<dyn Backend>, window_capacity: usize) -> Result<Arc<Cache>, StorageError> {
         let snapshot = backend.snapshot().await?;
-        let mut objects = BTreeMap::new();
-        for kv in snapshot.items {
-            if let Some(object) = decode(&kv) {
-                objects.insert(object.key.clone(), Arc::new(object));
-            }
-        }
+        let objects = decode_all(snapshot.items);
         let (revision_tx, _) = watch::channel(snapshot.revision);
         let cache = Arc::new(Cache {
             backend,
@@ -139,23 +144,19 @@ impl Cache {
             revision_tx,
             feeds: Feeds::default(),
         });
-        let follower = Arc::downgrade(&cache);
-        let mut events = snapshot.events;
-        tokio::spawn(async move {
-            while let Some(batch) = events.recv().await {
-                let Some(cache) = follower.upgrade() else { break };
-                cache.apply(batch);
-            }
-        });
+        tokio::spawn(follow(Arc::downgrade(&cache), snapshot.changes));
         Ok(cache)
     }
 
-    fn apply(&self, batch: Vec<StoreEvent>) {
+    /// Applies a batch of events, then moves the revision to `revision` if that is higher.
+    fn apply(&self, batch: Vec<StoreEvent>, revision: Revision) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let mut last = state.revision;
+        // Compared with the revision before the batch, so that several events of one
+        // revision (one transaction of another writer) all apply.
+        let before = state.revision;
         for event in batch {
             let revision = event.revision();
-            if revision <= state.revision {
+            if revision <= before {
                 continue;
             }
             let watch_event = match event {
@@ -196,8 +197,9 @@ impl Cache {
             // each event exactly once: either in its backlog or live.
             self.feeds.deliver(&watch_event);
             state.revision = revision;
-            last = revision;
         }
+        state.revision = state.revision.max(revision);
+        let last = state.revision;
         drop(state);
         self.revision_tx.send_if_modified(|current| {
             if last > *current {
@@ -209,8 +211,63 @@ impl Cache {
         });
     }
 
+    /// Replaces everything with a new snapshot after the backend lost its stream, and ends
+    /// every live feed (see the module's documentation). Returns the snapshot's changes.
+    fn replace(&self, snapshot: Snapshot) -> mpsc::UnboundedReceiver<Change> {
+        let objects = decode_all(snapshot.items);
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if snapshot.revision < state.revision {
+            // A linearizable snapshot taken after the loss cannot be older than what the cache
+            // saw; the revision clients were given stays where it was.
+            tracing::error!(
+                snapshot = snapshot.revision,
+                cache = state.revision,
+                "the new storage snapshot is older than the cache"
+            );
+        }
+        state.objects = objects;
+        state.window.clear();
+        state.revision = snapshot.revision;
+        state.oldest_watchable = snapshot.revision;
+        // Under the lock, so a watch starts either before (and is ended) or after the swap.
+        self.feeds.end_all(FeedEnded::Expired);
+        drop(state);
+        self.revision_tx.send_if_modified(|current| {
+            if snapshot.revision > *current {
+                *current = snapshot.revision;
+                true
+            } else {
+                false
+            }
+        });
+        tracing::info!(
+            revision = snapshot.revision,
+            "storage reloaded; open watches were ended"
+        );
+        snapshot.changes
+    }
+
     pub fn revision(&self) -> Revision {
         *self.revision_tx.borrow()
+    }
+
+    /// Waits until the cache holds every write the store acknowledged before this call,
+    /// whichever process made it, and returns the cache's revision then. Reads that must be
+    /// current ("most recent" GET and LIST) call this first. Free when this process is the
+    /// store's only writer: its own writes are acknowledged only once the cache has them.
+    pub async fn sync(&self) -> Result<Revision, StorageError> {
+        if !self.backend.shared() {
+            return Ok(self.revision());
+        }
+        let target = self.backend.current_revision().await?;
+        if self.wait_for(target, SYNC_TIMEOUT).await {
+            Ok(self.revision())
+        } else {
+            Err(StorageError::Unavailable(format!(
+                "the watch cache did not reach the store's revision {target} within {}s",
+                SYNC_TIMEOUT.as_secs()
+            )))
+        }
     }
 
     /// Waits until the cache has applied `revision`; false on timeout.
@@ -383,6 +440,49 @@ impl Cache {
     }
 }
 
+/// Follows a backend's changes into the cache until either is gone; takes a new snapshot
+/// whenever the backend reports its stream lost.
+async fn follow(cache: Weak<Cache>, mut changes: mpsc::UnboundedReceiver<Change>) {
+    while let Some(change) = changes.recv().await {
+        let Some(this) = cache.upgrade() else { return };
+        match change {
+            Change::Batch { events, revision } => this.apply(events, revision),
+            Change::Lost { reason } => {
+                tracing::warn!(%reason, "the storage change stream was lost; loading everything again");
+                drop(this);
+                match reload(&cache).await {
+                    Some(next) => changes = next,
+                    None => return,
+                }
+            }
+        }
+    }
+}
+
+/// Takes snapshots, backing off between failures, until one loads into the cache; returns
+/// its changes, or None once the cache is gone.
+async fn reload(cache: &Weak<Cache>) -> Option<mpsc::UnboundedReceiver<Change>> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let this = cache.upgrade()?;
+        match this.backend.snapshot().await {
+            Ok(snapshot) => return Some(this.replace(snapshot)),
+            Err(e) => tracing::warn!(error = %e, "reloading storage failed; retrying"),
+        }
+        drop(this);
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn decode_all(items: Vec<KeyValue>) -> BTreeMap<Arc<str>, Arc<Object>> {
+    items
+        .iter()
+        .filter_map(decode)
+        .map(|object| (object.key.clone(), Arc::new(object)))
+        .collect()
+}
+
 fn decode(kv: &KeyValue) -> Option<Object> {
     match serde_json::from_slice::<Value>(&kv.value) {
         Ok(mut value) => {
@@ -505,6 +605,29 @@ mod tests {
             del.revision.to_string()
         );
         assert!(event.encoded().starts_with(b"{\"type\":\"DELETED\""));
+    }
+
+    #[tokio::test]
+    async fn a_lost_stream_reloads_everything_and_expires_watches() {
+        let backend = Arc::new(MemoryBackend::new());
+        let cache = Cache::start(backend.clone(), 100).await.unwrap();
+        let a = cache.write(create("/k/a")).await.unwrap().revision;
+        let mut live = cache.watch("/k/", None).unwrap().live;
+        backend.lose_subscribers();
+        // Written while the cache reloads: either in the new snapshot or after it.
+        backend.write(create("/k/b")).await.unwrap();
+        assert_eq!(live.recv().await.unwrap_err(), FeedEnded::Expired);
+        let c = cache.write(create("/k/c")).await.unwrap().revision;
+        let (items, revision, _) = cache.list("/k/", None, 0, |_| true);
+        let keys: Vec<&str> = items.iter().map(|o| &*o.key).collect();
+        assert_eq!((keys, revision), (vec!["/k/a", "/k/b", "/k/c"], c));
+        // History from before the reload is gone; watches from after it work.
+        assert!(matches!(
+            cache.watch("/k/", Some(a)),
+            Err(WatchStartError::TooOld { .. })
+        ));
+        assert_eq!(cache.watch("/k/", Some(c)).unwrap().backlog.len(), 0);
+        assert_eq!(cache.sync().await.unwrap(), c);
     }
 
     #[tokio::test]

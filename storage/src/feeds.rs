@@ -9,8 +9,7 @@
 //! times every heartbeat.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use tokio::sync::mpsc;
 
@@ -32,7 +31,8 @@ pub(crate) fn follows(target: &str, key: &str) -> bool {
 struct Sender {
     id: u64,
     tx: mpsc::Sender<Arc<WatchEvent>>,
-    lagged: Arc<AtomicBool>,
+    /// Why the cache ended the feed, if it did (the feed ends when its sender is dropped).
+    ended: Arc<OnceLock<FeedEnded>>,
 }
 
 #[derive(Default)]
@@ -66,18 +66,18 @@ impl Feeds {
     /// A new feed of the events under `target`.
     pub(crate) fn subscribe(&self, target: &str) -> Feed {
         let (tx, rx) = mpsc::channel(self.capacity);
-        let lagged = Arc::new(AtomicBool::new(false));
+        let ended = Arc::new(OnceLock::new());
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
         let id = index.next_id;
         index.next_id += 1;
         index.by_target.entry(target.into()).or_default().push(Sender {
             id,
             tx,
-            lagged: lagged.clone(),
+            ended: ended.clone(),
         });
         Feed {
             rx,
-            lagged,
+            ended,
             index: Arc::downgrade(&self.index),
             target: target.into(),
             id,
@@ -98,6 +98,14 @@ impl Feeds {
         deliver_to(&mut index, key, event);
     }
 
+    /// Ends every feed, for `why`, after the events each already holds.
+    pub(crate) fn end_all(&self, why: FeedEnded) {
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        for sender in index.by_target.drain().flat_map(|(_, senders)| senders) {
+            let _ = sender.ended.set(why);
+        }
+    }
+
     /// Number of live feeds (for tests and metrics).
     pub(crate) fn len(&self) -> usize {
         let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
@@ -112,7 +120,7 @@ fn deliver_to(index: &mut Index, target: &str, event: &Arc<WatchEvent>) {
     senders.retain(|s| match s.tx.try_send(event.clone()) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
-            s.lagged.store(true, Ordering::Release);
+            let _ = s.ended.set(FeedEnded::Lagged);
             false
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -127,6 +135,9 @@ fn deliver_to(index: &mut Index, target: &str, event: &Arc<WatchEvent>) {
 pub enum FeedEnded {
     /// The watch fell too far behind and was cut off: its client must re-list.
     Lagged,
+    /// The cache lost the store's history and loaded everything again (a shared store
+    /// compacted what the cache still had to follow): its client must re-list.
+    Expired,
     /// The cache is gone (the hub is stopping).
     Closed,
 }
@@ -134,7 +145,7 @@ pub enum FeedEnded {
 /// One watch's live events, in revision order.
 pub struct Feed {
     rx: mpsc::Receiver<Arc<WatchEvent>>,
-    lagged: Arc<AtomicBool>,
+    ended: Arc<OnceLock<FeedEnded>>,
     index: Weak<Mutex<Index>>,
     target: Box<str>,
     id: u64,
@@ -155,11 +166,7 @@ impl Feed {
     }
 
     fn ended(&self) -> FeedEnded {
-        if self.lagged.load(Ordering::Acquire) {
-            FeedEnded::Lagged
-        } else {
-            FeedEnded::Closed
-        }
+        self.ended.get().copied().unwrap_or(FeedEnded::Closed)
     }
 }
 
@@ -221,5 +228,19 @@ mod tests {
         assert_eq!(pinned.recv().await.unwrap().revision, 4);
         drop(pinned);
         assert_eq!(feeds.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn ending_every_feed_says_why_after_what_each_holds() {
+        let feeds = Feeds::with_capacity(8);
+        let mut a = feeds.subscribe("/k/");
+        let mut b = feeds.subscribe("/k/x");
+        feeds.deliver(&event("/k/x", 1));
+        feeds.end_all(FeedEnded::Expired);
+        assert_eq!(feeds.len(), 0);
+        assert_eq!(a.recv().await.unwrap().revision, 1);
+        assert_eq!(a.recv().await.unwrap_err(), FeedEnded::Expired);
+        assert_eq!(b.recv().await.unwrap().revision, 1);
+        assert_eq!(b.try_recv().unwrap_err(), FeedEnded::Expired);
     }
 }

@@ -1,5 +1,5 @@
 //! Faros storage: a small key-value [`Backend`] with one global, monotonic revision (the
-//! `resourceVersion` clients see), its implementations, and the in-memory [`Cache`] above it
+//! `resourceVersion` clients see), its implementations (SQLite, etcd, memory), and the in-memory [`Cache`] above it
 //! that serves every read and watch.
 //!
 //! This crate knows nothing of HTTP, authentication or tenancy: it stores bytes under
@@ -8,6 +8,7 @@
 mod backend;
 mod backup;
 mod cache;
+mod etcd;
 mod feeds;
 mod key;
 mod memory;
@@ -16,9 +17,10 @@ mod sqlite;
 #[cfg(test)]
 mod conformance;
 
-pub use backend::{Backend, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
+pub use backend::{Backend, Change, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
 pub use backup::{SnapshotInfo, copy_all, sqlite_restore, sqlite_snapshot};
 pub use cache::{Cache, EventKind, Object, WatchEvent, WatchStart, WatchStartError, encode_event};
+pub use etcd::{EtcdBackend, EtcdOptions};
 pub use feeds::{Feed, FeedEnded};
 pub use key::{Key, Prefix};
 pub use memory::MemoryBackend;

@@ -8,7 +8,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
-use crate::backend::{Backend, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
+use crate::backend::{Backend, Change, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
 
 #[derive(Default)]
 pub struct MemoryBackend {
@@ -19,7 +19,7 @@ pub struct MemoryBackend {
 struct State {
     items: BTreeMap<String, KeyValue>,
     revision: Revision,
-    subscribers: Vec<mpsc::UnboundedSender<Vec<StoreEvent>>>,
+    subscribers: Vec<mpsc::UnboundedSender<Change>>,
 }
 
 impl MemoryBackend {
@@ -65,8 +65,26 @@ impl MemoryBackend {
         };
         state.revision = revision;
         // Sent under the lock, so subscribers see writes in revision order.
-        state.subscribers.retain(|s| s.send(vec![event.clone()]).is_ok());
+        state.subscribers.retain(|s| {
+            s.send(Change::Batch {
+                events: vec![event.clone()],
+                revision,
+            })
+            .is_ok()
+        });
         Ok(outcome)
+    }
+
+    /// Tells every subscriber that its stream is lost, as a shared store does when the
+    /// history a subscriber needs was compacted.
+    #[cfg(test)]
+    pub(crate) fn lose_subscribers(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for subscriber in state.subscribers.drain(..) {
+            let _ = subscriber.send(Change::Lost {
+                reason: "lost for a test".into(),
+            });
+        }
     }
 }
 
@@ -87,7 +105,7 @@ impl Backend for MemoryBackend {
         let snapshot = Snapshot {
             items: state.items.values().cloned().collect(),
             revision: state.revision,
-            events: rx,
+            changes: rx,
         };
         futures::future::ready(Ok(snapshot)).boxed()
     }
@@ -99,12 +117,17 @@ impl Backend for MemoryBackend {
     fn compact(&self) -> BoxFuture<'_, Result<(), StorageError>> {
         futures::future::ready(Ok(())).boxed()
     }
+
+    fn current_revision(&self) -> BoxFuture<'_, Result<Revision, StorageError>> {
+        let revision = self.state.lock().unwrap_or_else(|e| e.into_inner()).revision;
+        futures::future::ready(Ok(revision)).boxed()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #[tokio::test]
     async fn conforms() {
-        crate::conformance::run(super::MemoryBackend::new).await;
+        crate::conformance::run(|| async { super::MemoryBackend::new() }).await;
     }
 }

@@ -4,6 +4,8 @@
 //! group committed with `synchronous=FULL`, so it survives `kill -9` and power loss.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use bytes::Bytes;
@@ -12,7 +14,7 @@ use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::{Backend, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
+use crate::backend::{Backend, Change, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
 
 /// Most writes folded into one transaction; bounds the latency one group adds to the next.
 const MAX_GROUP: usize = 512;
@@ -25,6 +27,8 @@ enum Command {
 
 pub struct SqliteBackend {
     commands: mpsc::Sender<Command>,
+    /// The revision of the last committed group, kept by the writer.
+    committed: Arc<AtomicU64>,
 }
 
 impl SqliteBackend {
@@ -58,16 +62,21 @@ impl SqliteBackend {
             .query_row("SELECT value FROM meta WHERE name = 'revision'", [], |r| r.get(0))
             .map_err(unavailable)?;
         let (tx, rx) = mpsc::channel(4096);
+        let committed = Arc::new(AtomicU64::new(revision as Revision));
         let writer = Writer {
             conn,
             revision: revision as Revision,
+            committed: committed.clone(),
             subscribers: Vec::new(),
         };
         thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-        Ok(SqliteBackend { commands: tx })
+        Ok(SqliteBackend {
+            commands: tx,
+            committed,
+        })
     }
 
     async fn call<T>(
@@ -96,6 +105,10 @@ impl Backend for SqliteBackend {
     fn compact(&self) -> BoxFuture<'_, Result<(), StorageError>> {
         self.call(Command::Compact).boxed()
     }
+
+    fn current_revision(&self) -> BoxFuture<'_, Result<Revision, StorageError>> {
+        futures::future::ready(Ok(self.committed.load(Ordering::Acquire))).boxed()
+    }
 }
 
 fn unavailable(e: rusqlite::Error) -> StorageError {
@@ -105,7 +118,8 @@ fn unavailable(e: rusqlite::Error) -> StorageError {
 struct Writer {
     conn: Connection,
     revision: Revision,
-    subscribers: Vec<mpsc::UnboundedSender<Vec<StoreEvent>>>,
+    committed: Arc<AtomicU64>,
+    subscribers: Vec<mpsc::UnboundedSender<Change>>,
 }
 
 type Pending = (WriteOp, oneshot::Sender<Result<WriteOutcome, StorageError>>);
@@ -161,7 +175,7 @@ impl Writer {
         Ok(Snapshot {
             items,
             revision: self.revision,
-            events: rx,
+            changes: rx,
         })
     }
 
@@ -198,7 +212,14 @@ impl Writer {
             let _ = reply.send(outcome);
         }
         if !events.is_empty() {
-            self.subscribers.retain(|s| s.send(events.clone()).is_ok());
+            let revision = self.revision;
+            self.subscribers.retain(|s| {
+                s.send(Change::Batch {
+                    events: events.clone(),
+                    revision,
+                })
+                .is_ok()
+            });
         }
     }
 
@@ -289,6 +310,7 @@ impl Writer {
         }
         tx.commit()?;
         self.revision = revision;
+        self.committed.store(revision, Ordering::Release);
         Ok(results)
     }
 }
@@ -332,7 +354,10 @@ mod tests {
     #[tokio::test]
     async fn conforms() {
         let dir = tempdir();
-        crate::conformance::run(|| SqliteBackend::open(&dir.join(format!("{}.sqlite", uuid::Uuid::new_v4()))).unwrap())
-            .await;
+        crate::conformance::run(|| {
+            let path = dir.join(format!("{}.sqlite", uuid::Uuid::new_v4()));
+            async move { SqliteBackend::open(&path).unwrap() }
+        })
+        .await;
     }
 }

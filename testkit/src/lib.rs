@@ -1,5 +1,5 @@
 //! One harness for every crate's integration tests: the real hub in a child process
-//! ([`Hub`]) and the real kubectl binaries ([`kubectl`]).
+//! ([`Hub`]), the real kubectl binaries ([`kubectl`]), and etcd on loopback ([`etcd`]).
 //!
 //! The hub's own tests run the `hub-api` binary. The other crates' tests cannot (Cargo builds
 //! no binary of another package for them), so a test binary starts itself again with only its ignored `hub_process` test selected and an
@@ -9,18 +9,27 @@
 //! (binaries of other packages are not built for a package's tests), and every test gets its
 //! own hub process, killed with the test.
 
+pub mod etcd;
+#[cfg(feature = "hub")]
 mod hub;
 pub mod kubectl;
 pub mod podman;
+pub mod relay;
 
+#[cfg(feature = "hub")]
 pub use hub::{Hub, Launcher};
 pub use kubectl::eventually;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+#[cfg(feature = "hub")]
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
 
+#[cfg(feature = "hub")]
 /// The body of a test binary's `hub_process` test. When `dir_env` names a data directory,
 /// runs the hub (`--all-in-one --data-dir DIR` plus the words of `args_env`) until it is
 /// stopped or its parent goes away, then exits the process; otherwise returns at once.
@@ -69,6 +78,7 @@ pub fn child_main(dir_env: &str, args_env: &str) {
     std::process::exit(0);
 }
 
+#[cfg(feature = "hub")]
 /// A hub started by [`spawn`].
 pub(crate) struct ChildHub {
     pub(crate) child: Child,
@@ -76,6 +86,7 @@ pub(crate) struct ChildHub {
     pub(crate) url: String,
 }
 
+#[cfg(feature = "hub")]
 /// Starts this test binary again as a hub on `data_dir` (see [`child_main`]), with the extra
 /// hub arguments `args`, its log (RUST_LOG from `HUB_LOG`, default `warn`) going to `log`,
 /// and waits until it serves.
@@ -96,6 +107,7 @@ pub(crate) fn spawn(dir_env: &str, args_env: &str, data_dir: &Path, args: &str, 
     start(command)
 }
 
+#[cfg(feature = "hub")]
 /// Runs `command` (a hub: `hub-api start ...` or a test binary re-run by [`spawn`]) with its
 /// log level from `HUB_LOG` (default `warn`), and waits until it serves.
 pub(crate) fn start(mut command: Command) -> ChildHub {

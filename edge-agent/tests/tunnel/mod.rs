@@ -4,6 +4,8 @@
 //! agent restart and a hub restart; one device's credential reaches nothing of another's;
 //! garbage on a tunnel does not hurt the hub.
 
+mod replicas;
+
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::Path;

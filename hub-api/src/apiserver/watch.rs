@@ -259,6 +259,13 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                         let _ = tx.send(encode_event("ERROR", &status)).await;
                         return;
                     }
+                    Err(FeedEnded::Expired) => {
+                        // The cache reloaded from storage (etcd compacted what it had to
+                        // follow): the client re-lists, as after any 410.
+                        let status = ApiError::expired("the watch cache was reloaded from storage; please restart the watch").to_status();
+                        let _ = tx.send(encode_event("ERROR", &status)).await;
+                        return;
+                    }
                     Err(FeedEnded::Closed) => return,
                 },
             }

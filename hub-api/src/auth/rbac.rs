@@ -692,7 +692,7 @@ async fn follow(
                     revision = revision.max(event.revision);
                 }
                 Ok(None) => break,
-                Err(FeedEnded::Lagged) => {
+                Err(FeedEnded::Lagged | FeedEnded::Expired) => {
                     // Events were lost: every index may be stale; follow again from now.
                     let Some(cache) = cache.upgrade() else { return };
                     let Ok(start) = cache.watch("/", None) else { return };

@@ -612,7 +612,7 @@ impl Catalog {
                     Ok(_) => {}
                     // Fell behind: follow again from now. A definition deleted in the gap
                     // keeps its memo entry, which is keyed by revision and never served.
-                    Err(faros_storage::FeedEnded::Lagged) => break,
+                    Err(faros_storage::FeedEnded::Lagged | faros_storage::FeedEnded::Expired) => break,
                     Err(faros_storage::FeedEnded::Closed) => return,
                 }
             }

@@ -9,6 +9,7 @@ mod auth_negative;
 mod backup;
 mod edge_controllers;
 mod errors;
+mod etcd;
 mod garbage_collection;
 mod kube_controller;
 mod kube_rs;

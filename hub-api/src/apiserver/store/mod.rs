@@ -53,6 +53,12 @@ pub async fn serve(ctx: Ctx, body: axum::body::Body) -> Response {
     {
         return crate::apiserver::response::error(ApiError::method_not_allowed(why));
     }
+    if reads_latest(&ctx)
+        && let Err(e) = ctx.hub.cache.sync().await
+    {
+        let name = ctx.req.name.clone().unwrap_or_default();
+        return crate::apiserver::response::error(storage_error(&ctx, &name, e));
+    }
     let result = match ctx.req.verb {
         Verb::Get => get::get(&ctx),
         Verb::List => list::list(&ctx),
@@ -64,6 +70,22 @@ pub async fn serve(ctx: Ctx, body: axum::body::Body) -> Response {
         Verb::DeleteCollection => delete::delete_collection(&ctx, body).await,
     };
     result.unwrap_or_else(crate::apiserver::response::error)
+}
+
+/// Whether a read must include every write acknowledged before it, including writes through
+/// other hub processes sharing the store: a GET, LIST or WATCH of the most recent state (no
+/// resourceVersion), or one naming a revision the cache has not reached yet. The cache then
+/// first catches up with the store ([`faros_storage::Cache::sync`], free when this hub is
+/// the store's only writer).
+fn reads_latest(ctx: &Ctx) -> bool {
+    if !matches!(ctx.req.verb, Verb::Get | Verb::List | Verb::Watch) || ctx.query.continue_token.is_some() {
+        return false;
+    }
+    match (&ctx.query.resource_version, ctx.query.revision()) {
+        (None, _) => true,
+        (Some(_), Ok(Some(rv))) => rv > ctx.hub.cache.revision(),
+        _ => false,
+    }
 }
 
 pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {

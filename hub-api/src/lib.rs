@@ -11,6 +11,7 @@ mod auth;
 mod bootstrap;
 pub mod init;
 pub mod leader_flags;
+pub mod migrate;
 pub mod pki;
 mod registry;
 mod server;

@@ -20,6 +20,8 @@ enum Command {
     Init(hub_api::init::InitOptions),
     /// Run the controllers out of process, against a hub reached through a kubeconfig.
     Controllers(ControllersOptions),
+    /// Copy every object of a stopped hub from one storage backend to another.
+    Migrate(hub_api::migrate::MigrateOptions),
     /// Back up and restore the embedded store.
     #[command(subcommand)]
     Snapshot(hub_api::snapshot::SnapshotCommand),
@@ -103,5 +105,6 @@ fn main() -> anyhow::Result<()> {
         Command::Controllers(opts) => runtime.block_on(run_controllers(opts)),
         Command::Snapshot(command) => hub_api::snapshot::run(command),
         Command::Init(opts) => hub_api::init::run(opts),
+        Command::Migrate(opts) => runtime.block_on(hub_api::migrate::run(opts)),
     }
 }

@@ -305,7 +305,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
 }
 
 /// The backend `options` choose, and how often to compact it (None: never).
-async fn open_storage(
+pub(crate) async fn open_storage(
     options: &StorageOptions,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<(Arc<dyn Backend>, Option<Duration>)> {

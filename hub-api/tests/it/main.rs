@@ -16,6 +16,7 @@ mod kube_rs;
 mod kubectl;
 mod kubectl_matrix;
 mod leader_election;
+mod migrate;
 mod python_client;
 mod rbac;
 mod service_account_tokens;

@@ -3,19 +3,13 @@
 # the tests need besides the project's own binaries: Debian's podman, runc and static busybox
 # (the workload tests run real containers built from busybox), etcd (the storage tests start
 # their own members), haproxy, protoc (the etcd client's build compiles etcd's protobuf
-# definitions) and the Python `kubernetes` client (PyPI). The real kubectl binaries (kubectl.1.27 ... kubectl.1.33) are expected on
-# the machine.
+# definitions) and the Python `kubernetes` client (PyPI). The real kubectl binaries
+# (kubectl.1.27 ... kubectl.1.33) are expected on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(podman runc busybox-static protobuf-compiler etcd-server etcd-client haproxy)
-installed=$(dpkg-query -W -f='${Status}\n' "${debian_packages[@]}" 2>/dev/null | grep -c 'install ok installed' || true)
-if [ "$installed" -ne "${#debian_packages[@]}" ]; then
-    echo "installing ${debian_packages[*]} from Debian" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q "${debian_packages[@]}" >/dev/null \
-        || { apt-get update -q >/dev/null && apt-get install -y -q "${debian_packages[@]}" >/dev/null; }
-fi
+. scripts/lib/debian.sh
+ensure_debian_packages podman runc busybox-static protobuf-compiler etcd-server etcd-client haproxy
 
 if ! python3 -c 'import kubernetes' 2>/dev/null; then
     echo "installing the Python kubernetes client" >&2

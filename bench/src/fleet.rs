@@ -10,6 +10,20 @@ use serde_json::json;
 
 use crate::hub::HubProcess;
 
+/// The binaries a fleet benchmark runs (release builds by default).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Binaries {
+    /// The hub binary.
+    #[arg(long, default_value = "target/release/hub-api")]
+    pub hub_binary: PathBuf,
+    /// The agent binary (`edge-agent`, also its `simulate` subcommand).
+    #[arg(long, default_value = "target/release/edge-agent")]
+    pub agent_binary: PathBuf,
+    /// The plugin binary (`kubectl-faros`).
+    #[arg(long, default_value = "target/release/kubectl-faros")]
+    pub plugin_binary: PathBuf,
+}
+
 /// Creates workspace `root:fleet` of type `faros`, waits until it is Ready, and writes a
 /// copy of the admin kubeconfig pointing at it.
 pub async fn fleet_workspace(hub: &HubProcess, admin: &kube::Client) -> anyhow::Result<PathBuf> {

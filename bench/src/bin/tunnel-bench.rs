@@ -19,7 +19,7 @@
 //! kubectl-faros -p faros-bench`.
 
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -45,15 +45,8 @@ use tokio::net::{TcpListener, TcpStream};
 #[derive(Parser)]
 #[command(name = "tunnel-bench")]
 struct Args {
-    /// The hub binary.
-    #[arg(long, default_value = "target/release/hub-api")]
-    hub_binary: PathBuf,
-    /// The agent binary.
-    #[arg(long, default_value = "target/release/edge-agent")]
-    agent_binary: PathBuf,
-    /// The plugin binary (creates the agent's credentials and the workload).
-    #[arg(long, default_value = "target/release/kubectl-faros")]
-    plugin_binary: PathBuf,
+    #[command(flatten)]
+    binaries: faros_bench::fleet::Binaries,
     /// The kubectl versions whose `port-forward` is measured.
     #[arg(long, value_delimiter = ',', default_value = "1.32,1.27")]
     kubectl: Vec<String>,
@@ -89,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
     let device_port = device_server().await?;
 
     let (hub, _, admin) = HubProcess::start(&SpawnOptions {
-        binary: &args.hub_binary,
+        binary: &args.binaries.hub_binary,
         all_in_one: true,
         log_level: "warn",
         extra_args: &[],
@@ -101,13 +94,13 @@ async fn main() -> anyhow::Result<()> {
 
     let agent_kubeconfig = hub.dir.join(format!("{AGENT}.kubeconfig"));
     plugin(
-        &args.plugin_binary,
+        &args.binaries.plugin_binary,
         &fleet,
         &["agent", "generate", AGENT, "-o"],
         &agent_kubeconfig,
     )
     .await?;
-    let agent = tokio::process::Command::new(&args.agent_binary)
+    let agent = tokio::process::Command::new(&args.binaries.agent_binary)
         .arg("--state-dir")
         .arg(hub.dir.join("agent-state"))
         .args(["--runtimes", "process", "--allow-ports", &device_port.to_string()])
@@ -120,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
         .stderr(Stdio::from(std::fs::File::create(hub.dir.join("agent.log"))?))
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting {}", args.agent_binary.display()))?;
+        .with_context(|| format!("starting {}", args.binaries.agent_binary.display()))?;
     let agent_pid = agent.id().context("the agent exited at once")?;
     let agents: Api<Agent> = Api::namespaced(client.clone(), NAMESPACE);
     wait_for("the agent Ready and Connected", Duration::from_secs(60), || async {
@@ -147,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
         "--",
         "86400",
     ];
-    plugin(&args.plugin_binary, &fleet, &deploy, Path::new("")).await?;
+    plugin(&args.binaries.plugin_binary, &fleet, &deploy, Path::new("")).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let pod = std::sync::Mutex::new(String::new());
     wait_for("the workload's pod Running", Duration::from_secs(60), || async {

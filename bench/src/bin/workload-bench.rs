@@ -12,7 +12,6 @@
 //! Usage: `workload-bench --agents 10000` after `cargo build --release -p hub-api -p
 //! edge-agent -p kubectl-faros -p faros-bench`.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -29,15 +28,8 @@ use serde_json::json;
 #[derive(Parser)]
 #[command(name = "workload-bench")]
 struct Args {
-    /// The hub binary.
-    #[arg(long, default_value = "target/release/hub-api")]
-    hub_binary: PathBuf,
-    /// The agent binary (its `simulate` subcommand runs the fleet).
-    #[arg(long, default_value = "target/release/edge-agent")]
-    agent_binary: PathBuf,
-    /// The plugin binary, timed for the per-device view.
-    #[arg(long, default_value = "target/release/kubectl-faros")]
-    plugin_binary: PathBuf,
+    #[command(flatten)]
+    binaries: faros_bench::fleet::Binaries,
     /// Simulated agents.
     #[arg(long, default_value_t = 1000)]
     agents: usize,
@@ -61,7 +53,7 @@ const NAMESPACE: &str = "default";
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (mut hub, _, admin) = HubProcess::start(&SpawnOptions {
-        binary: &args.hub_binary,
+        binary: &args.binaries.hub_binary,
         all_in_one: true,
         log_level: "warn",
         extra_args: &args.hub_arg,
@@ -71,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     let fleet = fleet_workspace(&hub, &admin).await?;
     let client = faros_bench::fleet::client(&fleet).await?;
 
-    let mut simulator = tokio::process::Command::new(&args.agent_binary)
+    let mut simulator = tokio::process::Command::new(&args.binaries.agent_binary)
         .arg("--kubeconfig")
         .arg(&fleet)
         .arg("--state-dir")
@@ -88,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         .stderr(Stdio::from(std::fs::File::create(hub.dir.join("simulator.log"))?))
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting {}", args.agent_binary.display()))?;
+        .with_context(|| format!("starting {}", args.binaries.agent_binary.display()))?;
     let started = Instant::now();
     let agents: Api<Agent> = Api::namespaced(client.clone(), NAMESPACE);
     wait_for("every agent Ready", Duration::from_secs(1800), || async {
@@ -169,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
 
     // The per-device view with every placement in the namespace.
     let view = time_runs(args.view_runs, || {
-        let plugin = args.plugin_binary.clone();
+        let plugin = args.binaries.plugin_binary.clone();
         let kubeconfig = fleet.clone();
         async move {
             let out = tokio::process::Command::new(&plugin)

@@ -426,6 +426,15 @@ fn change_spec(tenant: &Path, name: &str) {
             && status["config"]["mode"] == "eco"
             && status["heartbeatIntervalSeconds"] == 1
     });
+    // Heartbeats follow the new interval at once, not after the wait the old one scheduled
+    // (10 s, past the hub's grace period for an agent reporting a 1 s interval).
+    for _ in 0..2 {
+        let before = lease_renew_time(tenant, name);
+        eventually("a heartbeat on the new interval", Duration::from_secs(3), || {
+            lease_renew_time(tenant, name) != before
+        });
+    }
+    assert_eq!(agent_ready(tenant, name).0, "True");
     // Paused: reported, and later changes wait.
     kubectl_ok(
         tenant,

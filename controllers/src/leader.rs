@@ -47,11 +47,6 @@ impl LeaderElection {
 
     /// The host name and a random suffix: unique per process, readable in the Lease.
     pub fn default_identity() -> String {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "hub".to_string());
         let mut suffix = [0u8; 8];
         // The clock's nanoseconds and the pid are unique enough to tell processes apart.
         let nanos = std::time::SystemTime::now()
@@ -61,7 +56,18 @@ impl LeaderElection {
         let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32);
         suffix.copy_from_slice(&mixed.to_le_bytes());
         let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{host}_{hex}")
+        Self::identity_for(&hex)
+    }
+
+    /// The host name and `suffix`, which must be unique per process: a hub replica's own
+    /// name, so that the Lease says which replica leads.
+    pub fn identity_for(suffix: &str) -> String {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "hub".to_string());
+        format!("{host}_{suffix}")
     }
 }
 

@@ -346,6 +346,7 @@ pub async fn run(
     let mut status_backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut lease_failures = 0u32;
     let mut next_lease = Instant::now();
+    let mut last_lease_attempt: Option<Instant> = None;
     let mut dirty = true;
     let mut missing_logged = false;
     let mut summary = ctx.workloads.as_ref().map(|w| w.summary.clone());
@@ -354,6 +355,9 @@ pub async fn run(
             .as_ref()
             .map(Applied::interval)
             .unwrap_or_else(|| faros_api::edge::AgentSpec::default().heartbeat_interval());
+        // A shorter interval applies to the renewal already scheduled: the status says the
+        // new one, and the hub judges the heartbeats by it at once.
+        next_lease = next_renewal(next_lease, last_lease_attempt, interval);
         let status_every = interval * STATUS_HEARTBEAT_INTERVALS;
         // A failed write waits out its backoff before the periodic write is due again.
         let next_status = retry_at.or_else(|| last_status_write.map(|t| t + status_every));
@@ -387,15 +391,22 @@ pub async fn run(
         if let Some(owner) = current.as_ref().filter(|_| now >= next_lease) {
             // Renewed before status is written, so the hub never sees Ready=True with a
             // stale heartbeat.
-            match heartbeat.renew(interval, owner).await {
-                Ok(()) => {
+            last_lease_attempt = Some(now);
+            let limit = write_timeout(interval);
+            match tokio::time::timeout(limit, heartbeat.renew(interval, owner)).await {
+                Ok(Ok(())) => {
                     if lease_failures > 2 {
                         tracing::info!(agent = %ctx.name, "heartbeat renewed again");
                     }
                     lease_failures = 0;
                     next_lease = now + interval;
                 }
-                Err(e) => {
+                Err(_) => {
+                    lease_failures += 1;
+                    tracing::warn!(agent = %ctx.name, failures = lease_failures, "the hub did not answer the heartbeat within {limit:?}; retrying");
+                    next_lease = Instant::now().max(now + interval);
+                }
+                Ok(Err(e)) => {
                     lease_failures += 1;
                     // A Lease written meanwhile or gone (deleted, or collected) is read or
                     // created afresh at once; anything else waits its turn.
@@ -453,7 +464,22 @@ pub async fn run(
         status.last_heartbeat_time = Some(stamp);
         let mut updated = agent.clone();
         updated.status = Some(status);
-        match agents.replace_status(&ctx.name, &PostParams::default(), &updated).await {
+        let limit = write_timeout(interval);
+        let written_status = match tokio::time::timeout(
+            limit,
+            agents.replace_status(&ctx.name, &PostParams::default(), &updated),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => {
+                let delay = status_backoff.next_delay();
+                tracing::warn!(agent = %ctx.name, retry_in_ms = delay.as_millis() as u64, "the hub did not answer the status update within {limit:?}");
+                retry_at = Some(Instant::now() + delay);
+                continue;
+            }
+        };
+        match written_status {
             Ok(stored) => {
                 written = Some(stored);
                 last_status_write = Some(now);
@@ -474,6 +500,19 @@ pub async fn run(
             }
         }
     }
+}
+
+/// How long one heartbeat or status write may take before it counts as failed, so that a hub
+/// (or its store) that hangs does not hold up the heartbeats behind it: twice the interval,
+/// at least 5 s, at most 30 s.
+fn write_timeout(interval: Duration) -> Duration {
+    (interval * 2).clamp(Duration::from_secs(5), Duration::from_secs(30))
+}
+
+/// When the heartbeat Lease is renewed next: as `scheduled`, or sooner when `interval` (the
+/// one applied now) is due earlier after the last attempt.
+fn next_renewal(scheduled: Instant, last_attempt: Option<Instant>, interval: Duration) -> Instant {
+    last_attempt.map_or(scheduled, |last| scheduled.min(last + interval))
 }
 
 /// The copy with the higher resourceVersion.
@@ -623,6 +662,26 @@ mod tests {
         let status = desired_status(None, &applied, &facts, Some(&report.view(&facts)), "t");
         assert_eq!(status.capacity.cpu.as_ref().unwrap().0, "2");
         assert_eq!(status.allocatable.cpu.as_ref().unwrap().0, "1500m");
+    }
+
+    /// An agent told to heartbeat more often renews on the new interval from its last
+    /// renewal, not after the old one it had already scheduled; a longer interval waits for
+    /// the renewal already due.
+    #[test]
+    fn a_shorter_heartbeat_interval_applies_to_the_next_renewal() {
+        let renewed = Instant::now();
+        let scheduled = renewed + Duration::from_secs(10);
+        assert_eq!(
+            next_renewal(scheduled, Some(renewed), Duration::from_secs(1)),
+            renewed + Duration::from_secs(1)
+        );
+        assert_eq!(
+            next_renewal(scheduled, Some(renewed), Duration::from_secs(30)),
+            scheduled
+        );
+        assert_eq!(next_renewal(renewed, None, Duration::from_secs(1)), renewed);
+        // A failed renewal retried at once stays at once.
+        assert_eq!(next_renewal(renewed, Some(renewed), Duration::from_secs(1)), renewed);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! `agent_lifecycle_with_an_admin_kubeconfig` needs none of it.
 
 mod fleet;
+mod ha;
 mod tunnel;
 mod workloads;
 
@@ -39,6 +40,9 @@ fn hub_process() {
 struct Hub {
     dir: PathBuf,
     hub: faros_testkit::Hub,
+    /// A load balancer in front of the hub's replicas, that clients use instead of this
+    /// replica's own URL: its URL and an admin kubeconfig naming it.
+    front: Option<(String, PathBuf)>,
 }
 
 impl Hub {
@@ -48,6 +52,11 @@ impl Hub {
 
     /// A hub with `hub-api start` flags added to the usual ones.
     fn start_with(extra: &[&str]) -> Hub {
+        Self::start_with_grace(GRACE, extra)
+    }
+
+    /// The same with another `--agent-monitor-grace-period`.
+    fn start_with_grace(grace: &str, extra: &[&str]) -> Hub {
         let dir = std::env::temp_dir().join(format!("faros-e2e-{}-{}", std::process::id(), nanos()));
         std::fs::create_dir_all(&dir).unwrap();
         let launcher = faros_testkit::Launcher::ThisTest {
@@ -62,7 +71,7 @@ impl Hub {
             true,
             &[
                 "--agent-monitor-grace-period",
-                GRACE,
+                grace,
                 "--audit-log-path",
                 audit.to_str().unwrap(),
             ]
@@ -71,7 +80,14 @@ impl Hub {
             .collect::<Vec<_>>(),
             Some(dir.join("hub.log")),
         );
-        Hub { dir, hub }
+        Hub { dir, hub, front: None }
+    }
+
+    /// From now on, kubeconfigs this makes name `url` (a load balancer in front of this
+    /// replica and its peers) instead of the replica itself.
+    fn behind(&mut self, url: &str) {
+        let admin = self.hub.admin_kubeconfig_at(url, "front-admin.kubeconfig");
+        self.front = Some((url.to_string(), admin));
     }
 
     /// SIGTERM, wait, start again on the same port and data.
@@ -83,11 +99,22 @@ impl Hub {
     }
 
     fn admin(&self) -> PathBuf {
-        self.hub.kubeconfig()
+        match &self.front {
+            Some((_, admin)) => admin.clone(),
+            None => self.hub.kubeconfig(),
+        }
+    }
+
+    /// The URL clients use: the load balancer's, or this replica's.
+    fn base_url(&self) -> String {
+        match &self.front {
+            Some((url, _)) => url.clone(),
+            None => self.hub.url(),
+        }
     }
 
     fn url(&self, path: &str) -> String {
-        self.hub.workspace_url(path)
+        format!("{}/clusters/{path}", self.base_url())
     }
 
     fn admin_kubeconfig(&self) -> Kubeconfig {
@@ -97,7 +124,7 @@ impl Hub {
     /// A copy of the admin kubeconfig pointing at workspace `path`.
     fn workspace_kubeconfig(&self, path: &str) -> PathBuf {
         let mut kubeconfig = self.admin_kubeconfig();
-        let base = self.hub.url();
+        let base = self.base_url();
         let server = self.url(path);
         assert!(server.contains(&base));
         for cluster in kubeconfig.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
@@ -426,6 +453,15 @@ fn change_spec(tenant: &Path, name: &str) {
             && status["config"]["mode"] == "eco"
             && status["heartbeatIntervalSeconds"] == 1
     });
+    // Heartbeats follow the new interval at once, not after the wait the old one scheduled
+    // (10 s, past the hub's grace period for an agent reporting a 1 s interval).
+    for _ in 0..2 {
+        let before = lease_renew_time(tenant, name);
+        eventually("a heartbeat on the new interval", Duration::from_secs(3), || {
+            lease_renew_time(tenant, name) != before
+        });
+    }
+    assert_eq!(agent_ready(tenant, name).0, "True");
     // Paused: reported, and later changes wait.
     kubectl_ok(
         tenant,

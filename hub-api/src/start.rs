@@ -250,9 +250,14 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
             agent_grace_period: opts.agent_monitor_grace_period,
             eviction_timeout: opts.workload_eviction_timeout,
         };
-        let election = opts
-            .leader_election
-            .election(faros_controllers::LeaderElection::default_identity())?;
+        // A replica that relays is known to its peers by its name (its own Lease in
+        // `kube-system` carries its address): the controllers' Lease then says which
+        // replica leads.
+        let identity = match &hub.relay {
+            Some(relay) => faros_controllers::LeaderElection::identity_for(&relay.replica),
+            None => faros_controllers::LeaderElection::default_identity(),
+        };
+        let election = opts.leader_election.election(identity)?;
         Some(tokio::spawn(faros_controllers::run_all(
             config,
             controllers,

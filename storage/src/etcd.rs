@@ -28,6 +28,14 @@
 //! below a revision already reported is therefore never skipped: the stream is reported lost
 //! and the cache reloads.
 //!
+//! **Losing a member.** The client spreads requests over every member, but it does not
+//! notice on its own that one went away: it keeps handing requests to it, and each fails.
+//! So every member is checked each [`PROBE_INTERVAL`] with a linearizable read, and a member
+//! that fails it is taken out of the rotation until it answers again (unless none answers:
+//! then all stay in). A request the client could not even send, because connecting to its
+//! member failed, is sent again at once (to another member); a read is also sent again after
+//! any other "unavailable" answer, a write never is, since it may have been applied.
+//!
 //! **Compaction** keeps a window: each call compacts to the revision the previous call saw,
 //! so history younger than one compaction interval stays (as kube-apiserver does). Replicas
 //! compacting concurrently are harmless: compacting to a revision that is already compacted
@@ -48,6 +56,13 @@ use tokio::sync::{mpsc, watch};
 
 use crate::backend::{Backend, Change, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
 
+/// How often every member is checked, and how long its answer may take.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long connecting to one member may take (at most the request timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a request that could not reach a member keeps being sent again, at most.
+const FAILOVER_BUDGET: Duration = Duration::from_secs(3);
 /// How long the watch may stay behind a revision a reader waits for before it asks etcd for
 /// progress, and then between requests.
 const PROGRESS_DELAY: Duration = Duration::from_millis(200);
@@ -106,12 +121,131 @@ pub struct EtcdBackend {
     wanted: watch::Sender<Revision>,
     /// The revision the previous compaction saw: the next one compacts up to it.
     compact_to: Mutex<Option<Revision>>,
+    /// Checks the members and keeps the client's rotation to those that answer; stopped
+    /// with the backend.
+    probes: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for EtcdBackend {
+    fn drop(&mut self) {
+        if let Some(probes) = &self.probes {
+            probes.abort();
+        }
+    }
+}
+
+/// What may be sent again after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Reads and compaction: after any "unavailable" answer.
+    Idempotent,
+    /// Writes: only when the request never left, because no connection could be made.
+    Unsent,
+}
+
+/// Whether `e` says the request never reached a member: connecting to it failed.
+fn unsent(e: &etcd_client::Error) -> bool {
+    // The client's error does not name its status as its source.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = match e {
+        etcd_client::Error::GRpcStatus(status) => Some(status),
+        e => Some(e),
+    };
+    while let Some(error) = cause {
+        if error.downcast_ref::<tonic::ConnectError>().is_some() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// Whether a request that failed with `e` may be sent again.
+fn retryable(e: &etcd_client::Error, retry: Retry) -> bool {
+    if unsent(e) {
+        return true;
+    }
+    match (retry, e) {
+        (Retry::Unsent, _) => false,
+        // Unknown: the connection broke under the request (etcd itself answers with codes).
+        (Retry::Idempotent, etcd_client::Error::GRpcStatus(status)) => {
+            matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+        }
+        (Retry::Idempotent, etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_)) => true,
+        (Retry::Idempotent, _) => false,
+    }
+}
+
+/// `endpoint` with a scheme: the one the client would give it.
+fn with_scheme(endpoint: &str, tls: bool) -> String {
+    if endpoint.contains("://") {
+        endpoint.to_string()
+    } else if tls {
+        format!("https://{endpoint}")
+    } else {
+        format!("http://{endpoint}")
+    }
+}
+
+/// Checks every member each [`PROBE_INTERVAL`] with a linearizable read of `key` through a
+/// client of its own, and keeps `client`'s rotation to the members that answered; when none
+/// did, to all of them.
+async fn probe_members(client: Client, members: Vec<(String, Client)>, key: Vec<u8>) {
+    let mut in_rotation = vec![true; members.len()];
+    let mut ticker = tokio::time::interval(PROBE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let answers = futures::future::join_all(members.iter().map(|(_, member)| {
+            let mut kv = member.kv_client();
+            let key = key.clone();
+            async move {
+                match tokio::time::timeout(PROBE_TIMEOUT, kv.get(key, None)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(describe(&e)),
+                    Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+                }
+            }
+        }))
+        .await;
+        let any = answers.iter().any(Result::is_ok);
+        for (i, answer) in answers.iter().enumerate() {
+            let wanted = answer.is_ok() || !any;
+            if wanted == in_rotation[i] {
+                continue;
+            }
+            let url = &members[i].0;
+            let changed = if wanted {
+                client.add_endpoint(url).await
+            } else {
+                client.remove_endpoint(url).await
+            };
+            match changed {
+                Ok(()) => {
+                    in_rotation[i] = wanted;
+                    match answer {
+                        Ok(()) => tracing::info!(member = %url, "etcd member answers again; back in rotation"),
+                        Err(why) if any => {
+                            tracing::warn!(member = %url, "etcd member does not answer; out of rotation: {why}")
+                        }
+                        Err(_) => tracing::warn!("no etcd member answers; trying them all"),
+                    }
+                }
+                Err(e) => tracing::warn!(member = %url, error = %e, "cannot change the etcd client's rotation"),
+            }
+        }
+    }
 }
 
 impl EtcdBackend {
     /// Connects and checks that etcd answers.
     pub async fn connect(options: EtcdOptions) -> Result<EtcdBackend, StorageError> {
         let endpoints = options.endpoints.join(",");
+        let tls = tls(&options)?;
+        let urls: Vec<String> = options
+            .endpoints
+            .iter()
+            .map(|e| with_scheme(e, tls.is_some()))
+            .collect();
         if options.endpoints.is_empty() {
             return Err(StorageError::Unavailable("no etcd endpoints given".into()));
         }
@@ -122,24 +256,35 @@ impl EtcdBackend {
             )));
         }
         let mut connect = ConnectOptions::new()
-            .with_connect_timeout(options.request_timeout)
+            .with_connect_timeout(CONNECT_TIMEOUT.min(options.request_timeout))
             // Dead connections are noticed without waiting for the kernel.
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
             .with_keep_alive_while_idle(false)
             // A member cut off from the leader ends its watches instead of going silent.
             .with_require_leader(true);
-        if let Some(tls) = tls(&options)? {
+        if let Some(tls) = tls {
             connect = connect.with_tls(tls);
         }
-        let client = tokio::time::timeout(
-            options.request_timeout,
-            Client::connect(&options.endpoints, Some(connect)),
-        )
-        .await
-        .map_err(|_| StorageError::Unavailable(format!("connecting to etcd at {endpoints} timed out")))?
-        .map_err(|e| StorageError::Unavailable(format!("connecting to etcd at {endpoints}: {}", describe(&e))))?;
+        let client = tokio::time::timeout(options.request_timeout, Client::connect(&urls, Some(connect.clone())))
+            .await
+            .map_err(|_| StorageError::Unavailable(format!("connecting to etcd at {endpoints} timed out")))?
+            .map_err(|e| StorageError::Unavailable(format!("connecting to etcd at {endpoints}: {}", describe(&e))))?;
         let range = format!("{prefix}/").into_bytes();
         let range_end = prefix_end(&range);
+        // With one member there is nothing to fail over to.
+        let probes = if urls.len() > 1 {
+            let mut members = Vec::new();
+            for url in &urls {
+                // Connects lazily: a member that is down now is simply not answering yet.
+                let member = Client::connect([url], Some(connect.clone()))
+                    .await
+                    .map_err(|e| StorageError::Unavailable(format!("etcd at {url}: {}", describe(&e))))?;
+                members.push((url.clone(), member));
+            }
+            Some(tokio::spawn(probe_members(client.clone(), members, range.clone())))
+        } else {
+            None
+        };
         let backend = EtcdBackend {
             client,
             endpoints,
@@ -150,37 +295,66 @@ impl EtcdBackend {
             page_size: options.page_size.max(1),
             wanted: watch::channel(0).0,
             compact_to: Mutex::new(None),
+            probes,
         };
         backend.read_revision().await?;
         Ok(backend)
     }
 
-    /// Runs one request with the request timeout; failures and timeouts are `Unavailable`.
-    async fn call<T>(
-        &self,
-        what: &str,
-        request: impl Future<Output = Result<T, etcd_client::Error>>,
-    ) -> Result<T, StorageError> {
-        match tokio::time::timeout(self.request_timeout, request).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(StorageError::Unavailable(format!(
+    /// Runs one request (made afresh by `request` for each attempt) with the request
+    /// timeout; a failure `retry` allows is sent again, to another member if one answers,
+    /// for up to [`FAILOVER_BUDGET`]. Failures and timeouts are `Unavailable`.
+    async fn call<T, F, Fut>(&self, what: &str, retry: Retry, mut request: F) -> Result<T, StorageError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let started = Instant::now();
+        let deadline = started + self.request_timeout;
+        let retry_until = started + FAILOVER_BUDGET.min(self.request_timeout);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let e = match tokio::time::timeout(left, request()).await {
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    return Err(StorageError::Unavailable(format!(
+                        "etcd at {} did not answer ({what}) within {:?}",
+                        self.endpoints, self.request_timeout
+                    )));
+                }
+            };
+            // At once the first time (the client picks another member), then 50 ms, 100 ms,
+            // ... up to 500 ms.
+            let pause = match attempts {
+                1 => Duration::ZERO,
+                n => (Duration::from_millis(50) * 2u32.pow((n - 2).min(4))).min(Duration::from_millis(500)),
+            };
+            if retryable(&e, retry) && Instant::now() + pause < retry_until {
+                tracing::debug!(endpoints = %self.endpoints, attempts, error = %describe(&e), "etcd request failed; sending it again");
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            return Err(StorageError::Unavailable(format!(
                 "etcd at {}: {what}: {}",
                 self.endpoints,
                 describe(&e)
-            ))),
-            Err(_) => Err(StorageError::Unavailable(format!(
-                "etcd at {} did not answer ({what}) within {:?}",
-                self.endpoints, self.request_timeout
-            ))),
+            )));
         }
     }
 
     /// The cluster's revision, from a linearizable read of one key.
     async fn read_revision(&self) -> Result<Revision, StorageError> {
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         // One exact key (no range): the cost does not grow with the number of objects.
         let response = self
-            .call("reading the revision", kv.get(self.range.clone(), None))
+            .call("reading the revision", Retry::Idempotent, || {
+                let mut kv = kv.clone();
+                let key = self.range.clone();
+                async move { kv.get(key, None).await }
+            })
             .await?;
         Ok(header_revision(response.header()))
     }
@@ -218,8 +392,14 @@ impl EtcdBackend {
                 .and_then([TxnOp::delete(stored.clone(), None)])
                 .or_else([TxnOp::get(stored.clone(), Some(GetOptions::new().with_keys_only()))]),
         };
-        let mut kv = self.client.kv_client();
-        let response = self.call("writing", kv.txn(txn)).await?;
+        let kv = self.client.kv_client();
+        let response = self
+            .call("writing", Retry::Unsent, || {
+                let mut kv = kv.clone();
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            })
+            .await?;
         let revision = header_revision(response.header());
         let responses = response.op_responses();
         if !response.succeeded() {
@@ -259,7 +439,7 @@ impl EtcdBackend {
 
     /// Everything under the prefix at one revision, page by page.
     async fn read_all(&self) -> Result<(Vec<KeyValue>, Revision), StorageError> {
-        let mut kv = self.client.kv_client().max_decoding_message_size(MAX_MESSAGE);
+        let kv = self.client.kv_client().max_decoding_message_size(MAX_MESSAGE);
         let mut items = Vec::new();
         let mut start = self.range.clone();
         let mut revision = 0;
@@ -271,7 +451,12 @@ impl EtcdBackend {
                 options = options.with_revision(revision as i64);
             }
             let mut response = self
-                .call("reading everything", kv.get(start.clone(), Some(options)))
+                .call("reading everything", Retry::Idempotent, || {
+                    let mut kv = kv.clone();
+                    let start = start.clone();
+                    let options = options.clone();
+                    async move { kv.get(start, Some(options)).await }
+                })
                 .await?;
             if revision == 0 {
                 revision = header_revision(response.header());
@@ -326,8 +511,12 @@ impl EtcdBackend {
         let Some(target) = target.filter(|t| *t > 0) else {
             return Ok(());
         };
-        let mut kv = self.client.kv_client();
-        match self.call("compacting", kv.compact(target as i64, None)).await {
+        let kv = self.client.kv_client();
+        let compacting = self.call("compacting", Retry::Idempotent, || {
+            let mut kv = kv.clone();
+            async move { kv.compact(target as i64, None).await }
+        });
+        match compacting.await {
             // Another replica compacted to this revision or past it.
             Err(StorageError::Unavailable(why)) if why.contains(COMPACTED) => Ok(()),
             Err(e) => Err(e),
@@ -820,6 +1009,53 @@ mod tests {
             seen.extend(events.iter().map(StoreEvent::revision));
         }
         assert_eq!(seen, written);
+    }
+
+    /// With one member dead, requests do not fail: the client would hand a share of them to
+    /// the dead member, each failing to connect; they are sent to the others instead, and
+    /// once the probes noticed, none goes to the dead member any more. Only a write already
+    /// on its way over the member's connection when it died may fail (its outcome is
+    /// unknown, so it is not sent again). A hub starting meanwhile connects and works too.
+    #[tokio::test]
+    async fn no_request_fails_while_a_member_is_dead() {
+        let mut etcd = Etcd::start_cluster(3);
+        let backend = connect(etcd.endpoints(), &fresh_prefix()).await;
+        for i in 0..10 {
+            // Connections to every member.
+            backend.write(put(&format!("/first/{i}"), "x")).await.unwrap();
+        }
+        // A follower: losing the leader makes writes fail for a moment, whatever the client.
+        let leader = etcd.leader();
+        let follower = (0..3).find(|i| Some(*i) != leader).unwrap();
+        etcd.kill(follower);
+        let killed = Instant::now();
+        let (mut written, mut failed) = (0, Vec::new());
+        while killed.elapsed() < PROBE_INTERVAL * 3 {
+            match backend.write(put(&format!("/k/{}", written + failed.len()), "x")).await {
+                Ok(_) => written += 1,
+                Err(e) => failed.push((killed.elapsed(), e)),
+            }
+            backend.current_revision().await.unwrap();
+        }
+        assert!(
+            failed.len() <= 1 && failed.iter().all(|(after, _)| *after < PROBE_INTERVAL),
+            "{failed:?}"
+        );
+        assert!(written > 10);
+        for _ in 0..5 {
+            let other = connect(etcd.endpoints(), &fresh_prefix()).await;
+            other.write(put("/other", "x")).await.unwrap();
+            assert_eq!(other.snapshot().await.unwrap().items.len(), 1);
+        }
+        etcd.restart(follower);
+        backend.write(put("/after", "x")).await.unwrap();
+        // The first ten, every acknowledged write, the last one, and any failed write that
+        // was applied all the same.
+        let stored = backend.snapshot().await.unwrap().items.len();
+        assert!(
+            (10 + written + 1..=10 + written + 1 + failed.len()).contains(&stored),
+            "{stored}"
+        );
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! etcd on loopback for tests: one member ([`Etcd::start`]) or a cluster of several
 //! ([`Etcd::start_cluster`]), from the machine's `etcd` binary (Debian's `etcd-server`), each
 //! member on free ports with its data in a temporary directory. Members can be killed with
-//! SIGKILL and started again on the same ports and data; everything is killed on drop.
+//! SIGKILL or stopped cleanly, and started again on the same ports and data; everything is
+//! killed on drop.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -187,6 +188,51 @@ impl Etcd {
         }
     }
 
+    /// Stops member `i` cleanly (SIGTERM; SIGKILL after 30 s) and waits for it to exit.
+    pub fn stop(&mut self, i: usize) {
+        let Some(mut child) = self.members[i].child.take() else {
+            return;
+        };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(child.try_wait(), Ok(None)) {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.wait();
+    }
+
+    /// Whether member `i` runs (it was neither killed nor stopped).
+    pub fn running(&self, i: usize) -> bool {
+        self.members[i].child.is_some()
+    }
+
+    /// Starts every member that is not running (killed or stopped) on its ports and data, all
+    /// at once, and waits until every member is healthy: after the whole cluster was stopped,
+    /// no member has a leader until a quorum is back.
+    pub fn start_stopped(&mut self) {
+        let cluster = self.initial_cluster();
+        for i in 0..self.members.len() {
+            if self.members[i].child.is_none() {
+                let child = self.spawn(i, &cluster);
+                self.members[i].child = Some(child);
+            }
+        }
+        for i in 0..self.members.len() {
+            self.wait_healthy(i);
+        }
+    }
+
+    /// The member that is the cluster's leader now, if a running member says it is.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.members.len())
+            .filter(|&i| self.running(i))
+            .find(|&i| is_leader(self.members[i].metrics_port))
+    }
+
     /// Starts member `i` again on its ports and data (after [`Etcd::kill`]) and waits until it
     /// is healthy.
     pub fn restart(&mut self, i: usize) {
@@ -236,17 +282,27 @@ pub fn free_port() -> u16 {
 
 /// `GET /health` on the metrics port says `"health":"true"`.
 fn health(port: u16) -> bool {
+    get(port, "/health").contains("\"health\":\"true\"")
+}
+
+/// The member's metrics say it leads.
+fn is_leader(port: u16) -> bool {
+    get(port, "/metrics")
+        .lines()
+        .any(|line| line.trim() == "etcd_server_is_leader 1")
+}
+
+/// The response to a plain HTTP GET of `path` on a member's metrics port ("" on failure).
+fn get(port: u16, path: &str) -> String {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
+        return String::new();
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
-        return false;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return String::new();
     }
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response.contains("\"health\":\"true\"")
+    response
 }

@@ -124,11 +124,24 @@ impl Hub {
 
     /// `kill -9`, then start again.
     pub fn crash_and_restart(&mut self) {
+        self.kill();
+        self.resume();
+    }
+
+    /// `kill -9`: the process ends without a goodbye (its Leases stay until they expire).
+    /// [`Hub::resume`] starts it again.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("kill the hub");
             child.wait().expect("reap the hub");
         }
-        self.resume();
+    }
+
+    /// Whether the hub process runs (it was neither stopped nor killed, nor did it exit).
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
     /// SIGTERM and wait (killing it after 30 s); returns the exit status code.

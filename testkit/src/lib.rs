@@ -1,5 +1,6 @@
 //! One harness for every crate's integration tests: the real hub in a child process
-//! ([`Hub`]), the real kubectl binaries ([`kubectl`]), and etcd on loopback ([`etcd`]).
+//! ([`Hub`]), the real kubectl binaries ([`kubectl`]), etcd on loopback ([`etcd`]) and haproxy
+//! in front of hub replicas ([`haproxy`]).
 //!
 //! The hub's own tests run the `hub-api` binary. The other crates' tests cannot (Cargo builds
 //! no binary of another package for them), so a test binary starts itself again with only its ignored `hub_process` test selected and an
@@ -10,6 +11,7 @@
 //! own hub process, killed with the test.
 
 pub mod etcd;
+pub mod haproxy;
 #[cfg(feature = "hub")]
 mod hub;
 pub mod kubectl;
@@ -76,6 +78,18 @@ pub fn child_main(dir_env: &str, args_env: &str) {
         std::process::exit(1);
     }
     std::process::exit(0);
+}
+
+#[cfg(feature = "hub")]
+/// `hub-api init --pki-dir DIR --tls-san ...`: the identity every replica of one hub shares,
+/// made in this process (the other crates' tests have no `hub-api` binary to run).
+pub fn init_pki(dir: &Path, tls_sans: &[&str]) {
+    hub_api::init::run(hub_api::init::InitOptions {
+        pki_dir: dir.to_path_buf(),
+        tls_sans: tls_sans.iter().map(|s| s.to_string()).collect(),
+        service_account_issuer: None,
+    })
+    .expect("hub-api init");
 }
 
 #[cfg(feature = "hub")]

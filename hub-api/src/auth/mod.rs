@@ -104,7 +104,8 @@ pub struct AuthOptions {
     /// (default: one created in the data directory).
     #[arg(long)]
     pub service_account_key_file: Option<PathBuf>,
-    /// The `iss` of ServiceAccount tokens (default: the hub's external URL).
+    /// The `iss` of ServiceAccount tokens (default: the one recorded in the PKI directory by
+    /// `hub-api init` or the first start, there the hub's external URL then).
     #[arg(long)]
     pub service_account_issuer: Option<String>,
     /// Audiences the API accepts in ServiceAccount tokens (default: the issuer).
@@ -209,10 +210,26 @@ impl Authenticator {
             Some(path) => Some(tokenfile::TokenFile::load(path)?),
             None => None,
         };
-        let issuer = opts
-            .service_account_issuer
-            .clone()
-            .unwrap_or_else(|| external_url.to_string());
+        let issuer = match &opts.service_account_issuer {
+            Some(issuer) => issuer.clone(),
+            // Recorded with the rest of the identity the first time: replicas sharing the PKI
+            // directory agree on it whatever their own addresses, and a hub that later moves
+            // to another address keeps accepting the tokens it issued.
+            None => match serviceaccount::ensure_issuer_file(pki_dir, external_url) {
+                Ok(issuer) => issuer,
+                // A read-only PKI directory made before issuers were recorded.
+                Err(e) => {
+                    tracing::warn!(
+                        error = %format!("{e:#}"),
+                        issuer = external_url,
+                        "cannot record the ServiceAccount issuer in the PKI directory; using this hub's \
+                         URL, so replicas at other addresses reject its tokens (run `hub-api init` on the \
+                         directory, or give every replica the same --service-account-issuer)"
+                    );
+                    external_url.to_string()
+                }
+            },
+        };
         let audiences = if opts.api_audiences.is_empty() {
             vec![issuer.clone()]
         } else {

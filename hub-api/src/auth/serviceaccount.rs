@@ -106,6 +106,47 @@ fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
+/// File (inside the PKI directory) naming the issuer of ServiceAccount tokens, so that every
+/// replica sharing the directory signs and accepts the same `iss` (and default audience),
+/// whatever its own address.
+pub const ISSUER_FILE: &str = "service-account-issuer";
+
+/// The issuer recorded in `pki_dir`; when there is none yet, records `default` (the first
+/// writer wins when several processes start at once) and returns what was recorded.
+pub(crate) fn ensure_issuer_file(pki_dir: &Path, default: &str) -> anyhow::Result<String> {
+    let path = pki_dir.join(ISSUER_FILE);
+    if let Some(issuer) = read_issuer(&path)? {
+        return Ok(issuer);
+    }
+    std::fs::create_dir_all(pki_dir).with_context(|| format!("creating {}", pki_dir.display()))?;
+    // Written whole under a temporary name, then linked into place: the link fails if
+    // another process recorded an issuer meanwhile, and then that one is used.
+    let temporary = pki_dir.join(format!(".{ISSUER_FILE}.{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&temporary, format!("{default}\n")).with_context(|| format!("writing {}", temporary.display()))?;
+    let linked = std::fs::hard_link(&temporary, &path);
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(default.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read_issuer(&path)?.with_context(|| format!("{} is empty", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+    }
+}
+
+/// The issuer in `path`, if the file exists.
+fn read_issuer(path: &Path) -> anyhow::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let issuer = text.trim();
+            anyhow::ensure!(!issuer.is_empty(), "{} is empty", path.display());
+            Ok(Some(issuer.to_string()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 /// The signing key's file in `pki_dir`, generated if it is not there yet.
 pub(crate) fn ensure_key_file(pki_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     let path = pki_dir.join(KEY_FILE);
@@ -390,5 +431,35 @@ mod tests {
         let u = user("c1", "ns", "sa", "u1");
         assert_eq!(u.home_cluster(), Some("c1"));
         assert!(u.groups.contains(&"system:serviceaccounts:ns".to_string()));
+    }
+
+    /// Replicas at different addresses sharing one PKI directory agree on one issuer: the
+    /// first recorded, even when they start at the same moment.
+    #[test]
+    fn the_issuer_is_recorded_once_for_every_replica() {
+        let dir = std::env::temp_dir().join(format!("faros-issuer-{}", uuid::Uuid::new_v4()));
+        let replicas: Vec<String> = (0..8).map(|i| format!("https://10.0.0.{i}:6443")).collect();
+        let chosen: Vec<String> = std::thread::scope(|scope| {
+            let started: Vec<_> = replicas
+                .iter()
+                .map(|url| scope.spawn(|| ensure_issuer_file(&dir, url).unwrap()))
+                .collect();
+            started.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert!(replicas.contains(&chosen[0]));
+        assert!(chosen.iter().all(|c| *c == chosen[0]), "{chosen:?}");
+        // Later starts, from any address, keep it; nothing else is left in the directory.
+        assert_eq!(ensure_issuer_file(&dir, "https://elsewhere:6443").unwrap(), chosen[0]);
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, [ISSUER_FILE]);
+        std::fs::write(dir.join(ISSUER_FILE), "\n").unwrap();
+        assert!(
+            ensure_issuer_file(&dir, "https://elsewhere:6443").is_err(),
+            "an empty record is an error"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

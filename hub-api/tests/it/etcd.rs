@@ -1,15 +1,14 @@
 //! The hub on etcd (`--storage etcd`): kubectl's everyday commands, and two hub processes
 //! sharing one etcd prefix, each seeing the other's writes in its reads and watches.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use faros_testkit::etcd::Etcd;
+use faros_testkit::kubectl::Watch;
 
-use crate::common::{HUB, TestHub, kubectl_binary, kubectl_with, ready_workspace};
+use crate::common::{HUB, TestHub, kubectl_with, ready_workspace};
 
 const V: &str = faros_testkit::kubectl::BASELINE;
 
@@ -50,49 +49,9 @@ async fn client(kubeconfig: &Path) -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
-/// `kubectl get configmaps --watch --output-watch-events` in the background, its lines on a
-/// channel.
-fn watch_configmaps(kubeconfig: &Path) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(kubectl_binary(V))
-        .args([
-            "get",
-            "configmaps",
-            "--watch",
-            "--output-watch-events",
-            "--request-timeout=120s",
-        ])
-        .env("KUBECONFIG", kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start kubectl get --watch");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    (child, rx)
-}
-
-/// Waits for a watch line with `event` and `name` as its first columns.
-fn expect_event(lines: &mpsc::Receiver<String>, event: &str, name: &str) {
-    let mut seen = Vec::new();
-    loop {
-        match lines.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => {
-                let mut columns = line.split_whitespace();
-                if columns.next() == Some(event) && columns.next() == Some(name) {
-                    return;
-                }
-                seen.push(line);
-            }
-            Err(_) => panic!("no {event} {name} in the watch; it printed:\n{}", seen.join("\n")),
-        }
-    }
+/// `kubectl get configmaps --watch --output-watch-events` in the background.
+fn watch_configmaps(kubeconfig: &Path) -> Watch {
+    Watch::start(V, kubeconfig, "configmaps", &[])
 }
 
 #[test]
@@ -103,12 +62,12 @@ fn kubectl_against_a_hub_on_etcd() {
     let tenant = ready_workspace(&hub, "tenant", "universal");
 
     ok(&tenant, &["create", "configmap", "first", "--from-literal=k=1"]);
-    let (mut watch, lines) = watch_configmaps(&tenant);
+    let mut watch = watch_configmaps(&tenant);
     // The initial list shows the existing object: the watch is open.
-    expect_event(&lines, "ADDED", "first");
+    watch.expect("ADDED", "first", Duration::from_secs(30));
 
     ok(&tenant, &["create", "configmap", "second", "--from-literal=k=1"]);
-    expect_event(&lines, "ADDED", "second");
+    watch.expect("ADDED", "second", Duration::from_secs(30));
     let value = ok(&tenant, &["get", "configmap", "second", "-o", "jsonpath={.data.k}"]);
     assert_eq!(value, "1");
     let names = ok(&tenant, &["get", "configmaps", "-o", "name"]);
@@ -123,10 +82,10 @@ fn kubectl_against_a_hub_on_etcd() {
         &tenant,
         &["patch", "configmap", "second", "-p", r#"{"data":{"k":"2"}}"#],
     );
-    expect_event(&lines, "MODIFIED", "second");
+    watch.expect("MODIFIED", "second", Duration::from_secs(30));
     let replaced = ok(&tenant, &["get", "configmap", "second", "-o", "yaml"]).replace("k: \"2\"", "k: \"3\"");
     ok_stdin(&tenant, &["replace", "-f", "-"], &replaced);
-    expect_event(&lines, "MODIFIED", "second");
+    watch.expect("MODIFIED", "second", Duration::from_secs(30));
     assert_eq!(
         ok(&tenant, &["get", "configmap", "second", "-o", "jsonpath={.data.k}"]),
         "3"
@@ -141,9 +100,8 @@ fn kubectl_against_a_hub_on_etcd() {
     );
 
     ok(&tenant, &["delete", "configmap", "first"]);
-    expect_event(&lines, "DELETED", "first");
-    let _ = watch.kill();
-    let _ = watch.wait();
+    watch.expect("DELETED", "first", Duration::from_secs(30));
+    drop(watch);
 
     // Everything lives in etcd: a restarted hub serves it again.
     hub.restart();
@@ -180,8 +138,8 @@ fn two_hubs_share_one_etcd_prefix() {
     ok(&a_on_b, &["get", "namespaces"]);
 
     ok(&tenant_b, &["create", "configmap", "seen", "--from-literal=k=1"]);
-    let (mut watch, lines) = watch_configmaps(&tenant_b);
-    expect_event(&lines, "ADDED", "seen");
+    let mut watch = watch_configmaps(&tenant_b);
+    watch.expect("ADDED", "seen", Duration::from_secs(30));
 
     for i in 0..10 {
         let name = format!("through-a-{i}");
@@ -193,7 +151,7 @@ fn two_hubs_share_one_etcd_prefix() {
             "{name} written through A was not found on B: {}",
             String::from_utf8_lossy(&got.stderr)
         );
-        expect_event(&lines, "ADDED", &name);
+        watch.expect("ADDED", &name, Duration::from_secs(30));
     }
     ok(
         &tenant_a,
@@ -203,13 +161,12 @@ fn two_hubs_share_one_etcd_prefix() {
         ok(&tenant_b, &["get", "configmap", "seen", "-o", "jsonpath={.data.k}"]),
         "2"
     );
-    expect_event(&lines, "MODIFIED", "seen");
+    watch.expect("MODIFIED", "seen", Duration::from_secs(30));
     ok(&tenant_a, &["delete", "configmap", "seen"]);
     let gone = kubectl_with(&tenant_b, V, &["get", "configmap", "seen"], None);
     assert!(!gone.status.success(), "deleted through A but still on B");
-    expect_event(&lines, "DELETED", "seen");
-    let _ = watch.kill();
-    let _ = watch.wait();
+    watch.expect("DELETED", "seen", Duration::from_secs(30));
+    drop(watch);
 
     // The same without kubectl's start-up time between the write and the read: a client on
     // each replica, the read sent the moment the write is acknowledged.

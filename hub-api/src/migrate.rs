@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail, ensure};
 use faros_storage::Backend;
 
-use crate::start::{DATABASE_FILE, StorageKind, StorageOptions};
+use crate::start::{DATABASE_FILE, EtcdFlags, StorageKind, StorageOptions};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct MigrateOptions {
@@ -24,18 +24,8 @@ pub struct MigrateOptions {
     /// The store to copy to (empty): `sqlite:DATA_DIR` or `etcd:URL[,URL...]`.
     #[arg(long)]
     pub to: String,
-    /// The key prefix on the etcd side.
-    #[arg(long, default_value = "/faros")]
-    pub etcd_prefix: String,
-    /// CA bundle of the etcd members.
-    #[arg(long)]
-    pub etcd_cafile: Option<PathBuf>,
-    /// Client certificate for etcd.
-    #[arg(long)]
-    pub etcd_certfile: Option<PathBuf>,
-    /// Key of the client certificate for etcd.
-    #[arg(long)]
-    pub etcd_keyfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub etcd: EtcdFlags,
 }
 
 /// One side of a migration, parsed from `sqlite:DIR` or `etcd:URLS`.
@@ -72,20 +62,19 @@ impl Store {
                 StorageOptions {
                     kind: StorageKind::Sqlite,
                     etcd_servers: Vec::new(),
-                    etcd_cafile: None,
-                    etcd_certfile: None,
-                    etcd_keyfile: None,
-                    etcd_prefix: opts.etcd_prefix.clone(),
+                    etcd: EtcdFlags {
+                        etcd_cafile: None,
+                        etcd_certfile: None,
+                        etcd_keyfile: None,
+                        etcd_prefix: opts.etcd.etcd_prefix.clone(),
+                    },
                     etcd_compaction_interval: std::time::Duration::ZERO,
                 }
             }
             Store::Etcd(urls) => StorageOptions {
                 kind: StorageKind::Etcd,
                 etcd_servers: urls.clone(),
-                etcd_cafile: opts.etcd_cafile.clone(),
-                etcd_certfile: opts.etcd_certfile.clone(),
-                etcd_keyfile: opts.etcd_keyfile.clone(),
-                etcd_prefix: opts.etcd_prefix.clone(),
+                etcd: opts.etcd.clone(),
                 etcd_compaction_interval: std::time::Duration::ZERO,
             },
         };

@@ -77,6 +77,16 @@ pub struct StorageOptions {
     /// etcd client URLs, comma-separated (with --storage etcd).
     #[arg(long, value_delimiter = ',')]
     pub etcd_servers: Vec<String>,
+    #[command(flatten)]
+    pub etcd: EtcdFlags,
+    /// How often etcd's history is compacted, keeping one interval of it (0 never compacts).
+    #[arg(long, default_value = "5m", value_parser = faros_machinery::duration::parse)]
+    pub etcd_compaction_interval: Duration,
+}
+
+/// How the hub authenticates to etcd and where its keys live there (`start` and `migrate`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EtcdFlags {
     /// CA bundle that signed the etcd members' serving certificates.
     #[arg(long)]
     pub etcd_cafile: Option<PathBuf>,
@@ -89,9 +99,6 @@ pub struct StorageOptions {
     /// Every key the hub stores in etcd is under this prefix.
     #[arg(long, default_value = "/faros")]
     pub etcd_prefix: String,
-    /// How often etcd's history is compacted, keeping one interval of it (0 never compacts).
-    #[arg(long, default_value = "5m", value_parser = faros_machinery::duration::parse)]
-    pub etcd_compaction_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -315,9 +322,9 @@ pub(crate) async fn open_storage(
     data_dir: &std::path::Path,
 ) -> anyhow::Result<(Arc<dyn Backend>, Option<Duration>)> {
     let etcd_flags_given = !options.etcd_servers.is_empty()
-        || options.etcd_cafile.is_some()
-        || options.etcd_certfile.is_some()
-        || options.etcd_keyfile.is_some();
+        || options.etcd.etcd_cafile.is_some()
+        || options.etcd.etcd_certfile.is_some()
+        || options.etcd.etcd_keyfile.is_some();
     match options.kind {
         StorageKind::Sqlite => {
             anyhow::ensure!(!etcd_flags_given, "the --etcd-* flags need --storage etcd");
@@ -330,16 +337,16 @@ pub(crate) async fn open_storage(
                 "--storage etcd needs --etcd-servers (the client URLs of the etcd members)"
             );
             let etcd = EtcdOptions {
-                ca_file: options.etcd_cafile.clone(),
-                cert_file: options.etcd_certfile.clone(),
-                key_file: options.etcd_keyfile.clone(),
-                prefix: options.etcd_prefix.clone(),
+                ca_file: options.etcd.etcd_cafile.clone(),
+                cert_file: options.etcd.etcd_certfile.clone(),
+                key_file: options.etcd.etcd_keyfile.clone(),
+                prefix: options.etcd.etcd_prefix.clone(),
                 ..EtcdOptions::new(options.etcd_servers.clone())
             };
             let backend = EtcdBackend::connect(etcd)
                 .await
                 .map_err(|e| anyhow::anyhow!("opening etcd storage: {e}"))?;
-            tracing::info!(servers = %options.etcd_servers.join(","), prefix = %options.etcd_prefix, "storage: etcd");
+            tracing::info!(servers = %options.etcd_servers.join(","), prefix = %options.etcd.etcd_prefix, "storage: etcd");
             let interval = Some(options.etcd_compaction_interval).filter(|i| !i.is_zero());
             Ok((Arc::new(backend), interval))
         }

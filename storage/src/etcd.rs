@@ -953,14 +953,7 @@ mod tests {
             };
             written.push(revision);
         }
-        let mut seen = Vec::new();
-        while seen.len() < written.len() {
-            let events = tokio::time::timeout(Duration::from_secs(30), next_events(&mut snap.changes))
-                .await
-                .expect("the watch resumed");
-            seen.extend(events.iter().map(StoreEvent::revision));
-        }
-        assert_eq!(seen, written);
+        assert_eq!(watched_revisions(&mut snap.changes, written.len()).await, written);
     }
 
     /// Three members, one killed: writes go on through the other two and the watch, wherever
@@ -1001,14 +994,19 @@ mod tests {
             };
             written.push(revision);
         }
+        assert_eq!(watched_revisions(&mut snap.changes, written.len()).await, written);
+    }
+
+    /// The revisions of the next `count` events the watch reports, in order.
+    async fn watched_revisions(changes: &mut mpsc::UnboundedReceiver<Change>, count: usize) -> Vec<Revision> {
         let mut seen = Vec::new();
-        while seen.len() < written.len() {
-            let events = tokio::time::timeout(Duration::from_secs(30), next_events(&mut snap.changes))
+        while seen.len() < count {
+            let events = tokio::time::timeout(Duration::from_secs(30), next_events(changes))
                 .await
-                .expect("the watch went on");
+                .expect("the watch reports every write");
             seen.extend(events.iter().map(StoreEvent::revision));
         }
-        assert_eq!(seen, written);
+        seen
     }
 
     /// With one member dead, requests do not fail: the client would hand a share of them to

@@ -222,11 +222,13 @@ impl Relay {
         };
         let (parts, body) = request.into_parts();
         let inner_path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-        let mut out = http::Request::builder()
-            .method(parts.method)
-            .uri(format!("https://{address}{RELAY_PATH}"));
-        let headers = out.headers_mut().expect("a request builder without errors has headers");
-        *headers = parts.headers;
+        let uri: http::Uri = format!("https://{address}{RELAY_PATH}")
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| unreachable(e.to_string()))?;
+        let mut out = http::Request::new(body);
+        *out.method_mut() = parts.method;
+        *out.uri_mut() = uri;
+        *out.headers_mut() = parts.headers;
         for (name, value) in [
             (CLUSTER_HEADER, &agent.cluster),
             (NAMESPACE_HEADER, &agent.namespace),
@@ -234,9 +236,8 @@ impl Relay {
             (PATH_HEADER, &inner_path),
         ] {
             let value = HeaderValue::from_str(value).map_err(|e| unreachable(e.to_string()))?;
-            headers.insert(name, value);
+            out.headers_mut().insert(name, value);
         }
-        let out = out.body(body).map_err(|e| unreachable(e.to_string()))?;
         let mut sender = self.peer(&address).await.map_err(|e| unreachable(format!("{e:#}")))?;
         let exchange = async {
             sender.ready().await?;

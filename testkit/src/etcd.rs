@@ -60,27 +60,39 @@ impl Etcd {
             installed(),
             "the tests need etcd (`apt-get install etcd-server`; scripts/test.sh installs it)"
         );
-        let dir = std::env::temp_dir().join(format!("faros-etcd-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("create the etcd directory");
-        let members: Vec<Member> = (0..size)
-            .map(|i| Member {
-                name: format!("m{i}"),
-                client_port: free_port(),
-                peer_port: free_port(),
-                metrics_port: free_port(),
-                child: None,
-            })
-            .collect();
-        let mut etcd = Etcd { dir, members, tls };
-        let cluster = etcd.initial_cluster();
-        for i in 0..size {
-            let child = etcd.spawn(i, &cluster);
-            etcd.members[i].child = Some(child);
+        // A port found free may be taken by someone else before etcd binds it (other tests
+        // open connections all the time): a member that exits at start is retried on new ports.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let dir = std::env::temp_dir().join(format!("faros-etcd-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).expect("create the etcd directory");
+            let members: Vec<Member> = (0..size)
+                .map(|i| Member {
+                    name: format!("m{i}"),
+                    client_port: free_port(),
+                    peer_port: free_port(),
+                    metrics_port: free_port(),
+                    child: None,
+                })
+                .collect();
+            let mut etcd = Etcd {
+                dir,
+                members,
+                tls: tls.clone(),
+            };
+            let cluster = etcd.initial_cluster();
+            for i in 0..size {
+                let child = etcd.spawn(i, &cluster);
+                etcd.members[i].child = Some(child);
+            }
+            let started = (0..size).try_for_each(|i| etcd.healthy_or_exited(i));
+            match started {
+                Ok(()) => return etcd,
+                Err(exited) if attempts < 3 => eprintln!("{exited}; trying again on other ports"),
+                Err(exited) => panic!("{exited}"),
+            }
         }
-        for i in 0..size {
-            etcd.wait_healthy(i);
-        }
-        etcd
     }
 
     fn initial_cluster(&self) -> String {
@@ -148,18 +160,25 @@ impl Etcd {
 
     /// Waits until member `i` says it is healthy (it has a leader), for up to 30 s.
     fn wait_healthy(&mut self, i: usize) {
+        if let Err(exited) = self.healthy_or_exited(i) {
+            panic!("{exited}");
+        }
+    }
+
+    /// Like [`Etcd::wait_healthy`], but a member that exits is an error rather than a panic.
+    fn healthy_or_exited(&mut self, i: usize) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if health(self.members[i].metrics_port) {
-                return;
+                return Ok(());
             }
             if let Some(child) = self.members[i].child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!(
+                return Err(format!(
                     "etcd member {i} exited ({status}); its log is in {}",
                     self.dir.display()
-                );
+                ));
             }
             assert!(
                 Instant::now() < deadline,

@@ -44,20 +44,28 @@ impl Haproxy {
         assert!(!backends.is_empty(), "haproxy needs at least one backend");
         let dir = std::env::temp_dir().join(format!("faros-haproxy-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("create the haproxy directory");
-        let port = crate::etcd::free_port();
-        let config = config(port, backends, balance);
-        std::fs::write(dir.join("haproxy.cfg"), config).expect("write the haproxy configuration");
         let mut haproxy = Haproxy {
             dir,
-            port,
+            port: 0,
             backends: backends.to_vec(),
             child: None,
         };
-        haproxy.spawn();
+        // A port found free may be taken before haproxy binds it: then again on another.
+        for attempt in 1.. {
+            haproxy.port = crate::etcd::free_port();
+            let config = config(haproxy.port, backends, balance);
+            std::fs::write(haproxy.dir.join("haproxy.cfg"), config).expect("write the haproxy configuration");
+            match haproxy.try_spawn() {
+                Ok(()) => break,
+                Err(exited) if attempt < 3 => eprintln!("{exited}; trying again on another port"),
+                Err(exited) => panic!("{exited}"),
+            }
+        }
         haproxy
     }
 
-    fn spawn(&mut self) {
+    /// Starts haproxy and waits until it listens; an error if it exits first.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -77,10 +85,10 @@ impl Haproxy {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+                return Ok(());
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("haproxy exited ({status}):\n{}", self.log());
+                return Err(format!("haproxy exited ({status}):\n{}", self.log()));
             }
             assert!(
                 Instant::now() < deadline,

@@ -14,7 +14,14 @@ use serde_json::json;
 use crate::runtime::{self, Clusters, Next};
 
 pub async fn run(clusters: Clusters) {
-    runtime::run("namespace", clusters, reconcile).await;
+    // Only namespaces being deleted need anything.
+    runtime::run_unsettled(
+        "namespace",
+        clusters,
+        |ns: &Namespace| ns.metadata.deletion_timestamp.is_none(),
+        reconcile,
+    )
+    .await;
 }
 
 async fn reconcile(ns: Arc<Namespace>, client: Client) -> Result<Next, kube::Error> {

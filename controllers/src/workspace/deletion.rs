@@ -32,7 +32,7 @@ pub(super) async fn reconcile(target: &Target<'_>) -> Result<Next, kube::Error> 
             .is_some_and(|s| s.conditions.iter().any(|c| c.message == message));
         if !already && !message.is_empty() {
             let condition = Condition::new("WorkspaceContentDeleted", false, "SomeResourcesRemain", &message);
-            target.set_status("Terminating", condition).await?;
+            target.set_status("Terminating", vec![condition]).await?;
         }
         return Ok(Next::After(Duration::from_millis(500)));
     }

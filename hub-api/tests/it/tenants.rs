@@ -301,5 +301,19 @@ async fn the_default_policy_is_shared_not_copied() {
     let out = kubectl(&a, &["delete", "clusterrole", "admin"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("NotFound"), "{}", stderr(&out));
+
+    // A tenant naming a taken logical cluster gets a fresh one: only masters choose.
+    let path = "/apis/tenancy.kcp.io/v1alpha1/workspaces";
+    let taken = admin_ok(&hub, "GET", &format!("{path}/shared-policy"), None).await["spec"]["cluster"].clone();
+    let stealing = json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
+        "metadata": {"name": "stealing"}, "spec": {"cluster": taken}});
+    let (status, text) = send(&alice, "POST", path, Some(&stealing)).await;
+    assert_eq!(status, 201, "{text}");
+    let created: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        created["spec"]["cluster"]
+            .as_str()
+            .is_some_and(|c| c.len() == 16 && *c != taken)
+    );
     let _ = std::fs::remove_dir_all(&files);
 }

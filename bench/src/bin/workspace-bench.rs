@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use faros_bench::hub::{HubProcess, SpawnOptions, cpu_time, memory_of};
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
@@ -38,6 +39,10 @@ struct Args {
     /// memory and the controllers' are measured apart.
     #[arg(long)]
     controllers_apart: bool,
+    /// Create the workspaces as a tenant (a token user allowed to create workspaces in root)
+    /// rather than as the hub's admin, as a platform's users would.
+    #[arg(long)]
+    as_tenant: bool,
     /// Extra hub flags, e.g. `--watch-cache-events=10000`.
     #[arg(long, allow_hyphen_values = true)]
     hub_arg: Vec<String>,
@@ -51,6 +56,35 @@ fn workspaces() -> ApiResource {
         kind: "Workspace".into(),
         plural: "workspaces".into(),
     }
+}
+
+const TENANT_TOKEN: &str = "bench-tenant-token";
+const TENANT_GROUP: &str = "bench-tenants";
+
+/// A client of the tenant, once the admin let its group create workspaces in root.
+async fn tenant_client(hub: &HubProcess, admin: &kube::Client) -> anyhow::Result<kube::Client> {
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": "workspace-creator"},
+        "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspaces"], "verbs": ["create", "get", "list", "watch"]}],
+    }))?;
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &role)
+        .await?;
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "bench-tenants-create-workspaces"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "workspace-creator"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": TENANT_GROUP}],
+    }))?;
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(&PostParams::default(), &binding)
+        .await?;
+    // The admin's kubeconfig with the tenant's token instead of the admin's certificate.
+    let mut kubeconfig = kube::config::Kubeconfig::read_from(hub.kubeconfig())?;
+    for named in &mut kubeconfig.auth_infos {
+        named.auth_info = Some(faros_kubeconfig::Credential::Token(TENANT_TOKEN).into());
+    }
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
 }
 
 /// The bench workspaces that are Ready and those that exist, as one watch sees them: a
@@ -146,14 +180,25 @@ where
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut hub_args = args.hub_arg.clone();
+    let tokens = std::env::temp_dir().join(format!("faros-workspace-bench-{}.csv", uuid::Uuid::new_v4()));
+    if args.as_tenant {
+        std::fs::write(&tokens, format!("{TENANT_TOKEN},bench-tenant,2001,{TENANT_GROUP}\n"))?;
+        hub_args.extend(["--token-auth-file".to_string(), tokens.display().to_string()]);
+    }
     let (mut hub, _, client) = HubProcess::start(&SpawnOptions {
         binary: &args.hub_binary,
         all_in_one: !args.controllers_apart,
         log_level: "warn",
-        extra_args: &args.hub_arg,
+        extra_args: &hub_args,
         keep_dir: false,
     })
     .await?;
+    let creator = match args.as_tenant {
+        true => tenant_client(&hub, &client).await?,
+        false => client.clone(),
+    };
+    let _ = std::fs::remove_file(&tokens);
     let controllers = match args.controllers_apart {
         true => Some(
             tokio::process::Command::new(&args.hub_binary)
@@ -207,8 +252,9 @@ async fn main() -> anyhow::Result<()> {
         let batch = end - created;
         let started = Instant::now();
         let cpu_before = cpu();
+        let creating: Api<DynamicObject> = Api::all_with(creator.clone(), &workspaces());
         for_each(created..end, args.concurrency, |i| {
-            let api = api.clone();
+            let api = creating.clone();
             async move {
                 let ws: DynamicObject = serde_json::from_value(json!({
                     "apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",

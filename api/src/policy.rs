@@ -5,9 +5,10 @@
 //! `system:public-info-viewer` bound to everyone, so any user who may enter a workspace can
 //! discover its API and ask what they may do; and `cluster-admin` bound to `system:masters`.
 //!
-//! The root workspace gets them at start (bootstrap); every other workspace when it
-//! initialises, together with a ClusterRoleBinding making the workspace's creator (recorded
-//! in the `tenancy.kcp.io/owner` annotation) its cluster-admin.
+//! They are not stored in any workspace: the hub's authorizer holds them once and every
+//! workspace's evaluation consults them, as kcp's bootstrap policy. A workspace stores only
+//! the ClusterRoleBinding making its creator (recorded in the `tenancy.kcp.io/owner`
+//! annotation) its cluster-admin, written when it initialises.
 
 use serde_json::{Value, json};
 
@@ -191,14 +192,6 @@ pub fn default_objects() -> Vec<Value> {
             &["system:authenticated", "system:unauthenticated"],
         ),
     ]
-}
-
-/// The collection path (without `/clusters/...`) of a default object.
-pub fn collection_of(object: &Value) -> &'static str {
-    match object["kind"].as_str() {
-        Some("ClusterRoleBinding") => "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-        _ => "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-    }
 }
 
 /// The ClusterRoleBinding making `owner` (an [`crate::tenancy::OWNER_ANNOTATION`] value) cluster-admin.

@@ -143,21 +143,7 @@ impl HubProcess {
 
     /// Resident set size and its peak, from /proc/PID/status.
     pub fn memory(&self) -> anyhow::Result<Memory> {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).context("reading /proc/PID/status")?;
-        let field = |name: &str| -> anyhow::Result<u64> {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|kb| kb.parse().ok())
-                .with_context(|| format!("no {name} in /proc/{}/status", self.pid))
-        };
-        Ok(Memory {
-            rss_kib: field("VmRSS:")?,
-            hwm_kib: field("VmHWM:")?,
-            threads: field("Threads:")?,
-        })
+        memory_of(self.pid)
     }
 
     /// Total size of the database files (hub.db and its WAL).
@@ -217,6 +203,24 @@ pub struct Memory {
     pub rss_kib: u64,
     pub hwm_kib: u64,
     pub threads: u64,
+}
+
+/// Resident set size and its peak of process `pid`, from /proc/PID/status.
+pub fn memory_of(pid: u32) -> anyhow::Result<Memory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/PID/status")?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse().ok())
+            .with_context(|| format!("no {name} in /proc/{pid}/status"))
+    };
+    Ok(Memory {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+        threads: field("Threads:")?,
+    })
 }
 
 /// CPU time (user + system) the process has used so far, from /proc/PID/stat.

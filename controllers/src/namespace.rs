@@ -14,7 +14,14 @@ use serde_json::json;
 use crate::runtime::{self, Clusters, Next};
 
 pub async fn run(clusters: Clusters) {
-    runtime::run("namespace", clusters, reconcile).await;
+    // Only namespaces being deleted need anything.
+    runtime::run_unsettled(
+        "namespace",
+        clusters,
+        |ns: &Namespace| ns.metadata.deletion_timestamp.is_none(),
+        reconcile,
+    )
+    .await;
 }
 
 async fn reconcile(ns: Arc<Namespace>, client: Client) -> Result<Next, kube::Error> {
@@ -71,7 +78,8 @@ async fn reconcile(ns: Arc<Namespace>, client: Client) -> Result<Next, kube::Err
 
 /// Deletes everything namespaced in `ns`; returns "<count> <resource>" for what remains.
 pub async fn delete_content(client: &Client, ns: &str) -> Result<Vec<String>, kube::Error> {
-    let discovery = Discovery::new(client.clone()).run().await?;
+    // Aggregated discovery: two requests for every group rather than one per group version.
+    let discovery = Discovery::new(client.clone()).run_aggregated().await?;
     let mut remaining = Vec::new();
     for group in discovery.groups() {
         for (resource, caps) in group.recommended_resources() {

@@ -1,26 +1,23 @@
-//! Gives a new workspace the default RBAC policy ([`faros_api::policy`]) and makes its
-//! creator its admin.
+//! Makes a new workspace's creator its admin. The default RBAC policy
+//! ([`faros_api::policy`]) is not written into workspaces: the hub's authorizer consults it
+//! for every workspace.
 
 use crate::errors::is_conflict;
-use faros_api::policy::{default_objects, owner_binding};
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
-use kube::core::GroupVersionKind;
+use faros_api::policy::owner_binding;
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::api::{Api, PostParams};
 
-/// Creates the default policy (and the owner's binding) in the workspace `client` is scoped
-/// to. Objects that exist are left alone.
+/// Creates the binding making `owner` (a `tenancy.kcp.io/owner` annotation) cluster-admin of
+/// the workspace `client` is scoped to, unless it exists.
 pub async fn initialize(client: &kube::Client, owner: Option<&str>) -> Result<(), kube::Error> {
-    let mut objects = default_objects();
-    objects.extend(owner.and_then(owner_binding));
-    for object in objects {
-        let kind = object["kind"].as_str().unwrap_or("ClusterRole");
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind));
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let object: DynamicObject = serde_json::from_value(object).expect("default policy objects are valid");
-        match api.create(&PostParams::default(), &object).await {
-            Ok(_) => {}
-            Err(e) if is_conflict(&e) => {}
-            Err(e) => return Err(e),
-        }
+    let Some(binding) = owner.and_then(owner_binding) else {
+        return Ok(());
+    };
+    let api: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let binding = serde_json::from_value(binding).expect("the owner's binding is valid");
+    match api.create(&PostParams::default(), &binding).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) => Ok(()),
+        Err(e) => Err(e),
     }
-    Ok(())
 }

@@ -62,7 +62,6 @@ pub struct Clusters {
     base: Client,
     /// Prepended to `/clusters/<name>`: empty, or an APIExport view's path.
     view: Arc<str>,
-    scoped: Arc<Mutex<HashMap<String, Client>>>,
 }
 
 impl Clusters {
@@ -70,7 +69,6 @@ impl Clusters {
         Clusters {
             base,
             view: Arc::from(""),
-            scoped: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -80,29 +78,20 @@ impl Clusters {
         Clusters {
             base: self.base.clone(),
             view: Arc::from(format!("{}{workspace}/{export}", faros_api::apis::VIEW_PATH_PREFIX)),
-            scoped: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    /// A client for the logical cluster (or workspace path) `cluster`.
+    /// A client for the logical cluster (or workspace path) `cluster`. Made afresh each time
+    /// rather than kept per workspace: it is only a path prefix over the shared pool, while a
+    /// kept client holds a request queue and its task for every workspace ever reconciled.
     pub fn cluster(&self, cluster: &str) -> Client {
-        let mut scoped = self.scoped.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = scoped.get(cluster) {
-            return client.clone();
-        }
-        // Bounded: clients of logical clusters that went away are dropped wholesale.
-        if scoped.len() > 4096 {
-            scoped.clear();
-        }
-        let client = Client::new(
+        Client::new(
             ClusterScoped {
                 base: self.base.clone(),
                 prefix: Arc::from(format!("{}/clusters/{cluster}", self.view)),
             },
             "default",
-        );
-        scoped.insert(cluster.to_string(), client.clone());
-        client
+        )
     }
 
     /// A client for the `/clusters/*` view: list and watch across every workspace.
@@ -165,7 +154,20 @@ where
     Fut: Future<Output = Result<Next, E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
-    run_with(name, clusters, reconcile, Vec::new()).await
+    drive(name, clusters, reconcile, Vec::new(), |_| false).await
+}
+
+/// [`run`] for a controller that has nothing to do for objects `settled` picks until they
+/// change (a Ready workspace, a namespace not being deleted): those are neither reconciled
+/// nor kept, so a controller over every workspace holds only the objects in flux.
+pub async fn run_unsettled<K, F, Fut, E>(name: &'static str, clusters: Clusters, settled: fn(&K) -> bool, reconcile: F)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: Fn(Arc<K>, Client) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Next, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    drive(name, clusters, reconcile, Vec::new(), settled).await
 }
 
 /// Requeues the stored objects of a controller that some other object concerns.
@@ -228,6 +230,22 @@ where
     Fut: Future<Output = Result<Next, E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
+    // Every object is kept: a related change may concern any of them.
+    drive(name, clusters, reconcile, related, |_| false).await
+}
+
+async fn drive<K, F, Fut, E>(
+    name: &'static str,
+    clusters: Clusters,
+    reconcile: F,
+    related: Vec<Related<K>>,
+    settled: fn(&K) -> bool,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: Fn(Arc<K>, Client) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Next, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
     let state = Arc::new(Mutex::new(State::<K> {
         store: HashMap::new(),
         queued: HashSet::new(),
@@ -259,6 +277,10 @@ where
             while let Some(event) = events.next().await {
                 tracing::debug!(controller = name, ok = event.is_ok(), "watch event");
                 match event {
+                    Ok(Event::Apply(obj) | Event::InitApply(obj)) if settled(&obj) => {
+                        let key = Key::of(&obj);
+                        state.lock().unwrap_or_else(|e| e.into_inner()).store.remove(&key);
+                    }
                     Ok(Event::Apply(obj) | Event::InitApply(obj)) => {
                         let key = Key::of(&obj);
                         state
@@ -361,9 +383,6 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// A merge patch setting an object's status to `new`, including clearing the fields `old`
-/// had and `new` leaves out (empty lists and unset options are not serialized, and a merge
-/// patch keeps whatever it does not mention).
 /// How long to wait after the `attempts`-th failure in a row: from 200 ms, doubling, at most
 /// 10 s, so a hub restart or a transient error slows a controller down but never ends it.
 pub(crate) fn backoff(attempts: u32) -> Duration {
@@ -371,6 +390,9 @@ pub(crate) fn backoff(attempts: u32) -> Duration {
     base.min(Duration::from_secs(10))
 }
 
+/// A merge patch setting an object's status to `new`, including clearing the fields `old`
+/// had and `new` leaves out (empty lists and unset options are not serialized, and a merge
+/// patch keeps whatever it does not mention).
 pub fn status_patch<S: serde::Serialize>(old: Option<&S>, new: &S) -> Value {
     let mut body = serde_json::to_value(new).unwrap_or_default();
     if let (Some(old), Some(fields)) = (old.map(serde_json::to_value), body.as_object_mut())

@@ -75,10 +75,6 @@ pub async fn run(hub: &Arc<Hub>) -> anyhow::Result<()> {
         )
         .await?;
     }
-    // The default RBAC policy of the root workspace.
-    for object in faros_api::policy::default_objects() {
-        ensure(hub, faros_api::policy::collection_of(&object), object).await?;
-    }
     let types = [
         (
             "root",

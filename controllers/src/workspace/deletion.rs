@@ -32,7 +32,7 @@ pub(super) async fn reconcile(target: &Target<'_>) -> Result<Next, kube::Error> 
             .is_some_and(|s| s.conditions.iter().any(|c| c.message == message));
         if !already && !message.is_empty() {
             let condition = Condition::new("WorkspaceContentDeleted", false, "SomeResourcesRemain", &message);
-            target.set_status("Terminating", condition).await?;
+            target.set_status("Terminating", vec![condition]).await?;
         }
         return Ok(Next::After(Duration::from_millis(500)));
     }
@@ -65,7 +65,9 @@ async fn purge(child: &Client) -> Result<Purge, kube::Error> {
             remaining.len()
         )));
     }
-    let discovery = Discovery::new(child.clone()).run().await?;
+    // Aggregated discovery: two requests for every group, where asking group by group takes
+    // one per group version, for each workspace deleted.
+    let discovery = Discovery::new(child.clone()).run_aggregated().await?;
     let mut left = 0usize;
     let mut held: BTreeMap<String, usize> = BTreeMap::new();
     // Namespaced objects first, then cluster-scoped ones; RBAC only once everything else is
@@ -92,25 +94,37 @@ async fn purge(child: &Client) -> Result<Purge, kube::Error> {
                     if resource.kind == "LogicalCluster" {
                         continue;
                     }
-                    left += 1;
                     let what = if resource.group.is_empty() {
                         resource.plural.clone()
                     } else {
                         format!("{}.{}", resource.plural, resource.group)
                     };
-                    for finalizer in object.finalizers() {
-                        *held.entry(format!("{finalizer} on {what}")).or_default() += 1;
-                    }
+                    let mut remains = |object: &DynamicObject| {
+                        left += 1;
+                        for finalizer in object.finalizers() {
+                            *held.entry(format!("{finalizer} on {what}")).or_default() += 1;
+                        }
+                    };
                     if object.metadata.deletion_timestamp.is_some() {
+                        remains(&object);
                         continue;
                     }
                     let scoped: Api<DynamicObject> = match object.namespace() {
                         Some(ns) => Api::namespaced_with(child.clone(), &ns, &resource),
                         None => Api::all_with(child.clone(), &resource),
                     };
+                    // Only what a finalizer keeps remains: an object deleted at once does not
+                    // hold up the next pass, so an empty workspace is done in one reconcile
+                    // once its namespaces are.
                     match scoped.delete(&object.name_any(), &DeleteParams::background()).await {
-                        Ok(_) => {}
-                        Err(e) if is_not_found(&e) || is_conflict(&e) => {}
+                        // The object back (rather than a Status): a finalizer keeps it.
+                        Ok(outcome) => {
+                            if let Some(kept) = outcome.left() {
+                                remains(&kept);
+                            }
+                        }
+                        Err(e) if is_not_found(&e) => {}
+                        Err(e) if is_conflict(&e) => remains(&object),
                         Err(e) => return Err(e),
                     }
                 }

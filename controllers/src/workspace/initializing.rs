@@ -1,6 +1,7 @@
-//! Initializing: the child gets its `default` namespace, the default RBAC policy with the
-//! creator as admin, and the APIBindings its WorkspaceType (and the types it extends) asks
-//! for; once they are all bound, the workspace is Ready.
+//! Initializing: the child gets what it owns — its LogicalCluster, its `default` namespace,
+//! the binding making its creator admin — and the APIBindings its WorkspaceType (and the
+//! types it extends) asks for; once they are all bound, the workspace is Ready. The default
+//! RBAC policy is not written: the hub's authorizer holds it for every workspace.
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,12 +11,13 @@ use faros_api::apis::{APIBinding, APIExport, CLAIM_ACCEPTED, PermissionClaim};
 use faros_api::tenancy::{
     APIExportReference, LOGICAL_CLUSTER_NAME, LogicalCluster, OWNER_ANNOTATION, Workspace, WorkspaceType,
 };
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::Target;
-use super::scheduling::ensure_logical_cluster;
+use super::scheduling::{ensure_logical_cluster, scheduled};
 use crate::errors::is_conflict;
 use crate::runtime::{Next, cluster_of};
 
@@ -24,8 +26,56 @@ const MAX_EXTENSIONS: usize = 16;
 
 pub(super) async fn reconcile(target: &Target<'_>) -> Result<Next, kube::Error> {
     let ws = target.ws;
-    ensure_logical_cluster(&target.child, ws, &cluster_of(ws), &target.path).await?;
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(target.child.clone());
+    let type_path = ws.spec.type_.as_ref().map(|t| {
+        if t.path.is_empty() {
+            faros_api::tenancy::ROOT.to_string()
+        } else {
+            t.path.clone()
+        }
+    });
+    // Independent of each other: created at once, each a single write (409 when it exists).
+    let parent = cluster_of(ws);
+    let (_, _, _, workspace_type) = futures::try_join!(
+        ensure_logical_cluster(&target.child, ws, &parent, &target.path),
+        ensure_default_namespace(&target.child),
+        crate::policy::initialize(
+            &target.child,
+            ws.annotations().get(OWNER_ANNOTATION).map(String::as_str),
+        ),
+        async {
+            match (&ws.spec.type_, &type_path) {
+                (Some(t), Some(path)) => {
+                    let types: Api<WorkspaceType> = Api::all(target.clusters.cluster(path));
+                    types.get_opt(&t.name).await.map(Some)
+                }
+                _ => Ok(None),
+            }
+        },
+    )?;
+    if let (Some(type_ref), Some(type_path), Some(workspace_type)) = (&ws.spec.type_, &type_path, workspace_type) {
+        let Some(workspace_type) = workspace_type else {
+            let message = format!("WorkspaceType {}:{} does not exist", type_path, type_ref.name);
+            let condition = Condition::new("WorkspaceInitialized", false, "WorkspaceTypeNotFound", &message);
+            target.set_status("Initializing", vec![scheduled(), condition]).await?;
+            return Ok(Next::After(Duration::from_secs(5)));
+        };
+        if let Some(next) = bind_defaults(target, workspace_type, type_path).await? {
+            return Ok(next);
+        }
+    }
+    // The LogicalCluster first: once the Workspace is Ready nothing returns to it.
+    let logical: Api<LogicalCluster> = Api::all(target.child.clone());
+    let status = json!({"status": {"phase": "Ready", "URL": ws.spec.url}});
+    logical
+        .patch_status(LOGICAL_CLUSTER_NAME, &PatchParams::default(), &Patch::Merge(status))
+        .await?;
+    let initialized = Condition::new("WorkspaceInitialized", true, "Initialized", "");
+    target.set_status("Ready", vec![scheduled(), initialized]).await?;
+    Ok(Next::Done)
+}
+
+async fn ensure_default_namespace(child: &Client) -> Result<(), kube::Error> {
+    let namespaces: Api<Namespace> = Api::all(child.clone());
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
     match namespaces
         .create(
@@ -34,41 +84,27 @@ pub(super) async fn reconcile(target: &Target<'_>) -> Result<Next, kube::Error> 
         )
         .await
     {
-        Ok(_) => {}
-        Err(e) if is_conflict(&e) => {}
-        Err(e) => return Err(e),
+        Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) => Ok(()),
+        Err(e) => Err(e),
     }
-    // The default RBAC policy, and the creator as the workspace's admin.
-    crate::policy::initialize(
-        &target.child,
-        ws.annotations().get(OWNER_ANNOTATION).map(String::as_str),
-    )
-    .await?;
-    let Some(type_ref) = ws.spec.type_.clone() else {
-        return Ok(Next::Done);
-    };
-    let type_path = if type_ref.path.is_empty() {
-        faros_api::tenancy::ROOT.to_string()
-    } else {
-        type_ref.path.clone()
-    };
-    let types: Api<WorkspaceType> = Api::all(target.clusters.cluster(&type_path));
-    let workspace_type = match types.get_opt(&type_ref.name).await? {
-        Some(t) => t,
-        None => {
-            let message = format!("WorkspaceType {}:{} does not exist", type_path, type_ref.name);
-            let condition = Condition::new("WorkspaceInitialized", false, "WorkspaceTypeNotFound", &message);
-            target.set_status("Initializing", condition).await?;
-            return Ok(Next::After(Duration::from_secs(5)));
-        }
-    };
-    let defaults = default_api_bindings(workspace_type, &type_path, |path, name| {
+}
+
+/// Creates the APIBindings the type asks for; `Some` (when to look again) until they are
+/// all bound.
+async fn bind_defaults(
+    target: &Target<'_>,
+    workspace_type: WorkspaceType,
+    type_path: &str,
+) -> Result<Option<Next>, kube::Error> {
+    let ws = target.ws;
+    let defaults = default_api_bindings(workspace_type, type_path, |path, name| {
         let types: Api<WorkspaceType> = Api::all(target.clusters.cluster(&path));
         async move { types.get_opt(&name).await }
     })
     .await?;
     let bindings: Api<APIBinding> = Api::all(target.child.clone());
-    let mut all_bound = true;
+    let mut unbound = Vec::new();
     for default in &defaults {
         // The workspace type's author chose this export for every workspace of the type:
         // its permission claims are accepted with it.
@@ -86,25 +122,23 @@ pub(super) async fn reconcile(target: &Target<'_>) -> Result<Next, kube::Error> 
                         default.path, default.export, status.message
                     );
                     let condition = Condition::new("WorkspaceInitialized", false, "APIBindingForbidden", &message);
-                    target.set_status("Initializing", condition).await?;
-                    return Ok(Next::After(Duration::from_secs(10)));
+                    target.set_status("Initializing", vec![scheduled(), condition]).await?;
+                    return Ok(Some(Next::After(Duration::from_secs(10))));
                 }
                 Err(e) => return Err(e),
             },
         };
-        all_bound &= existing.status.as_ref().is_some_and(|s| s.phase == "Bound");
+        if existing.status.as_ref().is_none_or(|s| s.phase != "Bound") {
+            unbound.push(existing.name_any());
+        }
     }
-    if !all_bound {
-        return Ok(Next::After(Duration::from_millis(200)));
+    if !unbound.is_empty() {
+        let message = format!("waiting for APIBindings to be bound: {}", unbound.join(", "));
+        let condition = Condition::new("WorkspaceInitialized", false, "APIBindingsPending", &message);
+        target.set_status("Initializing", vec![scheduled(), condition]).await?;
+        return Ok(Some(Next::After(Duration::from_millis(200))));
     }
-    let condition = Condition::new("WorkspaceInitialized", true, "Initialized", "");
-    target.set_status("Ready", condition).await?;
-    let logical: Api<LogicalCluster> = Api::all(target.child.clone());
-    let status = json!({"status": {"phase": "Ready", "URL": ws.spec.url}});
-    logical
-        .patch_status(LOGICAL_CLUSTER_NAME, &PatchParams::default(), &Patch::Merge(status))
-        .await?;
-    Ok(Next::Done)
+    Ok(None)
 }
 
 /// The default API bindings of a type and of every type it extends (each export once).

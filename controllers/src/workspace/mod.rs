@@ -1,9 +1,11 @@
 //! Workspace lifecycle: Scheduling → Initializing → Ready, and deletion, one module per
 //! phase.
 //!
-//! Scheduling creates the child's LogicalCluster object. Initializing creates its `default`
-//! namespace, the default RBAC policy with the workspace creator as admin, and the
-//! APIBindings its WorkspaceType asks for; the workspace is Ready once they are bound.
+//! One pass creates what a workspace owns — its LogicalCluster, its `default` namespace and
+//! the binding making its creator admin (the default RBAC policy is the hub's, shared by
+//! every workspace) — and the APIBindings its WorkspaceType asks for; a workspace without
+//! bindings to wait for goes from Scheduling to Ready in one status write, and Initializing
+//! is only written while something is awaited.
 //! Deleting a Workspace deletes its child workspaces first, then everything in its logical
 //! cluster, then lets the Workspace go.
 
@@ -26,11 +28,21 @@ use phase::Phase;
 
 pub async fn run(clusters: Clusters) {
     let all = clusters.clone();
-    runtime::run("workspace", clusters, move |ws: Arc<Workspace>, parent: Client| {
-        let clusters = all.clone();
-        async move { reconcile(ws, parent, clusters).await }
-    })
+    runtime::run_unsettled(
+        "workspace",
+        clusters,
+        settled,
+        move |ws: Arc<Workspace>, parent: Client| {
+            let clusters = all.clone();
+            async move { reconcile(ws, parent, clusters).await }
+        },
+    )
     .await;
+}
+
+/// Ready (or not yet scheduled, or released) workspaces need nothing until they change.
+fn settled(ws: &Workspace) -> bool {
+    matches!(Phase::of(ws), Phase::Unscheduled | Phase::Released | Phase::Ready)
 }
 
 /// What one reconcile of a workspace works with.
@@ -46,15 +58,19 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
-    /// Moves the workspace to `phase`, recording `condition`.
-    async fn set_status(&self, phase: &str, condition: Condition) -> Result<(), kube::Error> {
-        let mut list = self
-            .ws
-            .status
-            .as_ref()
-            .map(|s| s.conditions.clone())
-            .unwrap_or_default();
-        conditions::set_condition(&mut list, condition, &now_rfc3339());
+    /// Moves the workspace to `phase`, recording `conditions`; a status that would not
+    /// change is not written.
+    async fn set_status(&self, phase: &str, conditions: Vec<Condition>) -> Result<(), kube::Error> {
+        let current = self.ws.status.as_ref();
+        let mut list = current.map(|s| s.conditions.clone()).unwrap_or_default();
+        let now = now_rfc3339();
+        let mut changed = current.is_none_or(|s| s.phase != phase);
+        for condition in conditions {
+            changed |= conditions::set_condition(&mut list, condition, &now);
+        }
+        if !changed {
+            return Ok(());
+        }
         let status = json!({"status": {"phase": phase, "conditions": list}});
         self.workspaces
             .patch_status(&self.ws.name_any(), &PatchParams::default(), &Patch::Merge(status))
@@ -81,8 +97,7 @@ async fn reconcile(ws: Arc<Workspace>, parent: Client, clusters: Clusters) -> Re
     };
     match phase {
         Phase::Deleting => deletion::reconcile(&target).await,
-        Phase::Scheduling => scheduling::reconcile(&target).await,
-        Phase::Initializing => initializing::reconcile(&target).await,
+        Phase::Scheduling | Phase::Initializing => initializing::reconcile(&target).await,
         Phase::Unscheduled | Phase::Released | Phase::Ready => Ok(Next::Done),
     }
 }

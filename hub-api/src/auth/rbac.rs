@@ -8,11 +8,20 @@
 //! (`resource/subresource`, `*/subresource` or `*`), resource name, or non-resource URL
 //! (exact or `prefix*`). `system:masters` bypasses everything.
 //!
+//! **The bootstrap policy** (`faros_api::policy`: `cluster-admin`, `admin`, `edit`, `view`,
+//! the `system:*` roles and their bindings to `system:authenticated` and `system:masters`) is
+//! indexed once and consulted by every logical cluster, as kcp's bootstrap policy authorizer
+//! consults `system:admin`, instead of being copied into each workspace: a role reference
+//! that names no ClusterRole of the cluster resolves to the bootstrap policy's, and its
+//! bindings grant in every cluster. A cluster's own ClusterRole of the same name wins there.
+//! It is immutable and not listed among a workspace's objects.
+//!
 //! **Aggregation** is resolved when a cluster's index is built (not by a controller): a
 //! ClusterRole with an `aggregationRule` has the union of the rules of the ClusterRoles its
-//! selectors match, transitively, as the Kubernetes aggregation controller would converge to.
-//! The stored object keeps whatever rules it was written with; evaluation ignores them, as
-//! the controller would overwrite them.
+//! selectors match (the cluster's own and the bootstrap policy's), transitively, as the
+//! Kubernetes aggregation controller would converge to. The stored object keeps whatever
+//! rules it was written with; evaluation ignores them, as the controller would overwrite
+//! them.
 //!
 //! **Index.** For each logical cluster, its Roles, ClusterRoles and bindings are read once
 //! from the hub cache into per-subject maps, so a request costs a few hash lookups. A
@@ -387,11 +396,50 @@ struct ClusterPolicy {
     /// what changed.
     parsed: HashMap<Arc<str>, (u64, Parsed)>,
     roles: HashMap<(String, String), Arc<[Rule]>>,
+    /// ClusterRoles, aggregation resolved. Empty when the cluster has none of its own: the
+    /// bootstrap policy's are then used as they are, without a copy per workspace.
     cluster_roles: HashMap<String, Arc<[Rule]>>,
     cluster_grants: Grants,
     namespace_grants: HashMap<String, Grants>,
     /// Subjects named by a binding other than the default policy's: they may enter.
     entry: HashSet<Subject>,
+    /// The bootstrap policy every workspace also consults; None for that policy itself.
+    bootstrap: Option<Arc<Bootstrap>>,
+}
+
+/// The default policy (`faros_api::policy`), indexed once for every logical cluster: its
+/// ClusterRoles are what a workspace's role references fall back to, and its bindings grant
+/// in every workspace. Nothing of it is stored in the workspaces.
+struct Bootstrap {
+    policy: ClusterPolicy,
+    /// Its ClusterRoles before aggregation: a workspace's own ClusterRoles with aggregation
+    /// labels add to `admin`, `edit` and `view` there.
+    raw: HashMap<String, Arc<ParsedRole>>,
+}
+
+impl Bootstrap {
+    fn new() -> Bootstrap {
+        let objects = faros_api::policy::default_objects();
+        let parse = |kind: &str| -> Vec<Parsed> {
+            objects
+                .iter()
+                .filter(|o| o["kind"] == kind)
+                .map(|o| match kind {
+                    "ClusterRole" => Parsed::role(o),
+                    _ => Parsed::binding(o, "ClusterRoleBinding"),
+                })
+                .collect()
+        };
+        let lists = [
+            Vec::new(),
+            parse("ClusterRole"),
+            Vec::new(),
+            parse("ClusterRoleBinding"),
+        ];
+        let raw = raw_cluster_roles(&lists[1]);
+        let policy = ClusterPolicy::index("", 0, HashMap::new(), &lists, None);
+        Bootstrap { policy, raw }
+    }
 }
 
 fn selector_matches(selector: &Value, labels: &serde_json::Map<String, Value>) -> bool {
@@ -455,7 +503,12 @@ fn is_default(obj: &Value) -> bool {
 
 impl ClusterPolicy {
     /// Indexes the cluster's RBAC objects, reusing what `previous` parsed of unchanged ones.
-    fn build(cache: &Cache, cluster: &str, previous: Option<&ClusterPolicy>) -> ClusterPolicy {
+    fn build(
+        cache: &Cache,
+        cluster: &str,
+        previous: Option<&ClusterPolicy>,
+        bootstrap: Option<Arc<Bootstrap>>,
+    ) -> ClusterPolicy {
         let mut parsed: HashMap<Arc<str>, (u64, Parsed)> = HashMap::new();
         let mut revision = u64::MAX;
         let mut lists = Vec::new();
@@ -483,29 +536,37 @@ impl ClusterPolicy {
             }
             lists.push(out);
         }
-        let roles_of = |list: &[Parsed]| -> Vec<Arc<ParsedRole>> {
-            list.iter()
-                .filter_map(|p| match p {
-                    Parsed::Role(r) => Some(r.clone()),
-                    Parsed::Binding(_) => None,
-                })
-                .collect()
-        };
+        ClusterPolicy::index(cluster, revision, parsed, &lists, bootstrap)
+    }
+
+    /// The index of parsed Roles, ClusterRoles, RoleBindings and ClusterRoleBindings (in that
+    /// order in `lists`).
+    fn index(
+        cluster: &str,
+        revision: u64,
+        parsed: HashMap<Arc<str>, (u64, Parsed)>,
+        lists: &[Vec<Parsed>],
+        bootstrap: Option<Arc<Bootstrap>>,
+    ) -> ClusterPolicy {
         let roles: HashMap<(String, String), Arc<[Rule]>> = roles_of(&lists[0])
             .into_iter()
             .map(|r| ((r.namespace.clone(), r.name.clone()), r.rules.clone()))
             .collect();
 
-        // ClusterRoles, aggregation resolved.
-        let raw: HashMap<String, Arc<ParsedRole>> =
-            roles_of(&lists[1]).into_iter().map(|r| (r.name.clone(), r)).collect();
+        // ClusterRoles, aggregation resolved over the bootstrap policy's and the cluster's
+        // own (which win by name, as in kcp).
+        let own = raw_cluster_roles(&lists[1]);
         let mut resolved: HashMap<String, Arc<[Rule]>> = HashMap::new();
-        let mut names: Vec<&String> = raw.keys().collect();
-        names.sort();
-        for name in names {
-            let mut visiting = HashSet::new();
-            let rules = resolve_cluster_role(name, &raw, &mut resolved, &mut visiting);
-            resolved.insert(name.clone(), rules);
+        if !own.is_empty() || bootstrap.is_none() {
+            let mut raw = bootstrap.as_ref().map(|b| b.raw.clone()).unwrap_or_default();
+            raw.extend(own);
+            let mut names: Vec<&String> = raw.keys().collect();
+            names.sort();
+            for name in names {
+                let mut visiting = HashSet::new();
+                let rules = resolve_cluster_role(name, &raw, &mut resolved, &mut visiting);
+                resolved.insert(name.clone(), rules);
+            }
         }
 
         let mut policy = ClusterPolicy {
@@ -517,6 +578,7 @@ impl ClusterPolicy {
             cluster_grants: HashMap::new(),
             namespace_grants: HashMap::new(),
             entry: HashSet::new(),
+            bootstrap,
         };
         for list in [&lists[3], &lists[2]] {
             for p in list {
@@ -530,7 +592,12 @@ impl ClusterPolicy {
 
     fn rules_of(&self, kind: &str, name: &str, namespace: &str) -> Option<Arc<[Rule]>> {
         match kind {
-            "ClusterRole" => self.cluster_roles.get(name).cloned(),
+            // Without ClusterRoles of its own, the cluster's are the bootstrap policy's.
+            "ClusterRole" => self.cluster_roles.get(name).cloned().or_else(|| {
+                self.bootstrap
+                    .as_ref()
+                    .and_then(|b| b.policy.cluster_roles.get(name).cloned())
+            }),
             "Role" if !namespace.is_empty() => self.roles.get(&(namespace.to_string(), name.to_string())).cloned(),
             _ => None,
         }
@@ -580,14 +647,16 @@ impl ClusterPolicy {
     }
 
     /// Calls `visit` with every grant that applies to `user` in `namespace` ("" = cluster
-    /// bindings only) until it returns true.
+    /// bindings only) until it returns true: the cluster's own, then the bootstrap policy's.
     fn visit(&self, user: &User, namespace: &str, mut visit: impl FnMut(&Grant) -> bool) -> bool {
         let keys = self.subjects_of(user);
-        let maps = std::iter::once(&self.cluster_grants).chain(
-            (!namespace.is_empty())
-                .then(|| self.namespace_grants.get(namespace))
-                .flatten(),
-        );
+        let maps = std::iter::once(&self.cluster_grants)
+            .chain(
+                (!namespace.is_empty())
+                    .then(|| self.namespace_grants.get(namespace))
+                    .flatten(),
+            )
+            .chain(self.bootstrap.as_ref().map(|b| &b.policy.cluster_grants));
         for grants in maps {
             for key in &keys {
                 for grant in grants.get(key).into_iter().flatten() {
@@ -599,6 +668,19 @@ impl ClusterPolicy {
         }
         false
     }
+}
+
+fn roles_of(list: &[Parsed]) -> Vec<Arc<ParsedRole>> {
+    list.iter()
+        .filter_map(|p| match p {
+            Parsed::Role(r) => Some(r.clone()),
+            Parsed::Binding(_) => None,
+        })
+        .collect()
+}
+
+fn raw_cluster_roles(list: &[Parsed]) -> HashMap<String, Arc<ParsedRole>> {
+    roles_of(list).into_iter().map(|r| (r.name.clone(), r)).collect()
 }
 
 fn resolve_cluster_role(
@@ -729,6 +811,7 @@ async fn follow(
 /// Decides what authenticated users may do.
 pub struct Authorizer {
     cache: Arc<Cache>,
+    bootstrap: Arc<Bootstrap>,
     state: Arc<RwLock<State>>,
     /// Every change up to this revision has been seen by the follower.
     applied: watch::Receiver<u64>,
@@ -753,7 +836,12 @@ impl Authorizer {
         if let Some(start) = start {
             tokio::spawn(follow(start.live, Arc::downgrade(&state), Arc::downgrade(&cache), tx));
         }
-        Authorizer { cache, state, applied }
+        Authorizer {
+            cache,
+            bootstrap: Arc::new(Bootstrap::new()),
+            state,
+            applied,
+        }
     }
 
     /// Waits until every RBAC change the cache holds now is reflected (normally at once).
@@ -790,7 +878,12 @@ impl Authorizer {
             .policies
             .get(cluster)
             .cloned();
-        let built = Arc::new(ClusterPolicy::build(&self.cache, cluster, previous.as_deref()));
+        let built = Arc::new(ClusterPolicy::build(
+            &self.cache,
+            cluster,
+            previous.as_deref(),
+            Some(self.bootstrap.clone()),
+        ));
         let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
         if built.revision >= s.valid_from(cluster)
             && s.policies.get(cluster).is_none_or(|p| p.revision < built.revision)
@@ -1148,21 +1241,8 @@ mod tests {
         assert!(!authz.may_enter(&bob, "c1"));
         assert_eq!(authz.authorize(&bob, "c1", &list_cm), Decision::Deny);
 
-        // An aggregated role picks up a labelled role; a binding lets bob in and grants it.
-        for o in faros_api::policy::default_objects() {
-            let kind = if o["kind"] == "ClusterRole" {
-                "clusterroles"
-            } else {
-                "clusterrolebindings"
-            };
-            put(
-                &Prefix::resource(GROUP, kind)
-                    .cluster("c1")
-                    .name(o["metadata"]["name"].as_str().unwrap()),
-                o,
-            )
-            .await;
-        }
+        // Nothing of the bootstrap policy is stored in c1: a binding to its `view` lets bob in
+        // and grants it, and its bindings give bob discovery.
         put(
             &Prefix::resource(GROUP, "rolebindings")
                 .cluster("c1")
@@ -1198,6 +1278,39 @@ mod tests {
                 .iter()
                 .any(|r| r.resources == ["widgets"])
         );
+
+        // Another cluster's own roles aggregate into its `view` only.
+        assert!(
+            !authz
+                .role_ref_rules("c2", &json!({"kind": "ClusterRole", "name": "view"}), "")
+                .unwrap()
+                .iter()
+                .any(|r| r.resources == ["widgets"])
+        );
+        // A cluster's own ClusterRole of a bootstrap name wins there; deleting it brings the
+        // bootstrap one back.
+        let view_key = Prefix::resource(GROUP, "clusterroles").cluster("c1").name("view");
+        put(
+            &view_key,
+            json!({"metadata": {"name": "view"},
+                "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}]}),
+        )
+        .await;
+        authz.sync().await;
+        let list_secrets = Attributes::resource("list", "", "secrets", "default", "");
+        assert!(authz.allows(&bob, "c1", &list_secrets));
+        assert!(!authz.allows(&bob, "c1", &list_cm));
+        let current = cache.get(&view_key).unwrap();
+        cache
+            .write(WriteOp::Delete {
+                key: view_key.clone(),
+                expected: current.mod_revision,
+            })
+            .await
+            .unwrap();
+        authz.sync().await;
+        assert!(!authz.allows(&bob, "c1", &list_secrets));
+        assert!(authz.allows(&bob, "c1", &list_cm));
 
         // A ServiceAccount of c1 enters c1 only, and its name means nothing elsewhere.
         let sa = super::super::serviceaccount::user("c1", "default", "robot", "u");

@@ -238,3 +238,82 @@ async fn tenant_admins_own_their_workspace_and_nothing_else() {
     kubectl_forbidden(&a, &["get", "configmaps"]);
     let _ = std::fs::remove_dir_all(&files);
 }
+
+/// The default policy (`admin`, `edit`, `view`, the `system:*` roles and bindings) is the
+/// hub's, shared by every workspace rather than copied into it: a workspace lists only its own
+/// RBAC objects, yet binding the defaults works; a workspace's own ClusterRole of the same name
+/// wins there, and deleting it brings the default back; the defaults cannot be deleted.
+#[tokio::test]
+async fn the_default_policy_is_shared_not_copied() {
+    let files = std::env::temp_dir().join(format!("faros-tenants-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&files).unwrap();
+    let tokens = token_file(&files);
+    let hub = TestHub::start_with_args(HUB, true, &["--token-auth-file", tokens.to_str().unwrap()]);
+    let_group_create_workspaces(&hub, "tenants");
+    let alice = client_with_token(&hub, Some("alice-token")).await;
+    create_workspace_as(&alice, "shared-policy").await;
+    let url = hub.workspace_url("root:shared-policy");
+    let a = hub.token_kubeconfig("alice-sp", &url, "alice-token", Some("default"));
+    let b = hub.token_kubeconfig("bob-sp", &url, "bob-token", Some("default"));
+
+    // Stored in the workspace: the creator's binding, and no copy of the defaults.
+    assert_eq!(kubectl_ok(&a, &["get", "clusterroles", "-o", "name"]).trim(), "");
+    assert_eq!(
+        kubectl_ok(&a, &["get", "clusterrolebindings", "-o", "name"]).trim(),
+        "clusterrolebinding.rbac.authorization.k8s.io/workspace-admin"
+    );
+    let can_i = |kubeconfig: &std::path::Path, verb: &str, resource: &str| {
+        let out = kubectl(kubeconfig, &["auth", "can-i", verb, resource, "-n", "default"]);
+        stdout(&out).trim().to_string()
+    };
+
+    // Binding the shared `view` lets bob in, with exactly what `view` grants.
+    kubectl_forbidden(&b, &["get", "configmaps"]);
+    kubectl_ok(
+        &a,
+        &["create", "rolebinding", "bob-view", "--clusterrole=view", "--user=bob"],
+    );
+    kubectl_ok(&a, &["create", "configmap", "cm", "--from-literal=a=b"]);
+    assert!(kubectl_ok(&b, &["get", "configmaps"]).contains("cm"));
+    assert_eq!(can_i(&b, "list", "configmaps"), "yes");
+    assert_eq!(can_i(&b, "create", "configmaps"), "no");
+    assert_eq!(can_i(&b, "list", "secrets"), "no");
+    // The shared bindings still give discovery and self-review to everyone who may enter.
+    let rules = kubectl_ok(&b, &["auth", "can-i", "--list", "-n", "default"]);
+    assert!(
+        rules.contains("selfsubjectaccessreviews.authorization.k8s.io") && rules.contains("[/apis/*]"),
+        "{rules}"
+    );
+
+    // Her own `view` overrides the shared one in her workspace only.
+    kubectl_ok(
+        &a,
+        &["create", "clusterrole", "view", "--verb=list", "--resource=secrets"],
+    );
+    assert_eq!(can_i(&b, "list", "secrets"), "yes");
+    assert_eq!(can_i(&b, "list", "configmaps"), "no");
+    assert!(kubectl_ok(&a, &["get", "clusterrole", "view", "-o", "yaml"]).contains("secrets"));
+    kubectl_ok(&a, &["delete", "clusterrole", "view"]);
+    assert_eq!(can_i(&b, "list", "configmaps"), "yes");
+    assert_eq!(can_i(&b, "list", "secrets"), "no");
+
+    // The shared policy is nobody's to delete or edit from a workspace.
+    let out = kubectl(&a, &["delete", "clusterrole", "admin"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("NotFound"), "{}", stderr(&out));
+
+    // A tenant naming a taken logical cluster gets a fresh one: only masters choose.
+    let path = "/apis/tenancy.kcp.io/v1alpha1/workspaces";
+    let taken = admin_ok(&hub, "GET", &format!("{path}/shared-policy"), None).await["spec"]["cluster"].clone();
+    let stealing = json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
+        "metadata": {"name": "stealing"}, "spec": {"cluster": taken}});
+    let (status, text) = send(&alice, "POST", path, Some(&stealing)).await;
+    assert_eq!(status, 201, "{text}");
+    let created: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        created["spec"]["cluster"]
+            .as_str()
+            .is_some_and(|c| c.len() == 16 && *c != taken)
+    );
+    let _ = std::fs::remove_dir_all(&files);
+}

@@ -12,7 +12,7 @@
 //!
 //! **Following changes.** A snapshot is a linearizable range read of the prefix, in pages
 //! that all read at the first page's revision, followed by an etcd watch from the next
-//! revision (with the previous values, for deletes, and progress notifications). When the
+//! revision (with the previous values, for deletes). When the
 //! watch stream breaks (a member restarted, the network failed), it is opened again from the
 //! revision after the last one reported, with backoff, so nothing is lost or repeated. When
 //! etcd has compacted that revision, a gapless stream is impossible: the backend reports
@@ -20,12 +20,14 @@
 //!
 //! **Reads after other replicas' writes.** [`Backend::current_revision`] is a quorum read of
 //! one key, whose response header carries the cluster's revision; the cache waits until its
-//! changes reach it. Events under the prefix get it there, and when the revision moved
-//! because of keys outside the prefix, progress notifications do: while a reader waits for a
-//! revision the watch has not reported, the watch asks etcd for progress (after
-//! [`PROGRESS_DELAY`], since an event on its way makes the request unnecessary). etcd before
-//! 3.4.25 and 3.5.8 may answer such a request before sending events it covers; an event at or
-//! below a revision already reported is therefore never skipped: the stream is reported lost
+//! changes reach it. Events under the prefix get it there. When the revision moved because of
+//! keys outside the prefix, a barrier does: while a reader waits for a revision the watch has
+//! not reported (for [`PROGRESS_DELAY`], since an event on its way makes it unnecessary), the
+//! watch writes the prefix's barrier key ([`BARRIER`]), whose event comes after every event
+//! before it, in revision order, on the same stream; the barrier itself is never reported as
+//! an object. Progress notifications cannot serve: etcd before 3.4.25 and 3.5.8 may send one
+//! before events it covers, and a reader would then see a state without them. An event at
+//! or below a revision already reported is still never skipped: the stream is reported lost
 //! and the cache reloads.
 //!
 //! **Losing a member.** The client spreads requests over every member, but it does not
@@ -63,9 +65,12 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a request that could not reach a member keeps being sent again, at most.
 const FAILOVER_BUDGET: Duration = Duration::from_secs(3);
-/// How long the watch may stay behind a revision a reader waits for before it asks etcd for
-/// progress, and then between requests.
+/// How long the watch may stay behind a revision a reader waits for before it writes the
+/// barrier, and then between barriers.
 const PROGRESS_DELAY: Duration = Duration::from_millis(200);
+/// The barrier key, after the prefix: under the watched range, but no key the hub stores
+/// (those all start with `/` and printable characters), and never reported.
+const BARRIER: &str = "/\u{0}barrier";
 /// Longest pause between attempts to open a broken watch again.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// etcd refuses requests above 1.5 MiB by default but answers with pages and watch batches
@@ -629,6 +634,9 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 /// A stored key-value without the prefix; None (logged) for a key that is not UTF-8.
 fn to_key_value(kv: &etcd_client::KeyValue, prefix_len: usize) -> Option<KeyValue> {
+    if kv.key().get(prefix_len..) == Some(BARRIER.as_bytes()) {
+        return None;
+    }
     let key = kv.key().get(prefix_len..).map(std::str::from_utf8);
     let Some(Ok(key)) = key else {
         tracing::error!(key = ?String::from_utf8_lossy(kv.key()), "skipping an etcd key that is not UTF-8");
@@ -706,8 +714,7 @@ impl Follower {
         let options = WatchOptions::new()
             .with_range(self.range_end.clone())
             .with_start_revision(from as i64)
-            .with_prev_key()
-            .with_progress_notify();
+            .with_prev_key();
         let mut client = self.client.watch_client().max_decoding_message_size(MAX_MESSAGE);
         let opened = tokio::time::timeout(self.request_timeout, client.watch(self.range.clone(), Some(options))).await;
         let stream = match opened {
@@ -725,7 +732,8 @@ impl Follower {
                 };
             }
         };
-        let (mut requests, mut responses) = stream.split();
+        // The sending half stays open for as long as the watch: closing it ends the stream.
+        let (_requests, mut responses) = stream.split();
         let mut progressed = false;
         let mut ticker = tokio::time::interval(PROGRESS_DELAY / 2);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -741,8 +749,15 @@ impl Follower {
                     let since = *behind_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= PROGRESS_DELAY {
                         behind_since = Some(Instant::now());
-                        if let Err(e) = requests.request_progress().await {
-                            return Ended::Broken { why: describe(&e), progressed };
+                        // Its event comes after every earlier one; a failed write is
+                        // simply tried again on the next tick.
+                        let mut barrier = self.range.clone();
+                        barrier.pop();
+                        barrier.extend_from_slice(BARRIER.as_bytes());
+                        let mut kv = self.client.kv_client();
+                        let write = kv.put(barrier, "", None);
+                        if let Ok(Err(e)) = tokio::time::timeout(self.request_timeout, write).await {
+                            tracing::debug!(error = %describe(&e), "writing the etcd barrier failed");
                         }
                     }
                 }
@@ -808,14 +823,9 @@ impl Follower {
                 },
             });
         }
-        let revision = if response.events().is_empty() {
-            // A progress notification: nothing under the prefix changed up to the header's
-            // revision. (Events' headers say nothing of the kind: a watch catching up sends
-            // a batch of old events with the current revision in its header.)
-            header_revision(response.header())
-        } else {
-            last
-        };
+        // A response without events says nothing this stream can rely on (see the module
+        // comment); the barrier's events, dropped above, still move the revision.
+        let revision = last;
         if revision <= before {
             return Ok(false);
         }
@@ -912,7 +922,7 @@ mod tests {
             cache.sync().await.unwrap();
             assert!(cache.get(&key).is_some(), "{key} was not visible after sync");
         }
-        // Revisions taken outside the prefix reach the cache through progress notifications.
+        // Revisions taken outside the prefix reach the cache through the barrier.
         let mut client = raw(&etcd).await;
         let elsewhere = client.put("/elsewhere", "1", None).await.unwrap();
         let revision = elsewhere.header().unwrap().revision() as Revision;

@@ -189,6 +189,24 @@ impl Etcd {
         }
     }
 
+    /// The `hub-api start` flags of a hub on these members under `prefix`, with the shared
+    /// identity in `pki_dir` if given (as replicas of one hub have).
+    pub fn hub_args(&self, prefix: &str, pki_dir: Option<&std::path::Path>) -> Vec<String> {
+        let mut args = vec![
+            "--storage".to_string(),
+            "etcd".to_string(),
+            "--etcd-servers".to_string(),
+            self.endpoints().join(","),
+            "--etcd-prefix".to_string(),
+            prefix.to_string(),
+        ];
+        if let Some(dir) = pki_dir {
+            args.push("--pki-dir".to_string());
+            args.push(dir.to_string_lossy().into_owned());
+        }
+        args
+    }
+
     /// The client URLs of every member.
     pub fn endpoints(&self) -> Vec<String> {
         (0..self.members.len()).map(|i| self.endpoint(i)).collect()

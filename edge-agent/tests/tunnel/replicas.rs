@@ -28,19 +28,9 @@ fn a_replica_without_the_tunnel_relays_to_the_one_with_it() {
         std::process::id(),
         super::super::nanos()
     ));
-    let servers = etcd.endpoints().join(",");
-    let args = [
-        "--storage",
-        "etcd",
-        "--etcd-servers",
-        &servers,
-        "--etcd-prefix",
-        "/relay",
-        "--pki-dir",
-        pki.to_str().unwrap(),
-        "--peer-advertise-address",
-        "127.0.0.1",
-    ];
+    let mut args = etcd.hub_args("/relay", Some(&pki));
+    args.extend(["--peer-advertise-address".to_string(), "127.0.0.1".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut a = Hub::start_with(&args);
     let b = Hub::start_with(&args);
 

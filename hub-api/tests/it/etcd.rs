@@ -12,19 +12,8 @@ use crate::common::{HUB, TestHub, kubectl_with, ready_workspace};
 
 const V: &str = faros_testkit::kubectl::BASELINE;
 
-fn etcd_args(etcd: &Etcd, prefix: &str) -> Vec<String> {
-    vec![
-        "--storage".into(),
-        "etcd".into(),
-        "--etcd-servers".into(),
-        etcd.endpoints().join(","),
-        "--etcd-prefix".into(),
-        prefix.into(),
-    ]
-}
-
 fn start_hub(etcd: &Etcd, prefix: &str) -> TestHub {
-    let args = etcd_args(etcd, prefix);
+    let args = etcd.hub_args(prefix, None);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     TestHub::start_with_args(HUB, true, &args)
 }
@@ -128,7 +117,7 @@ fn two_hubs_share_one_etcd_prefix() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir_b.join("pki").join(entry.file_name())).unwrap();
     }
-    let args = etcd_args(&etcd, prefix);
+    let args = etcd.hub_args(prefix, None);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // Controllers run in the first replica only.
     let b = TestHub::start_in(HUB, dir_b, false, &args, None);

@@ -86,20 +86,9 @@ fn a_hub_moves_from_sqlite_to_etcd_and_back() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("names no store"));
 
     // A hub on etcd with the same identity serves what was moved, to the same credentials.
-    let on_etcd = TestHub::start_with_args(
-        HUB,
-        true,
-        &[
-            "--storage",
-            "etcd",
-            "--etcd-servers",
-            &urls,
-            "--etcd-prefix",
-            "/moved",
-            "--pki-dir",
-            &pki,
-        ],
-    );
+    let on_etcd_args = etcd.hub_args("/moved", Some(std::path::Path::new(&pki)));
+    let on_etcd_args: Vec<&str> = on_etcd_args.iter().map(String::as_str).collect();
+    let on_etcd = TestHub::start_with_args(HUB, true, &on_etcd_args);
     let tenant_etcd = on_etcd.admin_kubeconfig_at(&on_etcd.workspace_url("root:moved"), "moved.kubeconfig");
     assert_eq!(configmaps(&tenant_etcd), before);
     let mut old_admin = kube::config::Kubeconfig::read_from(&tenant).unwrap();

@@ -90,17 +90,8 @@ fn replicas_started_on_one_pki_directory_share_their_identity() {
 fn a_token_issued_by_one_replica_is_valid_on_another() {
     let etcd = Etcd::start();
     let pki = std::env::temp_dir().join(format!("faros-pki-{}", uuid::Uuid::new_v4()));
-    let servers = etcd.endpoints().join(",");
-    let args = [
-        "--storage",
-        "etcd",
-        "--etcd-servers",
-        &servers,
-        "--etcd-prefix",
-        "/tokens",
-        "--pki-dir",
-        pki.to_str().unwrap(),
-    ];
+    let args = etcd.hub_args("/tokens", Some(&pki));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let a = TestHub::start_with_args(HUB, false, &args);
     let b = TestHub::start_with_args(HUB, false, &args);
     assert_ne!(a.url(), b.url());

@@ -228,7 +228,12 @@ impl Writer {
         &mut self,
         group: &[Pending],
     ) -> rusqlite::Result<Vec<(Result<WriteOutcome, StorageError>, Option<StoreEvent>)>> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE takes the write lock before reading, waiting (busy_timeout) for a previous
+        // writer of the file that is still checkpointing; a deferred transaction would read
+        // first and then fail at once on upgrading, its snapshot outdated by that checkpoint.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut revision = self.revision;
         let mut results = Vec::with_capacity(group.len());
         for (op, _) in group {

@@ -123,15 +123,13 @@ impl Load {
     }
 }
 
-/// Every ConfigMap name in the namespace, read through `api`.
+/// Every ConfigMap name in the namespace, read through `api`. A connection refused or cut
+/// while a replica or haproxy's view of it changes is tried again, as any client would: what
+/// is checked is what the store holds, not that one request got through.
 async fn stored_names(api: &Api<ConfigMap>) -> BTreeSet<String> {
-    api.list(&ListParams::default())
-        .await
-        .expect("list the ConfigMaps")
-        .items
-        .into_iter()
-        .filter_map(|cm| cm.metadata.name)
-        .collect()
+    let params = ListParams::default();
+    let list = retried("list the ConfigMaps", || api.list(&params)).await;
+    list.items.into_iter().filter_map(|cm| cm.metadata.name).collect()
 }
 
 /// Every name in `acked` (acknowledged before `stored` was read) is in `stored`.
@@ -350,7 +348,7 @@ fn replicas_behind_haproxy_ride_through_an_etcd_member_and_a_replica_dying() {
         stop_sampling.clone(),
         not_ready.clone(),
     ));
-    let ready_before = rt.block_on(readiness(&agents_api)).unwrap();
+    let ready_before = rt.block_on(retried("read the agents' readiness", || readiness(&agents_api)));
 
     // 3. A write load through haproxy; the etcd leader dies under it.
     let load = Arc::new(Load::default());
@@ -557,7 +555,7 @@ fn replicas_behind_haproxy_ride_through_an_etcd_member_and_a_replica_dying() {
     rt.block_on(sampler).unwrap();
     let not_ready = not_ready.lock().unwrap().clone();
     assert!(not_ready.is_empty(), "agents left Ready=True: {not_ready:?}");
-    let ready_after = rt.block_on(readiness(&agents_api)).unwrap();
+    let ready_after = rt.block_on(retried("read the agents' readiness", || readiness(&agents_api)));
     for (name, (status, reason, since)) in &ready_before {
         assert_eq!(
             ready_after.get(name),
@@ -565,7 +563,8 @@ fn replicas_behind_haproxy_ride_through_an_etcd_member_and_a_replica_dying() {
             "{name}'s Ready condition changed"
         );
     }
-    let list = rt.block_on(agents_api.list(&ListParams::default())).unwrap();
+    let params = ListParams::default();
+    let list = rt.block_on(retried("list the agents", || agents_api.list(&params)));
     for agent in &list.items {
         assert_eq!(
             condition_status(agent, "Connected").as_deref(),
@@ -676,4 +675,24 @@ fn all_ready_and_connected(rt: &tokio::runtime::Runtime, agents: &Api<Agent>, co
                     && condition_status(a, "Connected").as_deref() == Some("True")
             })
     })
+}
+
+/// `call`'s answer, tried again for up to 30 s while it fails (a connection cut while
+/// haproxy's view of the replicas changes): the checks are about what the hub holds.
+async fn retried<T, E: std::fmt::Display, F, Fut>(what: &str, mut call: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("{what} failed, trying again: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
 }

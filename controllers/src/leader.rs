@@ -47,16 +47,13 @@ impl LeaderElection {
 
     /// The host name and a random suffix: unique per process, readable in the Lease.
     pub fn default_identity() -> String {
-        let mut suffix = [0u8; 8];
         // The clock's nanoseconds and the pid are unique enough to tell processes apart.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32);
-        suffix.copy_from_slice(&mixed.to_le_bytes());
-        let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-        Self::identity_for(&hex)
+        Self::identity_for(&format!("{mixed:016x}"))
     }
 
     /// The host name and `suffix`, which must be unique per process: a hub replica's own

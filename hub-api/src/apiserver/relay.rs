@@ -150,10 +150,10 @@ impl Relay {
     pub(crate) async fn record_owner(&self, hub: &Arc<Hub>, agent: &AgentKey) -> anyhow::Result<()> {
         let name = owner_lease_name(agent);
         let current =
-            lease_value(hub, &name).filter(|l| l["metadata"]["annotations"][AGENT_ANNOTATION] == agent.to_string());
+            lease(hub, &name).filter(|l| l.value["metadata"]["annotations"][AGENT_ANNOTATION] == agent.to_string());
         let ours = current
             .as_ref()
-            .is_some_and(|l| l["spec"]["holderIdentity"] == self.replica.as_str());
+            .is_some_and(|l| l.value["spec"]["holderIdentity"] == self.replica.as_str());
         if hub.tunnels.is_connected(agent) {
             if ours {
                 return Ok(());
@@ -177,7 +177,7 @@ impl Relay {
         // record stays.
         let options = json!({
             "apiVersion": "v1", "kind": "DeleteOptions",
-            "preconditions": {"resourceVersion": current["metadata"]["resourceVersion"]},
+            "preconditions": {"resourceVersion": current.value["metadata"]["resourceVersion"]},
         });
         let (code, body) = super::call(hub, WRITER, Method::DELETE, &lease_path(Some(&name)), Some(&options)).await?;
         match code {
@@ -189,7 +189,8 @@ impl Relay {
     /// The peer address of the live replica other than this one that holds the device's
     /// session, if any.
     pub(crate) fn owner(&self, hub: &Hub, agent: &AgentKey) -> Option<(String, String)> {
-        let record = lease_value(hub, &owner_lease_name(agent))?;
+        let record = lease(hub, &owner_lease_name(agent))?;
+        let record = &record.value;
         if record["metadata"]["annotations"][AGENT_ANNOTATION] != agent.to_string() {
             return None;
         }
@@ -197,8 +198,9 @@ impl Relay {
         if holder == self.replica {
             return None;
         }
-        let replica = lease_value(hub, holder)?;
-        if !alive(&replica) {
+        let replica = lease(hub, holder)?;
+        let replica = &replica.value;
+        if !alive(replica) {
             return None;
         }
         let address = replica["metadata"]["annotations"][PEER_ANNOTATION].as_str()?;
@@ -384,11 +386,10 @@ fn lease_path(name: Option<&str>) -> String {
     }
 }
 
-/// A record as the cache holds it.
-fn lease_value(hub: &Hub, name: &str) -> Option<Value> {
+/// A record as the cache holds it (shared, not copied: the sweep asks for every agent).
+fn lease(hub: &Hub, name: &str) -> Option<std::sync::Arc<faros_storage::Object>> {
     let kind = hub.catalog.lookup(WORKSPACE, "coordination.k8s.io", "v1", "leases")?;
-    let object = hub.cache.get(&kind.key(WORKSPACE, Some(NAMESPACE), name))?;
-    Some(object.value.clone())
+    hub.cache.get(&kind.key(WORKSPACE, Some(NAMESPACE), name))
 }
 
 /// Whether a replica's Lease was renewed within its duration (by this replica's clock).
@@ -415,35 +416,18 @@ fn micro_time_now() -> Value {
 /// Creates the Lease, or replaces it whatever it holds (records are last-writer-wins; the
 /// one conditional write, an owner's removal, is done apart).
 async fn upsert(hub: &Arc<Hub>, name: &str, lease: &Value) -> anyhow::Result<()> {
-    let (code, body) = super::call(hub, WRITER, Method::POST, &lease_path(None), Some(lease)).await?;
-    if code.is_success() {
-        return Ok(());
-    }
+    let collection = lease_path(None);
+    let (mut code, mut body) = super::call(hub, WRITER, Method::POST, &collection, Some(lease)).await?;
     if code == StatusCode::NOT_FOUND {
         // The namespace is missing on a fresh hub.
         let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
-        super::call(
-            hub,
-            WRITER,
-            Method::POST,
-            &format!("/clusters/{WORKSPACE}/api/v1/namespaces"),
-            Some(&namespace),
-        )
-        .await?;
-        let (code, body) = super::call(hub, WRITER, Method::POST, &lease_path(None), Some(lease)).await?;
-        return if code.is_success() {
-            Ok(())
-        } else {
-            anyhow::bail!("{code}: {}", body["message"])
-        };
+        let namespaces = format!("/clusters/{WORKSPACE}/api/v1/namespaces");
+        super::call(hub, WRITER, Method::POST, &namespaces, Some(&namespace)).await?;
+        (code, body) = super::call(hub, WRITER, Method::POST, &collection, Some(lease)).await?;
     }
-    if code != StatusCode::CONFLICT {
-        anyhow::bail!("{code}: {}", body["message"]);
+    if code == StatusCode::CONFLICT {
+        (code, body) = super::call(hub, WRITER, Method::PUT, &lease_path(Some(name)), Some(lease)).await?;
     }
-    let (code, body) = super::call(hub, WRITER, Method::PUT, &lease_path(Some(name)), Some(lease)).await?;
-    if code.is_success() {
-        Ok(())
-    } else {
-        anyhow::bail!("{code}: {}", body["message"])
-    }
+    anyhow::ensure!(code.is_success(), "{code}: {}", body["message"]);
+    Ok(())
 }

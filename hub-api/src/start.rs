@@ -47,9 +47,16 @@ pub struct StartOptions {
     /// Extra subject alternative names for the serving certificate (repeatable).
     #[arg(long = "tls-san")]
     pub tls_sans: Vec<String>,
-    /// How many recent events the watch cache keeps for watches resuming from a revision.
+    /// How many recent events the watch cache keeps for watches resuming from a revision
+    /// (and for continued pages of lists).
     #[arg(long, default_value_t = 100_000)]
     pub watch_cache_events: usize,
+    /// How many bytes of objects those events may keep alive (a quantity: 64Mi, 1Gi).
+    #[arg(long, default_value = "64Mi", value_parser = parse_bytes)]
+    pub watch_cache_bytes: usize,
+    /// How old the oldest of those events may be.
+    #[arg(long, default_value = "5m", value_parser = faros_machinery::duration::parse)]
+    pub watch_cache_age: Duration,
     /// The host clients use to reach the hub, written into kubeconfigs (default: the bind
     /// address, or localhost when binding to all interfaces).
     #[arg(long)]
@@ -140,7 +147,12 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     let trust_pem = crate::auth::apply_serving_cert(&mut pki, &opts.auth)?;
 
     let (backend, compaction_interval) = open_storage(&opts.storage, &opts.data_dir).await?;
-    let cache = Cache::start(backend, opts.watch_cache_events)
+    let window = faros_storage::Window {
+        events: opts.watch_cache_events,
+        bytes: opts.watch_cache_bytes,
+        age: opts.watch_cache_age,
+    };
+    let cache = Cache::start(backend, window)
         .await
         .map_err(|e| anyhow::anyhow!("loading storage: {e}"))?;
 
@@ -410,4 +422,13 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// A size in bytes written as a Kubernetes quantity (`64Mi`, `1G`, `500000`).
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    faros_api::workloads::Quantity(s.to_string())
+        .value()
+        .filter(|v| *v > 0)
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| format!("{s:?} is not a size such as 64Mi, 1Gi or 100000000"))
 }

@@ -22,7 +22,7 @@ pub(crate) struct InProcessHub {
 impl InProcessHub {
     /// A bootstrapped hub (root workspace, default policy, edge export) on an empty store.
     pub(crate) async fn start() -> InProcessHub {
-        let cache = Cache::start(Arc::new(MemoryBackend::new()), 10_000)
+        let cache = Cache::start(Arc::new(MemoryBackend::new()), faros_storage::Window::events(10_000))
             .await
             .expect("an in-memory store starts");
         let (shutdown, stopped) = watch::channel(false);

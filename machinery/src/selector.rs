@@ -106,14 +106,14 @@ impl LabelRequirement {
         }
     }
 
-    fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
-        let value = labels.and_then(|l| l.get(&self.key)).map(label_string);
+    /// `value` is the object's value of this requirement's label, if it has the label.
+    fn matches(&self, value: Option<&str>) -> bool {
         let has = |v: &str| self.values.iter().any(|x| x == v);
         match (self.op, value) {
-            (LabelOp::Equals | LabelOp::In, Some(v)) => has(&v),
+            (LabelOp::Equals | LabelOp::In, Some(v)) => has(v),
             (LabelOp::Equals | LabelOp::In, None) => false,
             // Negative set operators match objects that lack the label.
-            (LabelOp::NotEquals | LabelOp::NotIn, Some(v)) => !has(&v),
+            (LabelOp::NotEquals | LabelOp::NotIn, Some(v)) => !has(v),
             (LabelOp::NotEquals | LabelOp::NotIn, None) => true,
             (LabelOp::Exists, v) => v.is_some(),
             (LabelOp::DoesNotExist, v) => v.is_none(),
@@ -137,11 +137,11 @@ impl LabelRequirement {
 }
 
 /// A stored label value as a string; Go decodes JSON null to "".
-fn label_string(v: &Value) -> String {
+fn label_string(v: &Value) -> std::borrow::Cow<'_, str> {
     match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
+        Value::String(s) => s.as_str().into(),
+        Value::Null => "".into(),
+        other => other.to_string().into(),
     }
 }
 
@@ -271,7 +271,17 @@ impl LabelSelector {
 
     /// `labels` is the object's `metadata.labels` (None when absent).
     pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
-        !self.nothing && self.requirements.iter().all(|r| r.matches(labels))
+        self.matches_lookup(|key| labels.and_then(|l| l.get(key)).map(label_string))
+    }
+
+    /// Like [`LabelSelector::matches`], reading labels through `label` (for objects whose
+    /// labels are kept apart from a decoded tree).
+    pub fn matches_lookup<S: AsRef<str>>(&self, label: impl Fn(&str) -> Option<S>) -> bool {
+        !self.nothing
+            && self
+                .requirements
+                .iter()
+                .all(|r| r.matches(label(&r.key).as_ref().map(AsRef::as_ref)))
     }
 }
 
@@ -694,7 +704,7 @@ impl FieldSelector {
     }
 
     /// `lookup` yields the object's value for a field; None compares as "".
-    pub fn matches(&self, lookup: impl Fn(&str) -> Option<String>) -> bool {
+    pub fn matches(&self, mut lookup: impl FnMut(&str) -> Option<String>) -> bool {
         self.requirements
             .iter()
             .all(|r| r.matches(lookup(&r.field).as_deref().unwrap_or("")))

@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
-use std::sync::{Arc, OnceLock, RwLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -20,17 +20,38 @@ use tokio::sync::{mpsc, watch};
 
 use crate::backend::{Backend, Change, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
 use crate::feeds::{Feed, FeedEnded, Feeds, follows};
+pub use crate::object::Object;
 
 /// How long a read waits for the cache to reach the store's current revision.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A decoded object with its revisions; `value.metadata.resourceVersion` is already set.
-#[derive(Debug)]
-pub struct Object {
-    pub key: Arc<str>,
-    pub value: Value,
-    pub create_revision: Revision,
-    pub mod_revision: Revision,
+/// How often the window lets go of events older than its age limit when no write comes.
+const TRIM_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How much history the cache keeps for watches to resume from and continued lists to read:
+/// whichever limit is reached first. A watch that asks for an older revision gets `410 Gone`
+/// and its client re-lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// At most this many events.
+    pub events: usize,
+    /// At most about this many bytes of objects kept alive by events (each event is charged
+    /// for its object and the one it replaced, though the latter is often shared with the
+    /// event before it).
+    pub bytes: usize,
+    /// No event older than this.
+    pub age: Duration,
+}
+
+impl Window {
+    /// A window bounded by its number of events alone.
+    pub fn events(events: usize) -> Window {
+        Window {
+            events,
+            bytes: usize::MAX,
+            age: Duration::MAX,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,44 +82,59 @@ pub struct WatchEvent {
     /// The object before the change, so a selector-filtered watch can tell an object
     /// that stopped matching (sent as DELETED) from one that never matched.
     pub prev: Option<Arc<Object>>,
-    /// The JSON watch line, encoded at most once however many watchers send it.
-    encoded: OnceLock<Bytes>,
+    /// When the cache applied it, for the window's age limit.
+    at: Instant,
 }
 
 impl WatchEvent {
-    pub(crate) fn new(revision: Revision, kind: EventKind, object: Arc<Object>, prev: Option<Arc<Object>>) -> Self {
+    /// An ADDED event of an empty object.
+    #[cfg(test)]
+    pub(crate) fn added(key: &str, revision: Revision) -> WatchEvent {
+        let object = Object::build(key.into(), b"{\"metadata\":{}}", revision, revision).expect("an object");
         WatchEvent {
             revision,
-            kind,
-            object,
-            prev,
-            encoded: OnceLock::new(),
+            kind: EventKind::Added,
+            object: Arc::new(object),
+            prev: None,
+            at: Instant::now(),
         }
     }
 
-    /// `{"type":"ADDED","object":{...}}\n`, shared across watchers.
-    pub fn encoded(&self) -> &Bytes {
-        self.encoded
-            .get_or_init(|| encode_event(self.kind.as_str(), &self.object.value))
+    /// What the window is charged for keeping this event.
+    fn size(&self) -> usize {
+        self.object.size() + self.prev.as_ref().map_or(0, |p| p.size())
+    }
+
+    /// `{"type":"ADDED","object":{...}}\n` around the object's shared JSON.
+    pub fn line(&self) -> Bytes {
+        event_line(self.kind.as_str(), self.object.json())
     }
 }
 
-pub fn encode_event(kind: &str, object: &Value) -> Bytes {
-    let mut line = Vec::with_capacity(256);
+/// A watch line around an object's JSON as the cache keeps it: one copy, nothing encoded.
+pub fn event_line(kind: &str, json: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(json.len() + kind.len() + 24);
     line.extend_from_slice(b"{\"type\":\"");
     line.extend_from_slice(kind.as_bytes());
     line.extend_from_slice(b"\",\"object\":");
-    // Serialising a Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut line, object);
+    line.extend_from_slice(json);
     line.extend_from_slice(b"}\n");
     Bytes::from(line)
+}
+
+/// A watch line around a value (a Status, a bookmark, a table row).
+pub fn encode_event(kind: &str, object: &Value) -> Bytes {
+    // Serialising a Value into a Vec cannot fail.
+    event_line(kind, &serde_json::to_vec(object).unwrap_or_default())
 }
 
 struct State {
     objects: BTreeMap<Arc<str>, Arc<Object>>,
     revision: Revision,
-    /// Recent events, oldest first, at most `window_capacity`.
+    /// Recent events, oldest first, within `limits`.
     window: VecDeque<Arc<WatchEvent>>,
+    /// What the window's events are charged, together.
+    window_bytes: usize,
     /// Watches may start from any revision >= this one.
     oldest_watchable: Revision,
 }
@@ -106,7 +142,7 @@ struct State {
 pub struct Cache {
     backend: Arc<dyn Backend>,
     state: RwLock<State>,
-    window_capacity: usize,
+    limits: Window,
     revision_tx: watch::Sender<Revision>,
     feeds: Feeds,
 }
@@ -128,7 +164,7 @@ pub struct WatchStart {
 
 impl Cache {
     /// Loads the backend's snapshot and keeps following its changes.
-    pub async fn start(backend: Arc<dyn Backend>, window_capacity: usize) -> Result<Arc<Cache>, StorageError> {
+    pub async fn start(backend: Arc<dyn Backend>, limits: Window) -> Result<Arc<Cache>, StorageError> {
         let snapshot = backend.snapshot().await?;
         let objects = decode_all(snapshot.items);
         let (revision_tx, _) = watch::channel(snapshot.revision);
@@ -137,10 +173,14 @@ impl Cache {
             state: RwLock::new(State {
                 objects,
                 revision: snapshot.revision,
-                window: VecDeque::with_capacity(window_capacity.min(65_536)),
+                window: VecDeque::new(),
+                window_bytes: 0,
                 oldest_watchable: snapshot.revision,
             }),
-            window_capacity: window_capacity.max(1),
+            limits: Window {
+                events: limits.events.max(1),
+                ..limits
+            },
             revision_tx,
             feeds: Feeds::default(),
         });
@@ -154,6 +194,7 @@ impl Cache {
         // Compared with the revision before the batch, so that several events of one
         // revision (one transaction of another writer) all apply.
         let before = state.revision;
+        let now = Instant::now();
         for event in batch {
             let revision = event.revision();
             if revision <= before {
@@ -161,38 +202,49 @@ impl Cache {
             }
             let watch_event = match event {
                 StoreEvent::Put(kv) => {
-                    let Some(object) = decode(&kv) else { continue };
-                    let object = Arc::new(object);
-                    let prev = state.objects.insert(object.key.clone(), object.clone());
+                    // The new state shares its key with the old one.
+                    let prev = state.objects.get(kv.key.as_str()).cloned();
+                    let key = prev
+                        .as_ref()
+                        .map_or_else(|| Arc::from(kv.key.as_str()), |p| p.key.clone());
+                    let object = match Object::build(key, &kv.value, kv.create_revision, kv.mod_revision) {
+                        Ok(object) => Arc::new(object),
+                        Err(e) => {
+                            tracing::error!(key = %kv.key, error = %e, "skipping undecodable stored object");
+                            continue;
+                        }
+                    };
+                    state.objects.insert(object.key.clone(), object.clone());
                     let kind = if prev.is_some() {
                         EventKind::Modified
                     } else {
                         EventKind::Added
                     };
-                    WatchEvent::new(revision, kind, object, prev)
+                    WatchEvent {
+                        revision,
+                        kind,
+                        object,
+                        prev,
+                        at: now,
+                    }
                 }
                 StoreEvent::Delete { prev, revision } => {
                     let Some(prev_object) = state.objects.remove(prev.key.as_str()) else {
                         continue;
                     };
-                    let mut value = prev_object.value.clone();
-                    set_resource_version(&mut value, revision);
-                    let tombstone = Arc::new(Object {
-                        key: prev_object.key.clone(),
-                        value,
-                        create_revision: prev_object.create_revision,
-                        mod_revision: revision,
-                    });
-                    WatchEvent::new(revision, EventKind::Deleted, tombstone, Some(prev_object))
+                    WatchEvent {
+                        revision,
+                        kind: EventKind::Deleted,
+                        object: Arc::new(prev_object.deleted_at(revision)),
+                        prev: Some(prev_object),
+                        at: now,
+                    }
                 }
             };
             let watch_event = Arc::new(watch_event);
-            if state.window.len() == self.window_capacity
-                && let Some(dropped) = state.window.pop_front()
-            {
-                state.oldest_watchable = dropped.revision;
-            }
+            state.window_bytes += watch_event.size();
             state.window.push_back(watch_event.clone());
+            self.trim(&mut state, now);
             // Delivered under the lock so a watch that subscribes under the same lock sees
             // each event exactly once: either in its backlog or live.
             self.feeds.deliver(&watch_event);
@@ -211,6 +263,36 @@ impl Cache {
         });
     }
 
+    /// Drops the window's oldest events while it is over a limit. The newest event always
+    /// stays, so a watch from the current revision can start.
+    fn trim(&self, state: &mut State, now: Instant) {
+        while state.window.len() > 1
+            && let Some(oldest) = state.window.front()
+            && (state.window.len() > self.limits.events
+                || state.window_bytes > self.limits.bytes
+                || now.saturating_duration_since(oldest.at) > self.limits.age)
+        {
+            let Some(dropped) = state.window.pop_front() else { break };
+            state.window_bytes -= dropped.size();
+            state.oldest_watchable = dropped.revision;
+        }
+    }
+
+    /// Lets go of events past the age limit while no writes come to do it.
+    fn trim_aged(&self) {
+        let now = Instant::now();
+        let expired = {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            state.window.front().is_some_and(|oldest| {
+                state.window.len() > 1 && now.saturating_duration_since(oldest.at) > self.limits.age
+            })
+        };
+        if expired {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            self.trim(&mut state, now);
+        }
+    }
+
     /// Replaces everything with a new snapshot after the backend lost its stream, and ends
     /// every live feed (see the module's documentation). Returns the snapshot's changes.
     fn replace(&self, snapshot: Snapshot) -> mpsc::UnboundedReceiver<Change> {
@@ -227,6 +309,7 @@ impl Cache {
         }
         state.objects = objects;
         state.window.clear();
+        state.window_bytes = 0;
         state.revision = snapshot.revision;
         state.oldest_watchable = snapshot.revision;
         // Under the lock, so a watch starts either before (and is ended) or after the swap.
@@ -434,6 +517,18 @@ impl Cache {
         self.len() == 0
     }
 
+    /// The event window: how many events it holds and what they are charged.
+    pub fn window_size(&self) -> (usize, usize) {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        (state.window.len(), state.window_bytes)
+    }
+
+    /// What the current objects take, by [`Object::size`].
+    pub fn objects_size(&self) -> usize {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state.objects.values().map(|o| o.size()).sum()
+    }
+
     /// Number of live watch feeds.
     pub fn watch_count(&self) -> usize {
         self.feeds.len()
@@ -443,7 +538,18 @@ impl Cache {
 /// Follows a backend's changes into the cache until either is gone; takes a new snapshot
 /// whenever the backend reports its stream lost.
 async fn follow(cache: Weak<Cache>, mut changes: mpsc::UnboundedReceiver<Change>) {
-    while let Some(change) = changes.recv().await {
+    let mut trim = tokio::time::interval(TRIM_INTERVAL);
+    trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let change = tokio::select! {
+            change = changes.recv() => change,
+            _ = trim.tick() => {
+                let Some(this) = cache.upgrade() else { return };
+                this.trim_aged();
+                continue;
+            }
+        };
+        let Some(change) = change else { return };
         let Some(this) = cache.upgrade() else { return };
         match change {
             Change::Batch { events, revision } => this.apply(events, revision),
@@ -478,33 +584,14 @@ async fn reload(cache: &Weak<Cache>) -> Option<mpsc::UnboundedReceiver<Change>> 
 fn decode_all(items: Vec<KeyValue>) -> BTreeMap<Arc<str>, Arc<Object>> {
     items
         .iter()
-        .filter_map(decode)
-        .map(|object| (object.key.clone(), Arc::new(object)))
+        .filter_map(|kv| match Object::from_stored(kv) {
+            Ok(object) => Some((object.key.clone(), Arc::new(object))),
+            Err(e) => {
+                tracing::error!(key = %kv.key, error = %e, "skipping undecodable stored object");
+                None
+            }
+        })
         .collect()
-}
-
-fn decode(kv: &KeyValue) -> Option<Object> {
-    match serde_json::from_slice::<Value>(&kv.value) {
-        Ok(mut value) => {
-            set_resource_version(&mut value, kv.mod_revision);
-            Some(Object {
-                key: Arc::from(kv.key.as_str()),
-                value,
-                create_revision: kv.create_revision,
-                mod_revision: kv.mod_revision,
-            })
-        }
-        Err(e) => {
-            tracing::error!(key = %kv.key, error = %e, "skipping undecodable stored object");
-            None
-        }
-    }
-}
-
-fn set_resource_version(value: &mut Value, revision: Revision) {
-    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
-    }
 }
 
 #[cfg(test)]
@@ -514,7 +601,9 @@ mod tests {
     use serde_json::json;
 
     async fn cache(window: usize) -> Arc<Cache> {
-        Cache::start(Arc::new(MemoryBackend::new()), window).await.unwrap()
+        Cache::start(Arc::new(MemoryBackend::new()), Window::events(window))
+            .await
+            .unwrap()
     }
 
     fn create(key: &str) -> WriteOp {
@@ -530,7 +619,7 @@ mod tests {
         let out = cache.write(create("/core/configmaps/root/default/a")).await.unwrap();
         let obj = cache.get("/core/configmaps/root/default/a").unwrap();
         assert_eq!(obj.mod_revision, out.revision);
-        assert_eq!(obj.value["metadata"]["resourceVersion"], out.revision.to_string());
+        assert_eq!(obj.value()["metadata"]["resourceVersion"], out.revision.to_string());
     }
 
     #[tokio::test]
@@ -601,16 +690,74 @@ mod tests {
         let event = live.recv().await.unwrap();
         assert_eq!(event.kind, EventKind::Deleted);
         assert_eq!(
-            event.object.value["metadata"]["resourceVersion"],
+            event.object.value()["metadata"]["resourceVersion"],
             del.revision.to_string()
         );
-        assert!(event.encoded().starts_with(b"{\"type\":\"DELETED\""));
+        assert!(event.line().starts_with(b"{\"type\":\"DELETED\""));
+    }
+
+    #[tokio::test]
+    async fn the_window_keeps_at_most_its_bytes() {
+        let probe = cache(100).await;
+        probe.write(create("/k/0")).await.unwrap();
+        let one = probe.window_size().1;
+        assert!(one > 0);
+        let limits = Window {
+            events: 100,
+            bytes: 3 * one + one / 2,
+            age: Duration::MAX,
+        };
+        let cache = Cache::start(Arc::new(MemoryBackend::new()), limits).await.unwrap();
+        let mut revisions = Vec::new();
+        for i in 0..10 {
+            revisions.push(cache.write(create(&format!("/k/{i}"))).await.unwrap().revision);
+        }
+        let (events, bytes) = cache.window_size();
+        assert_eq!(events, 3);
+        assert!(bytes <= limits.bytes, "{bytes} > {}", limits.bytes);
+        assert_eq!(cache.watch("/k/", Some(revisions[6])).unwrap().backlog.len(), 3);
+        assert!(matches!(
+            cache.watch("/k/", Some(revisions[5])),
+            Err(WatchStartError::TooOld { .. })
+        ));
+        // An update is charged for the object it replaced too: two creates' worth.
+        cache
+            .write(WriteOp::Update {
+                key: "/k/9".into(),
+                value: Bytes::from_static(b"{\"metadata\":{\"name\":\"/k/9\"}}"),
+                expected: revisions[9],
+            })
+            .await
+            .unwrap();
+        assert_eq!(cache.window_size().0, 2);
+        assert!(cache.window_size().1 <= limits.bytes);
+    }
+
+    #[tokio::test]
+    async fn the_window_lets_old_events_go_but_keeps_the_newest() {
+        let limits = Window {
+            age: Duration::from_millis(50),
+            ..Window::events(100)
+        };
+        let cache = Cache::start(Arc::new(MemoryBackend::new()), limits).await.unwrap();
+        let first = cache.write(create("/k/a")).await.unwrap().revision;
+        let last = cache.write(create("/k/b")).await.unwrap().revision;
+        assert_eq!(cache.window_size().0, 2);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cache.trim_aged();
+        assert_eq!(cache.window_size().0, 1);
+        assert!(matches!(
+            cache.watch("/k/", Some(first - 1)),
+            Err(WatchStartError::TooOld { .. })
+        ));
+        assert_eq!(cache.watch("/k/", Some(first)).unwrap().backlog.len(), 1);
+        assert_eq!(cache.watch("/k/", Some(last)).unwrap().backlog.len(), 0);
     }
 
     #[tokio::test]
     async fn a_lost_stream_reloads_everything_and_expires_watches() {
         let backend = Arc::new(MemoryBackend::new());
-        let cache = Cache::start(backend.clone(), 100).await.unwrap();
+        let cache = Cache::start(backend.clone(), Window::events(100)).await.unwrap();
         let a = cache.write(create("/k/a")).await.unwrap().revision;
         let mut live = cache.watch("/k/", None).unwrap().live;
         backend.lose_subscribers();

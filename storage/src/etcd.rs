@@ -912,9 +912,12 @@ mod tests {
         let etcd = Etcd::start();
         let prefix = fresh_prefix();
         let a = connect(etcd.endpoints(), &prefix).await;
-        let cache = Cache::start(Arc::new(connect(etcd.endpoints(), &prefix).await), 100)
-            .await
-            .unwrap();
+        let cache = Cache::start(
+            Arc::new(connect(etcd.endpoints(), &prefix).await),
+            crate::Window::events(100),
+        )
+        .await
+        .unwrap();
         for i in 0..20 {
             let key = format!("/k/{i}");
             a.write(put(&key, "{}")).await.unwrap();
@@ -1106,7 +1109,9 @@ mod tests {
         let prefix = fresh_prefix();
         let relay = faros_testkit::relay::Relay::start(format!("127.0.0.1:{}", etcd_port(&etcd)).parse().unwrap());
         let stalled = connect(vec![format!("http://127.0.0.1:{}", relay.port())], &prefix).await;
-        let cache = Cache::start(Arc::new(stalled), 100).await.unwrap();
+        let cache = Cache::start(Arc::new(stalled), crate::Window::events(100))
+            .await
+            .unwrap();
         let writer = connect(etcd.endpoints(), &prefix).await;
         let a = writer.write(put("/k/a", "{}")).await.unwrap().revision;
         assert!(cache.wait_for(a, Duration::from_secs(10)).await);

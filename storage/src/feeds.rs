@@ -197,18 +197,7 @@ mod tests {
     }
 
     fn event(key: &str, revision: u64) -> Arc<WatchEvent> {
-        let object = Arc::new(super::super::cache::Object {
-            key: key.into(),
-            value: serde_json::json!({}),
-            create_revision: revision,
-            mod_revision: revision,
-        });
-        Arc::new(WatchEvent::new(
-            revision,
-            super::super::cache::EventKind::Added,
-            object,
-            None,
-        ))
+        Arc::new(WatchEvent::added(key, revision))
     }
 
     #[tokio::test]

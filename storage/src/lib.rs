@@ -12,6 +12,7 @@ mod etcd;
 mod feeds;
 mod key;
 mod memory;
+mod object;
 mod sqlite;
 
 #[cfg(test)]
@@ -19,7 +20,7 @@ mod conformance;
 
 pub use backend::{Backend, Change, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
 pub use backup::{SnapshotInfo, copy_all, sqlite_restore, sqlite_snapshot};
-pub use cache::{Cache, EventKind, Object, WatchEvent, WatchStart, WatchStartError, encode_event};
+pub use cache::{Cache, EventKind, Object, WatchEvent, WatchStart, WatchStartError, Window, encode_event, event_line};
 pub use etcd::{EtcdBackend, EtcdOptions};
 pub use feeds::{Feed, FeedEnded};
 pub use key::{Key, Prefix};

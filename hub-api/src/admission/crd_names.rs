@@ -27,7 +27,7 @@ fn check(ctx: &Context<'_>, obj: &Value) -> Result<(), ApiError> {
     let plural = obj["spec"]["names"]["plural"].as_str().unwrap_or_default();
     let prefix = bindings_prefix().cluster(ctx.cluster);
     let (bindings, _, _) = ctx.cache.list(prefix.as_str(), None, 1, |o| {
-        o.value["status"]["boundResources"]
+        o.value()["status"]["boundResources"]
             .as_array()
             .into_iter()
             .flatten()
@@ -41,7 +41,7 @@ fn check(ctx: &Context<'_>, obj: &Value) -> Result<(), ApiError> {
             object::name(obj),
             &format!(
                 "{plural}.{group} is already served in this workspace through APIBinding {:?}",
-                object::name(&binding.value)
+                object::name(&binding.value())
             ),
         )),
     }

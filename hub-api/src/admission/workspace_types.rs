@@ -132,7 +132,7 @@ fn check(ctx: &Context<'_>, obj: &Value) -> Result<(), ApiError> {
 fn cluster_in_use(ctx: &Context<'_>, cluster: &str, name: &str) -> bool {
     let same = workspaces_prefix().cluster(ctx.cluster).name(name);
     let (holders, _, _) = ctx.cache.list(workspaces_prefix().as_str(), None, 0, |o| {
-        o.value["spec"]["cluster"] == cluster
+        o.value()["spec"]["cluster"] == cluster
     });
     if holders.iter().any(|o| o.key.as_ref() != same) {
         return true;
@@ -180,7 +180,7 @@ impl WorkspaceType {
         let key = Prefix::resource("tenancy.kcp.io", "workspacetypes")
             .cluster(cluster)
             .name(name);
-        ctx.cache.get(&key).map(|o| o.value["spec"].clone())
+        ctx.cache.get(&key).map(|o| o.value()["spec"].clone())
     }
 
     /// This type and every type it extends, transitively; an extended type that does not
@@ -298,10 +298,10 @@ fn parent_type(ctx: &Context<'_>) -> Option<WorkspaceType> {
         serde_json::json!({"name": ROOT, "path": ROOT})
     } else {
         let marker = ctx.cache.get(&logical_cluster_key(ctx.cluster))?;
-        let owner = &marker.value["spec"]["owner"];
+        let owner = &marker.value()["spec"]["owner"];
         let (cluster, name) = (owner["cluster"].as_str()?, owner["name"].as_str()?);
         let workspace = ctx.cache.get(&workspaces_prefix().cluster(cluster).name(name))?;
-        workspace.value["spec"]["type"].clone()
+        workspace.value()["spec"]["type"].clone()
     };
     WorkspaceType::lookup(ctx, &reference)
 }

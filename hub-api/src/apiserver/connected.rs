@@ -76,23 +76,38 @@ fn stale(hub: &Hub) -> Vec<AgentKey> {
     else {
         return Vec::new();
     };
-    let (agents, _, _) = hub.cache.list(kind.storage_prefix().as_str(), None, 0, |o| {
-        connected_of(&o.value) == Some(true)
-    });
+    // Taken as they are, then read outside the cache's lock: every Agent is decoded.
+    let (agents, _, _) = hub.cache.list(kind.storage_prefix().as_str(), None, 0, |_| true);
     agents
         .iter()
-        .filter_map(|o| {
-            let meta = &o.value["metadata"];
-            Some(AgentKey {
-                cluster: meta["annotations"][faros_api::tenancy::CLUSTER_ANNOTATION]
-                    .as_str()?
-                    .to_string(),
-                namespace: meta["namespace"].as_str()?.to_string(),
-                name: meta["name"].as_str()?.to_string(),
-            })
+        .filter(|o| says_connected(o))
+        .map(|o| AgentKey {
+            cluster: o.cluster().to_string(),
+            namespace: o.namespace().to_string(),
+            name: o.name().to_string(),
         })
         .filter(|key| !hub.device_connected(key))
         .collect()
+}
+
+/// Whether a cached Agent says `Connected=True`, decoding its conditions only.
+fn says_connected(agent: &faros_storage::Object) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Agent {
+        #[serde(default)]
+        status: Status,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Status {
+        #[serde(default)]
+        conditions: Vec<Condition>,
+    }
+    agent.decode::<Agent>().is_ok_and(|a| {
+        a.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == reasons::CONNECTED && c.status == "True")
+    })
 }
 
 /// The Agent's `Connected` status, if it has the condition.
@@ -148,20 +163,21 @@ async fn reconcile(hub: &Arc<Hub>, key: &AgentKey) -> anyhow::Result<()> {
         let Some(agent) = hub.cache.get(&kind.key(&key.cluster, Some(&key.namespace), &key.name)) else {
             return Ok(());
         };
-        match connected_of(&agent.value) {
+        let agent = agent.value();
+        match connected_of(&agent) {
             Some(now) if now == connected => return Ok(()),
             None if !connected => return Ok(()),
             _ => {}
         }
         let mut list: Vec<Condition> =
-            serde_json::from_value(agent.value["status"]["conditions"].clone()).unwrap_or_default();
+            serde_json::from_value(agent["status"]["conditions"].clone()).unwrap_or_default();
         let stamp = jiff::Timestamp::now();
         let stamp = jiff::Timestamp::from_second(stamp.as_second())
             .unwrap_or(stamp)
             .to_string();
         conditions::set_condition(&mut list, condition(connected), &stamp);
         let patch = json!({
-            "metadata": {"resourceVersion": agent.value["metadata"]["resourceVersion"]},
+            "metadata": {"resourceVersion": agent["metadata"]["resourceVersion"]},
             "status": {"conditions": list},
         });
         let (code, body) = super::call(hub, WRITER, Method::PATCH, &path, Some(&patch)).await?;

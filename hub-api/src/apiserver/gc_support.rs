@@ -14,11 +14,9 @@ pub fn may_have_dependents(ctx: &Ctx, obj: &Value) -> bool {
     if uid.is_empty() {
         return false;
     }
+    // Owners' UIDs are kept beside each cached object: the scan decodes nothing.
     let (found, _, _) = ctx.hub.cache.list("/", None, 1, |candidate| {
-        candidate.value["metadata"]["annotations"][faros_api::tenancy::CLUSTER_ANNOTATION] == cluster
-            && candidate.value["metadata"]["ownerReferences"]
-                .as_array()
-                .is_some_and(|owners| owners.iter().any(|o| o["uid"] == uid))
+        candidate.owners().any(|owner| owner == uid) && candidate.cluster() == cluster
     });
     !found.is_empty()
 }

@@ -60,10 +60,7 @@ pub(super) async fn serve(
         .cache
         .get(&kind.key(cluster.name.as_str(), Some(namespace), name))
         .ok_or_else(|| ApiError::not_found("", "pods", name))?;
-    let pod = kind
-        .strategy
-        .project(&stored.value)
-        .unwrap_or_else(|| stored.value.clone());
+    let pod = kind.strategy.project(&stored).unwrap_or_else(|| stored.value());
     let instance = Instance::of(&pod, cluster, namespace, name)?;
     match req.subresource.as_deref() {
         Some(LOG) => log(hub, &instance, &parts).await,

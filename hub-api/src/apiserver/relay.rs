@@ -149,11 +149,12 @@ impl Relay {
     /// the holder while it holds the session, removed (if still ours) once it does not.
     pub(crate) async fn record_owner(&self, hub: &Arc<Hub>, agent: &AgentKey) -> anyhow::Result<()> {
         let name = owner_lease_name(agent);
-        let current =
-            lease(hub, &name).filter(|l| l.value["metadata"]["annotations"][AGENT_ANNOTATION] == agent.to_string());
+        let current = lease(hub, &name)
+            .map(|l| l.value())
+            .filter(|l| l["metadata"]["annotations"][AGENT_ANNOTATION] == agent.to_string());
         let ours = current
             .as_ref()
-            .is_some_and(|l| l.value["spec"]["holderIdentity"] == self.replica.as_str());
+            .is_some_and(|l| l["spec"]["holderIdentity"] == self.replica.as_str());
         if hub.tunnels.is_connected(agent) {
             if ours {
                 return Ok(());
@@ -177,7 +178,7 @@ impl Relay {
         // record stays.
         let options = json!({
             "apiVersion": "v1", "kind": "DeleteOptions",
-            "preconditions": {"resourceVersion": current.value["metadata"]["resourceVersion"]},
+            "preconditions": {"resourceVersion": current["metadata"]["resourceVersion"]},
         });
         let (code, body) = super::call(hub, WRITER, Method::DELETE, &lease_path(Some(&name)), Some(&options)).await?;
         match code {
@@ -190,7 +191,7 @@ impl Relay {
     /// session, if any.
     pub(crate) fn owner(&self, hub: &Hub, agent: &AgentKey) -> Option<(String, String)> {
         let record = lease(hub, &owner_lease_name(agent))?;
-        let record = &record.value;
+        let record = &record.value();
         if record["metadata"]["annotations"][AGENT_ANNOTATION] != agent.to_string() {
             return None;
         }
@@ -199,7 +200,7 @@ impl Relay {
             return None;
         }
         let replica = lease(hub, holder)?;
-        let replica = &replica.value;
+        let replica = &replica.value();
         if !alive(replica) {
             return None;
         }

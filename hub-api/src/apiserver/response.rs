@@ -11,8 +11,8 @@ pub fn json(code: StatusCode, body: &Value) -> Response {
     bytes(code, serde_json::to_vec(body).unwrap_or_default(), "application/json")
 }
 
-pub fn bytes(code: StatusCode, body: Vec<u8>, content_type: &'static str) -> Response {
-    let mut response = Response::new(Body::from(body));
+pub fn bytes(code: StatusCode, body: impl Into<bytes::Bytes>, content_type: &'static str) -> Response {
+    let mut response = Response::new(Body::from(body.into()));
     *response.status_mut() = code;
     response
         .headers_mut()

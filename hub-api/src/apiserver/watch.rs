@@ -10,7 +10,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderValue, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::body::Representation;
@@ -23,7 +23,7 @@ use faros_machinery::status::{ApiError, ApiResult};
 use faros_machinery::table;
 use faros_storage::FeedEnded;
 use faros_storage::Key;
-use faros_storage::{EventKind, WatchEvent, WatchStartError, encode_event};
+use faros_storage::{EventKind, Object, WatchEvent, WatchStartError, encode_event, event_line};
 
 /// How often an idle watch that asked for bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
@@ -46,13 +46,13 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn event(&mut self, event_type: &str, obj: &Value, shared: Option<&WatchEvent>) -> Bytes {
-        // The shared encoding is of the stored object, not of its projection.
-        let projected = self.kind.strategy.project(obj);
-        let (obj, shared) = match &projected {
-            Some(p) => (p, None),
-            None => (obj, shared),
-        };
+    fn event(&mut self, event_type: &str, object: &Object) -> Bytes {
+        let projected = self.kind.strategy.project(object);
+        if self.representation == Representation::Object && projected.is_none() {
+            // The common case: the cached JSON, copied once into the line.
+            return event_line(event_type, object.json());
+        }
+        let obj = &projected.unwrap_or_else(|| object.value());
         match self.representation {
             Representation::Table => {
                 let with_columns = !self.sent_columns;
@@ -67,10 +67,7 @@ impl Encoder {
                 encode_event(event_type, &t)
             }
             Representation::Metadata => encode_event(event_type, &super::store::partial_metadata(obj)),
-            Representation::Object => match shared {
-                Some(e) if e.kind.as_str() == event_type => e.encoded().clone(),
-                _ => encode_event(event_type, obj),
-            },
+            Representation::Object => encode_event(event_type, obj),
         }
     }
 
@@ -146,7 +143,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
         ));
     }
     let (mut initial, start) = if send_initial {
-        let (items, revision, _) = cache.list(&prefix, None, 0, |o| filter.matches(&o.value));
+        let (items, revision, _) = cache.list(&prefix, None, 0, |o| filter.matches(o));
         match cache.watch(&target, Some(revision)) {
             Ok(start) => (items, start),
             Err(e) => return Ok(expired_stream(e)),
@@ -186,7 +183,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
     tokio::spawn(async move {
         let mut last_revision = start.revision;
         for object in &initial {
-            if tx.send(encoder.event("ADDED", &object.value, None)).await.is_err() {
+            if tx.send(encoder.event("ADDED", object)).await.is_err() {
                 return;
             }
         }
@@ -364,25 +361,22 @@ fn follow_binding(
         "DELETED"
     };
     let cluster_prefix = format!("{prefix}{cluster}/");
-    let matching = |o: &faros_storage::Object| filter.matches(&o.value);
+    let matching = |o: &faros_storage::Object| filter.matches(o);
     let objects = match cache.list_at(&cluster_prefix, None, 0, event.revision, matching) {
         Ok((objects, _, _)) => objects,
         Err(_) => cache.list(&cluster_prefix, None, 0, matching).0,
     };
-    Ok(objects
-        .iter()
-        .map(|o| encoder.event(event_type, &o.value, None))
-        .collect())
+    Ok(objects.iter().map(|o| encoder.event(event_type, o)).collect())
 }
 
 /// The line to send for one cache event, applying selector transitions: an object that
 /// starts matching arrives as ADDED, one that stops matching as DELETED.
 fn render(encoder: &mut Encoder, filter: &Filter, event: &WatchEvent) -> Option<Bytes> {
     if filter.is_everything() {
-        return Some(encoder.event(event.kind.as_str(), &event.object.value, Some(event)));
+        return Some(encoder.event(event.kind.as_str(), &event.object));
     }
-    let now = filter.matches(&event.object.value);
-    let before = event.prev.as_ref().is_some_and(|p| filter.matches(&p.value));
+    let now = filter.matches(&event.object);
+    let before = event.prev.as_ref().is_some_and(|p| filter.matches(p));
     let kind = match event.kind {
         EventKind::Deleted if before => EventKind::Deleted,
         EventKind::Deleted => return None,
@@ -391,5 +385,5 @@ fn render(encoder: &mut Encoder, filter: &Filter, event: &WatchEvent) -> Option<
         _ if before => EventKind::Deleted,
         _ => return None,
     };
-    Some(encoder.event(kind.as_str(), &event.object.value, Some(event)))
+    Some(encoder.event(kind.as_str(), &event.object))
 }

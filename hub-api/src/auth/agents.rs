@@ -33,9 +33,14 @@ pub(crate) fn is_placement(group: &str, resource: &str) -> bool {
 }
 
 /// Refuses an agent's read of another agent's placement.
-pub(crate) fn may_read(user: &User, group: &str, resource: &str, object: &serde_json::Value) -> Result<(), ApiError> {
+pub(crate) fn may_read(
+    user: &User,
+    group: &str,
+    resource: &str,
+    object: &faros_storage::Object,
+) -> Result<(), ApiError> {
     match agent_of(user) {
-        Some((_, agent)) if is_placement(group, resource) => may_touch(agent, object),
+        Some((_, agent)) if is_placement(group, resource) => may_touch(agent, &object.value()),
         _ => Ok(()),
     }
 }

@@ -527,9 +527,9 @@ impl ClusterPolicy {
                     .filter(|(rev, _)| *rev == o.mod_revision)
                     .map(|(_, p)| p.clone());
                 let p = reused.unwrap_or_else(|| match resource {
-                    "roles" | "clusterroles" => Parsed::role(&o.value),
-                    "rolebindings" => Parsed::binding(&o.value, "RoleBinding"),
-                    _ => Parsed::binding(&o.value, "ClusterRoleBinding"),
+                    "roles" | "clusterroles" => Parsed::role(&o.value()),
+                    "rolebindings" => Parsed::binding(&o.value(), "RoleBinding"),
+                    _ => Parsed::binding(&o.value(), "ClusterRoleBinding"),
                 });
                 parsed.insert(o.key.clone(), (o.mod_revision, p.clone()));
                 out.push(p);
@@ -1201,7 +1201,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("faros-rbac-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let backend = Arc::new(faros_storage::SqliteBackend::open(&dir.join("hub.db")).unwrap());
-        let cache = Cache::start(backend, 1000).await.unwrap();
+        let cache = Cache::start(backend, faros_storage::Window::events(1000))
+            .await
+            .unwrap();
         let authz = Authorizer::new(cache.clone());
         let put = |key: &str, value: Value| {
             let cache = cache.clone();

@@ -390,16 +390,17 @@ impl ServiceAccounts {
                 .namespace(namespace)
                 .name(secret_name),
         )?;
-        if object::is_deleting(&secret.value)
-            || claim("secret.uid").is_some_and(|uid| uid != object::uid(&secret.value))
-            || secret.value["type"] != TOKEN_SECRET_TYPE
-            || secret.value["metadata"]["annotations"][SA_NAME_ANNOTATION] != sa_name
+        let secret = secret.value();
+        if object::is_deleting(&secret)
+            || claim("secret.uid").is_some_and(|uid| uid != object::uid(&secret))
+            || secret["type"] != TOKEN_SECRET_TYPE
+            || secret["metadata"]["annotations"][SA_NAME_ANNOTATION] != sa_name
         {
             return None;
         }
         // The Secret must still hold this very token: a re-created Secret of the same name
         // holds a new one.
-        let stored = secret.value["data"]["token"].as_str()?;
+        let stored = secret["data"]["token"].as_str()?;
         if stored != base64::engine::general_purpose::STANDARD.encode(token) {
             return None;
         }
@@ -414,8 +415,8 @@ impl ServiceAccounts {
 
 /// The object at `key` exists, is not being deleted and has `uid`.
 fn live(cache: &Cache, key: &str, uid: &str) -> Option<()> {
-    let object = cache.get(key)?;
-    (object::uid(&object.value) == uid && !object::is_deleting(&object.value)).then_some(())
+    let object = cache.get(key)?.value();
+    (object::uid(&object) == uid && !object::is_deleting(&object)).then_some(())
 }
 
 #[cfg(test)]

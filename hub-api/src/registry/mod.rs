@@ -67,7 +67,7 @@ pub trait Strategy: Send + Sync {
 
     /// For a kind whose objects are another kind's shown differently (a Pod for each
     /// Placement): the object as served. `None` serves what is stored.
-    fn project(&self, _stored: &Value) -> Option<Value> {
+    fn project(&self, _stored: &faros_storage::Object) -> Option<Value> {
         None
     }
 
@@ -328,8 +328,8 @@ type CrdKey = (String, String);
 /// A decoded value and the object revision it was decoded from.
 type Memo<T> = (u64, T);
 
-fn export_identity(export: &faros_storage::Object) -> &str {
-    export.value["status"]["identityHash"].as_str().unwrap_or_default()
+fn export_identity(export: &Value) -> &str {
+    export["status"]["identityHash"].as_str().unwrap_or_default()
 }
 
 /// Resolves (cluster, group, version, resource) to a kind: built-ins first, then CRDs.
@@ -448,7 +448,7 @@ impl Catalog {
             });
         let mut found: Vec<Arc<ResourceKind>> = exports
             .iter()
-            .filter(|e| wanted_identity.is_none_or(|w| export_identity(e) == w))
+            .filter(|e| wanted_identity.is_none_or(|w| export_identity(&e.value()) == w))
             .flat_map(|e| self.export_kinds(e))
             .filter(|k| k.group == group && k.version == version && k.resource == resource)
             .collect();
@@ -459,19 +459,16 @@ impl Catalog {
     /// Every kind (all served versions) an APIExport offers, under its identity. Empty until
     /// the export has an identity.
     pub fn export_kinds(&self, export: &faros_storage::Object) -> Vec<Arc<ResourceKind>> {
-        let identity = export_identity(export);
+        let export = export.value();
+        let identity = export_identity(&export);
         if identity.is_empty() {
             return Vec::new();
         }
-        let cluster = export.value["metadata"]["annotations"][faros_api::tenancy::CLUSTER_ANNOTATION]
+        let cluster = export["metadata"]["annotations"][faros_api::tenancy::CLUSTER_ANNOTATION]
             .as_str()
             .unwrap_or_default();
         let mut kinds = Vec::new();
-        for schema in export.value["spec"]["latestResourceSchemas"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
+        for schema in export["spec"]["latestResourceSchemas"].as_array().into_iter().flatten() {
             let Some(schema) = schema.as_str() else { continue };
             let key = Prefix::resource("apis.kcp.io", "apiresourceschemas")
                 .cluster(cluster)
@@ -501,7 +498,7 @@ impl Catalog {
             });
         exports
             .iter()
-            .filter(|e| export_identity(e) == identity)
+            .filter(|e| export_identity(&e.value()) == identity)
             .flat_map(|e| self.export_kinds(e))
             .filter(|k| k.group == group && k.resource == resource)
             .collect()
@@ -516,7 +513,7 @@ impl Catalog {
         {
             return decoded.clone();
         }
-        let decoded = system::kinds_from_schema(&object.value, identity);
+        let decoded = system::kinds_from_schema(&object.value(), identity);
         memo.insert(memo_key, (object.mod_revision, decoded.clone()));
         decoded
     }
@@ -531,7 +528,7 @@ impl Catalog {
         );
         let mut kinds = Vec::new();
         for binding in bindings {
-            let status = &binding.value["status"];
+            let status = &binding.value()["status"];
             if status["phase"] != "Bound" {
                 continue;
             }
@@ -574,7 +571,7 @@ impl Catalog {
     }
 
     fn decode_crd(&self, cluster: &str, object: &faros_storage::Object) -> Option<Arc<crd::CrdKinds>> {
-        let name = object.value["metadata"]["name"].as_str()?.to_string();
+        let name = object.value()["metadata"]["name"].as_str()?.to_string();
         let memo_key = (cluster.to_string(), name);
         let mut memo = self.crds.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((revision, kinds)) = memo.get(&memo_key)
@@ -582,7 +579,7 @@ impl Catalog {
         {
             return Some(kinds.clone());
         }
-        let kinds = Arc::new(crd::CrdKinds::from_crd(&object.value).ok()?);
+        let kinds = Arc::new(crd::CrdKinds::from_crd(&object.value()).ok()?);
         memo.insert(memo_key, (object.mod_revision, kinds.clone()));
         Some(kinds)
     }

@@ -109,8 +109,8 @@ fn restarts_cell(pod: &Value) -> Value {
 struct PodProjection;
 
 impl Strategy for PodProjection {
-    fn project(&self, stored: &Value) -> Option<Value> {
-        Some(pod_of(stored))
+    fn project(&self, stored: &faros_storage::Object) -> Option<Value> {
+        Some(pod_of(&stored.value()))
     }
 
     fn writes_refused(&self) -> Option<&'static str> {

@@ -52,12 +52,11 @@ impl ExportView {
                 .cluster(cluster)
                 .name(name),
         )?;
-        export.value["status"]["identityHash"]
-            .as_str()
-            .filter(|id| !id.is_empty())?;
         let exported = catalog.export_kinds(&export);
+        let export = export.value();
+        export["status"]["identityHash"].as_str().filter(|id| !id.is_empty())?;
         let claims: Vec<PermissionClaim> =
-            serde_json::from_value(export.value["spec"]["permissionClaims"].clone()).unwrap_or_default();
+            serde_json::from_value(export["spec"]["permissionClaims"].clone()).unwrap_or_default();
         let mut kinds: Vec<(Arc<ResourceKind>, Option<PermissionClaim>)> =
             exported.into_iter().map(|k| (k, None)).collect();
         for claim in &claims {
@@ -133,12 +132,12 @@ impl ExportView {
         let prefix = bindings_prefix().cluster(cluster);
         let listed = match revision {
             Some(rv) => cache
-                .list_at(prefix.as_str(), None, 0, rv, |o| self.binds(&o.value))
+                .list_at(prefix.as_str(), None, 0, rv, |o| self.binds(&o.value()))
                 .ok(),
             None => None,
         };
         listed
-            .unwrap_or_else(|| cache.list(prefix.as_str(), None, 0, |o| self.binds(&o.value)))
+            .unwrap_or_else(|| cache.list(prefix.as_str(), None, 0, |o| self.binds(&o.value())))
             .0
     }
 
@@ -151,7 +150,7 @@ impl ExportView {
         }
         let mut access = Access::default();
         for binding in &bindings {
-            let shared = self.shared_by(&binding.value);
+            let shared = self.shared_by(&binding.value());
             access.claims.extend(shared.claims);
             access.bound.extend(shared.bound);
         }
@@ -167,7 +166,10 @@ impl ExportView {
         claim: Option<&PermissionClaim>,
         revision: Option<u64>,
     ) -> HashSet<String> {
-        let sharing = |o: &Object| self.binds(&o.value) && self.shared_by(&o.value).allows(kind, claim);
+        let sharing = |o: &Object| {
+            let binding = o.value();
+            self.binds(&binding) && self.shared_by(&binding).allows(kind, claim)
+        };
         let prefix = bindings_prefix();
         let listed = match revision {
             Some(rv) => cache.list_at(prefix.as_str(), None, 0, rv, sharing).ok(),

@@ -115,7 +115,7 @@ pub fn resolve(cache: &Cache, target: &str) -> Option<LogicalClusterRef> {
             return None;
         }
         let marker = cache.get(&logical_cluster_key(target))?;
-        let path = marker.value["metadata"]["annotations"][faros_api::tenancy::PATH_ANNOTATION]
+        let path = marker.value()["metadata"]["annotations"][faros_api::tenancy::PATH_ANNOTATION]
             .as_str()
             .unwrap_or(target)
             .to_string();
@@ -134,8 +134,21 @@ pub fn resolve(cache: &Cache, target: &str) -> Option<LogicalClusterRef> {
             return None;
         }
         let ws = cache.get(&workspaces_prefix().cluster(&cluster).name(segment))?;
-        let child = ws.value["spec"]["cluster"].as_str().filter(|c| !c.is_empty())?;
-        cluster = child.to_string();
+        // Every request naming a workspace path reads this: decode the one field, not the tree.
+        #[derive(serde::Deserialize)]
+        struct Workspace {
+            spec: Spec,
+        }
+        #[derive(serde::Deserialize)]
+        struct Spec {
+            #[serde(default)]
+            cluster: String,
+        }
+        let child = ws.decode::<Workspace>().ok()?.spec.cluster;
+        if child.is_empty() {
+            return None;
+        }
+        cluster = child;
     }
     Some(LogicalClusterRef {
         name: ClusterName(cluster),

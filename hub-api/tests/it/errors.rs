@@ -660,7 +660,33 @@ async fn unauthenticated_requests() {
 
 #[tokio::test]
 async fn watch_from_a_revision_older_than_the_window_is_expired() {
-    let hub = TestHub::start_with_args(HUB, false, &["--watch-cache-events", "5"]);
+    window_expires_old_revisions(&["--watch-cache-events", "5"]).await;
+}
+
+#[tokio::test]
+async fn a_window_bounded_by_bytes_expires_old_revisions_too() {
+    // About ten small updates' worth: each is charged for its object and the one it replaced.
+    window_expires_old_revisions(&["--watch-cache-bytes", "8Ki"]).await;
+}
+
+#[test]
+fn window_sizes_that_are_not_quantities_are_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hub-api"))
+        .args(["start", "--watch-cache-bytes", "lots"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--watch-cache-bytes") && stderr.contains("64Mi"),
+        "{stderr}"
+    );
+}
+
+/// Twenty updates of one ConfigMap through a hub whose event window `args` keep small: a
+/// watch or exact list from before them is 410 Expired, one from the last is served.
+async fn window_expires_old_revisions(args: &[&str]) {
+    let hub = TestHub::start_with_args(HUB, false, args);
     let mut probe = Probe::new(hub.client().await);
     let first = probe
         .post_json(

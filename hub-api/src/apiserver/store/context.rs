@@ -17,6 +17,7 @@ use crate::registry::ResourceKind;
 use crate::tenancy::{ClusterScope, LogicalClusterRef};
 use faros_machinery::status::{ApiError, ApiResult};
 use faros_machinery::table;
+use faros_storage::Object;
 
 /// Everything about one resource request, decoded.
 pub struct Ctx {
@@ -138,9 +139,19 @@ impl Ctx {
         ApiError::not_found(self.group(), self.resource(), name)
     }
 
+    /// A stored object as this request asks for it: its cached JSON as is when it can be.
+    pub(super) fn respond_stored(&self, code: StatusCode, object: &Object) -> Response {
+        match self.kind.strategy.project(object) {
+            Some(projected) => self.with_status_code(code, &projected, &[]),
+            None if self.representation == Representation::Object => {
+                response::bytes(code, object.json().clone(), "application/json")
+            }
+            None => self.with_status_code(code, &object.value(), &[]),
+        }
+    }
+
+    /// An object as this request asks for it (a whole object, a table row, or metadata).
     pub(super) fn with_status_code(&self, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
-        let projected = self.kind.strategy.project(obj);
-        let obj = projected.as_ref().unwrap_or(obj);
         let body = if self.representation == Representation::Table {
             let include = table::IncludeObject::parse(self.query.include_object.as_deref()).unwrap_or_default();
             self.kind.table_convertor().table(

@@ -68,14 +68,12 @@ pub(super) async fn delete(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
             .cache
             .get(&ctx.key(&name)?)
             .ok_or_else(|| ctx.not_found(&name))?;
-        if let Some(updated) = ctx.kind.strategy.delete_as_update(&current.value) {
+        let stored = current.value();
+        if let Some(updated) = ctx.kind.strategy.delete_as_update(&stored) {
             // The object stays; what it stands for starts over. The answer is the object as
             // it was, as a deletion's is.
-            let served = ctx.kind.strategy.project(&current.value);
-            let uid = served
-                .as_ref()
-                .map(object::uid)
-                .unwrap_or_else(|| object::uid(&current.value));
+            let served = ctx.kind.strategy.project(&current);
+            let uid = object::uid(served.as_ref().unwrap_or(&stored));
             check_preconditions(ctx, &name, uid, current.mod_revision, &opts)?;
             if !opts.dry_run {
                 match replace(ctx, &current, updated).await {
@@ -84,7 +82,7 @@ pub(super) async fn delete(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
                     Ok(_) => {}
                 }
             }
-            return Ok(ctx.with_status_code(StatusCode::OK, &current.value, &[]));
+            return Ok(ctx.respond_stored(StatusCode::OK, &current));
         }
         match delete_one(ctx, &current, &opts).await {
             Err(WriteError::Raced) if opts.precondition_rv.is_none() => continue,
@@ -128,9 +126,9 @@ pub(super) async fn delete_one(
     current: &Object,
     opts: &DeleteOptions,
 ) -> Result<(StatusCode, Value), WriteError> {
-    let name = object::name(&current.value).to_string();
-    check_preconditions(ctx, &name, object::uid(&current.value), current.mod_revision, opts)?;
-    let mut obj = current.value.clone();
+    let name = current.name().to_string();
+    let mut obj = current.value();
+    check_preconditions(ctx, &name, object::uid(&obj), current.mod_revision, opts)?;
     let mut finalizers = object::finalizers(&obj);
     let propagation_finalizer = match opts.propagation {
         Propagation::Foreground => Some(FOREGROUND_FINALIZER),
@@ -176,7 +174,7 @@ pub(super) async fn delete_one(
         StatusCode::OK
     };
     if !changed || opts.dry_run {
-        return Ok((pending, current.value.clone()));
+        return Ok((pending, current.value()));
     }
     Ok((pending, replace(ctx, current, obj).await?))
 }
@@ -187,7 +185,7 @@ pub(super) async fn delete_collection(ctx: &Ctx, body: axum::body::Body) -> ApiR
     let prefix = ctx
         .kind
         .collection_prefix(ctx.cluster.one().map(|c| c.name.as_str()), ctx.req.namespace.as_deref());
-    let (items, revision, _) = ctx.hub.cache.list(&prefix, None, 0, |o| filter.matches(&o.value));
+    let (items, revision, _) = ctx.hub.cache.list(&prefix, None, 0, |o| filter.matches(o));
     let mut deleted = Vec::with_capacity(items.len());
     for item in items {
         match delete_one(ctx, &item, &opts).await {

@@ -9,9 +9,9 @@ use super::context::Ctx;
 use crate::apiserver::query::Query;
 use crate::registry::ResourceKind;
 use crate::tenancy::ClusterScope;
-use faros_machinery::object;
 use faros_machinery::selector::{FieldSelector, LabelSelector};
 use faros_machinery::status::{ApiError, ApiResult};
+use faros_storage::Object;
 
 /// Compiled label and field selectors of a list or watch.
 pub struct Filter {
@@ -86,28 +86,31 @@ impl Filter {
         self.name.as_deref().or_else(|| self.fields.exact("metadata.name"))
     }
 
-    pub fn matches(&self, obj: &Value) -> bool {
+    /// Whether a cached object passes: labels, name and namespace are read without decoding
+    /// it; a field selector on any other field decodes it once.
+    pub fn matches(&self, obj: &Object) -> bool {
         if let Some(ns) = &self.namespace
-            && object::namespace(obj) != ns
+            && obj.namespace() != ns
         {
             return false;
         }
         if let Some(name) = &self.name
-            && object::name(obj) != name
+            && obj.name() != name
         {
             return false;
         }
-        let labels = obj["metadata"]["labels"].as_object();
-        if !self.labels.matches(labels) {
+        if !self.labels.matches_lookup(|key| obj.label(key)) {
             return false;
         }
         if self.fields.is_empty() {
             return true;
         }
+        let mut decoded: Option<Value> = None;
         self.fields.matches(|field| match field {
-            "metadata.name" => Some(object::name(obj).to_string()),
-            "metadata.namespace" => Some(object::namespace(obj).to_string()),
+            "metadata.name" => Some(obj.name().to_string()),
+            "metadata.namespace" => Some(obj.namespace().to_string()),
             other => {
+                let obj = decoded.get_or_insert_with(|| obj.value());
                 if let Some((_, path)) = self.field_paths.iter().find(|(f, _)| f == other) {
                     return path.find(obj).first().map(|v| match v {
                         Value::String(s) => s.clone(),
@@ -138,4 +141,71 @@ pub(super) fn decode_continue(token: &str, prefix: &str) -> ApiResult<(u64, Stri
         return Err(invalid());
     }
     Ok((rv, format!("{prefix}{start}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use faros_storage::KeyValue;
+
+    fn cached(key: &str, value: Value) -> Object {
+        Object::from_stored(&KeyValue {
+            key: key.into(),
+            value: Bytes::from(serde_json::to_vec(&value).unwrap()),
+            create_revision: 3,
+            mod_revision: 4,
+        })
+        .unwrap()
+    }
+
+    fn filter(resource: &str, labels: Option<&str>, fields: Option<&str>) -> Filter {
+        let kind = crate::registry::builtin::kinds()
+            .into_iter()
+            .find(|k| k.group.is_empty() && k.resource == resource)
+            .unwrap();
+        let query = Query {
+            label_selector: labels.map(str::to_string),
+            field_selector: fields.map(str::to_string),
+            ..Query::default()
+        };
+        Filter::new(&kind, &query).unwrap()
+    }
+
+    #[test]
+    fn selectors_read_the_cached_labels_and_key() {
+        let secret = cached(
+            "/core/secrets/c1/ns1/s1",
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": "s1", "namespace": "ns1", "labels": {"tier": "web", "n": "7"}}}),
+        );
+        let matches = |labels, fields| filter("secrets", labels, fields).matches(&secret);
+        assert!(matches(Some("tier=web"), None));
+        assert!(matches(Some("tier in (db,web),!missing,n>5"), None));
+        assert!(!matches(Some("tier!=web"), None));
+        assert!(!matches(Some("n<5"), None));
+        assert!(matches(None, Some("metadata.name=s1,metadata.namespace=ns1")));
+        assert!(!matches(None, Some("metadata.namespace!=ns1")));
+        // A kind's own field decodes the object.
+        assert!(matches(Some("tier"), Some("type=Opaque")));
+        assert!(!matches(None, Some("type=kubernetes.io/tls")));
+    }
+
+    #[test]
+    fn event_fields_select_through_the_decoded_object() {
+        let event = cached(
+            "/core/events/c1/ns1/e1",
+            json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "ns1"},
+                "involvedObject": {"kind": "Agent", "name": "agent1"}, "reason": "Started", "type": "Normal"}),
+        );
+        assert!(
+            filter(
+                "events",
+                None,
+                Some("involvedObject.name=agent1,involvedObject.kind=Agent")
+            )
+            .matches(&event)
+        );
+        assert!(!filter("events", None, Some("involvedObject.name=agent2")).matches(&event));
+    }
 }

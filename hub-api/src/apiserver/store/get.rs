@@ -13,6 +13,6 @@ pub(super) fn get(ctx: &Ctx) -> ApiResult<Response> {
         crate::auth::agents::may_read_missing(&ctx.user, &ctx.kind.group, &ctx.kind.resource, name)?;
         return Err(ctx.not_found(name));
     };
-    crate::auth::agents::may_read(&ctx.user, &ctx.kind.group, &ctx.kind.resource, &object.value)?;
-    Ok(ctx.with_status_code(StatusCode::OK, &object.value, &[]))
+    crate::auth::agents::may_read(&ctx.user, &ctx.kind.group, &ctx.kind.resource, &object)?;
+    Ok(ctx.respond_stored(StatusCode::OK, &object))
 }

@@ -39,7 +39,7 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
         ClusterScope::All => ctx.scope.visible_clusters(&ctx.hub.cache, None),
         ClusterScope::One(_) => None,
     };
-    let admits = |o: &Object| visible.as_ref().is_none_or(|v| v.admits(&o.key)) && filter.matches(&o.value);
+    let admits = |o: &Object| visible.as_ref().is_none_or(|v| v.admits(&o.key)) && filter.matches(o);
     let (items, revision, more) = match filter
         .exact_name()
         .filter(|_| ctx.cluster != ClusterScope::All && (ctx.req.namespace.is_some() || !ctx.kind.namespaced))
@@ -69,16 +69,6 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
             None => ctx.hub.cache.list(&prefix, start_after.as_deref(), limit, admits),
         },
     };
-    // A kind that shows another kind's objects (Pods of Placements) lists the projections.
-    let projected: Vec<Value> = items
-        .iter()
-        .filter_map(|o| ctx.kind.strategy.project(&o.value))
-        .collect();
-    let values: Vec<&Value> = if projected.is_empty() {
-        items.iter().map(|o| &o.value).collect()
-    } else {
-        projected.iter().collect()
-    };
     let mut list_meta = Map::new();
     list_meta.insert("resourceVersion".into(), revision.to_string().into());
     if more && let Some(last) = items.last() {
@@ -87,8 +77,9 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
     if ctx.representation == Representation::Table {
         let include =
             table::IncludeObject::parse(ctx.query.include_object.as_deref()).map_err(ApiError::bad_request)?;
+        let values: Vec<Value> = items.iter().map(|o| served(ctx, o)).collect();
         let body = ctx.kind.table_convertor().table(
-            values.iter().copied(),
+            values.iter(),
             include,
             Value::Object(list_meta),
             true,
@@ -96,8 +87,10 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
         );
         return Ok(response::json(StatusCode::OK, &body));
     }
-    // Items are written straight into the response: no intermediate list Value.
-    let mut out = Vec::with_capacity(64 + items.len() * 512);
+    // Items are written straight into the response: the cached JSON of each as it is,
+    // unless the request wants metadata only or the kind shows a projection.
+    let size: usize = items.iter().map(|o| o.json().len() + 1).sum();
+    let mut out = Vec::with_capacity(256 + size);
     let (list_kind, api_version) = if ctx.representation == Representation::Metadata {
         (
             "PartialObjectMetadataList".to_string(),
@@ -113,18 +106,25 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
     out.extend_from_slice(b",\"metadata\":");
     serde_json::to_writer(&mut out, &list_meta).map_err(internal)?;
     out.extend_from_slice(b",\"items\":[");
-    for (i, item) in values.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         if ctx.representation == Representation::Metadata {
-            serde_json::to_writer(&mut out, &partial_metadata(item)).map_err(internal)?;
+            serde_json::to_writer(&mut out, &partial_metadata(&served(ctx, item))).map_err(internal)?;
+        } else if let Some(projected) = ctx.kind.strategy.project(item) {
+            serde_json::to_writer(&mut out, &projected).map_err(internal)?;
         } else {
-            serde_json::to_writer(&mut out, item).map_err(internal)?;
+            out.extend_from_slice(item.json());
         }
     }
     out.extend_from_slice(b"]}");
     Ok(response::bytes(StatusCode::OK, out, "application/json"))
+}
+
+/// A listed object as the kind serves it, decoded.
+fn served(ctx: &Ctx, object: &Object) -> Value {
+    ctx.kind.strategy.project(object).unwrap_or_else(|| object.value())
 }
 
 pub(super) const METADATA_API_VERSION: &str = "meta.k8s.io/v1";

@@ -128,7 +128,7 @@ pub(super) async fn replace(ctx: &Ctx, current: &Object, mut obj: Value) -> Resu
         .cache
         .write(op)
         .await
-        .map_err(|e| write_failure(ctx, object::name(&current.value), e))?;
+        .map_err(|e| write_failure(ctx, current.name(), e))?;
     object::meta_mut(&mut obj).insert("resourceVersion".into(), outcome.revision.to_string().into());
     Ok(obj)
 }
@@ -144,7 +144,7 @@ pub(super) async fn remove(ctx: &Ctx, current: &Object) -> Result<(), WriteError
         .write(op)
         .await
         .map(|_| ())
-        .map_err(|e| write_failure(ctx, object::name(&current.value), e))
+        .map_err(|e| write_failure(ctx, current.name(), e))
 }
 
 /// A storage failure of a conditional write to an existing object.
@@ -271,7 +271,7 @@ pub(super) fn check_namespace(ctx: &Ctx, ns: &str) -> ApiResult<()> {
         .name(ns);
     match ctx.hub.cache.get(&key) {
         None => Err(ApiError::not_found("", "namespaces", ns)),
-        Some(namespace) if object::is_deleting(&namespace.value) => Err(ApiError::forbidden(format!(
+        Some(namespace) if object::is_deleting(&namespace.value()) => Err(ApiError::forbidden(format!(
             "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
             ctx.resource(),
             ctx.req.name.as_deref().unwrap_or_default()

@@ -166,7 +166,8 @@ fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
                 .namespace(&namespace)
                 .name(&name),
         )
-        .filter(|sa| !faros_machinery::object::is_deleting(&sa.value))
+        .map(|sa| sa.value())
+        .filter(|sa| !faros_machinery::object::is_deleting(sa))
         .ok_or_else(|| ApiError::not_found("", "serviceaccounts", &name))?;
     let Some(tokens) = ctx.hub.authenticator.service_accounts() else {
         return Err(ApiError::internal("ServiceAccount token signing is not configured"));
@@ -196,7 +197,7 @@ fn token_request(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
         ));
     }
     let bound = bound_object(ctx, &namespace, &name, &spec["boundObjectRef"])?;
-    let sa_uid = faros_machinery::object::uid(&sa.value).to_string();
+    let sa_uid = faros_machinery::object::uid(&sa).to_string();
     let token_spec = TokenSpec {
         cluster: ctx.cluster.name(),
         namespace: &namespace,
@@ -280,9 +281,10 @@ fn bound_object(ctx: &Ctx, namespace: &str, sa_name: &str, bound: &Value) -> Api
         .hub
         .cache
         .get(&key)
-        .filter(|o| !faros_machinery::object::is_deleting(&o.value))
+        .map(|o| o.value())
+        .filter(|o| !faros_machinery::object::is_deleting(o))
         .ok_or_else(|| ApiError::not_found(&kind.group, &kind.resource, &name))?;
-    let uid = faros_machinery::object::uid(&object.value).to_string();
+    let uid = faros_machinery::object::uid(&object).to_string();
     if let Some(want) = bound["uid"].as_str().filter(|u| !u.is_empty())
         && want != uid
     {

@@ -53,13 +53,13 @@ pub(super) async fn write_update(
     applied: bool,
 ) -> Result<Response, WriteError> {
     let applied_fields = applied.then(|| new["metadata"]["managedFields"].clone());
-    let name = object::name(&current.value).to_string();
+    let name = current.name().to_string();
     if let Some(rv) = precondition
         && rv != current.mod_revision
     {
         return Err(storage_error(ctx, &name, StorageError::Conflict).into());
     }
-    let old = &current.value;
+    let old = &current.value();
     let subresource = ctx.req.subresource.as_deref();
     match subresource {
         Some("status") => {

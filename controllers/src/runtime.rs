@@ -136,6 +136,17 @@ pub enum Next {
     After(Duration),
 }
 
+/// Which objects a controller keeps between reconciles.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Every object: a related change may concern any of them.
+    All,
+    /// Only objects waiting to be reconciled or being reconciled (again, later): the watch
+    /// brings each change anyway, so a controller over every Agent, Secret or Registration of
+    /// the fleet does not hold a decoded copy of each between their changes.
+    Pending,
+}
+
 struct State<K> {
     store: HashMap<Key, Arc<K>>,
     queued: HashSet<Key>,
@@ -154,7 +165,7 @@ where
     Fut: Future<Output = Result<Next, E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
-    drive(name, clusters, reconcile, Vec::new(), |_| false).await
+    drive(name, clusters, reconcile, Vec::new(), Keep::Pending, |_| false).await
 }
 
 /// [`run`] for a controller that has nothing to do for objects `settled` picks until they
@@ -167,7 +178,18 @@ where
     Fut: Future<Output = Result<Next, E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
-    drive(name, clusters, reconcile, Vec::new(), settled).await
+    drive(name, clusters, reconcile, Vec::new(), Keep::Pending, settled).await
+}
+
+impl<K> State<K> {
+    /// Queues `key` once, or marks it to run again when it is running now.
+    fn enqueue(&mut self, key: Key, tx: &mpsc::UnboundedSender<Key>) {
+        if self.running.contains(&key) {
+            self.dirty.insert(key);
+        } else if self.queued.insert(key.clone()) {
+            let _ = tx.send(key);
+        }
+    }
 }
 
 /// Requeues the stored objects of a controller that some other object concerns.
@@ -230,8 +252,7 @@ where
     Fut: Future<Output = Result<Next, E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
-    // Every object is kept: a related change may concern any of them.
-    drive(name, clusters, reconcile, related, |_| false).await
+    drive(name, clusters, reconcile, related, Keep::All, |_| false).await
 }
 
 async fn drive<K, F, Fut, E>(
@@ -239,6 +260,7 @@ async fn drive<K, F, Fut, E>(
     clusters: Clusters,
     reconcile: F,
     related: Vec<Related<K>>,
+    keep: Keep,
     settled: fn(&K) -> bool,
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -257,19 +279,12 @@ async fn drive<K, F, Fut, E>(
     let enqueue = {
         let state = state.clone();
         let tx = tx.clone();
-        move |key: Key| {
-            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-            if s.running.contains(&key) {
-                s.dirty.insert(key);
-            } else if s.queued.insert(key.clone()) {
-                let _ = tx.send(key);
-            }
-        }
+        move |key: Key| state.lock().unwrap_or_else(|e| e.into_inner()).enqueue(key, &tx)
     };
     let api: Api<K> = Api::all(clusters.wildcard());
     let watch = {
         let state = state.clone();
-        let enqueue = enqueue.clone();
+        let tx = tx.clone();
         async move {
             let mut events = watcher::watcher(api, watcher::Config::default())
                 .default_backoff()
@@ -282,13 +297,12 @@ async fn drive<K, F, Fut, E>(
                         state.lock().unwrap_or_else(|e| e.into_inner()).store.remove(&key);
                     }
                     Ok(Event::Apply(obj) | Event::InitApply(obj)) => {
+                        // Stored and queued under one lock: a run ending in between would
+                        // otherwise drop the new object before its turn.
                         let key = Key::of(&obj);
-                        state
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .store
-                            .insert(key.clone(), Arc::new(obj));
-                        enqueue(key);
+                        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                        s.store.insert(key.clone(), Arc::new(obj));
+                        s.enqueue(key, &tx);
                     }
                     Ok(Event::Delete(obj)) => {
                         let key = Key::of(&obj);
@@ -342,7 +356,7 @@ async fn drive<K, F, Fut, E>(
                 let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
                 s.running.remove(&key);
                 let dirty = s.dirty.remove(&key);
-                match result {
+                let decision = match result {
                     Ok(Next::Done) => {
                         s.failures.remove(&key);
                         (dirty, None)
@@ -357,7 +371,13 @@ async fn drive<K, F, Fut, E>(
                         tracing::warn!(controller = name, cluster = %key.cluster, name = %key.name, error = %e, "reconcile failed");
                         (true, Some(backoff(*attempts)))
                     }
+                };
+                // A change during the run marked the key dirty (and stored the new object),
+                // so an object dropped here has nothing pending; its next change brings it back.
+                if !decision.0 && keep == Keep::Pending {
+                    s.store.remove(&key);
                 }
+                decision
             };
             if again {
                 match delay {

@@ -413,10 +413,23 @@ impl ServiceAccounts {
     }
 }
 
-/// The object at `key` exists, is not being deleted and has `uid`.
+/// The object at `key` exists, is not being deleted and has `uid`. Every request with a
+/// bound token asks this of its ServiceAccount: only the two fields are decoded.
 fn live(cache: &Cache, key: &str, uid: &str) -> Option<()> {
-    let object = cache.get(key)?.value();
-    (object::uid(&object) == uid && !object::is_deleting(&object)).then_some(())
+    #[derive(serde::Deserialize)]
+    struct Object {
+        metadata: Metadata,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Metadata {
+        #[serde(default)]
+        uid: String,
+        #[serde(default)]
+        deletion_timestamp: Option<serde::de::IgnoredAny>,
+    }
+    let meta = cache.get(key)?.decode::<Object>().ok()?.metadata;
+    (meta.uid == uid && meta.deletion_timestamp.is_none()).then_some(())
 }
 
 #[cfg(test)]

@@ -29,9 +29,13 @@ use workloads::podman::{Podman, PodmanConfig};
 use workloads::process::{ProcessConfig, Processes};
 use workloads::{AgentRef, AnyRuntime, Layout, Reconciler, ReconcilerOptions, Reporter, RuntimeSet, StatusBoard};
 
+/// Every flag `--some-flag` may also be set as `FAROS_AGENT_SOME_FLAG`, or as `some-flag:` in
+/// the YAML file of `--config` (flags win over the environment, which wins over the file).
+const ENV_PREFIX: &str = "FAROS_AGENT_";
+
 /// The Faros device agent: reconciles this device's `Agent` object and reports its status.
 #[derive(Parser)]
-#[command(name = "edge-agent", version)]
+#[command(name = "edge-agent", version = faros_cli::build::VERSION_LINE)]
 struct Cli {
     /// Kubeconfig to start with: a registration kubeconfig from `kubectl faros agent
     /// generate` (default: $KUBECONFIG, then ~/.kube/config).
@@ -41,17 +45,17 @@ struct Cli {
     #[arg(long, global = true)]
     context: Option<String>,
     /// Namespace of the Agent (default: the kubeconfig context's namespace, else `default`).
-    #[arg(long, env = "FAROS_AGENT_NAMESPACE", global = true)]
+    #[arg(long, global = true)]
     namespace: Option<String>,
     /// Name of this device's Agent (default: the host name).
-    #[arg(long, env = "FAROS_AGENT_NAME")]
+    #[arg(long)]
     name: Option<String>,
     /// Where the agent keeps its own credential (default: $STATE_DIRECTORY under systemd,
     /// /var/lib/faros-agent as root, else $XDG_STATE_HOME/faros-agent).
-    #[arg(long, env = "FAROS_AGENT_STATE_DIR")]
+    #[arg(long)]
     state_dir: Option<PathBuf>,
     /// The Registration the kubeconfig's token belongs to (default: asked from the hub).
-    #[arg(long, env = "FAROS_REGISTRATION")]
+    #[arg(long)]
     registration: Option<String>,
     /// Lifetime of the agent's own tokens; each is renewed after 80% of it.
     #[arg(long, default_value_t = 86400, value_parser = clap::value_parser!(i64).range(600..=2_592_000))]
@@ -63,11 +67,11 @@ struct Cli {
     workloads: WorkloadArgs,
     /// Device-local ports the hub may reach through `agents/<name>/proxy`, besides those the
     /// device's workloads publish: ports and ranges (`8080,9000-9010`), or `*` for any.
-    #[arg(long, env = "FAROS_AGENT_ALLOW_PORTS", value_delimiter = ',', value_name = "PORTS")]
+    #[arg(long, value_delimiter = ',', value_name = "PORTS")]
     allow_ports: Vec<String>,
     /// Where `kubectl exec` may run commands: `containers` (the default), `all` (also on the
     /// device itself, for process workloads) or `none`.
-    #[arg(long, env = "FAROS_AGENT_ALLOW_EXEC", value_enum, default_value_t = tunnel::ExecPolicy::Containers)]
+    #[arg(long, value_enum, default_value_t = tunnel::ExecPolicy::Containers)]
     allow_exec: tunnel::ExecPolicy,
     #[command(subcommand)]
     command: Option<Command>,
@@ -77,10 +81,10 @@ struct Cli {
 #[derive(Args)]
 struct WorkloadArgs {
     /// The runtimes to offer, of `podman` and `process` (default: every one that works here).
-    #[arg(long, env = "FAROS_AGENT_RUNTIMES", value_delimiter = ',', global = true)]
+    #[arg(long, value_delimiter = ',', global = true)]
     runtimes: Option<Vec<String>>,
     /// The podman binary.
-    #[arg(long, env = "FAROS_PODMAN", default_value = "podman", global = true)]
+    #[arg(long, default_value = "podman", global = true)]
     podman: PathBuf,
     /// The cpu the device offers, as a quantity (`4`, `3500m`; default: its cpus).
     #[arg(long, value_parser = parse_cpu, global = true)]
@@ -157,6 +161,8 @@ enum Command {
         #[arg(long)]
         tunnels: bool,
     },
+    /// Print the shell completion script of edge-agent.
+    Completion(faros_cli::CompletionArgs),
 }
 
 /// The `edge-agent` command: parses the command line and runs until stopped.
@@ -171,7 +177,11 @@ pub fn main() -> std::process::ExitCode {
         .init();
     // One TLS provider for every connection (ring, as the hub uses).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli: Cli = faros_cli::parse(ENV_PREFIX);
+    if let Some(Command::Completion(args)) = &cli.command {
+        args.print(faros_cli::command::<Cli>(ENV_PREFIX), "edge-agent");
+        return std::process::ExitCode::SUCCESS;
+    }
     let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

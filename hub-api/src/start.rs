@@ -110,7 +110,6 @@ pub enum StorageKind {
 /// How often the SQLite files are compacted.
 const SQLITE_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
 
-const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The embedded store's file in the data directory.
 pub const DATABASE_FILE: &str = "hub.db";
 /// How long after start the hub waits for devices to reconnect their tunnels before it
@@ -188,7 +187,6 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         shutdown: shutdown_rx.clone(),
         external_address: host_port.clone(),
         external_url: server_url.clone(),
-        version: VERSION.to_string(),
         audit: match &opts.auth.audit_log_path {
             Some(path) => Some(crate::auth::audit::AuditLog::open(path)?),
             None => None,

@@ -34,7 +34,6 @@ impl InProcessHub {
             shutdown: stopped,
             external_address: "hub.test:6443".into(),
             external_url: "https://hub.test:6443".into(),
-            version: "test".into(),
             audit: None,
             tunnels: crate::tunnel::Tunnels::new(),
             relay: None,

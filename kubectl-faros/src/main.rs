@@ -5,6 +5,7 @@
 
 mod agent;
 mod bind;
+mod complete;
 mod deploy;
 mod kubeconfig;
 mod output;
@@ -83,13 +84,20 @@ struct VersionArgs {
 }
 
 fn main() {
-    let cli = Cli::parse();
     // kube-rs builds its TLS configuration from rustls' process-wide provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => fail(anyhow::Error::new(e).context("starting the async runtime")),
     };
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|first| first == complete::REQUEST) {
+        use clap::CommandFactory;
+        let words = args.map(|w| w.to_string_lossy().into_owned()).collect();
+        runtime.block_on(complete::run(Cli::command(), words));
+        return;
+    }
+    let cli = Cli::parse();
     if let Err(e) = runtime.block_on(run(cli)) {
         fail(e);
     }

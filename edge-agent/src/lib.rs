@@ -9,6 +9,7 @@ mod agent;
 mod backoff;
 mod facts;
 mod identity;
+mod join;
 mod simulate;
 /// Public for the tests that drive the agent's tunnel service directly.
 pub mod tunnel;
@@ -48,11 +49,11 @@ struct Cli {
     #[arg(long, global = true)]
     namespace: Option<String>,
     /// Name of this device's Agent (default: the host name).
-    #[arg(long)]
+    #[arg(long, global = true)]
     name: Option<String>,
     /// Where the agent keeps its own credential (default: $STATE_DIRECTORY under systemd,
     /// /var/lib/faros-agent as root, else $XDG_STATE_HOME/faros-agent).
-    #[arg(long)]
+    #[arg(long, global = true)]
     state_dir: Option<PathBuf>,
     /// The Registration the kubeconfig's token belongs to (default: asked from the hub).
     #[arg(long)]
@@ -161,6 +162,13 @@ enum Command {
         #[arg(long)]
         tunnels: bool,
     },
+    /// Enrol this device with the line `kubectl faros agent generate --print-join-command`
+    /// prints: check the hub's CA against --ca-cert-hash and the token with the hub, write
+    /// the agent's configuration, and (as root under systemd) install and start the service.
+    Join(join::JoinArgs),
+    /// Undo `join`: stop and remove the service it installed, remove the agent's
+    /// configuration, state and credential.
+    Reset(join::ResetArgs),
     /// Print the shell completion script of edge-agent.
     Completion(faros_cli::CompletionArgs),
 }
@@ -215,21 +223,25 @@ fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
     Ok(rx)
 }
 
-fn default_state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
-        // systemd's StateDirectory= (may list several, colon-separated).
-        let first = dir.to_string_lossy().split(':').next().unwrap_or_default().to_string();
-        return PathBuf::from(first);
-    }
-    let root = std::fs::read_to_string("/proc/self/status")
+/// Whether this process runs as root (its effective user id is 0).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find_map(|l| l.strip_prefix("Uid:"))
                 .and_then(|l| l.split_whitespace().nth(1).map(|euid| euid == "0"))
         })
-        .unwrap_or(false);
-    if root {
+        .unwrap_or(false)
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd's StateDirectory= (may list several, colon-separated).
+        let first = dir.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+        return PathBuf::from(first);
+    }
+    if running_as_root() {
         return PathBuf::from("/var/lib/faros-agent");
     }
     let base = std::env::var_os("XDG_STATE_HOME")
@@ -239,12 +251,43 @@ fn default_state_dir() -> PathBuf {
     base.join("faros-agent")
 }
 
+/// `--name`, else the host name; an object name either way.
+fn agent_name(cli: &Cli) -> anyhow::Result<String> {
+    let name = cli
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| facts::hostname().to_lowercase());
+    if !valid_name(&name) {
+        bail!(
+            "{name:?} is not a valid agent name (lowercase letters, digits, '-' and '.'); set --name or FAROS_AGENT_NAME"
+        );
+    }
+    Ok(name)
+}
+
 /// Agent names are object names: lowercase DNS subdomains.
 fn valid_name(name: &str) -> bool {
     faros_api::meta::is_dns_subdomain(name)
 }
 
 async fn async_main(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Some(Command::Join(args)) => {
+            let device = join::Device {
+                name: agent_name(&cli)?,
+                namespace: cli
+                    .namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "default".into()),
+                state_dir: cli.state_dir.clone(),
+            };
+            return join::join(args, &device).await;
+        }
+        Some(Command::Reset(args)) => return join::reset(args, cli.state_dir.clone()),
+        _ => {}
+    }
     let shutdown = shutdown_signal()?;
     let bootstrap = identity::Bootstrap::load(cli.kubeconfig.as_deref(), cli.context.clone()).await?;
     let namespace = cli
@@ -274,14 +317,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         return simulate::run(client, opts, shutdown).await;
     }
 
-    let name = cli
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| facts::hostname().to_lowercase());
-    if !valid_name(&name) {
-        bail!("{name:?} is not a valid agent name (lowercase letters, digits, '-' and '.'); set FAROS_AGENT_NAME");
-    }
+    let name = agent_name(&cli)?;
     let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating the state directory {}", state_dir.display()))?;

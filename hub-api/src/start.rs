@@ -214,7 +214,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         let hub = hub.clone();
         async move { hub.catalog.forget_deleted(hub.shutdown.clone()).await }
     });
-    crate::bootstrap::run(&hub).await?;
+    crate::bootstrap::run(&hub, &trust_pem).await?;
     // Devices reconnect within a few seconds of a restart; only then is a stale
     // `Connected=True` corrected.
     tokio::spawn(apiserver::connected::run(hub.clone(), CONNECTED_GRACE));

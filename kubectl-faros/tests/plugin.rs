@@ -711,7 +711,7 @@ fn agent_generate_writes_a_kubeconfig_and_revoke_deletes_the_registration() {
     let file_arg = file.to_string_lossy().into_owned();
     let out = env.faros_ok(&["agent", "generate", "agent1", "-o", &file_arg]);
     assert!(
-        out.starts_with("Registration \"agent1\" created in namespace default of workspace root:fleet."),
+        out.starts_with("Registration \"agent1\" created in namespace default of workspace root:fleet (expires at "),
         "{out}"
     );
     assert!(out.contains(&format!("Wrote {file_arg}")), "{out}");
@@ -860,7 +860,10 @@ fn kubectl_completes_commands_and_names_from_the_hub() {
     assert_eq!(directive, ":4", "no file names where commands go");
     assert_eq!(complete(&kc, &["ag"]).0, ["agent"]);
     assert_eq!(complete(&kc, &["agent", "gen"]).0, ["generate"]);
-    assert_eq!(complete(&kc, &["agent", "generate", "--regis"]).0, ["--registration"]);
+    assert_eq!(
+        complete(&kc, &["agent", "generate", "--print"]).0,
+        ["--print-join-command"]
+    );
     // Names from the hub, in the current workspace and namespace, or the one given.
     assert_eq!(complete(&kc, &["agent", "cordon", ""]).0, ["dev-a", "dev-b"]);
     assert_eq!(complete(&kc, &["agent", "top", "dev-b"]).0, ["dev-b"]);

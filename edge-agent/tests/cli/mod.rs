@@ -2,6 +2,8 @@
 //! then `FAROS_AGENT_*`, then the `--config` file, then the default), each level seen in the
 //! Agent the started agent reports to a real hub; `--version` and the bash completion script.
 
+mod join;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;

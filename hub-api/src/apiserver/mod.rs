@@ -7,6 +7,7 @@ pub(crate) mod connected;
 mod device;
 pub mod discovery;
 mod gc_support;
+pub(crate) mod join;
 pub mod managed_fields;
 pub mod openapi;
 pub mod patch;
@@ -140,8 +141,10 @@ async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
                 Err(e) => response::error(e),
             }
         }
-        // Anonymous requests reach only the public endpoints.
-        Outcome::Anonymous | Outcome::Invalid => response::error(ApiError::unauthorized()),
+        // Anonymous requests reach only the public endpoints, and `cluster-info`.
+        Outcome::Anonymous => join::cluster_info(&hub, request.method(), &path)
+            .unwrap_or_else(|| response::error(ApiError::unauthorized())),
+        Outcome::Invalid => response::error(ApiError::unauthorized()),
     };
     if let Some(audit) = &hub.audit {
         audit.log(&record, response.status().as_u16(), started);
@@ -238,6 +241,7 @@ async fn route(
     // Request info: what is asked of which workspace.
     let query = query::Query::parse(parts.uri.query())?;
     let info = request::parse(&parts.method, parts.uri.path(), query.watch)?;
+    join::refuse_expired_registration(&hub, &user)?;
     if !user.is_master() {
         // RBAC changes acknowledged before this request arrived are in force for it.
         hub.authorizer.sync().await;

@@ -12,6 +12,7 @@ mod edge_controllers;
 mod errors;
 mod etcd;
 mod garbage_collection;
+mod join;
 mod kube_controller;
 mod kube_rs;
 mod kubectl;

@@ -26,7 +26,7 @@ pub fn command<T: CommandFactory>(env_prefix: &str) -> Command {
         .value_name("FILE")
         .value_parser(clap::value_parser!(PathBuf))
         .display_order(10_000)
-        .help("A YAML file of flag values, keyed by flag name (`secure-port: 7443`); flags and environment variables override it");
+        .help("A YAML file of flag values keyed by flag name (`some-flag: value`, `a-list: [a, b]`); flags and environment variables override it");
     with_env(T::command().arg(config), env_prefix)
 }
 

@@ -145,6 +145,20 @@ pub async fn join(args: &JoinArgs, device: &Device) -> anyhow::Result<()> {
     }
 
     let systemd = !args.no_systemd && crate::running_as_root() && systemd_runs_this_machine();
+    let binary = std::env::current_exe().context("finding this program's path")?;
+    if systemd
+        && [Path::new("/root"), Path::new("/home"), Path::new("/run/user")]
+            .iter()
+            .any(|d| binary.starts_with(d))
+    {
+        // The unit hides home directories from the service (ProtectHome=yes).
+        bail!(
+            "the edge-agent service could not run {}: install the binary first (e.g. `install -m 0755 {} {UNIT_BINARY}`) \
+             and join with that one, or pass --no-systemd",
+            binary.display(),
+            binary.display()
+        );
+    }
     faros_kubeconfig::write(&dir.join(BOOTSTRAP), &kubeconfig)?;
     let joined = match &registration {
         Some(r) => format!(
@@ -159,7 +173,7 @@ pub async fn join(args: &JoinArgs, device: &Device) -> anyhow::Result<()> {
             device.name, device.namespace
         );
         faros_kubeconfig::write_private(&dir.join(ENV_FILE), env.as_bytes())?;
-        install_unit(&dir)?;
+        install_unit(&binary, &dir)?;
         println!(
             "This device joins the hub at {} as {joined}: the edge-agent service runs it (`systemctl status edge-agent`).",
             args.server
@@ -433,10 +447,9 @@ fn systemd_runs_this_machine() -> bool {
             .is_ok_and(|o| o.status.success())
 }
 
-/// Installs the unit (reading its files from `dir`), then enables and starts it.
-fn install_unit(dir: &Path) -> anyhow::Result<()> {
-    let binary = std::env::current_exe().context("finding this program's path")?;
-    let text = unit(&binary, dir);
+/// Installs the unit running `binary` with its files in `dir`, then enables and starts it.
+fn install_unit(binary: &Path, dir: &Path) -> anyhow::Result<()> {
+    let text = unit(binary, dir);
     std::fs::write(UNIT_PATH, text).with_context(|| format!("writing {UNIT_PATH}"))?;
     systemctl(&["daemon-reload"])?;
     systemctl(&["enable", "--now", UNIT_NAME])

@@ -9,6 +9,7 @@ mod agent;
 mod backoff;
 mod facts;
 mod identity;
+mod join;
 mod simulate;
 /// Public for the tests that drive the agent's tunnel service directly.
 pub mod tunnel;
@@ -29,9 +30,13 @@ use workloads::podman::{Podman, PodmanConfig};
 use workloads::process::{ProcessConfig, Processes};
 use workloads::{AgentRef, AnyRuntime, Layout, Reconciler, ReconcilerOptions, Reporter, RuntimeSet, StatusBoard};
 
+/// Every flag `--some-flag` may also be set as `FAROS_AGENT_SOME_FLAG`, or as `some-flag:` in
+/// the YAML file of `--config` (flags win over the environment, which wins over the file).
+const ENV_PREFIX: &str = "FAROS_AGENT_";
+
 /// The Faros device agent: reconciles this device's `Agent` object and reports its status.
 #[derive(Parser)]
-#[command(name = "edge-agent", version)]
+#[command(name = "edge-agent", version = faros_cli::build::VERSION_LINE)]
 struct Cli {
     /// Kubeconfig to start with: a registration kubeconfig from `kubectl faros agent
     /// generate` (default: $KUBECONFIG, then ~/.kube/config).
@@ -41,17 +46,17 @@ struct Cli {
     #[arg(long, global = true)]
     context: Option<String>,
     /// Namespace of the Agent (default: the kubeconfig context's namespace, else `default`).
-    #[arg(long, env = "FAROS_AGENT_NAMESPACE", global = true)]
+    #[arg(long, global = true)]
     namespace: Option<String>,
     /// Name of this device's Agent (default: the host name).
-    #[arg(long, env = "FAROS_AGENT_NAME")]
+    #[arg(long, global = true)]
     name: Option<String>,
     /// Where the agent keeps its own credential (default: $STATE_DIRECTORY under systemd,
     /// /var/lib/faros-agent as root, else $XDG_STATE_HOME/faros-agent).
-    #[arg(long, env = "FAROS_AGENT_STATE_DIR")]
+    #[arg(long, global = true)]
     state_dir: Option<PathBuf>,
     /// The Registration the kubeconfig's token belongs to (default: asked from the hub).
-    #[arg(long, env = "FAROS_REGISTRATION")]
+    #[arg(long)]
     registration: Option<String>,
     /// Lifetime of the agent's own tokens; each is renewed after 80% of it.
     #[arg(long, default_value_t = 86400, value_parser = clap::value_parser!(i64).range(600..=2_592_000))]
@@ -63,11 +68,11 @@ struct Cli {
     workloads: WorkloadArgs,
     /// Device-local ports the hub may reach through `agents/<name>/proxy`, besides those the
     /// device's workloads publish: ports and ranges (`8080,9000-9010`), or `*` for any.
-    #[arg(long, env = "FAROS_AGENT_ALLOW_PORTS", value_delimiter = ',', value_name = "PORTS")]
+    #[arg(long, value_delimiter = ',', value_name = "PORTS")]
     allow_ports: Vec<String>,
     /// Where `kubectl exec` may run commands: `containers` (the default), `all` (also on the
     /// device itself, for process workloads) or `none`.
-    #[arg(long, env = "FAROS_AGENT_ALLOW_EXEC", value_enum, default_value_t = tunnel::ExecPolicy::Containers)]
+    #[arg(long, value_enum, default_value_t = tunnel::ExecPolicy::Containers)]
     allow_exec: tunnel::ExecPolicy,
     #[command(subcommand)]
     command: Option<Command>,
@@ -77,10 +82,10 @@ struct Cli {
 #[derive(Args)]
 struct WorkloadArgs {
     /// The runtimes to offer, of `podman` and `process` (default: every one that works here).
-    #[arg(long, env = "FAROS_AGENT_RUNTIMES", value_delimiter = ',', global = true)]
+    #[arg(long, value_delimiter = ',', global = true)]
     runtimes: Option<Vec<String>>,
     /// The podman binary.
-    #[arg(long, env = "FAROS_PODMAN", default_value = "podman", global = true)]
+    #[arg(long, default_value = "podman", global = true)]
     podman: PathBuf,
     /// The cpu the device offers, as a quantity (`4`, `3500m`; default: its cpus).
     #[arg(long, value_parser = parse_cpu, global = true)]
@@ -157,6 +162,15 @@ enum Command {
         #[arg(long)]
         tunnels: bool,
     },
+    /// Enrol this device with the line `kubectl faros agent generate --print-join-command`
+    /// prints: check the hub's CA against --ca-cert-hash and the token with the hub, write
+    /// the agent's configuration, and (as root under systemd) install and start the service.
+    Join(join::JoinArgs),
+    /// Undo `join`: stop and remove the service it installed, remove the agent's
+    /// configuration, state and credential.
+    Reset(join::ResetArgs),
+    /// Print the shell completion script of edge-agent.
+    Completion(faros_cli::CompletionArgs),
 }
 
 /// The `edge-agent` command: parses the command line and runs until stopped.
@@ -171,7 +185,11 @@ pub fn main() -> std::process::ExitCode {
         .init();
     // One TLS provider for every connection (ring, as the hub uses).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli: Cli = faros_cli::parse(ENV_PREFIX);
+    if let Some(Command::Completion(args)) = &cli.command {
+        args.print(faros_cli::command::<Cli>(ENV_PREFIX), "edge-agent");
+        return std::process::ExitCode::SUCCESS;
+    }
     let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -205,21 +223,25 @@ fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
     Ok(rx)
 }
 
-fn default_state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
-        // systemd's StateDirectory= (may list several, colon-separated).
-        let first = dir.to_string_lossy().split(':').next().unwrap_or_default().to_string();
-        return PathBuf::from(first);
-    }
-    let root = std::fs::read_to_string("/proc/self/status")
+/// Whether this process runs as root (its effective user id is 0).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find_map(|l| l.strip_prefix("Uid:"))
                 .and_then(|l| l.split_whitespace().nth(1).map(|euid| euid == "0"))
         })
-        .unwrap_or(false);
-    if root {
+        .unwrap_or(false)
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd's StateDirectory= (may list several, colon-separated).
+        let first = dir.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+        return PathBuf::from(first);
+    }
+    if running_as_root() {
         return PathBuf::from("/var/lib/faros-agent");
     }
     let base = std::env::var_os("XDG_STATE_HOME")
@@ -229,12 +251,43 @@ fn default_state_dir() -> PathBuf {
     base.join("faros-agent")
 }
 
+/// `--name`, else the host name; an object name either way.
+fn agent_name(cli: &Cli) -> anyhow::Result<String> {
+    let name = cli
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| facts::hostname().to_lowercase());
+    if !valid_name(&name) {
+        bail!(
+            "{name:?} is not a valid agent name (lowercase letters, digits, '-' and '.'); set --name or FAROS_AGENT_NAME"
+        );
+    }
+    Ok(name)
+}
+
 /// Agent names are object names: lowercase DNS subdomains.
 fn valid_name(name: &str) -> bool {
     faros_api::meta::is_dns_subdomain(name)
 }
 
 async fn async_main(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Some(Command::Join(args)) => {
+            let device = join::Device {
+                name: agent_name(&cli)?,
+                namespace: cli
+                    .namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "default".into()),
+                state_dir: cli.state_dir.clone(),
+            };
+            return join::join(args, &device).await;
+        }
+        Some(Command::Reset(args)) => return join::reset(args, cli.state_dir.clone()),
+        _ => {}
+    }
     let shutdown = shutdown_signal()?;
     let bootstrap = identity::Bootstrap::load(cli.kubeconfig.as_deref(), cli.context.clone()).await?;
     let namespace = cli
@@ -264,14 +317,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         return simulate::run(client, opts, shutdown).await;
     }
 
-    let name = cli
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| facts::hostname().to_lowercase());
-    if !valid_name(&name) {
-        bail!("{name:?} is not a valid agent name (lowercase letters, digits, '-' and '.'); set FAROS_AGENT_NAME");
-    }
+    let name = agent_name(&cli)?;
     let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating the state directory {}", state_dir.display()))?;

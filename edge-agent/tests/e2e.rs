@@ -9,6 +9,7 @@
 //! bound tokens, and its isolation assertions need RBAC enforcement.
 //! `agent_lifecycle_with_an_admin_kubeconfig` needs none of it.
 
+mod cli;
 mod fleet;
 mod ha;
 mod tunnel;

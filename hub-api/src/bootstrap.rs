@@ -35,13 +35,18 @@ async fn ensure(hub: &Arc<Hub>, collection: &str, object: Value) -> anyhow::Resu
 
 /// Creates `object` or, when it exists with other content, replaces its spec.
 async fn ensure_spec(hub: &Arc<Hub>, collection: &str, object: Value) -> anyhow::Result<()> {
+    ensure_field(hub, collection, object, "spec").await
+}
+
+/// Creates `object` or, when it exists, replaces its `field` (`spec`, `data`).
+async fn ensure_field(hub: &Arc<Hub>, collection: &str, object: Value, field: &str) -> anyhow::Result<()> {
     let (status, body) = call(hub, Method::POST, collection, Some(&object)).await?;
     match status {
         StatusCode::CREATED => Ok(()),
         StatusCode::CONFLICT => {
             let name = object["metadata"]["name"].as_str().unwrap_or_default();
             let uri = format!("{collection}/{name}");
-            let patch = json!({"spec": object["spec"]});
+            let patch = json!({ field: object[field] });
             let (status, body) = call(hub, Method::PATCH, &uri, Some(&patch)).await?;
             if status.is_success() {
                 Ok(())
@@ -56,7 +61,8 @@ async fn ensure_spec(hub: &Arc<Hub>, collection: &str, object: Value) -> anyhow:
     }
 }
 
-pub async fn run(hub: &Arc<Hub>) -> anyhow::Result<()> {
+/// `ca_pem` is the CA bundle clients trust, published with the hub's URL in `cluster-info`.
+pub async fn run(hub: &Arc<Hub>, ca_pem: &str) -> anyhow::Result<()> {
     ensure(
         hub,
         "/apis/core.kcp.io/v1alpha1/logicalclusters",
@@ -75,6 +81,7 @@ pub async fn run(hub: &Arc<Hub>) -> anyhow::Result<()> {
         )
         .await?;
     }
+    cluster_info(hub, ca_pem).await?;
     let types = [
         (
             "root",
@@ -111,6 +118,32 @@ pub async fn run(hub: &Arc<Hub>) -> anyhow::Result<()> {
     )
     .await?;
     export_edge_api(hub).await
+}
+
+/// The ConfigMap `cluster-info` in `kube-public`, as kubeadm publishes it: a kubeconfig with
+/// only the hub's URL and CA bundle, which anyone may read (see `apiserver::join`). Replicas
+/// of one hub share the CA; each start writes its own URL, the last one stays.
+async fn cluster_info(hub: &Arc<Hub>, ca_pem: &str) -> anyhow::Result<()> {
+    use crate::apiserver::join::{CLUSTER_INFO, CLUSTER_INFO_NAMESPACE};
+    let kubeconfig = kube::config::Kubeconfig {
+        clusters: vec![kube::config::NamedCluster {
+            name: String::new(),
+            cluster: Some(faros_kubeconfig::cluster(&hub.external_url, ca_pem)),
+            other: Default::default(),
+        }],
+        ..Default::default()
+    };
+    ensure_field(
+        hub,
+        &format!("/api/v1/namespaces/{CLUSTER_INFO_NAMESPACE}/configmaps"),
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": CLUSTER_INFO, "namespace": CLUSTER_INFO_NAMESPACE},
+            "data": {"kubeconfig": faros_kubeconfig::to_yaml(&kubeconfig)?},
+        }),
+        "data",
+    )
+    .await
 }
 
 /// APIResourceSchemas for the edge kinds and the APIExport offering them.

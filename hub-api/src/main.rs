@@ -1,9 +1,13 @@
 use clap::{Parser, Subcommand};
 
+/// Every flag `--some-flag` may also be set as `FAROS_HUB_SOME_FLAG`, or as `some-flag:` in
+/// the YAML file of `--config` (flags win over the environment, which wins over the file).
+const ENV_PREFIX: &str = "FAROS_HUB_";
+
 #[derive(Parser)]
 #[command(
     name = "hub-api",
-    version,
+    version = faros_cli::build::VERSION_LINE,
     about = "The Faros hub: a Kubernetes-compatible API server for fleets of edge devices"
 )]
 struct Cli {
@@ -25,13 +29,15 @@ enum Command {
     /// Back up and restore the embedded store.
     #[command(subcommand)]
     Snapshot(hub_api::snapshot::SnapshotCommand),
+    /// Print the shell completion script of hub-api.
+    Completion(faros_cli::CompletionArgs),
 }
 
 #[derive(clap::Args)]
 struct ControllersOptions {
-    /// Kubeconfig of a privileged (system:masters) user of the hub.
-    #[arg(long, env = "KUBECONFIG")]
-    kubeconfig: std::path::PathBuf,
+    /// Kubeconfig of a privileged (system:masters) user of the hub (default: $KUBECONFIG).
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
     /// Context to use (default: the current context).
     #[arg(long)]
     context: Option<String>,
@@ -49,8 +55,13 @@ struct ControllersOptions {
 /// `hub-api controllers`: the same controllers as `start --all-in-one`, over the network.
 async fn run_controllers(opts: ControllersOptions) -> anyhow::Result<()> {
     use anyhow::Context;
-    let kubeconfig = kube::config::Kubeconfig::read_from(&opts.kubeconfig)
-        .with_context(|| format!("reading {}", opts.kubeconfig.display()))?;
+    let path = opts
+        .kubeconfig
+        .clone()
+        .or_else(|| std::env::var_os("KUBECONFIG").map(Into::into))
+        .context("--kubeconfig (or KUBECONFIG) must name the kubeconfig of a privileged user of the hub")?;
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
     let options = kube::config::KubeConfigOptions {
         context: opts.context.clone(),
         ..Default::default()
@@ -98,7 +109,7 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli: Cli = faros_cli::parse(ENV_PREFIX);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Start(opts) => runtime.block_on(hub_api::start::run(opts)),
@@ -106,5 +117,9 @@ fn main() -> anyhow::Result<()> {
         Command::Snapshot(command) => hub_api::snapshot::run(command),
         Command::Init(opts) => hub_api::init::run(opts),
         Command::Migrate(opts) => runtime.block_on(hub_api::migrate::run(opts)),
+        Command::Completion(args) => {
+            args.print(faros_cli::command::<Cli>(ENV_PREFIX), "hub-api");
+            Ok(())
+        }
     }
 }

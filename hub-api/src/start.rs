@@ -117,7 +117,6 @@ pub enum StorageKind {
 /// How often the SQLite files are compacted.
 const SQLITE_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
 
-const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The embedded store's file in the data directory.
 pub const DATABASE_FILE: &str = "hub.db";
 /// How long after start the hub waits for devices to reconnect their tunnels before it
@@ -200,7 +199,6 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         shutdown: shutdown_rx.clone(),
         external_address: host_port.clone(),
         external_url: server_url.clone(),
-        version: VERSION.to_string(),
         audit: match &opts.auth.audit_log_path {
             Some(path) => Some(crate::auth::audit::AuditLog::open(path)?),
             None => None,
@@ -228,7 +226,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         let hub = hub.clone();
         async move { hub.catalog.forget_deleted(hub.shutdown.clone()).await }
     });
-    crate::bootstrap::run(&hub).await?;
+    crate::bootstrap::run(&hub, &trust_pem).await?;
     // Devices reconnect within a few seconds of a restart; only then is a stale
     // `Connected=True` corrected.
     tokio::spawn(apiserver::connected::run(hub.clone(), CONNECTED_GRACE));

@@ -13,6 +13,9 @@ use crate::auth::{Authenticator, Authorizer};
 use crate::registry::Catalog;
 use faros_storage::{Cache, MemoryBackend};
 
+/// What the in-process hub publishes as its CA bundle (it serves no TLS).
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
+
 pub(crate) struct InProcessHub {
     pub(crate) hub: Arc<Hub>,
     /// Dropped with the hub: its watches and background tasks end.
@@ -34,12 +37,11 @@ impl InProcessHub {
             shutdown: stopped,
             external_address: "hub.test:6443".into(),
             external_url: "https://hub.test:6443".into(),
-            version: "test".into(),
             audit: None,
             tunnels: crate::tunnel::Tunnels::new(),
             relay: None,
         });
-        crate::bootstrap::run(&hub).await.expect("bootstrap");
+        crate::bootstrap::run(&hub, TEST_CA).await.expect("bootstrap");
         InProcessHub {
             hub,
             _shutdown: shutdown,

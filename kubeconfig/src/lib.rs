@@ -4,8 +4,9 @@
 //! A kubeconfig is always kube-rs's [`Kubeconfig`], built by [`one_context`] (or
 //! [`all_named`]) and serialised by serde through [`to_yaml`] or [`write`]: never assembled
 //! as text, so quoting and layout are the serialiser's business. Files holding keys, tokens
-//! or kubeconfigs are written by [`write_private`].
+//! or kubeconfigs are written by [`write_private`]. A hub's CA is pinned by [`ca_pin`].
 
+pub mod ca_pin;
 mod private_file;
 
 use std::path::Path;

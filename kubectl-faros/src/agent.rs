@@ -32,13 +32,16 @@ pub struct AgentArgs {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AgentCommand {
-    /// Register an agent and write the kubeconfig it joins with.
+    /// Register an agent and write the kubeconfig it joins with, or print its join command.
     ///
-    /// Creates the Registration (named after the agent unless --registration says otherwise)
-    /// in the current workspace if it is missing, waits until the hub has issued its token,
-    /// and writes a kubeconfig for the agent: the current workspace's URL, the hub's CA, the
-    /// namespace and the registration token. The file is created with mode 0600.
+    /// Creates the Registration (named after the agent unless --registration says otherwise,
+    /// admitting new agents for --ttl) in the current workspace if it is missing, waits until
+    /// the hub has issued its token, and writes a kubeconfig for the agent: the current
+    /// workspace's URL, the hub's CA, the namespace and the registration token (mode 0600).
+    /// With --print-join-command it prints `edge-agent join ...` for the device instead.
     #[command(after_help = "Examples:\n  \
+        kubectl faros agent generate agent1 --print-join-command     # then run the line on the device\n  \
+        kubectl faros agent generate line-a --count 20 --print-join-command --ttl 2h\n  \
         kubectl faros agent generate agent1 -o agent1.kubeconfig\n  \
         FAROS_AGENT_NAME=agent1 KUBECONFIG=agent1.kubeconfig edge-agent\n\n  \
         kubectl faros agent generate agent2 -n plant-7 -o - > agent2.kubeconfig")]
@@ -71,15 +74,29 @@ pub struct AgentNames {
 
 #[derive(clap::Args, Debug)]
 pub struct GenerateArgs {
-    /// Name of the agent (a DNS label, e.g. the device's hostname).
+    /// Name of the agent (a DNS label, e.g. the device's hostname); with --count, the prefix
+    /// of the agents' names.
     pub name: String,
+    /// Register N agents at once, NAME-1 … NAME-N, through one Registration: one kubeconfig
+    /// (or join command) each.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub count: Option<u32>,
+    /// Print the one command that joins the device, instead of writing a kubeconfig:
+    /// `edge-agent join --server URL --token TOKEN --ca-cert-hash sha256:HEX --name NAME ...`
+    /// (one line per agent). The device trusts the hub only if the hub's CA matches the hash.
+    #[arg(long)]
+    pub print_join_command: bool,
     /// Where to write the kubeconfig (default: NAME.kubeconfig); `-` writes it to standard
-    /// output.
-    #[arg(long, short = 'o', value_name = "FILE|-")]
+    /// output. With --count, a directory for the NAME-i.kubeconfig files (default: here).
+    #[arg(long, short = 'o', value_name = "FILE|DIR|-")]
     pub output: Option<String>,
-    /// The Registration to use or create (default: the agent's name).
+    /// The Registration to use or create (default: the agent's name, or NAME with --count).
     #[arg(long, value_name = "NAME")]
     pub registration: Option<String>,
+    /// How long a Registration created now admits new agents (`24h`, `30m`; `0`: no end).
+    /// Agents that joined keep working after it. An existing Registration keeps its own.
+    #[arg(long, default_value = "24h", value_parser = faros_machinery::duration::parse, value_name = "DURATION")]
+    pub ttl: Duration,
     /// How long to wait for the Registration to become Ready.
     #[arg(long, default_value = "1m", value_parser = faros_machinery::duration::parse, value_name = "DURATION")]
     pub timeout: Duration,
@@ -199,18 +216,28 @@ pub(crate) fn edge_error(
 }
 
 async fn generate(session: &Session, namespace: &str, args: GenerateArgs) -> anyhow::Result<()> {
-    paths::check_name(&args.name).map_err(|_| {
-        anyhow!(
-            "{:?} is not a valid agent name: use lowercase letters, digits and '-' (at most 63)",
-            args.name
-        )
-    })?;
+    let names: Vec<String> = match args.count {
+        Some(n) => (1..=n).map(|i| format!("{}-{i}", args.name)).collect(),
+        None => vec![args.name.clone()],
+    };
+    for name in &names {
+        paths::check_name(name).map_err(|_| {
+            anyhow!("{name:?} is not a valid agent name: use lowercase letters, digits and '-' (at most 63)")
+        })?;
+    }
+    let to_stdout = args.output.as_deref() == Some("-");
+    if args.print_join_command && args.output.is_some() {
+        bail!("--print-join-command prints the commands; it writes no kubeconfig for -o");
+    }
+    if args.count.is_some() && to_stdout {
+        bail!("--count writes one kubeconfig per agent: give -o a directory, or use --print-join-command");
+    }
     let workspace = workspace_of(session)?;
     let registration_name = args.registration.clone().unwrap_or_else(|| args.name.clone());
-    let to_stdout = args.output.as_deref() == Some("-");
-    // Progress goes to stderr when the kubeconfig goes to stdout.
+    // Progress goes to stderr when what is asked for goes to stdout.
+    let quiet = to_stdout || args.print_join_command;
     let say = |text: String| {
-        if to_stdout {
+        if quiet {
             eprintln!("{text}");
         } else {
             println!("{text}");
@@ -227,29 +254,41 @@ async fn generate(session: &Session, namespace: &str, args: GenerateArgs) -> any
     match existing {
         Some(reg) => {
             let admitted = &reg.spec.agent_names;
-            if !admitted.is_empty() && !admitted.contains(&args.name) {
+            let refused: Vec<&str> = names
+                .iter()
+                .filter(|n| !admitted.is_empty() && !admitted.contains(n))
+                .map(String::as_str)
+                .collect();
+            if !refused.is_empty() {
                 bail!(
-                    "Registration {registration_name:?} in namespace {namespace} does not admit agent {:?} (it admits {}); \
+                    "Registration {registration_name:?} in namespace {namespace} does not admit agent {} (it admits {}); \
                      choose another --registration or add the agent to its spec.agentNames",
-                    args.name,
+                    refused.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "),
                     admitted.join(", ")
                 );
             }
             say(format!(
-                "Using Registration {registration_name:?} in namespace {namespace} of workspace {workspace}."
+                "Using Registration {registration_name:?} in namespace {namespace} of workspace {workspace}{}.",
+                expiry(reg.spec.expiration_time.as_deref())
             ));
         }
         None => {
+            let expiration_time = (!args.ttl.is_zero()).then(|| {
+                let at = jiff::Timestamp::now() + args.ttl;
+                jiff::Timestamp::from_second(at.as_second()).unwrap_or(at).to_string()
+            });
             let object = Registration::new(
                 &registration_name,
                 RegistrationSpec {
-                    agent_names: vec![args.name.clone()],
-                    ..Default::default()
+                    agent_names: names.clone(),
+                    expiration_time: expiration_time.clone(),
                 },
             );
             match registrations.create(&PostParams::default(), &object).await {
                 Ok(_) => say(format!(
-                    "Registration {registration_name:?} created in namespace {namespace} of workspace {workspace}. Waiting for its token..."
+                    "Registration {registration_name:?} created in namespace {namespace} of workspace {workspace}{}. \
+                     Waiting for its token...",
+                    expiry(expiration_time.as_deref())
                 )),
                 Err(e) if is_status(&e, 409) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 && s.message.contains("namespaces") => bail!(
@@ -270,31 +309,51 @@ async fn generate(session: &Session, namespace: &str, args: GenerateArgs) -> any
         args.timeout,
     )
     .await?;
-    let kubeconfig = agent_kubeconfig(session, &workspace, namespace, &args.name, &registration_name, &token)?;
-    let text = faros_kubeconfig::to_yaml(&kubeconfig)?;
-    if to_stdout {
-        std::io::stdout().write_all(text.as_bytes())?;
+    if args.print_join_command {
+        let server = paths::workspace_url(session.base(), &workspace);
+        let ca = current_cluster(session)?.1.ok_or_else(|| {
+            anyhow!("the current context trusts no CA of its own to pin: the device could not check the hub")
+        })?;
+        let pins = faros_kubeconfig::ca_pin::pins(&ca).context("the CA of the current context")?;
+        let pins: String = pins.iter().map(|p| format!(" --ca-cert-hash {p}")).collect();
+        say("On each device, as root (to install and start the edge-agent service) or as a user, run its line:".into());
+        for name in &names {
+            println!("edge-agent join --server {server} --token {token}{pins} --name {name} --namespace {namespace}");
+        }
         return Ok(());
     }
-    let path = PathBuf::from(
-        args.output
-            .clone()
-            .unwrap_or_else(|| format!("{}.kubeconfig", args.name)),
-    );
-    // Missing directories are made as `mkdir -p` makes them: only the file is private.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if to_stdout {
+        let kubeconfig = agent_kubeconfig(session, &workspace, namespace, &args.name, &registration_name, &token)?;
+        std::io::stdout().write_all(faros_kubeconfig::to_yaml(&kubeconfig)?.as_bytes())?;
+        return Ok(());
     }
-    faros_kubeconfig::write_private(&path, text.as_bytes())?;
-    say(format!(
-        "Wrote {} for agent {:?} (workspace {workspace}, namespace {namespace}). On the device run:\n  \
-         FAROS_AGENT_NAME={} FAROS_AGENT_NAMESPACE={namespace} KUBECONFIG={} edge-agent",
-        path.display(),
-        args.name,
-        args.name,
-        path.display()
-    ));
+    for name in &names {
+        let path = match (&args.output, args.count) {
+            (Some(dir), Some(_)) => PathBuf::from(dir).join(format!("{name}.kubeconfig")),
+            (Some(file), None) => PathBuf::from(file),
+            (None, _) => PathBuf::from(format!("{name}.kubeconfig")),
+        };
+        let kubeconfig = agent_kubeconfig(session, &workspace, namespace, name, &registration_name, &token)?;
+        // Missing directories are made as `mkdir -p` makes them: only the file is private.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        faros_kubeconfig::write_private(&path, faros_kubeconfig::to_yaml(&kubeconfig)?.as_bytes())?;
+        say(format!(
+            "Wrote {} for agent {name:?} (workspace {workspace}, namespace {namespace}). On the device run:\n  \
+             FAROS_AGENT_NAME={name} FAROS_AGENT_NAMESPACE={namespace} KUBECONFIG={} edge-agent",
+            path.display(),
+            path.display()
+        ));
+    }
     Ok(())
+}
+
+/// ` (expires at <time>)`, or nothing for a Registration that does not expire.
+fn expiry(expiration_time: Option<&str>) -> String {
+    expiration_time
+        .map(|t| format!(" (expires at {t})"))
+        .unwrap_or_default()
 }
 
 /// Whether a binding of the edge API in the workspace accepts every claim of the export. Its
@@ -425,42 +484,10 @@ fn agent_kubeconfig(
     registration: &str,
     token: &str,
 ) -> anyhow::Result<Kubeconfig> {
-    let context = session
-        .configs
-        .get(Section::Contexts, &session.context)
-        .ok_or_else(|| anyhow!("context {:?} vanished from the kubeconfig", session.context))?;
-    let cluster_name = context.body.get("cluster").and_then(|c| c.as_str()).unwrap_or_default();
-    let found = session
-        .configs
-        .get(Section::Clusters, cluster_name)
-        .ok_or_else(|| anyhow!("cluster {cluster_name:?} is not defined in the kubeconfig"))?;
-    let current: Cluster = serde_norway::from_value(found.body.clone())
-        .with_context(|| format!("cluster {cluster_name:?} of the kubeconfig does not decode"))?;
-    let ca_data = match (
-        current.certificate_authority_data.filter(|v| !v.is_empty()),
-        current.certificate_authority.filter(|v| !v.is_empty()),
-    ) {
-        (Some(data), _) => Some(data),
-        (None, Some(file)) => {
-            // The agent runs elsewhere: inline the CA rather than point at our file.
-            let file = if std::path::Path::new(&file).is_absolute() {
-                PathBuf::from(file)
-            } else {
-                session
-                    .configs
-                    .path(found.file)
-                    .parent()
-                    .map(|d| d.join(&file))
-                    .unwrap_or_else(|| PathBuf::from(file))
-            };
-            let pem = std::fs::read(&file).with_context(|| format!("reading the hub CA from {}", file.display()))?;
-            Some(base64::engine::general_purpose::STANDARD.encode(pem))
-        }
-        (None, None) => None,
-    };
+    let (current, ca_pem) = current_cluster(session)?;
     let cluster = Cluster {
         server: Some(paths::workspace_url(session.base(), workspace)),
-        certificate_authority_data: ca_data,
+        certificate_authority_data: ca_pem.map(|pem| base64::engine::general_purpose::STANDARD.encode(pem)),
         tls_server_name: current.tls_server_name,
         proxy_url: current.proxy_url,
         insecure_skip_tls_verify: current.insecure_skip_tls_verify,
@@ -478,6 +505,50 @@ fn agent_kubeconfig(
         cluster,
         Some(faros_kubeconfig::Credential::Token(token).into()),
     ))
+}
+
+/// The current context's cluster, and the CA bundle (PEM) it trusts if it names one (inline
+/// or in a file: the agent runs elsewhere, so it is always handed on inline).
+fn current_cluster(session: &Session) -> anyhow::Result<(Cluster, Option<String>)> {
+    let context = session
+        .configs
+        .get(Section::Contexts, &session.context)
+        .ok_or_else(|| anyhow!("context {:?} vanished from the kubeconfig", session.context))?;
+    let cluster_name = context.body.get("cluster").and_then(|c| c.as_str()).unwrap_or_default();
+    let found = session
+        .configs
+        .get(Section::Clusters, cluster_name)
+        .ok_or_else(|| anyhow!("cluster {cluster_name:?} is not defined in the kubeconfig"))?;
+    let current: Cluster = serde_norway::from_value(found.body.clone())
+        .with_context(|| format!("cluster {cluster_name:?} of the kubeconfig does not decode"))?;
+    let ca_pem = match (
+        current.certificate_authority_data.clone().filter(|v| !v.is_empty()),
+        current.certificate_authority.clone().filter(|v| !v.is_empty()),
+    ) {
+        (Some(data), _) => {
+            let pem = base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .with_context(|| format!("the certificate-authority-data of cluster {cluster_name:?} is not base64"))?;
+            Some(String::from_utf8_lossy(&pem).into_owned())
+        }
+        (None, Some(file)) => {
+            let file = if std::path::Path::new(&file).is_absolute() {
+                PathBuf::from(file)
+            } else {
+                session
+                    .configs
+                    .path(found.file)
+                    .parent()
+                    .map(|d| d.join(&file))
+                    .unwrap_or_else(|| PathBuf::from(file))
+            };
+            let pem = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading the hub CA from {}", file.display()))?;
+            Some(pem)
+        }
+        (None, None) => None,
+    };
+    Ok((current, ca_pem))
 }
 
 async fn list(session: &Session, namespace: &str, args: ListArgs) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ use serde_norway::Value;
 const HUB_ENV: &str = "FAROS_PLUGIN_TEST_HUB";
 const HUB_ARGS_ENV: &str = "FAROS_PLUGIN_TEST_HUB_ARGS";
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-faros");
+const COMPLETER: &str = env!("CARGO_BIN_EXE_kubectl_complete-faros");
 
 /// Not a test of its own: the body of the hub child process the tests start.
 #[test]
@@ -86,6 +87,10 @@ impl Env {
 
     fn kubectl_ok(&self, args: &[&str]) -> String {
         faros_testkit::succeeded(&format!("kubectl {args:?}"), &self.kubectl(args, None))
+    }
+
+    fn kubectl_ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        faros_testkit::succeeded(&format!("kubectl {args:?}"), &self.kubectl(args, Some(stdin)))
     }
 
     fn kubeconfig_doc(&self) -> Value {
@@ -706,7 +711,7 @@ fn agent_generate_writes_a_kubeconfig_and_revoke_deletes_the_registration() {
     let file_arg = file.to_string_lossy().into_owned();
     let out = env.faros_ok(&["agent", "generate", "agent1", "-o", &file_arg]);
     assert!(
-        out.starts_with("Registration \"agent1\" created in namespace default of workspace root:fleet."),
+        out.starts_with("Registration \"agent1\" created in namespace default of workspace root:fleet (expires at "),
         "{out}"
     );
     assert!(out.contains(&format!("Wrote {file_arg}")), "{out}");
@@ -797,4 +802,120 @@ fn agent_generate_writes_a_kubeconfig_and_revoke_deletes_the_registration() {
             .success()),
         "the token Secret goes with the Registration"
     );
+}
+
+/// `kubectl faros <TAB>` through a real kubectl (`kubectl __complete`, what the shell scripts
+/// of `kubectl completion` call), which runs `kubectl_complete-faros` from `PATH`: commands,
+/// flags, and names from the hub; nothing (and no error) when the hub is away.
+#[test]
+fn kubectl_completes_commands_and_names_from_the_hub() {
+    let env = Env::start();
+    env.faros_ok(&["ws", "create", "fleet", "--type", "faros", "--enter"]);
+    env.faros_ok(&["ws", "create", "plant-a", "--type", "faros"]);
+    for name in ["dev-a", "dev-b"] {
+        let agent = format!("apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata:\n  name: {name}\nspec: {{}}\n");
+        env.kubectl_ok_stdin(&["create", "-f", "-"], &agent);
+    }
+    env.kubectl_ok(&["create", "namespace", "plant-7"]);
+    let other =
+        "apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata:\n  name: dev-c\n  namespace: plant-7\nspec: {}\n";
+    env.kubectl_ok_stdin(&["create", "-f", "-"], other);
+    let registration = "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: batch-1\nspec: {}\n";
+    env.kubectl_ok_stdin(&["create", "-f", "-"], registration);
+
+    // A directory on PATH holding the two executables, as an installation has them.
+    let bin = env.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(PLUGIN, bin.join("kubectl-faros")).unwrap();
+    std::os::unix::fs::symlink(COMPLETER, bin.join("kubectl_complete-faros")).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(bin.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .unwrap();
+    let complete = |kubeconfig: &Path, words: &[&str]| -> (Vec<String>, String) {
+        let out = Command::new(kubectl_binary("1.32"))
+            .arg("__complete")
+            .arg("faros")
+            .args(words)
+            .env("PATH", &path)
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", &env.dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let mut lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+        let directive = lines.pop().unwrap_or_default();
+        let names = lines
+            .iter()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect();
+        (names, directive)
+    };
+    let kc = env.kubeconfig.clone();
+    let (names, directive) = complete(&kc, &[""]);
+    for command in ["workspace", "agent", "deploy", "logs", "version", "completion"] {
+        assert!(names.contains(&command.to_string()), "{names:?}");
+    }
+    assert_eq!(directive, ":4", "no file names where commands go");
+    assert_eq!(complete(&kc, &["ag"]).0, ["agent"]);
+    assert_eq!(complete(&kc, &["agent", "gen"]).0, ["generate"]);
+    assert_eq!(
+        complete(&kc, &["agent", "generate", "--print"]).0,
+        ["--print-join-command"]
+    );
+    // Names from the hub, in the current workspace and namespace, or the one given.
+    assert_eq!(complete(&kc, &["agent", "cordon", ""]).0, ["dev-a", "dev-b"]);
+    assert_eq!(complete(&kc, &["agent", "top", "dev-b"]).0, ["dev-b"]);
+    assert_eq!(complete(&kc, &["agent", "-n", "plant-7", "drain", ""]).0, ["dev-c"]);
+    assert_eq!(complete(&kc, &["logs", "dev"]).0, ["dev-a", "dev-b"]);
+    assert_eq!(
+        complete(&kc, &["workload", "list", "--agent", ""]).0,
+        ["dev-a", "dev-b"]
+    );
+    assert_eq!(complete(&kc, &["agent", "revoke", ""]).0, ["batch-1"]);
+    assert!(
+        complete(&kc, &["agent", "list", "-n", ""])
+            .0
+            .contains(&"plant-7".to_string())
+    );
+    let (names, _) = complete(&kc, &["ws", "use", "p"]);
+    assert_eq!(names, ["plant-a"]);
+    // A file goes where a file is asked for.
+    assert_eq!(complete(&kc, &["agent", "generate", "x", "-o", ""]).1, ":0");
+    // The hub away: no names, no error.
+    let away = env.dir.join("away.kubeconfig");
+    let text = std::fs::read_to_string(&kc).unwrap();
+    let url = env.hub.url();
+    std::fs::write(&away, text.replace(&url, "https://127.0.0.1:9")).unwrap();
+    let (names, directive) = complete(&away, &["agent", "cordon", ""]);
+    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(directive, ":4");
+}
+
+#[test]
+fn version_prints_the_plugin_and_the_hub() {
+    let env = Env::start();
+    let out = env.faros_ok(&["version"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let client = lines[0].strip_prefix("Client Version: ").unwrap();
+    let server = lines[1].strip_prefix("Server Version: ").unwrap();
+    assert!(client.starts_with(env!("CARGO_PKG_VERSION")), "{out}");
+    assert!(
+        server.starts_with(&format!("v1.32.0+faros-{}", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+    // Plugin and hub were built from this one tree: the same commit.
+    let commit = |line: &str| {
+        line.split("(commit ")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(commit(client), commit(server));
+    assert_eq!(env.faros_ok(&["version", "--client"]), format!("{}\n", lines[0]));
 }

@@ -180,3 +180,43 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     );
     binary
 }
+
+/// What a real bash offers for the last of `words` (a command line, the command first; the
+/// last word is the one being completed, possibly empty) with the completion script `script`
+/// loaded, calling the function the script registered for the command as bash itself does.
+pub fn bash_complete(script: &Path, words: &[&str]) -> Vec<String> {
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| format!("'{}'", w.replace('\'', r"'\''")))
+        .collect();
+    let program = format!(
+        r#"source {script}
+words=({words})
+function=$(complete -p {command} | sed -n 's/.*-F \([^ ]*\).*/\1/p')
+COMP_WORDS=("${{words[@]}}")
+COMP_CWORD=$(( ${{#words[@]}} - 1 ))
+COMP_LINE="${{words[*]}}"
+COMP_POINT=${{#COMP_LINE}}
+prev=""
+(( COMP_CWORD > 0 )) && prev="${{words[COMP_CWORD-1]}}"
+"$function" {command} "${{words[COMP_CWORD]}}" "$prev"
+printf '%s\n' "${{COMPREPLY[@]}}""#,
+        script = script.display(),
+        words = quoted.join(" "),
+        command = words[0],
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &program])
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "bash completion of {words:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}

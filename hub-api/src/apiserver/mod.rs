@@ -7,6 +7,7 @@ pub(crate) mod connected;
 mod device;
 pub mod discovery;
 mod gc_support;
+pub(crate) mod join;
 pub mod managed_fields;
 pub mod openapi;
 pub mod patch;
@@ -48,7 +49,6 @@ pub struct Hub {
     pub external_address: String,
     /// `https://host:port`, the base of every workspace URL.
     pub external_url: String,
-    pub version: String,
     /// The audit log (`--audit-log-path`).
     pub audit: Option<crate::auth::audit::AuditLog>,
     /// The device tunnels this hub holds.
@@ -141,8 +141,10 @@ async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
                 Err(e) => response::error(e),
             }
         }
-        // Anonymous requests reach only the public endpoints.
-        Outcome::Anonymous | Outcome::Invalid => response::error(ApiError::unauthorized()),
+        // Anonymous requests reach only the public endpoints, and `cluster-info`.
+        Outcome::Anonymous => join::cluster_info(&hub, request.method(), &path)
+            .unwrap_or_else(|| response::error(ApiError::unauthorized())),
+        Outcome::Invalid => response::error(ApiError::unauthorized()),
     };
     if let Some(audit) = &hub.audit {
         audit.log(&record, response.status().as_u16(), started);
@@ -162,7 +164,7 @@ fn public_endpoint(hub: &Hub, path: &str) -> Option<Response> {
             );
             Some(response)
         }
-        "/version" => Some(response::json(StatusCode::OK, &version_info(&hub.version))),
+        "/version" => Some(response::json(StatusCode::OK, &version_info())),
         // The ServiceAccount issuer's discovery documents, so others can verify its tokens.
         "/.well-known/openid-configuration" => hub
             .authenticator
@@ -179,14 +181,18 @@ fn public_endpoint(hub: &Hub, path: &str) -> Option<Response> {
     }
 }
 
-pub fn version_info(version: &str) -> serde_json::Value {
+/// Kubernetes' version.Info. `major` and `minor` are the Kubernetes API level the hub serves
+/// (kubectl dispatchers pick a client by them); the build is Faros' own.
+pub fn version_info() -> serde_json::Value {
+    use faros_cli::build::{BUILD_DATE, GIT_COMMIT, VERSION};
     json!({
         "major": "1",
         "minor": "32",
-        "gitVersion": format!("v1.32.0+faros-{version}"),
-        "gitCommit": "",
-        "gitTreeState": "clean",
-        "buildDate": "",
+        "gitVersion": format!("v1.32.0+faros-{VERSION}"),
+        "gitCommit": GIT_COMMIT,
+        // Whether the tree had uncommitted changes is not recorded.
+        "gitTreeState": "",
+        "buildDate": BUILD_DATE,
         "goVersion": "",
         "compiler": "rustc",
         "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
@@ -235,6 +241,7 @@ async fn route(
     // Request info: what is asked of which workspace.
     let query = query::Query::parse(parts.uri.query())?;
     let info = request::parse(&parts.method, parts.uri.path(), query.watch)?;
+    join::refuse_expired_registration(&hub, &user)?;
     if !user.is_master() {
         // RBAC changes acknowledged before this request arrived are in force for it.
         hub.authorizer.sync().await;
@@ -564,7 +571,7 @@ fn non_resource(
     };
     let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     match parts.as_slice() {
-        ["version"] => Ok(response::json(StatusCode::OK, &version_info(&hub.version))),
+        ["version"] => Ok(response::json(StatusCode::OK, &version_info())),
         ["livez"] | ["readyz"] | ["healthz"] => Ok(response::bytes(
             StatusCode::OK,
             b"ok".to_vec(),

@@ -1,0 +1,10 @@
+//! What the Faros command lines share: every flag settable from the environment and from a
+//! YAML `--config` file ([`parse`]), the build's version, commit and date ([`build`]), and
+//! shell completion scripts ([`CompletionArgs`]).
+
+pub mod build;
+mod completion;
+mod config;
+
+pub use completion::CompletionArgs;
+pub use config::{command, parse, try_parse_from};

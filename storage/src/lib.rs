@@ -12,6 +12,7 @@ mod etcd;
 mod feeds;
 mod key;
 mod memory;
+mod observe;
 mod sqlite;
 
 #[cfg(test)]
@@ -24,4 +25,5 @@ pub use etcd::{EtcdBackend, EtcdOptions};
 pub use feeds::{Feed, FeedEnded};
 pub use key::{Key, Prefix};
 pub use memory::MemoryBackend;
+pub use observe::{Commit, CommitObserver};
 pub use sqlite::SqliteBackend;

@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::ControllerObserver;
 use faros_api::tenancy::CLUSTER_ANNOTATION;
 
 /// Prefixes every request path with `/clusters/<name>` before handing it to the base client.
@@ -62,13 +63,16 @@ pub struct Clusters {
     base: Client,
     /// Prepended to `/clusters/<name>`: empty, or an APIExport view's path.
     view: Arc<str>,
+    /// Told about the queues and reconciles of the controllers built on these clients.
+    observer: Option<Arc<dyn ControllerObserver>>,
 }
 
 impl Clusters {
-    pub fn new(base: Client) -> Clusters {
+    pub fn new(base: Client, observer: Option<Arc<dyn ControllerObserver>>) -> Clusters {
         Clusters {
             base,
             view: Arc::from(""),
+            observer,
         }
     }
 
@@ -78,6 +82,7 @@ impl Clusters {
         Clusters {
             base: self.base.clone(),
             view: Arc::from(format!("{}{workspace}/{export}", faros_api::apis::VIEW_PATH_PREFIX)),
+            observer: self.observer.clone(),
         }
     }
 
@@ -254,14 +259,25 @@ async fn drive<K, F, Fut, E>(
         failures: HashMap::new(),
     }));
     let (tx, mut rx) = mpsc::unbounded_channel::<Key>();
+    let observer = clusters.observer.clone();
+    let queue_depth = {
+        let observer = observer.clone();
+        move |depth: usize| {
+            if let Some(observer) = &observer {
+                observer.queue_depth(name, depth);
+            }
+        }
+    };
     let enqueue = {
         let state = state.clone();
         let tx = tx.clone();
+        let queue_depth = queue_depth.clone();
         move |key: Key| {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             if s.running.contains(&key) {
                 s.dirty.insert(key);
             } else if s.queued.insert(key.clone()) {
+                queue_depth(s.queued.len());
                 let _ = tx.send(key);
             }
         }
@@ -315,10 +331,21 @@ async fn drive<K, F, Fut, E>(
         .collect();
     let reconcile = Arc::new(reconcile);
     let workers = Arc::new(tokio::sync::Semaphore::new(8));
-    while let Some(key) = rx.recv().await {
+    // Reconciles, and the waits before a requeue, belong to this controller: they end with
+    // it, so a stopped controller sends no more requests.
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let key = tokio::select! {
+            key = rx.recv() => match key {
+                Some(key) => key,
+                None => break,
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
         let object = {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             s.queued.remove(&key);
+            queue_depth(s.queued.len());
             match s.store.get(&key).cloned() {
                 Some(object) => {
                     s.running.insert(key.clone());
@@ -335,9 +362,14 @@ async fn drive<K, F, Fut, E>(
         let reconcile = reconcile.clone();
         let state = state.clone();
         let enqueue = enqueue.clone();
-        tokio::spawn(async move {
+        let observer = observer.clone();
+        tasks.spawn(async move {
+            let started = std::time::Instant::now();
             let result = reconcile(object, client).await;
             drop(permit);
+            if let Some(observer) = &observer {
+                observer.reconciled(name, started.elapsed(), result.is_err());
+            }
             let (again, delay) = {
                 let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
                 s.running.remove(&key);
@@ -360,15 +392,10 @@ async fn drive<K, F, Fut, E>(
                 }
             };
             if again {
-                match delay {
-                    Some(d) => {
-                        tokio::spawn(async move {
-                            tokio::time::sleep(d).await;
-                            enqueue(key);
-                        });
-                    }
-                    None => enqueue(key),
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
                 }
+                enqueue(key);
             }
         });
     }

@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
     about = "The Faros hub: a Kubernetes-compatible API server for fleets of edge devices"
 )]
 struct Cli {
+    /// How log lines are written to stderr: `text`, or `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: hub_api::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -91,14 +94,8 @@ async fn run_controllers(opts: ControllersOptions) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn,hyper=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    hub_api::logging::init(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Start(opts) => runtime.block_on(hub_api::start::run(opts)),

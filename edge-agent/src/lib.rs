@@ -69,6 +69,9 @@ struct Cli {
     /// device itself, for process workloads) or `none`.
     #[arg(long, env = "FAROS_AGENT_ALLOW_EXEC", value_enum, default_value_t = tunnel::ExecPolicy::Containers)]
     allow_exec: tunnel::ExecPolicy,
+    /// How log lines are written to stderr: `text`, or `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -159,19 +162,38 @@ enum Command {
     },
 }
 
+/// `--log-format`, as the hub has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines, coloured only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's
+    /// fields.
+    Json,
+}
+
+/// Log lines go to stderr (the journal under systemd), filtered by `RUST_LOG`.
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn,hyper=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.with_ansi(false).json().flatten_event(true).init(),
+    }
+}
+
 /// The `edge-agent` command: parses the command line and runs until stopped.
 pub fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn,hyper=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
     // One TLS provider for every connection (ring, as the hub uses).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
     let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

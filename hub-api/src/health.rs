@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::StatusCode;
+use tokio::sync::watch;
 
 use crate::apiserver::Hub;
 use faros_storage::Backend;
@@ -97,13 +98,6 @@ impl Check {
 
     async fn run(self, hub: &Hub) -> Result<(), String> {
         let health = &hub.health;
-        let flag = |flag: &AtomicBool, failure: &str| {
-            if flag.load(Ordering::Acquire) {
-                Ok(())
-            } else {
-                Err(failure.to_string())
-            }
-        };
         match self {
             Check::Ping => Ok(()),
             Check::Storage => {
@@ -123,10 +117,16 @@ impl Check {
                     "the cache did not reach the store's revision within {CHECK_TIMEOUT:?}"
                 )),
             },
-            Check::BootstrapDone => flag(&health.bootstrapped, "the start-up objects are not all made yet"),
+            Check::BootstrapDone => {
+                if health.bootstrapped() {
+                    Ok(())
+                } else {
+                    Err("the start-up objects are not all made yet".into())
+                }
+            }
             Check::ControllersStarted => match &health.controllers {
-                Some(started) => flag(started, "the controllers have not started"),
-                None => Ok(()),
+                Some(started) if !started.load(Ordering::Acquire) => Err("the controllers have not started".into()),
+                _ => Ok(()),
             },
             Check::Shutdown => {
                 if health.shutting_down.load(Ordering::Acquire) {
@@ -142,7 +142,7 @@ impl Check {
 /// What the checks read that only the hub's start-up and shutdown know.
 pub(crate) struct Health {
     backend: Weak<dyn Backend>,
-    bootstrapped: AtomicBool,
+    bootstrapped: watch::Sender<bool>,
     /// None when the controllers do not run in this process.
     controllers: Option<AtomicBool>,
     shutting_down: AtomicBool,
@@ -152,18 +152,26 @@ impl Health {
     pub(crate) fn new(backend: Weak<dyn Backend>, in_process_controllers: bool) -> Health {
         Health {
             backend,
-            bootstrapped: AtomicBool::new(false),
+            bootstrapped: watch::Sender::new(false),
             controllers: in_process_controllers.then(|| AtomicBool::new(false)),
             shutting_down: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn bootstrap_done(&self) {
-        self.bootstrapped.store(true, Ordering::Release);
+        self.bootstrapped.send_replace(true);
     }
 
     pub(crate) fn bootstrapped(&self) -> bool {
-        self.bootstrapped.load(Ordering::Acquire)
+        *self.bootstrapped.borrow()
+    }
+
+    /// Waits until the start-up objects exist, at most `timeout`; whether they do.
+    pub(crate) async fn wait_bootstrapped(&self, timeout: Duration) -> bool {
+        let mut done = self.bootstrapped.subscribe();
+        tokio::time::timeout(timeout, done.wait_for(|done| *done))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     pub(crate) fn controllers_started(&self) {

@@ -61,6 +61,10 @@ pub struct Hub {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// How long a request that arrives while the hub starts waits for it before it is told to
+/// come back.
+const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Marks a request this process sends itself through [`call`]: it passes while the hub is
 /// still starting.
 #[derive(Debug, Clone, Copy)]
@@ -147,8 +151,12 @@ async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
     if let Some(response) = public_endpoint(&hub, &path) {
         return response;
     }
-    // Until the start-up objects exist, only the hub's own requests are served.
-    if !hub.health.bootstrapped() && request.extensions().get::<InProcess>().is_none() {
+    // Until the start-up objects exist, only the hub's own requests are served; others
+    // wait for them a while.
+    if !hub.health.bootstrapped()
+        && request.extensions().get::<InProcess>().is_none()
+        && !hub.health.wait_bootstrapped(STARTUP_WAIT).await
+    {
         let mut starting = ApiError::new(
             faros_machinery::status::Reason::ServiceUnavailable,
             "the hub is starting",

@@ -14,16 +14,38 @@ use crate::auth_support::*;
 use crate::common::{HUB, TestHub, eventually, ready_workspace};
 use faros_testkit::prometheus::{Prometheus, Target};
 
+/// A test's directory (its token file, and the data of a hub it runs itself): removed when
+/// the test passes, kept for a post-mortem when it fails.
+struct Files(PathBuf);
+
+impl std::ops::Deref for Files {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test files kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// A monitoring system's token, an ordinary user's and an administrator's.
 const TOKENS: &str = "monitor-token,prometheus,2001,system:monitoring\n\
                       alice-token,alice,2002,\n\
                       ops-token,ops,2003,system:masters\n";
 
-fn files(name: &str) -> PathBuf {
+fn files(name: &str) -> Files {
     let dir = std::env::temp_dir().join(format!("faros-{name}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("tokens.csv"), TOKENS).unwrap();
-    dir
+    Files(dir)
 }
 
 fn hub_with_tokens(dir: &Path) -> TestHub {

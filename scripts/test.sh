@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/lib/debian.sh
-ensure_debian_packages podman runc busybox-static protobuf-compiler etcd-server etcd-client haproxy
+ensure_debian_packages podman runc busybox-static protobuf-compiler etcd-server etcd-client haproxy prometheus
 
 if ! python3 -c 'import kubernetes' 2>/dev/null; then
     echo "installing the Python kubernetes client" >&2

@@ -3,7 +3,8 @@
 //! from the `system:aggregate-to-*` roles and from any ClusterRole carrying the same
 //! aggregation labels); `system:discovery`, `system:basic-user` and
 //! `system:public-info-viewer` bound to everyone, so any user who may enter a workspace can
-//! discover its API and ask what they may do; and `cluster-admin` bound to `system:masters`.
+//! discover its API and ask what they may do; `cluster-admin` bound to `system:masters`; and
+//! `system:monitoring` (metrics and health checks) bound to the group of the same name.
 //!
 //! They are not stored in any workspace: the hub's authorizer holds them once and every
 //! workspace's evaluation consults them, as kcp's bootstrap policy. A workspace stores only
@@ -183,7 +184,25 @@ pub fn default_objects() -> Vec<Value> {
                 &["get"],
             )],
         ),
+        // Kubernetes' role for monitoring systems: metrics and the single health checks.
+        cluster_role(
+            "system:monitoring",
+            &[],
+            vec![urls(
+                &[
+                    "/healthz",
+                    "/healthz/*",
+                    "/livez",
+                    "/livez/*",
+                    "/metrics",
+                    "/readyz",
+                    "/readyz/*",
+                ],
+                &["get"],
+            )],
+        ),
         binding("cluster-admin", "cluster-admin", &["system:masters"]),
+        binding("system:monitoring", "system:monitoring", &["system:monitoring"]),
         binding("system:discovery", "system:discovery", &["system:authenticated"]),
         binding("system:basic-user", "system:basic-user", &["system:authenticated"]),
         binding(

@@ -29,7 +29,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::errors::{is_conflict, is_not_found};
-use crate::runtime::{Clusters, cluster_of};
+use crate::runtime::{AbortOnDrop, Clusters, cluster_of};
 use faros_api::meta::now_rfc3339;
 
 type Key = (String, String, String);
@@ -68,8 +68,9 @@ struct Observed {
 
 pub(crate) async fn run(clusters: Clusters, grace: Duration) {
     let state = Arc::new(Mutex::new(Observed::default()));
-    tokio::spawn(watch_agents(clusters.clone(), state.clone()));
-    tokio::spawn(watch_leases(clusters.clone(), state.clone()));
+    // The watches end with this controller, as its other work does.
+    let _agents = AbortOnDrop(tokio::spawn(watch_agents(clusters.clone(), state.clone())));
+    let _leases = AbortOnDrop(tokio::spawn(watch_leases(clusters.clone(), state.clone())));
     // Look often enough that an agent turns Unknown within a fraction of the grace period.
     let period = (grace / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
     let mut ticker = tokio::time::interval(period);

@@ -47,6 +47,19 @@ pub trait TokenSigner: Send + Sync {
     fn ca_pem(&self) -> &str;
 }
 
+/// What the controllers report about their work; the process that runs them decides where
+/// it goes (the hub exports it as metrics and health checks).
+pub trait ControllerObserver: Send + Sync + 'static {
+    /// The controllers' loop began: they run, or wait for the lead.
+    fn started(&self);
+    /// Whether this process's controllers run now (false while another process leads).
+    fn running(&self, running: bool);
+    /// How many objects wait in `controller`'s queue, not counting those being reconciled.
+    fn queue_depth(&self, controller: &'static str, depth: usize);
+    /// One reconcile by `controller` ended after `took`, `failed` when it returned an error.
+    fn reconciled(&self, controller: &'static str, took: Duration, failed: bool);
+}
+
 /// What the controllers are given by the process that runs them.
 #[derive(Clone)]
 pub struct ControllerConfig {
@@ -57,6 +70,8 @@ pub struct ControllerConfig {
     /// How long an agent may be not ready before the scheduler moves its `Replicas` and
     /// `Singleton` placements elsewhere (`All` placements stay).
     pub eviction_timeout: Duration,
+    /// Told what the controllers do (None: nobody listens).
+    pub observer: Option<Arc<dyn ControllerObserver>>,
 }
 
 impl Default for ControllerConfig {
@@ -65,6 +80,7 @@ impl Default for ControllerConfig {
             token_signer: None,
             agent_grace_period: DEFAULT_AGENT_GRACE_PERIOD,
             eviction_timeout: DEFAULT_EVICTION_TIMEOUT,
+            observer: None,
         }
     }
 }
@@ -87,10 +103,21 @@ pub async fn run_all(
             }
         }
     };
-    let clusters = runtime::Clusters::new(client);
+    let observer = controllers.observer.clone();
+    let running = |now: bool| {
+        if let Some(observer) = &observer {
+            observer.running(now);
+        }
+    };
+    if let Some(observer) = &observer {
+        observer.started();
+    }
+    let clusters = runtime::Clusters::new(client, observer.clone());
     let Some(election) = election else {
         let _running = start(&clusters, &controllers);
+        running(true);
         stopped(&mut shutdown).await;
+        running(false);
         return;
     };
     let identity = election.identity.clone();
@@ -101,14 +128,17 @@ pub async fn run_all(
             _ = stopped(&mut shutdown) => return,
         }
         tracing::info!(%identity, "leading: the controllers start");
-        let running = start(&clusters, &controllers);
+        let tasks = start(&clusters, &controllers);
+        running(true);
         tokio::select! {
             _ = candidate.hold() => {
-                drop(running);
+                drop(tasks);
+                running(false);
                 tracing::warn!(%identity, "lost the lead: the controllers stop");
             }
             _ = stopped(&mut shutdown) => {
-                drop(running);
+                drop(tasks);
+                running(false);
                 candidate.release().await;
                 return;
             }

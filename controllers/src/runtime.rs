@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::ControllerObserver;
 use faros_api::tenancy::CLUSTER_ANNOTATION;
 
 /// Prefixes every request path with `/clusters/<name>` before handing it to the base client.
@@ -62,13 +63,16 @@ pub struct Clusters {
     base: Client,
     /// Prepended to `/clusters/<name>`: empty, or an APIExport view's path.
     view: Arc<str>,
+    /// Told about the queues and reconciles of the controllers built on these clients.
+    observer: Option<Arc<dyn ControllerObserver>>,
 }
 
 impl Clusters {
-    pub fn new(base: Client) -> Clusters {
+    pub fn new(base: Client, observer: Option<Arc<dyn ControllerObserver>>) -> Clusters {
         Clusters {
             base,
             view: Arc::from(""),
+            observer,
         }
     }
 
@@ -78,6 +82,7 @@ impl Clusters {
         Clusters {
             base: self.base.clone(),
             view: Arc::from(format!("{}{workspace}/{export}", faros_api::apis::VIEW_PATH_PREFIX)),
+            observer: self.observer.clone(),
         }
     }
 
@@ -182,12 +187,17 @@ where
 }
 
 impl<K> State<K> {
-    /// Queues `key` once, or marks it to run again when it is running now.
-    fn enqueue(&mut self, key: Key, tx: &mpsc::UnboundedSender<Key>) {
+    /// Queues `key` once, or marks it to run again when it is running now; true when it
+    /// joined the queue.
+    fn enqueue(&mut self, key: Key, tx: &mpsc::UnboundedSender<Key>) -> bool {
         if self.running.contains(&key) {
             self.dirty.insert(key);
+            false
         } else if self.queued.insert(key.clone()) {
             let _ = tx.send(key);
+            true
+        } else {
+            false
         }
     }
 }
@@ -276,15 +286,31 @@ async fn drive<K, F, Fut, E>(
         failures: HashMap::new(),
     }));
     let (tx, mut rx) = mpsc::unbounded_channel::<Key>();
+    let observer = clusters.observer.clone();
+    let queue_depth = {
+        let observer = observer.clone();
+        move |depth: usize| {
+            if let Some(observer) = &observer {
+                observer.queue_depth(name, depth);
+            }
+        }
+    };
     let enqueue = {
         let state = state.clone();
         let tx = tx.clone();
-        move |key: Key| state.lock().unwrap_or_else(|e| e.into_inner()).enqueue(key, &tx)
+        let queue_depth = queue_depth.clone();
+        move |key: Key| {
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            if s.enqueue(key, &tx) {
+                queue_depth(s.queued.len());
+            }
+        }
     };
     let api: Api<K> = Api::all(clusters.wildcard());
     let watch = {
         let state = state.clone();
         let tx = tx.clone();
+        let queue_depth = queue_depth.clone();
         async move {
             let mut events = watcher::watcher(api, watcher::Config::default())
                 .default_backoff()
@@ -302,7 +328,9 @@ async fn drive<K, F, Fut, E>(
                         let key = Key::of(&obj);
                         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
                         s.store.insert(key.clone(), Arc::new(obj));
-                        s.enqueue(key, &tx);
+                        if s.enqueue(key, &tx) {
+                            queue_depth(s.queued.len());
+                        }
                     }
                     Ok(Event::Delete(obj)) => {
                         let key = Key::of(&obj);
@@ -329,10 +357,21 @@ async fn drive<K, F, Fut, E>(
         .collect();
     let reconcile = Arc::new(reconcile);
     let workers = Arc::new(tokio::sync::Semaphore::new(8));
-    while let Some(key) = rx.recv().await {
+    // Reconciles, and the waits before a requeue, belong to this controller: they end with
+    // it, so a stopped controller sends no more requests.
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let key = tokio::select! {
+            key = rx.recv() => match key {
+                Some(key) => key,
+                None => break,
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
         let object = {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             s.queued.remove(&key);
+            queue_depth(s.queued.len());
             match s.store.get(&key).cloned() {
                 Some(object) => {
                     s.running.insert(key.clone());
@@ -349,9 +388,14 @@ async fn drive<K, F, Fut, E>(
         let reconcile = reconcile.clone();
         let state = state.clone();
         let enqueue = enqueue.clone();
-        tokio::spawn(async move {
+        let observer = observer.clone();
+        tasks.spawn(async move {
+            let started = std::time::Instant::now();
             let result = reconcile(object, client).await;
             drop(permit);
+            if let Some(observer) = &observer {
+                observer.reconciled(name, started.elapsed(), result.is_err());
+            }
             let (again, delay) = {
                 let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
                 s.running.remove(&key);
@@ -380,15 +424,10 @@ async fn drive<K, F, Fut, E>(
                 decision
             };
             if again {
-                match delay {
-                    Some(d) => {
-                        tokio::spawn(async move {
-                            tokio::time::sleep(d).await;
-                            enqueue(key);
-                        });
-                    }
-                    None => enqueue(key),
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
                 }
+                enqueue(key);
             }
         });
     }

@@ -74,6 +74,9 @@ struct Cli {
     /// device itself, for process workloads) or `none`.
     #[arg(long, value_enum, default_value_t = tunnel::ExecPolicy::Containers)]
     allow_exec: tunnel::ExecPolicy,
+    /// How log lines are written to stderr: `text`, or `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: faros_cli::logging::LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -175,21 +178,14 @@ enum Command {
 
 /// The `edge-agent` command: parses the command line and runs until stopped.
 pub fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn,hyper=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    // One TLS provider for every connection (ring, as the hub uses).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli: Cli = faros_cli::parse(ENV_PREFIX);
     if let Some(Command::Completion(args)) = &cli.command {
         args.print(faros_cli::command::<Cli>(ENV_PREFIX), "edge-agent");
         return std::process::ExitCode::SUCCESS;
     }
+    faros_cli::logging::init(cli.log_format);
+    // One TLS provider for every connection (ring, as the hub uses).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

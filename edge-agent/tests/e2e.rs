@@ -537,7 +537,8 @@ fn kill_restart_stop(
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(agent_ready(tenant, name).0, "Unknown");
 
-    *agent = AgentProcess::start(hub_dir, kubeconfig, name, state);
+    // Started again, logging JSON.
+    *agent = AgentProcess::start_with(hub_dir, kubeconfig, name, state, &["--log-format", "json"]);
     eventually("Ready=True again after a restart", Duration::from_secs(30), || {
         agent_ready(tenant, name) == ("True".into(), "AgentReady".into())
     });
@@ -547,6 +548,13 @@ fn kill_restart_stop(
 
     signal(&agent.child, "TERM");
     assert_eq!(agent.wait_exit(Duration::from_secs(15)), Some(0), "{}", agent.log());
+    let log = agent.log();
+    assert!(!log.contains('\u{1b}'), "escape codes in the log:\n{log}");
+    for line in log.lines() {
+        let line: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(line["level"].is_string() && line["timestamp"].is_string(), "{line}");
+    }
+    assert!(log.contains(r#""message":"stopping""#), "{log}");
     assert_eq!(agent_ready(tenant, name), ("False".into(), "AgentStopped".into()));
     // A cleanly stopped agent keeps its precise answer past the grace period.
     std::thread::sleep(Duration::from_secs(5));

@@ -11,6 +11,9 @@ const ENV_PREFIX: &str = "FAROS_HUB_";
     about = "The Faros hub: a Kubernetes-compatible API server for fleets of edge devices"
 )]
 struct Cli {
+    /// How log lines are written to stderr: `text`, or `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: faros_cli::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -102,14 +105,8 @@ async fn run_controllers(opts: ControllersOptions) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn,hyper=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli: Cli = faros_cli::parse(ENV_PREFIX);
+    faros_cli::logging::init(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Start(opts) => runtime.block_on(hub_api::start::run(opts)),

@@ -12,9 +12,11 @@ use tokio::net::TcpListener;
 use crate::apiserver::{self, Hub};
 use crate::auth::Authenticator;
 use crate::auth::serviceaccount::ServiceAccounts;
+use crate::health::Health;
+use crate::metrics::Metrics;
 use crate::pki::Pki;
 use crate::registry::Catalog;
-use faros_controllers::{ControllerConfig, TokenSigner};
+use faros_controllers::{ControllerConfig, ControllerObserver, TokenSigner};
 use faros_storage::{Backend, Cache, EtcdBackend, EtcdOptions, SqliteBackend};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -68,6 +70,10 @@ pub struct StartOptions {
     /// Singleton workloads to other agents (All workloads stay).
     #[arg(long, default_value = "5m", value_parser = faros_machinery::duration::parse)]
     pub workload_eviction_timeout: Duration,
+    /// How long after SIGTERM the hub keeps serving while `/readyz` fails, so that load
+    /// balancers stop sending it requests before it stops listening.
+    #[arg(long, default_value = "0s", value_parser = faros_machinery::duration::parse)]
+    pub shutdown_delay_duration: Duration,
     #[command(flatten)]
     pub auth: crate::auth::AuthOptions,
     #[command(flatten)]
@@ -122,6 +128,8 @@ pub const DATABASE_FILE: &str = "hub.db";
 /// How long after start the hub waits for devices to reconnect their tunnels before it
 /// marks the Agents still saying `Connected=True` as disconnected.
 const CONNECTED_GRACE: Duration = Duration::from_secs(15);
+/// How long the in-process controllers get to stop (and give up their Lease) at shutdown.
+const CONTROLLERS_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -146,6 +154,9 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     let trust_pem = crate::auth::apply_serving_cert(&mut pki, &opts.auth)?;
 
     let (backend, compaction_interval) = open_storage(&opts.storage, &opts.data_dir).await?;
+    let metrics = Arc::new(Metrics::new());
+    backend.observe_commits(metrics.clone());
+    let health = Arc::new(Health::new(Arc::downgrade(&backend), opts.all_in_one));
     let window = faros_storage::Window {
         events: opts.watch_cache_events,
         bytes: opts.watch_cache_bytes,
@@ -191,6 +202,8 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     )?;
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    // The controllers stop before everything else, while the listener still serves them.
+    let (stop_controllers, _) = tokio::sync::watch::channel(false);
     let hub = Arc::new(Hub {
         cache: cache.clone(),
         catalog: Catalog::new(cache.clone()),
@@ -217,6 +230,8 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
             }
             None => None,
         },
+        health: health.clone(),
+        metrics: metrics.clone(),
     });
     if let Some(relay) = &hub.relay {
         tracing::info!(replica = %relay.replica, "relaying device requests between replicas");
@@ -226,20 +241,23 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         let hub = hub.clone();
         async move { hub.catalog.forget_deleted(hub.shutdown.clone()).await }
     });
-    crate::bootstrap::run(&hub, &trust_pem).await?;
-    // Devices reconnect within a few seconds of a restart; only then is a stale
-    // `Connected=True` corrected.
-    tokio::spawn(apiserver::connected::run(hub.clone(), CONNECTED_GRACE));
     let client_ca = match &opts.auth.client_ca_file {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
         None => None,
     };
     let tls = Arc::new(pki.server_config(client_ca.as_deref())?);
     let router = apiserver::router(hub.clone());
+    // Serving begins before the start-up objects exist, so that probes see the hub start;
+    // other clients are asked to come back until they do.
     let server = tokio::spawn(crate::server::serve(listener, tls, router, {
         let mut rx = shutdown_rx.clone();
         async move { crate::stopped(&mut rx).await }
     }));
+    crate::bootstrap::run(&hub, &trust_pem).await?;
+    health.bootstrap_done();
+    // Devices reconnect within a few seconds of a restart; only then is a stale
+    // `Connected=True` corrected.
+    tokio::spawn(apiserver::connected::run(hub.clone(), CONNECTED_GRACE));
     tracing::info!(
         url = %server_url,
         kubeconfig = %admin_kubeconfig.display(),
@@ -266,6 +284,10 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
                 .map(|signer| signer.clone() as Arc<dyn TokenSigner>),
             agent_grace_period: opts.agent_monitor_grace_period,
             eviction_timeout: opts.workload_eviction_timeout,
+            observer: Some(Arc::new(ControllerReports {
+                metrics: metrics.clone(),
+                health: health.clone(),
+            })),
         };
         // A replica that relays is known to its peers by its name (its own Lease in
         // `kube-system` carries its address): the controllers' Lease then says which
@@ -279,7 +301,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
             config,
             controllers,
             election,
-            shutdown_rx.clone(),
+            stop_controllers.subscribe(),
         )))
     } else {
         None
@@ -307,12 +329,23 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
 
     wait_for_signal().await;
     tracing::info!("shutting down");
-    // Controllers go first: stopped after the listener, they would spend their last moments
-    // failing to reconnect to it.
-    if let Some(controllers) = controllers {
-        controllers.abort();
-        let _ = controllers.await;
+    let shutdown_began = tokio::time::Instant::now();
+    health.shutdown_begins();
+    // Controllers go first, through the listener that still serves them: they give their
+    // Lease up and stop with nothing in flight. Stopped after the listener, they would spend
+    // their last moments failing to reach it.
+    if let Some(mut controllers) = controllers {
+        let _ = stop_controllers.send(true);
+        if tokio::time::timeout(CONTROLLERS_STOP_TIMEOUT, &mut controllers)
+            .await
+            .is_err()
+        {
+            controllers.abort();
+            let _ = controllers.await;
+        }
     }
+    tokio::time::sleep_until(shutdown_began + opts.shutdown_delay_duration).await;
+    // The listener stops accepting; requests in flight finish; watches end.
     let _ = shutdown_tx.send(true);
     if let Some(compactor) = compactor {
         compactor.abort();
@@ -379,6 +412,30 @@ async fn loopback_config(server: &str, ca_pem: &str, cert_pem: &str, key_pem: &s
     kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
         .await
         .context("loading loopback kubeconfig")
+}
+
+/// The in-process controllers report to the hub's metrics and health checks.
+struct ControllerReports {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+impl ControllerObserver for ControllerReports {
+    fn started(&self) {
+        self.health.controllers_started();
+    }
+
+    fn running(&self, running: bool) {
+        self.metrics.controllers_running(running);
+    }
+
+    fn queue_depth(&self, controller: &'static str, depth: usize) {
+        self.metrics.queue_depth(controller, depth);
+    }
+
+    fn reconciled(&self, controller: &'static str, took: Duration, failed: bool) {
+        self.metrics.reconciled(controller, took, failed);
+    }
 }
 
 /// The in-process controllers fill token Secrets with this hub's own signing key.

@@ -10,8 +10,9 @@ use tokio::sync::watch;
 
 use crate::apiserver::Hub;
 use crate::auth::{Authenticator, Authorizer};
+use crate::health::Health;
 use crate::registry::Catalog;
-use faros_storage::{Cache, MemoryBackend};
+use faros_storage::{Backend, Cache, MemoryBackend};
 
 /// What the in-process hub publishes as its CA bundle (it serves no TLS).
 const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
@@ -25,7 +26,17 @@ pub(crate) struct InProcessHub {
 impl InProcessHub {
     /// A bootstrapped hub (root workspace, default policy, edge export) on an empty store.
     pub(crate) async fn start() -> InProcessHub {
-        let cache = Cache::start(Arc::new(MemoryBackend::new()), faros_storage::Window::events(10_000))
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let health = Health::new(Arc::downgrade(&backend), false);
+        let hub = Self::start_with(backend, health).await;
+        hub.hub.health.bootstrap_done();
+        hub
+    }
+
+    /// A hub on `backend` whose health checks read `health`, left as bootstrapping leaves it
+    /// (the start-up objects are made, but not yet marked done).
+    pub(crate) async fn start_with(backend: Arc<dyn Backend>, health: Health) -> InProcessHub {
+        let cache = Cache::start(backend, faros_storage::Window::events(10_000))
             .await
             .expect("an in-memory store starts");
         let (shutdown, stopped) = watch::channel(false);
@@ -40,6 +51,8 @@ impl InProcessHub {
             audit: None,
             tunnels: crate::tunnel::Tunnels::new(),
             relay: None,
+            health: Arc::new(health),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         });
         crate::bootstrap::run(&hub, TEST_CA).await.expect("bootstrap");
         InProcessHub {

@@ -124,4 +124,14 @@ pub trait Backend: Send + Sync + 'static {
     fn shared(&self) -> bool {
         false
     }
+    /// Whether the store answers: a cheap round trip through whatever serves writes (the
+    /// health checks call it).
+    fn check(&self) -> BoxFuture<'_, Result<(), StorageError>> {
+        Box::pin(async move { self.current_revision().await.map(|_| ()) })
+    }
+    /// Reports every later commit to `observer`. Only the first call counts; backends that
+    /// measure nothing ignore it.
+    fn observe_commits(&self, observer: std::sync::Arc<dyn crate::CommitObserver>) {
+        let _ = observer;
+    }
 }

@@ -57,6 +57,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 
 use crate::backend::{Backend, Change, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
+use crate::observe::{Commit, CommitObserver, ObserverSlot};
 
 /// How often every member is checked, and how long its answer may take.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -129,6 +130,7 @@ pub struct EtcdBackend {
     /// Checks the members and keeps the client's rotation to those that answer; stopped
     /// with the backend.
     probes: Option<tokio::task::JoinHandle<()>>,
+    observer: ObserverSlot,
 }
 
 impl Drop for EtcdBackend {
@@ -301,6 +303,7 @@ impl EtcdBackend {
             wanted: watch::channel(0).0,
             compact_to: Mutex::new(None),
             probes,
+            observer: ObserverSlot::default(),
         };
         backend.read_revision().await?;
         Ok(backend)
@@ -398,13 +401,22 @@ impl EtcdBackend {
                 .or_else([TxnOp::get(stored.clone(), Some(GetOptions::new().with_keys_only()))]),
         };
         let kv = self.client.kv_client();
+        let started = Instant::now();
         let response = self
             .call("writing", Retry::Unsent, || {
                 let mut kv = kv.clone();
                 let txn = txn.clone();
                 async move { kv.txn(txn).await }
             })
-            .await?;
+            .await;
+        // A transaction whose compare failed still went through etcd's consensus: a commit too.
+        self.observer.report(Commit {
+            writes: 1,
+            duration: started.elapsed(),
+            sync: None,
+            failed: response.is_err(),
+        });
+        let response = response?;
         let revision = header_revision(response.header());
         let responses = response.op_responses();
         if !response.succeeded() {
@@ -568,6 +580,10 @@ impl Backend for EtcdBackend {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn observe_commits(&self, observer: std::sync::Arc<dyn CommitObserver>) {
+        self.observer.set(observer);
     }
 }
 

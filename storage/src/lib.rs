@@ -13,6 +13,7 @@ mod feeds;
 mod key;
 mod memory;
 mod object;
+mod observe;
 mod sqlite;
 
 #[cfg(test)]
@@ -25,4 +26,5 @@ pub use etcd::{EtcdBackend, EtcdOptions};
 pub use feeds::{Feed, FeedEnded};
 pub use key::{Key, Prefix};
 pub use memory::MemoryBackend;
+pub use observe::{Commit, CommitObserver};
 pub use sqlite::SqliteBackend;

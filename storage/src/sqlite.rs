@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -15,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, Change, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
+use crate::observe::{Commit, CommitObserver, ObserverSlot};
 
 /// Most writes folded into one transaction; bounds the latency one group adds to the next.
 const MAX_GROUP: usize = 512;
@@ -23,12 +25,15 @@ enum Command {
     Write(WriteOp, oneshot::Sender<Result<WriteOutcome, StorageError>>),
     Snapshot(oneshot::Sender<Result<Snapshot, StorageError>>),
     Compact(oneshot::Sender<Result<(), StorageError>>),
+    /// Answered by the writer thread between groups: it is alive and not stuck.
+    Ping(oneshot::Sender<Result<(), StorageError>>),
 }
 
 pub struct SqliteBackend {
     commands: mpsc::Sender<Command>,
     /// The revision of the last committed group, kept by the writer.
     committed: Arc<AtomicU64>,
+    observer: ObserverSlot,
 }
 
 impl SqliteBackend {
@@ -63,11 +68,13 @@ impl SqliteBackend {
             .map_err(unavailable)?;
         let (tx, rx) = mpsc::channel(4096);
         let committed = Arc::new(AtomicU64::new(revision as Revision));
+        let observer = ObserverSlot::default();
         let writer = Writer {
             conn,
             revision: revision as Revision,
             committed: committed.clone(),
             subscribers: Vec::new(),
+            observer: observer.clone(),
         };
         thread::Builder::new()
             .name("sqlite-writer".into())
@@ -76,6 +83,7 @@ impl SqliteBackend {
         Ok(SqliteBackend {
             commands: tx,
             committed,
+            observer,
         })
     }
 
@@ -109,6 +117,14 @@ impl Backend for SqliteBackend {
     fn current_revision(&self) -> BoxFuture<'_, Result<Revision, StorageError>> {
         futures::future::ready(Ok(self.committed.load(Ordering::Acquire))).boxed()
     }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), StorageError>> {
+        self.call(Command::Ping).boxed()
+    }
+
+    fn observe_commits(&self, observer: Arc<dyn CommitObserver>) {
+        self.observer.set(observer);
+    }
 }
 
 fn unavailable(e: rusqlite::Error) -> StorageError {
@@ -120,9 +136,12 @@ struct Writer {
     revision: Revision,
     committed: Arc<AtomicU64>,
     subscribers: Vec<mpsc::UnboundedSender<Change>>,
+    observer: ObserverSlot,
 }
 
 type Pending = (WriteOp, oneshot::Sender<Result<WriteOutcome, StorageError>>);
+/// One write of a group: its answer, and the event it produced if it changed anything.
+type Applied = (Result<WriteOutcome, StorageError>, Option<StoreEvent>);
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -140,6 +159,9 @@ impl Writer {
                     Command::Compact(reply) => {
                         self.flush(&mut group);
                         let _ = reply.send(self.compact());
+                    }
+                    Command::Ping(reply) => {
+                        let _ = reply.send(Ok(()));
                     }
                 }
                 if group.len() < MAX_GROUP {
@@ -193,9 +215,24 @@ impl Writer {
             return;
         }
         let start_revision = self.revision;
+        let started = Instant::now();
         let outcomes = match self.apply_group(group) {
-            Ok(outcomes) => outcomes,
+            Ok((outcomes, sync)) => {
+                self.observer.report(Commit {
+                    writes: group.len(),
+                    duration: started.elapsed(),
+                    sync: Some(sync),
+                    failed: false,
+                });
+                outcomes
+            }
             Err(e) => {
+                self.observer.report(Commit {
+                    writes: group.len(),
+                    duration: started.elapsed(),
+                    sync: None,
+                    failed: true,
+                });
                 self.revision = start_revision;
                 let err = unavailable(e);
                 for (_, reply) in group.drain(..) {
@@ -223,11 +260,9 @@ impl Writer {
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn apply_group(
-        &mut self,
-        group: &[Pending],
-    ) -> rusqlite::Result<Vec<(Result<WriteOutcome, StorageError>, Option<StoreEvent>)>> {
+    /// Runs a group's writes in one transaction; returns each write's outcome and event, and
+    /// how long the COMMIT (the WAL append and its fsync) took.
+    fn apply_group(&mut self, group: &[Pending]) -> rusqlite::Result<(Vec<Applied>, Duration)> {
         // IMMEDIATE takes the write lock before reading, waiting (busy_timeout) for a previous
         // writer of the file that is still checkpointing; a deferred transaction would read
         // first and then fail at once on upgrading, its snapshot outdated by that checkpoint.
@@ -313,10 +348,12 @@ impl Writer {
             tx.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'revision'")?
                 .execute(params![revision as i64])?;
         }
+        let syncing = Instant::now();
         tx.commit()?;
+        let sync = syncing.elapsed();
         self.revision = revision;
         self.committed.store(revision, Ordering::Release);
-        Ok(results)
+        Ok((results, sync))
     }
 }
 
@@ -354,6 +391,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(del.revision, 4);
+    }
+
+    /// Concurrent writes share commits, and every commit is reported with its size and its
+    /// sync time; the writer answers health checks.
+    #[tokio::test]
+    async fn commits_are_reported() {
+        #[derive(Default)]
+        struct Seen(std::sync::Mutex<Vec<Commit>>);
+        impl CommitObserver for Seen {
+            fn commit(&self, commit: &Commit) {
+                self.0.lock().unwrap().push(*commit);
+            }
+        }
+        let dir = tempdir();
+        let backend = Arc::new(SqliteBackend::open(&dir.join("db.sqlite")).unwrap());
+        let seen = Arc::new(Seen::default());
+        backend.observe_commits(seen.clone());
+        let writes = (0..50).map(|i| {
+            let backend = backend.clone();
+            async move { backend.write(put(&format!("/k{i}"), "v")).await.unwrap() }
+        });
+        futures::future::join_all(writes).await;
+        backend.check().await.unwrap();
+        let commits = seen.0.lock().unwrap().clone();
+        assert_eq!(commits.iter().map(|c| c.writes).sum::<usize>(), 50);
+        for commit in &commits {
+            assert!(!commit.failed);
+            assert!(commit.sync.is_some_and(|sync| sync <= commit.duration), "{commit:?}");
+        }
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! One harness for every crate's integration tests: the real hub in a child process
 //! ([`Hub`]), the real kubectl binaries ([`kubectl`]), etcd on loopback ([`etcd`]) and haproxy
-//! in front of hub replicas ([`haproxy`]).
+//! in front of hub replicas ([`haproxy`]) and Prometheus ([`prometheus`]).
 //!
 //! The hub's own tests run the `hub-api` binary. The other crates' tests cannot (Cargo builds
 //! no binary of another package for them), so a test binary starts itself again with only its ignored `hub_process` test selected and an
@@ -16,6 +16,7 @@ pub mod haproxy;
 mod hub;
 pub mod kubectl;
 pub mod podman;
+pub mod prometheus;
 pub mod relay;
 
 #[cfg(feature = "hub")]
@@ -55,10 +56,7 @@ pub fn child_main(dir_env: &str, args_env: &str) {
     );
     let start = Start::parse_from(args);
     // As `hub-api` logs (RUST_LOG sets the filter).
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    faros_cli::logging::init(faros_cli::logging::LogFormat::Text);
     // Never outlive the test that started us, even if it was killed.
     let parent = std::os::unix::process::parent_id();
     std::thread::spawn(move || {

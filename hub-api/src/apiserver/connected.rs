@@ -80,7 +80,7 @@ fn stale(hub: &Hub) -> Vec<AgentKey> {
     let (agents, _, _) = hub.cache.list(kind.storage_prefix().as_str(), None, 0, |_| true);
     agents
         .iter()
-        .filter(|o| says_connected(o))
+        .filter(|o| condition_status(o, reasons::CONNECTED).as_deref() == Some("True"))
         .map(|o| AgentKey {
             cluster: o.cluster().to_string(),
             namespace: o.namespace().to_string(),
@@ -90,10 +90,11 @@ fn stale(hub: &Hub) -> Vec<AgentKey> {
         .collect()
 }
 
-/// Whether a cached Agent says `Connected=True`, decoding its conditions only.
-fn says_connected(agent: &faros_storage::Object) -> bool {
+/// The status of a cached object's condition `type_`, decoding its conditions only (sweeps
+/// and metrics read it from every Agent).
+pub(crate) fn condition_status(object: &faros_storage::Object, type_: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
-    struct Agent {
+    struct Object {
         #[serde(default)]
         status: Status,
     }
@@ -102,12 +103,13 @@ fn says_connected(agent: &faros_storage::Object) -> bool {
         #[serde(default)]
         conditions: Vec<Condition>,
     }
-    agent.decode::<Agent>().is_ok_and(|a| {
-        a.status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == reasons::CONNECTED && c.status == "True")
-    })
+    let object = object.decode::<Object>().ok()?;
+    object
+        .status
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status)
 }
 
 /// The Agent's `Connected` status, if it has the condition.

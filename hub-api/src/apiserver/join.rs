@@ -33,7 +33,7 @@ pub(super) fn cluster_info(hub: &Hub, method: &Method, path: &str) -> Option<Res
             .get(&kind.key(&root.name, Some(CLUSTER_INFO_NAMESPACE), CLUSTER_INFO))
     });
     Some(match found {
-        Some(object) => response::json(StatusCode::OK, &object.value),
+        Some(object) => response::bytes(StatusCode::OK, object.json().clone(), "application/json"),
         None => response::error(ApiError::not_found("", "configmaps", CLUSTER_INFO)),
     })
 }
@@ -56,7 +56,7 @@ pub(super) fn refuse_expired_registration(hub: &Hub, user: &User) -> ApiResult<(
     let Some(object) = hub.cache.get(&kind.key(cluster, Some(namespace), registration)) else {
         return Ok(());
     };
-    let Ok(spec) = serde_json::from_value::<RegistrationSpec>(object.value["spec"].clone()) else {
+    let Ok(spec) = serde_json::from_value::<RegistrationSpec>(object.value()["spec"].clone()) else {
         return Ok(());
     };
     if !spec.expired(jiff::Timestamp::now()) {

@@ -55,7 +55,20 @@ pub struct Hub {
     pub(crate) tunnels: Arc<crate::tunnel::Tunnels>,
     /// Relaying to the replica that holds a device's tunnel (None for a lone hub).
     pub(crate) relay: Option<Arc<relay::Relay>>,
+    /// What `/livez`, `/readyz` and `/healthz` check.
+    pub(crate) health: Arc<crate::health::Health>,
+    /// What `/metrics` reports.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
+
+/// How long a request that arrives while the hub starts waits for it before it is told to
+/// come back.
+const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Marks a request this process sends itself through [`call`]: it passes while the hub is
+/// still starting.
+#[derive(Debug, Clone, Copy)]
+struct InProcess;
 
 impl Hub {
     /// Sends a device-internal request to the agent's device: over its tunnel if this
@@ -106,6 +119,7 @@ pub(crate) async fn call(
         .method(method)
         .uri(path)
         .header(header::CONTENT_TYPE, content_type)
+        .extension(InProcess)
         .extension(crate::auth::PeerIdentity(Some((
             user.0.to_string(),
             user.1.iter().map(|g| g.to_string()).collect(),
@@ -129,9 +143,33 @@ async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
     if path == relay::RELAY_PATH {
         return relay::serve(&hub, request).await;
     }
+    // Probes: anyone may ask whether the hub lives and is ready (single checks, which give
+    // reasons, need a permission).
+    if let Some((endpoint, None)) = crate::health::Endpoint::parse(&path) {
+        return health_response(crate::health::serve(&hub, endpoint, None, request.uri().query()).await);
+    }
     if let Some(response) = public_endpoint(&hub, &path) {
         return response;
     }
+    // Until the start-up objects exist, only the hub's own requests are served; others
+    // wait for them a while.
+    if !hub.health.bootstrapped()
+        && request.extensions().get::<InProcess>().is_none()
+        && !hub.health.wait_bootstrapped(STARTUP_WAIT).await
+    {
+        let mut starting = ApiError::new(
+            faros_machinery::status::Reason::ServiceUnavailable,
+            "the hub is starting",
+        );
+        starting.retry_after = Some(1);
+        return response::error(starting);
+    }
+    let _in_flight = hub.metrics.in_flight(request.method());
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let mut record = crate::auth::audit::Record::new(request.method(), request.uri());
     let response = match hub.authenticator.authenticate(&request, &hub.cache) {
         Outcome::Authenticated(user) => {
@@ -146,9 +184,37 @@ async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
             .unwrap_or_else(|| response::error(ApiError::unauthorized())),
         Outcome::Invalid => response::error(ApiError::unauthorized()),
     };
+    let streaming = hub.metrics.request(
+        &record,
+        content_type.as_deref(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     if let Some(audit) = &hub.audit {
         audit.log(&record, response.status().as_u16(), started);
     }
+    match streaming {
+        Some(open) => held_while_streaming(response, open),
+        None => response,
+    }
+}
+
+/// `response` with `guard` dropped only when its body ends (a watch closes, a stream stops).
+fn held_while_streaming(response: Response, guard: crate::metrics::GaugeGuard) -> Response {
+    use http_body_util::BodyExt;
+    let (parts, body) = response.into_parts();
+    let body = body.map_frame(move |frame| {
+        let _held = &guard;
+        frame
+    });
+    Response::from_parts(parts, axum::body::Body::new(body))
+}
+
+fn health_response((status, text): (StatusCode, String)) -> Response {
+    let mut response = response::bytes(status, text.into_bytes(), "text/plain; charset=utf-8");
+    response
+        .headers_mut()
+        .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     response
 }
 
@@ -156,14 +222,6 @@ async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
 fn public_endpoint(hub: &Hub, path: &str) -> Option<Response> {
     let path = path.trim_end_matches('/');
     match path {
-        "/livez" | "/readyz" | "/healthz" => {
-            let mut response = Response::new(axum::body::Body::from("ok"));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            Some(response)
-        }
         "/version" => Some(response::json(StatusCode::OK, &version_info())),
         // The ServiceAccount issuer's discovery documents, so others can verify its tokens.
         "/.well-known/openid-configuration" => hub
@@ -246,23 +304,39 @@ async fn route(
         // RBAC changes acknowledged before this request arrived are in force for it.
         hub.authorizer.sync().await;
     }
+    if info.view.is_none()
+        && info.base.is_empty()
+        && let Target::NonResource(path) = &info.target
+        && hub_wide(path)
+    {
+        return serve_hub_wide(&hub, user, path, &parts, record).await;
+    }
+    // What is asked is recorded before any gate, so that refusals are audited and counted
+    // with it too.
+    let attributes = match &info.target {
+        Target::Resource(resource) => {
+            let attributes = request_attributes(resource, query.field_selector.as_deref());
+            record.verb = resource.verb.to_string();
+            record.group = resource.group.clone();
+            record.version = resource.version.clone();
+            record.resource = resource.resource.clone();
+            record.subresource = resource.subresource.clone().unwrap_or_default();
+            record.namespace = resource.namespace.clone().unwrap_or_default();
+            record.name = attributes.resource.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+            Some(attributes)
+        }
+        Target::NonResource(_) => None,
+    };
     // Workspace: the cluster (or all of them), the effective user, the export's view if any.
     let entered = enter(&hub, user, &info, &parts, record)?;
     let resource = match info.target {
-        Target::NonResource(path) => return serve_non_resource(&hub, entered, &path, &info.base, &parts, record),
+        Target::NonResource(path) => return serve_non_resource(&hub, entered, &path, &info.base, &parts, record).await,
         Target::Resource(r) => r,
     };
+    let attributes = attributes.unwrap_or_else(|| request_attributes(&resource, query.field_selector.as_deref()));
     // Authorization, then the kind: without permission, a resource that does not exist looks
     // the same as one that does.
     let Entered { cluster, user, view } = entered;
-    let attributes = request_attributes(&resource, query.field_selector.as_deref());
-    record.verb = resource.verb.to_string();
-    record.group = resource.group.clone();
-    record.version = resource.version.clone();
-    record.resource = resource.resource.clone();
-    record.subresource = resource.subresource.clone().unwrap_or_default();
-    record.namespace = resource.namespace.clone().unwrap_or_default();
-    record.name = attributes.resource.as_ref().map(|r| r.name.clone()).unwrap_or_default();
     if cluster == ClusterScope::All && !resource.verb.is_collection_read() {
         return Err(ApiError::method_not_allowed(
             "only list and watch are supported across all workspaces",
@@ -340,8 +414,57 @@ fn enter(
     Ok(entered)
 }
 
+/// Paths about the whole hub rather than a workspace: `/metrics` and the single health
+/// checks (`/readyz/<check>`).
+fn hub_wide(path: &str) -> bool {
+    path == "/metrics" || matches!(crate::health::Endpoint::parse(path), Some((_, Some(_))))
+}
+
+/// Serves a [`hub_wide`] path. Like kube-apiserver, which authorises them by its cluster's
+/// RBAC, the hub asks the root workspace's, without the user having to enter it: the
+/// default `system:monitoring` ClusterRole grants them to the group of that name.
+async fn serve_hub_wide(
+    hub: &Hub,
+    user: User,
+    path: &str,
+    parts: &http::request::Parts,
+    record: &mut crate::auth::audit::Record,
+) -> ApiResult<Response> {
+    use faros_api::tenancy::ROOT;
+    let verb = crate::auth::rbac::non_resource_verb(&parts.method);
+    record.verb = verb.clone();
+    record.workspace = ROOT.to_string();
+    record.cluster = ROOT.to_string();
+    let user = if crate::auth::impersonation::requested(&parts.headers) {
+        let effective = crate::auth::impersonation::apply(&hub.authorizer, user.clone(), ROOT, &parts.headers)?;
+        record.impersonator = Some(user);
+        record.user = Some(effective.clone());
+        effective
+    } else {
+        user
+    };
+    hub.authorizer
+        .check(&user, ROOT, &crate::auth::rbac::Attributes::non_resource(&verb, path))?;
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return Err(ApiError::method_not_allowed(format!(
+            "{} is not supported on {path}",
+            parts.method
+        )));
+    }
+    match crate::health::Endpoint::parse(path) {
+        Some((endpoint, check)) => Ok(health_response(
+            crate::health::serve(hub, endpoint, check, parts.uri.query()).await,
+        )),
+        None => Ok(response::bytes(
+            StatusCode::OK,
+            hub.metrics.render(hub).into_bytes(),
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )),
+    }
+}
+
 /// Discovery, OpenAPI and the other paths that are not resources.
-fn serve_non_resource(
+async fn serve_non_resource(
     hub: &Hub,
     entered: Entered,
     path: &str,
@@ -364,6 +487,13 @@ fn serve_non_resource(
             "{} is not supported on {path}",
             parts.method
         )));
+    }
+    // A workspace's view of the hub's health: the list alone, since the reasons a single
+    // check gives (a store's address) are the operator's, not a tenant's.
+    if let Some((endpoint, None)) = crate::health::Endpoint::parse(path) {
+        return Ok(health_response(
+            crate::health::serve(hub, endpoint, None, parts.uri.query()).await,
+        ));
     }
     let kinds = match &view {
         Some(EnteredView {
@@ -572,11 +702,6 @@ fn non_resource(
     let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     match parts.as_slice() {
         ["version"] => Ok(response::json(StatusCode::OK, &version_info())),
-        ["livez"] | ["readyz"] | ["healthz"] => Ok(response::bytes(
-            StatusCode::OK,
-            b"ok".to_vec(),
-            "text/plain; charset=utf-8",
-        )),
         ["api"] | ["apis"] => {
             let legacy = parts[0] == "api";
             if let Some(version) = discovery::negotiate_aggregated(accept) {

@@ -546,11 +546,22 @@ async fn bad_credentials_get_nothing() {
         assert!(lines.iter().all(|l| l.get(field).is_some()), "audit lines lack {field}");
     }
     assert!(lines.iter().any(|l| l["code"] == 401));
+    // What a request asked is audited even when the workspace gate refuses it.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["code"] == 403 && l["workspace"] == "" && l["resource"] != ""),
+        "requests refused at the workspace gate are audited with what they asked"
+    );
     let denied = lines
         .iter()
-        .find(|l| l["code"] == 403 && l["user"] == "system:serviceaccount:default:bot" && l["resource"] == "secrets")
+        .find(|l| {
+            l["code"] == 403
+                && l["user"] == "system:serviceaccount:default:bot"
+                && l["resource"] == "secrets"
+                && l["workspace"] == "root:ws-a"
+        })
         .expect("the bot's forbidden secret read is audited");
-    assert_eq!(denied["workspace"], "root:ws-a");
     assert_eq!(denied["verb"], "get");
     assert_eq!(denied["name"], "sentinel");
     assert!(

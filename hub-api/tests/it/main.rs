@@ -19,6 +19,7 @@ mod kubectl;
 mod kubectl_matrix;
 mod leader_election;
 mod migrate;
+mod observability;
 mod python_client;
 mod rbac;
 mod service_account_tokens;

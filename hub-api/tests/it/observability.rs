@@ -1,0 +1,460 @@
+//! What an operator watches: `/metrics` scraped by a real Prometheus, who may read it, the
+//! named health checks, and the log of a clean shutdown (no warnings, no colour codes, JSON
+//! that parses) while `/readyz` fails and a request in flight still finishes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::auth_support::*;
+use crate::common::{HUB, TestHub, eventually, ready_workspace};
+use faros_testkit::prometheus::{Prometheus, Target};
+
+/// A test's directory (its token file, and the data of a hub it runs itself): removed when
+/// the test passes, kept for a post-mortem when it fails.
+struct Files(PathBuf);
+
+impl std::ops::Deref for Files {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test files kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A monitoring system's token, an ordinary user's and an administrator's.
+const TOKENS: &str = "monitor-token,prometheus,2001,system:monitoring\n\
+                      alice-token,alice,2002,\n\
+                      ops-token,ops,2003,system:masters\n";
+
+fn files(name: &str) -> Files {
+    let dir = std::env::temp_dir().join(format!("faros-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("tokens.csv"), TOKENS).unwrap();
+    Files(dir)
+}
+
+fn hub_with_tokens(dir: &Path) -> TestHub {
+    let tokens = dir.join("tokens.csv");
+    TestHub::start_with_args(HUB, true, &["--token-auth-file", tokens.to_str().unwrap()])
+}
+
+// Prometheus is queried with blocking calls while a task lists ConfigMaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_request_rates() {
+    let dir = files("metrics");
+    let hub = hub_with_tokens(&dir);
+
+    // `/metrics` needs `get` on it: `system:monitoring` has it, other users do not.
+    let alice = hub.token_kubeconfig("alice", &hub.url(), "alice-token", None);
+    let refused = kubectl_forbidden(&alice, &["get", "--raw", "/metrics"]);
+    assert!(refused.contains("/metrics"), "{refused}");
+    let (status, _) = send(&client_with_token(&hub, None).await, "GET", "/metrics", None).await;
+    assert_eq!(status, 401);
+    let monitor = hub.token_kubeconfig("monitor", &hub.url(), "monitor-token", None);
+    let text = kubectl_ok(&monitor, &["get", "--raw", "/metrics"]);
+    for family in [
+        "# TYPE apiserver_request_total counter",
+        "# TYPE apiserver_request_duration_seconds histogram",
+        "# TYPE apiserver_current_inflight_requests gauge",
+        "# TYPE apiserver_storage_objects gauge",
+        "# TYPE faros_storage_commit_duration_seconds histogram",
+        "# TYPE faros_storage_fsync_duration_seconds histogram",
+        "# TYPE faros_storage_write_group_size histogram",
+        "# TYPE faros_cache_objects gauge",
+        "# TYPE faros_workspaces gauge",
+        "faros_agents{ready=\"True\"}",
+        "faros_controllers_running 1",
+        "faros_controller_queue_depth{controller=",
+    ] {
+        assert!(text.contains(family), "no {family:?} in:\n{text}");
+    }
+    // Agents are counted by their Ready condition, in every workspace.
+    let edge = ready_workspace(&hub, "edge", "faros");
+    let agent = "apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata:\n  name: a1\n  namespace: default\n\
+                 spec:\n  heartbeatIntervalSeconds: 10\n";
+    let out = kubectl_stdin(&edge, &["create", "-f", "-"], agent);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = kubectl_ok(&monitor, &["get", "--raw", "/metrics"]);
+    for line in [
+        "faros_agents{ready=\"Unknown\"} 1",
+        "faros_agents{ready=\"True\"} 0",
+        "faros_workspaces 3",
+        "apiserver_storage_objects{resource=\"agents.edge.faros.sh\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    // Nothing about one workspace: its metrics are the hub's, not a tenant's.
+    let admin = hub.client().await;
+    let (status, _) = send(&admin, "GET", "/clusters/root/metrics", None).await;
+    assert_eq!(status, 404);
+
+    let admin_kubeconfig = hub.kubeconfig();
+    kubectl_ok(&admin_kubeconfig, &["create", "namespace", "scraped"]);
+    for name in ["a", "b", "c"] {
+        kubectl_ok(
+            &admin_kubeconfig,
+            &["create", "configmap", name, "-n", "scraped", "--from-literal=k=v"],
+        );
+    }
+    let prometheus = Prometheus::start(Target {
+        address: &format!("127.0.0.1:{}", hub.port),
+        ca_pem: &hub.ca_pem(),
+        token: "monitor-token",
+    });
+    // Clients list ConfigMaps while Prometheus scrapes every second.
+    let lists = {
+        let client = admin.clone();
+        tokio::spawn(async move {
+            let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, "scraped");
+            loop {
+                api.list(&Default::default()).await.expect("list ConfigMaps");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let query = |expr: &str| serde_json::from_str::<Value>(&prometheus.query(expr)).unwrap_or(Value::Null);
+    let rate = r#"sum by (verb, resource, scope, code) (rate(apiserver_request_total{resource="configmaps",verb="LIST",scope="namespace"}[10s]))"#;
+    let mut answer = Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        answer = query(rate);
+        let value = answer["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok());
+        if value.is_some_and(|v| v > 0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    lists.abort();
+    let result = &answer["data"]["result"];
+    assert_eq!(
+        result.as_array().map(Vec::len),
+        Some(1),
+        "Prometheus saw no LIST rate: {answer}\nits log:\n{}",
+        prometheus.log()
+    );
+    assert_eq!(
+        result[0]["metric"],
+        json!({"verb": "LIST", "resource": "configmaps", "scope": "namespace", "code": "200"}),
+        "{answer}"
+    );
+    let rate: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
+    // At most one list every 50 ms, plus the controllers' own.
+    assert!(rate > 0.0 && rate < 100.0, "{answer}");
+    let up = query(r#"up{job="faros-hub"}"#);
+    assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
+    let stored = query(r#"apiserver_storage_objects{resource="configmaps"}"#);
+    let stored: f64 = stored["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    assert!(stored >= 3.0, "{stored}");
+}
+
+#[tokio::test]
+async fn named_health_checks() {
+    let dir = files("health");
+    let hub = hub_with_tokens(&dir);
+    let anonymous = client_with_token(&hub, None).await;
+
+    // Anyone may ask for the lists, with every check named.
+    let (status, text) = send(&anonymous, "GET", "/readyz?verbose", None).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        text,
+        "[+]ping ok\n[+]storage ok\n[+]cache-synced ok\n[+]bootstrap-done ok\n[+]controllers-started ok\n\
+         [+]shutdown ok\nreadyz check passed\n"
+    );
+    let (_, text) = send(&anonymous, "GET", "/livez?verbose", None).await;
+    assert_eq!(text, "[+]ping ok\n[+]storage ok\nlivez check passed\n");
+    let (status, text) = send(&anonymous, "GET", "/healthz?verbose&exclude=storage", None).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("[+]storage excluded: ok\n"), "{text}");
+    assert!(!text.contains("shutdown"), "{text}");
+    assert_eq!(send(&anonymous, "GET", "/livez", None).await, (200, "ok".to_string()));
+
+    // A single check tells its reason, so it takes the permission `system:monitoring` has.
+    let (status, _) = send(&anonymous, "GET", "/readyz/shutdown", None).await;
+    assert_eq!(status, 401);
+    let alice = client_with_token(&hub, Some("alice-token")).await;
+    let (status, _) = send(&alice, "GET", "/livez/storage", None).await;
+    assert_eq!(status, 403);
+    let monitor = hub.token_kubeconfig("monitor", &hub.url(), "monitor-token", None);
+    for path in [
+        "/readyz/shutdown",
+        "/livez/storage",
+        "/healthz/cache-synced",
+        "/readyz/controllers-started/",
+    ] {
+        assert_eq!(kubectl_ok(&monitor, &["get", "--raw", path]), "ok", "{path}");
+    }
+    let monitor = client_with_token(&hub, Some("monitor-token")).await;
+    let (status, _) = send(&monitor, "GET", "/readyz/no-such-check", None).await;
+    assert_eq!(status, 404);
+    let (status, _) = send(&monitor, "GET", "/livez/shutdown", None).await;
+    assert_eq!(status, 404, "shutdown is a readiness check only");
+
+    // Inside a workspace, its members see the list and nothing more.
+    let (status, text) = send(&hub.client().await, "GET", "/clusters/root/readyz?verbose", None).await;
+    assert_eq!(status, 200);
+    assert!(text.ends_with("readyz check passed\n"), "{text}");
+    let (status, _) = send(&hub.client().await, "GET", "/clusters/root/readyz/ping", None).await;
+    assert_eq!(status, 404);
+}
+
+/// `hub-api start --all-in-one` run here, so that this test owns its log level and signals.
+struct HubProcess {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl HubProcess {
+    fn start(dir: &Path, args: &[&str]) -> HubProcess {
+        let log = dir.join("hub.log");
+        let tokens = dir.join("tokens.csv");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hub-api"))
+            .args(["start", "--all-in-one", "--secure-port", "0", "--data-dir"])
+            .arg(dir)
+            .arg("--token-auth-file")
+            .arg(&tokens)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start hub-api");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let serving = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|line| line.contains("serving on"))
+            .expect("the hub serves");
+        std::thread::spawn(move || for _ in lines {});
+        let port = serving
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("https://127.0.0.1:"))
+            .and_then(|p| p.trim_end_matches(';').parse().ok())
+            .expect("the serving line names the port");
+        HubProcess { child, port, log }
+    }
+
+    /// Creates objects that keep the controllers busy: an edge workspace, with a
+    /// Registration (its ServiceAccount, Role, binding and token) and an Agent in it, and
+    /// namespaces and ConfigMaps.
+    fn work(&self, dir: &Path) {
+        let kubeconfig = dir.join("admin.kubeconfig");
+        let workspace = "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: busy\n\
+                         spec:\n  type:\n    name: faros\n";
+        let out = kubectl_stdin(&kubeconfig, &["create", "-f", "-"], workspace);
+        assert!(out.status.success(), "{}", stderr(&out));
+        kubectl_ok(
+            &kubeconfig,
+            &[
+                "wait",
+                "--for=jsonpath={.status.phase}=Ready",
+                "workspace/busy",
+                "--timeout=60s",
+            ],
+        );
+        let busy = format!("https://127.0.0.1:{}/clusters/root:busy", self.port);
+        let edge = "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: r1\n  \
+                    namespace: default\nspec:\n  agentNames: [a1]\n---\napiVersion: edge.faros.sh/v1alpha1\n\
+                    kind: Agent\nmetadata:\n  name: a1\n  namespace: default\nspec:\n  heartbeatIntervalSeconds: 10\n";
+        let out = kubectl_stdin(&kubeconfig, &["--server", &busy, "create", "-f", "-"], edge);
+        assert!(out.status.success(), "{}", stderr(&out));
+        for i in 0..3 {
+            kubectl_ok(&kubeconfig, &["create", "namespace", &format!("busy-{i}")]);
+            kubectl_ok(
+                &kubeconfig,
+                &[
+                    "create",
+                    "configmap",
+                    "c",
+                    "-n",
+                    &format!("busy-{i}"),
+                    "--from-literal=k=v",
+                ],
+            );
+        }
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; its exit code.
+    fn wait(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the hub did not exit after SIGTERM; its log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap()).into_owned()
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+/// A TLS connection to the hub that trusts its CA.
+fn connect(port: u16, ca_pem: &str) -> std::io::Result<Tls> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    Ok(rustls::StreamOwned::new(connection, tcp))
+}
+
+/// The status code of `GET path` on a new connection (None when none can be made).
+fn status_of(port: u16, ca_pem: &str, path: &str) -> Option<u16> {
+    let mut tls = connect(port, ca_pem).ok()?;
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    let _ = tls.read_to_string(&mut response);
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn ca_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("pki").join("ca.crt")).expect("the hub's CA")
+}
+
+/// SIGTERM: `/readyz` fails at once while the hub still serves (for the shutdown delay),
+/// a request in flight finishes after the listener closed, and the log of it all has no
+/// warning or error, every line of it JSON.
+#[test]
+fn clean_shutdown_with_json_logs() {
+    let dir = files("shutdown");
+    let mut hub = HubProcess::start(&dir, &["--log-format", "json", "--shutdown-delay-duration", "2s"]);
+    let ca = ca_of(&dir);
+    hub.work(&dir);
+    assert_eq!(status_of(hub.port, &ca, "/readyz"), Some(200));
+
+    // A ConfigMap whose body is still on its way when the signal comes.
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"},
+        "data": {"k": "v".repeat(2000)}})
+    .to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut in_flight = connect(hub.port, &ca).unwrap();
+    write!(
+        in_flight,
+        "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer ops-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    )
+    .unwrap();
+    in_flight.flush().unwrap();
+
+    hub.sigterm();
+    assert!(
+        eventually(Duration::from_secs(2), || status_of(hub.port, &ca, "/readyz")
+            == Some(503)),
+        "/readyz did not fail once shutdown began"
+    );
+    assert_eq!(
+        status_of(hub.port, &ca, "/livez"),
+        Some(200),
+        "the hub lives on while it drains"
+    );
+    // After the delay the listener closes...
+    assert!(
+        eventually(Duration::from_secs(10), || connect(hub.port, &ca).is_err()),
+        "the listener stayed open"
+    );
+    // ...and the request in flight still completes.
+    in_flight.write_all(rest.as_bytes()).unwrap();
+    in_flight.flush().unwrap();
+    let mut head = [0u8; 12];
+    in_flight.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 201", "{}", String::from_utf8_lossy(&head));
+    assert_eq!(hub.wait(), Some(0));
+
+    let log = hub.log_text();
+    assert!(!log.contains('\u{1b}'), "escape codes in the log:\n{log}");
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "shutting down" && l["level"] == "INFO"),
+        "{log}"
+    );
+    let bad: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+        .collect();
+    assert!(bad.is_empty(), "a clean shutdown logged warnings or errors:\n{log}");
+}
+
+/// The text log, written to a file, has no colour codes and no warning or error either.
+#[test]
+fn clean_shutdown_with_text_logs() {
+    let dir = files("shutdown-text");
+    let mut hub = HubProcess::start(&dir, &[]);
+    hub.work(&dir);
+    hub.sigterm();
+    assert_eq!(hub.wait(), Some(0));
+    let log = hub.log_text();
+    assert!(!log.contains('\u{1b}'), "escape codes in the log:\n{log}");
+    assert!(log.contains("INFO hub_api::start: shutting down"), "{log}");
+    for line in log.lines() {
+        assert!(
+            !line.contains(" WARN ") && !line.contains(" ERROR "),
+            "a clean shutdown logged a warning or an error:\n{log}"
+        );
+    }
+}

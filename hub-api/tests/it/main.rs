@@ -17,6 +17,7 @@ mod kubectl;
 mod kubectl_matrix;
 mod leader_election;
 mod migrate;
+mod packaging;
 mod python_client;
 mod rbac;
 mod service_account_tokens;

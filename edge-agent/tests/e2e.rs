@@ -11,6 +11,7 @@
 
 mod fleet;
 mod ha;
+mod packaging;
 mod tunnel;
 mod workloads;
 

@@ -472,7 +472,9 @@ fn krew_manifest_installs_a_plugin_kubectl_runs() {
     std::os::unix::fs::symlink(installed.join(bin), bin_dir.join("kubectl-faros")).expect("link the plugin");
 
     let kubectl_binary = kubectl::binary(kubectl::BASELINE).expect("the baseline kubectl");
-    let path = format!("{}:/usr/bin:/bin", bin_dir.display());
+    // Only krew's bin directory: kubectl must find the plugin there (another kubectl-faros
+    // elsewhere on PATH would make `plugin list` warn and fail).
+    let path = bin_dir.display().to_string();
     let list = run_ok(
         "kubectl plugin list",
         Command::new(&kubectl_binary)

@@ -12,6 +12,7 @@
 mod cli;
 mod fleet;
 mod ha;
+mod packaging;
 mod tunnel;
 mod workloads;
 

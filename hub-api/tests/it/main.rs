@@ -20,6 +20,7 @@ mod kubectl_matrix;
 mod leader_election;
 mod migrate;
 mod observability;
+mod packaging;
 mod python_client;
 mod rbac;
 mod service_account_tokens;

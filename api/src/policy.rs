@@ -115,6 +115,7 @@ pub fn default_objects() -> Vec<Value> {
             &[(AGGREGATE_TO_EDIT, "true")],
             vec![
                 rule(&[""], &["configmaps", "secrets", "serviceaccounts", "events"], WRITE),
+                rule(&["events.k8s.io"], &["events"], WRITE),
                 rule(&[""], &["secrets"], READ),
                 rule(&[""], &["serviceaccounts"], &["impersonate"]),
                 rule(&[""], &["serviceaccounts/token"], &["create"]),
@@ -137,6 +138,7 @@ pub fn default_objects() -> Vec<Value> {
                     ],
                     READ,
                 ),
+                rule(&["events.k8s.io"], &["events"], READ),
                 rule(&["coordination.k8s.io"], &["leases"], READ),
                 rule(&[tenancy], &["workspaces", "workspacetypes"], READ),
                 rule(&[apis], &["apibindings"], READ),

@@ -10,6 +10,7 @@ mod backup;
 mod edge_controllers;
 mod errors;
 mod etcd;
+mod events;
 mod garbage_collection;
 mod kube_controller;
 mod kube_rs;

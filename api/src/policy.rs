@@ -177,6 +177,16 @@ pub fn default_objects() -> Vec<Value> {
                 rule(&["authentication.k8s.io"], &["selfsubjectreviews"], &["create"]),
             ],
         ),
+        // For webhook authenticators and authorizers (bound by whoever runs one): to ask the
+        // hub whose a token is and what someone may do.
+        cluster_role(
+            "system:auth-delegator",
+            &[],
+            vec![
+                rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
+                rule(&["authorization.k8s.io"], &["subjectaccessreviews"], &["create"]),
+            ],
+        ),
         cluster_role(
             "system:public-info-viewer",
             &[],

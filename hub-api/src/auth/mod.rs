@@ -33,6 +33,7 @@ use axum::extract::Request;
 pub use rbac::Authorizer;
 
 use faros_storage::Cache;
+use serde_json::Value;
 
 /// The user-info extra naming the logical cluster a ServiceAccount belongs to (as kcp).
 pub const CLUSTER_EXTRA: &str = "authentication.kcp.io/cluster-name";
@@ -277,6 +278,51 @@ impl Authenticator {
             Some(user) => Outcome::Authenticated(user),
             None => Outcome::Invalid,
         }
+    }
+
+    /// A TokenReview: the token's identity and the audiences it is good for among
+    /// `requested` (the hub's own when none are named), or None.
+    ///
+    /// Bound ServiceAccount tokens carry their audiences and are checked against the
+    /// requested ones. Every other credential is meant for the hub only, so it is accepted
+    /// only where the request names one of the hub's audiences, as kube-apiserver does.
+    pub fn review(&self, token: &str, requested: &[String], cache: &Cache) -> Option<(User, Vec<String>)> {
+        let hub_audiences = self
+            .service_accounts
+            .as_ref()
+            .map(|s| s.audiences().to_vec())
+            .unwrap_or_default();
+        let wanted = if requested.is_empty() {
+            &hub_audiences[..]
+        } else {
+            requested
+        };
+        if let Some(sa) = &self.service_accounts
+            && let Some(payload) = jwt::unverified_payload(token)
+            && payload["iss"].as_str().is_some_and(|iss| sa.issues_bound(iss))
+        {
+            let user = sa.authenticate_for(token, wanted, cache)?;
+            let aud = match &payload["aud"] {
+                Value::String(one) => vec![one.clone()],
+                many => many
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(str::to_string))
+                    .collect(),
+            };
+            return Some((user, wanted.iter().filter(|w| aud.contains(w)).cloned().collect()));
+        }
+        let user = self.authenticate_token(token, cache)?;
+        if requested.is_empty() {
+            return Some((user, hub_audiences));
+        }
+        let good_for: Vec<String> = requested
+            .iter()
+            .filter(|r| hub_audiences.contains(r))
+            .cloned()
+            .collect();
+        (!good_for.is_empty()).then_some((user, good_for))
     }
 
     /// A bearer token's identity, or None when no authenticator accepts it.

@@ -490,6 +490,22 @@ pub fn kinds() -> Vec<Arc<ResourceKind>> {
         )
         .rest(Rest::SelfSubjectAccessReview)
         .build(),
+        // Reviews for another identity, asked by webhook authenticators and authorizers.
+        ResourceKind::builder(AUTHENTICATION, "v1", "tokenreviews", "TokenReview")
+            .rest(Rest::TokenReview)
+            .build(),
+        ResourceKind::builder(AUTHORIZATION, "v1", "subjectaccessreviews", "SubjectAccessReview")
+            .rest(Rest::SubjectAccessReview)
+            .build(),
+        ResourceKind::builder(
+            AUTHORIZATION,
+            "v1",
+            "localsubjectaccessreviews",
+            "LocalSubjectAccessReview",
+        )
+        .namespaced()
+        .rest(Rest::LocalSubjectAccessReview)
+        .build(),
         ResourceKind::builder(AUTHORIZATION, "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview")
             .rest(Rest::SelfSubjectRulesReview)
             .build(),

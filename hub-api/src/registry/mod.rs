@@ -277,6 +277,12 @@ impl Subresource {
 /// Requests answered by code instead of storage (the `rest` module of the store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rest {
+    /// authentication.k8s.io/v1 TokenReview: whose is this token?
+    TokenReview,
+    /// authorization.k8s.io/v1 SubjectAccessReview and the namespaced LocalSubjectAccessReview:
+    /// may this user do that here?
+    SubjectAccessReview,
+    LocalSubjectAccessReview,
     SelfSubjectAccessReview,
     SelfSubjectRulesReview,
     SelfSubjectReview,

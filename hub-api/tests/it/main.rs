@@ -20,6 +20,7 @@ mod leader_election;
 mod migrate;
 mod python_client;
 mod rbac;
+mod reviews;
 mod service_account_tokens;
 mod shared_identity;
 mod tenants;

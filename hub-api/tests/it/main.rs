@@ -12,6 +12,7 @@ mod errors;
 mod etcd;
 mod events;
 mod garbage_collection;
+mod kopf;
 mod kube_controller;
 mod kube_rs;
 mod kubectl;

@@ -232,6 +232,10 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     // Devices reconnect within a few seconds of a restart; only then is a stale
     // `Connected=True` corrected.
     tokio::spawn(apiserver::connected::run(hub.clone(), CONNECTED_GRACE));
+    tokio::spawn({
+        let hub = hub.clone();
+        async move { hub.authenticator.keep_keys_fresh(hub.shutdown.clone()).await }
+    });
     let client_ca = match &opts.auth.client_ca_file {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
         None => None,

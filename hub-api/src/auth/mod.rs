@@ -130,9 +130,13 @@ pub struct AuthOptions {
     /// Prefix for group names.
     #[arg(long)]
     pub oidc_groups_prefix: Option<String>,
-    /// The issuer's keys as a JWKS document (no network needed).
+    /// The issuer's keys as a JWKS document (no network needed). Without it the keys are
+    /// found through the issuer's discovery document and fetched again as they rotate.
     #[arg(long)]
     pub oidc_jwks_file: Option<PathBuf>,
+    /// PEM CAs to trust when fetching the issuer's keys (default: the system's).
+    #[arg(long)]
+    pub oidc_ca_file: Option<PathBuf>,
     /// Accepted signing algorithms (asymmetric only).
     #[arg(
         long,
@@ -175,6 +179,21 @@ pub enum Outcome {
     Authenticated(User),
     /// Credentials were presented and did not verify.
     Invalid,
+}
+
+/// The bearer token of a request, if it carries one.
+pub(crate) fn bearer(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            let (scheme, rest) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// Identifies callers.
@@ -249,6 +268,23 @@ impl Authenticator {
         Ok(Authenticator::with(tokens, Some(service_accounts), oidc))
     }
 
+    /// Keeps the OIDC issuer's discovered keys fresh until `shutdown` flips (see
+    /// [`oidc::Oidc::keep_keys_fresh`]).
+    pub async fn keep_keys_fresh(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        if let Some(oidc) = &self.oidc {
+            oidc.keep_keys_fresh(shutdown).await;
+        }
+    }
+
+    /// For a bearer token that did not verify: whether it named an OIDC key
+    /// the hub did not hold and fetching the issuer's keys again was worth it.
+    pub async fn refresh_keys_for(&self, token: &str) -> bool {
+        match &self.oidc {
+            Some(oidc) => oidc.refresh_for(token).await,
+            None => false,
+        }
+    }
+
     pub fn service_accounts(&self) -> Option<&Arc<serviceaccount::ServiceAccounts>> {
         self.service_accounts.as_ref()
     }
@@ -259,19 +295,10 @@ impl Authenticator {
         if let Some(PeerIdentity(Some((name, groups)))) = request.extensions().get::<PeerIdentity>() {
             return Outcome::Authenticated(User::authenticated(name.clone(), groups.clone(), ""));
         }
-        let Some(header) = request.headers().get(http::header::AUTHORIZATION) else {
+        if !request.headers().contains_key(http::header::AUTHORIZATION) {
             return Outcome::Anonymous;
-        };
-        let Some(token) = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                let (scheme, rest) = h.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then_some(rest)
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        else {
+        }
+        let Some(token) = bearer(request) else {
             return Outcome::Invalid;
         };
         match self.authenticate_token(token, cache) {

@@ -19,6 +19,7 @@ mod kubectl;
 mod kubectl_matrix;
 mod leader_election;
 mod migrate;
+mod oidc_discovery;
 mod python_client;
 mod rbac;
 mod reviews;

@@ -7,6 +7,7 @@ mod common;
 mod api_exports;
 mod auth_negative;
 mod backup;
+mod crd_rules;
 mod edge_controllers;
 mod errors;
 mod etcd;

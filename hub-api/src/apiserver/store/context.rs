@@ -144,9 +144,12 @@ impl Ctx {
         self.kind.strategy.project(object).unwrap_or_else(|| object.value())
     }
 
-    /// An object written in this kind's shape as it is stored.
-    pub(crate) fn to_stored(&self, obj: Value) -> Value {
-        self.kind.strategy.unproject(&obj).unwrap_or(obj)
+    /// An object written in this kind's shape as it is stored (itself, for most kinds).
+    pub(crate) fn to_stored<'a>(&self, obj: &'a Value) -> std::borrow::Cow<'a, Value> {
+        match self.kind.strategy.unproject(obj) {
+            Some(stored) => std::borrow::Cow::Owned(stored),
+            None => std::borrow::Cow::Borrowed(obj),
+        }
     }
 
     /// A stored object as this request asks for it: its cached JSON as is when it can be.

@@ -144,7 +144,14 @@ pub(super) async fn write_update(
         remove(ctx, current).await?;
         return Ok(ctx.with_status_code(StatusCode::OK, &new, &warnings));
     }
-    let written = replace(ctx, current, ctx.to_stored(new.clone())).await?;
-    object::meta_mut(&mut new).insert("resourceVersion".into(), written["metadata"]["resourceVersion"].clone());
-    Ok(ctx.with_status_code(StatusCode::OK, &new, &warnings))
+    let written = match ctx.kind.strategy.unproject(&new) {
+        // Stored in another kind's shape: answered in this one, at the new revision.
+        Some(stored) => {
+            let written = replace(ctx, current, stored).await?;
+            object::meta_mut(&mut new).insert("resourceVersion".into(), written["metadata"]["resourceVersion"].clone());
+            new
+        }
+        None => replace(ctx, current, new).await?,
+    };
+    Ok(ctx.with_status_code(StatusCode::OK, &written, &warnings))
 }

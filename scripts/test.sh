@@ -4,9 +4,9 @@
 # (the workload tests run real containers built from busybox), etcd (the storage tests start
 # their own members), haproxy, Prometheus (it scrapes the hub's metrics), protoc (the etcd
 # client's build compiles etcd's protobuf definitions), dpkg-dev (the agent's .deb is built
-# and installed), systemd's systemd-analyze (the units are verified) and the Python
-# `kubernetes` client (PyPI). The real kubectl binaries (kubectl.1.27 ... kubectl.1.33) are
-# expected on the machine.
+# and installed), systemd's systemd-analyze (the units are verified), the Python
+# `kubernetes` client and the kopf operator framework (PyPI). The real kubectl binaries
+# (kubectl.1.27 ... kubectl.1.33) are expected on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,10 @@ ensure_debian_packages podman runc busybox-static protobuf-compiler etcd-server 
 if ! python3 -c 'import kubernetes' 2>/dev/null; then
     echo "installing the Python kubernetes client" >&2
     python3 -m pip install --quiet --disable-pip-version-check 'kubernetes>=31'
+fi
+if ! python3 -c 'import kopf' 2>/dev/null; then
+    echo "installing kopf" >&2
+    python3 -m pip install --quiet --disable-pip-version-check 'kopf==1.45.*'
 fi
 
 # Two cores: build once, then run the suites; integration tests start their own hubs.

@@ -116,6 +116,7 @@ pub fn default_objects() -> Vec<Value> {
             &[(AGGREGATE_TO_EDIT, "true")],
             vec![
                 rule(&[""], &["configmaps", "secrets", "serviceaccounts", "events"], WRITE),
+                rule(&["events.k8s.io"], &["events"], WRITE),
                 rule(&[""], &["secrets"], READ),
                 rule(&[""], &["serviceaccounts"], &["impersonate"]),
                 rule(&[""], &["serviceaccounts/token"], &["create"]),
@@ -138,6 +139,7 @@ pub fn default_objects() -> Vec<Value> {
                     ],
                     READ,
                 ),
+                rule(&["events.k8s.io"], &["events"], READ),
                 rule(&["coordination.k8s.io"], &["leases"], READ),
                 rule(&[tenancy], &["workspaces", "workspacetypes"], READ),
                 rule(&[apis], &["apibindings"], READ),
@@ -174,6 +176,16 @@ pub fn default_objects() -> Vec<Value> {
                     &["create"],
                 ),
                 rule(&["authentication.k8s.io"], &["selfsubjectreviews"], &["create"]),
+            ],
+        ),
+        // For webhook authenticators and authorizers (bound by whoever runs one): to ask the
+        // hub whose a token is and what someone may do.
+        cluster_role(
+            "system:auth-delegator",
+            &[],
+            vec![
+                rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
+                rule(&["authorization.k8s.io"], &["subjectaccessreviews"], &["create"]),
             ],
         ),
         cluster_role(

@@ -241,6 +241,10 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         let hub = hub.clone();
         async move { hub.catalog.forget_deleted(hub.shutdown.clone()).await }
     });
+    tokio::spawn({
+        let hub = hub.clone();
+        async move { hub.authenticator.keep_keys_fresh(hub.shutdown.clone()).await }
+    });
     let client_ca = match &opts.auth.client_ca_file {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
         None => None,

@@ -58,6 +58,7 @@ const GROUP_VERSIONS: &[(&str, &str)] = &[
     ("rbac.authorization.k8s.io/v1", "k8s.io.api.rbac.v1"),
     ("authentication.k8s.io/v1", "k8s.io.api.authentication.v1"),
     ("authorization.k8s.io/v1", "k8s.io.api.authorization.v1"),
+    ("events.k8s.io/v1", "k8s.io.api.events.v1"),
     ("apiextensions.k8s.io/v1", APIEXTENSIONS_V1),
     ("meta.k8s.io/v1", META_V1),
 ];
@@ -1402,6 +1403,27 @@ mod tests {
         );
     }
 
+    /// client-go's events library sends events.k8s.io/v1 Events as protobuf: their renamed
+    /// fields keep their JSON names.
+    #[test]
+    fn events_v1_decode() {
+        let event = ok(
+            "events.k8s.io/v1",
+            "Event",
+            W::new()
+                .msg(1, W::new().str(1, "e"))
+                .str(4, "example.com/ctl")
+                .str(6, "Check")
+                .msg(8, W::new().str(1, "Pod").str(3, "p"))
+                .str(10, "looked")
+                .int(15, 2),
+        );
+        assert_eq!(event["note"], "looked");
+        assert_eq!(event["reportingController"], "example.com/ctl");
+        assert_eq!(event["regarding"]["name"], "p");
+        assert_eq!(event["deprecatedCount"], 2);
+    }
+
     #[test]
     fn every_covered_kind_decodes() {
         let kinds = [
@@ -1410,6 +1432,7 @@ mod tests {
                 &["Namespace", "ConfigMap", "Secret", "ServiceAccount", "Event"][..],
             ),
             ("coordination.k8s.io/v1", &["Lease"]),
+            ("events.k8s.io/v1", &["Event"]),
             (
                 "rbac.authorization.k8s.io/v1",
                 &["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"],

@@ -457,7 +457,7 @@ pub async fn apply_create(ctx: &Ctx, config: Value) -> ApiResult<Response> {
     }
     let name = object::name(&obj).to_string();
     let key = ctx.key(&name)?;
-    let mut stored = obj.clone();
+    let mut stored = ctx.to_stored(&obj).into_owned();
     object::meta_mut(&mut stored).remove("resourceVersion");
     let outcome = ctx
         .hub

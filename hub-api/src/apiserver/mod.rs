@@ -171,7 +171,17 @@ async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let mut record = crate::auth::audit::Record::new(request.method(), request.uri());
-    let response = match hub.authenticator.authenticate(&request, &hub.cache) {
+    let mut outcome = hub.authenticator.authenticate(&request, &hub.cache);
+    // A token signed with a key the issuer has just rotated in: fetch its keys and look again.
+    if outcome == Outcome::Invalid {
+        let token = crate::auth::bearer(&request).map(str::to_string);
+        if let Some(token) = token
+            && hub.authenticator.refresh_keys_for(&token).await
+        {
+            outcome = hub.authenticator.authenticate(&request, &hub.cache);
+        }
+    }
+    let response = match outcome {
         Outcome::Authenticated(user) => {
             record.user = Some(user.clone());
             match route(hub.clone(), user, request, &mut record).await {

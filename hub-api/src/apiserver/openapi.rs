@@ -24,6 +24,7 @@ use k8s_openapi::api::authentication::v1 as authentication;
 use k8s_openapi::api::authorization::v1 as authorization;
 use k8s_openapi::api::coordination::v1 as coordination;
 use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::events::v1 as events;
 use k8s_openapi::api::rbac::v1 as rbac;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
@@ -758,6 +759,7 @@ const MODELS: &[fn(&mut SchemaGenerator) -> Schema] = &[
     SchemaGenerator::subschema_for::<core::Secret>,
     SchemaGenerator::subschema_for::<core::ServiceAccount>,
     SchemaGenerator::subschema_for::<core::Event>,
+    SchemaGenerator::subschema_for::<events::Event>,
     SchemaGenerator::subschema_for::<coordination::Lease>,
     SchemaGenerator::subschema_for::<rbac::Role>,
     SchemaGenerator::subschema_for::<rbac::RoleBinding>,
@@ -765,6 +767,9 @@ const MODELS: &[fn(&mut SchemaGenerator) -> Schema] = &[
     SchemaGenerator::subschema_for::<rbac::ClusterRoleBinding>,
     SchemaGenerator::subschema_for::<apiextensions::CustomResourceDefinition>,
     SchemaGenerator::subschema_for::<authorization::SelfSubjectAccessReview>,
+    SchemaGenerator::subschema_for::<authorization::SubjectAccessReview>,
+    SchemaGenerator::subschema_for::<authorization::LocalSubjectAccessReview>,
+    SchemaGenerator::subschema_for::<authentication::TokenReview>,
     SchemaGenerator::subschema_for::<authorization::SelfSubjectRulesReview>,
     SchemaGenerator::subschema_for::<authentication::SelfSubjectReview>,
     SchemaGenerator::subschema_for::<meta::Status>,

@@ -33,6 +33,7 @@ use axum::extract::Request;
 pub use rbac::Authorizer;
 
 use faros_storage::Cache;
+use serde_json::Value;
 
 /// The user-info extra naming the logical cluster a ServiceAccount belongs to (as kcp).
 pub const CLUSTER_EXTRA: &str = "authentication.kcp.io/cluster-name";
@@ -129,9 +130,13 @@ pub struct AuthOptions {
     /// Prefix for group names.
     #[arg(long)]
     pub oidc_groups_prefix: Option<String>,
-    /// The issuer's keys as a JWKS document (no network needed).
+    /// The issuer's keys as a JWKS document (no network needed). Without it the keys are
+    /// found through the issuer's discovery document and fetched again as they rotate.
     #[arg(long)]
     pub oidc_jwks_file: Option<PathBuf>,
+    /// PEM CAs to trust when fetching the issuer's keys (default: the system's).
+    #[arg(long)]
+    pub oidc_ca_file: Option<PathBuf>,
     /// Accepted signing algorithms (asymmetric only).
     #[arg(
         long,
@@ -174,6 +179,21 @@ pub enum Outcome {
     Authenticated(User),
     /// Credentials were presented and did not verify.
     Invalid,
+}
+
+/// The bearer token of a request, if it carries one.
+pub(crate) fn bearer(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            let (scheme, rest) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// Identifies callers.
@@ -248,6 +268,23 @@ impl Authenticator {
         Ok(Authenticator::with(tokens, Some(service_accounts), oidc))
     }
 
+    /// Keeps the OIDC issuer's discovered keys fresh until `shutdown` flips (see
+    /// [`oidc::Oidc::keep_keys_fresh`]).
+    pub async fn keep_keys_fresh(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        if let Some(oidc) = &self.oidc {
+            oidc.keep_keys_fresh(shutdown).await;
+        }
+    }
+
+    /// For a bearer token that did not verify: whether it named an OIDC key
+    /// the hub did not hold and fetching the issuer's keys again was worth it.
+    pub async fn refresh_keys_for(&self, token: &str) -> bool {
+        match &self.oidc {
+            Some(oidc) => oidc.refresh_for(token).await,
+            None => false,
+        }
+    }
+
     pub fn service_accounts(&self) -> Option<&Arc<serviceaccount::ServiceAccounts>> {
         self.service_accounts.as_ref()
     }
@@ -258,25 +295,61 @@ impl Authenticator {
         if let Some(PeerIdentity(Some((name, groups)))) = request.extensions().get::<PeerIdentity>() {
             return Outcome::Authenticated(User::authenticated(name.clone(), groups.clone(), ""));
         }
-        let Some(header) = request.headers().get(http::header::AUTHORIZATION) else {
+        if !request.headers().contains_key(http::header::AUTHORIZATION) {
             return Outcome::Anonymous;
-        };
-        let Some(token) = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                let (scheme, rest) = h.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then_some(rest)
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        else {
+        }
+        let Some(token) = bearer(request) else {
             return Outcome::Invalid;
         };
         match self.authenticate_token(token, cache) {
             Some(user) => Outcome::Authenticated(user),
             None => Outcome::Invalid,
         }
+    }
+
+    /// A TokenReview: the token's identity and the audiences it is good for among
+    /// `requested` (the hub's own when none are named), or None.
+    ///
+    /// Bound ServiceAccount tokens carry their audiences and are checked against the
+    /// requested ones. Every other credential is meant for the hub only, so it is accepted
+    /// only where the request names one of the hub's audiences, as kube-apiserver does.
+    pub fn review(&self, token: &str, requested: &[String], cache: &Cache) -> Option<(User, Vec<String>)> {
+        let hub_audiences = self
+            .service_accounts
+            .as_ref()
+            .map(|s| s.audiences().to_vec())
+            .unwrap_or_default();
+        let wanted = if requested.is_empty() {
+            &hub_audiences[..]
+        } else {
+            requested
+        };
+        if let Some(sa) = &self.service_accounts
+            && let Some(payload) = jwt::unverified_payload(token)
+            && payload["iss"].as_str().is_some_and(|iss| sa.issues_bound(iss))
+        {
+            let user = sa.authenticate_for(token, wanted, cache)?;
+            let aud = match &payload["aud"] {
+                Value::String(one) => vec![one.clone()],
+                many => many
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(str::to_string))
+                    .collect(),
+            };
+            return Some((user, wanted.iter().filter(|w| aud.contains(w)).cloned().collect()));
+        }
+        let user = self.authenticate_token(token, cache)?;
+        if requested.is_empty() {
+            return Some((user, hub_audiences));
+        }
+        let good_for: Vec<String> = requested
+            .iter()
+            .filter(|r| hub_audiences.contains(r))
+            .cloned()
+            .collect();
+        (!good_for.is_empty()).then_some((user, good_for))
     }
 
     /// A bearer token's identity, or None when no authenticator accepts it.

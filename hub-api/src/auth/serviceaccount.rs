@@ -299,24 +299,47 @@ impl ServiceAccounts {
     /// Verifies one of the hub's tokens and checks that what it names still exists.
     pub fn authenticate(&self, token: &str, cache: &Cache) -> Option<User> {
         let claims = self.verified.get_or_verify(token, || {
-            let header = jsonwebtoken::decode_header(token).ok()?;
-            if header.kid.as_deref().is_some_and(|kid| kid != self.key.kid) {
-                return None;
-            }
             let iss = super::jwt::unverified_payload(token)?["iss"].as_str()?.to_string();
             let validation = if iss == LEGACY_ISSUER {
                 &self.legacy
             } else {
                 &self.bound
             };
-            Some(
-                jsonwebtoken::decode::<Value>(token, &self.key.decoding, validation)
-                    .ok()?
-                    .claims,
-            )
+            self.verify(token, validation)
         })?;
+        self.user_of(token, &claims, cache)
+    }
+
+    /// As [`Self::authenticate`], for a bound token meant for `audiences` rather than the
+    /// hub's (a TokenReview naming its own). Not cached: reviews are rare.
+    pub fn authenticate_for(&self, token: &str, audiences: &[String], cache: &Cache) -> Option<User> {
+        let mut validation = self.bound.clone();
+        validation.set_audience(audiences);
+        let claims = self.verify(token, &validation)?;
+        self.user_of(token, &claims, cache)
+    }
+
+    /// Whether `iss` is that of bound (audience-scoped) tokens rather than legacy ones.
+    pub fn issues_bound(&self, iss: &str) -> bool {
+        iss == self.issuer
+    }
+
+    fn verify(&self, token: &str, validation: &Validation) -> Option<Value> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.kid.as_deref().is_some_and(|kid| kid != self.key.kid) {
+            return None;
+        }
+        Some(
+            jsonwebtoken::decode::<Value>(token, &self.key.decoding, validation)
+                .ok()?
+                .claims,
+        )
+    }
+
+    /// The identity verified `claims` stand for, while what they name still exists.
+    fn user_of(&self, token: &str, claims: &Value, cache: &Cache) -> Option<User> {
         if claims["iss"] == LEGACY_ISSUER {
-            return self.check_legacy(token, &claims, cache);
+            return self.check_legacy(token, claims, cache);
         }
         let k8s = &claims["kubernetes.io"];
         let cluster = k8s["clusterName"].as_str().filter(|c| !c.is_empty())?;

@@ -21,7 +21,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext
 /// Decodes into a typed k8s-openapi value and back, reporting which fields were dropped.
 struct Typed<T>(PhantomData<fn() -> T>);
 
-fn typed_roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<(Value, Vec<String>), String> {
+pub(super) fn typed_roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<(Value, Vec<String>), String> {
     let typed: T = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
     let mut back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
     // k8s-openapi fills apiVersion/kind itself; metadata fields it does not model (none
@@ -223,7 +223,7 @@ fn is_config_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
-struct EventStrategy;
+pub(super) struct EventStrategy;
 impl Strategy for EventStrategy {
     fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
         Some(typed_roundtrip::<core::Event>(obj))
@@ -489,6 +489,22 @@ pub fn kinds() -> Vec<Arc<ResourceKind>> {
             "SelfSubjectAccessReview",
         )
         .rest(Rest::SelfSubjectAccessReview)
+        .build(),
+        // Reviews for another identity, asked by webhook authenticators and authorizers.
+        ResourceKind::builder(AUTHENTICATION, "v1", "tokenreviews", "TokenReview")
+            .rest(Rest::TokenReview)
+            .build(),
+        ResourceKind::builder(AUTHORIZATION, "v1", "subjectaccessreviews", "SubjectAccessReview")
+            .rest(Rest::SubjectAccessReview)
+            .build(),
+        ResourceKind::builder(
+            AUTHORIZATION,
+            "v1",
+            "localsubjectaccessreviews",
+            "LocalSubjectAccessReview",
+        )
+        .namespaced()
+        .rest(Rest::LocalSubjectAccessReview)
         .build(),
         ResourceKind::builder(AUTHORIZATION, "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview")
             .rest(Rest::SelfSubjectRulesReview)

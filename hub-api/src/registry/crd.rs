@@ -48,7 +48,7 @@ impl CrdKinds {
             }
             let schema = match version["schema"].get("openAPIV3Schema") {
                 Some(s) => Some(Arc::new(
-                    StructuralSchema::parse(s, &format!("spec.versions[{i}].schema.openAPIV3Schema"))
+                    StructuralSchema::parse_stored(s, &format!("spec.versions[{i}].schema.openAPIV3Schema"))
                         .map_err(|e| format!("{e:?}"))?,
                 )),
                 None => None,

@@ -5,6 +5,7 @@
 
 pub mod builtin;
 pub mod crd;
+mod events;
 mod pods;
 pub mod system;
 
@@ -68,6 +69,12 @@ pub trait Strategy: Send + Sync {
     /// For a kind whose objects are another kind's shown differently (a Pod for each
     /// Placement): the object as served. `None` serves what is stored.
     fn project(&self, _stored: &faros_storage::Object) -> Option<Value> {
+        None
+    }
+
+    /// For such kinds that accept writes: the object to store for one written in this kind's
+    /// shape. `None` stores what was written.
+    fn unproject(&self, _served: &Value) -> Option<Value> {
         None
     }
 
@@ -270,6 +277,12 @@ impl Subresource {
 /// Requests answered by code instead of storage (the `rest` module of the store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rest {
+    /// authentication.k8s.io/v1 TokenReview: whose is this token?
+    TokenReview,
+    /// authorization.k8s.io/v1 SubjectAccessReview and the namespaced LocalSubjectAccessReview:
+    /// may this user do that here?
+    SubjectAccessReview,
+    LocalSubjectAccessReview,
     SelfSubjectAccessReview,
     SelfSubjectRulesReview,
     SelfSubjectReview,
@@ -292,6 +305,14 @@ impl KindBuilder {
 
     pub fn subresource(mut self, subresource: Subresource) -> Self {
         self.0.subresources.push(subresource);
+        self
+    }
+
+    /// Shows the objects stored under another group and resource (converted by the
+    /// strategy's `project` and `unproject`).
+    pub fn stored_as(mut self, group: &str, resource: &str) -> Self {
+        self.0.storage_group = group.into();
+        self.0.storage_resource = resource.into();
         self
     }
 
@@ -350,6 +371,7 @@ impl Catalog {
         Catalog {
             builtins: {
                 let mut kinds = builtin::kinds();
+                kinds.push(events::kind());
                 kinds.extend(system::system_kinds());
                 kinds
             },

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 
 /// Fails (never skips) when the client is missing: the suite promises to exercise it.
-fn require_python_kubernetes() {
+pub(crate) fn require_python_kubernetes() {
     let out = std::process::Command::new("python3")
         .args(["-c", "import kubernetes; print(kubernetes.__version__)"])
         .output()

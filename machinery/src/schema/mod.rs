@@ -11,7 +11,8 @@
 //!   `default`s (structural defaulting).
 //! * [`StructuralSchema::validate`] validates an object with the rules of the
 //!   OpenAPI validator kube-apiserver uses for custom resources, followed by the
-//!   embedded-resource and `x-kubernetes-list-type` checks, and reports
+//!   embedded-resource and `x-kubernetes-list-type` checks and the CEL rules of
+//!   `x-kubernetes-validations` (compiled by `parse`), and reports
 //!   [`FieldError`]s phrased like kube-apiserver's.
 //!
 //! Paths of validation errors are built lazily: the walk keeps a linked list of
@@ -19,6 +20,7 @@
 //!
 //! [`FieldError`]: crate::status::FieldError
 
+mod cel;
 mod default;
 mod formats;
 mod parse;
@@ -213,6 +215,8 @@ struct Node {
     map_type: Option<String>,
     /// Some property has a `default`.
     has_property_defaults: bool,
+    /// The compiled `x-kubernetes-validations`.
+    rules: Vec<cel::Rule>,
 }
 
 static NULL: Value = Value::Null;

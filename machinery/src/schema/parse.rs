@@ -18,9 +18,21 @@ impl StructuralSchema {
     /// `spec.versions[0].schema.openAPIV3Schema`; errors carry paths below it
     /// such as `spec.versions[0].schema.openAPIV3Schema.properties[spec].type`.
     pub fn parse(schema: &Value, field_prefix: &str) -> Result<StructuralSchema, Vec<FieldError>> {
+        Self::parse_with(schema, field_prefix, true)
+    }
+
+    /// As [`Self::parse`] for a schema already stored: its CEL rules that cannot be evaluated
+    /// (accepted before this server checked them) do not stop it from being served; they
+    /// refuse every value they apply to instead.
+    pub fn parse_stored(schema: &Value, field_prefix: &str) -> Result<StructuralSchema, Vec<FieldError>> {
+        Self::parse_with(schema, field_prefix, false)
+    }
+
+    fn parse_with(schema: &Value, field_prefix: &str, strict_rules: bool) -> Result<StructuralSchema, Vec<FieldError>> {
         let mut parser = Parser {
             json: Arc::new(schema.clone()),
             errors: Vec::new(),
+            rule_errors: Vec::new(),
         };
         let root_ctx = Ctx {
             path: field_prefix.to_string(),
@@ -32,6 +44,10 @@ impl StructuralSchema {
             default_forbidden: None,
         };
         let root = parser.node(schema, &root_ctx);
+        if strict_rules {
+            let rule_errors = std::mem::take(&mut parser.rule_errors);
+            parser.errors.extend(rule_errors);
+        }
         if parser.errors.is_empty() {
             parser.completeness(&root, field_prefix);
         }
@@ -75,6 +91,8 @@ struct Ctx {
 struct Parser {
     json: Arc<Value>,
     errors: Vec<FieldError>,
+    /// CEL rules that cannot be evaluated: errors when a CRD is written (see `parse_stored`).
+    rule_errors: Vec<FieldError>,
 }
 
 fn escape_pointer(key: &str) -> String {
@@ -477,6 +495,11 @@ impl Parser {
                 format!("{p}.x-kubernetes-validations"),
                 "must be empty to be structural",
             ));
+        }
+        if !nested && let Some(rules) = obj.get("x-kubernetes-validations").filter(|r| !r.is_null()) {
+            let (rules, errors) = super::cel::compile(rules, p);
+            n.rules = rules;
+            self.rule_errors.extend(errors);
         }
 
         // --- children -----------------------------------------------------------

@@ -164,6 +164,13 @@ impl Validator<'_> {
             }
         }
 
+        // x-kubernetes-validations, on a value of the declared type
+        if !s.rules.is_empty() && (!has_type || type_matches(s, v)) {
+            let field = join_path(self.base, &path.render(false));
+            let type_name = s.ty.map(Type::name).unwrap_or_default();
+            out.extend(s.rules.iter().filter_map(|rule| rule.check(v, type_name, &field)));
+        }
+
         // allOf / anyOf / oneOf / not
         if !s.all_of.is_empty() || !s.any_of.is_empty() || !s.one_of.is_empty() || s.not.is_some() {
             self.junctors(v, s, path, out);

@@ -139,6 +139,19 @@ impl Ctx {
         ApiError::not_found(self.group(), self.resource(), name)
     }
 
+    /// A stored object as this kind shows it, decoded.
+    pub(super) fn served(&self, object: &Object) -> Value {
+        self.kind.strategy.project(object).unwrap_or_else(|| object.value())
+    }
+
+    /// An object written in this kind's shape as it is stored (itself, for most kinds).
+    pub(crate) fn to_stored<'a>(&self, obj: &'a Value) -> std::borrow::Cow<'a, Value> {
+        match self.kind.strategy.unproject(obj) {
+            Some(stored) => std::borrow::Cow::Owned(stored),
+            None => std::borrow::Cow::Borrowed(obj),
+        }
+    }
+
     /// A stored object as this request asks for it: its cached JSON as is when it can be.
     pub(super) fn respond_stored(&self, code: StatusCode, object: &Object) -> Response {
         match self.kind.strategy.project(object) {

@@ -149,10 +149,10 @@ pub(super) async fn delete_one(
     }
     if finalizers.is_empty() && !ctx.kind.strategy.blocks_deletion(&obj) {
         if opts.dry_run {
-            return Ok((StatusCode::OK, obj));
+            return Ok((StatusCode::OK, ctx.served(current)));
         }
         remove(ctx, current).await?;
-        return Ok((StatusCode::OK, obj));
+        return Ok((StatusCode::OK, ctx.served(current)));
     }
     // Graceful: mark it and let the finalizers' owners finish.
     {
@@ -174,9 +174,30 @@ pub(super) async fn delete_one(
         StatusCode::OK
     };
     if !changed || opts.dry_run {
-        return Ok((pending, current.value()));
+        return Ok((pending, ctx.served(current)));
     }
-    Ok((pending, replace(ctx, current, obj).await?))
+    let marked = replace(ctx, current, obj).await?;
+    let revision = marked["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+    let served = match ctx.kind.strategy.project(current) {
+        Some(mut served) => {
+            // Shown as the stored object now is: marked, at its new revision.
+            let meta = object::meta_mut(&mut served);
+            for field in [
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "finalizers",
+            ] {
+                if let Some(v) = marked["metadata"].get(field) {
+                    meta.insert(field.into(), v.clone());
+                }
+            }
+            meta.insert("resourceVersion".into(), revision.into());
+            served
+        }
+        None => marked,
+    };
+    Ok((pending, served))
 }
 
 pub(super) async fn delete_collection(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Response> {

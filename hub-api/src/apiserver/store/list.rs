@@ -122,9 +122,8 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
     Ok(response::bytes(StatusCode::OK, out, "application/json"))
 }
 
-/// A listed object as the kind serves it, decoded.
 fn served(ctx: &Ctx, object: &Object) -> Value {
-    ctx.kind.strategy.project(object).unwrap_or_else(|| object.value())
+    ctx.served(object)
 }
 
 pub(super) const METADATA_API_VERSION: &str = "meta.k8s.io/v1";

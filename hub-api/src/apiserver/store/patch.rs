@@ -28,7 +28,7 @@ pub(super) async fn patch(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respon
             }
             None => return Err(ctx.not_found(&name)),
         };
-        let patched = crate::apiserver::patch::apply(ctx, patch_type, &current.value(), &patch)?;
+        let patched = crate::apiserver::patch::apply(ctx, patch_type, &ctx.served(&current), &patch)?;
         // A resourceVersion in the patch body is a precondition (`kubectl diff`, kubectl's
         // optimistic concurrency); without one, a lost race is retried on fresh data.
         let precondition = crate::apiserver::query::parse_revision(patch["metadata"]["resourceVersion"].as_str())

@@ -1,5 +1,6 @@
 //! Requests answered by the authenticator and authorizer rather than by storage:
-//! `SelfSubjectAccessReview` and `SelfSubjectRulesReview` (authorization.k8s.io/v1),
+//! `SelfSubjectAccessReview`, `SelfSubjectRulesReview`, `SubjectAccessReview` and
+//! `LocalSubjectAccessReview` (authorization.k8s.io/v1), `TokenReview` (authentication.k8s.io/v1),
 //! `SelfSubjectReview` (authentication.k8s.io/v1 and v1beta1) and `TokenRequest`
 //! (`POST .../serviceaccounts/<name>/token`).
 //!
@@ -39,7 +40,10 @@ pub(super) async fn serve(ctx: &Ctx, rest: Rest, body: axum::body::Body) -> ApiR
     let obj = read(ctx, body).await?;
     match rest {
         Rest::TokenRequest => token_request(ctx, obj),
-        Rest::SelfSubjectAccessReview => Ok(access_review(ctx, obj)),
+        Rest::SelfSubjectAccessReview => access_review(ctx, obj, &ctx.user, "SelfSubjectAccessReview"),
+        Rest::SubjectAccessReview => subject_access_review(ctx, obj, "SubjectAccessReview"),
+        Rest::LocalSubjectAccessReview => subject_access_review(ctx, obj, "LocalSubjectAccessReview"),
+        Rest::TokenReview => token_review(ctx, obj),
         Rest::SelfSubjectRulesReview => Ok(rules_review(ctx, obj)),
         Rest::SelfSubjectReview => Ok(self_review(ctx)),
     }
@@ -53,57 +57,142 @@ async fn read(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Value> {
     faros_machinery::decode::decode_object(&bytes, &body::content_type(&ctx.headers))
 }
 
-fn created(kind: &str, api_version: &str, spec: Value, status: Value) -> Response {
-    response::json(
-        StatusCode::CREATED,
-        &json!({
-            "kind": kind,
-            "apiVersion": api_version,
-            "metadata": {"creationTimestamp": null},
-            "spec": spec,
-            "status": status,
-        }),
-    )
+/// A review's answer: the question and its status.
+fn created(kind: &str, api_version: &str, spec: Value, status: Value) -> Value {
+    json!({
+        "kind": kind,
+        "apiVersion": api_version,
+        "metadata": {"creationTimestamp": null},
+        "spec": spec,
+        "status": status,
+    })
 }
 
 fn string(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
 
-fn access_review(ctx: &Ctx, obj: Value) -> Response {
+/// Whether `user` may do what the review's `spec` describes, in the requester's workspace.
+fn access_review(ctx: &Ctx, obj: Value, user: &crate::auth::User, kind: &str) -> ApiResult<Response> {
     let spec = obj["spec"].clone();
+    let invalid = |field: &str, message: &str| {
+        ApiError::invalid(kind, AUTHORIZATION, "", vec![FieldError::invalid(field, message)])
+    };
     let attrs = if let Some(r) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
+        let namespace = string(&r["namespace"]);
+        // A local review asks about its own namespace only.
+        if kind == "LocalSubjectAccessReview" && Some(namespace.as_str()) != ctx.req.namespace.as_deref() {
+            return Err(invalid(
+                "spec.resourceAttributes.namespace",
+                "must match metadata.namespace",
+            ));
+        }
         Attributes {
             verb: string(&r["verb"]),
             resource: Some(ResourceAttributes {
                 group: string(&r["group"]),
                 resource: string(&r["resource"]),
                 subresource: r["subresource"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
-                namespace: string(&r["namespace"]),
+                namespace,
                 name: string(&r["name"]),
             }),
             path: String::new(),
         }
     } else if let Some(n) = spec.get("nonResourceAttributes").filter(|n| n.is_object()) {
+        if kind == "LocalSubjectAccessReview" {
+            return Err(invalid(
+                "spec.nonResourceAttributes",
+                "disallowed on this kind of request",
+            ));
+        }
         Attributes::non_resource(&string(&n["verb"]), &string(&n["path"]))
     } else {
-        return crate::apiserver::response::error(ApiError::invalid(
-            "SelfSubjectAccessReview",
-            AUTHORIZATION,
-            "",
-            vec![FieldError::invalid(
-                "spec.resourceAttributes",
-                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
-            )],
+        return Err(invalid(
+            "spec.resourceAttributes",
+            "exactly one of nonResourceAttributes or resourceAttributes must be specified",
         ));
     };
-    let decision = ctx.hub.authorizer.authorize(&ctx.user, ctx.cluster.name(), &attrs);
+    let decision = ctx.hub.authorizer.authorize(user, ctx.cluster.name(), &attrs);
     let status = match decision {
         crate::auth::rbac::Decision::Allow(reason) if reason.is_empty() => json!({"allowed": true}),
         crate::auth::rbac::Decision::Allow(reason) => json!({"allowed": true, "reason": reason}),
         crate::auth::rbac::Decision::Deny => json!({"allowed": false}),
     };
-    created("SelfSubjectAccessReview", &ctx.kind.api_version(), spec, status)
+    let mut answer = created(kind, &ctx.kind.api_version(), spec, status);
+    if let Some(ns) = &ctx.req.namespace {
+        answer["metadata"]["namespace"] = ns.clone().into();
+    }
+    Ok(response::json(StatusCode::CREATED, &answer))
+}
+
+/// A review for the user, groups and extra named in the spec (a webhook authorizer asking
+/// on behalf of its caller).
+fn subject_access_review(ctx: &Ctx, obj: Value, kind: &str) -> ApiResult<Response> {
+    let spec = &obj["spec"];
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
+    let user = crate::auth::User {
+        name: string(&spec["user"]),
+        groups: strings(&spec["groups"]),
+        uid: string(&spec["uid"]),
+        extra: spec["extra"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), strings(v)))
+            .collect(),
+    };
+    if user.name.is_empty() && user.groups.is_empty() {
+        return Err(ApiError::invalid(
+            kind,
+            AUTHORIZATION,
+            "",
+            vec![FieldError::invalid(
+                "spec.user",
+                "at least one of user or group must be specified",
+            )],
+        ));
+    }
+    access_review(ctx, obj, &user, kind)
+}
+
+/// Whose a bearer token is, for the audiences the spec names (the hub's when none).
+fn token_review(ctx: &Ctx, obj: Value) -> ApiResult<Response> {
+    let spec = obj["spec"].clone();
+    let token = spec["token"].as_str().unwrap_or_default();
+    if token.is_empty() {
+        return Err(ApiError::bad_request(
+            "token is required for TokenReview in authentication",
+        ));
+    }
+    let requested: Vec<String> = spec["audiences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    let status = match ctx.hub.authenticator.review(token, &requested, &ctx.hub.cache) {
+        Some((user, audiences)) => {
+            let mut info = json!({"username": user.name, "groups": user.groups});
+            if !user.uid.is_empty() {
+                info["uid"] = user.uid.into();
+            }
+            if !user.extra.is_empty() {
+                info["extra"] = json!(user.extra);
+            }
+            json!({"authenticated": true, "user": info, "audiences": audiences})
+        }
+        None => json!({"user": {}, "error": "invalid bearer token"}),
+    };
+    // The question comes back with the answer, token included, as kube-apiserver sends it
+    // (clients' typed forms require it).
+    let answer = created("TokenReview", &ctx.kind.api_version(), spec, status);
+    Ok(response::json(StatusCode::CREATED, &answer))
 }
 
 fn rules_review(ctx: &Ctx, obj: Value) -> Response {
@@ -123,7 +212,10 @@ fn rules_review(ctx: &Ctx, obj: Value) -> Response {
         "nonResourceRules": non_resource.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
         "incomplete": false,
     });
-    created("SelfSubjectRulesReview", &ctx.kind.api_version(), spec, status)
+    response::json(
+        StatusCode::CREATED,
+        &created("SelfSubjectRulesReview", &ctx.kind.api_version(), spec, status),
+    )
 }
 
 fn self_review(ctx: &Ctx) -> Response {

@@ -59,7 +59,7 @@ pub(super) async fn write_update(
     {
         return Err(storage_error(ctx, &name, StorageError::Conflict).into());
     }
-    let old = &current.value();
+    let old = &ctx.served(current);
     let subresource = ctx.req.subresource.as_deref();
     match subresource {
         Some("status") => {
@@ -144,6 +144,14 @@ pub(super) async fn write_update(
         remove(ctx, current).await?;
         return Ok(ctx.with_status_code(StatusCode::OK, &new, &warnings));
     }
-    let new = replace(ctx, current, new).await?;
-    Ok(ctx.with_status_code(StatusCode::OK, &new, &warnings))
+    let written = match ctx.kind.strategy.unproject(&new) {
+        // Stored in another kind's shape: answered in this one, at the new revision.
+        Some(stored) => {
+            let written = replace(ctx, current, stored).await?;
+            object::meta_mut(&mut new).insert("resourceVersion".into(), written["metadata"]["resourceVersion"].clone());
+            new
+        }
+        None => replace(ctx, current, new).await?,
+    };
+    Ok(ctx.with_status_code(StatusCode::OK, &written, &warnings))
 }

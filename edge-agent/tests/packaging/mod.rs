@@ -77,7 +77,13 @@ fn debian_package_installs_the_agent_and_its_unit() {
         "edge-agent --version",
         Command::new(root.join("usr/bin/edge-agent")).arg("--version"),
     );
-    assert_eq!(version.trim(), format!("edge-agent {}", env!("CARGO_PKG_VERSION")));
+    // `edge-agent 0.1.0 (commit ..., built ...)`: the installed binary is the one just built.
+    let built = run_ok("edge-agent --version", Command::new(AGENT).arg("--version"));
+    assert!(
+        version.starts_with(&format!("edge-agent {} ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    assert_eq!(version, built);
     let unit = std::fs::read_to_string(root.join("lib/systemd/system/edge-agent.service")).expect("the unit");
     assert!(
         unit.contains("\nExecStart=/usr/bin/edge-agent\n"),

@@ -53,8 +53,9 @@ pub struct StartOptions {
     /// (and for continued pages of lists).
     #[arg(long, default_value_t = 100_000)]
     pub watch_cache_events: usize,
-    /// How many bytes of objects those events may keep alive (a quantity: 64Mi, 1Gi).
-    #[arg(long, default_value = "64Mi", value_parser = parse_bytes)]
+    /// How many bytes those events may keep alive besides the current objects: the objects
+    /// writes replaced, deletions' last states (a quantity: 128Mi, 1Gi).
+    #[arg(long, default_value = "128Mi", value_parser = parse_bytes)]
     pub watch_cache_bytes: usize,
     /// How old the oldest of those events may be.
     #[arg(long, default_value = "5m", value_parser = faros_machinery::duration::parse)]

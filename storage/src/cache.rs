@@ -25,6 +25,9 @@ pub use crate::object::Object;
 /// How long a read waits for the cache to reach the store's current revision.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What an event costs besides the objects it refers to: its `Arc`, its place in the window.
+const EVENT_OVERHEAD: usize = 96;
+
 /// How often the window lets go of events older than its age limit when no write comes.
 const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -35,9 +38,8 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 pub struct Window {
     /// At most this many events.
     pub events: usize,
-    /// At most about this many bytes of objects kept alive by events (each event is charged
-    /// for its object and the one it replaced, though the latter is often shared with the
-    /// event before it).
+    /// At most about this many bytes kept alive by the events alone: the objects writes
+    /// replaced, deletions' last states, the events themselves.
     pub bytes: usize,
     /// No event older than this.
     pub age: Duration,
@@ -100,9 +102,16 @@ impl WatchEvent {
         }
     }
 
-    /// What the window is charged for keeping this event.
+    /// What the window is charged for keeping this event: what it alone keeps alive. The
+    /// object a write made is the cache's current one until a later write replaces it, and is
+    /// charged then, as that event's previous object; a deletion's last state and the object
+    /// a write replaced live only in the window.
     fn size(&self) -> usize {
-        self.object.size() + self.prev.as_ref().map_or(0, |p| p.size())
+        let own = match self.kind {
+            EventKind::Deleted => self.object.size(),
+            EventKind::Added | EventKind::Modified => 0,
+        };
+        EVENT_OVERHEAD + own + self.prev.as_ref().map_or(0, |p| p.size())
     }
 
     /// `{"type":"ADDED","object":{...}}\n` around the object's shared JSON.
@@ -696,40 +705,49 @@ mod tests {
         assert!(event.line().starts_with(b"{\"type\":\"DELETED\""));
     }
 
+    fn update(key: &str, expected: Revision, n: usize) -> WriteOp {
+        WriteOp::Update {
+            key: key.into(),
+            value: Bytes::from(serde_json::to_vec(&json!({"metadata": {"name": key}, "data": {"n": n}})).unwrap()),
+            expected,
+        }
+    }
+
     #[tokio::test]
     async fn the_window_keeps_at_most_its_bytes() {
+        // What one update is charged: the object it replaced and the event.
         let probe = cache(100).await;
-        probe.write(create("/k/0")).await.unwrap();
-        let one = probe.window_size().1;
-        assert!(one > 0);
+        let mut rev = probe.write(create("/k/a")).await.unwrap().revision;
+        let created = probe.window_size().1;
+        rev = probe.write(update("/k/a", rev, 0)).await.unwrap().revision;
+        let one = probe.window_size().1 - created;
+        assert!(one > created, "an update costs its replaced object, a create almost nothing");
+        let _ = rev;
+
         let limits = Window {
             events: 100,
             bytes: 3 * one + one / 2,
             age: Duration::MAX,
         };
         let cache = Cache::start(Arc::new(MemoryBackend::new()), limits).await.unwrap();
-        let mut revisions = Vec::new();
-        for i in 0..10 {
-            revisions.push(cache.write(create(&format!("/k/{i}"))).await.unwrap().revision);
+        let mut revisions = vec![cache.write(create("/k/a")).await.unwrap().revision];
+        for n in 0..10 {
+            let last = *revisions.last().unwrap();
+            revisions.push(cache.write(update("/k/a", last, n)).await.unwrap().revision);
         }
         let (events, bytes) = cache.window_size();
         assert_eq!(events, 3);
         assert!(bytes <= limits.bytes, "{bytes} > {}", limits.bytes);
-        assert_eq!(cache.watch("/k/", Some(revisions[6])).unwrap().backlog.len(), 3);
+        assert_eq!(cache.watch("/k/", Some(revisions[7])).unwrap().backlog.len(), 3);
         assert!(matches!(
-            cache.watch("/k/", Some(revisions[5])),
+            cache.watch("/k/", Some(revisions[6])),
             Err(WatchStartError::TooOld { .. })
         ));
-        // An update is charged for the object it replaced too: two creates' worth.
-        cache
-            .write(WriteOp::Update {
-                key: "/k/9".into(),
-                value: Bytes::from_static(b"{\"metadata\":{\"name\":\"/k/9\"}}"),
-                expected: revisions[9],
-            })
-            .await
-            .unwrap();
-        assert_eq!(cache.window_size().0, 2);
+        // Creates keep nothing alive but themselves: ten fit where three updates did.
+        for i in 0..10 {
+            cache.write(create(&format!("/k/new-{i}"))).await.unwrap();
+        }
+        assert!(cache.window_size().0 >= 10, "{:?}", cache.window_size());
         assert!(cache.window_size().1 <= limits.bytes);
     }
 

@@ -666,7 +666,7 @@ async fn watch_from_a_revision_older_than_the_window_is_expired() {
 #[tokio::test]
 async fn a_window_bounded_by_bytes_expires_old_revisions_too() {
     // About ten small updates' worth: each is charged for its object and the one it replaced.
-    window_expires_old_revisions(&["--watch-cache-bytes", "8Ki"]).await;
+    window_expires_old_revisions(&["--watch-cache-bytes", "4Ki"]).await;
 }
 
 #[test]

@@ -156,6 +156,11 @@ impl Feed {
         self.rx.recv().await.ok_or_else(|| self.ended())
     }
 
+    /// Whether no event is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// The next event if one is waiting.
     pub fn try_recv(&mut self) -> Result<Option<Arc<WatchEvent>>, FeedEnded> {
         match self.rx.try_recv() {

@@ -109,6 +109,23 @@ pub(crate) async fn call(
     body: Option<&serde_json::Value>,
 ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
     use http_body_util::BodyExt;
+    let response = send(hub, user, method, path, body).await?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    ))
+}
+
+/// [`call`], answering with the response as it streams (a watch).
+pub(crate) async fn send(
+    hub: &Arc<Hub>,
+    user: (&str, &[&str]),
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<Response> {
     use tower::ServiceExt;
     let content_type = if method == Method::PATCH {
         "application/merge-patch+json"
@@ -128,13 +145,7 @@ pub(crate) async fn call(
             Some(v) => serde_json::to_vec(v)?,
             None => Vec::new(),
         }))?;
-    let response = router(hub.clone()).oneshot(request).await?;
-    let status = response.status();
-    let bytes = response.into_body().collect().await?.to_bytes();
-    Ok((
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    ))
+    Ok(router(hub.clone()).oneshot(request).await?)
 }
 
 async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {

@@ -25,7 +25,7 @@ use faros_storage::FeedEnded;
 use faros_storage::Key;
 use faros_storage::{EventKind, Object, WatchEvent, WatchStartError, encode_event, event_line};
 
-/// How often an idle watch that asked for bookmarks gets one.
+/// How often a watch that asked for bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Default watch lifetime without `timeoutSeconds` (kube-apiserver uses 30–60 minutes).
@@ -212,6 +212,15 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                 _ = crate::stopped(&mut shutdown) => return,
                 _ = tx.closed() => return,
                 _ = ticker.tick(), if bookmarks => {
+                    // A bookmark carries the cache's revision, not just that of the last event
+                    // sent, so a watch that saw nothing for a while resumes from a revision
+                    // still in the window rather than re-listing. The cache hands every event
+                    // to the feeds before it publishes the revision, so with the feed empty,
+                    // this watch has passed on everything up to that revision.
+                    let published = cache.revision();
+                    if live.is_empty() {
+                        last_revision = last_revision.max(published);
+                    }
                     if tx.send(encoder.bookmark(last_revision, false)).await.is_err() {
                         return;
                     }
@@ -386,4 +395,86 @@ fn render(encoder: &mut Encoder, filter: &Filter, event: &WatchEvent) -> Option<
         _ => return None,
     };
     Some(encoder.event(kind.as_str(), &event.object))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{Method, StatusCode};
+    use http_body_util::BodyExt;
+    use serde_json::{Value, json};
+
+    use crate::testing::InProcessHub;
+
+    const ADMIN: (&str, &[&str]) = ("admin", &["system:masters"]);
+
+    /// The next JSON line of a watch stream.
+    async fn next_line(body: &mut axum::body::Body, buffer: &mut Vec<u8>) -> Value {
+        loop {
+            if let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                return serde_json::from_slice(&line).expect("a JSON line");
+            }
+            let frame = body.frame().await.expect("the watch goes on").expect("a frame");
+            if let Ok(data) = frame.into_data() {
+                buffer.extend_from_slice(&data);
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bookmarks_carry_the_revision_the_cache_reached() {
+        let hub = InProcessHub::start().await;
+        let configmaps = "/clusters/root/api/v1/namespaces/default/configmaps";
+        let (code, listed) = hub.admin(Method::GET, configmaps, None).await;
+        assert_eq!(code, StatusCode::OK);
+        let from = listed["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+        let response = crate::apiserver::send(
+            &hub.hub,
+            ADMIN,
+            Method::GET,
+            &format!("{configmaps}?watch=1&allowWatchBookmarks=true&resourceVersion={from}"),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        // A write this watch does not see (another namespace) moves the store on.
+        let (code, created) = hub
+            .admin(
+                Method::POST,
+                "/clusters/root/api/v1/namespaces/kube-system/configmaps",
+                Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "elsewhere"}})),
+            )
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{created}");
+        let written: u64 = created["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut buffer = Vec::new();
+        let bookmark = next_line(&mut body, &mut buffer).await;
+        assert_eq!(bookmark["type"], "BOOKMARK", "{bookmark}");
+        let at: u64 = bookmark["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(at >= written, "bookmark at {at}, the store is at {written}");
+        // A watch resumed from the bookmark gets what follows, and nothing before it.
+        let (code, cm) = hub
+            .admin(
+                Method::POST,
+                configmaps,
+                Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "here"}})),
+            )
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{cm}");
+        let added = next_line(&mut body, &mut buffer).await;
+        assert_eq!(
+            (added["type"].as_str(), added["object"]["metadata"]["name"].as_str()),
+            (Some("ADDED"), Some("here"))
+        );
+    }
 }

@@ -4,11 +4,13 @@
 //! SIGKILL or stopped cleanly, and started again on the same ports and data; everything is
 //! killed on drop.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long a GET of the process's own endpoints may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where Debian installs etcd; `PATH` is searched too.
 const BINARY: &str = "etcd";
@@ -319,27 +321,12 @@ pub fn free_port() -> u16 {
 
 /// `GET /health` on the metrics port says `"health":"true"`.
 fn health(port: u16) -> bool {
-    get(port, "/health").contains("\"health\":\"true\"")
+    crate::http::get(port, "/health", READ_TIMEOUT).contains("\"health\":\"true\"")
 }
 
 /// The member's metrics say it leads.
 fn is_leader(port: u16) -> bool {
-    get(port, "/metrics")
+    crate::http::get(port, "/metrics", READ_TIMEOUT)
         .lines()
         .any(|line| line.trim() == "etcd_server_is_leader 1")
-}
-
-/// The response to a plain HTTP GET of `path` on a member's metrics port ("" on failure).
-fn get(port: u16, path: &str) -> String {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return String::new();
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
 }

@@ -12,6 +12,7 @@
 
 pub mod etcd;
 pub mod haproxy;
+mod http;
 #[cfg(feature = "hub")]
 mod hub;
 pub mod kubectl;

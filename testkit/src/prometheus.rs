@@ -2,11 +2,12 @@
 //! package): it scrapes one HTTPS target every second with a bearer token, keeps its data in a
 //! temporary directory, and is killed on drop. Queries go through its HTTP API.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long a GET of the process's own endpoints may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Prometheus {
     pub dir: PathBuf,
@@ -61,7 +62,7 @@ impl Prometheus {
             .expect("start prometheus (Debian package `prometheus`)");
         let prometheus = Prometheus { dir, port, child };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !get(port, "/-/ready").starts_with("HTTP/1.0 200") {
+        while !crate::http::get(port, "/-/ready", READ_TIMEOUT).starts_with("HTTP/1.0 200") {
             assert!(
                 Instant::now() < deadline,
                 "Prometheus did not become ready; its log:\n{}",
@@ -75,7 +76,7 @@ impl Prometheus {
     /// The body of `/api/v1/query?query=<expr>` (JSON), evaluated now.
     pub fn query(&self, expr: &str) -> String {
         let query: String = form_urlencoded(expr);
-        let response = get(self.port, &format!("/api/v1/query?query={query}"));
+        let response = crate::http::get(self.port, &format!("/api/v1/query?query={query}"), READ_TIMEOUT);
         response
             .split_once("\r\n\r\n")
             .map(|(_, body)| body.to_string())
@@ -115,20 +116,4 @@ fn form_urlencoded(value: &str) -> String {
         }
     }
     out
-}
-
-/// The whole response (status line, headers, body) to a plain HTTP/1.0 GET of `path` ("" on
-/// failure).
-fn get(port: u16, path: &str) -> String {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return String::new();
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
 }

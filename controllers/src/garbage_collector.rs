@@ -46,7 +46,8 @@ type Uid = (String, String);
 type OwnerUpdate = (Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>);
 
 struct Node {
-    resource: ApiResource,
+    /// Shared by every node of the kind: the graph holds a node for every object.
+    resource: Arc<ApiResource>,
     namespaced: bool,
     namespace: Option<String>,
     name: String,
@@ -187,6 +188,7 @@ impl Collector {
             (resource.clone(), namespaced),
         );
         let api: Api<DynamicObject> = Api::all_with(self.clusters.cluster(cluster), &resource);
+        let resource = Arc::new(resource);
         let this = self.clone();
         let cluster = cluster.to_string();
         self.spawn(async move {
@@ -216,7 +218,7 @@ impl Collector {
         self.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(handle);
     }
 
-    fn observe(&self, resource: &ApiResource, namespaced: bool, obj: DynamicObject) {
+    fn observe(&self, resource: &Arc<ApiResource>, namespaced: bool, obj: DynamicObject) {
         let Some(uid) = obj.uid() else { return };
         let key = (cluster_of(&obj), uid);
         let node = Node {

@@ -114,10 +114,12 @@ pub(crate) struct Metrics {
     scrape: Mutex<()>,
 }
 
-/// What the watch cache holds. The sizes in bytes of its objects and of its event window
-/// belong here, beside the counts, once the cache reports them.
+/// What the watch cache holds.
 struct CacheGauges {
     objects: Gauge,
+    object_bytes: Gauge,
+    window_events: Gauge,
+    window_bytes: Gauge,
     watches: Gauge,
 }
 
@@ -183,12 +185,32 @@ impl Metrics {
         );
         let cache = CacheGauges {
             objects: Gauge::default(),
+            object_bytes: Gauge::default(),
+            window_events: Gauge::default(),
+            window_bytes: Gauge::default(),
             watches: Gauge::default(),
         };
         registry.register(
             "faros_cache_objects",
             "Objects held by the watch cache",
             cache.objects.clone(),
+        );
+        registry.register_with_unit(
+            "faros_cache_objects",
+            "What the watch cache's current objects take: their JSON, keys and labels",
+            Unit::Bytes,
+            cache.object_bytes.clone(),
+        );
+        registry.register(
+            "faros_cache_window_events",
+            "Events in the watch cache's window, from which watches resume",
+            cache.window_events.clone(),
+        );
+        registry.register_with_unit(
+            "faros_cache_window",
+            "What the events of the watch cache's window alone keep alive",
+            Unit::Bytes,
+            cache.window_bytes.clone(),
         );
         registry.register(
             "faros_cache_watches",
@@ -307,6 +329,10 @@ impl Metrics {
     pub(crate) fn render(&self, hub: &Hub) -> String {
         let _one_scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.cache.objects.set(hub.cache.len() as i64);
+        self.cache.object_bytes.set(hub.cache.objects_size() as i64);
+        let (window_events, window_bytes) = hub.cache.window_size();
+        self.cache.window_events.set(window_events as i64);
+        self.cache.window_bytes.set(window_bytes as i64);
         self.cache.watches.set(hub.cache.watch_count() as i64);
         let objects = count_objects(&hub.cache);
         self.storage_objects.clear();

@@ -139,6 +139,8 @@ pub fn encode_event(kind: &str, object: &Value) -> Bytes {
 
 struct State {
     objects: BTreeMap<Arc<str>, Arc<Object>>,
+    /// What the current objects take together, by [`Object::size`].
+    objects_bytes: usize,
     revision: Revision,
     /// Recent events, oldest first, within `limits`.
     window: VecDeque<Arc<WatchEvent>>,
@@ -180,6 +182,7 @@ impl Cache {
         let cache = Arc::new(Cache {
             backend,
             state: RwLock::new(State {
+                objects_bytes: total_size(&objects),
                 objects,
                 revision: snapshot.revision,
                 window: VecDeque::new(),
@@ -224,6 +227,8 @@ impl Cache {
                         }
                     };
                     state.objects.insert(object.key.clone(), object.clone());
+                    state.objects_bytes += object.size();
+                    state.objects_bytes -= prev.as_ref().map_or(0, |p| p.size());
                     let kind = if prev.is_some() {
                         EventKind::Modified
                     } else {
@@ -241,6 +246,7 @@ impl Cache {
                     let Some(prev_object) = state.objects.remove(prev.key.as_str()) else {
                         continue;
                     };
+                    state.objects_bytes -= prev_object.size();
                     WatchEvent {
                         revision,
                         kind: EventKind::Deleted,
@@ -316,6 +322,7 @@ impl Cache {
                 "the new storage snapshot is older than the cache"
             );
         }
+        state.objects_bytes = total_size(&objects);
         state.objects = objects;
         state.window.clear();
         state.window_bytes = 0;
@@ -534,8 +541,7 @@ impl Cache {
 
     /// What the current objects take, by [`Object::size`].
     pub fn objects_size(&self) -> usize {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        state.objects.values().map(|o| o.size()).sum()
+        self.state.read().unwrap_or_else(|e| e.into_inner()).objects_bytes
     }
 
     /// Number of live watch feeds.
@@ -590,6 +596,10 @@ async fn reload(cache: &Weak<Cache>) -> Option<mpsc::UnboundedReceiver<Change>> 
     }
 }
 
+fn total_size(objects: &BTreeMap<Arc<str>, Arc<Object>>) -> usize {
+    objects.values().map(|o| o.size()).sum()
+}
+
 fn decode_all(items: Vec<KeyValue>) -> BTreeMap<Arc<str>, Arc<Object>> {
     items
         .iter()
@@ -629,6 +639,7 @@ mod tests {
         let obj = cache.get("/core/configmaps/root/default/a").unwrap();
         assert_eq!(obj.mod_revision, out.revision);
         assert_eq!(obj.value()["metadata"]["resourceVersion"], out.revision.to_string());
+        assert_eq!(cache.objects_size(), obj.size());
     }
 
     #[tokio::test]

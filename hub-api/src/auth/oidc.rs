@@ -18,8 +18,7 @@ use anyhow::{Context as _, anyhow, bail};
 use http_body_util::BodyExt as _;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 
 use super::{AuthOptions, User};
@@ -341,9 +340,10 @@ fn issuer_tls(ca_file: Option<&std::path::Path>) -> anyhow::Result<Arc<rustls::C
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                roots.add(cert.with_context(|| format!("reading {}", path.display()))?)?;
+            let read = || format!("reading {}", path.display());
+            let pem = std::fs::read_to_string(path).with_context(read)?;
+            for cert in crate::pki::pem_to_cert_ders(&pem).with_context(read)? {
+                roots.add(cert)?;
             }
         }
         None => {
@@ -354,8 +354,7 @@ fn issuer_tls(ca_file: Option<&std::path::Path>) -> anyhow::Result<Arc<rustls::C
     if roots.is_empty() {
         bail!("no CA to trust for the OIDC issuer (give --oidc-ca-file or --oidc-jwks-file)");
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let tls = rustls::ClientConfig::builder_with_provider(crate::pki::ring_provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();

@@ -19,7 +19,7 @@ pub(super) fn pem_to_cert_der(pem: &str) -> Result<CertificateDer<'static>> {
 }
 
 /// Every certificate in `pem`.
-pub(super) fn pem_to_cert_ders(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn pem_to_cert_ders(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
     CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow!("reading PEM certificates: {e}"))

@@ -41,7 +41,7 @@ use rustls::server::WebPkiClientVerifier;
 
 pub use ca::client_cert_identity;
 
-use der::pem_to_cert_ders;
+pub(crate) use der::pem_to_cert_ders;
 
 /// Common name of the hub's certificate authority.
 pub const CA_COMMON_NAME: &str = "faros-hub-ca";
@@ -153,6 +153,7 @@ impl Pki {
     }
 }
 
-fn ring_provider() -> Arc<CryptoProvider> {
+/// The one TLS crypto provider the hub uses, given explicitly to every rustls config.
+pub(crate) fn ring_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

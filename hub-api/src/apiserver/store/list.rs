@@ -77,7 +77,7 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
     if ctx.representation == Representation::Table {
         let include =
             table::IncludeObject::parse(ctx.query.include_object.as_deref()).map_err(ApiError::bad_request)?;
-        let values: Vec<Value> = items.iter().map(|o| served(ctx, o)).collect();
+        let values: Vec<Value> = items.iter().map(|o| ctx.served(o)).collect();
         let body = ctx.kind.table_convertor().table(
             values.iter(),
             include,
@@ -111,7 +111,7 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
             out.push(b',');
         }
         if ctx.representation == Representation::Metadata {
-            serde_json::to_writer(&mut out, &partial_metadata(&served(ctx, item))).map_err(internal)?;
+            serde_json::to_writer(&mut out, &partial_metadata(&ctx.served(item))).map_err(internal)?;
         } else if let Some(projected) = ctx.kind.strategy.project(item) {
             serde_json::to_writer(&mut out, &projected).map_err(internal)?;
         } else {
@@ -120,10 +120,6 @@ pub(super) fn list(ctx: &Ctx) -> ApiResult<Response> {
     }
     out.extend_from_slice(b"]}");
     Ok(response::bytes(StatusCode::OK, out, "application/json"))
-}
-
-fn served(ctx: &Ctx, object: &Object) -> Value {
-    ctx.served(object)
 }
 
 pub(super) const METADATA_API_VERSION: &str = "meta.k8s.io/v1";

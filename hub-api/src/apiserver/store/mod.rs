@@ -285,12 +285,49 @@ pub(super) async fn read_object(ctx: &Ctx, body: axum::body::Body) -> ApiResult<
     faros_machinery::decode::decode_object(&bytes, &body::content_type(&ctx.headers))
 }
 
+/// The object's JSON as stored: without `metadata.resourceVersion`, which the cache splices
+/// back in. Written straight from the object, not from a copy of it: every write (each
+/// heartbeat) comes through here.
 pub(super) fn encode_for_storage(obj: &Value) -> Bytes {
-    let mut stored = obj.clone();
-    if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
+    // Serialising a Value into a Vec cannot fail.
+    Bytes::from(serde_json::to_vec(&WithoutRevision(obj)).unwrap_or_default())
+}
+
+/// An object serialised as it is, except for `metadata.resourceVersion`.
+struct WithoutRevision<'a>(&'a Value);
+
+impl serde::Serialize for WithoutRevision<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(top) = self.0 else {
+            return self.0.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(Some(top.len()))?;
+        for (key, value) in top {
+            match value {
+                Value::Object(meta) if key == "metadata" => {
+                    map.serialize_key(key)?;
+                    map.serialize_value(&Without(meta, "resourceVersion"))?;
+                }
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
     }
-    Bytes::from(serde_json::to_vec(&stored).unwrap_or_default())
+}
+
+/// A JSON object without one of its fields.
+struct Without<'a>(&'a serde_json::Map<String, Value>, &'static str);
+
+impl serde::Serialize for Without<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.0.iter().filter(|(key, _)| key.as_str() != self.1) {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
 }
 
 pub(super) fn stamp_cluster(cluster: &LogicalClusterRef, obj: &mut Value) {

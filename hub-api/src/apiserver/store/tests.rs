@@ -144,3 +144,19 @@ async fn a_namespace_terminates_until_it_is_finalized() {
     let (code, _) = hub.admin(Method::GET, "/api/v1/namespaces/doomed", None).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn objects_are_stored_without_their_resource_version_and_otherwise_unchanged() {
+    let obj = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "a", "resourceVersion": "42", "labels": {"resourceVersion": "kept"}},
+        "data": {"resourceVersion": "kept too"},
+    });
+    let mut expected = obj.clone();
+    expected["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+    assert_eq!(super::encode_for_storage(&obj), serde_json::to_vec(&expected).unwrap());
+    // Anything that is not an object, or has no metadata object, is written as it is.
+    for other in [serde_json::json!([1]), serde_json::json!({"metadata": "x"})] {
+        assert_eq!(super::encode_for_storage(&other), serde_json::to_vec(&other).unwrap());
+    }
+}

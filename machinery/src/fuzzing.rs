@@ -302,14 +302,16 @@ fn has_directive_key(value: &Value) -> bool {
 
 /// A custom resource written to the hub: the CRD's `openAPIV3Schema`, then the object.
 /// The hub's order: prune, default, then validate the metadata and against the schema.
-/// The raw object is validated too, before pruning cuts it down.
+/// The raw object is validated too, before pruning cuts it down, and then stands for the
+/// previous version of the object (which transition rules compare with).
 pub fn schema(data: &[u8]) {
     let mut docs = values(data, 2).into_iter();
     let (schema, mut obj) = (docs.next().unwrap_or_default(), docs.next().unwrap_or_default());
+    let raw = obj.clone();
 
     let parsed = StructuralSchema::parse(&schema, "spec.versions[0].schema.openAPIV3Schema").ok();
     if let Some(parsed) = &parsed {
-        let _ = parsed.validate(&obj);
+        let _ = parsed.validate(&obj, None);
         let _ = parsed.prune(&mut obj);
         let again = parsed.prune(&mut obj);
         assert!(again.is_empty(), "pruning twice removed {again:?} the second time");
@@ -327,7 +329,7 @@ pub fn schema(data: &[u8]) {
     let Some(parsed) = parsed else {
         return;
     };
-    let _ = parsed.validate(&obj);
+    let _ = parsed.validate(&obj, Some(&raw));
 
     // Every property path of the object, looked up in the schema.
     let mut paths = Vec::new();

@@ -217,6 +217,11 @@ struct Node {
     has_property_defaults: bool,
     /// The compiled `x-kubernetes-validations`.
     rules: Vec<cel::Rule>,
+    /// This node or one below it (through properties, additionalProperties and items) has
+    /// rules; the rules' walk skips the others.
+    rules_below: bool,
+    /// The same for transition rules: only their nodes need the previous value.
+    transitions_below: bool,
 }
 
 static NULL: Value = Value::Null;
@@ -326,7 +331,7 @@ mod tests {
         let s = prune_schema();
         let t = s.clone();
         assert!(Arc::ptr_eq(&s.node, &t.node));
-        let handle = std::thread::spawn(move || t.validate(&json!({"spec": {"name": 1}})).len());
+        let handle = std::thread::spawn(move || t.validate(&json!({"spec": {"name": 1}}), None).len());
         assert_eq!(handle.join().unwrap(), 1);
     }
 
@@ -347,10 +352,10 @@ mod tests {
         assert_eq!(removed, vec![".spec.color"]);
         s.apply_defaults(&mut obj);
         assert_eq!(obj["spec"], json!({"size": "small", "count": 1}));
-        assert!(s.validate(&obj).is_empty());
+        assert!(s.validate(&obj, None).is_empty());
         obj["spec"]["count"] = json!(0);
         assert_eq!(
-            messages(&s.validate(&obj)),
+            messages(&s.validate(&obj, None)),
             vec!["spec.count: Invalid value: 0: spec.count in body should be greater than or equal to 1"]
         );
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use super::cel::Checker;
 use super::path::Path;
 use super::prune::prune_value;
 use super::render::{go_string_slice, go_value, quote};
@@ -42,6 +43,7 @@ impl StructuralSchema {
             exempt: false,
             skip_any_of: false,
             default_forbidden: None,
+            uncorrelatable: None,
         };
         let root = parser.node(schema, &root_ctx);
         if strict_rules {
@@ -86,6 +88,10 @@ struct Ctx {
     skip_any_of: bool,
     /// Why `default` may not be used here (top-level metadata).
     default_forbidden: Option<String>,
+    /// The path of the list above this node whose items cannot be matched with their previous
+    /// versions (any list but `x-kubernetes-list-type: map`): transition rules cannot be used
+    /// below it.
+    uncorrelatable: Option<String>,
 }
 
 struct Parser {
@@ -497,7 +503,7 @@ impl Parser {
             ));
         }
         if !nested && let Some(rules) = obj.get("x-kubernetes-validations").filter(|r| !r.is_null()) {
-            let (rules, errors) = super::cel::compile(rules, p);
+            let (rules, errors) = super::cel::compile(rules, p, obj, c.uncorrelatable.as_deref());
             n.rules = rules;
             self.rule_errors.extend(errors);
         }
@@ -526,6 +532,7 @@ impl Parser {
                         exempt: false,
                         skip_any_of: false,
                         default_forbidden,
+                        uncorrelatable: c.uncorrelatable.clone(),
                     };
                     let parsed = self.node(sub, &child);
                     n.has_property_defaults |= parsed.node.default.is_some();
@@ -549,6 +556,10 @@ impl Parser {
                     exempt: false,
                     skip_any_of: false,
                     default_forbidden: c.default_forbidden.clone(),
+                    uncorrelatable: c
+                        .uncorrelatable
+                        .clone()
+                        .or_else(|| (n.list_type != Some(ListType::Map)).then(|| p.to_string())),
                 };
                 n.items = Some(self.node(sub, &child));
             }
@@ -593,6 +604,7 @@ impl Parser {
                             exempt: false,
                             skip_any_of: false,
                             default_forbidden: c.default_forbidden.clone(),
+                            uncorrelatable: c.uncorrelatable.clone(),
                         };
                         Some(Additional::Schema(self.node(sub, &child)))
                     }
@@ -619,6 +631,7 @@ impl Parser {
                             exempt: key == "anyOf" && own_any_of_exempt,
                             skip_any_of: key == "allOf" && i == 0 && first_all_of_skips,
                             default_forbidden: None,
+                            uncorrelatable: c.uncorrelatable.clone(),
                         };
                         parsed.push(self.node(sub, &child));
                     }
@@ -640,6 +653,7 @@ impl Parser {
                 exempt: false,
                 skip_any_of: false,
                 default_forbidden: None,
+                uncorrelatable: c.uncorrelatable.clone(),
             };
             n.not = Some(self.node(sub, &child));
         }
@@ -649,6 +663,21 @@ impl Parser {
             self.structural_checks(&n, obj, c, type_str);
         }
         self.list_checks(&n, p);
+
+        let children = n
+            .properties
+            .values()
+            .chain(n.items.as_ref())
+            .chain(match &n.additional {
+                Some(Additional::Schema(s)) => Some(s),
+                _ => None,
+            });
+        for child in children {
+            n.rules_below |= child.node.rules_below;
+            n.transitions_below |= child.node.transitions_below;
+        }
+        n.rules_below |= !n.rules.is_empty();
+        n.transitions_below |= n.rules.iter().any(super::cel::Rule::is_transition);
 
         StructuralSchema { node: Arc::new(n) }
     }
@@ -949,9 +978,22 @@ fn check_defaults(s: &StructuralSchema, path: &str, errors: &mut Vec<FieldError>
         };
         let mut out = Vec::new();
         v.value(default, n, &Path::ROOT, false, &mut out);
+        out.append(&mut v.meta);
+        out.append(&mut v.lists);
+        if out.is_empty() && n.rules_below {
+            // As kube-apiserver does: a default must pass the rules as an update that keeps it
+            // (transition rules see it as `oldSelf` too) and, so that rules with
+            // `optionalOldSelf` accept it on create, as a new value.
+            let rules = Checker {
+                base: &field,
+                defaults: true,
+            };
+            rules.walk(n, default, Some(default), &Path::ROOT, &mut out);
+            if out.is_empty() {
+                rules.walk(n, default, None, &Path::ROOT, &mut out);
+            }
+        }
         errors.append(&mut out);
-        errors.append(&mut v.meta);
-        errors.append(&mut v.lists);
     }
     // Like kube-apiserver, defaults below additionalProperties are not followed.
     if let Some(items) = &n.items {

@@ -30,7 +30,7 @@ pub(super) fn obj_schema(spec: Value) -> StructuralSchema {
 }
 
 pub(super) fn validate_spec(spec_schema: Value, spec: Value) -> Vec<String> {
-    messages(&obj_schema(spec_schema).validate(&json!({"spec": spec})))
+    messages(&obj_schema(spec_schema).validate(&json!({"spec": spec}), None))
 }
 
 pub(super) fn prune_schema() -> StructuralSchema {

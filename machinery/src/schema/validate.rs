@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{Map, Number, Value};
 
+use super::cel::Checker;
 use super::formats::check_format;
 use super::path::{Path, join_path};
 use super::render::{go_float, go_json, go_sharp, go_value, num_repr, quote};
@@ -24,7 +25,11 @@ impl StructuralSchema {
     /// (which use `field.Path` brackets, `spec.labels[app]`). Errors of
     /// `allOf`/`anyOf`/`oneOf`/`not` as a whole have an empty field, like
     /// kube-apiserver's `<nil>`.
-    pub fn validate(&self, obj: &Value) -> Vec<FieldError> {
+    ///
+    /// The CEL rules of `x-kubernetes-validations` come last, checked only if
+    /// no earlier error leaves the object in a shape they were not written for.
+    /// `old` is the object before an update: transition rules compare with it.
+    pub fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         let mut v = Validator {
             base: "",
             meta: Vec::new(),
@@ -34,8 +39,35 @@ impl StructuralSchema {
         v.value(obj, &self.node, &Path::ROOT, true, &mut out);
         out.append(&mut v.meta);
         out.append(&mut v.lists);
+        if self.node.rules_below {
+            if out.iter().any(|e| blocks_rules(e.reason)) {
+                out.push(FieldError::invalid(
+                    "",
+                    "\"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+                ));
+            } else {
+                let rules = Checker {
+                    base: "",
+                    defaults: false,
+                };
+                rules.walk(&self.node, obj, old, &Path::ROOT, &mut out);
+            }
+        }
         out
     }
+}
+
+/// Errors after which kube-apiserver does not evaluate CEL rules: the value is not of the shape
+/// they were written for.
+fn blocks_rules(reason: CauseType) -> bool {
+    matches!(
+        reason,
+        CauseType::FieldValueNotSupported
+            | CauseType::FieldValueRequired
+            | CauseType::FieldValueTooLong
+            | CauseType::FieldValueTooMany
+            | CauseType::FieldValueTypeInvalid
+    )
 }
 
 /// The JSON type of a value as the OpenAPI validator names it. Integers beyond
@@ -70,7 +102,7 @@ fn is_json_integer(f: f64) -> bool {
     diff / (f.abs() + g.abs()) < EPSILON
 }
 
-fn type_matches(s: &Node, v: &Value) -> bool {
+pub(super) fn type_matches(s: &Node, v: &Value) -> bool {
     let dt = data_type(v);
     let float_int = || matches!(v, Value::Number(n) if n.as_i64().is_none() && n.as_f64().is_some_and(is_json_integer));
     if s.int_or_string {
@@ -162,13 +194,6 @@ impl Validator<'_> {
                 Some(_) if !matches!(s.ty, Some(Type::Integer | Type::Number)) => {}
                 _ => out.push(self.type_error(path, type_label(s), data_type(v))),
             }
-        }
-
-        // x-kubernetes-validations, on a value of the declared type
-        if !s.rules.is_empty() && (!has_type || type_matches(s, v)) {
-            let field = join_path(self.base, &path.render(false));
-            let type_name = s.ty.map(Type::name).unwrap_or_default();
-            out.extend(s.rules.iter().filter_map(|rule| rule.check(v, type_name, &field)));
         }
 
         // allOf / anyOf / oneOf / not
@@ -832,7 +857,7 @@ mod tests {
             ]
         );
         let errs = obj_schema(json!({"type": "object", "properties": {"replicas": {"type": "integer"}}}))
-            .validate(&json!({"spec": {"replicas": "string"}}));
+            .validate(&json!({"spec": {"replicas": "string"}}), None);
         assert_eq!(errs[0].reason, CauseType::FieldValueTypeInvalid);
         assert_eq!(errs[0].field, "spec.replicas");
         assert_eq!(
@@ -905,7 +930,7 @@ mod tests {
             validate_spec(s.clone(), json!({"mode": "x"})),
             vec!["spec.mode: Unsupported value: \"x\": supported values: \"a\", \"b\""]
         );
-        let errs = obj_schema(s.clone()).validate(&json!({"spec": {"level": 3}}));
+        let errs = obj_schema(s.clone()).validate(&json!({"spec": {"level": 3}}), None);
         assert_eq!(errs[0].reason, CauseType::FieldValueNotSupported);
         assert_eq!(
             messages(&errs),
@@ -921,18 +946,21 @@ mod tests {
             }},
             "list": {"type": "array", "items": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}}
         }}));
-        let errs = s.validate(&json!({"spec": {"template": {"name": "x"}, "list": [{"id": "a"}, {}]}}));
+        let errs = s.validate(
+            &json!({"spec": {"template": {"name": "x"}, "list": [{"id": "a"}, {}]}}),
+            None,
+        );
         assert_eq!(
             messages(&errs),
             vec!["spec.list[1].id: Required value", "spec.template.image: Required value"]
         );
         assert_eq!(errs[0].reason, CauseType::FieldValueRequired);
         assert_eq!(errs[0].message, "");
-        let errs = s.validate(&json!({"spec": {}}));
+        let errs = s.validate(&json!({"spec": {}}), None);
         assert_eq!(messages(&errs), vec!["spec.template: Required value"]);
         let root = schema(json!({"type": "object", "required": ["spec"], "properties": {"spec": {"type": "object"}}}));
         assert_eq!(
-            messages(&root.validate(&json!({"kind": "X"}))),
+            messages(&root.validate(&json!({"kind": "X"}), None)),
             vec!["spec: Required value"]
         );
     }
@@ -981,7 +1009,7 @@ mod tests {
     fn string_lengths_count_characters() {
         let s = json!({"type": "object", "properties": {"s": {"type": "string", "minLength": 2, "maxLength": 3}}});
         assert!(validate_spec(s.clone(), json!({"s": "äöü"})).is_empty());
-        let errs = obj_schema(s.clone()).validate(&json!({"spec": {"s": "abcd"}}));
+        let errs = obj_schema(s.clone()).validate(&json!({"spec": {"s": "abcd"}}), None);
         assert_eq!(errs[0].reason, CauseType::FieldValueTooLong);
         assert_eq!(messages(&errs), vec!["spec.s: Too long: may not be more than 3 bytes"]);
         assert_eq!(
@@ -1011,7 +1039,7 @@ mod tests {
             validate_spec(s.clone(), json!({"l": [1]})),
             vec!["spec.l: Invalid value: 1: spec.l in body should have at least 2 items"]
         );
-        let errs = obj_schema(s).validate(&json!({"spec": {"l": [1, 2, 3, "x"]}}));
+        let errs = obj_schema(s).validate(&json!({"spec": {"l": [1, 2, 3, "x"]}}), None);
         assert_eq!(
             messages(&errs),
             vec![
@@ -1095,7 +1123,7 @@ mod tests {
         }});
         assert!(validate_spec(s.clone(), json!({"a": {"x": "1"}, "b": 11, "c": "ab", "d": "ok"})).is_empty());
         // Composite errors have no field (kube-apiserver's `<nil>`).
-        let errs = obj_schema(s.clone()).validate(&json!({"spec": {"a": {}}}));
+        let errs = obj_schema(s.clone()).validate(&json!({"spec": {"a": {}}}), None);
         assert_eq!(errs[0].field, "");
         assert_eq!(errs[0].reason, CauseType::FieldValueInvalid);
         assert_eq!(
@@ -1154,12 +1182,15 @@ mod tests {
             )
             .is_empty()
         );
-        let errs = obj_schema(s).validate(&json!({"spec": {
-            "tags": ["a", "b", "a", "a"],
-            "ports": [{"port": 80, "protocol": "TCP"}, {"port": 80, "protocol": "TCP"}],
-            "byName": [{"name": "a"}, {"name": "a"}, "oops"],
-            "nested": {"k": [1, 1]}
-        }}));
+        let errs = obj_schema(s).validate(
+            &json!({"spec": {
+                "tags": ["a", "b", "a", "a"],
+                "ports": [{"port": 80, "protocol": "TCP"}, {"port": 80, "protocol": "TCP"}],
+                "byName": [{"name": "a"}, {"name": "a"}, "oops"],
+                "nested": {"k": [1, 1]}
+            }}),
+            None,
+        );
         assert_eq!(
             messages(&errs),
             vec![
@@ -1196,11 +1227,14 @@ mod tests {
             "many": {"type": "object", "additionalProperties": {"type": "object", "x-kubernetes-embedded-resource": true, "x-kubernetes-preserve-unknown-fields": true}}
         }}));
         assert!(
-            s.validate(&json!({"spec": {"template": {"apiVersion": "v1", "kind": "Pod"}}}))
-                .is_empty()
+            s.validate(
+                &json!({"spec": {"template": {"apiVersion": "v1", "kind": "Pod"}}}),
+                None
+            )
+            .is_empty()
         );
         assert_eq!(
-            messages(&s.validate(&json!({"spec": {"template": {"metadata": "x"}, "many": {"m": {"apiVersion": "a/b/c", "kind": "Bad_Kind"}}}}))),
+            messages(&s.validate(&json!({"spec": {"template": {"metadata": "x"}, "many": {"m": {"apiVersion": "a/b/c", "kind": "Bad_Kind"}}}}), None)),
             vec![
                 "spec.many[m].apiVersion: Invalid value: \"a/b/c\": unexpected GroupVersion string: a/b/c",
                 "spec.many[m].kind: Invalid value: \"Bad_Kind\": may have mixed case, but should otherwise match: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
@@ -1219,9 +1253,9 @@ mod tests {
             "metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 5}}},
             "spec": {"type": "object"}
         }}));
-        assert!(s.validate(&json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "short", "labels": {"a": "b"}}})).is_empty());
+        assert!(s.validate(&json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "short", "labels": {"a": "b"}}}), None).is_empty());
         assert_eq!(
-            messages(&s.validate(&json!({"metadata": {"name": "too-long"}}))),
+            messages(&s.validate(&json!({"metadata": {"name": "too-long"}}), None)),
             vec!["metadata.name: Too long: may not be more than 5 bytes"]
         );
     }
@@ -1230,7 +1264,7 @@ mod tests {
     fn root_must_be_an_object_value() {
         let s = schema(json!({"type": "object"}));
         assert_eq!(
-            messages(&s.validate(&json!([1]))),
+            messages(&s.validate(&json!([1]), None)),
             vec!["Invalid value: \"array\":  in body must be of type object: \"array\""]
         );
     }
@@ -1240,9 +1274,12 @@ mod tests {
         let s = obj_schema(
             json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": {"n": {"type": "integer"}}}),
         );
-        assert!(s.validate(&json!({"spec": {"anything": {"x": 1}, "n": 1}})).is_empty());
+        assert!(
+            s.validate(&json!({"spec": {"anything": {"x": 1}, "n": 1}}), None)
+                .is_empty()
+        );
         assert_eq!(
-            messages(&s.validate(&json!({"spec": {"n": "x"}}))),
+            messages(&s.validate(&json!({"spec": {"n": "x"}}), None)),
             vec!["spec.n: Invalid value: \"string\": spec.n in body must be of type integer: \"string\""]
         );
     }

@@ -230,7 +230,7 @@ pub(super) fn admit(ctx: &Ctx, obj: &mut Value, old: Option<&Value>) -> ApiResul
     }
     let mut errors = validate_object_meta(&obj["metadata"], ctx.kind.namespaced, ctx.kind.name_rule);
     if let Some(schema) = &ctx.kind.schema {
-        errors.extend(schema.validate(obj));
+        errors.extend(schema.validate(obj, old));
     }
     errors.extend(ctx.kind.strategy.validate(obj, old));
     if let Some(old) = old {

@@ -8,12 +8,15 @@
 //! replicas whose clocks disagree still agree on who leads. Every write is a compare-and-swap
 //! on the Lease's resourceVersion, so two candidates can never both believe they won.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
+
+use crate::ControllerObserver;
 
 /// Where the controllers' Lease lives: workspace `root`, namespace `kube-system`.
 pub const LEASE_WORKSPACE: &str = "root";
@@ -78,14 +81,21 @@ pub(crate) struct Candidate {
     api: Api<Lease>,
     config: LeaderElection,
     observed: Option<Observed>,
+    /// Told of every acquisition and renewal.
+    observer: Option<Arc<dyn ControllerObserver>>,
 }
 
 impl Candidate {
-    pub(crate) fn new(root: kube::Client, config: LeaderElection) -> Candidate {
+    pub(crate) fn new(
+        root: kube::Client,
+        config: LeaderElection,
+        observer: Option<Arc<dyn ControllerObserver>>,
+    ) -> Candidate {
         Candidate {
             api: Api::namespaced(root, LEASE_NAMESPACE),
             config,
             observed: None,
+            observer,
         }
     }
 
@@ -152,6 +162,8 @@ impl Candidate {
 
     /// One attempt: true when this candidate holds the Lease afterwards.
     async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
+        // The Lease counts from no later than this: others time it from when they see it.
+        let attempt = Instant::now();
         let now = MicroTime(jiff::Timestamp::now());
         let me = self.config.identity.clone();
         let duration = i32::try_from(self.config.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX);
@@ -174,6 +186,7 @@ impl Candidate {
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(created) => {
                     self.observe(&created);
+                    self.renewed(attempt);
                     Ok(true)
                 }
                 Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
@@ -204,11 +217,18 @@ impl Candidate {
         match self.api.replace(LEASE_NAME, &PostParams::default(), &lease).await {
             Ok(written) => {
                 self.observe(&written);
+                self.renewed(attempt);
                 Ok(true)
             }
             // Someone else wrote first: they renewed or took it; look again next time.
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+
+    fn renewed(&self, at: Instant) {
+        if let Some(observer) = &self.observer {
+            observer.lease_renewed(at);
         }
     }
 

@@ -58,6 +58,11 @@ pub trait ControllerObserver: Send + Sync + 'static {
     fn queue_depth(&self, controller: &'static str, depth: usize);
     /// One reconcile by `controller` ended after `took`, `failed` when it returned an error.
     fn reconciled(&self, controller: &'static str, took: Duration, failed: bool);
+    /// This process wrote the controllers' Lease as its holder (acquired or renewed it) at
+    /// `at`, by its own clock.
+    fn lease_renewed(&self, at: std::time::Instant) {
+        let _ = at;
+    }
 }
 
 /// What the controllers are given by the process that runs them.
@@ -121,7 +126,7 @@ pub async fn run_all(
         return;
     };
     let identity = election.identity.clone();
-    let mut candidate = leader::Candidate::new(clusters.cluster(LEASE_WORKSPACE), election);
+    let mut candidate = leader::Candidate::new(clusters.cluster(LEASE_WORKSPACE), election, observer.clone());
     loop {
         tokio::select! {
             _ = candidate.acquire() => {}

@@ -6,13 +6,16 @@
 //! `?verbose` lists every check (`[+]ping ok`), `?exclude=NAME` skips one, and
 //! `/readyz/NAME` runs one alone. A failed check answers 503 with the list; its reason is
 //! withheld there and given by `/readyz/NAME`, which only authorised users may read.
+//!
+//! `hub-api controllers` answers the same way for its own checks ([`Check`], [`answer`]).
 
 use std::fmt::Write as _;
 use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http::StatusCode;
+use axum::response::Response;
+use http::{HeaderValue, StatusCode};
 use tokio::sync::watch;
 
 use crate::apiserver::Hub;
@@ -52,24 +55,36 @@ impl Endpoint {
         }
     }
 
-    fn checks(self, health: &Health) -> Vec<Check> {
-        let mut checks = vec![Check::Ping, Check::Storage];
+    fn checks(self, health: &Health) -> Vec<HubCheck> {
+        let mut checks = vec![HubCheck::Ping, HubCheck::Storage];
         if self == Endpoint::Livez {
             return checks;
         }
-        checks.extend([Check::CacheSynced, Check::BootstrapDone]);
+        checks.extend([HubCheck::CacheSynced, HubCheck::BootstrapDone]);
         if health.controllers.is_some() {
-            checks.push(Check::ControllersStarted);
+            checks.push(HubCheck::ControllersStarted);
         }
         if self == Endpoint::Readyz {
-            checks.push(Check::Shutdown);
+            checks.push(HubCheck::Shutdown);
         }
         checks
     }
 }
 
+/// One named check of a process.
+pub(crate) trait Check: Copy {
+    /// What the check looks at.
+    type Subject: Sync;
+
+    fn name(self) -> &'static str;
+
+    /// Ok, or why the check failed.
+    fn run(self, subject: &Self::Subject) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// The hub's checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Check {
+enum HubCheck {
     /// Answers at all.
     Ping,
     /// The store answers through whatever serves writes (SQLite's writer thread, etcd).
@@ -84,23 +99,25 @@ enum Check {
     Shutdown,
 }
 
-impl Check {
+impl Check for HubCheck {
+    type Subject = Hub;
+
     fn name(self) -> &'static str {
         match self {
-            Check::Ping => "ping",
-            Check::Storage => "storage",
-            Check::CacheSynced => "cache-synced",
-            Check::BootstrapDone => "bootstrap-done",
-            Check::ControllersStarted => "controllers-started",
-            Check::Shutdown => "shutdown",
+            HubCheck::Ping => "ping",
+            HubCheck::Storage => "storage",
+            HubCheck::CacheSynced => "cache-synced",
+            HubCheck::BootstrapDone => "bootstrap-done",
+            HubCheck::ControllersStarted => "controllers-started",
+            HubCheck::Shutdown => "shutdown",
         }
     }
 
     async fn run(self, hub: &Hub) -> Result<(), String> {
         let health = &hub.health;
         match self {
-            Check::Ping => Ok(()),
-            Check::Storage => {
+            HubCheck::Ping => Ok(()),
+            HubCheck::Storage => {
                 let Some(backend) = health.backend.upgrade() else {
                     return Err("the store is closed".into());
                 };
@@ -110,25 +127,25 @@ impl Check {
                     Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
                 }
             }
-            Check::CacheSynced => match tokio::time::timeout(CHECK_TIMEOUT, hub.cache.sync()).await {
+            HubCheck::CacheSynced => match tokio::time::timeout(CHECK_TIMEOUT, hub.cache.sync()).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err(format!(
                     "the cache did not reach the store's revision within {CHECK_TIMEOUT:?}"
                 )),
             },
-            Check::BootstrapDone => {
+            HubCheck::BootstrapDone => {
                 if health.bootstrapped() {
                     Ok(())
                 } else {
                     Err("the start-up objects are not all made yet".into())
                 }
             }
-            Check::ControllersStarted => match &health.controllers {
+            HubCheck::ControllersStarted => match &health.controllers {
                 Some(started) if !started.load(Ordering::Acquire) => Err("the controllers have not started".into()),
                 _ => Ok(()),
             },
-            Check::Shutdown => {
+            HubCheck::Shutdown => {
                 if health.shutting_down.load(Ordering::Acquire) {
                     Err("the hub is shutting down".into())
                 } else {
@@ -186,19 +203,31 @@ impl Health {
     }
 }
 
-/// Answers `endpoint` (or its one check `check`) with the query's `verbose` and `exclude`.
+/// Answers the hub's `endpoint` (or its one check `check`) with the query's `verbose` and
+/// `exclude`.
 pub(crate) async fn serve(
     hub: &Hub,
     endpoint: Endpoint,
     check: Option<&str>,
     query: Option<&str>,
 ) -> (StatusCode, String) {
-    let checks = endpoint.checks(&hub.health);
+    answer(hub, endpoint, &endpoint.checks(&hub.health), check, query).await
+}
+
+/// Answers `endpoint`, made of `checks` of `subject` (or its one check `check`), with the
+/// query's `verbose` and `exclude`.
+pub(crate) async fn answer<C: Check>(
+    subject: &C::Subject,
+    endpoint: Endpoint,
+    checks: &[C],
+    check: Option<&str>,
+    query: Option<&str>,
+) -> (StatusCode, String) {
     if let Some(name) = check {
         let Some(check) = checks.iter().find(|c| c.name() == name) else {
             return (StatusCode::NOT_FOUND, "404 page not found\n".into());
         };
-        return match check.run(hub).await {
+        return match check.run(subject).await {
             Ok(()) => (StatusCode::OK, "ok".into()),
             Err(reason) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -217,13 +246,13 @@ pub(crate) async fn serve(
     }
     let mut lines = String::new();
     let mut failed = false;
-    for check in &checks {
+    for check in checks {
         if let Some(i) = excluded.iter().position(|e| e == check.name()) {
             excluded.swap_remove(i);
             let _ = writeln!(lines, "[+]{} excluded: ok", check.name());
             continue;
         }
-        match check.run(hub).await {
+        match check.run(subject).await {
             Ok(()) => {
                 let _ = writeln!(lines, "[+]{} ok", check.name());
             }
@@ -251,6 +280,15 @@ pub(crate) async fn serve(
     } else {
         (StatusCode::OK, "ok".into())
     }
+}
+
+/// The HTTP response of an answer: plain text, never sniffed as anything else.
+pub(crate) fn response((status, text): (StatusCode, String)) -> Response {
+    let mut response = crate::apiserver::response::bytes(status, text.into_bytes(), "text/plain; charset=utf-8");
+    response
+        .headers_mut()
+        .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    response
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod admission;
 mod apiserver;
 mod auth;
 mod bootstrap;
+pub mod controllers;
 mod health;
 pub mod init;
 pub mod leader_flags;

@@ -5,7 +5,8 @@
 //! tenants there are. The hub's own metrics start with `faros_`: storage commits (reported by
 //! the backend through [`CommitObserver`]), the watch cache, workspaces, agents, and the
 //! in-process controllers. Gauges of what the hub holds are counted from the cache when a
-//! scrape asks for them.
+//! scrape asks for them. The controllers' metrics ([`ControllerMetrics`]) are the same in the
+//! hub's registry and in the one `hub-api controllers` serves on its own.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -106,10 +107,8 @@ pub(crate) struct Metrics {
     cache: CacheGauges,
     workspaces: Gauge,
     agents: Family<ReadyLabels, Gauge>,
-    controllers_running: Gauge,
-    queue_depth: Family<ControllerLabels, Gauge>,
-    reconcile_durations: HistogramFamily<ControllerLabels>,
-    reconcile_errors: Family<ControllerLabels, Counter>,
+    /// Filled by the in-process controllers (`--all-in-one`).
+    pub(crate) controllers: ControllerMetrics,
     /// One scrape at a time: each resets the counted gauges before filling them.
     scrape: Mutex<()>,
 }
@@ -229,31 +228,7 @@ impl Metrics {
             "Agents by the status of their Ready condition (Unknown when they have none)",
             agents.clone(),
         );
-        let controllers_running = Gauge::default();
-        registry.register(
-            "faros_controllers_running",
-            "1 while this process's controllers run (they wait while another replica leads)",
-            controllers_running.clone(),
-        );
-        let queue_depth = Family::default();
-        registry.register(
-            "faros_controller_queue_depth",
-            "Objects waiting in a controller's queue",
-            queue_depth.clone(),
-        );
-        let reconcile_durations: HistogramFamily<ControllerLabels> = Family::new_with_constructor(reconcile_histogram);
-        registry.register_with_unit(
-            "faros_controller_reconcile_duration",
-            "Time of one reconcile",
-            Unit::Seconds,
-            reconcile_durations.clone(),
-        );
-        let reconcile_errors = Family::default();
-        registry.register(
-            "faros_controller_reconcile_errors",
-            "Reconciles that failed (they are retried with a backoff)",
-            reconcile_errors.clone(),
-        );
+        let controllers = ControllerMetrics::register(&mut registry);
         Metrics {
             registry,
             requests,
@@ -268,10 +243,7 @@ impl Metrics {
             cache,
             workspaces,
             agents,
-            controllers_running,
-            queue_depth,
-            reconcile_durations,
-            reconcile_errors,
+            controllers,
             scrape: Mutex::new(()),
         }
     }
@@ -305,26 +277,6 @@ impl Metrics {
         guard
     }
 
-    pub(crate) fn controllers_running(&self, running: bool) {
-        self.controllers_running.set(i64::from(running));
-    }
-
-    pub(crate) fn queue_depth(&self, controller: &'static str, depth: usize) {
-        self.queue_depth
-            .get_or_create(&ControllerLabels { controller })
-            .set(depth as i64);
-    }
-
-    pub(crate) fn reconciled(&self, controller: &'static str, took: Duration, failed: bool) {
-        let labels = ControllerLabels { controller };
-        self.reconcile_durations
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
-        if failed {
-            self.reconcile_errors.get_or_create(&labels).inc();
-        }
-    }
-
     /// The text exposition of every metric, the gauges counted afresh from `hub`'s cache.
     pub(crate) fn render(&self, hub: &Hub) -> String {
         let _one_scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
@@ -352,10 +304,80 @@ impl Metrics {
         for (ready, count) in count_agents(hub) {
             self.agents.get_or_create(&ReadyLabels { ready }).set(count);
         }
-        let mut text = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry);
-        text
+        text(&self.registry)
+    }
+}
+
+/// The text exposition of every metric in `registry`.
+pub(crate) fn text(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, registry);
+    text
+}
+
+/// What the controllers report, wherever they run.
+pub(crate) struct ControllerMetrics {
+    running: Gauge,
+    queue_depth: Family<ControllerLabels, Gauge>,
+    reconcile_durations: HistogramFamily<ControllerLabels>,
+    reconcile_errors: Family<ControllerLabels, Counter>,
+}
+
+impl ControllerMetrics {
+    /// The controllers' metrics, registered in `registry`.
+    pub(crate) fn register(registry: &mut Registry) -> ControllerMetrics {
+        let running = Gauge::default();
+        registry.register(
+            "faros_controllers_running",
+            "1 while this process's controllers run (they wait while another replica leads)",
+            running.clone(),
+        );
+        let queue_depth = Family::default();
+        registry.register(
+            "faros_controller_queue_depth",
+            "Objects waiting in a controller's queue",
+            queue_depth.clone(),
+        );
+        let reconcile_durations: HistogramFamily<ControllerLabels> = Family::new_with_constructor(reconcile_histogram);
+        registry.register_with_unit(
+            "faros_controller_reconcile_duration",
+            "Time of one reconcile",
+            Unit::Seconds,
+            reconcile_durations.clone(),
+        );
+        let reconcile_errors = Family::default();
+        registry.register(
+            "faros_controller_reconcile_errors",
+            "Reconciles that failed (they are retried with a backoff)",
+            reconcile_errors.clone(),
+        );
+        ControllerMetrics {
+            running,
+            queue_depth,
+            reconcile_durations,
+            reconcile_errors,
+        }
+    }
+
+    pub(crate) fn running(&self, running: bool) {
+        self.running.set(i64::from(running));
+    }
+
+    pub(crate) fn queue_depth(&self, controller: &'static str, depth: usize) {
+        self.queue_depth
+            .get_or_create(&ControllerLabels { controller })
+            .set(depth as i64);
+    }
+
+    pub(crate) fn reconciled(&self, controller: &'static str, took: Duration, failed: bool) {
+        let labels = ControllerLabels { controller };
+        self.reconcile_durations
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        if failed {
+            self.reconcile_errors.get_or_create(&labels).inc();
+        }
     }
 }
 

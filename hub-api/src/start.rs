@@ -431,15 +431,15 @@ impl ControllerObserver for ControllerReports {
     }
 
     fn running(&self, running: bool) {
-        self.metrics.controllers_running(running);
+        self.metrics.controllers.running(running);
     }
 
     fn queue_depth(&self, controller: &'static str, depth: usize) {
-        self.metrics.queue_depth(controller, depth);
+        self.metrics.controllers.queue_depth(controller, depth);
     }
 
     fn reconciled(&self, controller: &'static str, took: Duration, failed: bool) {
-        self.metrics.reconciled(controller, took, failed);
+        self.metrics.controllers.reconciled(controller, took, failed);
     }
 }
 

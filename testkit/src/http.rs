@@ -1,5 +1,5 @@
-//! A plain HTTP/1.0 GET on loopback, for the health and query endpoints of the helper
-//! processes the tests start (etcd's metrics port, Prometheus).
+//! A plain HTTP/1.0 GET on loopback, for the plain-HTTP endpoints of the processes the tests
+//! start (etcd's metrics port, Prometheus, `hub-api controllers --metrics-bind-address`).
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// The whole response (status line, headers, body) to a GET of `path` on `127.0.0.1:port`,
 /// or "" when the connection fails or `timeout` passes without an answer.
-pub(crate) fn get(port: u16, path: &str, timeout: Duration) -> String {
+pub fn get(port: u16, path: &str, timeout: Duration) -> String {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
     };

@@ -12,7 +12,7 @@
 
 pub mod etcd;
 pub mod haproxy;
-mod http;
+pub mod http;
 #[cfg(feature = "hub")]
 mod hub;
 pub mod kubectl;

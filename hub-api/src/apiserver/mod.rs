@@ -157,7 +157,7 @@ async fn handle(State(hub): State<Arc<Hub>>, request: Request) -> Response {
     // Probes: anyone may ask whether the hub lives and is ready (single checks, which give
     // reasons, need a permission).
     if let Some((endpoint, None)) = crate::health::Endpoint::parse(&path) {
-        return health_response(crate::health::serve(&hub, endpoint, None, request.uri().query()).await);
+        return crate::health::response(crate::health::serve(&hub, endpoint, None, request.uri().query()).await);
     }
     if let Some(response) = public_endpoint(&hub, &path) {
         return response;
@@ -229,14 +229,6 @@ fn held_while_streaming(response: Response, guard: crate::metrics::GaugeGuard) -
         frame
     });
     Response::from_parts(parts, axum::body::Body::new(body))
-}
-
-fn health_response((status, text): (StatusCode, String)) -> Response {
-    let mut response = response::bytes(status, text.into_bytes(), "text/plain; charset=utf-8");
-    response
-        .headers_mut()
-        .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    response
 }
 
 /// Endpoints anyone may call, with or without credentials.
@@ -473,7 +465,7 @@ async fn serve_hub_wide(
         )));
     }
     match crate::health::Endpoint::parse(path) {
-        Some((endpoint, check)) => Ok(health_response(
+        Some((endpoint, check)) => Ok(crate::health::response(
             crate::health::serve(hub, endpoint, check, parts.uri.query()).await,
         )),
         None => Ok(response::bytes(
@@ -512,7 +504,7 @@ async fn serve_non_resource(
     // A workspace's view of the hub's health: the list alone, since the reasons a single
     // check gives (a store's address) are the operator's, not a tenant's.
     if let Some((endpoint, None)) = crate::health::Endpoint::parse(path) {
-        return Ok(health_response(
+        return Ok(crate::health::response(
             crate::health::serve(hub, endpoint, None, parts.uri.query()).await,
         ));
     }

@@ -1,6 +1,7 @@
 //! What an operator watches: `/metrics` scraped by a real Prometheus, who may read it, the
 //! named health checks, and the log of a clean shutdown (no warnings, no colour codes, JSON
-//! that parses) while `/readyz` fails and a request in flight still finishes.
+//! that parses) while `/readyz` fails and a request in flight still finishes; and the metrics
+//! and health checks of `hub-api controllers` run apart.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -218,9 +219,11 @@ async fn named_health_checks() {
     assert_eq!(status, 404);
 }
 
-/// `hub-api start --all-in-one` run here, so that this test owns its log level and signals.
+/// A `hub-api` process run here (`start --all-in-one`, or `controllers`), so that the test
+/// owns its log level and signals.
 struct HubProcess {
     child: Child,
+    /// The port it serves on.
     port: u16,
     log: PathBuf,
 }
@@ -312,7 +315,7 @@ impl HubProcess {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("the hub did not exit after SIGTERM; its log:\n{}", self.log_text());
+                panic!("hub-api did not exit after SIGTERM; its log:\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -457,4 +460,105 @@ fn clean_shutdown_with_text_logs() {
             "a clean shutdown logged a warning or an error:\n{log}"
         );
     }
+}
+
+/// `hub-api controllers --metrics-bind-address` beside a hub without `--all-in-one`: once
+/// its controllers reconciled a workspace, its own `/metrics` (plain HTTP) has their reconcile
+/// count and queue depths under the hub's names, in a text promtool accepts; its health
+/// checks pass, leader election among them; SIGTERM stops it cleanly.
+#[test]
+fn controllers_apart_serve_their_metrics_and_health() {
+    let hub = TestHub::start_with(HUB, false);
+    let port = faros_testkit::etcd::free_port();
+    let log = hub.dir.join("controllers.log");
+    let mut controllers = HubProcess {
+        child: Command::new(env!("CARGO_BIN_EXE_hub-api"))
+            .arg("controllers")
+            .arg("--kubeconfig")
+            .arg(hub.kubeconfig())
+            .args(["--metrics-bind-address", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start hub-api controllers"),
+        port,
+        log,
+    };
+    let get = |path: &str| {
+        let response = faros_testkit::http::get(port, path, Duration::from_secs(5));
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, body.to_string())
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || get("/readyz").0 == 200),
+        "the controllers became ready: {:?}\nits log:\n{}",
+        get("/readyz?verbose"),
+        controllers.log_text()
+    );
+
+    // The workspace controller makes a workspace Ready: a reconcile, counted.
+    ready_workspace(&hub, "reconciled", "universal");
+    let (status, text) = get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    let reconciles = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"faros_controller_reconcile_duration_seconds_count{controller="workspace"} "#))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(reconciles.is_some_and(|n| n > 0), "no workspace reconciles in:\n{text}");
+    for series in [
+        "faros_controllers_running 1",
+        "faros_controller_queue_depth{controller=\"workspace\"} ",
+        "# TYPE faros_controller_reconcile_duration_seconds histogram",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(series)), "no {series:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("apiserver_"),
+        "the hub's own metrics are not here:\n{text}"
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package `prometheus`)");
+    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    assert_eq!(get("/healthz"), (200, "ok".to_string()));
+    assert_eq!(
+        get("/readyz?verbose").1,
+        "[+]ping ok\n[+]controllers-started ok\n[+]leader-election ok\n[+]shutdown ok\nreadyz check passed\n"
+    );
+    assert_eq!(
+        get("/livez?verbose").1,
+        "[+]ping ok\n[+]leader-election ok\nlivez check passed\n"
+    );
+    assert_eq!(get("/readyz/leader-election"), (200, "ok".to_string()));
+    assert_eq!(
+        get("/readyz/storage").0,
+        404,
+        "the hub's checks are not the controllers'"
+    );
+    assert_eq!(get("/apis").0, 404);
+
+    controllers.sigterm();
+    assert_eq!(controllers.wait(), Some(0));
+    let log = controllers.log_text();
+    assert!(
+        !log.lines().any(|l| l.contains("ERROR") || l.contains("WARN")),
+        "a clean stop logs no warning:\n{log}"
+    );
+    assert_eq!(get("/healthz").0, 0, "the endpoint closed with the process");
 }

@@ -233,8 +233,9 @@ fn systemd_units_verify_and_the_hub_is_sandboxed() {
 }
 
 /// `kubectl kustomize` builds the base into exactly a ServiceAccount, a Service and a
-/// StatefulSet; each reads back unchanged through the Kubernetes API types (a misspelt or
-/// misplaced field would be dropped), and they fit together and with the image.
+/// StatefulSet; each reads back through the Kubernetes API types to exactly what was rendered
+/// (a misspelt or misplaced field would be dropped, a missing required one filled in), and
+/// they fit together and with the image.
 #[test]
 fn kustomize_base_builds_a_hub_statefulset_with_its_volume() {
     use k8s_openapi::api::apps::v1::StatefulSet;
@@ -252,38 +253,59 @@ fn kustomize_base_builds_a_hub_statefulset_with_its_volume() {
         .map(|document| Value::deserialize(document).expect("a YAML document"))
         .collect();
 
-    /// The paths of `original` that `back` lacks or holds another value at.
-    fn dropped(original: &Value, back: &Value, path: String, out: &mut Vec<String>) {
-        match (original, back) {
+    /// Every difference between an object as rendered and as read back through its type
+    /// (decoded, encoded again), one line each, naming the path.
+    fn differences(rendered: &Value, back: &Value, path: &str, out: &mut Vec<String>) {
+        match (rendered, back) {
             (Value::Object(a), Value::Object(b)) => {
-                for (key, value) in a {
-                    dropped(value, b.get(key).unwrap_or(&Value::Null), format!("{path}.{key}"), out);
+                for key in a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))) {
+                    let path = format!("{path}.{key}");
+                    match (a.get(key), b.get(key)) {
+                        (Some(x), Some(y)) => differences(x, y, &path, out),
+                        (Some(Value::Null), None) => out.push(format!(
+                            "{path}: null is dropped: no such field here (misspelt or misplaced), or one \
+                             better left out than set to null"
+                        )),
+                        (Some(x), None) => out.push(format!(
+                            "{path}: {x} is dropped: no such field here (misspelt or misplaced)"
+                        )),
+                        // k8s-openapi writes the kind of every object it encodes, even of
+                        // one embedded in another (a claim template), where it may be left out.
+                        (None, Some(_)) if key == "apiVersion" || key == "kind" => {}
+                        (None, Some(y)) => {
+                            out.push(format!("{path}: absent, read back as {y}: a required field is missing"))
+                        }
+                        (None, None) => {}
+                    }
                 }
             }
             (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
                 for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                    dropped(x, y, format!("{path}[{i}]"), out);
+                    differences(x, y, &format!("{path}[{i}]"), out);
                 }
             }
-            (a, b) if a != b => out.push(path),
+            (a, b) if a != b => out.push(format!("{path}: {a} reads back as {b}")),
             _ => {}
         }
     }
-    /// `document` as a `T`, which must keep every field (serializing may add defaults).
+    /// `document` as a `T`, which must encode back to exactly `document`: k8s-openapi's
+    /// decoding ignores unknown fields and fills in missing required ones, so what it cannot
+    /// tell apart from a valid object is found only by comparing.
     fn same_through<T: serde::de::DeserializeOwned + serde::Serialize>(document: &Value) -> T {
-        let typed: T = serde_json::from_value(document.clone())
-            .unwrap_or_else(|e| panic!("not a valid {}: {e}\n{document:#}", document["kind"]));
-        let mut lost = Vec::new();
-        dropped(
-            document,
-            &serde_json::to_value(&typed).expect("serialize"),
-            String::new(),
-            &mut lost,
+        let object = format!(
+            "{} {}",
+            document["kind"].as_str().unwrap_or("(no kind)"),
+            document["metadata"]["name"].as_str().unwrap_or("(no name)")
         );
+        let typed: T = serde_json::from_value(document.clone())
+            .unwrap_or_else(|e| panic!("{object} is not a valid object of its kind: {e}\n{document:#}"));
+        let mut found = Vec::new();
+        let back = serde_json::to_value(&typed).expect("serialize");
+        differences(document, &back, "", &mut found);
         assert!(
-            lost.is_empty(),
-            "fields unknown to Kubernetes in {}: {lost:?}",
-            document["kind"]
+            found.is_empty(),
+            "{object} does not read back unchanged through its Kubernetes type:\n{}",
+            found.join("\n")
         );
         typed
     }

@@ -1,7 +1,15 @@
 //! Where log lines go and how they look: stderr, filtered by `RUST_LOG`, as text (coloured
 //! only on a terminal) or as one JSON object per line (`--log-format json`).
+//!
+//! `RUST_LOG` takes a default level and per-target levels (`info,kube=warn,faros=debug`).
+//! Span and field filters are not supported: their parser needs regular expressions, which
+//! would otherwise be the only ones in the device agent's binary.
 
 use std::io::IsTerminal as _;
+
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -20,13 +28,53 @@ const DEFAULT_FILTER: &str = "info,kube=warn,hyper=warn";
 
 /// Installs the process's log subscriber.
 pub fn init(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_FILTER.into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let requested = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let (filter, refused) = match requested.as_deref().map(str::parse::<Targets>) {
+        Some(Ok(filter)) => (filter, None),
+        Some(Err(e)) => (default_filter(), Some(e)),
+        None => (default_filter(), None),
+    };
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
     match format {
         // Colour codes only where a person reads them: never in a file or the journal.
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.with_ansi(false).json().flatten_event(true).init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .finish()
+            .with(filter)
+            .init(),
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(filter)
+            .init(),
+    }
+    if let Some(e) = refused {
+        tracing::warn!(error = %e, "RUST_LOG is not a list of [target=]level directives; logging at {DEFAULT_FILTER}");
+    }
+}
+
+fn default_filter() -> Targets {
+    DEFAULT_FILTER.parse().expect("the default filter parses")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use tracing::Level;
+
+    #[test]
+    fn filters_take_levels_per_target() {
+        let filter = default_filter();
+        assert!(filter.would_enable("faros_hub", &Level::INFO));
+        assert!(!filter.would_enable("faros_hub", &Level::DEBUG));
+        assert!(!filter.would_enable("kube_client::client", &Level::INFO));
+        assert!(filter.would_enable("hyper::proto", &Level::WARN));
+        let custom: Targets = "warn,edge_agent=debug".parse().unwrap();
+        assert!(custom.would_enable("edge_agent::tunnel", &Level::DEBUG));
+        assert!(!custom.would_enable("kube", &Level::INFO));
+        assert!("kube=nonsense".parse::<Targets>().is_err());
     }
 }

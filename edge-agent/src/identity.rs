@@ -46,8 +46,8 @@ pub struct Bootstrap {
 impl Bootstrap {
     pub async fn load(path: Option<&Path>, context: Option<String>) -> anyhow::Result<Bootstrap> {
         let kubeconfig = match path {
-            Some(path) => Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?,
-            None => Kubeconfig::read().context("reading the kubeconfig (set KUBECONFIG or --kubeconfig)")?,
+            Some(path) => faros_kubeconfig::read_from(path)?,
+            None => faros_kubeconfig::read().context("reading the kubeconfig (set KUBECONFIG or --kubeconfig)")?,
         };
         let options = KubeConfigOptions {
             context: context.clone(),
@@ -173,7 +173,7 @@ impl StoredCredential {
     /// token file on every use, so rotation needs no restart).
     pub async fn config(&self) -> anyhow::Result<kube::Config> {
         let path = Self::kubeconfig_path(&self.dir);
-        let kubeconfig = Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
+        let kubeconfig = faros_kubeconfig::read_from(&path)?;
         Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)
     }
 
@@ -345,7 +345,7 @@ pub async fn establish(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow:
     let server = bootstrap.config.cluster_url.to_string();
     if let Some(stored) = StoredCredential::load(opts.state_dir, &server, opts.namespace, opts.name) {
         let config = stored.config().await?;
-        let client = Client::try_from(config.clone())?;
+        let client = crate::client::client(&config)?;
         let agents: Api<Agent> = Api::namespaced(client.clone(), opts.namespace);
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         loop {
@@ -380,7 +380,7 @@ pub async fn establish(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow:
 }
 
 async fn join(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow::Result<Identity> {
-    let client = Client::try_from(bootstrap.config.clone())?;
+    let client = crate::client::client(&bootstrap.config)?;
     let agents: Api<Agent> = Api::namespaced(client.clone(), opts.namespace);
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let registration = match &opts.registration {
@@ -458,7 +458,7 @@ async fn join(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow::Result<I
                 tracing::info!(agent = %opts.name, state = %stored.dir.display(), "joined; using the agent's own credential from now on");
                 let config = stored.config().await?;
                 return Ok(Identity {
-                    client: Client::try_from(config.clone())?,
+                    client: crate::client::client(&config)?,
                     config,
                     stored: Some(stored),
                 });
@@ -644,7 +644,7 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.join(TOKEN_FILE)), 0o600);
         assert_eq!(mode(&dir.join(CREDENTIAL_KUBECONFIG)), 0o600);
-        let kubeconfig = Kubeconfig::read_from(dir.join(CREDENTIAL_KUBECONFIG)).unwrap();
+        let kubeconfig = faros_kubeconfig::read_from(dir.join(CREDENTIAL_KUBECONFIG)).unwrap();
         assert_eq!(kubeconfig.current_context.as_deref(), Some("faros-agent-a1"));
         assert_eq!(
             stored.renew_at(),

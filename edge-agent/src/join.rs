@@ -23,7 +23,6 @@ use faros_kubeconfig::ca_pin;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Client;
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -213,7 +212,7 @@ async fn hub_ca_bundle(server: &http::Uri) -> anyhow::Result<String> {
         .as_ref()
         .and_then(|d| d.get("kubeconfig"))
         .ok_or_else(|| anyhow!("the hub's cluster-info has no kubeconfig"))?;
-    let published = Kubeconfig::from_yaml(text).context("the hub's cluster-info kubeconfig does not decode")?;
+    let published = faros_kubeconfig::from_yaml(text).context("the hub's cluster-info kubeconfig does not decode")?;
     let data = published
         .clusters
         .first()
@@ -238,12 +237,9 @@ async fn unverified_get<T: serde::de::DeserializeOwned>(server: &http::Uri, path
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .with_context(|| format!("connecting to {host}:{port}"))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
-        .with_no_client_auth();
+    // Any certificate is accepted for this one request: its answer is then checked against
+    // the pin.
+    let tls = crate::client::unverified_tls()?;
     let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| anyhow!("{host:?}: {e}"))?;
     let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
         .connect(name, tcp)
@@ -271,46 +267,6 @@ async fn unverified_get<T: serde::de::DeserializeOwned>(server: &http::Uri, path
     serde_json::from_slice(&body).context("the answer is not the object asked for")
 }
 
-/// Accepts any certificate: for the one request whose answer is then checked against the pin
-/// (the handshake's signatures are still checked, with the certificate's own key).
-#[derive(Debug)]
-struct Unverified(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// Asks the hub, now trusted through the pinned CA alone, who the token is: the user name, or
 /// an error that says why the hub refuses it.
 async fn check_token(kubeconfig: &Kubeconfig, server: &str) -> anyhow::Result<String> {
@@ -319,7 +275,7 @@ async fn check_token(kubeconfig: &Kubeconfig, server: &str) -> anyhow::Result<St
         .context("loading the join kubeconfig")?;
     config.connect_timeout = Some(TIMEOUT);
     config.read_timeout = Some(TIMEOUT);
-    let client = Client::try_from(config).context("building an HTTPS client")?;
+    let client = crate::client::client(&config).context("building an HTTPS client")?;
     let review = Api::<SelfSubjectReview>::all(client)
         .create(&PostParams::default(), &SelfSubjectReview::default())
         .await;

@@ -7,6 +7,7 @@
 
 mod agent;
 mod backoff;
+mod client;
 mod facts;
 mod identity;
 mod join;
@@ -22,8 +23,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use faros_api::workloads::{Quantity, RUNTIME_PODMAN, RUNTIME_PROCESS, Resources};
+use kube::ResourceExt;
 use kube::api::Api;
-use kube::{Client, ResourceExt};
 use tokio::sync::{Notify, mpsc, watch};
 
 use workloads::podman::{Podman, PodmanConfig};
@@ -150,7 +151,8 @@ impl WorkloadArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run N simulated agents in this process, sharing one client (for load tests).
+    /// Run N simulated agents in this process, sharing one client whose requests share HTTP/2
+    /// connections (for load tests).
     Simulate {
         /// How many agents.
         #[arg(long, default_value_t = 10)]
@@ -299,7 +301,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         tunnels,
     }) = cli.command
     {
-        let client = Client::try_from(bootstrap.config.clone())?;
+        let client = client::multiplexed_client(&bootstrap.config)?;
         let opts = simulate::Options {
             count,
             namespace,

@@ -778,6 +778,55 @@ fn registration_flow_end_to_end() {
     assert_eq!(agent2.wait_exit(Duration::from_secs(15)), Some(0));
 }
 
+/// A device whose kubeconfig gets its token from an exec credential plugin (one that unseals
+/// it from a TPM, say), as client-go's plugins work: the agent runs the plugin, joins with
+/// the token it prints, and reports.
+#[test]
+fn agent_joins_with_an_exec_credential_plugin() {
+    let hub = Hub::start();
+    let admin = hub.admin();
+    create_workspace(&admin, "tenant1", "faros");
+    let tenant = hub.workspace_kubeconfig("root:tenant1");
+    create(
+        &tenant,
+        "apiVersion: edge.faros.sh/v1alpha1\nkind: Registration\nmetadata:\n  name: reg1\n  namespace: default\nspec: {}\n",
+    );
+    let with_token = registration_kubeconfig(&hub, &tenant, "reg1");
+    let mut kubeconfig = faros_kubeconfig::read_from(&with_token).unwrap();
+    let user = kubeconfig.auth_infos[0].auth_info.as_mut().unwrap();
+    let token = user.token.take().expect("a registration token");
+    let runs = hub.dir.join("plugin-runs");
+    let plugin = hub.dir.join("token-plugin.sh");
+    std::fs::write(
+        &plugin,
+        format!(
+            "echo \"$KUBERNETES_EXEC_INFO\" >> {runs}\n\
+             printf '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"%s\"}}}}' '{token}'\n",
+            runs = runs.display(),
+            token = secrecy::ExposeSecret::expose_secret(&token),
+        ),
+    )
+    .unwrap();
+    user.exec = Some(
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": "/bin/sh",
+            "args": [plugin],
+            "interactiveMode": "Never",
+        }))
+        .unwrap(),
+    );
+    let with_plugin = hub.dir.join("agent1-exec.kubeconfig");
+    faros_kubeconfig::write(&with_plugin, &kubeconfig).unwrap();
+    assert!(!std::fs::read_to_string(&with_plugin).unwrap().contains("token:"));
+
+    let _agent = AgentProcess::start(&hub.dir, &with_plugin, "agent1", &hub.dir.join("state-agent1"));
+    assert_reporting(&tenant, "agent1");
+    let info = std::fs::read_to_string(&runs).expect("the plugin ran");
+    assert!(info.contains("\"kind\":\"ExecCredential\""), "{info}");
+    assert!(info.contains("\"interactive\":false"), "{info}");
+}
+
 /// The agent's lifecycle with an administrator's kubeconfig (no registration): none of it
 /// depends on issue 5. Also binds the edge API with `config/samples/binding.yaml` in a
 /// universal workspace, and runs the simulator.

@@ -5,9 +5,11 @@
 //! [`all_named`]) and serialised by serde through [`to_yaml`] or [`write`]: never assembled
 //! as text, so quoting and layout are the serialiser's business. Files holding keys, tokens
 //! or kubeconfigs are written by [`write_private`]. A hub's CA is pinned by [`ca_pin`].
+//! Kubeconfigs are read back, as kubectl reads them, by [`read`] and [`read_from`].
 
 pub mod ca_pin;
 mod private_file;
+mod read;
 
 use std::path::Path;
 
@@ -16,6 +18,7 @@ use base64::Engine as _;
 use kube::config::{AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext, Preferences};
 
 pub use private_file::{write_atomic, write_private};
+pub use read::{from_yaml, read, read_from};
 
 /// How the user of a kubeconfig authenticates.
 #[derive(Clone, Copy, Debug)]
@@ -195,8 +198,12 @@ mod tests {
         assert_eq!(read_yaml(&path), expected);
         // Only the file itself is there: the temporary file was renamed.
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
-        // And kube-rs reads it back as it was built.
-        let read = Kubeconfig::read_from(&path).unwrap();
+        // And it reads back as it was built, by kube-rs and by this crate.
+        assert_eq!(
+            to_yaml(&Kubeconfig::read_from(&path).unwrap()).unwrap(),
+            to_yaml(&kubeconfig).unwrap()
+        );
+        let read = read_from(&path).unwrap();
         assert_eq!(to_yaml(&read).unwrap(), to_yaml(&kubeconfig).unwrap());
     }
 

@@ -14,12 +14,11 @@ mod serve;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client::Credential;
 use anyhow::{Context, anyhow, bail};
-use http::{HeaderValue, Request, StatusCode, header};
+use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use kube::client::ConfigExt;
-use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use crate::backoff::{Backoff, spread};
@@ -40,6 +39,7 @@ const MAX_REFUSAL: usize = 4096;
 /// Where and as whom the agent dials.
 pub(crate) struct Dialer {
     config: kube::Config,
+    credential: Credential,
     tls: Arc<rustls::ClientConfig>,
     /// `/clusters/<ws>/apis/edge.faros.sh/v1alpha1/namespaces/<ns>/agents/<name>/tunnel`.
     path: String,
@@ -48,9 +48,7 @@ pub(crate) struct Dialer {
 
 impl Dialer {
     pub(crate) fn new(config: kube::Config, namespace: &str, name: &str) -> anyhow::Result<Dialer> {
-        let mut tls = config
-            .rustls_client_config()
-            .context("the tunnel's TLS configuration")?;
+        let mut tls = crate::client::tls_config(&config).context("the tunnel's TLS configuration")?;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let base = config.cluster_url.path().trim_end_matches('/');
         let path = format!(
@@ -60,21 +58,12 @@ impl Dialer {
             faros_tunnel::TUNNEL_SUBRESOURCE
         );
         Ok(Dialer {
+            credential: Credential::of(&config)?,
             config,
             tls: Arc::new(tls),
             path,
             agent: name.to_string(),
         })
-    }
-
-    /// The bearer token to present now, if the credential is a token.
-    fn token(&self) -> anyhow::Result<Option<String>> {
-        let auth = &self.config.auth_info;
-        if let Some(file) = &auth.token_file {
-            let token = std::fs::read_to_string(file).with_context(|| format!("reading the token file {file}"))?;
-            return Ok(Some(token.trim().to_string()));
-        }
-        Ok(auth.token.as_ref().map(|t| t.expose_secret().trim().to_string()))
     }
 
     /// Opens a connection to the hub and upgrades it to a tunnel.
@@ -111,8 +100,7 @@ impl Dialer {
                 format!("edge-agent/{}", crate::facts::AGENT_VERSION),
             )
             .body(Empty::<bytes::Bytes>::new())?;
-        if let Some(token) = self.token()? {
-            let value = HeaderValue::from_str(&format!("Bearer {token}")).context("the token is not a header value")?;
+        if let Some(value) = self.credential.header().await? {
             request.headers_mut().insert(header::AUTHORIZATION, value);
         }
         let response = sender

@@ -80,8 +80,18 @@ impl Target {
         }
     }
 
-    /// Opens one TLS connection speaking HTTP/2; the returned handle sends requests on it.
-    pub async fn connect(&self) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
+    /// The same target offering only HTTP/1.1 in ALPN, as kube-rs connects.
+    pub fn http1(&self) -> Target {
+        let mut tls = (*self.tls).clone();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Target {
+            tls: Arc::new(tls),
+            ..self.clone()
+        }
+    }
+
+    /// Opens one TLS connection and checks the protocol the hub chose.
+    pub async fn connect_tls(&self, alpn: &[u8]) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
         tcp.set_nodelay(true)?;
         let name = ServerName::try_from(self.host.clone())?;
@@ -90,9 +100,16 @@ impl Target {
             .await
             .context("TLS handshake")?;
         anyhow::ensure!(
-            tls.get_ref().1.alpn_protocol() == Some(b"h2"),
-            "the hub did not negotiate HTTP/2"
+            tls.get_ref().1.alpn_protocol() == Some(alpn),
+            "the hub did not negotiate {}",
+            String::from_utf8_lossy(alpn)
         );
+        Ok(tls)
+    }
+
+    /// Opens one TLS connection speaking HTTP/2; the returned handle sends requests on it.
+    pub async fn connect(&self) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
+        let tls = self.connect_tls(b"h2").await?;
         let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .handshake(TokioIo::new(tls))
             .await

@@ -1,0 +1,195 @@
+//! `conn-bench`: what an open client connection costs the hub, and whether the memory comes
+//! back when the clients leave.
+//!
+//! For each kind of connection a fresh release hub is started; the benchmark then opens
+//! `--connections` TLS connections to it (admin client certificate), makes one request on
+//! each, keeps them open and idle, and reads the hub's RSS before, with them open, and a few
+//! seconds after closing them all. Kinds:
+//!
+//! - `h1`: HTTP/1.1 (how kube-rs connects), one `GET /version`, then an idle keep-alive
+//!   connection;
+//! - `h1-watch`: HTTP/1.1 holding one watch of an empty namespace (a kube-rs watcher);
+//! - `h2`: HTTP/2 (how client-go and kubectl connect), one `GET /version`, then idle;
+//! - `h2-watch`: HTTP/2 holding one watch stream.
+//!
+//! Usage: `conn-bench --hub-binary target/release/hub-api --connections 5000`
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use faros_bench::h2::Target;
+use faros_bench::hub::{HubProcess, SpawnOptions, memory_of};
+use faros_bench::machine::Machine;
+use futures::StreamExt;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+#[derive(Parser)]
+#[command(name = "conn-bench")]
+struct Args {
+    /// The hub binary.
+    #[arg(long, default_value = "target/release/hub-api")]
+    hub_binary: PathBuf,
+    /// Connections held open at once.
+    #[arg(long, default_value_t = 5000)]
+    connections: usize,
+    /// Connections being opened at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Kinds of connection to measure, each against a fresh hub.
+    #[arg(long, value_delimiter = ',', default_value = "h1,h1-watch,h2,h2-watch")]
+    kinds: Vec<Kind>,
+    /// Extra hub flags.
+    #[arg(long, allow_hyphen_values = true)]
+    hub_arg: Vec<String>,
+    /// How long to let the hub settle before each reading.
+    #[arg(long, default_value = "3", value_parser = parse_seconds)]
+    settle: Duration,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>().map(Duration::from_secs_f64).map_err(|e| e.to_string())
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum Kind {
+    H1,
+    H1Watch,
+    H2,
+    H2Watch,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::H1 => "HTTP/1.1, idle",
+            Kind::H1Watch => "HTTP/1.1, one watch",
+            Kind::H2 => "HTTP/2, idle",
+            Kind::H2Watch => "HTTP/2, one watch",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Kind::H1 | Kind::H2 => "/version",
+            Kind::H1Watch | Kind::H2Watch => "/api/v1/namespaces/default/configmaps?watch=1",
+        }
+    }
+}
+
+/// What keeps one connection open: its request handle, and the watch's body when there is one.
+/// Dropping both closes the connection.
+struct Held {
+    _send: Box<dyn std::any::Any + Send>,
+    _watch: Option<Incoming>,
+}
+
+async fn open(target: &Target, kind: Kind) -> anyhow::Result<Held> {
+    let watch = matches!(kind, Kind::H1Watch | Kind::H2Watch);
+    let keep = |response: http::Response<Incoming>| async move {
+        anyhow::ensure!(response.status().is_success(), "answered {}", response.status());
+        if watch {
+            Ok(Some(response.into_body()))
+        } else {
+            response.into_body().collect().await?;
+            Ok(None)
+        }
+    };
+    match kind {
+        Kind::H1 | Kind::H1Watch => {
+            let tls = target.http1().connect_tls(b"http/1.1").await?;
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+            tokio::spawn(conn);
+            let request = http::Request::get(kind.path())
+                .header(http::header::HOST, target.authority())
+                .body(Empty::<Bytes>::new())?;
+            let body = keep(send.send_request(request).await?).await?;
+            Ok(Held {
+                _send: Box::new(send),
+                _watch: body,
+            })
+        }
+        Kind::H2 | Kind::H2Watch => {
+            let tls = target.connect_tls(b"h2").await?;
+            let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .handshake(TokioIo::new(tls))
+                .await?;
+            tokio::spawn(conn);
+            let uri = format!("https://{}{}", target.authority(), kind.path());
+            let request = http::Request::get(uri).body(Empty::<Bytes>::new())?;
+            let body = keep(send.send_request(request).await?).await?;
+            Ok(Held {
+                _send: Box::new(send),
+                _watch: body,
+            })
+        }
+    }
+}
+
+struct Reading {
+    before_kib: u64,
+    open_kib: u64,
+    closed_kib: u64,
+}
+
+async fn measure(args: &Args, kind: Kind) -> anyhow::Result<Reading> {
+    let (hub, _, _) = HubProcess::start(&SpawnOptions {
+        binary: &args.hub_binary,
+        all_in_one: true,
+        log_level: "warn",
+        extra_args: &args.hub_arg,
+        keep_dir: false,
+    })
+    .await?;
+    let target = Target::from_kubeconfig(&hub.kubeconfig())?;
+    tokio::time::sleep(args.settle).await;
+    let before_kib = memory_of(hub.pid)?.rss_kib;
+
+    let held: Vec<Held> = futures::stream::iter(0..args.connections)
+        .map(|_| open(&target, kind))
+        .buffer_unordered(args.concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()
+        .with_context(|| format!("opening {} connections", kind.name()))?;
+    tokio::time::sleep(args.settle).await;
+    let open_kib = memory_of(hub.pid)?.rss_kib;
+
+    drop(held);
+    tokio::time::sleep(args.settle * 2).await;
+    let closed_kib = memory_of(hub.pid)?.rss_kib;
+    Ok(Reading {
+        before_kib,
+        open_kib,
+        closed_kib,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let machine = Machine::probe();
+    println!(
+        "# conn-bench: {} connections per kind; {}, {} cores, load average {}\n",
+        args.connections, machine.cpu_model, machine.cores, machine.load_average
+    );
+    println!("| connection | hub RSS before | with them open | per connection | after they closed |");
+    println!("|---|---|---|---|---|");
+    for &kind in &args.kinds {
+        let r = measure(&args, kind).await?;
+        let per = (r.open_kib.saturating_sub(r.before_kib)) as f64 / args.connections as f64;
+        println!(
+            "| {} | {:.1} MiB | {:.1} MiB | {per:.1} KiB | {:.1} MiB |",
+            kind.name(),
+            r.before_kib as f64 / 1024.0,
+            r.open_kib as f64 / 1024.0,
+            r.closed_kib as f64 / 1024.0,
+        );
+    }
+    Ok(())
+}

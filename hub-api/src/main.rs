@@ -1,5 +1,12 @@
 use clap::{Parser, Subcommand};
 
+/// jemalloc rather than glibc's allocator: on the heartbeat path of a large fleet, glibc's
+/// malloc and free took about a third of the hub's CPU (searching and merging its free
+/// lists); with jemalloc the same fleet costs the hub about a third less CPU
+/// (docs/benchmarks.md, "Fleet steady state").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Every flag `--some-flag` may also be set as `FAROS_HUB_SOME_FLAG`, or as `some-flag:` in
 /// the YAML file of `--config` (flags win over the environment, which wins over the file).
 const ENV_PREFIX: &str = "FAROS_HUB_";

@@ -65,15 +65,17 @@ pub mod labels {
     pub const LIMITS_DROPPED: &str = "edge.faros.sh/limits-dropped";
 }
 
-/// A change of the assignments, from the hub.
+/// A change of the assignments, from the hub. The placements are boxed: a channel of these
+/// holds a block of slots from its creation, and a Placement inline would make every idle
+/// agent's channel (the simulator has one per agent) cost tens of KiB.
 #[derive(Clone, Debug)]
 pub enum Assignment {
     /// A complete list from the hub: whatever it lacks is no longer assigned.
     Snapshot(Vec<Placement>),
     /// One placement was created or changed.
-    Apply(Placement),
+    Apply(Box<Placement>),
     /// One placement was deleted.
-    Delete(Placement),
+    Delete(Box<Placement>),
 }
 
 /// Where the agent keeps workload state under its state directory:

@@ -326,7 +326,7 @@ impl Reconciler {
                 self.known = true;
             }
             Assignment::Apply(p) => {
-                self.accept(p);
+                self.accept(*p);
             }
             Assignment::Delete(p) => {
                 let name = p.name_any();

@@ -32,8 +32,8 @@ pub async fn watch_placements(api: Api<Placement>, agent: String, tx: mpsc::Send
                 continue;
             }
             Ok(Event::InitDone) => Assignment::Snapshot(std::mem::take(&mut listing)),
-            Ok(Event::Apply(p)) => Assignment::Apply(p),
-            Ok(Event::Delete(p)) => Assignment::Delete(p),
+            Ok(Event::Apply(p)) => Assignment::Apply(Box::new(p)),
+            Ok(Event::Delete(p)) => Assignment::Delete(Box::new(p)),
             Err(e) => {
                 failures += 1;
                 if failures == 1 || failures.is_power_of_two() {
@@ -74,12 +74,12 @@ pub async fn demultiplex_placements(api: Api<Placement>, senders: HashMap<String
             }
             Ok(Event::Apply(p)) => {
                 if let Some(tx) = agent_of(&p).and_then(|a| senders.get(&a)) {
-                    let _ = tx.send(Assignment::Apply(p)).await;
+                    let _ = tx.send(Assignment::Apply(Box::new(p))).await;
                 }
             }
             Ok(Event::Delete(p)) => {
                 if let Some(tx) = agent_of(&p).and_then(|a| senders.get(&a)) {
-                    let _ = tx.send(Assignment::Delete(p)).await;
+                    let _ = tx.send(Assignment::Delete(Box::new(p))).await;
                 }
             }
             Err(e) => tracing::debug!(error = %e, "watching placements failed; retrying"),

@@ -143,7 +143,7 @@ async fn podman_runs_restarts_replaces_and_removes_containers() {
         },
         ..Default::default()
     });
-    agent.send(Assignment::Apply(placement(name, 2, v2.clone()))).await;
+    agent.send(Assignment::Apply(Box::new(placement(name, 2, v2.clone())))).await;
     let status = agent
         .wait_for(name, "the new image running", |s| {
             running(s) && s.template_hash == v2.hash() && s.observed_generation == Some(2)
@@ -160,7 +160,7 @@ async fn podman_runs_restarts_replaces_and_removes_containers() {
     assert_eq!(limits, "67108864 500000000");
 
     // Unassigned: removed, with its emptyDir.
-    agent.send(Assignment::Delete(placement(name, 2, v2))).await;
+    agent.send(Assignment::Delete(Box::new(placement(name, 2, v2)))).await;
     assert!(until(Duration::from_secs(30), || container_ids(&sandbox).is_empty()).await);
     assert!(
         until(Duration::from_secs(10), || !state

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/lib/debian.sh
-ensure_debian_packages podman runc busybox-static protobuf-compiler etcd-server etcd-client haproxy prometheus dpkg-dev systemd
+ensure_debian_packages make podman runc busybox-static protobuf-compiler etcd-server etcd-client haproxy prometheus dpkg-dev systemd
 
 if ! python3 -c 'import kubernetes' 2>/dev/null; then
     echo "installing the Python kubernetes client" >&2

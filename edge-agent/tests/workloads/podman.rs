@@ -143,7 +143,9 @@ async fn podman_runs_restarts_replaces_and_removes_containers() {
         },
         ..Default::default()
     });
-    agent.send(Assignment::Apply(Box::new(placement(name, 2, v2.clone())))).await;
+    agent
+        .send(Assignment::Apply(Box::new(placement(name, 2, v2.clone()))))
+        .await;
     let status = agent
         .wait_for(name, "the new image running", |s| {
             running(s) && s.template_hash == v2.hash() && s.observed_generation == Some(2)

@@ -34,24 +34,30 @@ pub fn init(format: LogFormat) {
         Some(Err(e)) => (default_filter(), Some(e)),
         None => (default_filter(), None),
     };
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
-    match format {
-        // Colour codes only where a person reads them: never in a file or the journal.
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .finish()
-            .with(filter)
-            .init(),
-        LogFormat::Json => builder
-            .with_ansi(false)
-            .json()
-            .flatten_event(true)
-            .finish()
-            .with(filter)
-            .init(),
-    }
+    subscriber(format, filter, std::io::stderr().is_terminal()).init();
     if let Some(e) = refused {
         tracing::warn!(error = %e, "RUST_LOG is not a list of [target=]level directives; logging at {DEFAULT_FILTER}");
+    }
+}
+
+/// Lines in `format` on stderr, with colour codes only when `ansi` (a person reads them:
+/// never in a file or the journal), filtered by `filter` alone.
+fn subscriber(format: LogFormat, filter: Targets, ansi: bool) -> Box<dyn tracing::Subscriber + Send + Sync> {
+    // The formatter's own level cap (INFO unless told otherwise) would keep `RUST_LOG` from
+    // turning on debug lines: the filter decides.
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::level_filters::LevelFilter::TRACE);
+    match format {
+        LogFormat::Text => Box::new(builder.with_ansi(ansi).finish().with(filter)),
+        LogFormat::Json => Box::new(
+            builder
+                .with_ansi(false)
+                .json()
+                .flatten_event(true)
+                .finish()
+                .with(filter),
+        ),
     }
 }
 
@@ -76,5 +82,18 @@ mod tests {
         assert!(custom.would_enable("edge_agent::tunnel", &Level::DEBUG));
         assert!(!custom.would_enable("kube", &Level::INFO));
         assert!("kube=nonsense".parse::<Targets>().is_err());
+    }
+
+    #[test]
+    fn the_filter_alone_decides_what_is_logged() {
+        for format in [LogFormat::Text, LogFormat::Json] {
+            let filter: Targets = "warn,edge_agent=trace".parse().unwrap();
+            tracing::subscriber::with_default(subscriber(format, filter, false), || {
+                assert!(tracing::enabled!(target: "edge_agent::tunnel", Level::TRACE));
+                assert!(tracing::enabled!(target: "edge_agent", Level::DEBUG));
+                assert!(!tracing::enabled!(target: "faros_storage", Level::INFO));
+                assert!(tracing::enabled!(target: "faros_storage", Level::WARN));
+            });
+        }
     }
 }

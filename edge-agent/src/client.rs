@@ -11,6 +11,7 @@
 //! entries, which kubectl itself dropped in 1.26, are refused with a clear message.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -205,14 +206,23 @@ enum Source {
     None,
     /// A token or basic auth fixed in the kubeconfig.
     Fixed(HeaderValue),
-    /// A file holding the token, read for every request.
-    TokenFile(String),
-    /// An exec plugin's token, kept until it expires or the hub refuses it.
+    /// A file holding the token, read for every request; the last token read stands in
+    /// while the file cannot be read (as kube-rs and client-go do).
+    TokenFile {
+        path: String,
+        last: Mutex<Option<HeaderValue>>,
+    },
+    /// An exec plugin's token, kept until it nearly expires or the hub refuses it. The lock
+    /// is held while the plugin runs, so concurrent requests run it once.
     Exec {
         config: Box<ExecConfig>,
-        current: Mutex<Option<(HeaderValue, Option<jiff::Timestamp>)>>,
+        current: tokio::sync::Mutex<Option<(HeaderValue, Option<jiff::Timestamp>)>>,
     },
 }
+
+/// An exec plugin's token is asked for again this long before it expires, so that no request
+/// leaves with a token that expires on the way.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 
 impl Credential {
     pub(crate) fn of(config: &kube::Config) -> anyhow::Result<Credential> {
@@ -223,19 +233,28 @@ impl Credential {
                  (kubectl dropped them in 1.26): use a token, a token file, a client certificate or an exec plugin"
             );
         }
-        let source = if let Some(exec) = &auth.exec {
-            Source::Exec {
-                config: Box::new(exec.clone()),
-                current: Mutex::new(None),
-            }
-        } else if let Some(token) = &auth.token {
-            Source::Fixed(bearer(token.expose_secret())?)
-        } else if let Some(file) = &auth.token_file {
-            Source::TokenFile(file.clone())
-        } else if let (Some(user), Some(password)) = (&auth.username, &auth.password) {
+        if let Some(proxy) = &config.proxy_url {
+            bail!(
+                "the kubeconfig names a proxy ({proxy}), which the agent does not support: it connects to the hub directly"
+            );
+        }
+        // The same precedence as kube-rs when a user names several.
+        let source = if let (Some(user), Some(password)) = (&auth.username, &auth.password) {
             let pair = format!("{user}:{}", password.expose_secret());
             let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
             Source::Fixed(sensitive(&format!("Basic {encoded}"))?)
+        } else if let Some(token) = &auth.token {
+            Source::Fixed(bearer(token.expose_secret())?)
+        } else if let Some(file) = &auth.token_file {
+            Source::TokenFile {
+                path: file.clone(),
+                last: Mutex::new(None),
+            }
+        } else if let Some(exec) = &auth.exec {
+            Source::Exec {
+                config: Box::new(exec.clone()),
+                current: tokio::sync::Mutex::new(None),
+            }
         } else {
             Source::None
         };
@@ -247,33 +266,50 @@ impl Credential {
         match &*self.0 {
             Source::None => Ok(None),
             Source::Fixed(value) => Ok(Some(value.clone())),
-            Source::TokenFile(file) => {
-                let token = tokio::fs::read_to_string(file)
-                    .await
-                    .with_context(|| format!("reading the token file {file}"))?;
-                Ok(Some(bearer(&token)?))
+            Source::TokenFile { path, last } => {
+                let read = match tokio::fs::read_to_string(path).await {
+                    Ok(token) => bearer(&token),
+                    Err(e) => Err(anyhow::Error::from(e).context(format!("reading the token file {path}"))),
+                };
+                let mut last = last.lock().expect("credential lock");
+                match read {
+                    Ok(value) => {
+                        *last = Some(value.clone());
+                        Ok(Some(value))
+                    }
+                    Err(e) => match last.as_ref() {
+                        Some(value) => {
+                            tracing::warn!(error = %format!("{e:#}"), "using the token read before");
+                            Ok(Some(value.clone()))
+                        }
+                        None => Err(e),
+                    },
+                }
             }
             Source::Exec { config, current } => {
-                let fresh = |(value, expiry): &(HeaderValue, Option<jiff::Timestamp>)| {
-                    expiry
-                        .is_none_or(|at| at > jiff::Timestamp::now())
-                        .then(|| value.clone())
-                };
-                if let Some(value) = current.lock().expect("credential lock").as_ref().and_then(fresh) {
-                    return Ok(Some(value));
+                let mut current = current.lock().await;
+                let fresh_until = jiff::Timestamp::now() + EXPIRY_MARGIN;
+                if let Some((value, expiry)) = current.as_ref()
+                    && expiry.is_none_or(|at| at > fresh_until)
+                {
+                    return Ok(Some(value.clone()));
                 }
                 let issued = run_exec(config).await?;
                 let value = issued.0.clone();
-                *current.lock().expect("credential lock") = Some(issued);
+                *current = Some(issued);
                 Ok(Some(value))
             }
         }
     }
 
-    /// The hub refused the credential: an exec plugin is asked for a new one next time.
-    fn refused(&self) {
+    /// The hub refused `sent`: an exec plugin is asked for a new token next time, unless
+    /// another request has fetched one meanwhile.
+    pub(crate) async fn refused(&self, sent: Option<&HeaderValue>) {
         if let Source::Exec { current, .. } = &*self.0 {
-            *current.lock().expect("credential lock") = None;
+            let mut current = current.lock().await;
+            if current.as_ref().map(|(value, _)| value) == sent {
+                *current = None;
+            }
         }
     }
 }
@@ -386,6 +422,7 @@ where
     S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
+    B: Send + 'static,
 {
     type Response = Response<B>;
     type Error = BoxError;
@@ -401,12 +438,13 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let credential = self.credential.clone();
         Box::pin(async move {
-            if let Some(value) = credential.header().await? {
-                request.headers_mut().insert(header::AUTHORIZATION, value);
+            let sent = credential.header().await?;
+            if let Some(value) = &sent {
+                request.headers_mut().insert(header::AUTHORIZATION, value.clone());
             }
             let response = inner.call(request).await.map_err(Into::into)?;
             if response.status() == StatusCode::UNAUTHORIZED {
-                credential.refused();
+                credential.refused(sent.as_ref()).await;
             }
             Ok(response)
         })
@@ -470,8 +508,15 @@ mod tests {
         assert_eq!(credential.header().await.unwrap().unwrap(), "Bearer first");
         std::fs::write(&file, "rotated\n").unwrap();
         assert_eq!(credential.header().await.unwrap().unwrap(), "Bearer rotated");
+        // A file that cannot be read: the last token read stands in.
         std::fs::remove_file(&file).unwrap();
-        let error = credential.header().await.unwrap_err();
+        assert_eq!(credential.header().await.unwrap().unwrap(), "Bearer rotated");
+        let never_read = Credential::of(&config_with(AuthInfo {
+            token_file: Some(file.to_str().unwrap().to_string()),
+            ..Default::default()
+        }))
+        .unwrap();
+        let error = never_read.header().await.unwrap_err();
         assert!(format!("{error:#}").contains("token file"), "{error:#}");
 
         let basic = Credential::of(&config_with(AuthInfo {
@@ -514,7 +559,13 @@ mod tests {
         assert_eq!(credential.header().await.unwrap().unwrap(), "Bearer from-plugin");
         assert_eq!(credential.header().await.unwrap().unwrap(), "Bearer from-plugin");
         assert_eq!(runs(), 1);
-        credential.refused();
+        // A refusal of a token no longer current changes nothing.
+        let stale = bearer("an older token").unwrap();
+        credential.refused(Some(&stale)).await;
+        credential.header().await.unwrap();
+        assert_eq!(runs(), 1);
+        let current = credential.header().await.unwrap();
+        credential.refused(current.as_ref()).await;
         credential.header().await.unwrap();
         assert_eq!(runs(), 2);
         std::fs::remove_dir_all(dir).unwrap();
@@ -565,5 +616,31 @@ mod tests {
         });
         let error = Credential::of(&config).err().expect("refused").to_string();
         assert!(error.contains("auth-provider"), "{error}");
+
+        let mut proxied = config_with(AuthInfo::default());
+        proxied.proxy_url = Some("http://proxy.example:3128".parse().unwrap());
+        let error = Credential::of(&proxied).err().expect("refused").to_string();
+        assert!(error.contains("proxy"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn exec_tokens_about_to_expire_are_asked_for_again() {
+        let dir = temp_dir("exec-expiring");
+        let soon = jiff::Timestamp::now() + Duration::from_secs(5);
+        let credential = Credential::of(&config_with(AuthInfo {
+            exec: Some(exec_plugin(
+                &dir,
+                &format!(
+                    "echo run >> $0.count; echo '{{\"status\":{{\"token\":\"t\",\"expirationTimestamp\":\"{soon}\"}}}}'"
+                ),
+            )),
+            ..Default::default()
+        }))
+        .unwrap();
+        credential.header().await.unwrap();
+        credential.header().await.unwrap();
+        let runs = std::fs::read_to_string(dir.join("plugin.sh.count")).unwrap();
+        assert_eq!(runs.lines().count(), 2, "a token 5 s from expiry is not used again");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -100,8 +100,9 @@ impl Dialer {
                 format!("edge-agent/{}", crate::facts::AGENT_VERSION),
             )
             .body(Empty::<bytes::Bytes>::new())?;
-        if let Some(value) = self.credential.header().await? {
-            request.headers_mut().insert(header::AUTHORIZATION, value);
+        let sent = self.credential.header().await?;
+        if let Some(value) = &sent {
+            request.headers_mut().insert(header::AUTHORIZATION, value.clone());
         }
         let response = sender
             .send_request(request)
@@ -109,6 +110,9 @@ impl Dialer {
             .context("asking the hub for the tunnel")?;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             let code = response.status();
+            if code == StatusCode::UNAUTHORIZED {
+                self.credential.refused(sent.as_ref()).await;
+            }
             let body = http_body_util::Limited::new(response.into_body(), MAX_REFUSAL)
                 .collect()
                 .await

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use faros_api::edge::Agent;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::json;
@@ -52,6 +52,36 @@ pub async fn fleet_workspace(hub: &HubProcess, admin: &kube::Client) -> anyhow::
     let path = hub.dir.join("fleet.kubeconfig");
     faros_kubeconfig::write(&path, &kubeconfig)?;
     Ok(path)
+}
+
+/// Starts `edge-agent simulate` with `count` agents `sim-0` … heartbeating every
+/// `heartbeat_interval_seconds`, as `kubeconfig`'s user, its state and log (`simulator.log`)
+/// in `dir`. The process is killed when the handle is dropped.
+pub fn spawn_simulator(
+    agent_binary: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    dir: &std::path::Path,
+    count: usize,
+    heartbeat_interval_seconds: u64,
+    tunnels: bool,
+) -> anyhow::Result<tokio::process::Child> {
+    tokio::process::Command::new(agent_binary)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--state-dir")
+        .arg(dir.join("simulator"))
+        .args(["simulate", "--count", &count.to_string(), "--prefix", "sim-"])
+        .args(["--heartbeat-interval-seconds", &heartbeat_interval_seconds.to_string()])
+        .args(tunnels.then_some("--tunnels"))
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(std::fs::File::create(
+            dir.join("simulator.log"),
+        )?))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", agent_binary.display()))
 }
 
 /// A client for a kubeconfig file.

@@ -19,6 +19,8 @@ pub mod kubectl;
 pub mod podman;
 pub mod prometheus;
 pub mod relay;
+#[cfg(feature = "hub")]
+pub mod tls;
 
 #[cfg(feature = "hub")]
 pub use hub::{Hub, Launcher};

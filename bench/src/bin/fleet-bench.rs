@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -110,8 +109,8 @@ fn renewal_buckets(metrics: &BTreeMap<String, f64>) -> Vec<(f64, f64)> {
     buckets
 }
 
-fn store_revision(metrics: &BTreeMap<String, f64>) -> f64 {
-    // Every write bumps the revision once; the histogram of commit group sizes sums them.
+/// Writes committed so far: the sum of the commit group size histogram.
+fn writes_committed(metrics: &BTreeMap<String, f64>) -> f64 {
     metrics
         .get("faros_storage_write_group_size_sum")
         .copied()
@@ -134,23 +133,14 @@ async fn measure(args: &Args, agents: usize) -> anyhow::Result<Run> {
     })
     .await?;
     let fleet = fleet_workspace(&hub, &admin).await?;
-    let mut simulator = tokio::process::Command::new(&args.agent_binary)
-        .arg("--kubeconfig")
-        .arg(&fleet)
-        .arg("--state-dir")
-        .arg(hub.dir.join("simulator"))
-        .args(["simulate", "--count", &agents.to_string(), "--prefix", "sim-"])
-        .args([
-            "--heartbeat-interval-seconds",
-            &args.heartbeat_interval_seconds.to_string(),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(hub.dir.join("simulator.log"))?))
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", args.agent_binary.display()))?;
+    let mut simulator = faros_bench::fleet::spawn_simulator(
+        &args.agent_binary,
+        &fleet,
+        &hub.dir,
+        agents,
+        args.heartbeat_interval_seconds,
+        false,
+    )?;
     let simulator_pid = simulator.id().context("the simulator exited at once")?;
     let started = Instant::now();
     loop {
@@ -201,7 +191,7 @@ async fn measure(args: &Args, agents: usize) -> anyhow::Result<Run> {
         .zip(start.iter().chain(std::iter::repeat(&(0.0, 0.0))))
         .map(|(e, s)| (e.0, if total > 0.0 { (e.1 - s.1) / total } else { 0.0 }))
         .collect();
-    let writes_per_second = (store_revision(&after) - store_revision(&before)) / wall;
+    let writes_per_second = (writes_committed(&after) - writes_committed(&before)) / wall;
 
     // An agent killed: every one of them at once.
     simulator.start_kill()?;

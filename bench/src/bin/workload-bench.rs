@@ -12,7 +12,6 @@
 //! Usage: `workload-bench --agents 10000` after `cargo build --release -p hub-api -p
 //! edge-agent -p kubectl-faros -p faros-bench`.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -63,24 +62,14 @@ async fn main() -> anyhow::Result<()> {
     let fleet = fleet_workspace(&hub, &admin).await?;
     let client = faros_bench::fleet::client(&fleet).await?;
 
-    let mut simulator = tokio::process::Command::new(&args.binaries.agent_binary)
-        .arg("--kubeconfig")
-        .arg(&fleet)
-        .arg("--state-dir")
-        .arg(hub.dir.join("simulator"))
-        .args(["simulate", "--count", &args.agents.to_string(), "--prefix", "sim-"])
-        .args([
-            "--heartbeat-interval-seconds",
-            &args.heartbeat_interval_seconds.to_string(),
-        ])
-        .args(args.tunnels.then_some("--tunnels"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(hub.dir.join("simulator.log"))?))
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", args.binaries.agent_binary.display()))?;
+    let mut simulator = faros_bench::fleet::spawn_simulator(
+        &args.binaries.agent_binary,
+        &fleet,
+        &hub.dir,
+        args.agents,
+        args.heartbeat_interval_seconds,
+        args.tunnels,
+    )?;
     let started = Instant::now();
     let agents: Api<Agent> = Api::namespaced(client.clone(), NAMESPACE);
     wait_for("every agent Ready", Duration::from_secs(1800), || async {

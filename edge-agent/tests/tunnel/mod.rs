@@ -9,7 +9,6 @@ mod replicas;
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -106,27 +105,14 @@ fn upgrade(
     String,
     rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
 ) {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let ca = super::decode_b64(&hub.ca_data());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&ca) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = faros_testkit::tls::http1_client_trusting(&super::decode_b64(&hub.ca_data()));
     let url: http::Uri = hub.hub.url().parse().unwrap();
     let host = url.host().unwrap().to_string();
     let port = url.port_u16().unwrap();
     let tcp = std::net::TcpStream::connect((host.as_str(), port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let name = rustls::pki_types::ServerName::try_from(host.clone()).unwrap();
-    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let connection = rustls::ClientConnection::new(config, name).unwrap();
     let mut tls = rustls::StreamOwned::new(connection, tcp);
     // A refused (or oversized) request may be cut off while it is written.
     let _ = write!(

@@ -54,13 +54,14 @@ struct AgentEntry {
 
 /// A Lease's `renewTime` and when this controller saw it change.
 struct LeaseEntry {
-    renew_time: Option<String>,
+    renew_time: Option<jiff::Timestamp>,
     observed: Instant,
 }
 
 #[derive(Default)]
 struct Observed {
     agents: HashMap<Key, AgentEntry>,
+    /// By the key of the Agent the Lease is the heartbeat of.
     leases: HashMap<Key, LeaseEntry>,
     agents_synced: bool,
     leases_synced: bool,
@@ -71,8 +72,9 @@ pub(crate) async fn run(clusters: Clusters, grace: Duration) {
     // The watches end with this controller, as its other work does.
     let _agents = AbortOnDrop(tokio::spawn(watch_agents(clusters.clone(), state.clone())));
     let _leases = AbortOnDrop(tokio::spawn(watch_leases(clusters.clone(), state.clone())));
-    // Look often enough that an agent turns Unknown within a fraction of the grace period.
-    let period = (grace / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
+    // Look often enough that an agent turns Unknown within a small part of the grace period:
+    // at most a second late, however long the grace period.
+    let period = (grace / 8).clamp(Duration::from_millis(250), Duration::from_secs(1));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -97,11 +99,11 @@ fn stale_agents(state: &Mutex<Observed>, grace: Duration, now: Instant) -> Vec<(
         return Vec::new();
     }
     let mut out = Vec::new();
+    // Every agent, every tick: nothing here allocates but for the stale ones.
     for (key, agent) in &s.agents {
-        let lease_key = (key.0.clone(), key.1.clone(), faros_api::edge::lease_name(&key.2));
         let last = s
             .leases
-            .get(&lease_key)
+            .get(key)
             .map(|l| l.observed.max(agent.observed))
             .unwrap_or(agent.observed);
         // An agent told to heartbeat rarely is judged by its own interval.
@@ -237,17 +239,20 @@ async fn watch_agents(clusters: Clusters, state: Arc<Mutex<Observed>>) {
     }
 }
 
+/// The key of the Agent whose heartbeat `lease` is (named by [`faros_api::edge::lease_name`]).
+fn agent_of_lease(lease: &Lease) -> Option<Key> {
+    let (cluster, namespace, name) = key_of(lease);
+    let agent = name.strip_prefix(faros_api::edge::LEASE_PREFIX)?;
+    Some((cluster, namespace, agent.to_string()))
+}
+
 async fn watch_leases(clusters: Clusters, state: Arc<Mutex<Observed>>) {
     let api: Api<Lease> = Api::all(clusters.wildcard());
     let config = watcher::Config::default().labels(AGENT_LABEL);
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
     let mut relist: Option<HashMap<Key, LeaseEntry>> = None;
     let entry = |lease: &Lease, previous: Option<&LeaseEntry>, now: Instant| {
-        let renew_time = lease
-            .spec
-            .as_ref()
-            .and_then(|s| s.renew_time.as_ref())
-            .map(|t| t.0.to_string());
+        let renew_time = lease.spec.as_ref().and_then(|s| s.renew_time.as_ref()).map(|t| t.0);
         let observed = match previous {
             Some(p) if p.renew_time == renew_time => p.observed,
             _ => now,
@@ -260,7 +265,7 @@ async fn watch_leases(clusters: Clusters, state: Arc<Mutex<Observed>>) {
         match event {
             Ok(Event::Init) => relist = Some(HashMap::new()),
             Ok(Event::InitApply(lease)) => {
-                let key = key_of(&lease);
+                let Some(key) = agent_of_lease(&lease) else { continue };
                 let e = entry(&lease, s.leases.get(&key), now);
                 relist.get_or_insert_with(HashMap::new).insert(key, e);
             }
@@ -269,12 +274,14 @@ async fn watch_leases(clusters: Clusters, state: Arc<Mutex<Observed>>) {
                 s.leases_synced = true;
             }
             Ok(Event::Apply(lease)) => {
-                let key = key_of(&lease);
+                let Some(key) = agent_of_lease(&lease) else { continue };
                 let e = entry(&lease, s.leases.get(&key), now);
                 s.leases.insert(key, e);
             }
             Ok(Event::Delete(lease)) => {
-                s.leases.remove(&key_of(&lease));
+                if let Some(key) = agent_of_lease(&lease) {
+                    s.leases.remove(&key);
+                }
             }
             Err(e) => tracing::debug!(error = %e, "lease watch failed; retrying"),
         }
@@ -325,9 +332,9 @@ mod tests {
             );
             // "fresh" renewed its lease later.
             s.leases.insert(
-                key("agent-fresh"),
+                key("fresh"),
                 LeaseEntry {
-                    renew_time: Some("x".into()),
+                    renew_time: Some(jiff::Timestamp::UNIX_EPOCH),
                     observed: t0 + Duration::from_secs(4),
                 },
             );
@@ -338,5 +345,20 @@ mod tests {
         // Nothing is judged before both watches listed.
         state.lock().unwrap().leases_synced = false;
         assert!(stale_agents(&state, grace, t0 + Duration::from_secs(60)).is_empty());
+    }
+
+    #[test]
+    fn a_lease_counts_for_the_agent_it_is_named_for() {
+        let lease = |name: &str| Lease {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            spec: None,
+        };
+        let key = agent_of_lease(&lease("agent-dev-1")).unwrap();
+        assert_eq!((key.1.as_str(), key.2.as_str()), ("default", "dev-1"));
+        assert_eq!(agent_of_lease(&lease("other")), None);
     }
 }

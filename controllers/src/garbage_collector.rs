@@ -16,7 +16,7 @@ use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams};
 use kube::discovery::{Discovery, Scope, verbs};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -43,6 +43,42 @@ type Uid = (String, String);
 
 /// A dependent whose owner references are rewritten: its API, name, the references to keep
 /// and the resourceVersion they were computed from.
+/// An object of any kind as the collector reads it off its watches: only its metadata is
+/// decoded, the rest of the JSON is skipped over. (kube-rs' `DynamicObject` and
+/// `PartialObjectMeta` flatten, which makes serde buffer the whole object first.)
+#[derive(Clone, Debug, serde::Deserialize)]
+struct Watched {
+    #[serde(default)]
+    metadata: ObjectMeta,
+}
+
+impl kube::Resource for Watched {
+    type DynamicType = ApiResource;
+    type Scope = kube::core::DynamicResourceScope;
+
+    fn group(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+    fn version(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+    fn kind(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+    fn api_version(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+    fn plural(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
 type OwnerUpdate = (Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>);
 
 struct Node {
@@ -187,7 +223,10 @@ impl Collector {
             (resource.group.clone(), resource.kind.clone()),
             (resource.clone(), namespaced),
         );
-        let api: Api<DynamicObject> = Api::all_with(self.clusters.cluster(cluster), &resource);
+        // The whole objects come down the watch, but only their metadata is decoded: the
+        // collector needs nothing else, and it sees every write of every kind (each
+        // heartbeat's Lease among them).
+        let api: Api<Watched> = Api::all_with(self.clusters.cluster(cluster), &resource);
         let resource = Arc::new(resource);
         let this = self.clone();
         let cluster = cluster.to_string();
@@ -218,16 +257,31 @@ impl Collector {
         self.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(handle);
     }
 
-    fn observe(&self, resource: &Arc<ApiResource>, namespaced: bool, obj: DynamicObject) {
+    fn observe(&self, resource: &Arc<ApiResource>, namespaced: bool, obj: Watched) {
         let Some(uid) = obj.uid() else { return };
         let key = (cluster_of(&obj), uid);
+        let deleting = obj.metadata.deletion_timestamp.is_some();
+        {
+            // A write that leaves the owners, the deletion and the finalizers as they were (a
+            // Lease renewal, a status report) changes nothing the collector acts on, as
+            // Kubernetes' collector judges updates: note the revision, queue nothing.
+            let mut graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(known) = graph.nodes.get_mut(&key)
+                && known.deleting == deleting
+                && known.owners.as_slice() == obj.owner_references()
+                && known.finalizers.as_slice() == obj.finalizers()
+            {
+                known.resource_version = obj.resource_version();
+                return;
+            }
+        }
         let node = Node {
             resource: resource.clone(),
             namespaced,
             namespace: obj.namespace(),
             name: obj.name_any(),
             owners: obj.owner_references().to_vec(),
-            deleting: obj.metadata.deletion_timestamp.is_some(),
+            deleting,
             finalizers: obj.finalizers().to_vec(),
             resource_version: obj.resource_version(),
         };
@@ -255,7 +309,7 @@ impl Collector {
         }
     }
 
-    fn forget(&self, obj: &DynamicObject) {
+    fn forget(&self, obj: &Watched) {
         let Some(uid) = obj.uid() else { return };
         let key = (cluster_of(obj), uid);
         let mut graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,7 +1,7 @@
 //! Faros controllers: everything that reacts to objects. They are ordinary API clients
-//! (kube-rs over loopback TLS with their own client certificate) and never reach into
-//! storage, so the same code runs in-process with `--all-in-one` or as a separate
-//! `hub-api controllers`. This crate depends on `faros-api` and `kube`,
+//! (kube-rs, with their own identity) and never reach into storage, so the same code runs
+//! in-process with `--all-in-one` (its requests handed to the hub's router without a
+//! network in between) or as a separate `hub-api controllers` (over TLS). This crate depends on `faros-api` and `kube`,
 //! never on the server.
 
 mod agent_lifecycle;
@@ -94,20 +94,11 @@ impl Default for ControllerConfig {
 /// process leads: they stop when it loses the lead and start again when it regains it, and
 /// a clean shutdown gives the lead up at once.
 pub async fn run_all(
-    config: kube::Config,
+    client: kube::Client,
     controllers: ControllerConfig,
     election: Option<LeaderElection>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let client = loop {
-        match kube::Client::try_from(config.clone()) {
-            Ok(client) => break client,
-            Err(e) => {
-                tracing::error!(error = %e, "controllers cannot build a client; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
     let observer = controllers.observer.clone();
     let running = |now: bool| {
         if let Some(observer) = &observer {

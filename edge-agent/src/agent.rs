@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use faros_api::edge::{AGENT_LABEL, Agent, AgentStatus, AgentWorkload, DeviceInfo, MAX_REPORTED_WORKLOADS, reasons};
@@ -38,16 +39,41 @@ pub enum Facts {
     /// This device (/proc, /etc).
     Device,
     /// A simulated device: this machine's facts under another host name.
-    Simulated(String),
+    Simulated { hostname: String, machine: MachineFacts },
 }
 
 impl Facts {
     fn collect(&self) -> DeviceInfo {
-        let mut facts = crate::facts::collect();
-        if let Facts::Simulated(hostname) = self {
-            facts.hostname = hostname.clone();
+        match self {
+            Facts::Device => crate::facts::collect(),
+            Facts::Simulated { hostname, machine } => {
+                let mut facts = machine.get();
+                facts.hostname = hostname.clone();
+                facts
+            }
         }
-        facts
+    }
+}
+
+/// This machine's facts, read at most once per heartbeat interval for all the agents a
+/// simulator runs: thousands of them reading /proc for the same answer would cost the
+/// simulator more than their heartbeats do.
+#[derive(Clone, Default)]
+pub struct MachineFacts(Arc<std::sync::Mutex<Option<(Instant, DeviceInfo)>>>);
+
+impl MachineFacts {
+    const FRESH_FOR: Duration = Duration::from_secs(10);
+
+    fn get(&self) -> DeviceInfo {
+        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &*cached {
+            Some((read, facts)) if read.elapsed() < Self::FRESH_FOR => facts.clone(),
+            _ => {
+                let facts = crate::facts::collect();
+                *cached = Some((Instant::now(), facts.clone()));
+                facts
+            }
+        }
     }
 }
 
@@ -258,8 +284,9 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// Renews the Lease, creating it (owned by `owner`, so it goes with the Agent) if needed.
-    async fn renew(&mut self, interval: Duration, owner: &Agent) -> Result<(), kube::Error> {
+    /// Renews the Lease, creating it (owned by the Agent with uid `owner`, so it goes with
+    /// the Agent) if needed.
+    async fn renew(&mut self, interval: Duration, owner: Option<String>) -> Result<(), kube::Error> {
         let now = MicroTime(jiff::Timestamp::now());
         let spec = |previous: Option<&LeaseSpec>| LeaseSpec {
             holder_identity: Some(self.agent.clone()),
@@ -278,7 +305,7 @@ impl Heartbeat {
                         metadata: ObjectMeta {
                             name: Some(self.name.clone()),
                             labels: Some([(AGENT_LABEL.to_string(), self.agent.clone())].into()),
-                            owner_references: owner.uid().map(|uid| {
+                            owner_references: owner.map(|uid| {
                                 vec![OwnerReference {
                                     api_version: format!("{}/{}", faros_api::EDGE_GROUP, faros_api::EDGE_VERSION),
                                     kind: "Agent".into(),
@@ -372,7 +399,7 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = async { shutdown.wait_for(|stop| *stop).await.map(|_| ()) } => {
-                let latest = newest(objects.borrow().clone(), written.take());
+                let latest = newest(objects.borrow().as_ref(), written.as_ref()).cloned();
                 let workloads = ctx.workloads.as_ref().map(|w| w.view(&facts));
                 stop(&agents, &ctx.name, latest, applied.as_ref(), &facts, workloads.as_ref()).await;
                 return Ok(());
@@ -387,8 +414,10 @@ pub async fn run(
             _ = tokio::time::sleep_until(wake) => {}
         }
         let now = Instant::now();
-        let current = newest(objects.borrow().clone(), written.clone());
-        if let Some(owner) = current.as_ref().filter(|_| now >= next_lease) {
+        // A heartbeat needs only to know the Agent is there (and its uid, to own a new
+        // Lease): the Agent is copied only when its status is written, not every interval.
+        let owner = newest(objects.borrow().as_ref(), written.as_ref()).map(|a| a.uid());
+        if let Some(owner) = owner.clone().filter(|_| now >= next_lease) {
             // Renewed before status is written, so the hub never sees Ready=True with a
             // stale heartbeat.
             last_lease_attempt = Some(now);
@@ -420,7 +449,8 @@ pub async fn run(
                 }
             }
         }
-        let Some(agent) = current else {
+        let agent = newest(objects.borrow().as_ref(), written.as_ref()).cloned();
+        let Some(agent) = agent else {
             if !missing_logged && objects.borrow().is_none() && dirty {
                 if written.is_some() || applied.is_some() {
                     tracing::warn!(agent = %ctx.name, "the Agent object is gone; waiting for it to come back");
@@ -516,9 +546,9 @@ fn next_renewal(scheduled: Instant, last_attempt: Option<Instant>, interval: Dur
 }
 
 /// The copy with the higher resourceVersion.
-fn newest(watched: Option<Agent>, written: Option<Agent>) -> Option<Agent> {
+fn newest<'a>(watched: Option<&'a Agent>, written: Option<&'a Agent>) -> Option<&'a Agent> {
     match (watched, written) {
-        (Some(a), Some(b)) if resource_version(&b) > resource_version(&a) && a.uid() == b.uid() => Some(b),
+        (Some(a), Some(b)) if resource_version(b) > resource_version(a) && a.uid() == b.uid() => Some(b),
         (Some(a), _) => Some(a),
         // Deleted: what was written is gone with it.
         (None, _) => None,

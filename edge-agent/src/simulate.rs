@@ -17,7 +17,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::agent::{self, AgentContext, Capacity, Facts, WorkloadReport};
+use crate::agent::{self, AgentContext, Capacity, Facts, MachineFacts, WorkloadReport};
 use crate::backoff::{Backoff, spread};
 use crate::workloads::fake::Fake;
 use crate::workloads::{
@@ -55,6 +55,7 @@ pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>)
     }
     tokio::spawn(demultiplex(api.clone(), senders));
     let board = StatusBoard::new();
+    let machine = MachineFacts::default();
     let mut placement_senders = HashMap::new();
     let mut tasks = Vec::new();
     for (name, rx) in names.into_iter().zip(receivers) {
@@ -75,7 +76,10 @@ pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>)
             client: client.clone(),
             namespace: opts.namespace.clone(),
             name: name.clone(),
-            facts: Facts::Simulated(name.clone()),
+            facts: Facts::Simulated {
+                hostname: name.clone(),
+                machine: machine.clone(),
+            },
             applied_file: None,
             workloads: Some(WorkloadReport {
                 capacity: opts.capacity,

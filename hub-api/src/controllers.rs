@@ -112,7 +112,8 @@ pub async fn run(opts: ControllersOptions) -> anyhow::Result<()> {
         ..Default::default()
     };
     let (stop, stopped) = watch::channel(false);
-    let controllers = tokio::spawn(faros_controllers::run_all(config, controllers, election, stopped));
+    let client = kube::Client::try_from(config).context("building the client from the kubeconfig")?;
+    let controllers = tokio::spawn(faros_controllers::run_all(client, controllers, election, stopped));
     tracing::info!(server = %base, "controllers running");
     let (stop_serving, serving_stopped) = watch::channel(false);
     let server = match listener {

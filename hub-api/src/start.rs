@@ -129,6 +129,9 @@ pub const DATABASE_FILE: &str = "hub.db";
 /// How long after start the hub waits for devices to reconnect their tunnels before it
 /// marks the Agents still saying `Connected=True` as disconnected.
 const CONNECTED_GRACE: Duration = Duration::from_secs(15);
+/// Who the in-process controllers are to the hub's authorizer and audit log.
+const CONTROLLERS_USER: &str = "system:faros-controllers";
+
 /// How long the in-process controllers get to stop (and give up their Lease) at shutdown.
 const CONTROLLERS_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -275,13 +278,10 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     );
 
     let controllers = if opts.all_in_one {
-        let (cert, key) = pki.issue_client_cert(
-            "system:faros-controllers",
-            &["system:masters"],
-            Duration::from_secs(365 * 24 * 3600),
-        )?;
-        let loopback = format!("https://{}:{port}", loopback_host(opts.bind_address));
-        let config = loopback_config(&loopback, &trust_pem, &cert, &key).await?;
+        // Through the router in this process: the controllers' requests are authenticated,
+        // authorized, admitted and counted as any client's, without TLS, a socket and HTTP
+        // framing in between (their watches carry every heartbeat of the fleet).
+        let client = crate::apiserver::in_process_client(hub.clone(), CONTROLLERS_USER, &["system:masters"]);
         let controllers = ControllerConfig {
             token_signer: hub
                 .authenticator
@@ -303,7 +303,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         };
         let election = opts.leader_election.election(identity)?;
         Some(tokio::spawn(faros_controllers::run_all(
-            config,
+            client,
             controllers,
             election,
             stop_controllers.subscribe(),
@@ -401,24 +401,6 @@ pub(crate) async fn open_storage(
     }
 }
 
-/// A kube-rs configuration for the hub's own loopback address and a client certificate.
-async fn loopback_config(server: &str, ca_pem: &str, cert_pem: &str, key_pem: &str) -> anyhow::Result<kube::Config> {
-    let context = kube::config::Context {
-        cluster: "hub".into(),
-        user: Some("controllers".into()),
-        ..Default::default()
-    };
-    let kubeconfig = faros_kubeconfig::one_context(
-        "hub",
-        context,
-        faros_kubeconfig::cluster(server, ca_pem),
-        Some(faros_kubeconfig::Credential::ClientCert { cert_pem, key_pem }.into()),
-    );
-    kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-        .await
-        .context("loading loopback kubeconfig")
-}
-
 /// The in-process controllers report to the hub's metrics and health checks.
 struct ControllerReports {
     metrics: Arc<Metrics>,
@@ -457,15 +439,6 @@ impl TokenSigner for ServiceAccounts {
 
     fn ca_pem(&self) -> &str {
         ServiceAccounts::ca_pem(self)
-    }
-}
-
-fn loopback_host(bind: IpAddr) -> String {
-    match bind {
-        IpAddr::V4(a) if a.is_unspecified() => "127.0.0.1".into(),
-        IpAddr::V6(a) if a.is_unspecified() => "[::1]".into(),
-        IpAddr::V6(a) => format!("[{a}]"),
-        IpAddr::V4(a) => a.to_string(),
     }
 }
 

@@ -61,15 +61,24 @@ pub fn random_suffix() -> String {
 
 /// The object without the fields that change on every write, to detect no-op updates.
 pub fn same_content(a: &Value, b: &Value) -> bool {
-    fn strip(v: &Value) -> Value {
-        let mut v = v.clone();
-        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("resourceVersion");
-            meta.remove("managedFields");
+    // Compared in place: every write (each heartbeat) asks, so no copies of either object.
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let ignored = |k: &str| k == "resourceVersion" || k == "managedFields";
+    let same_meta = |x: &Value, y: &Value| match (x.as_object(), y.as_object()) {
+        (Some(x), Some(y)) => {
+            let fields = |m: &'_ Map<String, Value>| m.iter().filter(|(k, _)| !ignored(k)).count();
+            fields(x) == fields(y) && x.iter().filter(|(k, _)| !ignored(k)).all(|(k, v)| y.get(k) == Some(v))
         }
-        v
-    }
-    strip(a) == strip(b)
+        _ => x == y,
+    };
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| match b.get(k) {
+            Some(w) if k == "metadata" => same_meta(v, w),
+            Some(w) => v == w,
+            None => false,
+        })
 }
 
 /// Everything but metadata and (for kinds with a status subresource) status: a change here
@@ -83,4 +92,28 @@ pub fn spec_changed(new: &Value, old: &Value, status_subresource: bool) -> bool 
         a.iter().filter(|(k, _)| !ignored(k)).any(|(k, v)| b.get(k) != Some(v))
     };
     differs(new, old) || differs(old, new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn same_content_ignores_only_the_revision_and_managed_fields() {
+        let a = json!({"metadata": {"name": "a", "resourceVersion": "1", "managedFields": [{"manager": "x"}]},
+            "spec": {"n": 1}});
+        let b = json!({"metadata": {"name": "a", "resourceVersion": "2"}, "spec": {"n": 1}});
+        assert!(same_content(&a, &b));
+        assert!(same_content(&b, &a));
+        let relabelled = json!({"metadata": {"name": "a", "labels": {"l": "v"}}, "spec": {"n": 1}});
+        assert!(!same_content(&a, &relabelled));
+        assert!(!same_content(&relabelled, &a));
+        let respecced = json!({"metadata": {"name": "a"}, "spec": {"n": 2}});
+        assert!(!same_content(&a, &respecced));
+        let extra = json!({"metadata": {"name": "a"}, "spec": {"n": 1}, "status": {}});
+        assert!(!same_content(&b, &extra));
+        assert!(!same_content(&extra, &b));
+        assert!(!same_content(&json!({"spec": {"n": 1}}), &b));
+    }
 }

@@ -50,6 +50,13 @@ impl SqliteBackend {
             "PRAGMA auto_vacuum = INCREMENTAL;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
+             -- A write looks up its key's B-tree path: with the default 2 MiB page cache,
+             -- a fleet's heartbeats read most of those pages back from the file.
+             PRAGMA cache_size = -32768;
+             -- Heartbeats rewrite the same pages again and again; a longer WAL between
+             -- checkpoints copies each of them to the database file once, not many times.
+             PRAGMA wal_autocheckpoint = 8192;
+             PRAGMA journal_size_limit = 67108864;
              CREATE TABLE IF NOT EXISTS kv (
                  key TEXT PRIMARY KEY NOT NULL,
                  value BLOB NOT NULL,
@@ -129,6 +136,19 @@ impl Backend for SqliteBackend {
 
 fn unavailable(e: rusqlite::Error) -> StorageError {
     StorageError::Unavailable(e.to_string())
+}
+
+/// Why a conditional write to `key` applied to no row: the key is missing, or it is at
+/// another revision than the write expected.
+fn missed(tx: &rusqlite::Transaction<'_>, key: &str) -> rusqlite::Result<StorageError> {
+    let exists = tx
+        .prepare_cached("SELECT 1 FROM kv WHERE key = ?1")?
+        .query_row(params![key], |_| Ok(()))
+        .optional()?;
+    Ok(match exists {
+        Some(()) => StorageError::Conflict,
+        None => StorageError::NotFound,
+    })
 }
 
 struct Writer {
@@ -272,57 +292,79 @@ impl Writer {
         let mut revision = self.revision;
         let mut results = Vec::with_capacity(group.len());
         for (op, _) in group {
-            let current: Option<(Vec<u8>, i64, i64)> = tx
-                .prepare_cached("SELECT value, create_revision, mod_revision FROM kv WHERE key = ?1")?
-                .query_row(params![op.key()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            let result = match (op, current) {
-                (WriteOp::Create { .. }, Some(_)) => Err(StorageError::AlreadyExists),
-                (WriteOp::Create { key, value }, None) => {
-                    revision += 1;
-                    tx.prepare_cached(
-                        "INSERT INTO kv (key, value, create_revision, mod_revision) VALUES (?1, ?2, ?3, ?3)",
-                    )?
-                    .execute(params![key, value.as_ref(), revision as i64])?;
-                    let kv = KeyValue {
-                        key: key.clone(),
-                        value: value.clone(),
-                        create_revision: revision,
-                        mod_revision: revision,
-                    };
-                    Ok((kv, None))
+            // Each write is one statement, conditional on the row's state, and one lookup of
+            // its key; the stored value is read back only by a delete, which reports it.
+            // The row's state is looked at separately only when the write did not apply.
+            let next = revision + 1;
+            let result = match op {
+                WriteOp::Create { key, value } => {
+                    let inserted = tx
+                        .prepare_cached(
+                            "INSERT INTO kv (key, value, create_revision, mod_revision) VALUES (?1, ?2, ?3, ?3)
+                             ON CONFLICT (key) DO NOTHING",
+                        )?
+                        .execute(params![key, value.as_ref(), next as i64])?;
+                    if inserted == 0 {
+                        Err(StorageError::AlreadyExists)
+                    } else {
+                        Ok((
+                            KeyValue {
+                                key: key.clone(),
+                                value: value.clone(),
+                                create_revision: next,
+                                mod_revision: next,
+                            },
+                            None,
+                        ))
+                    }
                 }
-                (WriteOp::Update { .. } | WriteOp::Delete { .. }, None) => Err(StorageError::NotFound),
-                (WriteOp::Update { expected, .. } | WriteOp::Delete { expected, .. }, Some((_, _, m)))
-                    if *expected != m as Revision =>
-                {
-                    Err(StorageError::Conflict)
+                WriteOp::Update { key, value, expected } => {
+                    let created: Option<i64> = tx
+                        .prepare_cached(
+                            "UPDATE kv SET value = ?2, mod_revision = ?3 WHERE key = ?1 AND mod_revision = ?4
+                             RETURNING create_revision",
+                        )?
+                        .query_row(params![key, value.as_ref(), next as i64, *expected as i64], |r| {
+                            r.get(0)
+                        })
+                        .optional()?;
+                    match created {
+                        Some(created) => Ok((
+                            KeyValue {
+                                key: key.clone(),
+                                value: value.clone(),
+                                create_revision: created as Revision,
+                                mod_revision: next,
+                            },
+                            None,
+                        )),
+                        None => Err(missed(&tx, key)?),
+                    }
                 }
-                (WriteOp::Update { key, value, .. }, Some((_, created, _))) => {
-                    revision += 1;
-                    tx.prepare_cached("UPDATE kv SET value = ?2, mod_revision = ?3 WHERE key = ?1")?
-                        .execute(params![key, value.as_ref(), revision as i64])?;
-                    let kv = KeyValue {
-                        key: key.clone(),
-                        value: value.clone(),
-                        create_revision: created as Revision,
-                        mod_revision: revision,
-                    };
-                    Ok((kv, None))
-                }
-                (WriteOp::Delete { key, .. }, Some((old, created, modified))) => {
-                    revision += 1;
-                    tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?
-                        .execute(params![key])?;
-                    let prev = KeyValue {
-                        key: key.clone(),
-                        value: Bytes::from(old),
-                        create_revision: created as Revision,
-                        mod_revision: modified as Revision,
-                    };
-                    Ok((prev, Some(revision)))
+                WriteOp::Delete { key, expected } => {
+                    let deleted: Option<(Vec<u8>, i64)> = tx
+                        .prepare_cached(
+                            "DELETE FROM kv WHERE key = ?1 AND mod_revision = ?2 RETURNING value, create_revision",
+                        )?
+                        .query_row(params![key, *expected as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?;
+                    match deleted {
+                        Some((old, created)) => Ok((
+                            KeyValue {
+                                key: key.clone(),
+                                value: Bytes::from(old),
+                                create_revision: created as Revision,
+                                mod_revision: *expected,
+                            },
+                            Some(next),
+                        )),
+                        None => Err(missed(&tx, key)?),
+                    }
                 }
             };
+            if result.is_ok() {
+                revision = next;
+            }
             results.push(match result {
                 Ok((kv, None)) => (
                     Ok(WriteOutcome {

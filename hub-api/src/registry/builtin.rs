@@ -21,17 +21,22 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext
 /// Decodes into a typed k8s-openapi value and back, reporting which fields were dropped.
 struct Typed<T>(PhantomData<fn() -> T>);
 
-pub(super) fn typed_roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<(Value, Vec<String>), String> {
-    let typed: T = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+pub(super) fn typed_roundtrip<T: DeserializeOwned + Serialize>(obj: &mut Value) -> Result<Vec<String>, String> {
+    // Read from the tree in place, not from a copy of it.
+    let typed = T::deserialize(&*obj).map_err(|e| e.to_string())?;
     let mut back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
     // k8s-openapi fills apiVersion/kind itself; metadata fields it does not model (none
-    // today) would be lost, so keep the client's metadata verbatim.
-    if let (Some(meta), Some(out)) = (obj.get("metadata"), back.as_object_mut()) {
-        out.insert("metadata".into(), meta.clone());
+    // today) would be lost, so the client's metadata moves over verbatim.
+    if let (Some(meta), Some(out)) = (
+        obj.as_object_mut().and_then(|o| o.remove("metadata")),
+        back.as_object_mut(),
+    ) {
+        out.insert("metadata".into(), meta);
     }
     let mut unknown = Vec::new();
     dropped_fields(obj, &back, &mut String::new(), &mut unknown);
-    Ok((back, unknown))
+    *obj = back;
+    Ok(unknown)
 }
 
 /// Paths present in `before` but missing from `after` (unknown fields of the typed form).
@@ -65,7 +70,7 @@ fn dropped_fields(before: &Value, after: &Value, path: &mut String, out: &mut Ve
 }
 
 impl<T: DeserializeOwned + Serialize + Send + Sync> Strategy for Typed<T> {
-    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+    fn normalize(&self, obj: &mut Value) -> Option<Result<Vec<String>, String>> {
         Some(typed_roundtrip::<T>(obj))
     }
 }
@@ -99,7 +104,7 @@ impl Strategy for NamespaceStrategy {
             }
         }
     }
-    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+    fn normalize(&self, obj: &mut Value) -> Option<Result<Vec<String>, String>> {
         Some(typed_roundtrip::<core::Namespace>(obj))
     }
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
@@ -168,7 +173,7 @@ impl Strategy for SecretStrategy {
         }
         errs
     }
-    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+    fn normalize(&self, obj: &mut Value) -> Option<Result<Vec<String>, String>> {
         Some(typed_roundtrip::<core::Secret>(obj))
     }
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
@@ -208,7 +213,7 @@ impl Strategy for ConfigMapStrategy {
         }
         errs
     }
-    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+    fn normalize(&self, obj: &mut Value) -> Option<Result<Vec<String>, String>> {
         Some(typed_roundtrip::<core::ConfigMap>(obj))
     }
 }
@@ -225,7 +230,7 @@ fn is_config_key(key: &str) -> bool {
 
 pub(super) struct EventStrategy;
 impl Strategy for EventStrategy {
-    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+    fn normalize(&self, obj: &mut Value) -> Option<Result<Vec<String>, String>> {
         Some(typed_roundtrip::<core::Event>(obj))
     }
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
@@ -330,7 +335,7 @@ impl<T: DeserializeOwned + Serialize + Send + Sync> Strategy for RbacStrategy<T>
         }
         errs
     }
-    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+    fn normalize(&self, obj: &mut Value) -> Option<Result<Vec<String>, String>> {
         Some(typed_roundtrip::<T>(obj))
     }
 }
@@ -523,7 +528,7 @@ const AUTHORIZATION: &str = "authorization.k8s.io";
 const AUTHENTICATION: &str = "authentication.k8s.io";
 
 /// Typed round trip for CRDs, shared with the CRD strategy.
-pub(crate) fn normalize_crd(obj: &Value) -> Result<(Value, Vec<String>), String> {
+pub(crate) fn normalize_crd(obj: &mut Value) -> Result<Vec<String>, String> {
     typed_roundtrip::<apiextensions::CustomResourceDefinition>(obj)
 }
 
@@ -535,11 +540,14 @@ mod tests {
     fn typed_roundtrip_reports_unknown_fields_and_type_errors() {
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"},
             "data": {"k": "v"}, "bogus": 1});
-        let (back, unknown) = typed_roundtrip::<core::ConfigMap>(&cm).unwrap();
+        let mut back = cm.clone();
+        let unknown = typed_roundtrip::<core::ConfigMap>(&mut back).unwrap();
         assert_eq!(unknown, vec!["bogus".to_string()]);
         assert!(back.get("bogus").is_none());
+        assert_eq!(back["metadata"], cm["metadata"]);
+        assert_eq!(back["data"], cm["data"]);
         let bad = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": 5}});
-        assert!(typed_roundtrip::<core::ConfigMap>(&bad).is_err());
+        assert!(typed_roundtrip::<core::ConfigMap>(&mut bad.clone()).is_err());
     }
 
     #[test]

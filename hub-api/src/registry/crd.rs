@@ -267,7 +267,7 @@ impl Strategy for CrdStrategy {
         errs
     }
 
-    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+    fn normalize(&self, obj: &mut Value) -> Option<Result<Vec<String>, String>> {
         Some(super::builtin::normalize_crd(obj))
     }
 }

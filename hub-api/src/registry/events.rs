@@ -76,7 +76,7 @@ pub(crate) fn to_core(event: &Value) -> Value {
 struct EventsV1;
 
 impl Strategy for EventsV1 {
-    fn normalize(&self, obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+    fn normalize(&self, obj: &mut Value) -> Option<Result<Vec<String>, String>> {
         Some(super::builtin::typed_roundtrip::<events::Event>(obj))
     }
 

@@ -41,10 +41,10 @@ pub trait Strategy: Send + Sync {
     fn validate(&self, _obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
         Vec::new()
     }
-    /// Decodes into the kind's typed form and back: rejects wrongly typed fields and reports
-    /// fields the kind does not have (pruned, as kube-apiserver drops them). None for kinds
-    /// validated by schema instead.
-    fn normalize(&self, _obj: &Value) -> Option<Result<(Value, Vec<String>), String>> {
+    /// Decodes into the kind's typed form and back, in place: rejects wrongly typed fields
+    /// and reports fields the kind does not have (pruned, as kube-apiserver drops them).
+    /// None for kinds validated by schema instead.
+    fn normalize(&self, _obj: &mut Value) -> Option<Result<Vec<String>, String>> {
         None
     }
     /// Extra field-selector fields of this kind, e.g. `involvedObject.name` for Events.

@@ -177,7 +177,8 @@ impl Ctx {
         } else if self.representation == Representation::Metadata {
             partial_metadata(obj)
         } else {
-            obj.clone()
+            // The object itself, encoded from where it is: every write answers with one.
+            return response::with_warnings(response::json(code, obj), warnings);
         };
         response::with_warnings(response::json(code, &body), warnings)
     }

@@ -199,9 +199,8 @@ pub(super) fn admit(ctx: &Ctx, obj: &mut Value, old: Option<&Value>) -> ApiResul
     let name = object::name(obj).to_string();
     let mut unknown = Vec::new();
     if let Some(result) = ctx.kind.strategy.normalize(obj) {
-        let (normalized, dropped) =
+        let dropped =
             result.map_err(|e| ApiError::bad_request(format!("{} in body is invalid: {e}", ctx.kind.kind)))?;
-        *obj = normalized;
         unknown.extend(dropped);
     }
     if let Some(schema) = &ctx.kind.schema {

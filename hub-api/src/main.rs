@@ -3,7 +3,8 @@ use clap::{Parser, Subcommand};
 /// jemalloc rather than glibc's allocator: on the heartbeat path of a large fleet, glibc's
 /// malloc and free took about a third of the hub's CPU (searching and merging its free
 /// lists); with jemalloc the same fleet costs the hub about a third less CPU
-/// (docs/benchmarks.md, "Fleet steady state").
+/// (docs/benchmarks.md, "Fleet steady state"). Its options are compiled in from
+/// `.cargo/config.toml`.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -240,34 +240,65 @@ pub fn record_update(ctx: &Ctx, new: &mut Value, old: Option<&Value>) {
         .cloned()
         .collect();
     let mut list = old.map(entries).unwrap_or_default();
-    for entry in &mut list {
+    let manager = update_manager(ctx);
+    let sub = subresource(ctx);
+    let mine = list
+        .iter()
+        .position(|e| e.manager == manager && e.operation == "Update" && e.subresource == sub);
+    // Whether any entry's set of fields changes; the common write (a heartbeat: the manager
+    // changed fields it already owns) changes none, and then only its entry's time is new.
+    let mut regrouped = false;
+    for (i, entry) in list.iter_mut().enumerate() {
+        let before = entry.fields.len();
         entry.fields.retain(|p| {
             let gone = old_leaves.contains(p) && !new_leaves.iter().any(|q| overlaps(p, q));
-            !gone && !changed.contains(p)
+            // The manager's own entry keeps what it changed: it takes those paths anyway.
+            !gone && (Some(i) == mine || !changed.contains(p))
         });
+        regrouped |= entry.fields.len() != before;
     }
-    if !changed.is_empty() {
-        let manager = update_manager(ctx);
-        let sub = subresource(ctx);
-        let api_version = ctx.kind.api_version();
-        match list
-            .iter_mut()
-            .find(|e| e.manager == manager && e.operation == "Update" && e.subresource == sub)
-        {
-            Some(entry) => {
+    let api_version = ctx.kind.api_version();
+    let touched = !changed.is_empty();
+    if touched {
+        match mine {
+            Some(i) => {
+                let entry = &mut list[i];
+                let before = entry.fields.len();
                 entry.fields.extend(changed);
+                regrouped |= entry.fields.len() != before;
                 entry.time = faros_api::meta::now_rfc3339();
+                regrouped |= entry.api_version != api_version;
                 entry.api_version = api_version;
             }
-            None => list.push(Entry {
-                manager,
-                operation: "Update".into(),
-                subresource: sub,
-                api_version,
-                time: faros_api::meta::now_rfc3339(),
-                fields: changed,
-            }),
+            None => {
+                regrouped = true;
+                list.push(Entry {
+                    manager,
+                    operation: "Update".into(),
+                    subresource: sub,
+                    api_version,
+                    time: faros_api::meta::now_rfc3339(),
+                    fields: changed,
+                })
+            }
         }
+    }
+    let stored = old.and_then(|o| o["metadata"]["managedFields"].as_array());
+    if !regrouped
+        && let Some(stored) = stored
+        && stored.len() == list.len()
+        && list.iter().all(|e| !e.fields.is_empty())
+    {
+        // The stored entries as they are, with the new time: nothing to encode again.
+        let mut kept = stored.clone();
+        if touched
+            && let Some(i) = mine
+            && let Some(entry) = kept[i].as_object_mut()
+        {
+            entry.insert("time".into(), list[i].time.clone().into());
+        }
+        object::meta_mut(new).insert("managedFields".into(), Value::Array(kept));
+        return;
     }
     store_entries(new, list);
 }
@@ -487,6 +518,67 @@ mod tests {
         let encoded = to_fields_v1(&set);
         assert_eq!(encoded["f:spec"]["f:replicas"], json!({}));
         assert_eq!(from_fields_v1(&encoded), set);
+    }
+
+    /// Updates give their manager the fields they changed and take them from the others;
+    /// a manager rewriting fields it already owns keeps the entries as they were.
+    #[tokio::test]
+    async fn updates_move_ownership_between_managers() {
+        use http::Method;
+        let hub = crate::testing::InProcessHub::start().await;
+        let path = "/api/v1/namespaces/default/configmaps";
+        let write = |method: Method, manager: &str, data: Value, rv: Option<&str>| {
+            let mut body = json!({"metadata": {"name": "cm"}, "data": data});
+            if let Some(rv) = rv {
+                body["metadata"]["resourceVersion"] = rv.into();
+            }
+            let url = match method {
+                Method::POST => format!("{path}?fieldManager={manager}"),
+                _ => format!("{path}/cm?fieldManager={manager}"),
+            };
+            let hub = &hub;
+            async move {
+                let (code, obj) = hub.admin(method, &url, Some(body)).await;
+                assert!(code.is_success(), "{code}: {obj}");
+                obj
+            }
+        };
+        let owners = |obj: &Value| -> Vec<(String, Vec<String>)> {
+            obj["metadata"]["managedFields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    let fields = from_fields_v1(&e["fieldsV1"])
+                        .into_iter()
+                        .map(|p| p.join("."))
+                        .collect();
+                    (e["manager"].as_str().unwrap().to_string(), fields)
+                })
+                .collect()
+        };
+        let rv = |obj: &Value| obj["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+        let created = write(Method::POST, "one", json!({"a": "1"}), None).await;
+        assert_eq!(owners(&created), vec![("one".to_string(), vec!["data.a".to_string()])]);
+        let same = write(Method::PUT, "one", json!({"a": "2"}), Some(&rv(&created))).await;
+        assert_eq!(
+            same["metadata"]["managedFields"][0]["fieldsV1"],
+            created["metadata"]["managedFields"][0]["fieldsV1"]
+        );
+        assert_eq!(owners(&same), owners(&created));
+        let second = write(Method::PUT, "two", json!({"a": "2", "b": "3"}), Some(&rv(&same))).await;
+        assert_eq!(
+            owners(&second),
+            vec![
+                ("one".to_string(), vec!["data.a".to_string()]),
+                ("two".to_string(), vec!["data.b".to_string()]),
+            ]
+        );
+        let taken = write(Method::PUT, "two", json!({"a": "5", "b": "3"}), Some(&rv(&second))).await;
+        assert_eq!(
+            owners(&taken),
+            vec![("two".to_string(), vec!["data.a".to_string(), "data.b".to_string()])]
+        );
     }
 
     #[test]

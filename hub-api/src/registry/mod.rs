@@ -353,6 +353,12 @@ fn export_identity(export: &Value) -> &str {
     export["status"]["identityHash"].as_str().unwrap_or_default()
 }
 
+/// One APIResourceSchema an APIBinding binds, and the identity it is bound under.
+struct BoundSchema {
+    schema_key: String,
+    identity: String,
+}
+
 /// Resolves (cluster, group, version, resource) to a kind: built-ins first, then CRDs.
 pub struct Catalog {
     builtins: Vec<Arc<ResourceKind>>,
@@ -362,6 +368,9 @@ pub struct Catalog {
     /// Kinds decoded from APIResourceSchemas keyed by (schema key, identity), valid for one
     /// schema revision.
     schemas: Mutex<HashMap<CrdKey, Memo<Vec<Arc<ResourceKind>>>>>,
+    /// What each APIBinding binds, keyed by the binding's key, valid for one binding
+    /// revision: every request to a bound kind resolves it through its workspace's bindings.
+    bindings: Mutex<HashMap<String, Memo<Arc<[BoundSchema]>>>>,
     /// The Pods kind over each bound Placements kind, by its storage resource.
     pods: Mutex<HashMap<String, Arc<ResourceKind>>>,
 }
@@ -378,6 +387,7 @@ impl Catalog {
             cache,
             crds: Mutex::new(HashMap::new()),
             schemas: Mutex::new(HashMap::new()),
+            bindings: Mutex::new(HashMap::new()),
             pods: Mutex::new(HashMap::new()),
         }
     }
@@ -550,27 +560,49 @@ impl Catalog {
         );
         let mut kinds = Vec::new();
         for binding in bindings {
-            let status = &binding.value()["status"];
-            if status["phase"] != "Bound" {
-                continue;
-            }
-            let export_cluster = status["apiExportClusterName"].as_str().unwrap_or_default();
-            for bound in status["boundResources"].as_array().into_iter().flatten() {
-                // Bindings recorded before kcp's shape have the name and identity flat.
-                let schema = &bound["schema"];
-                let name = schema["name"].as_str().or(schema.as_str());
-                let identity = schema["identityHash"].as_str().or(bound["identityHash"].as_str());
-                let (Some(schema), Some(identity)) = (name, identity) else {
+            for bound in self.bound_schemas(&binding).iter() {
+                let Some(object) = self.cache.get(&bound.schema_key) else {
                     continue;
                 };
-                let key = Prefix::resource("apis.kcp.io", "apiresourceschemas")
-                    .cluster(export_cluster)
-                    .name(schema);
-                let Some(object) = self.cache.get(&key) else { continue };
-                kinds.extend(self.schema_kinds(key, &object, identity));
+                kinds.extend(self.schema_kinds(bound.schema_key.clone(), &object, &bound.identity));
             }
         }
         kinds
+    }
+
+    /// The APIResourceSchemas a binding binds (none unless it is Bound), decoded once per
+    /// revision of the binding.
+    fn bound_schemas(&self, binding: &faros_storage::Object) -> Arc<[BoundSchema]> {
+        let mut memo = self.bindings.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((revision, bound)) = memo.get(&*binding.key)
+            && *revision == binding.mod_revision
+        {
+            return bound.clone();
+        }
+        let value = binding.value();
+        let status = &value["status"];
+        let mut bound = Vec::new();
+        if status["phase"] == "Bound" {
+            let export_cluster = status["apiExportClusterName"].as_str().unwrap_or_default();
+            for resource in status["boundResources"].as_array().into_iter().flatten() {
+                // Bindings recorded before kcp's shape have the name and identity flat.
+                let schema = &resource["schema"];
+                let name = schema["name"].as_str().or(schema.as_str());
+                let identity = schema["identityHash"].as_str().or(resource["identityHash"].as_str());
+                let (Some(name), Some(identity)) = (name, identity) else {
+                    continue;
+                };
+                bound.push(BoundSchema {
+                    schema_key: Prefix::resource("apis.kcp.io", "apiresourceschemas")
+                        .cluster(export_cluster)
+                        .name(name),
+                    identity: identity.to_string(),
+                });
+            }
+        }
+        let bound: Arc<[BoundSchema]> = bound.into();
+        memo.insert(binding.key.to_string(), (binding.mod_revision, bound.clone()));
+        bound
     }
 
     /// Every established CRD of `cluster`, decoded.
@@ -606,17 +638,19 @@ impl Catalog {
         Some(kinds)
     }
 
-    /// Keeps the memos to live definitions: whatever was decoded from a CRD or an
-    /// APIResourceSchema is dropped once the object is deleted. Runs until `shutdown` flips.
+    /// Keeps the memos to live definitions: whatever was decoded from a CRD, an
+    /// APIResourceSchema or an APIBinding is dropped once the object is deleted. Runs until
+    /// `shutdown` flips.
     pub async fn forget_deleted(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let follow = |group, resource| {
             let prefix = Prefix::resource(group, resource);
             self.cache.watch(prefix.as_str(), None).map(|start| start.live)
         };
         loop {
-            let (Ok(mut crds), Ok(mut schemas)) = (
+            let (Ok(mut crds), Ok(mut schemas), Ok(mut bindings)) = (
                 follow("apiextensions.k8s.io", "customresourcedefinitions"),
                 follow("apis.kcp.io", "apiresourceschemas"),
+                follow("apis.kcp.io", "apibindings"),
             ) else {
                 return;
             };
@@ -625,6 +659,7 @@ impl Catalog {
                     _ = shutdown.wait_for(|stop| *stop) => return,
                     event = crds.recv() => event,
                     event = schemas.recv() => event,
+                    event = bindings.recv() => event,
                 };
                 match event {
                     Ok(event) if event.kind == EventKind::Deleted => self.forget(&event.object.key),
@@ -643,6 +678,8 @@ impl Catalog {
         if parsed.resource == "customresourcedefinitions" {
             let memo_key = (parsed.cluster.to_string(), parsed.name.to_string());
             self.crds.lock().unwrap_or_else(|e| e.into_inner()).remove(&memo_key);
+        } else if parsed.resource == "apibindings" {
+            self.bindings.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
         } else {
             self.schemas
                 .lock()
@@ -660,6 +697,45 @@ mod tests {
     use serde_json::json;
 
     use crate::testing::InProcessHub;
+
+    /// What an APIBinding binds is read once per revision of the binding, and forgotten
+    /// when the binding is gone.
+    #[tokio::test]
+    async fn deleted_bindings_leave_the_memo() {
+        let hub = InProcessHub::start().await;
+        let catalog_hub = hub.hub.clone();
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move { catalog_hub.catalog.forget_deleted(stopped).await });
+        let binding = json!({
+            "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIBinding",
+            "metadata": {"name": "edge"},
+            "spec": {"reference": {"export": {"path": "root", "name": faros_api::edge::EDGE_EXPORT}}},
+        });
+        let path = "/apis/apis.kcp.io/v1alpha1/apibindings";
+        let (code, body) = hub.admin(Method::POST, path, Some(binding)).await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+        let memoised = |hub: &InProcessHub| hub.hub.catalog.bindings.lock().unwrap().len();
+        hub.hub.catalog.bound_kinds("root");
+        assert_eq!(memoised(&hub), 1);
+        let item = format!("{path}/edge");
+        let (code, _) = hub.admin(Method::DELETE, &item, None).await;
+        assert_eq!(code, StatusCode::OK);
+        // No binding controller runs here: release any finalizer by hand.
+        let release = json!({"metadata": {"finalizers": null}});
+        let (code, body) = hub.admin(Method::PATCH, &item, Some(release)).await;
+        assert!(
+            code == StatusCode::OK || code == StatusCode::NOT_FOUND,
+            "{code}: {body}"
+        );
+        let gone = async {
+            while memoised(&hub) > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), gone)
+            .await
+            .expect("the deleted binding left the memo");
+    }
 
     /// The catalog decodes a CRD once per revision and forgets it when the CRD is gone.
     #[tokio::test]

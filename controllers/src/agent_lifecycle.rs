@@ -65,7 +65,14 @@ struct Observed {
     leases: HashMap<Key, LeaseEntry>,
     agents_synced: bool,
     leases_synced: bool,
+    /// The resourceVersion each agent was last marked Unknown at, and when: until the watch
+    /// brings the marked Agent (or a later one), a sweep does not mark it again.
+    marked: HashMap<Key, (String, Instant)>,
 }
+
+/// How long a mark that did not show up on the watch waits before it is written again (a
+/// write that failed, or a watch that fell behind).
+const REMARK_AFTER: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(clusters: Clusters, grace: Duration) {
     let state = Arc::new(Mutex::new(Observed::default()));
@@ -94,7 +101,8 @@ const MARKS_AT_ONCE: usize = 32;
 
 /// Agents whose heartbeat is older than their grace period and that are not already marked.
 fn stale_agents(state: &Mutex<Observed>, grace: Duration, now: Instant) -> Vec<(Key, String, Vec<Condition>)> {
-    let s = state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+    let s = &mut *guard;
     if !s.agents_synced || !s.leases_synced {
         return Vec::new();
     }
@@ -116,6 +124,13 @@ fn stale_agents(state: &Mutex<Observed>, grace: Duration, now: Instant) -> Vec<(
             Some(c) if c.reason == reasons::AGENT_STOPPED || c.reason == reasons::NOT_ADMITTED => continue,
             _ => {}
         }
+        if s.marked
+            .get(key)
+            .is_some_and(|(rv, at)| *rv == agent.resource_version && now.saturating_duration_since(*at) < REMARK_AFTER)
+        {
+            continue;
+        }
+        s.marked.insert(key.clone(), (agent.resource_version.clone(), now));
         out.push((key.clone(), agent.resource_version.clone(), agent.conditions.clone()));
     }
     out
@@ -229,10 +244,13 @@ async fn watch_agents(clusters: Clusters, state: Arc<Mutex<Observed>>) {
             Ok(Event::Apply(agent)) => {
                 let key = key_of(&agent);
                 let entry = agent_entry(&agent, s.agents.get(&key), now);
+                s.marked.remove(&key);
                 s.agents.insert(key, entry);
             }
             Ok(Event::Delete(agent)) => {
-                s.agents.remove(&key_of(&agent));
+                let key = key_of(&agent);
+                s.marked.remove(&key);
+                s.agents.remove(&key);
             }
             Err(e) => tracing::debug!(error = %e, "agent watch failed; retrying"),
         }
@@ -342,6 +360,11 @@ mod tests {
         let stale = stale_agents(&state, grace, t0 + Duration::from_secs(5));
         let names: Vec<&str> = stale.iter().map(|(k, _, _)| k.2.as_str()).collect();
         assert_eq!(names, vec!["old"]);
+        // Marked, but the mark has not come back on the watch yet: not written again at
+        // once, only after a while.
+        assert!(stale_agents(&state, grace, t0 + Duration::from_secs(6)).is_empty());
+        let again = stale_agents(&state, grace, t0 + Duration::from_secs(5) + REMARK_AFTER);
+        assert!(again.iter().any(|(k, _, _)| k.2 == "old"));
         // Nothing is judged before both watches listed.
         state.lock().unwrap().leases_synced = false;
         assert!(stale_agents(&state, grace, t0 + Duration::from_secs(60)).is_empty());

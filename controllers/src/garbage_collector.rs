@@ -41,8 +41,6 @@ const STATIC_GROUPS: &[&str] = &[
 /// (logical cluster, uid)
 type Uid = (String, String);
 
-/// A dependent whose owner references are rewritten: its API, name, the references to keep
-/// and the resourceVersion they were computed from.
 /// An object of any kind as the collector reads it off its watches: only its metadata is
 /// decoded, the rest of the JSON is skipped over. (kube-rs' `DynamicObject` and
 /// `PartialObjectMeta` flatten, which makes serde buffer the whole object first.)
@@ -79,6 +77,8 @@ impl kube::Resource for Watched {
     }
 }
 
+/// A dependent whose owner references are rewritten: its API, name, the references to keep
+/// and the resourceVersion they were computed from.
 type OwnerUpdate = (Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>);
 
 struct Node {
@@ -237,7 +237,10 @@ impl Collector {
                 .boxed();
             while let Some(event) = stream.next().await {
                 match event {
-                    Ok(Event::Apply(obj) | Event::InitApply(obj)) => this.observe(&resource, namespaced, obj),
+                    Ok(Event::Apply(obj)) => this.observe(&resource, namespaced, obj, false),
+                    // A relist looks at every object again: what changed in a watch gap
+                    // (an owner created and deleted unseen) is caught up with here.
+                    Ok(Event::InitApply(obj)) => this.observe(&resource, namespaced, obj, true),
                     Ok(Event::Delete(obj)) => this.forget(&obj),
                     Ok(Event::InitDone) if !synced => {
                         synced = true;
@@ -257,7 +260,7 @@ impl Collector {
         self.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(handle);
     }
 
-    fn observe(&self, resource: &Arc<ApiResource>, namespaced: bool, obj: Watched) {
+    fn observe(&self, resource: &Arc<ApiResource>, namespaced: bool, obj: Watched, relisted: bool) {
         let Some(uid) = obj.uid() else { return };
         let key = (cluster_of(&obj), uid);
         let deleting = obj.metadata.deletion_timestamp.is_some();
@@ -266,7 +269,8 @@ impl Collector {
             // Lease renewal, a status report) changes nothing the collector acts on, as
             // Kubernetes' collector judges updates: note the revision, queue nothing.
             let mut graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(known) = graph.nodes.get_mut(&key)
+            if !relisted
+                && let Some(known) = graph.nodes.get_mut(&key)
                 && known.deleting == deleting
                 && known.owners.as_slice() == obj.owner_references()
                 && known.finalizers.as_slice() == obj.finalizers()

@@ -206,7 +206,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     )?;
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    // The controllers stop before everything else, while the listener still serves them.
+    // The controllers stop before everything else, while the hub still serves them.
     let (stop_controllers, _) = tokio::sync::watch::channel(false);
     let hub = Arc::new(Hub {
         cache: cache.clone(),
@@ -336,9 +336,9 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let shutdown_began = tokio::time::Instant::now();
     health.shutdown_begins();
-    // Controllers go first, through the listener that still serves them: they give their
-    // Lease up and stop with nothing in flight. Stopped after the listener, they would spend
-    // their last moments failing to reach it.
+    // Controllers go first, while the hub still serves them: they give their Lease up and
+    // stop with nothing in flight. Stopped after the hub, they would spend their last
+    // moments failing to reach it.
     if let Some(mut controllers) = controllers {
         let _ = stop_controllers.send(true);
         if tokio::time::timeout(CONTROLLERS_STOP_TIMEOUT, &mut controllers)

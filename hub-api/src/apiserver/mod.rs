@@ -110,8 +110,16 @@ pub(crate) fn in_process_client(hub: Arc<Hub>, user: &str, groups: &[&str]) -> k
     let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
         let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(identity.clone());
-        router.clone().oneshot(request)
+        let response = router.clone().oneshot(request);
+        async move { response.await.map_err(|never| -> tower::BoxError { match never {} }) }
     });
+    // As a client built from a kubeconfig does, answers of 429, 503 and 504 (storage briefly
+    // unavailable, a revision another replica wrote not seen yet) are retried after a pause.
+    let service = tower::ServiceBuilder::new()
+        .layer(tower::retry::RetryLayer::new(
+            kube::client::retry::RetryPolicy::server_retry(),
+        ))
+        .service(service);
     kube::Client::new(service, "default")
 }
 

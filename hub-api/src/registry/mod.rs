@@ -698,29 +698,27 @@ mod tests {
 
     use crate::testing::InProcessHub;
 
-    /// What an APIBinding binds is read once per revision of the binding, and forgotten
-    /// when the binding is gone.
-    #[tokio::test]
-    async fn deleted_bindings_leave_the_memo() {
+    /// Creates `object` in the collection at `path`, has the catalog decode it (`read`),
+    /// deletes it (releasing by hand the finalizers no controller releases here), and waits
+    /// until `memoised` counts nothing.
+    async fn deleted_object_leaves_the_memo(
+        path: &str,
+        object: serde_json::Value,
+        read: impl Fn(&super::Catalog),
+        memoised: impl Fn(&super::Catalog) -> usize,
+    ) {
         let hub = InProcessHub::start().await;
         let catalog_hub = hub.hub.clone();
         let (_stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move { catalog_hub.catalog.forget_deleted(stopped).await });
-        let binding = json!({
-            "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIBinding",
-            "metadata": {"name": "edge"},
-            "spec": {"reference": {"export": {"path": "root", "name": faros_api::edge::EDGE_EXPORT}}},
-        });
-        let path = "/apis/apis.kcp.io/v1alpha1/apibindings";
-        let (code, body) = hub.admin(Method::POST, path, Some(binding)).await;
+        let name = object["metadata"]["name"].as_str().unwrap().to_string();
+        let (code, body) = hub.admin(Method::POST, path, Some(object)).await;
         assert_eq!(code, StatusCode::CREATED, "{body}");
-        let memoised = |hub: &InProcessHub| hub.hub.catalog.bindings.lock().unwrap().len();
-        hub.hub.catalog.bound_kinds("root");
-        assert_eq!(memoised(&hub), 1);
-        let item = format!("{path}/edge");
+        read(&hub.hub.catalog);
+        assert_eq!(memoised(&hub.hub.catalog), 1);
+        let item = format!("{path}/{name}");
         let (code, _) = hub.admin(Method::DELETE, &item, None).await;
         assert_eq!(code, StatusCode::OK);
-        // No binding controller runs here: release any finalizer by hand.
         let release = json!({"metadata": {"finalizers": null}});
         let (code, body) = hub.admin(Method::PATCH, &item, Some(release)).await;
         assert!(
@@ -728,22 +726,36 @@ mod tests {
             "{code}: {body}"
         );
         let gone = async {
-            while memoised(&hub) > 0 {
+            while memoised(&hub.hub.catalog) > 0 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         };
         tokio::time::timeout(Duration::from_secs(10), gone)
             .await
-            .expect("the deleted binding left the memo");
+            .expect("the deleted object left the memo");
+    }
+
+    /// What an APIBinding binds is read once per revision of the binding, and forgotten
+    /// when the binding is gone.
+    #[tokio::test]
+    async fn deleted_bindings_leave_the_memo() {
+        let binding = json!({
+            "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIBinding",
+            "metadata": {"name": "edge"},
+            "spec": {"reference": {"export": {"path": "root", "name": faros_api::edge::EDGE_EXPORT}}},
+        });
+        deleted_object_leaves_the_memo(
+            "/apis/apis.kcp.io/v1alpha1/apibindings",
+            binding,
+            |catalog| drop(catalog.bound_kinds("root")),
+            |catalog| catalog.bindings.lock().unwrap().len(),
+        )
+        .await;
     }
 
     /// The catalog decodes a CRD once per revision and forgets it when the CRD is gone.
     #[tokio::test]
     async fn deleted_crds_leave_the_memo() {
-        let hub = InProcessHub::start().await;
-        let catalog_hub = hub.hub.clone();
-        let (_stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move { catalog_hub.catalog.forget_deleted(stopped).await });
         let crd = json!({
             "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "metadata": {"name": "gadgets.example.com"},
@@ -752,26 +764,12 @@ mod tests {
                 "versions": [{"name": "v1", "served": true, "storage": true,
                     "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
         });
-        let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
-        let (code, _) = hub.admin(Method::POST, path, Some(crd)).await;
-        assert_eq!(code, StatusCode::CREATED);
-        let memoised = |hub: &InProcessHub| hub.hub.catalog.crds.lock().unwrap().len();
-        hub.hub.catalog.crds("root");
-        assert_eq!(memoised(&hub), 1);
-        // No CRD cleanup controller runs here: release its finalizer by hand.
-        let item = format!("{path}/gadgets.example.com");
-        let (code, _) = hub.admin(Method::DELETE, &item, None).await;
-        assert_eq!(code, StatusCode::OK);
-        let release = json!({"metadata": {"finalizers": null}});
-        let (code, _) = hub.admin(Method::PATCH, &item, Some(release)).await;
-        assert_eq!(code, StatusCode::OK);
-        let gone = async {
-            while memoised(&hub) > 0 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), gone)
-            .await
-            .expect("the deleted CRD left the memo");
+        deleted_object_leaves_the_memo(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            crd,
+            |catalog| drop(catalog.crds("root")),
+            |catalog| catalog.crds.lock().unwrap().len(),
+        )
+        .await;
     }
 }

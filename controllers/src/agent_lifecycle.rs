@@ -21,15 +21,15 @@ use faros_api::edge::{AGENT_LABEL, Agent, reasons};
 use faros_api::workloads::{Placement, PlacementPhase};
 use faros_api::{Condition, conditions};
 use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::errors::{is_conflict, is_not_found};
-use crate::runtime::{AbortOnDrop, Clusters, cluster_of};
+use crate::runtime::{AbortOnDrop, Clusters, cluster_of, slim_metadata};
 use faros_api::meta::now_rfc3339;
 
 type Key = (String, String, String);
@@ -257,20 +257,60 @@ async fn watch_agents(clusters: Clusters, state: Arc<Mutex<Observed>>) {
     }
 }
 
+/// An agent's Lease as this controller reads it: the renewal time and what names the Lease.
+/// One arrives for every heartbeat of the fleet, so nothing else of it is decoded.
+#[derive(Clone, Debug, serde::Deserialize)]
+struct Heartbeat {
+    #[serde(default, deserialize_with = "slim_metadata")]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: HeartbeatSpec,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HeartbeatSpec {
+    renew_time: Option<MicroTime>,
+}
+
+impl Resource for Heartbeat {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+        "Lease".into()
+    }
+    fn group(_: &()) -> std::borrow::Cow<'_, str> {
+        "coordination.k8s.io".into()
+    }
+    fn version(_: &()) -> std::borrow::Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+        "leases".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
 /// The key of the Agent whose heartbeat `lease` is (named by [`faros_api::edge::lease_name`]).
-fn agent_of_lease(lease: &Lease) -> Option<Key> {
+fn agent_of_lease(lease: &impl Resource) -> Option<Key> {
     let (cluster, namespace, name) = key_of(lease);
     let agent = name.strip_prefix(faros_api::edge::LEASE_PREFIX)?;
     Some((cluster, namespace, agent.to_string()))
 }
 
 async fn watch_leases(clusters: Clusters, state: Arc<Mutex<Observed>>) {
-    let api: Api<Lease> = Api::all(clusters.wildcard());
+    let api: Api<Heartbeat> = Api::all(clusters.wildcard());
     let config = watcher::Config::default().labels(AGENT_LABEL);
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
     let mut relist: Option<HashMap<Key, LeaseEntry>> = None;
-    let entry = |lease: &Lease, previous: Option<&LeaseEntry>, now: Instant| {
-        let renew_time = lease.spec.as_ref().and_then(|s| s.renew_time.as_ref()).map(|t| t.0);
+    let entry = |lease: &Heartbeat, previous: Option<&LeaseEntry>, now: Instant| {
+        let renew_time = lease.spec.renew_time.as_ref().map(|t| t.0);
         let observed = match previous {
             Some(p) if p.renew_time == renew_time => p.observed,
             _ => now,
@@ -372,7 +412,7 @@ mod tests {
 
     #[test]
     fn a_lease_counts_for_the_agent_it_is_named_for() {
-        let lease = |name: &str| Lease {
+        let lease = |name: &str| k8s_openapi::api::coordination::v1::Lease {
             metadata: kube::api::ObjectMeta {
                 name: Some(name.into()),
                 namespace: Some("default".into()),
@@ -383,5 +423,31 @@ mod tests {
         let key = agent_of_lease(&lease("agent-dev-1")).unwrap();
         assert_eq!((key.1.as_str(), key.2.as_str()), ("default", "dev-1"));
         assert_eq!(agent_of_lease(&lease("other")), None);
+    }
+
+    #[test]
+    fn a_heartbeat_is_its_renewal_and_its_name() {
+        let lease = json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": "agent-dev-1",
+                "namespace": "default",
+                "annotations": {(faros_api::tenancy::CLUSTER_ANNOTATION): "root:fleet"},
+                "managedFields": [{"manager": "edge-agent", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]
+            },
+            "spec": {"holderIdentity": "dev-1", "renewTime": "2026-12-05T10:00:00.123456Z", "leaseDurationSeconds": 40}
+        });
+        let heartbeat: Heartbeat = serde_json::from_value(lease).unwrap();
+        assert_eq!(
+            agent_of_lease(&heartbeat),
+            Some(("root:fleet".into(), "default".into(), "dev-1".into()))
+        );
+        let renewed: jiff::Timestamp = "2026-12-05T10:00:00.123456Z".parse().unwrap();
+        assert_eq!(heartbeat.spec.renew_time.map(|t| t.0), Some(renewed));
+        assert!(heartbeat.metadata.managed_fields.is_none());
+        // A Lease without a spec yet has no renewal.
+        let bare: Heartbeat = serde_json::from_value(json!({"metadata": {"name": "agent-dev-1"}})).unwrap();
+        assert!(bare.spec.renew_time.is_none());
     }
 }

@@ -7,8 +7,14 @@
 //! workspace that defines them, and exported resources per export identity. A change only
 //! queues the objects it can affect (the object itself, or the dependents of a deleted
 //! owner), so the work follows the rate of change, not the number of objects.
+//!
+//! The graph holds every object of the hub, so what it keeps per object is small: most
+//! objects have no owners and are not being deleted with the collector's help, and for those
+//! it keeps only their key (the workspace's name shared, the uid in 16 bytes), which is all
+//! it needs to tell that someone's owner exists. The rest keep a [`Node`].
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +30,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::errors::{is_conflict, is_not_found};
-use crate::runtime::{Clusters, cluster_of};
+use crate::runtime::{Clusters, cluster_name, cluster_of, slim_metadata};
 use faros_api::meta::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
 
 /// Groups served identically in every workspace, watched once through `/clusters/*`.
@@ -38,15 +44,46 @@ const STATIC_GROUPS: &[&str] = &[
     "apis.kcp.io",
 ];
 
-/// (logical cluster, uid)
-type Uid = (String, String);
+/// (logical cluster, uid). The cluster's name is shared by every key of the workspace.
+type Uid = (Arc<str>, ObjectUid);
 
-/// An object of any kind as the collector reads it off its watches: only its metadata is
-/// decoded, the rest of the JSON is skipped over. (kube-rs' `DynamicObject` and
-/// `PartialObjectMeta` flatten, which makes serde buffer the whole object first.)
+/// An object's uid as the graph keeps it: a UUID as the hub writes them in 16 bytes, anything
+/// else (an owner reference may name any string) as given.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum ObjectUid {
+    Uuid([u8; 16]),
+    Other(Box<str>),
+}
+
+impl ObjectUid {
+    fn new(uid: &str) -> ObjectUid {
+        // Only the canonical spelling is packed, so that two spellings of one UUID stay two
+        // uids, as Kubernetes compares them.
+        match uuid::Uuid::try_parse(uid) {
+            Ok(parsed) if uid.len() == 36 && !uid.bytes().any(|b| b.is_ascii_uppercase()) => {
+                ObjectUid::Uuid(parsed.into_bytes())
+            }
+            _ => ObjectUid::Other(uid.into()),
+        }
+    }
+}
+
+impl fmt::Display for ObjectUid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjectUid::Uuid(bytes) => uuid::Uuid::from_bytes(*bytes).hyphenated().fmt(f),
+            ObjectUid::Other(uid) => f.write_str(uid),
+        }
+    }
+}
+
+/// An object of any kind as the collector reads it off its watches: only the metadata it
+/// uses is decoded, the rest of the JSON is skipped over. (kube-rs' `DynamicObject` and
+/// `PartialObjectMeta` flatten, which makes serde buffer the whole object first; and a full
+/// `ObjectMeta` would decode every event's managedFields into trees, each heartbeat's too.)
 #[derive(Clone, Debug, serde::Deserialize)]
 struct Watched {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "slim_metadata")]
     metadata: ObjectMeta,
 }
 
@@ -81,8 +118,10 @@ impl kube::Resource for Watched {
 /// and the resourceVersion they were computed from.
 type OwnerUpdate = (Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>);
 
+/// An object the collector may act on: one with owners, or one being deleted in foreground
+/// or orphan mode.
 struct Node {
-    /// Shared by every node of the kind: the graph holds a node for every object.
+    /// Shared by every node of the kind.
     resource: Arc<ApiResource>,
     namespaced: bool,
     namespace: Option<String>,
@@ -95,8 +134,12 @@ struct Node {
 
 #[derive(Default)]
 struct Graph {
+    /// Objects with nothing for the collector to do: only their existence matters.
+    plain: HashSet<Uid>,
     nodes: HashMap<Uid, Node>,
     dependents: HashMap<Uid, HashSet<Uid>>,
+    /// The name of every workspace an object is known in, shared by their keys.
+    clusters: HashSet<Arc<str>>,
     /// Kinds whose watch finished its initial list, as (cluster or "*", group, kind). An
     /// owner is judged gone only when its kind is in here: until then it may simply not be
     /// loaded yet.
@@ -115,21 +158,58 @@ impl Graph {
 }
 
 impl Graph {
+    /// The shared name of `cluster`, kept from now on.
+    fn cluster(&mut self, cluster: &str) -> Arc<str> {
+        if let Some(known) = self.clusters.get(cluster) {
+            return known.clone();
+        }
+        let name: Arc<str> = Arc::from(cluster);
+        self.clusters.insert(name.clone());
+        name
+    }
+
+    /// The key of an object the graph may know, without keeping anything new.
+    fn known_key(&self, cluster: &str, uid: &str) -> Option<Uid> {
+        Some((self.clusters.get(cluster)?.clone(), ObjectUid::new(uid)))
+    }
+
+    fn exists(&self, key: &Uid) -> bool {
+        self.plain.contains(key) || self.nodes.contains_key(key)
+    }
+
+    /// Records an object the collector has nothing to do for.
+    fn upsert_plain(&mut self, key: Uid) {
+        self.remove(&key);
+        self.plain.insert(key);
+    }
+
     fn upsert(&mut self, key: Uid, node: Node) {
+        self.plain.remove(&key);
         self.remove(&key);
         for owner in &node.owners {
             self.dependents
-                .entry((key.0.clone(), owner.uid.clone()))
+                .entry((key.0.clone(), ObjectUid::new(&owner.uid)))
                 .or_default()
                 .insert(key.clone());
         }
         self.nodes.insert(key, node);
     }
 
+    /// Forgets an object, and its workspace's name once no key uses it.
+    fn forget(&mut self, key: &Uid) -> Option<Node> {
+        self.plain.remove(key);
+        let node = self.remove(key);
+        // Held here, by `key`, and by nothing else: the workspace has no object left.
+        if Arc::strong_count(&key.0) == 2 {
+            self.clusters.remove(&key.0);
+        }
+        node
+    }
+
     fn remove(&mut self, key: &Uid) -> Option<Node> {
         let node = self.nodes.remove(key)?;
         for owner in &node.owners {
-            let owner_key = (key.0.clone(), owner.uid.clone());
+            let owner_key = (key.0.clone(), ObjectUid::new(&owner.uid));
             if let Some(set) = self.dependents.get_mut(&owner_key) {
                 set.remove(key);
                 if set.is_empty() {
@@ -261,23 +341,31 @@ impl Collector {
     }
 
     fn observe(&self, resource: &Arc<ApiResource>, namespaced: bool, obj: Watched, relisted: bool) {
-        let Some(uid) = obj.uid() else { return };
-        let key = (cluster_of(&obj), uid);
+        let Some(uid) = obj.metadata.uid.as_deref() else { return };
         let deleting = obj.metadata.deletion_timestamp.is_some();
+        let interesting = !obj.owner_references().is_empty()
+            || (deleting
+                && obj
+                    .finalizers()
+                    .iter()
+                    .any(|f| f == ORPHAN_FINALIZER || f == FOREGROUND_FINALIZER));
+        let mut graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (graph.cluster(cluster_name(&obj)), ObjectUid::new(uid));
+        if !interesting {
+            graph.upsert_plain(key);
+            return;
+        }
+        // A write that leaves the owners, the deletion and the finalizers as they were (a
+        // status report) changes nothing the collector acts on, as Kubernetes' collector
+        // judges updates: note the revision, queue nothing.
+        if !relisted
+            && let Some(known) = graph.nodes.get_mut(&key)
+            && known.deleting == deleting
+            && known.owners.as_slice() == obj.owner_references()
+            && known.finalizers.as_slice() == obj.finalizers()
         {
-            // A write that leaves the owners, the deletion and the finalizers as they were (a
-            // Lease renewal, a status report) changes nothing the collector acts on, as
-            // Kubernetes' collector judges updates: note the revision, queue nothing.
-            let mut graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
-            if !relisted
-                && let Some(known) = graph.nodes.get_mut(&key)
-                && known.deleting == deleting
-                && known.owners.as_slice() == obj.owner_references()
-                && known.finalizers.as_slice() == obj.finalizers()
-            {
-                known.resource_version = obj.resource_version();
-                return;
-            }
+            known.resource_version = obj.resource_version();
+            return;
         }
         let node = Node {
             resource: resource.clone(),
@@ -289,35 +377,28 @@ impl Collector {
             finalizers: obj.finalizers().to_vec(),
             resource_version: obj.resource_version(),
         };
-        let interesting = !node.owners.is_empty()
-            || (node.deleting
-                && node
-                    .finalizers
-                    .iter()
-                    .any(|f| f == ORPHAN_FINALIZER || f == FOREGROUND_FINALIZER));
-        let mut graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
         graph.upsert(key.clone(), node);
         // An object that is an owner under foreground deletion waits for its dependents.
         let owners: Vec<Uid> = graph.nodes[&key]
             .owners
             .iter()
-            .map(|o| (key.0.clone(), o.uid.clone()))
+            .map(|o| (key.0.clone(), ObjectUid::new(&o.uid)))
             .filter(|o| graph.nodes.get(o).is_some_and(|n| n.deleting))
             .collect();
         drop(graph);
-        if interesting {
-            let _ = self.queue.send(key);
-        }
+        let _ = self.queue.send(key);
         for owner in owners {
             let _ = self.queue.send(owner);
         }
     }
 
     fn forget(&self, obj: &Watched) {
-        let Some(uid) = obj.uid() else { return };
-        let key = (cluster_of(obj), uid);
+        let Some(uid) = obj.metadata.uid.as_deref() else { return };
         let mut graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
-        let removed = graph.remove(&key);
+        let Some(key) = graph.known_key(cluster_name(obj), uid) else {
+            return;
+        };
+        let removed = graph.forget(&key);
         let dependents: Vec<Uid> = graph
             .dependents
             .get(&key)
@@ -330,7 +411,7 @@ impl Collector {
         // Owners waiting in foreground deletion for this dependent look again.
         if let Some(node) = removed {
             for owner in node.owners {
-                let _ = self.queue.send((key.0.clone(), owner.uid));
+                let _ = self.queue.send((key.0.clone(), ObjectUid::new(&owner.uid)));
             }
         }
     }
@@ -379,7 +460,12 @@ impl Collector {
                     .iter()
                     .filter_map(|d| graph.nodes.get(*d).map(|n| (*d, n)))
                     .map(|(d, n)| {
-                        let kept = n.owners.iter().filter(|o| o.uid != key.1).cloned().collect();
+                        let kept = n
+                            .owners
+                            .iter()
+                            .filter(|o| ObjectUid::new(&o.uid) != key.1)
+                            .cloned()
+                            .collect();
                         (self.api(&d.0, n), n.name.clone(), kept, n.resource_version.clone())
                     })
                     .collect();
@@ -409,7 +495,7 @@ impl Collector {
                     .collect();
                 Step::Foreground(pending, api, node.name.clone(), finalizers)
             } else if !node.owners.is_empty() && !node.deleting {
-                let present = |o: &OwnerReference| graph.nodes.contains_key(&(key.0.clone(), o.uid.clone()));
+                let present = |o: &OwnerReference| graph.exists(&(key.0.clone(), ObjectUid::new(&o.uid)));
                 // An owner of a kind not loaded yet might exist: decide nothing until it is.
                 if node
                     .owners
@@ -599,5 +685,136 @@ fn ignore_gone<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNER: &str = "0b7f5a52-7c1e-4a51-9d0e-0d8a3e6f1c2b";
+    const DEPENDENT: &str = "5d0c3a8e-1b2f-4c6d-8e9a-7f1b2c3d4e5f";
+
+    fn node(owners: &[&str]) -> Node {
+        Node {
+            resource: Arc::new(ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&())),
+            namespaced: true,
+            namespace: Some("default".into()),
+            name: "cm".into(),
+            owners: owners
+                .iter()
+                .map(|uid| OwnerReference {
+                    uid: (*uid).to_string(),
+                    ..OwnerReference::default()
+                })
+                .collect(),
+            deleting: false,
+            finalizers: Vec::new(),
+            resource_version: None,
+        }
+    }
+
+    #[test]
+    fn watch_events_keep_only_the_metadata_controllers_read() {
+        let event = serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": "dev1",
+                "namespace": "default",
+                "uid": OWNER,
+                "resourceVersion": "42",
+                "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "finalizers": ["foregroundDeletion"],
+                "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "cm", "uid": DEPENDENT}],
+                "labels": {"a": "b"},
+                "annotations": {(faros_api::tenancy::CLUSTER_ANNOTATION): "root:a", "note": "dropped"},
+                "managedFields": [{"manager": "agent", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]
+            },
+            "spec": {"holderIdentity": "dev1"}
+        });
+        let watched: Watched = serde_json::from_value(event).unwrap();
+        assert_eq!(cluster_name(&watched), "root:a");
+        let meta = &watched.metadata;
+        assert_eq!(meta.annotations.as_ref().map(|a| a.len()), Some(1));
+        assert_eq!(meta.name.as_deref(), Some("dev1"));
+        assert_eq!(meta.namespace.as_deref(), Some("default"));
+        assert_eq!(meta.uid.as_deref(), Some(OWNER));
+        assert_eq!(meta.resource_version.as_deref(), Some("42"));
+        assert!(meta.deletion_timestamp.is_some());
+        assert_eq!(
+            meta.finalizers.as_deref(),
+            Some(&[FOREGROUND_FINALIZER.to_string()][..])
+        );
+        assert_eq!(
+            meta.owner_references.as_ref().map(|o| o[0].uid.as_str()),
+            Some(DEPENDENT)
+        );
+        assert!(meta.managed_fields.is_none() && meta.labels.is_none());
+        // An object without metadata still decodes.
+        let bare: Watched = serde_json::from_value(serde_json::json!({"kind": "Lease"})).unwrap();
+        assert!(bare.metadata.uid.is_none());
+    }
+
+    #[test]
+    fn uids_are_packed_only_in_their_canonical_spelling() {
+        assert_eq!(
+            ObjectUid::new(OWNER),
+            ObjectUid::Uuid(uuid::Uuid::parse_str(OWNER).unwrap().into_bytes())
+        );
+        assert_eq!(ObjectUid::new(OWNER).to_string(), OWNER);
+        // The same UUID spelled otherwise is another uid, as Kubernetes compares them.
+        let upper = OWNER.to_uppercase();
+        assert_eq!(ObjectUid::new(&upper), ObjectUid::Other(upper.clone().into()));
+        assert_ne!(ObjectUid::new(&upper), ObjectUid::new(OWNER));
+        let simple = OWNER.replace('-', "");
+        assert_eq!(ObjectUid::new(&simple).to_string(), simple);
+        assert_eq!(ObjectUid::new("not-a-uuid").to_string(), "not-a-uuid");
+    }
+
+    #[test]
+    fn plain_objects_keep_only_their_key() {
+        let mut graph = Graph::default();
+        let owner = (graph.cluster("root:a"), ObjectUid::new(OWNER));
+        let dependent = (graph.cluster("root:a"), ObjectUid::new(DEPENDENT));
+        assert!(Arc::ptr_eq(&owner.0, &dependent.0), "one workspace, one shared name");
+
+        graph.upsert_plain(owner.clone());
+        graph.upsert(dependent.clone(), node(&[OWNER]));
+        assert!(graph.exists(&owner) && graph.exists(&dependent));
+        assert!(graph.plain.contains(&owner) && !graph.nodes.contains_key(&owner));
+        assert_eq!(graph.dependents[&owner], HashSet::from([dependent.clone()]));
+        // The same uid in another workspace is another object.
+        let elsewhere = (graph.cluster("root:b"), ObjectUid::new(OWNER));
+        assert!(!graph.exists(&elsewhere));
+
+        // A dependent whose owners were all removed becomes plain, and leaves the index.
+        graph.upsert_plain(dependent.clone());
+        assert!(graph.plain.contains(&dependent) && !graph.nodes.contains_key(&dependent));
+        assert!(graph.dependents.is_empty());
+        // And back.
+        graph.upsert(dependent.clone(), node(&[OWNER]));
+        assert!(graph.nodes.contains_key(&dependent) && !graph.plain.contains(&dependent));
+    }
+
+    #[test]
+    fn a_workspace_name_is_dropped_with_its_last_object() {
+        let mut graph = Graph::default();
+        let first = (graph.cluster("root:a"), ObjectUid::new(OWNER));
+        let second = (graph.cluster("root:a"), ObjectUid::new(DEPENDENT));
+        graph.upsert_plain(first);
+        graph.upsert(second, node(&[OWNER]));
+
+        let first = graph.known_key("root:a", OWNER).unwrap();
+        assert!(graph.forget(&first).is_none());
+        drop(first);
+        assert!(graph.known_key("root:a", DEPENDENT).is_some(), "one object is left");
+
+        let second = graph.known_key("root:a", DEPENDENT).unwrap();
+        assert!(graph.forget(&second).is_some());
+        drop(second);
+        assert!(graph.known_key("root:a", DEPENDENT).is_none());
+        assert!(graph.clusters.is_empty() && graph.plain.is_empty() && graph.nodes.is_empty());
+        assert!(graph.dependents.is_empty());
     }
 }

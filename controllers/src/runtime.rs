@@ -107,13 +107,57 @@ impl Clusters {
 
 /// The logical cluster an object was served from.
 pub fn cluster_of<K: Resource>(object: &K) -> String {
+    cluster_name(object).to_owned()
+}
+
+/// [`cluster_of`], borrowed from the object.
+pub(crate) fn cluster_name<K: Resource>(object: &K) -> &str {
     object
         .meta()
         .annotations
         .as_ref()
         .and_then(|a| a.get(CLUSTER_ANNOTATION))
-        .cloned()
-        .unwrap_or_default()
+        .map_or("", String::as_str)
+}
+
+/// Decodes an object's `metadata` for a controller that watches every object of a kind (each
+/// heartbeat's Lease among them): what identifies the object, its revision, deletion, finalizers
+/// and owners, and of its annotations only the workspace's. The rest, managedFields above all,
+/// is skipped over rather than decoded into trees.
+pub(crate) fn slim_metadata<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<kube::api::ObjectMeta, D::Error> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Slim {
+        name: Option<String>,
+        namespace: Option<String>,
+        uid: Option<String>,
+        resource_version: Option<String>,
+        deletion_timestamp: Option<Time>,
+        finalizers: Option<Vec<String>>,
+        owner_references: Option<Vec<OwnerReference>>,
+        annotations: Option<std::collections::BTreeMap<String, String>>,
+    }
+
+    let meta = <Slim as serde::Deserialize>::deserialize(deserializer)?;
+    let annotations = meta.annotations.map(|mut all| {
+        all.retain(|key, _| key == CLUSTER_ANNOTATION);
+        all
+    });
+    Ok(kube::api::ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        deletion_timestamp: meta.deletion_timestamp,
+        finalizers: meta.finalizers,
+        owner_references: meta.owner_references,
+        annotations,
+        ..Default::default()
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -34,6 +34,15 @@ const RESIZE: u8 = 4;
 /// v5 only: `[255, channel]` says the client closed that channel (its stdin).
 const CLOSE: u8 = 255;
 
+/// How long after the upgrade a remote command's first message waits. client-go's WebSocket
+/// executor as kubectl 1.30 to 1.33 ship it (fixed upstream in 2025) starts reading the connection before it has registered its streams and
+/// drops, with "Unknown stream id", whatever arrives in between; a device answers fast enough
+/// through the tunnel to land there (an `echo` came back empty under load). Real kubelets are
+/// slow enough to start a command that clients never see this; the hold gives every client
+/// that margin, costs an interactive session nothing it would notice, and is spent anyway by
+/// commands that take longer to start.
+const FIRST_MESSAGE_HOLD: Duration = Duration::from_millis(100);
+
 /// Bounds what one message can make us buffer; kubectl writes at most 32 KiB per message.
 fn config() -> WebSocketConfig {
     WebSocketConfig::default()
@@ -95,7 +104,9 @@ where
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await;
     let (mut sink, mut stream) = ws.split();
     let (outbox, mut out_rx) = Outbox::<WsOut>::new();
+    let hold_until = tokio::time::Instant::now() + FIRST_MESSAGE_HOLD;
     tokio::spawn(async move {
+        tokio::time::sleep_until(hold_until).await;
         while let Some(Queued { item, _permit }) = out_rx.recv().await {
             let result = match item {
                 WsOut::Message(message) => sink.send(message).await,

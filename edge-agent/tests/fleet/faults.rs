@@ -77,7 +77,12 @@ fn instances_under_faults_and_load() {
             "session {i}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("session-{i}\n"));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("session-{i}\n"),
+            "session {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     // A reader that stops reading: its command is held back by flow control, the device's

@@ -202,8 +202,53 @@ async fn mark_placements_unknown(client: kube::Client, namespace: &str, agent: &
     }
 }
 
-fn agent_entry(agent: &Agent, previous: Option<&AgentEntry>, now: Instant) -> AgentEntry {
-    let status = agent.status.clone().unwrap_or_default();
+/// An Agent as this controller reads it: its spec, and of its status only what says whether
+/// it is heartbeating (its device facts and workloads are skipped over).
+#[derive(Clone, Debug, serde::Deserialize)]
+struct AgentHealth {
+    #[serde(default, deserialize_with = "slim_metadata")]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: faros_api::edge::AgentSpec,
+    #[serde(default)]
+    status: AgentHealthStatus,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentHealthStatus {
+    #[serde(default)]
+    conditions: Vec<Condition>,
+    last_heartbeat_time: Option<String>,
+    heartbeat_interval_seconds: Option<i64>,
+}
+
+impl Resource for AgentHealth {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
+        Agent::kind(dt)
+    }
+    fn group(dt: &()) -> std::borrow::Cow<'_, str> {
+        Agent::group(dt)
+    }
+    fn version(dt: &()) -> std::borrow::Cow<'_, str> {
+        Agent::version(dt)
+    }
+    fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
+        Agent::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+fn agent_entry(agent: AgentHealth, previous: Option<&AgentEntry>, now: Instant) -> AgentEntry {
+    let status = agent.status;
     let interval = status
         .heartbeat_interval_seconds
         .map(|s| Duration::from_secs(s.clamp(1, 3600) as u64))
@@ -213,7 +258,7 @@ fn agent_entry(agent: &Agent, previous: Option<&AgentEntry>, now: Instant) -> Ag
         _ => now,
     };
     AgentEntry {
-        resource_version: agent.resource_version().unwrap_or_default(),
+        resource_version: agent.metadata.resource_version.unwrap_or_default(),
         interval,
         conditions: status.conditions,
         last_heartbeat_time: status.last_heartbeat_time,
@@ -222,7 +267,7 @@ fn agent_entry(agent: &Agent, previous: Option<&AgentEntry>, now: Instant) -> Ag
 }
 
 async fn watch_agents(clusters: Clusters, state: Arc<Mutex<Observed>>) {
-    let api: Api<Agent> = Api::all(clusters.wildcard());
+    let api: Api<AgentHealth> = Api::all(clusters.wildcard());
     let mut events = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
@@ -234,7 +279,7 @@ async fn watch_agents(clusters: Clusters, state: Arc<Mutex<Observed>>) {
             Ok(Event::Init) => relist = Some(HashMap::new()),
             Ok(Event::InitApply(agent)) => {
                 let key = key_of(&agent);
-                let entry = agent_entry(&agent, s.agents.get(&key), now);
+                let entry = agent_entry(agent, s.agents.get(&key), now);
                 relist.get_or_insert_with(HashMap::new).insert(key, entry);
             }
             Ok(Event::InitDone) => {
@@ -243,7 +288,7 @@ async fn watch_agents(clusters: Clusters, state: Arc<Mutex<Observed>>) {
             }
             Ok(Event::Apply(agent)) => {
                 let key = key_of(&agent);
-                let entry = agent_entry(&agent, s.agents.get(&key), now);
+                let entry = agent_entry(agent, s.agents.get(&key), now);
                 s.marked.remove(&key);
                 s.agents.insert(key, entry);
             }
@@ -423,6 +468,43 @@ mod tests {
         let key = agent_of_lease(&lease("agent-dev-1")).unwrap();
         assert_eq!((key.1.as_str(), key.2.as_str()), ("default", "dev-1"));
         assert_eq!(agent_of_lease(&lease("other")), None);
+    }
+
+    #[test]
+    fn an_agent_is_read_for_its_health_only() {
+        let mut agent = Agent::new("dev-1", faros_api::edge::AgentSpec::default());
+        agent.metadata.namespace = Some("default".into());
+        agent.metadata.resource_version = Some("7".into());
+        agent.metadata.annotations = Some(
+            [(
+                faros_api::tenancy::CLUSTER_ANNOTATION.to_string(),
+                "root:fleet".to_string(),
+            )]
+            .into(),
+        );
+        agent.spec.heartbeat_interval_seconds = Some(30);
+        agent.status = Some(faros_api::edge::AgentStatus {
+            conditions: vec![Condition::new(reasons::READY, true, "AgentReady", "")],
+            last_heartbeat_time: Some("2026-12-05T10:00:00Z".into()),
+            runtimes: vec!["podman".into()],
+            ..Default::default()
+        });
+        let read: AgentHealth = serde_json::from_value(serde_json::to_value(&agent).unwrap()).unwrap();
+        assert_eq!(key_of(&read), ("root:fleet".into(), "default".into(), "dev-1".into()));
+        let t0 = Instant::now();
+        let entry = agent_entry(read, None, t0);
+        assert_eq!(entry.resource_version, "7");
+        // The spec's interval counts until the agent reports its own.
+        assert_eq!(entry.interval, Duration::from_secs(30));
+        assert_eq!(entry.last_heartbeat_time.as_deref(), Some("2026-12-05T10:00:00Z"));
+        assert_eq!(entry.conditions, agent.status.as_ref().unwrap().conditions);
+
+        agent.status.as_mut().unwrap().heartbeat_interval_seconds = Some(5);
+        let read: AgentHealth = serde_json::from_value(serde_json::to_value(&agent).unwrap()).unwrap();
+        let later = agent_entry(read, Some(&entry), t0 + Duration::from_secs(3));
+        assert_eq!(later.interval, Duration::from_secs(5));
+        // The same lastHeartbeatTime: still judged from when it was first seen.
+        assert_eq!(later.observed, t0);
     }
 
     #[test]

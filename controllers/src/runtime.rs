@@ -160,6 +160,50 @@ pub(crate) fn slim_metadata<'de, D: serde::Deserializer<'de>>(
     })
 }
 
+/// An object of kind `R` of which only the metadata [`slim_metadata`] keeps is decoded: for
+/// watches that only need to know which object changed.
+#[derive(Debug, serde::Deserialize)]
+#[serde(bound = "")]
+pub struct MetadataOf<R> {
+    #[serde(default, deserialize_with = "slim_metadata")]
+    metadata: kube::api::ObjectMeta,
+    #[serde(skip)]
+    kind: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for MetadataOf<R> {
+    fn clone(&self) -> Self {
+        MetadataOf {
+            metadata: self.metadata.clone(),
+            kind: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<R: Resource<DynamicType = ()>> Resource for MetadataOf<R> {
+    type DynamicType = ();
+    type Scope = R::Scope;
+
+    fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
+        R::kind(dt)
+    }
+    fn group(dt: &()) -> std::borrow::Cow<'_, str> {
+        R::group(dt)
+    }
+    fn version(dt: &()) -> std::borrow::Cow<'_, str> {
+        R::version(dt)
+    }
+    fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
+        R::plural(dt)
+    }
+    fn meta(&self) -> &kube::api::ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut kube::api::ObjectMeta {
+        &mut self.metadata
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Key {
     pub cluster: String,
@@ -512,6 +556,25 @@ pub fn status_patch<S: serde::Serialize>(old: Option<&S>, new: &S) -> Value {
 mod tests {
     use super::*;
     use faros_api::apis::{APIBindingStatus, PermissionClaim};
+
+    #[test]
+    fn metadata_of_a_kind_is_served_as_that_kind() {
+        use faros_api::edge::Agent;
+        assert_eq!(MetadataOf::<Agent>::plural(&()), "agents");
+        assert_eq!(MetadataOf::<Agent>::api_version(&()), Agent::api_version(&()));
+        let url = MetadataOf::<Agent>::url_path(&(), Some("default"));
+        assert_eq!(url, Agent::url_path(&(), Some("default")));
+        let agent = serde_json::json!({
+            "apiVersion": "edge.faros.sh/v1alpha1",
+            "kind": "Agent",
+            "metadata": {"name": "dev-1", "namespace": "default", "labels": {"site": "a"}},
+            "status": {"device": {"hostname": "dev-1"}}
+        });
+        let read: MetadataOf<Agent> = serde_json::from_value(agent).unwrap();
+        assert_eq!(read.meta().name.as_deref(), Some("dev-1"));
+        assert_eq!(read.meta().namespace.as_deref(), Some("default"));
+        assert!(read.meta().labels.is_none(), "only what slim_metadata keeps");
+    }
 
     #[test]
     fn backoff_doubles_up_to_ten_seconds() {

@@ -45,7 +45,8 @@ pub(crate) async fn run(clusters: Clusters, eviction_timeout: Duration) {
         clusters,
         move |workload: Arc<Workload>, client: Client| reconcile(workload, client, eviction_timeout),
         vec![
-            runtime::related::<Workload, Agent>(same_namespace),
+            // Every status report of the fleet comes by; which agent it was is all that counts.
+            runtime::related::<Workload, runtime::MetadataOf<Agent>>(same_namespace),
             runtime::related::<Workload, Placement>(|placement, workload| {
                 same_namespace(placement, workload)
                     && workload.metadata.name.as_deref() == Some(placement.spec.workload.as_str())

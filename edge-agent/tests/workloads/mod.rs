@@ -180,6 +180,15 @@ impl Agent {
 }
 
 /// Polls `check` every 100 ms until it holds (true) or `timeout` passes (false).
+/// The pid of a process placement's process.
+pub(crate) fn pid_of(status: &PlacementStatus) -> u32 {
+    status.containers[0].container_id.parse().expect("a pid")
+}
+
+pub(crate) fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
 pub(crate) async fn until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {

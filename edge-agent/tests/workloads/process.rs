@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use edge_agent::workloads::Assignment;
-use faros_api::workloads::{ContainerPort, PlacementPhase, PlacementStatus, Process, RestartPolicy, WorkloadTemplate};
+use faros_api::workloads::{ContainerPort, PlacementPhase, Process, RestartPolicy, WorkloadTemplate};
 use faros_testkit::podman::BUSYBOX;
 
-use super::{Agent, StateDir, With, free_port, http_get, placement, running, until};
+use super::{Agent, StateDir, With, alive, free_port, http_get, pid_of, placement, running, until};
 
 const LOG_CAP: u64 = 4096;
 
@@ -23,14 +23,6 @@ fn process(args: &[&str], policy: RestartPolicy) -> WorkloadTemplate {
         restart_policy: policy,
         ..Default::default()
     }
-}
-
-fn pid_of(status: &PlacementStatus) -> u32 {
-    status.containers[0].container_id.parse().expect("a pid")
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
 fn kill(pid: u32, signal: &str) {

@@ -22,7 +22,7 @@ use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::mpsc;
 
-use super::{Agent, StateDir, With, agent_ref, placement, running};
+use super::{Agent, StateDir, With, agent_ref, alive, pid_of, placement, running, until};
 
 type Body = BoxBody<Bytes, std::convert::Infallible>;
 
@@ -379,10 +379,7 @@ async fn a_process_placement_answers_log_exec_and_port_forward() {
         }
     };
     drop((tx, body));
-    let gone = super::until(Duration::from_secs(10), || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
-    })
-    .await;
+    let gone = until(Duration::from_secs(10), || !alive(pid)).await;
     assert!(gone, "exec's command {pid} outlived its stream");
 
     // Port-forward: 127.0.0.1 of the device, for ports the device lets be reached (published
@@ -435,6 +432,14 @@ async fn a_process_placement_answers_log_exec_and_port_forward() {
         .await;
     assert_eq!((status, refused), (StatusCode::NOT_FOUND, true));
     assert!(body.contains("does not run on this device"), "{body}");
+
+    // A stopped agent leaves its processes running, so the test unassigns its own first.
+    let pid = pid_of(&agent.status(name).unwrap());
+    agent.send(Assignment::Snapshot(vec![])).await;
+    assert!(
+        until(Duration::from_secs(20), || !alive(pid)).await,
+        "the process is stopped"
+    );
     agent.stop().await;
 }
 

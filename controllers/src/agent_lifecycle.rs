@@ -208,10 +208,9 @@ async fn mark_placements_unknown(client: kube::Client, namespace: &str, agent: &
 struct AgentHealth {
     #[serde(default, deserialize_with = "slim_metadata")]
     metadata: ObjectMeta,
-    #[serde(default)]
-    spec: faros_api::edge::AgentSpec,
-    #[serde(default)]
-    status: AgentHealthStatus,
+    // Options, not defaults: an explicit `null` must read as absent, not fail the watch.
+    spec: Option<faros_api::edge::AgentSpec>,
+    status: Option<AgentHealthStatus>,
 }
 
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -248,11 +247,11 @@ impl Resource for AgentHealth {
 }
 
 fn agent_entry(agent: AgentHealth, previous: Option<&AgentEntry>, now: Instant) -> AgentEntry {
-    let status = agent.status;
+    let status = agent.status.unwrap_or_default();
     let interval = status
         .heartbeat_interval_seconds
         .map(|s| Duration::from_secs(s.clamp(1, 3600) as u64))
-        .unwrap_or_else(|| agent.spec.heartbeat_interval());
+        .unwrap_or_else(|| agent.spec.unwrap_or_default().heartbeat_interval());
     let observed = match previous {
         Some(p) if p.last_heartbeat_time == status.last_heartbeat_time => p.observed,
         _ => now,
@@ -308,8 +307,7 @@ async fn watch_agents(clusters: Clusters, state: Arc<Mutex<Observed>>) {
 struct Heartbeat {
     #[serde(default, deserialize_with = "slim_metadata")]
     metadata: ObjectMeta,
-    #[serde(default)]
-    spec: HeartbeatSpec,
+    spec: Option<HeartbeatSpec>,
 }
 
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -355,7 +353,7 @@ async fn watch_leases(clusters: Clusters, state: Arc<Mutex<Observed>>) {
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
     let mut relist: Option<HashMap<Key, LeaseEntry>> = None;
     let entry = |lease: &Heartbeat, previous: Option<&LeaseEntry>, now: Instant| {
-        let renew_time = lease.spec.renew_time.as_ref().map(|t| t.0);
+        let renew_time = lease.spec.as_ref().and_then(|s| s.renew_time.as_ref()).map(|t| t.0);
         let observed = match previous {
             Some(p) if p.renew_time == renew_time => p.observed,
             _ => now,
@@ -505,6 +503,18 @@ mod tests {
         assert_eq!(later.interval, Duration::from_secs(5));
         // The same lastHeartbeatTime: still judged from when it was first seen.
         assert_eq!(later.observed, t0);
+
+        // A null status or spec reads as none, rather than failing the watch.
+        let mut value = serde_json::to_value(&agent).unwrap();
+        value["status"] = serde_json::Value::Null;
+        value["spec"] = serde_json::Value::Null;
+        let read: AgentHealth = serde_json::from_value(value).unwrap();
+        let bare = agent_entry(read, None, t0);
+        assert!(bare.conditions.is_empty() && bare.last_heartbeat_time.is_none());
+        assert_eq!(
+            bare.interval,
+            faros_api::edge::AgentSpec::default().heartbeat_interval()
+        );
     }
 
     #[test]
@@ -526,10 +536,14 @@ mod tests {
             Some(("root:fleet".into(), "default".into(), "dev-1".into()))
         );
         let renewed: jiff::Timestamp = "2026-12-05T10:00:00.123456Z".parse().unwrap();
-        assert_eq!(heartbeat.spec.renew_time.map(|t| t.0), Some(renewed));
+        assert_eq!(heartbeat.spec.and_then(|s| s.renew_time).map(|t| t.0), Some(renewed));
         assert!(heartbeat.metadata.managed_fields.is_none());
-        // A Lease without a spec yet has no renewal.
-        let bare: Heartbeat = serde_json::from_value(json!({"metadata": {"name": "agent-dev-1"}})).unwrap();
-        assert!(bare.spec.renew_time.is_none());
+        // A Lease without a spec (absent or null) has no renewal, and does not fail the watch.
+        for spec in [json!({}), json!({"spec": null})] {
+            let mut lease = spec;
+            lease["metadata"] = json!({"name": "agent-dev-1"});
+            let bare: Heartbeat = serde_json::from_value(lease).unwrap();
+            assert!(bare.spec.and_then(|s| s.renew_time).is_none());
+        }
     }
 }

@@ -177,15 +177,17 @@ impl Graph {
         self.plain.contains(key) || self.nodes.contains_key(key)
     }
 
-    /// Records an object the collector has nothing to do for.
-    fn upsert_plain(&mut self, key: Uid) {
-        self.remove(&key);
+    /// Records an object the collector has nothing to do for; returns the node it replaces.
+    fn upsert_plain(&mut self, key: Uid) -> Option<Node> {
+        let replaced = self.remove(&key);
         self.plain.insert(key);
+        replaced
     }
 
-    fn upsert(&mut self, key: Uid, node: Node) {
+    /// Records an object the collector may act on; returns the node it replaces.
+    fn upsert(&mut self, key: Uid, node: Node) -> Option<Node> {
         self.plain.remove(&key);
-        self.remove(&key);
+        let replaced = self.remove(&key);
         for owner in &node.owners {
             self.dependents
                 .entry((key.0.clone(), ObjectUid::new(&owner.uid)))
@@ -193,9 +195,22 @@ impl Graph {
                 .insert(key.clone());
         }
         self.nodes.insert(key, node);
+        replaced
     }
 
-    /// Forgets an object, and its workspace's name once no key uses it.
+    /// Those of `owners` (in `cluster`) that are being deleted: in foreground deletion they
+    /// wait for their dependents, so any change of a dependent concerns them.
+    fn deleting_owners(&self, cluster: &Arc<str>, owners: &[OwnerReference]) -> Vec<Uid> {
+        owners
+            .iter()
+            .map(|o| (cluster.clone(), ObjectUid::new(&o.uid)))
+            .filter(|o| self.nodes.get(o).is_some_and(|n| n.deleting))
+            .collect()
+    }
+
+    /// Forgets an object, and its workspace's name once no key uses it. (A key of the
+    /// workspace still queued at that moment keeps the name until the process ends: a few
+    /// bytes per workspace, against looking again later.)
     fn forget(&mut self, key: &Uid) -> Option<Node> {
         self.plain.remove(key);
         let node = self.remove(key);
@@ -352,7 +367,13 @@ impl Collector {
         let mut graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
         let key = (graph.cluster(cluster_name(&obj)), ObjectUid::new(uid));
         if !interesting {
-            graph.upsert_plain(key);
+            // A dependent that dropped all its owners: those deleting in foreground look again.
+            let replaced = graph.upsert_plain(key.clone());
+            let waiting = replaced.map_or_else(Vec::new, |old| graph.deleting_owners(&key.0, &old.owners));
+            drop(graph);
+            for owner in waiting {
+                let _ = self.queue.send(owner);
+            }
             return;
         }
         // A write that leaves the owners, the deletion and the finalizers as they were (a
@@ -377,14 +398,13 @@ impl Collector {
             finalizers: obj.finalizers().to_vec(),
             resource_version: obj.resource_version(),
         };
-        graph.upsert(key.clone(), node);
-        // An object that is an owner under foreground deletion waits for its dependents.
-        let owners: Vec<Uid> = graph.nodes[&key]
-            .owners
-            .iter()
-            .map(|o| (key.0.clone(), ObjectUid::new(&o.uid)))
-            .filter(|o| graph.nodes.get(o).is_some_and(|n| n.deleting))
-            .collect();
+        let replaced = graph.upsert(key.clone(), node);
+        // Owners under foreground deletion wait for their dependents: those it has, and those
+        // it just dropped.
+        let mut owners = graph.deleting_owners(&key.0, &graph.nodes[&key].owners);
+        if let Some(old) = replaced {
+            owners.extend(graph.deleting_owners(&key.0, &old.owners));
+        }
         drop(graph);
         let _ = self.queue.send(key);
         for owner in owners {
@@ -795,6 +815,28 @@ mod tests {
         // And back.
         graph.upsert(dependent.clone(), node(&[OWNER]));
         assert!(graph.nodes.contains_key(&dependent) && !graph.plain.contains(&dependent));
+    }
+
+    #[test]
+    fn owners_being_deleted_hear_of_dependents_that_leave() {
+        let mut graph = Graph::default();
+        let owner = (graph.cluster("root:a"), ObjectUid::new(OWNER));
+        let dependent = (graph.cluster("root:a"), ObjectUid::new(DEPENDENT));
+        let deleting = Node {
+            deleting: true,
+            finalizers: vec![FOREGROUND_FINALIZER.into()],
+            ..node(&[])
+        };
+        assert!(graph.upsert(owner.clone(), deleting).is_none());
+        assert!(graph.upsert(dependent.clone(), node(&[OWNER])).is_none());
+        let dropped = graph.upsert_plain(dependent.clone()).expect("the node it replaced");
+        assert_eq!(
+            graph.deleting_owners(&dependent.0, &dropped.owners),
+            vec![owner.clone()]
+        );
+        // An owner that is not being deleted waits for nothing.
+        graph.upsert_plain(owner.clone());
+        assert!(graph.deleting_owners(&dependent.0, &dropped.owners).is_empty());
     }
 
     #[test]

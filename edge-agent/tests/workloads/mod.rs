@@ -179,7 +179,20 @@ impl Agent {
     }
 }
 
-/// Polls `check` every 100 ms until it holds (true) or `timeout` passes (false).
+/// Kills a process the test started on the device when dropped, so that it does not outlive
+/// a test that fails first (a stopped agent leaves its processes running).
+pub(crate) struct KillOnDrop(pub(crate) u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if alive(self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
 /// The pid of a process placement's process.
 pub(crate) fn pid_of(status: &PlacementStatus) -> u32 {
     status.containers[0].container_id.parse().expect("a pid")
@@ -189,6 +202,7 @@ pub(crate) fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
+/// Polls `check` every 100 ms until it holds (true) or `timeout` passes (false).
 pub(crate) async fn until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {

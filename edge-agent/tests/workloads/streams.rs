@@ -22,7 +22,7 @@ use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::mpsc;
 
-use super::{Agent, StateDir, With, agent_ref, alive, pid_of, placement, running, until};
+use super::{Agent, KillOnDrop, StateDir, With, agent_ref, alive, pid_of, placement, running, until};
 
 type Body = BoxBody<Bytes, std::convert::Infallible>;
 
@@ -242,6 +242,7 @@ async fn a_process_placement_answers_log_exec_and_port_forward() {
         .send(Assignment::Snapshot(vec![placement(name, 1, template)]))
         .await;
     agent.wait_for(name, "the process running", running).await;
+    let process = KillOnDrop(pid_of(&agent.status(name).unwrap()));
     let dir = Layout::new(&state.0).placement_dir(name);
     // By default a device runs commands in containers only: a process has none, so a
     // command for it would run on the device itself.
@@ -434,10 +435,9 @@ async fn a_process_placement_answers_log_exec_and_port_forward() {
     assert!(body.contains("does not run on this device"), "{body}");
 
     // A stopped agent leaves its processes running, so the test unassigns its own first.
-    let pid = pid_of(&agent.status(name).unwrap());
     agent.send(Assignment::Snapshot(vec![])).await;
     assert!(
-        until(Duration::from_secs(20), || !alive(pid)).await,
+        until(Duration::from_secs(20), || !alive(process.0)).await,
         "the process is stopped"
     );
     agent.stop().await;

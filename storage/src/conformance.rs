@@ -17,10 +17,26 @@ pub(crate) fn put(key: &str, value: &str) -> WriteOp {
     }
 }
 
-pub(crate) fn tempdir() -> std::path::PathBuf {
+/// A fresh directory under the system's temporary directory, removed when dropped.
+pub(crate) fn tempdir() -> TempDir {
     let dir = std::env::temp_dir().join(format!("faros-storage-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
+}
+
+pub(crate) struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The next events of a snapshot's changes, skipping batches that only move the revision.

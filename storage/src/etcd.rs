@@ -1220,7 +1220,6 @@ mod tests {
         let mut without = options(etcd.endpoints(), &fresh_prefix());
         without.ca_file = Some(ca_file);
         assert!(EtcdBackend::connect(without).await.is_err());
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     fn etcd_port(etcd: &Etcd) -> u16 {

@@ -21,6 +21,7 @@ use faros_api::edge::{AGENT_LABEL, Agent, reasons};
 use faros_api::workloads::{Placement, PlacementPhase};
 use faros_api::{Condition, conditions};
 use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
@@ -320,17 +321,17 @@ impl Resource for Heartbeat {
     type DynamicType = ();
     type Scope = k8s_openapi::NamespaceResourceScope;
 
-    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
-        "Lease".into()
+    fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
+        Lease::kind(dt)
     }
-    fn group(_: &()) -> std::borrow::Cow<'_, str> {
-        "coordination.k8s.io".into()
+    fn group(dt: &()) -> std::borrow::Cow<'_, str> {
+        Lease::group(dt)
     }
-    fn version(_: &()) -> std::borrow::Cow<'_, str> {
-        "v1".into()
+    fn version(dt: &()) -> std::borrow::Cow<'_, str> {
+        Lease::version(dt)
     }
-    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
-        "leases".into()
+    fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
+        Lease::plural(dt)
     }
     fn meta(&self) -> &ObjectMeta {
         &self.metadata
@@ -455,7 +456,7 @@ mod tests {
 
     #[test]
     fn a_lease_counts_for_the_agent_it_is_named_for() {
-        let lease = |name: &str| k8s_openapi::api::coordination::v1::Lease {
+        let lease = |name: &str| Lease {
             metadata: kube::api::ObjectMeta {
                 name: Some(name.into()),
                 namespace: Some("default".into()),

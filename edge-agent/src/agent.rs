@@ -55,8 +55,9 @@ impl Facts {
     }
 }
 
-/// This machine's facts, read at most every 10 s for all the agents a simulator runs: thousands of them reading /proc for the same answer would cost the
-/// simulator more than their heartbeats do.
+/// This machine's facts, read at most every 10 s for all the agents a simulator runs:
+/// thousands of them reading /proc for the same answer would cost the simulator more than
+/// their heartbeats do.
 #[derive(Clone, Default)]
 pub struct MachineFacts(Arc<std::sync::Mutex<Option<(Instant, DeviceInfo)>>>);
 

@@ -99,6 +99,7 @@ pub enum Change {
 
 /// A consistent snapshot of the whole store plus every change after it.
 pub struct Snapshot {
+    /// Every object, in key order.
     pub items: Vec<KeyValue>,
     pub revision: Revision,
     /// The changes after `revision`, in order.

@@ -57,12 +57,6 @@ impl SqliteBackend {
              -- checkpoints copies each of them to the database file once, not many times.
              PRAGMA wal_autocheckpoint = 8192;
              PRAGMA journal_size_limit = 67108864;
-             CREATE TABLE IF NOT EXISTS kv (
-                 key TEXT PRIMARY KEY NOT NULL,
-                 value BLOB NOT NULL,
-                 create_revision INTEGER NOT NULL,
-                 mod_revision INTEGER NOT NULL
-             ) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS meta (
                  name TEXT PRIMARY KEY NOT NULL,
                  value INTEGER NOT NULL
@@ -70,6 +64,7 @@ impl SqliteBackend {
              INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);",
         )
         .map_err(unavailable)?;
+        create_kv(&conn).map_err(unavailable)?;
         let revision: i64 = conn
             .query_row("SELECT value FROM meta WHERE name = 'revision'", [], |r| r.get(0))
             .map_err(unavailable)?;
@@ -136,6 +131,41 @@ impl Backend for SqliteBackend {
 
 fn unavailable(e: rusqlite::Error) -> StorageError {
     StorageError::Unavailable(e.to_string())
+}
+
+/// The objects' table. A rowid table with its key in a separate index: a lookup searches
+/// an index of keys alone, whatever the size of the values. Files written before kept the
+/// rows in the key's own B-tree (`WITHOUT ROWID`), where interior pages hold whole rows and
+/// every comparison on the way down to a multi-kilobyte Agent read its overflow pages; those
+/// are rewritten into this shape once, in one transaction, when they are opened.
+fn create_kv(conn: &Connection) -> rusqlite::Result<()> {
+    const COLUMNS: &str = "key TEXT PRIMARY KEY NOT NULL,
+                           value BLOB NOT NULL,
+                           create_revision INTEGER NOT NULL,
+                           mod_revision INTEGER NOT NULL";
+    let existing: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'kv'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match existing {
+        None => conn.execute_batch(&format!("CREATE TABLE kv ({COLUMNS});")),
+        Some(sql) if sql.to_ascii_uppercase().contains("WITHOUT ROWID") => {
+            tracing::info!("rewriting the objects' table as a rowid table (once)");
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE;
+                 CREATE TABLE kv_rowid ({COLUMNS});
+                 INSERT INTO kv_rowid (key, value, create_revision, mod_revision)
+                     SELECT key, value, create_revision, mod_revision FROM kv;
+                 DROP TABLE kv;
+                 ALTER TABLE kv_rowid RENAME TO kv;
+                 COMMIT;"
+            ))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// Why a conditional write to `key` applied to no row: the key is missing, or it is at
@@ -423,7 +453,8 @@ mod tests {
         let snap = backend.snapshot().await.unwrap();
         assert_eq!(snap.revision, 3);
         assert_eq!(snap.items.len(), 2);
-        assert_eq!(snap.items[0].value, Bytes::from_static(b"3"));
+        let a = snap.items.iter().find(|kv| kv.key == "/a").unwrap();
+        assert_eq!(a.value, Bytes::from_static(b"3"));
         // A delete still advances the revision after a restart.
         let del = backend
             .write(WriteOp::Delete {
@@ -433,6 +464,73 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(del.revision, 4);
+    }
+
+    /// A file written with the earlier schema (rows kept in the key's own B-tree) opens
+    /// with every object, its revisions and the store's revision, rewritten as a rowid
+    /// table, and takes conditional writes as before.
+    #[tokio::test]
+    async fn a_file_with_the_earlier_table_is_rewritten_and_keeps_everything() {
+        let dir = tempdir();
+        let path = dir.join("db.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE kv (
+                     key TEXT PRIMARY KEY NOT NULL,
+                     value BLOB NOT NULL,
+                     create_revision INTEGER NOT NULL,
+                     mod_revision INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+                 INSERT INTO meta (name, value) VALUES ('revision', 7);
+                 INSERT INTO kv VALUES ('/a', x'31', 2, 5), ('/b', x'32', 7, 7);",
+            )
+            .unwrap();
+        }
+        let backend = SqliteBackend::open(&path).unwrap();
+        let snap = backend.snapshot().await.unwrap();
+        assert_eq!(snap.revision, 7);
+        let mut items: Vec<_> = snap
+            .items
+            .iter()
+            .map(|kv| (kv.key.as_str(), kv.value.clone(), kv.create_revision, kv.mod_revision))
+            .collect();
+        items.sort();
+        assert_eq!(
+            items,
+            vec![
+                ("/a", Bytes::from_static(b"1"), 2, 5),
+                ("/b", Bytes::from_static(b"2"), 7, 7)
+            ]
+        );
+        let stale = WriteOp::Update {
+            key: "/a".into(),
+            value: Bytes::from_static(b"3"),
+            expected: 4,
+        };
+        assert!(matches!(backend.write(stale).await, Err(StorageError::Conflict)));
+        let up = WriteOp::Update {
+            key: "/a".into(),
+            value: Bytes::from_static(b"3"),
+            expected: 5,
+        };
+        assert_eq!(backend.write(up).await.unwrap().revision, 8);
+        assert!(matches!(
+            backend.write(put("/b", "again")).await,
+            Err(StorageError::AlreadyExists)
+        ));
+        drop(backend);
+        let conn = Connection::open(&path).unwrap();
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'kv'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!sql.to_ascii_uppercase().contains("WITHOUT ROWID"), "{sql}");
     }
 
     /// Concurrent writes share commits, and every commit is reported with its size and its

@@ -36,17 +36,18 @@ const SERVER_META: &[&str] = &[
 ];
 
 /// Which part of the object a request manages: the main resource or its status.
-fn in_scope(ctx: &Ctx, path: &[String]) -> bool {
-    let top = path.first().map(String::as_str).unwrap_or_default();
+fn in_scope<S: AsRef<str>>(ctx: &Ctx, path: &[S]) -> bool {
+    let at = |i: usize| path.get(i).map(AsRef::as_ref);
+    let top = at(0).unwrap_or_default();
     if top == "apiVersion" || top == "kind" {
         return false;
     }
     if top == "metadata" {
-        let field = path.get(1).map(String::as_str).unwrap_or_default();
+        let field = at(1).unwrap_or_default();
         if SERVER_META.contains(&field) {
             return false;
         }
-        if field == "annotations" && path.get(2).is_some_and(|a| a == faros_api::tenancy::CLUSTER_ANNOTATION) {
+        if field == "annotations" && at(2) == Some(faros_api::tenancy::CLUSTER_ANNOTATION) {
             return false;
         }
     }
@@ -131,30 +132,50 @@ fn to_fields_v1(set: &FieldSet) -> Value {
     Value::Object(root)
 }
 
+/// The fields a FieldsV1 node names below it: its `f:` keys, up to the first key that
+/// addresses a list member (`k:`, `v:`, `i:`).
+fn named_fields(node: &Map<String, Value>) -> impl Iterator<Item = (&str, &Value)> {
+    node.iter()
+        .take_while(|(k, _)| k.starts_with("f:") || *k == ".")
+        .filter_map(|(k, v)| Some((k.strip_prefix("f:")?, v)))
+}
+
+/// Whether a FieldsV1 node owns itself as a leaf: it names no fields, or it addresses list
+/// members, and lists are atomic here, so the list itself is the leaf.
+fn is_leaf_node(node: &Map<String, Value>) -> bool {
+    node.keys().any(|k| !k.starts_with("f:") && k != ".") || !node.keys().any(|k| k.starts_with("f:"))
+}
+
 fn from_fields_v1(value: &Value) -> FieldSet {
     fn walk(value: &Value, path: &mut Path, out: &mut FieldSet) {
         let Some(map) = value.as_object() else { return };
-        let mut has_child = false;
-        for (k, v) in map {
-            if let Some(name) = k.strip_prefix("f:") {
-                has_child = true;
-                path.push(name.to_string());
-                walk(v, path, out);
-                path.pop();
-            } else if k != "." {
-                // k:/v:/i: entries address list members; lists are atomic here, so the
-                // list itself is the leaf.
-                has_child = false;
-                break;
-            }
+        for (name, v) in named_fields(map) {
+            path.push(name.to_string());
+            walk(v, path, out);
+            path.pop();
         }
-        if !has_child && !path.is_empty() {
+        if is_leaf_node(map) && !path.is_empty() {
             out.insert(path.clone());
         }
     }
     let mut out = FieldSet::new();
     walk(value, &mut Vec::new(), &mut out);
     out
+}
+
+/// Whether the FieldsV1 set `fields` holds `path`, as [`from_fields_v1`] reads it.
+fn owns(fields: &Value, path: &[&str]) -> bool {
+    let mut node = fields;
+    for k in path {
+        let Some(next) = node
+            .as_object()
+            .and_then(|map| named_fields(map).find(|(name, _)| name == k))
+        else {
+            return false;
+        };
+        node = next.1;
+    }
+    !path.is_empty() && node.as_object().is_some_and(is_leaf_node)
 }
 
 struct Entry {
@@ -232,6 +253,12 @@ fn update_manager(ctx: &Ctx) -> String {
 /// Records a non-apply write: its manager takes the leaf paths it changed; paths that are
 /// gone are released by everyone. Client-supplied managedFields are ignored.
 pub fn record_update(ctx: &Ctx, new: &mut Value, old: Option<&Value>) {
+    if let Some(old) = old
+        && let Some(kept) = renewed_entries(ctx, new, old)
+    {
+        object::meta_mut(new).insert("managedFields".into(), kept);
+        return;
+    }
     let old_leaves = old.map(|o| leaves(ctx, o)).unwrap_or_default();
     let new_leaves = leaves(ctx, new);
     let changed: FieldSet = new_leaves
@@ -301,6 +328,129 @@ pub fn record_update(ctx: &Ctx, new: &mut Value, old: Option<&Value>) {
         return;
     }
     store_entries(new, list);
+}
+
+/// What a write changed, leaf by leaf (see [`leaves`]): the paths whose value is new, and
+/// the paths `old` had that nothing in `new` overlaps. Both borrow from the objects.
+#[derive(Default)]
+struct Difference<'a> {
+    changed: Vec<Vec<&'a str>>,
+    gone: Vec<Vec<&'a str>>,
+}
+
+/// Walks `old` and `new` side by side, keeping only the paths that differ: a write that
+/// changes a few fields of a large object allocates for those fields alone. Returns whether
+/// `new` has a leaf in scope at or below `path`.
+fn diff<'a>(
+    ctx: &Ctx,
+    old: Option<&'a Value>,
+    new: Option<&'a Value>,
+    path: &mut Vec<&'a str>,
+    out: &mut Difference<'a>,
+) -> bool {
+    let interior = |v: &'a Value| v.as_object().filter(|m| !m.is_empty() || path.is_empty());
+    match (old.and_then(interior), new.and_then(interior)) {
+        (Some(old_map), Some(new_map)) => {
+            let mut any = false;
+            for (k, v) in new_map {
+                path.push(k);
+                any |= diff(ctx, old_map.get(k), Some(v), path, out);
+                path.pop();
+            }
+            for (k, v) in old_map.iter().filter(|(k, _)| !new_map.contains_key(*k)) {
+                path.push(k);
+                diff(ctx, Some(v), None, path, out);
+                path.pop();
+            }
+            any
+        }
+        (_, Some(new_map)) => {
+            let mut any = false;
+            for (k, v) in new_map {
+                path.push(k);
+                any |= diff(ctx, None, Some(v), path, out);
+                path.pop();
+            }
+            // An old leaf under new fields stays unless none of them is in scope.
+            if old.is_some() && !any && in_scope(ctx, path) {
+                out.gone.push(path.clone());
+            }
+            any
+        }
+        (Some(old_map), _) => {
+            let leaf = new.is_some() && in_scope(ctx, path);
+            if leaf {
+                out.changed.push(path.clone());
+            } else {
+                for (k, v) in old_map {
+                    path.push(k);
+                    diff(ctx, Some(v), None, path, out);
+                    path.pop();
+                }
+            }
+            leaf
+        }
+        (_, _) => {
+            let leaf = new.is_some() && in_scope(ctx, path);
+            if leaf && old != new {
+                out.changed.push(path.clone());
+            }
+            if old.is_some() && !leaf && in_scope(ctx, path) {
+                out.gone.push(path.clone());
+            }
+            leaf
+        }
+    }
+}
+
+/// The common non-apply write, a heartbeat above all: the manager changed only fields it
+/// already owns and nobody else does, and removed none. Every entry then stays as stored
+/// and only the manager's time is new, which is what the full computation in
+/// [`record_update`] yields, found without decoding any entry's field set. None when the
+/// write is anything else.
+fn renewed_entries(ctx: &Ctx, new: &Value, old: &Value) -> Option<Value> {
+    let mut difference = Difference::default();
+    diff(ctx, Some(old), Some(new), &mut Vec::new(), &mut difference);
+    if !difference.gone.is_empty() {
+        return None;
+    }
+    let stored = old["metadata"]["managedFields"].as_array()?;
+    // Entries owning nothing would be dropped.
+    let named_any = |e: &Value| {
+        e["fieldsV1"]
+            .as_object()
+            .is_some_and(|node| node.keys().any(|k| k.starts_with("f:")))
+    };
+    if !stored.iter().all(named_any) {
+        return None;
+    }
+    let mut kept = stored.clone();
+    if difference.changed.is_empty() {
+        return Some(Value::Array(kept));
+    }
+    let manager = update_manager(ctx);
+    let sub = subresource(ctx);
+    let mine = stored.iter().position(|e| {
+        e["manager"].as_str().unwrap_or_default() == manager
+            && e["operation"].as_str().unwrap_or("Update") == "Update"
+            && e["subresource"].as_str().unwrap_or_default() == sub
+    })?;
+    if stored[mine]["apiVersion"].as_str() != Some(ctx.kind.api_version().as_str()) {
+        return None;
+    }
+    let unchanged_sets = difference.changed.iter().all(|path| {
+        stored
+            .iter()
+            .enumerate()
+            .all(|(i, e)| owns(&e["fieldsV1"], path) == (i == mine))
+    });
+    if !unchanged_sets {
+        return None;
+    }
+    if let Some(entry) = kept[mine].as_object_mut() {
+        entry.insert("time".into(), faros_api::meta::now_rfc3339().into());
+    }
+    Some(Value::Array(kept))
 }
 
 fn merge_into(target: &mut Value, config: &Value) {
@@ -579,6 +729,71 @@ mod tests {
             owners(&taken),
             vec![("two".to_string(), vec!["data.a".to_string(), "data.b".to_string()])]
         );
+        // Writing what is already there changes nobody's fields.
+        let unchanged = write(Method::PUT, "one", json!({"a": "5", "b": "3"}), Some(&rv(&taken))).await;
+        assert_eq!(
+            unchanged["metadata"]["managedFields"],
+            taken["metadata"]["managedFields"]
+        );
+        // A field removed is released by its owner, even when the write changes nothing else.
+        let removed = write(Method::PUT, "two", json!({"a": "5"}), Some(&rv(&unchanged))).await;
+        assert_eq!(owners(&removed), vec![("two".to_string(), vec!["data.a".to_string()])]);
+        // A new field for a manager that owns others is added to its set.
+        let grown = write(Method::PUT, "two", json!({"a": "5", "c": "1"}), Some(&rv(&removed))).await;
+        assert_eq!(
+            owners(&grown),
+            vec![("two".to_string(), vec!["data.a".to_string(), "data.c".to_string()])]
+        );
+        // A changed field owned by another manager moves to the writer, who keeps its own.
+        let moved = write(Method::PUT, "one", json!({"a": "5", "c": "2"}), Some(&rv(&grown))).await;
+        assert_eq!(
+            owners(&moved),
+            vec![
+                ("two".to_string(), vec!["data.a".to_string()]),
+                ("one".to_string(), vec!["data.c".to_string()]),
+            ]
+        );
+        // Its owner changing it again keeps every set as it was, and the entries' order.
+        let renewed = write(Method::PUT, "one", json!({"a": "5", "c": "3"}), Some(&rv(&moved))).await;
+        assert_eq!(owners(&renewed), owners(&moved));
+    }
+
+    /// Whether an entry owns a path reads its FieldsV1 as decoding the whole set does,
+    /// list members (`k:` keys) included.
+    #[test]
+    fn ownership_of_one_path_agrees_with_the_decoded_set() {
+        let fields = json!({
+            "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {
+                "f:containers": {"k:{\"name\":\"a\"}": {".": {}, "f:image": {}}},
+                "f:replicas": {},
+                "f:template": {"f:x": {}, "k:{\"y\":1}": {}},
+            },
+            "f:data": {},
+        });
+        let set = from_fields_v1(&fields);
+        let candidates: Vec<Vec<&str>> = vec![
+            vec!["metadata"],
+            vec!["metadata", "labels"],
+            vec!["metadata", "labels", "app"],
+            vec!["spec"],
+            vec!["spec", "containers"],
+            vec!["spec", "containers", "image"],
+            vec!["spec", "replicas"],
+            vec!["spec", "template"],
+            vec!["spec", "template", "x"],
+            vec!["data"],
+            vec!["data", "k"],
+            vec!["status"],
+        ];
+        for path in candidates {
+            let owned: Path = path.iter().map(|k| k.to_string()).collect();
+            assert_eq!(owns(&fields, &path), set.contains(&owned), "{path:?} in {set:?}");
+        }
+        assert!(owns(&fields, &["spec", "replicas"]));
+        assert!(owns(&fields, &["spec", "containers"]));
+        assert!(!owns(&fields, &["spec"]));
+        assert!(!owns(&json!({}), &[]));
     }
 
     #[test]

@@ -13,20 +13,30 @@ use super::{ResourceKind, Rest, Strategy, Subresource};
 use faros_machinery::status::FieldError;
 use faros_machinery::table::{CellSource, PrinterColumn};
 use faros_machinery::validation::NameRule;
+use k8s_openapi::Metadata;
 use k8s_openapi::api::coordination::v1 as coordination;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::rbac::v1 as rbac;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Decodes into a typed k8s-openapi value and back, reporting which fields were dropped.
 struct Typed<T>(PhantomData<fn() -> T>);
 
-pub(super) fn typed_roundtrip<T: DeserializeOwned + Serialize>(obj: &mut Value) -> Result<Vec<String>, String> {
-    // Read from the tree in place, not from a copy of it.
-    let typed = T::deserialize(&*obj).map_err(|e| e.to_string())?;
+/// A k8s-openapi kind with standard object metadata, as the round trip reads it.
+pub(super) trait Kind: DeserializeOwned + Serialize + Metadata<Ty = ObjectMeta> + Send + Sync + 'static {}
+
+impl<T: DeserializeOwned + Serialize + Metadata<Ty = ObjectMeta> + Send + Sync + 'static> Kind for T {}
+
+pub(super) fn typed_roundtrip<T: Kind>(obj: &mut Value) -> Result<Vec<String>, String> {
+    // Read from the tree in place, not from a copy of it. Decoding the metadata checks its
+    // shape; its typed form is then dropped, not encoded back: the client's metadata moves
+    // over verbatim below (k8s-openapi would lose metadata fields it does not model), and
+    // encoding an object's managedFields into a tree only to drop it was most of the cost
+    // of a Lease renewal's round trip.
+    let mut typed = T::deserialize(&*obj).map_err(|e| e.to_string())?;
+    *typed.metadata_mut() = ObjectMeta::default();
     let mut back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
-    // k8s-openapi fills apiVersion/kind itself; metadata fields it does not model (none
-    // today) would be lost, so the client's metadata moves over verbatim.
     if let (Some(meta), Some(out)) = (
         obj.as_object_mut().and_then(|o| o.remove("metadata")),
         back.as_object_mut(),
@@ -69,13 +79,13 @@ fn dropped_fields(before: &Value, after: &Value, path: &mut String, out: &mut Ve
     }
 }
 
-impl<T: DeserializeOwned + Serialize + Send + Sync> Strategy for Typed<T> {
+impl<T: Kind> Strategy for Typed<T> {
     fn normalize(&self, obj: &mut Value) -> Option<Result<Vec<String>, String>> {
         Some(typed_roundtrip::<T>(obj))
     }
 }
 
-fn typed<T: DeserializeOwned + Serialize + Send + Sync + 'static>() -> Arc<dyn Strategy> {
+fn typed<T: Kind>() -> Arc<dyn Strategy> {
     Arc::new(Typed::<T>(PhantomData))
 }
 
@@ -268,7 +278,7 @@ impl Strategy for EventStrategy {
 }
 
 struct RbacStrategy<T>(PhantomData<fn() -> T>);
-impl<T: DeserializeOwned + Serialize + Send + Sync> Strategy for RbacStrategy<T> {
+impl<T: Kind> Strategy for RbacStrategy<T> {
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         let mut errs = Vec::new();
         if let Some(rules) = obj["rules"].as_array() {
@@ -340,7 +350,7 @@ impl<T: DeserializeOwned + Serialize + Send + Sync> Strategy for RbacStrategy<T>
     }
 }
 
-fn rbac<T: DeserializeOwned + Serialize + Send + Sync + 'static>() -> Arc<dyn Strategy> {
+fn rbac<T: Kind>() -> Arc<dyn Strategy> {
     Arc::new(RbacStrategy::<T>(PhantomData))
 }
 

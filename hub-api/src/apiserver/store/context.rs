@@ -163,6 +163,25 @@ impl Ctx {
         }
     }
 
+    /// The answer to a write of `written` (in this kind's own shape) to `key`, as the bytes
+    /// the cache keeps for it rather than encoded again: None when the request asks for
+    /// another representation, or the cache already holds a later write.
+    pub(super) fn respond_written(&self, key: &str, written: &Value, warnings: &[String]) -> Option<Response> {
+        if self.representation != Representation::Object {
+            return None;
+        }
+        let revision = written["metadata"]["resourceVersion"].as_str()?;
+        let cached = self.hub.cache.get(key)?;
+        // A kind served as a projection of what is stored answers in its own shape.
+        let served_as_stored = || self.kind.strategy.project(&cached).is_none();
+        (cached.mod_revision.to_string() == revision && served_as_stored()).then(|| {
+            response::with_warnings(
+                response::bytes(StatusCode::OK, cached.json().clone(), "application/json"),
+                warnings,
+            )
+        })
+    }
+
     /// An object as this request asks for it (a whole object, a table row, or metadata).
     pub(super) fn with_status_code(&self, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
         let body = if self.representation == Representation::Table {

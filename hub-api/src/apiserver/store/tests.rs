@@ -43,6 +43,13 @@ async fn create_get_update_delete_with_their_refusals() {
         updated["metadata"]["resourceVersion"],
         created["metadata"]["resourceVersion"]
     );
+    // The answer is the object as stored, what a GET returns next: the new data, the new
+    // revision, and the managedFields the write recorded.
+    let (code, read) = hub.admin(Method::GET, &format!("{CONFIGMAPS}/a"), None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(updated, read);
+    assert_eq!(updated["data"]["k"], "2");
+    assert!(updated["metadata"]["managedFields"].is_array(), "{updated}");
 
     // A patch without a precondition applies to whatever is current.
     let (code, patched) = hub

@@ -151,7 +151,13 @@ pub(super) async fn write_update(
             object::meta_mut(&mut new).insert("resourceVersion".into(), written["metadata"]["resourceVersion"].clone());
             new
         }
-        None => replace(ctx, current, new).await?,
+        None => {
+            let written = replace(ctx, current, new).await?;
+            if let Some(answer) = ctx.respond_written(&current.key, &written, &warnings) {
+                return Ok(answer);
+            }
+            written
+        }
     };
     Ok(ctx.with_status_code(StatusCode::OK, &written, &warnings))
 }

@@ -93,15 +93,25 @@ fn stale(hub: &Hub) -> Vec<AgentKey> {
 /// The status of a cached object's condition `type_`, decoding its conditions only (sweeps
 /// and metrics read it from every Agent).
 pub(crate) fn condition_status(object: &faros_storage::Object, type_: &str) -> Option<String> {
+    use std::borrow::Cow;
+    // Borrowed where the JSON has no escapes: a sweep of 100,000 Agents allocates nothing
+    // for conditions it does not want.
     #[derive(serde::Deserialize)]
-    struct Object {
-        #[serde(default)]
-        status: Status,
+    struct Object<'a> {
+        #[serde(default, borrow)]
+        status: Status<'a>,
     }
     #[derive(serde::Deserialize, Default)]
-    struct Status {
-        #[serde(default)]
-        conditions: Vec<Condition>,
+    struct Status<'a> {
+        #[serde(default, borrow)]
+        conditions: Vec<ConditionRef<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ConditionRef<'a> {
+        #[serde(rename = "type", borrow)]
+        type_: Cow<'a, str>,
+        #[serde(default, borrow)]
+        status: Cow<'a, str>,
     }
     let object = object.decode::<Object>().ok()?;
     object
@@ -109,7 +119,7 @@ pub(crate) fn condition_status(object: &faros_storage::Object, type_: &str) -> O
         .conditions
         .into_iter()
         .find(|c| c.type_ == type_)
-        .map(|c| c.status)
+        .map(|c| c.status.into_owned())
 }
 
 /// The Agent's `Connected` status, if it has the condition.

@@ -110,8 +110,17 @@ pub(crate) fn in_process_client(hub: Arc<Hub>, user: &str, groups: &[&str]) -> k
     let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
         let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(identity.clone());
-        let response = router.clone().oneshot(request);
-        async move { response.await.map_err(|never| -> tower::BoxError { match never {} }) }
+        // Each request is a task of its own, as a server spawns one per stream: callers
+        // that keep many requests in flight from one task (the lifecycle controller marking
+        // a site that went dark) would otherwise run every handler on that one thread.
+        let response = tokio::spawn(router.clone().oneshot(request));
+        async move {
+            match response.await {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(never)) => match never {},
+                Err(failed) => Err(tower::BoxError::from(failed)),
+            }
+        }
     });
     // As a client built from a kubeconfig does, answers of 429, 503 and 504 (storage briefly
     // unavailable, a revision another replica wrote not seen yet) are retried after a pause.

@@ -28,14 +28,15 @@ pub(super) async fn patch(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respon
             }
             None => return Err(ctx.not_found(&name)),
         };
-        let patched = crate::apiserver::patch::apply(ctx, patch_type, &ctx.served(&current), &patch)?;
+        let served = ctx.served(&current);
+        let patched = crate::apiserver::patch::apply(ctx, patch_type, &served, &patch)?;
         // A resourceVersion in the patch body is a precondition (`kubectl diff`, kubectl's
         // optimistic concurrency); without one, a lost race is retried on fresh data.
         let precondition = crate::apiserver::query::parse_revision(patch["metadata"]["resourceVersion"].as_str())
             .ok()
             .flatten();
         let applied = patch_type == crate::apiserver::patch::PatchType::Apply;
-        match write_update(ctx, &current, patched, precondition, applied).await {
+        match write_update(ctx, &current, &served, patched, precondition, applied).await {
             Err(WriteError::Raced) if precondition.is_none() => continue,
             other => return other.map_err(|e| e.into_api(ctx, &name)),
         }

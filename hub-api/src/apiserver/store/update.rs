@@ -37,17 +37,19 @@ pub(super) async fn update(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
         .cache
         .get(&ctx.key(&name)?)
         .ok_or_else(|| ctx.not_found(&name))?;
-    write_update(ctx, &current, obj, precondition, false)
+    write_update(ctx, &current, &ctx.served(&current), obj, precondition, false)
         .await
         .map_err(|e| e.into_api(ctx, &name))
 }
 
 /// Applies the update rules (immutable fields, subresource split, generation, finalizers)
-/// to `new` against `current`, validates, and stores it.
+/// to `new` against `current` (`old` is `current` as this kind serves it, decoded once by
+/// the caller), validates, and stores it.
 /// `applied`: `new` comes from server-side apply, which already computed its managedFields.
 pub(super) async fn write_update(
     ctx: &Ctx,
     current: &Object,
+    old: &Value,
     mut new: Value,
     precondition: Option<u64>,
     applied: bool,
@@ -59,22 +61,24 @@ pub(super) async fn write_update(
     {
         return Err(storage_error(ctx, &name, StorageError::Conflict).into());
     }
-    let old = &ctx.served(current);
     let subresource = ctx.req.subresource.as_deref();
     match subresource {
         Some("status") => {
-            // Only status changes through the status subresource.
-            let status = new.get("status").cloned();
-            let mut merged = old.clone();
-            match status {
-                Some(status) => merged["status"] = status,
-                None => {
-                    if let Some(map) = merged.as_object_mut() {
-                        map.remove("status");
-                    }
-                }
+            // Only status changes through the status subresource: everything else is the
+            // stored object's, copied from it around the new status (an Agent's status,
+            // its device facts, is most of it and is not copied).
+            let status = new.as_object_mut().and_then(|map| map.remove("status"));
+            let mut merged: serde_json::Map<String, Value> = old
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(key, _)| *key != "status")
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            if let Some(status) = status {
+                merged.insert("status".into(), status);
             }
-            new = merged;
+            new = Value::Object(merged);
         }
         Some("finalize") => {
             let finalizers = new["spec"]["finalizers"].clone();

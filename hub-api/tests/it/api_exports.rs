@@ -158,6 +158,8 @@ fn demo_configmap(name: &str) -> Value {
 /// and c3 (does not bind), each with content; bob, a tenant of his own.
 struct Scene {
     hub: TestHub,
+    /// Dropped after the hub that writes into it.
+    _files: Files,
     audit: std::path::PathBuf,
     provider_cluster: String,
     view_url: String,
@@ -168,10 +170,20 @@ struct Scene {
     cluster2: String,
 }
 
+/// The scene's token file and audit log, removed with it.
+struct Files(std::path::PathBuf);
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 impl Scene {
     async fn build() -> Scene {
         let files = std::env::temp_dir().join(format!("faros-exports-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&files).unwrap();
+        let guard = Files(files.clone());
         let tokens = files.join("tokens.csv");
         std::fs::write(
             &tokens,
@@ -318,6 +330,7 @@ impl Scene {
         }
         Scene {
             hub,
+            _files: guard,
             audit,
             provider_cluster,
             view_url,

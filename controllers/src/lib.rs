@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use leader::{LEASE_NAME, LEASE_NAMESPACE, LEASE_WORKSPACE, LeaderElection};
+pub use runtime::AbortOnDrop;
 
 /// `--agent-monitor-grace-period` default.
 pub const DEFAULT_AGENT_GRACE_PERIOD: Duration = Duration::from_secs(40);

@@ -110,7 +110,7 @@ pub(crate) fn condition_status(object: &faros_storage::Object, type_: &str) -> O
     struct ConditionRef<'a> {
         #[serde(rename = "type", borrow)]
         type_: Cow<'a, str>,
-        #[serde(default, borrow)]
+        #[serde(borrow)]
         status: Cow<'a, str>,
     }
     let object = object.decode::<Object>().ok()?;

@@ -163,6 +163,15 @@ fn from_fields_v1(value: &Value) -> FieldSet {
     out
 }
 
+/// Whether the FieldsV1 node `node` holds any path, as [`from_fields_v1`] reads it (`root`:
+/// the root node, which is never a path itself). Stops at the first one.
+fn owns_any(node: &Value, root: bool) -> bool {
+    let Some(map) = node.as_object() else {
+        return false;
+    };
+    (!root && is_leaf_node(map)) || named_fields(map).any(|(_, child)| owns_any(child, false))
+}
+
 /// Whether the FieldsV1 set `fields` holds `path`, as [`from_fields_v1`] reads it.
 fn owns(fields: &Value, path: &[&str]) -> bool {
     let mut node = fields;
@@ -416,12 +425,7 @@ fn renewed_entries(ctx: &Ctx, new: &Value, old: &Value) -> Option<Value> {
     }
     let stored = old["metadata"]["managedFields"].as_array()?;
     // Entries owning nothing would be dropped.
-    let named_any = |e: &Value| {
-        e["fieldsV1"]
-            .as_object()
-            .is_some_and(|node| node.keys().any(|k| k.starts_with("f:")))
-    };
-    if !stored.iter().all(named_any) {
+    if !stored.iter().all(|e| owns_any(&e["fieldsV1"], true)) {
         return None;
     }
     let mut kept = stored.clone();
@@ -794,6 +798,18 @@ mod tests {
         assert!(owns(&fields, &["spec", "containers"]));
         assert!(!owns(&fields, &["spec"]));
         assert!(!owns(&json!({}), &[]));
+        // Sets that decode to nothing, though they name fields.
+        for empty in [
+            json!({}),
+            json!({"f:data": 1}),
+            json!({"f:data": {"f:k": null}}),
+            json!({"A": {}, "f:data": {}}),
+        ] {
+            assert!(from_fields_v1(&empty).is_empty(), "{empty}");
+            assert!(!owns_any(&empty, true), "{empty}");
+        }
+        assert!(owns_any(&fields, true));
+        assert!(owns_any(&json!({"f:data": {}}), true));
     }
 
     #[test]

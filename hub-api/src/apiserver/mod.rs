@@ -112,10 +112,14 @@ pub(crate) fn in_process_client(hub: Arc<Hub>, user: &str, groups: &[&str]) -> k
         request.extensions_mut().insert(identity.clone());
         // Each request is a task of its own, as a server spawns one per stream: callers
         // that keep many requests in flight from one task (the lifecycle controller marking
-        // a site that went dark) would otherwise run every handler on that one thread.
-        let response = tokio::spawn(router.clone().oneshot(request));
+        // a site that went dark) would otherwise run every handler on that one thread. A
+        // caller that gives up ends its handler, as a client hanging up does (a controller
+        // that lost its leadership leaves no write behind).
+        let mut handler = faros_controllers::AbortOnDrop(tokio::spawn(tracing::Instrument::in_current_span(
+            router.clone().oneshot(request),
+        )));
         async move {
-            match response.await {
+            match (&mut handler.0).await {
                 Ok(Ok(response)) => Ok(response),
                 Ok(Err(never)) => match never {},
                 Err(failed) => Err(tower::BoxError::from(failed)),

@@ -339,12 +339,12 @@ pub fn record_update(ctx: &Ctx, new: &mut Value, old: Option<&Value>) {
     store_entries(new, list);
 }
 
-/// What a write changed, leaf by leaf (see [`leaves`]): the paths whose value is new, and
-/// the paths `old` had that nothing in `new` overlaps. Both borrow from the objects.
+/// What a write changed, leaf by leaf (see [`leaves`]): the paths whose value is new
+/// (borrowed from the objects), and whether `old` had a path nothing in `new` overlaps.
 #[derive(Default)]
 struct Difference<'a> {
     changed: Vec<Vec<&'a str>>,
-    gone: Vec<Vec<&'a str>>,
+    gone: bool,
 }
 
 /// Walks `old` and `new` side by side, keeping only the paths that differ: a write that
@@ -382,7 +382,7 @@ fn diff<'a>(
             }
             // An old leaf under new fields stays unless none of them is in scope.
             if old.is_some() && !any && in_scope(ctx, path) {
-                out.gone.push(path.clone());
+                out.gone = true;
             }
             any
         }
@@ -405,7 +405,7 @@ fn diff<'a>(
                 out.changed.push(path.clone());
             }
             if old.is_some() && !leaf && in_scope(ctx, path) {
-                out.gone.push(path.clone());
+                out.gone = true;
             }
             leaf
         }
@@ -420,7 +420,7 @@ fn diff<'a>(
 fn renewed_entries(ctx: &Ctx, new: &Value, old: &Value) -> Option<Value> {
     let mut difference = Difference::default();
     diff(ctx, Some(old), Some(new), &mut Vec::new(), &mut difference);
-    if !difference.gone.is_empty() {
+    if difference.gone {
         return None;
     }
     let stored = old["metadata"]["managedFields"].as_array()?;

@@ -174,7 +174,7 @@ impl Ctx {
         let cached = self.hub.cache.get(key)?;
         // A kind served as a projection of what is stored answers in its own shape.
         let served_as_stored = || self.kind.strategy.project(&cached).is_none();
-        (cached.mod_revision.to_string() == revision && served_as_stored()).then(|| {
+        (revision.parse() == Ok(cached.mod_revision) && served_as_stored()).then(|| {
             response::with_warnings(
                 response::bytes(StatusCode::OK, cached.json().clone(), "application/json"),
                 warnings,

@@ -51,6 +51,9 @@ struct AgentEntry {
     last_heartbeat_time: Option<String>,
     /// When this controller saw `lastHeartbeatTime` change (or first saw the agent).
     observed: Instant,
+    /// The `observed` of its Lease, kept here too so that a sweep of every agent reads one
+    /// map (always equal to `Observed::leases[key].observed`).
+    lease_observed: Option<Instant>,
 }
 
 /// A Lease's `renewTime` and when this controller saw it change.
@@ -69,6 +72,33 @@ struct Observed {
     /// The resourceVersion each agent was last marked Unknown at, and when: until the watch
     /// brings the marked Agent (or a later one), a sweep does not mark it again.
     marked: HashMap<Key, (String, Instant)>,
+}
+
+impl Observed {
+    /// Copies every Lease's `observed` into its agent's entry (after a relist of either).
+    fn link_leases(&mut self) {
+        for (key, agent) in &mut self.agents {
+            agent.lease_observed = self.leases.get(key).map(|l| l.observed);
+        }
+    }
+
+    /// Records what the watch says of the agent at `key` now; a mark of it is settled.
+    fn set_agent(&mut self, key: Key, mut agent: AgentEntry) {
+        agent.lease_observed = self.leases.get(&key).map(|l| l.observed);
+        self.marked.remove(&key);
+        self.agents.insert(key, agent);
+    }
+
+    /// Records `lease` (or its deletion) as the heartbeat of the agent at `key`.
+    fn set_lease(&mut self, key: Key, lease: Option<LeaseEntry>) {
+        if let Some(agent) = self.agents.get_mut(&key) {
+            agent.lease_observed = lease.as_ref().map(|l| l.observed);
+        }
+        match lease {
+            Some(lease) => self.leases.insert(key, lease),
+            None => self.leases.remove(&key),
+        };
+    }
 }
 
 /// How long a mark that did not show up on the watch waits before it is written again (a
@@ -108,13 +138,10 @@ fn stale_agents(state: &Mutex<Observed>, grace: Duration, now: Instant) -> Vec<(
         return Vec::new();
     }
     let mut out = Vec::new();
-    // Every agent, every tick: nothing here allocates but for the stale ones.
+    // Every agent, every tick: nothing here looks anything up or allocates but for the
+    // stale ones.
     for (key, agent) in &s.agents {
-        let last = s
-            .leases
-            .get(key)
-            .map(|l| l.observed.max(agent.observed))
-            .unwrap_or(agent.observed);
+        let last = agent.lease_observed.map_or(agent.observed, |l| l.max(agent.observed));
         // An agent told to heartbeat rarely is judged by its own interval.
         let allowed = grace.max(agent.interval * 3);
         if now.saturating_duration_since(last) <= allowed {
@@ -263,6 +290,7 @@ fn agent_entry(agent: AgentHealth, previous: Option<&AgentEntry>, now: Instant) 
         conditions: status.conditions,
         last_heartbeat_time: status.last_heartbeat_time,
         observed,
+        lease_observed: None,
     }
 }
 
@@ -284,13 +312,13 @@ async fn watch_agents(clusters: Clusters, state: Arc<Mutex<Observed>>) {
             }
             Ok(Event::InitDone) => {
                 s.agents = relist.take().unwrap_or_default();
+                s.link_leases();
                 s.agents_synced = true;
             }
             Ok(Event::Apply(agent)) => {
                 let key = key_of(&agent);
                 let entry = agent_entry(agent, s.agents.get(&key), now);
-                s.marked.remove(&key);
-                s.agents.insert(key, entry);
+                s.set_agent(key, entry);
             }
             Ok(Event::Delete(agent)) => {
                 let key = key_of(&agent);
@@ -373,16 +401,17 @@ async fn watch_leases(clusters: Clusters, state: Arc<Mutex<Observed>>) {
             }
             Ok(Event::InitDone) => {
                 s.leases = relist.take().unwrap_or_default();
+                s.link_leases();
                 s.leases_synced = true;
             }
             Ok(Event::Apply(lease)) => {
                 let Some(key) = agent_of_lease(&lease) else { continue };
                 let e = entry(&lease, s.leases.get(&key), now);
-                s.leases.insert(key, e);
+                s.set_lease(key, Some(e));
             }
             Ok(Event::Delete(lease)) => {
                 if let Some(key) = agent_of_lease(&lease) {
-                    s.leases.remove(&key);
+                    s.set_lease(key, None);
                 }
             }
             Err(e) => tracing::debug!(error = %e, "lease watch failed; retrying"),
@@ -401,6 +430,7 @@ mod tests {
             conditions: ready.into_iter().collect(),
             last_heartbeat_time: None,
             observed,
+            lease_observed: None,
         }
     }
 
@@ -433,12 +463,12 @@ mod tests {
                 entry(t0, Some(Condition::new("Ready", false, "AgentStopped", ""))),
             );
             // "fresh" renewed its lease later.
-            s.leases.insert(
+            s.set_lease(
                 key("fresh"),
-                LeaseEntry {
+                Some(LeaseEntry {
                     renew_time: Some(jiff::Timestamp::UNIX_EPOCH),
                     observed: t0 + Duration::from_secs(4),
-                },
+                }),
             );
         }
         let stale = stale_agents(&state, grace, t0 + Duration::from_secs(5));
@@ -452,6 +482,45 @@ mod tests {
         // Nothing is judged before both watches listed.
         state.lock().unwrap().leases_synced = false;
         assert!(stale_agents(&state, grace, t0 + Duration::from_secs(60)).is_empty());
+    }
+
+    #[test]
+    fn a_lease_counts_whichever_arrives_first_until_it_is_deleted() {
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(3);
+        let key = |n: &str| ("c".to_string(), "default".to_string(), n.to_string());
+        let ready = || Some(Condition::new("Ready", true, "AgentReady", ""));
+        let renewed = |at: Instant| LeaseEntry {
+            renew_time: Some(jiff::Timestamp::UNIX_EPOCH),
+            observed: at,
+        };
+        let state = Mutex::new(Observed {
+            agents_synced: true,
+            leases_synced: true,
+            ..Default::default()
+        });
+        {
+            let mut s = state.lock().unwrap();
+            // A Lease seen before its Agent, and one after it.
+            s.set_lease(key("lease-first"), Some(renewed(t0 + Duration::from_secs(4))));
+            s.set_agent(key("lease-first"), entry(t0, ready()));
+            s.set_agent(key("agent-first"), entry(t0, ready()));
+            s.set_lease(key("agent-first"), Some(renewed(t0 + Duration::from_secs(4))));
+            s.set_agent(key("gone"), entry(t0, ready()));
+            s.set_lease(key("gone"), Some(renewed(t0 + Duration::from_secs(4))));
+            s.set_lease(key("gone"), None);
+        }
+        let stale = stale_agents(&state, grace, t0 + Duration::from_secs(5));
+        let names: Vec<&str> = stale.iter().map(|(k, _, _)| k.2.as_str()).collect();
+        assert_eq!(names, vec!["gone"]);
+        // A relist of the Agents starts from entries that know no Lease, and links them.
+        {
+            let mut s = state.lock().unwrap();
+            s.agents = [(key("lease-first"), entry(t0, ready()))].into();
+            s.link_leases();
+        }
+        assert!(stale_agents(&state, grace, t0 + Duration::from_secs(6)).is_empty());
+        assert_eq!(stale_agents(&state, grace, t0 + Duration::from_secs(8)).len(), 1);
     }
 
     #[test]

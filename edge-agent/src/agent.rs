@@ -4,8 +4,8 @@
 //! times over one client (`edge-agent simulate`).
 //!
 //! Writes are few: the heartbeat Lease every `heartbeatIntervalSeconds`, and Agent status
-//! only when something changed, plus `lastHeartbeatTime` every six intervals so that
-//! `kubectl get agents` shows a meaningful LAST HEARTBEAT.
+//! only when something changed, plus a report every five minutes (`lastHeartbeatTime` and
+//! fresh device facts), as kubelets report node status since their heartbeats are Leases.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,8 +28,11 @@ use tokio::time::Instant;
 use crate::backoff::Backoff;
 use crate::workloads::WorkloadSummary;
 
-/// How many heartbeat intervals pass between refreshes of `status.lastHeartbeatTime`.
-pub const STATUS_HEARTBEAT_INTERVALS: u32 = 6;
+/// How often the agent writes its status when nothing in it changed, to refresh
+/// `lastHeartbeatTime` and the device facts (never more often than it heartbeats). Liveness is
+/// the Lease's: this report is a multi-kilobyte write that every Agent watcher receives, so at
+/// a 10 s heartbeat it comes once per 30 renewals, as kubelets' node status does (5 min).
+const STATUS_REPORT_PERIOD: Duration = Duration::from_secs(300);
 /// How long the final `AgentStopped` report may take before the agent exits anyway.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -280,7 +283,16 @@ struct Heartbeat {
     api: Api<Lease>,
     name: String,
     agent: String,
+    /// Without its managedFields: an update that carries none keeps the stored ones, so
+    /// sending them back with every renewal would only make each heartbeat larger to encode,
+    /// send and decode, on the device and on the hub.
     cached: Option<Lease>,
+}
+
+/// `lease` as [`Heartbeat`] keeps it.
+fn without_managed_fields(mut lease: Lease) -> Lease {
+    lease.metadata.managed_fields = None;
+    lease
 }
 
 impl Heartbeat {
@@ -299,7 +311,7 @@ impl Heartbeat {
         let lease = match self.cached.take() {
             Some(lease) => lease,
             None => match self.api.get_opt(&self.name).await? {
-                Some(lease) => lease,
+                Some(lease) => without_managed_fields(lease),
                 None => {
                     let lease = Lease {
                         metadata: ObjectMeta {
@@ -320,10 +332,10 @@ impl Heartbeat {
                     };
                     match self.api.create(&PostParams::default(), &lease).await {
                         Ok(created) => {
-                            self.cached = Some(created);
+                            self.cached = Some(without_managed_fields(created));
                             return Ok(());
                         }
-                        Err(e) if is_conflict(&e) => self.api.get(&self.name).await?,
+                        Err(e) if is_conflict(&e) => without_managed_fields(self.api.get(&self.name).await?),
                         Err(e) => return Err(e),
                     }
                 }
@@ -338,7 +350,7 @@ impl Heartbeat {
             .insert(AGENT_LABEL.to_string(), self.agent.clone());
         match self.api.replace(&self.name, &PostParams::default(), &renewed).await {
             Ok(stored) => {
-                self.cached = Some(stored);
+                self.cached = Some(without_managed_fields(stored));
                 Ok(())
             }
             // Someone else wrote it, or it was deleted: the next renewal starts afresh.
@@ -385,7 +397,7 @@ pub async fn run(
         // A shorter interval applies to the renewal already scheduled: the status says the
         // new one, and the hub judges the heartbeats by it at once.
         next_lease = next_renewal(next_lease, last_lease_attempt, interval);
-        let status_every = interval * STATUS_HEARTBEAT_INTERVALS;
+        let status_every = STATUS_REPORT_PERIOD.max(interval);
         // A failed write waits out its backoff before the periodic write is due again.
         let next_status = retry_at.or_else(|| last_status_write.map(|t| t + status_every));
         // Nothing is written while the Agent is not there (not yet, or deleted): then only
@@ -449,8 +461,9 @@ pub async fn run(
                 }
             }
         }
-        let agent = newest(objects.borrow().as_ref(), written.as_ref()).cloned();
-        let Some(agent) = agent else {
+        // Most wake-ups are heartbeats with no status due: the Agent, device facts and all,
+        // is copied only to write its status.
+        if newest(objects.borrow().as_ref(), written.as_ref()).is_none() {
             if !missing_logged && objects.borrow().is_none() && dirty {
                 if written.is_some() || applied.is_some() {
                     tracing::warn!(agent = %ctx.name, "the Agent object is gone; waiting for it to come back");
@@ -460,7 +473,7 @@ pub async fn run(
                 missing_logged = true;
             }
             continue;
-        };
+        }
         missing_logged = false;
         let backing_off = retry_at.is_some_and(|t| now < t);
         let forced = !backing_off && last_status_write.is_none_or(|t| now >= t + status_every);
@@ -469,6 +482,9 @@ pub async fn run(
             continue;
         }
         dirty = false;
+        let Some(agent) = newest(objects.borrow().as_ref(), written.as_ref()).cloned() else {
+            continue;
+        };
         let state = applied.get_or_insert_with(|| Applied::from_status(&agent.status.clone().unwrap_or_default()));
         if state.apply(&agent) {
             tracing::info!(

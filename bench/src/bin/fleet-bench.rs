@@ -11,7 +11,8 @@
 //! `Ready=Unknown`, against the grace period.
 //!
 //! Usage: `fleet-bench --agents 10000,30000,100000 --steady 120` after `cargo build --release
-//! -p hub-api -p edge-agent -p faros-bench`.
+//! -p hub-api -p edge-agent -p faros-bench --features edge-agent/jemalloc` (the simulator on
+//! jemalloc, as measured in docs/benchmarks.md; it runs on glibc's allocator without it).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

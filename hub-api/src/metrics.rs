@@ -8,8 +8,8 @@
 //! scrape asks for them. The controllers' metrics ([`ControllerMetrics`]) are the same in the
 //! hub's registry and in the one `hub-api controllers` serves on its own.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::Method;
@@ -110,7 +110,23 @@ pub(crate) struct Metrics {
     /// Filled by the in-process controllers (`--all-in-one`).
     pub(crate) controllers: ControllerMetrics,
     /// One scrape at a time: each resets the counted gauges before filling them.
-    scrape: Mutex<()>,
+    scrape: Mutex<ReadySeen>,
+}
+
+/// The `Ready` status each Agent had at the revision the last scrape read, by its key: a
+/// scrape then decodes only the Agents written since. Reading every Agent's conditions
+/// (skipping over its device facts) cost 63 ms of the hub's CPU per scrape at 30,000 agents.
+#[derive(Default)]
+struct ReadySeen {
+    agents: HashMap<Arc<str>, Seen>,
+    /// How many scrapes have counted; an entry not seen by the latest is of a deleted Agent.
+    scrapes: u64,
+}
+
+struct Seen {
+    revision: faros_storage::Revision,
+    slot: usize,
+    scrape: u64,
 }
 
 /// What the watch cache holds.
@@ -244,7 +260,7 @@ impl Metrics {
             workspaces,
             agents,
             controllers,
-            scrape: Mutex::new(()),
+            scrape: Mutex::new(ReadySeen::default()),
         }
     }
 
@@ -279,7 +295,7 @@ impl Metrics {
 
     /// The text exposition of every metric, the gauges counted afresh from `hub`'s cache.
     pub(crate) fn render(&self, hub: &Hub) -> String {
-        let _one_scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        let mut one_scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.cache.objects.set(hub.cache.len() as i64);
         self.cache.object_bytes.set(hub.cache.objects_size() as i64);
         let (window_events, window_bytes) = hub.cache.window_size();
@@ -301,7 +317,7 @@ impl Metrics {
                 .copied()
                 .unwrap_or_default(),
         );
-        for (ready, count) in count_agents(hub) {
+        for (ready, count) in count_agents(hub, &mut one_scrape) {
             self.agents.get_or_create(&ReadyLabels { ready }).set(count);
         }
         text(&self.registry)
@@ -507,8 +523,9 @@ fn count_objects(cache: &Cache) -> BTreeMap<String, i64> {
     }
 }
 
-/// Agents in every workspace by the status of their `Ready` condition.
-fn count_agents(hub: &Hub) -> [(&'static str, i64); 3] {
+/// Agents in every workspace by the status of their `Ready` condition, decoding only those
+/// written since the scrape `seen` remembers.
+fn count_agents(hub: &Hub, seen: &mut ReadySeen) -> [(&'static str, i64); 3] {
     let mut counts = [("True", 0), ("False", 0), ("Unknown", 0)];
     let Some(kind) = hub
         .catalog
@@ -516,18 +533,34 @@ fn count_agents(hub: &Hub) -> [(&'static str, i64); 3] {
     else {
         return counts;
     };
-    // Taken as they are, then decoded outside the cache's lock.
+    // Taken as they are, then read outside the cache's lock.
     let (agents, _, _) = hub.cache.list(kind.storage_prefix().as_str(), None, 0, |_| true);
+    seen.scrapes += 1;
+    let scrape = seen.scrapes;
     for agent in &agents {
-        let slot =
-            match crate::apiserver::connected::condition_status(agent, faros_api::edge::reasons::READY).as_deref() {
-                Some("True") => 0,
-                Some("False") => 1,
-                _ => 2,
-            };
-        counts[slot].1 += 1;
+        let entry = seen.agents.entry(agent.key.clone()).or_insert_with(|| Seen {
+            revision: agent.mod_revision,
+            slot: ready_slot(agent),
+            scrape,
+        });
+        if entry.revision != agent.mod_revision {
+            entry.revision = agent.mod_revision;
+            entry.slot = ready_slot(agent);
+        }
+        entry.scrape = scrape;
+        counts[entry.slot].1 += 1;
     }
+    seen.agents.retain(|_, entry| entry.scrape == scrape);
     counts
+}
+
+/// Where an Agent counts in `faros_agents`: True, False, or Unknown (also without `Ready`).
+fn ready_slot(agent: &faros_storage::Object) -> usize {
+    match crate::apiserver::connected::condition_status(agent, faros_api::edge::reasons::READY).as_deref() {
+        Some("True") => 0,
+        Some("False") => 1,
+        _ => 2,
+    }
 }
 
 #[cfg(test)]

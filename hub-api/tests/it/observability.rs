@@ -98,6 +98,36 @@ async fn prometheus_scrapes_request_rates() {
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
     }
+    // A scrape reads again only the Agents written since the last one: a new status is
+    // counted, and a deleted Agent is no longer.
+    let stopped = r#"{"status":{"conditions":[{"type":"Ready","status":"False","reason":"AgentStopped","message":"stopped","lastTransitionTime":"2026-12-06T00:00:00Z"}]}}"#;
+    kubectl_ok(
+        &edge,
+        &[
+            "patch",
+            "agent",
+            "a1",
+            "-n",
+            "default",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            stopped,
+        ],
+    );
+    let text = kubectl_ok(&monitor, &["get", "--raw", "/metrics"]);
+    for line in ["faros_agents{ready=\"False\"} 1", "faros_agents{ready=\"Unknown\"} 0"] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    kubectl_ok(&edge, &["delete", "agent", "a1", "-n", "default"]);
+    let text = kubectl_ok(&monitor, &["get", "--raw", "/metrics"]);
+    for line in [
+        "faros_agents{ready=\"False\"} 0",
+        "faros_agents{ready=\"Unknown\"} 0",
+        "faros_agents{ready=\"True\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
     // Nothing about one workspace: its metrics are the hub's, not a tenant's.
     let admin = hub.client().await;
     let (status, _) = send(&admin, "GET", "/clusters/root/metrics", None).await;

@@ -3,8 +3,10 @@ use clap::{Parser, Subcommand};
 /// jemalloc rather than glibc's allocator: on the heartbeat path of a large fleet, glibc's
 /// malloc and free took about a third of the hub's CPU (searching and merging its free
 /// lists); with jemalloc the same fleet costs the hub about a third less CPU
-/// (docs/benchmarks.md, "Fleet steady state"). Its options are compiled in from
-/// `.cargo/config.toml`.
+/// (docs/benchmarks.md, "Fleet steady state"). It serves `malloc` for the C code linked in
+/// too (the crate's `unprefixed_malloc_on_supported_platforms`): SQLite on glibc's malloc
+/// beside it had the store's writer thread give memory back and fault it in again after every
+/// burst of writes. Its options are compiled in from `.cargo/config.toml`.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -29,7 +29,8 @@ use crate::backoff::Backoff;
 use crate::workloads::WorkloadSummary;
 
 /// How often the agent writes its status when nothing in it changed, to refresh
-/// `lastHeartbeatTime` and the device facts (never more often than it heartbeats). Liveness is
+/// `lastHeartbeatTime` and the device facts (never more often than it heartbeats, and up to a
+/// tenth sooner, at random). Liveness is
 /// the Lease's: this report is a multi-kilobyte write that every Agent watcher receives, so at
 /// a 10 s heartbeat it comes once per 30 renewals, as kubelets' node status does (5 min).
 const STATUS_REPORT_PERIOD: Duration = Duration::from_secs(300);
@@ -383,6 +384,9 @@ pub async fn run(
     let mut last_status_write: Option<Instant> = None;
     let mut retry_at: Option<Instant> = None;
     let mut status_backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    // Drawn again after every write: devices that started together (a site powering up, a
+    // simulator) spread their periodic reports out rather than sending them all at once.
+    let mut report_jitter = crate::backoff::spread(STATUS_REPORT_PERIOD / 10);
     let mut lease_failures = 0u32;
     let mut next_lease = Instant::now();
     let mut last_lease_attempt: Option<Instant> = None;
@@ -397,7 +401,7 @@ pub async fn run(
         // A shorter interval applies to the renewal already scheduled: the status says the
         // new one, and the hub judges the heartbeats by it at once.
         next_lease = next_renewal(next_lease, last_lease_attempt, interval);
-        let status_every = STATUS_REPORT_PERIOD.max(interval);
+        let status_every = STATUS_REPORT_PERIOD.saturating_sub(report_jitter).max(interval);
         // A failed write waits out its backoff before the periodic write is due again.
         let next_status = retry_at.or_else(|| last_status_write.map(|t| t + status_every));
         // Nothing is written while the Agent is not there (not yet, or deleted): then only
@@ -529,6 +533,7 @@ pub async fn run(
             Ok(stored) => {
                 written = Some(stored);
                 last_status_write = Some(now);
+                report_jitter = crate::backoff::spread(STATUS_REPORT_PERIOD / 10);
                 retry_at = None;
                 status_backoff.reset();
             }

@@ -109,7 +109,8 @@ pub(crate) struct Metrics {
     agents: Family<ReadyLabels, Gauge>,
     /// Filled by the in-process controllers (`--all-in-one`).
     pub(crate) controllers: ControllerMetrics,
-    /// One scrape at a time: each resets the counted gauges before filling them.
+    /// One scrape at a time: each resets the counted gauges before filling them, and reads
+    /// what the one before it left of the Agents.
     scrape: Mutex<ReadySeen>,
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::auth_support::*;
-use crate::common::{HUB, TestHub};
+use crate::common::{HUB, TestDir, TestHub};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
@@ -159,7 +159,7 @@ fn demo_configmap(name: &str) -> Value {
 struct Scene {
     hub: TestHub,
     /// Dropped after the hub that writes into it.
-    _files: Files,
+    _files: TestDir,
     audit: std::path::PathBuf,
     provider_cluster: String,
     view_url: String,
@@ -170,20 +170,9 @@ struct Scene {
     cluster2: String,
 }
 
-/// The scene's token file and audit log, removed with it.
-struct Files(std::path::PathBuf);
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 impl Scene {
     async fn build() -> Scene {
-        let files = std::env::temp_dir().join(format!("faros-exports-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&files).unwrap();
-        let guard = Files(files.clone());
+        let files = TestDir::new("exports");
         let tokens = files.join("tokens.csv");
         std::fs::write(
             &tokens,
@@ -330,7 +319,7 @@ impl Scene {
         }
         Scene {
             hub,
-            _files: guard,
+            _files: files,
             audit,
             provider_cluster,
             view_url,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::auth_support::*;
-use crate::common::{HUB, TestHub};
+use crate::common::{HUB, TestDir, TestHub};
 use serde_json::{Value, json};
 
 const SENTINEL: &str = "TOP-SECRET-SENTINEL-4711";
@@ -14,7 +14,7 @@ const OIDC_CLIENT: &str = "faros";
 
 struct Fixture {
     hub: TestHub,
-    _files: tempdir::Dir,
+    _files: TestDir,
     oidc_key: EcKey,
     /// Logical cluster of root:ws-a.
     cluster_a: String,
@@ -28,30 +28,14 @@ struct Fixture {
     vault_token: String,
 }
 
-mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new() -> Dir {
-            let dir = std::env::temp_dir().join(format!("faros-auth-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&dir).unwrap();
-            Dir(dir)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 async fn setup() -> Fixture {
-    let files = tempdir::Dir::new();
+    let files = TestDir::new("auth");
     let oidc_key = EcKey::generate("sso-key-1");
-    let jwks = files.0.join("jwks.json");
+    let jwks = files.join("jwks.json");
     std::fs::write(&jwks, json!({"keys": [oidc_key.jwk()]}).to_string()).unwrap();
-    let tokens = files.0.join("tokens.csv");
+    let tokens = files.join("tokens.csv");
     std::fs::write(&tokens, "static-alice-token,alice,1001,\"team,ops\"\n").unwrap();
-    let audit = files.0.join("audit.log");
+    let audit = files.join("audit.log");
     let hub = TestHub::start_with_args(
         HUB,
         true,
@@ -523,7 +507,7 @@ async fn bad_credentials_get_nothing() {
 
     // Audit: every one of those requests is a line, none carries the secret.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let log = std::fs::read_to_string(f._files.0.join("audit.log")).unwrap();
+    let log = std::fs::read_to_string(f._files.join("audit.log")).unwrap();
     assert!(
         !log.contains(SENTINEL) && !log.contains(&b64(SENTINEL)),
         "the audit log holds secret data"

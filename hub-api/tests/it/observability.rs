@@ -11,41 +11,25 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::auth_support::*;
-use crate::common::{HUB, TestHub, eventually, ready_workspace};
+use crate::common::{HUB, TestDir, TestHub, eventually, ready_workspace};
 use faros_testkit::prometheus::{Prometheus, Target};
-
-/// A test's directory (its token file, and the data of a hub it runs itself): removed when
-/// the test passes, kept for a post-mortem when it fails.
-struct Files(PathBuf);
-
-impl std::ops::Deref for Files {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("test files kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
 
 /// A monitoring system's token, an ordinary user's and an administrator's.
 const TOKENS: &str = "monitor-token,prometheus,2001,system:monitoring\n\
                       alice-token,alice,2002,\n\
                       ops-token,ops,2003,system:masters\n";
 
-fn files(name: &str) -> Files {
-    let dir = std::env::temp_dir().join(format!("faros-{name}-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn files(name: &str) -> TestDir {
+    let dir = TestDir::new(name);
     std::fs::write(dir.join("tokens.csv"), TOKENS).unwrap();
-    Files(dir)
+    dir
+}
+
+/// Checks that the metrics `text` has each of `lines`, exactly.
+fn assert_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(text.lines().any(|l| l == *line), "no {line:?} in:\n{text}");
+    }
 }
 
 fn hub_with_tokens(dir: &Path) -> TestHub {
@@ -90,14 +74,15 @@ async fn prometheus_scrapes_request_rates() {
     let out = kubectl_stdin(&edge, &["create", "-f", "-"], agent);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = kubectl_ok(&monitor, &["get", "--raw", "/metrics"]);
-    for line in [
-        "faros_agents{ready=\"Unknown\"} 1",
-        "faros_agents{ready=\"True\"} 0",
-        "faros_workspaces 3",
-        "apiserver_storage_objects{resource=\"agents.edge.faros.sh\"} 1",
-    ] {
-        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
-    }
+    assert_lines(
+        &text,
+        &[
+            "faros_agents{ready=\"Unknown\"} 1",
+            "faros_agents{ready=\"True\"} 0",
+            "faros_workspaces 3",
+            "apiserver_storage_objects{resource=\"agents.edge.faros.sh\"} 1",
+        ],
+    );
     // A scrape reads again only the Agents written since the last one: a new status is
     // counted, and a deleted Agent is no longer.
     let stopped = r#"{"status":{"conditions":[{"type":"Ready","status":"False","reason":"AgentStopped","message":"stopped","lastTransitionTime":"2026-12-06T00:00:00Z"}]}}"#;
@@ -116,18 +101,20 @@ async fn prometheus_scrapes_request_rates() {
         ],
     );
     let text = kubectl_ok(&monitor, &["get", "--raw", "/metrics"]);
-    for line in ["faros_agents{ready=\"False\"} 1", "faros_agents{ready=\"Unknown\"} 0"] {
-        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
-    }
+    assert_lines(
+        &text,
+        &["faros_agents{ready=\"False\"} 1", "faros_agents{ready=\"Unknown\"} 0"],
+    );
     kubectl_ok(&edge, &["delete", "agent", "a1", "-n", "default"]);
     let text = kubectl_ok(&monitor, &["get", "--raw", "/metrics"]);
-    for line in [
-        "faros_agents{ready=\"False\"} 0",
-        "faros_agents{ready=\"Unknown\"} 0",
-        "faros_agents{ready=\"True\"} 0",
-    ] {
-        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
-    }
+    assert_lines(
+        &text,
+        &[
+            "faros_agents{ready=\"False\"} 0",
+            "faros_agents{ready=\"Unknown\"} 0",
+            "faros_agents{ready=\"True\"} 0",
+        ],
+    );
     // Nothing about one workspace: its metrics are the hub's, not a tenant's.
     let admin = hub.client().await;
     let (status, _) = send(&admin, "GET", "/clusters/root/metrics", None).await;

@@ -117,11 +117,17 @@ pub(crate) async fn run(clusters: Clusters, grace: Duration) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        futures::stream::iter(stale_agents(&state, grace, Instant::now()))
-            .for_each_concurrent(MARKS_AT_ONCE, |(key, rv, conditions)| {
-                mark_unknown(&clusters, key, rv, conditions)
-            })
+        let stale = stale_agents(&state, grace, Instant::now());
+        if stale.is_empty() {
+            continue;
+        }
+        let marked: Vec<Key> = futures::stream::iter(stale)
+            .map(|(key, rv, conditions)| mark_unknown(&clusters, key, rv, conditions))
+            .buffer_unordered(MARKS_AT_ONCE)
+            .filter_map(std::future::ready)
+            .collect()
             .await;
+        mark_placements_unknown(&clusters, marked).await;
     }
 }
 
@@ -164,69 +170,101 @@ fn stale_agents(state: &Mutex<Observed>, grace: Duration, now: Instant) -> Vec<(
     out
 }
 
-async fn mark_unknown(clusters: &Clusters, key: Key, resource_version: String, mut list: Vec<Condition>) {
-    let (cluster, namespace, name) = key;
+/// Marks one agent `Ready=Unknown`; returns it if it was marked.
+async fn mark_unknown(
+    clusters: &Clusters,
+    key: Key,
+    resource_version: String,
+    mut list: Vec<Condition>,
+) -> Option<Key> {
+    let (cluster, namespace, name) = &key;
     let message = "the agent stopped posting heartbeats".to_string();
     conditions::set_condition(
         &mut list,
         Condition::unknown(reasons::READY, reasons::AGENT_STATUS_UNKNOWN, &message),
         &now_rfc3339(),
     );
-    let api: Api<Agent> = Api::namespaced(clusters.cluster(&cluster), &namespace);
+    let api: Api<Agent> = Api::namespaced(clusters.cluster(cluster), namespace);
     // Preconditioned on what was judged: an agent that just reported wins the race.
     let patch = json!({"metadata": {"resourceVersion": resource_version}, "status": {"conditions": list}});
     match api
-        .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
     {
         Ok(_) => {
             tracing::info!(%cluster, %namespace, agent = %name, "agent stopped heartbeating; Ready=Unknown");
-            mark_placements_unknown(clusters.cluster(&cluster), &namespace, &name).await;
+            Some(key)
         }
-        Err(e) if is_conflict(&e) || is_not_found(&e) => {}
-        Err(e) => tracing::warn!(%cluster, %namespace, agent = %name, error = %e, "marking agent Unknown failed"),
+        Err(e) if is_conflict(&e) || is_not_found(&e) => None,
+        Err(e) => {
+            tracing::warn!(%cluster, %namespace, agent = %name, error = %e, "marking agent Unknown failed");
+            None
+        }
     }
 }
 
-/// What an agent that stopped reporting last said of its placements may no longer hold:
-/// they are `Unknown` until it reports again (as a node's pods turn not-ready). Finished
-/// placements keep their outcome.
-async fn mark_placements_unknown(client: kube::Client, namespace: &str, agent: &str) {
-    let api: Api<Placement> = Api::namespaced(client, namespace);
-    let selected = ListParams::default().labels(&format!("{AGENT_LABEL}={agent}"));
-    let placements = match api.list(&selected).await {
-        Ok(list) => list.items,
-        Err(e) => {
-            tracing::warn!(%namespace, %agent, error = %e, "listing the placements of an unknown agent failed");
-            return;
-        }
-    };
-    for placement in placements {
-        let status = placement.status.clone().unwrap_or_default();
-        if matches!(
-            status.phase,
-            PlacementPhase::Unknown | PlacementPhase::Succeeded | PlacementPhase::Failed
-        ) {
-            continue;
-        }
-        let patch = json!({
-            "metadata": {"resourceVersion": placement.resource_version()},
-            "status": {
-                "phase": PlacementPhase::Unknown,
-                "ready": false,
-                "reason": reasons::AGENT_STATUS_UNKNOWN,
-                "message": format!("agent {agent} stopped posting heartbeats; last reported {:?}", status.phase),
-            },
-        });
-        let name = placement.name_any();
-        if let Err(e) = api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-            && !is_conflict(&e)
-            && !is_not_found(&e)
-        {
-            tracing::warn!(%namespace, placement = %name, error = %e, "marking a placement Unknown failed");
-        }
+/// Agents whose placements one list reads (`edge.faros.sh/agent in (...)`): a site gone dark
+/// costs a list per hundred agents, not one per agent.
+const AGENTS_PER_LIST: usize = 100;
+
+/// What agents that stopped reporting last said of their placements may no longer hold:
+/// they are `Unknown` until their agent reports again (as a node's pods turn not-ready).
+/// Finished placements keep their outcome.
+async fn mark_placements_unknown(clusters: &Clusters, agents: Vec<Key>) {
+    let mut by_namespace: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for (cluster, namespace, name) in agents {
+        by_namespace.entry((cluster, namespace)).or_default().push(name);
+    }
+    let lists = by_namespace.into_iter().flat_map(|((cluster, namespace), mut names)| {
+        names.sort();
+        names
+            .chunks(AGENTS_PER_LIST)
+            .map(|chunk| (cluster.clone(), namespace.clone(), chunk.join(",")))
+            .collect::<Vec<_>>()
+    });
+    for (cluster, namespace, names) in lists {
+        let api: Api<Placement> = Api::namespaced(clusters.cluster(&cluster), &namespace);
+        let selected = ListParams::default().labels(&format!("{AGENT_LABEL} in ({names})"));
+        let placements = match api.list(&selected).await {
+            Ok(list) => list.items,
+            Err(e) => {
+                tracing::warn!(%cluster, %namespace, agents = %names, error = %e, "listing the placements of unknown agents failed");
+                continue;
+            }
+        };
+        futures::stream::iter(placements)
+            .for_each_concurrent(MARKS_AT_ONCE, |placement| mark_placement_unknown(&api, placement))
+            .await;
+    }
+}
+
+async fn mark_placement_unknown(api: &Api<Placement>, placement: Placement) {
+    let status = placement.status.clone().unwrap_or_default();
+    if matches!(
+        status.phase,
+        PlacementPhase::Unknown | PlacementPhase::Succeeded | PlacementPhase::Failed
+    ) {
+        return;
+    }
+    let agent = placement.labels().get(AGENT_LABEL).cloned().unwrap_or_default();
+    let patch = json!({
+        "metadata": {"resourceVersion": placement.resource_version()},
+        "status": {
+            "phase": PlacementPhase::Unknown,
+            "ready": false,
+            "reason": reasons::AGENT_STATUS_UNKNOWN,
+            "message": format!("agent {agent} stopped posting heartbeats; last reported {:?}", status.phase),
+        },
+    });
+    let name = placement.name_any();
+    if let Err(e) = api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        && !is_conflict(&e)
+        && !is_not_found(&e)
+    {
+        let namespace = placement.namespace().unwrap_or_default();
+        tracing::warn!(%namespace, placement = %name, error = %e, "marking a placement Unknown failed");
     }
 }
 

@@ -236,6 +236,7 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         },
         health: health.clone(),
         metrics: metrics.clone(),
+        paths: Default::default(),
     });
     if let Some(relay) = &hub.relay {
         tracing::info!(replica = %relay.replica, "relaying device requests between replicas");

@@ -53,6 +53,7 @@ impl InProcessHub {
             relay: None,
             health: Arc::new(health),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            paths: Default::default(),
         });
         crate::bootstrap::run(&hub, TEST_CA).await.expect("bootstrap");
         InProcessHub {

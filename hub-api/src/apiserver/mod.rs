@@ -59,6 +59,8 @@ pub struct Hub {
     pub(crate) health: Arc<crate::health::Health>,
     /// What `/metrics` reports.
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Workspace paths requests named before.
+    pub(crate) paths: tenancy::ResolvedPaths,
 }
 
 /// How long a request that arrives while the hub starts waits for it before it is told to
@@ -316,7 +318,7 @@ fn resolve_cluster(hub: &Hub, user: &User, target: &ClusterTarget) -> ApiResult<
         ClusterTarget::Wildcard if user.is_master() => Ok(ClusterScope::All),
         ClusterTarget::Wildcard => Err(denied()),
         ClusterTarget::Path(path) => {
-            let cluster = tenancy::resolve(&hub.cache, path).ok_or_else(denied)?;
+            let cluster = hub.paths.resolve(&hub.cache, path).ok_or_else(denied)?;
             if hub.authorizer.may_enter(user, &cluster.name) {
                 Ok(ClusterScope::One(cluster))
             } else {

@@ -206,6 +206,8 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
         tokio::pin!(deadline);
         let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
         ticker.tick().await;
+        // Built once: every event of the feed is tested against it.
+        let bindings = bindings_prefix();
         loop {
             tokio::select! {
                 _ = &mut deadline => return,
@@ -231,7 +233,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                             continue;
                         }
                         if let Some(access) = &access
-                            && event.object.key.starts_with(bindings_prefix().as_str())
+                            && event.object.key.starts_with(bindings.as_str())
                         {
                             last_revision = event.revision;
                             match follow_binding(&cache, access, &mut follow, &prefix, &event, &mut encoder, &filter) {

@@ -11,6 +11,7 @@
 //! own hub process, killed with the test.
 
 pub mod etcd;
+mod files;
 pub mod haproxy;
 pub mod http;
 #[cfg(feature = "hub")]
@@ -22,6 +23,7 @@ pub mod relay;
 #[cfg(feature = "hub")]
 pub mod tls;
 
+pub use files::TestDir;
 #[cfg(feature = "hub")]
 pub use hub::{Hub, Launcher};
 pub use kubectl::eventually;

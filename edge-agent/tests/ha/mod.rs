@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faros_api::edge::Agent;
+use faros_testkit::TestDir;
 use faros_testkit::etcd::Etcd;
 use faros_testkit::haproxy::Haproxy;
 use faros_testkit::kubectl::{BASELINE, Watch};
@@ -24,8 +25,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, PostParams};
 
 use super::{
-    AGENT, AgentProcess, Hub, KillOnDrop, create, devices_workspace, eventually, kubectl, kubectl_ok, nanos,
-    wait_exists,
+    AGENT, AgentProcess, Hub, KillOnDrop, create, devices_workspace, eventually, kubectl, kubectl_ok, wait_exists,
 };
 
 /// Short leader election, so that a handover takes seconds.
@@ -259,8 +259,8 @@ fn agent_lease_renewed(lease: &Lease) -> Option<String> {
 fn replicas_behind_haproxy_ride_through_an_etcd_member_and_a_replica_dying() {
     let began = Instant::now();
     let mut etcd = Etcd::start_cluster(3);
-    let files = TestDir::new();
-    let dir = &files.0;
+    let files = TestDir::new("ha");
+    let dir: &Path = &files;
     let pki = dir.join("pki");
     faros_testkit::init_pki(&pki, &["127.0.0.1"]);
     let storage = etcd.hub_args("/ha", Some(&pki));
@@ -642,28 +642,6 @@ fn replicas_behind_haproxy_ride_through_an_etcd_member_and_a_replica_dying() {
         replica_errors.len(),
         began.elapsed()
     );
-}
-
-/// The test's own files (PKI, agents' state and logs): removed when it passes, kept when it
-/// fails.
-struct TestDir(std::path::PathBuf);
-
-impl TestDir {
-    fn new() -> TestDir {
-        let dir = std::env::temp_dir().join(format!("faros-ha-{}-{}", std::process::id(), nanos()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TestDir(dir)
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("the test's files are kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// Whether there are `count` agents and every one says Ready=True and Connected=True.

@@ -98,6 +98,7 @@ pub(crate) struct Metrics {
     requests: Family<CodeLabels, Counter>,
     request_durations: HistogramFamily<RequestLabels>,
     inflight: Family<KindLabels, Gauge>,
+    dropped: Family<KindLabels, Counter>,
     longrunning: Family<RequestLabels, Gauge>,
     storage_objects: Family<ResourceLabels, Gauge>,
     commit_durations: Histogram,
@@ -160,6 +161,12 @@ impl Metrics {
             "apiserver_current_inflight_requests",
             "Requests being processed now, readOnly or mutating (open watches and sessions are not counted)",
             inflight.clone(),
+        );
+        let dropped = Family::default();
+        registry.register(
+            "apiserver_dropped_requests",
+            "Requests refused with 429 because as many of their kind, readOnly or mutating, were being processed",
+            dropped.clone(),
         );
         let longrunning = Family::default();
         registry.register(
@@ -251,6 +258,7 @@ impl Metrics {
             requests,
             request_durations,
             inflight,
+            dropped,
             longrunning,
             storage_objects,
             commit_durations,
@@ -267,12 +275,17 @@ impl Metrics {
 
     /// Counts a request in flight until the returned guard drops.
     pub(crate) fn in_flight(&self, method: &Method) -> GaugeGuard {
-        let request_kind = if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            "readOnly"
-        } else {
-            "mutating"
-        };
+        let request_kind = crate::apiserver::inflight::RequestKind::of(method).as_str();
         GaugeGuard::inc(self.inflight.get_or_create_owned(&KindLabels { request_kind }))
+    }
+
+    /// Counts a request refused because `kind`'s cap was reached.
+    pub(crate) fn dropped(&self, kind: crate::apiserver::inflight::RequestKind) {
+        self.dropped
+            .get_or_create(&KindLabels {
+                request_kind: kind.as_str(),
+            })
+            .inc();
     }
 
     /// Records a request whose response begins now; for a watch or session, returns a guard

@@ -75,6 +75,15 @@ pub struct StartOptions {
     /// balancers stop sending it requests before it stops listening.
     #[arg(long, default_value = "0s", value_parser = faros_machinery::duration::parse)]
     pub shutdown_delay_duration: Duration,
+    /// How many reading requests (GET, LIST) the hub serves at once; beyond it they are
+    /// answered 429 with `Retry-After` (0: no cap). Watches, streams to devices and
+    /// `system:masters` are not counted.
+    #[arg(long, default_value_t = 400)]
+    pub max_requests_inflight: usize,
+    /// How many writing requests (POST, PUT, PATCH, DELETE) the hub serves at once; beyond it
+    /// they are answered 429 with `Retry-After` (0: no cap).
+    #[arg(long, default_value_t = 200)]
+    pub max_mutating_requests_inflight: usize,
     #[command(flatten)]
     pub auth: crate::auth::AuthOptions,
     #[command(flatten)]
@@ -237,6 +246,10 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         health: health.clone(),
         metrics: metrics.clone(),
         paths: Default::default(),
+        inflight: apiserver::inflight::InflightLimits::new(
+            opts.max_requests_inflight,
+            opts.max_mutating_requests_inflight,
+        ),
     });
     if let Some(relay) = &hub.relay {
         tracing::info!(replica = %relay.replica, "relaying device requests between replicas");

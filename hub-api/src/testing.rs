@@ -54,6 +54,7 @@ impl InProcessHub {
             health: Arc::new(health),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             paths: Default::default(),
+            inflight: crate::apiserver::inflight::InflightLimits::new(0, 0),
         });
         crate::bootstrap::run(&hub, TEST_CA).await.expect("bootstrap");
         InProcessHub {

@@ -7,6 +7,7 @@ pub(crate) mod connected;
 mod device;
 pub mod discovery;
 mod gc_support;
+pub(crate) mod inflight;
 pub(crate) mod join;
 pub mod managed_fields;
 pub mod openapi;
@@ -61,6 +62,8 @@ pub struct Hub {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Workspace paths requests named before.
     pub(crate) paths: tenancy::ResolvedPaths,
+    /// The caps on requests served at once.
+    pub(crate) inflight: inflight::InflightLimits,
 }
 
 /// How long a request that arrives while the hub starts waits for it before it is told to
@@ -352,6 +355,10 @@ async fn route(
     // Request info: what is asked of which workspace.
     let query = query::Query::parse(parts.uri.query())?;
     let info = request::parse(&parts.method, parts.uri.path(), query.watch)?;
+    let _counted = hub.inflight.admit(&parts.method, &info.target, &user).map_err(|kind| {
+        hub.metrics.dropped(kind);
+        inflight::too_many_requests()
+    })?;
     join::refuse_expired_registration(&hub, &user)?;
     if !user.is_master() {
         // RBAC changes acknowledged before this request arrived are in force for it.

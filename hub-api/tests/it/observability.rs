@@ -361,6 +361,44 @@ fn connect(port: u16, ca_pem: &str) -> std::io::Result<Tls> {
     Ok(rustls::StreamOwned::new(connection, tcp))
 }
 
+/// A ConfigMap POSTed over HTTP/1.1 with half its body sent: the request stays in flight
+/// until [`HalfSent::finish`].
+struct HalfSent {
+    tls: Tls,
+    rest: String,
+}
+
+impl HalfSent {
+    fn configmap(port: u16, ca_pem: &str, name: &str, token: &str) -> HalfSent {
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+            "data": {"k": "v".repeat(2000)}})
+        .to_string();
+        let (first, rest) = body.split_at(body.len() / 2);
+        let mut tls = connect(port, ca_pem).unwrap();
+        write!(
+            tls,
+            "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Authorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+            body.len()
+        )
+        .unwrap();
+        tls.flush().unwrap();
+        HalfSent {
+            tls,
+            rest: rest.to_string(),
+        }
+    }
+
+    /// Sends the rest; the start of the status line answered (`HTTP/1.1 201`).
+    fn finish(mut self) -> String {
+        self.tls.write_all(self.rest.as_bytes()).unwrap();
+        self.tls.flush().unwrap();
+        let mut head = [0u8; 12];
+        self.tls.read_exact(&mut head).unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    }
+}
+
 /// The status code of `GET path` on a new connection (None when none can be made).
 fn status_of(port: u16, ca_pem: &str, path: &str) -> Option<u16> {
     let mut tls = connect(port, ca_pem).ok()?;
@@ -378,6 +416,153 @@ fn ca_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("pki").join("ca.crt")).expect("the hub's CA")
 }
 
+/// A raw request on a connection of its own: the status line's code, the `Retry-After`
+/// header and the body (the connection closes after it).
+fn raw_request(
+    port: u16,
+    ca_pem: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, Option<String>, String) {
+    let mut tls = connect(port, ca_pem).unwrap();
+    write!(
+        tls,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = tls.read_to_string(&mut response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let retry_after = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("retry-after:")
+            .map(|v| v.trim().to_string())
+    });
+    (code, retry_after, body.to_string())
+}
+
+/// `--max-mutating-requests-inflight`: while as many writes as allowed are being served,
+/// another is refused at once with 429, `Retry-After` and a `TooManyRequests` Status, and
+/// counted in `/metrics`; reads, and `system:masters`, are not held back; and kubectl, told
+/// to come back, does so and succeeds once a place is free.
+#[test]
+fn a_full_hub_answers_429_and_clients_come_back() {
+    let dir = files("inflight");
+    let hub = HubProcess::start(&dir, &["--max-mutating-requests-inflight", "1"]);
+    let ca = ca_of(&dir);
+    let admin = dir.join("admin.kubeconfig");
+    let role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: configmaps\n  namespace: default\n\
+                rules:\n- apiGroups: ['']\n  resources: [configmaps]\n  verbs: [get, list, watch, create]\n";
+    kubectl_stdin_ok(&admin, &["apply", "-f", "-"], role);
+    kubectl_ok(
+        &admin,
+        &[
+            "create",
+            "rolebinding",
+            "alice",
+            "-n",
+            "default",
+            "--role=configmaps",
+            "--user=alice",
+        ],
+    );
+    let alice = {
+        let server = format!("https://127.0.0.1:{}", hub.port);
+        let path = dir.join("alice.kubeconfig");
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: hub\n  cluster:\n    server: {server}\n    \
+             certificate-authority: {}\nusers:\n- name: alice\n  user:\n    token: alice-token\n\
+             contexts:\n- name: alice\n  context: {{cluster: hub, user: alice}}\ncurrent-context: alice\n",
+            dir.join("pki").join("ca.crt").display()
+        );
+        std::fs::write(&path, kubeconfig).unwrap();
+        path
+    };
+
+    // Alice's ConfigMap, half sent: its request holds the one place for writes until the rest
+    // of the body arrives.
+    let slow = HalfSent::configmap(hub.port, &ca, "slow", "alice-token");
+
+    // Another write of hers (a review, which stores nothing) is refused once that one holds
+    // the place, at once, with a Status saying when to come back.
+    let review = r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"resourceAttributes":{"verb":"get","resource":"configmaps"}}}"#;
+    let mut refused = None;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let answer = raw_request(
+                hub.port,
+                &ca,
+                "POST",
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                "alice-token",
+                review,
+            );
+            let full = answer.0 == 429;
+            refused = Some(answer);
+            full
+        }),
+        "no write was refused while the only place was held: {refused:?}"
+    );
+    let (_, retry_after, status) = refused.unwrap();
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "TooManyRequests");
+    assert_eq!(status["code"], 429);
+    assert_eq!(status["details"]["retryAfterSeconds"], 1);
+
+    // Reads have their own cap, and an administrator is never held back.
+    assert!(kubectl_ok(&alice, &["get", "configmaps", "-n", "default", "-o", "name"]).is_empty());
+    kubectl_ok(
+        &admin,
+        &["create", "configmap", "by-admin", "-n", "default", "--from-literal=k=v"],
+    );
+
+    // kubectl, refused, waits as told and tries again; it succeeds once the slow write ends.
+    let kubectl = Command::new(crate::common::kubectl_binary("1.32"))
+        .args(["--kubeconfig"])
+        .arg(&alice)
+        .args([
+            "create",
+            "configmap",
+            "by-alice",
+            "-n",
+            "default",
+            "--from-literal=k=v",
+            "-v=6",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(slow.finish(), "HTTP/1.1 201");
+    let out = kubectl.wait_with_output().unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "kubectl gave up:\n{log}");
+    assert!(log.contains(" 429 "), "kubectl was never refused:\n{log}");
+    let names = kubectl_ok(&admin, &["get", "configmaps", "-n", "default", "-o", "name"]);
+    for name in ["slow", "by-admin", "by-alice"] {
+        assert!(names.contains(&format!("configmap/{name}")), "{names}");
+    }
+
+    let metrics = kubectl_ok(&admin, &["get", "--raw", "/metrics"]);
+    let dropped = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("apiserver_dropped_requests_total{request_kind=\"mutating\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(dropped.is_some_and(|n| n >= 2), "{metrics}");
+    assert!(
+        !metrics.contains("apiserver_dropped_requests_total{request_kind=\"readOnly\"}"),
+        "a read was refused"
+    );
+}
+
 /// SIGTERM: `/readyz` fails at once while the hub still serves (for the shutdown delay),
 /// a request in flight finishes after the listener closed, and the log of it all has no
 /// warning or error, every line of it JSON.
@@ -390,19 +575,7 @@ fn clean_shutdown_with_json_logs() {
     assert_eq!(status_of(hub.port, &ca, "/readyz"), Some(200));
 
     // A ConfigMap whose body is still on its way when the signal comes.
-    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"},
-        "data": {"k": "v".repeat(2000)}})
-    .to_string();
-    let (first, rest) = body.split_at(body.len() / 2);
-    let mut in_flight = connect(hub.port, &ca).unwrap();
-    write!(
-        in_flight,
-        "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-         Authorization: Bearer ops-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
-        body.len()
-    )
-    .unwrap();
-    in_flight.flush().unwrap();
+    let in_flight = HalfSent::configmap(hub.port, &ca, "late", "ops-token");
 
     hub.sigterm();
     assert!(
@@ -421,11 +594,7 @@ fn clean_shutdown_with_json_logs() {
         "the listener stayed open"
     );
     // ...and the request in flight still completes.
-    in_flight.write_all(rest.as_bytes()).unwrap();
-    in_flight.flush().unwrap();
-    let mut head = [0u8; 12];
-    in_flight.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"HTTP/1.1 201", "{}", String::from_utf8_lossy(&head));
+    assert_eq!(in_flight.finish(), "HTTP/1.1 201");
     assert_eq!(hub.wait(), Some(0));
 
     let log = hub.log_text();

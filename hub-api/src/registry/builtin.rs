@@ -494,6 +494,7 @@ pub fn kinds() -> Vec<Arc<ResourceKind>> {
         .short_names(&["crd", "crds"])
         .subresource(Subresource::STATUS)
         .columns(created_at())
+        .tracks_generation()
         .strategy(Arc::new(super::crd::CrdStrategy))
         .build(),
         // Reviews: answered from the requester's own identity and permissions, never stored.

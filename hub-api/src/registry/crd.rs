@@ -83,6 +83,7 @@ impl CrdKinds {
                 // Custom resource names are DNS subdomains, as in kube-apiserver.
                 name_rule: NameRule::Dns1123Subdomain,
                 allow_unconditional_update: false,
+                tracks_generation: true,
                 schema,
                 strategy: Arc::new(NoHooks),
                 crd_selectable_fields: version["selectableFields"]

@@ -121,6 +121,10 @@ pub struct ResourceKind {
     pub name_rule: NameRule,
     /// Whether PUT without `metadata.resourceVersion` is allowed.
     pub allow_unconditional_update: bool,
+    /// Whether `metadata.generation` counts the changes to the object's spec, as it does for
+    /// custom resources and CRDs. Kubernetes' ConfigMaps, Leases, Namespaces, RBAC and the
+    /// other built-in kinds served here have none.
+    pub tracks_generation: bool,
     /// Validation schema for custom resources (and the published OpenAPI).
     pub schema: Option<Arc<StructuralSchema>>,
     pub strategy: Arc<dyn Strategy>,
@@ -228,6 +232,7 @@ impl ResourceKind {
             builtin: true,
             name_rule: NameRule::Dns1123Subdomain,
             allow_unconditional_update: true,
+            tracks_generation: false,
             schema: None,
             strategy: Arc::new(NoHooks),
             crd_selectable_fields: Vec::new(),
@@ -323,6 +328,12 @@ impl KindBuilder {
 
     pub fn names(mut self, rule: NameRule) -> Self {
         self.0.name_rule = rule;
+        self
+    }
+
+    /// `metadata.generation` counts spec changes (see [`ResourceKind::tracks_generation`]).
+    pub fn tracks_generation(mut self) -> Self {
+        self.0.tracks_generation = true;
         self
     }
 

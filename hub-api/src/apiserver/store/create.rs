@@ -86,7 +86,9 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<(Value, Vec<Strin
     }
     meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
     meta.insert("creationTimestamp".into(), faros_api::meta::now_rfc3339().into());
-    meta.insert("generation".into(), 1.into());
+    if ctx.kind.tracks_generation {
+        meta.insert("generation".into(), 1.into());
+    }
     if ctx.kind.has_status() && !ctx.kind.builtin {
         // Status is written through the subresource only.
         if let Some(map) = obj.as_object_mut() {

@@ -160,8 +160,10 @@ pub(super) async fn delete_one(
         if !already_deleting {
             meta.insert("deletionTimestamp".into(), faros_api::meta::now_rfc3339().into());
             meta.insert("deletionGracePeriodSeconds".into(), 0.into());
-            let generation = meta.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
-            meta.insert("generation".into(), generation.into());
+            // Controllers of an object being deleted see a new generation, if it has one.
+            if let Some(generation) = meta.get("generation").and_then(Value::as_i64).filter(|g| *g > 0) {
+                meta.insert("generation".into(), (generation + 1).into());
+            }
             changed = true;
         }
         meta.insert("finalizers".into(), json!(finalizers));

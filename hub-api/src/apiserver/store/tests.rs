@@ -167,3 +167,52 @@ fn objects_are_stored_without_their_resource_version_and_otherwise_unchanged() {
         assert_eq!(super::encode_for_storage(&other), serde_json::to_vec(&other).unwrap());
     }
 }
+
+/// As in Kubernetes, `metadata.generation` belongs to custom resources and CRDs: a
+/// ConfigMap or a Lease gets none, whatever is written (a Lease renewal is no new
+/// generation), and marking one for deletion gives it none either; a client's own value is
+/// kept as given and cannot be changed by an update.
+#[tokio::test]
+async fn only_kinds_that_track_a_generation_have_one() {
+    let hub = InProcessHub::start().await;
+    let (code, created) = hub.admin(Method::POST, CONFIGMAPS, Some(configmap("g", "1"))).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert!(created["metadata"].get("generation").is_none(), "{created}");
+    let mut changed = created.clone();
+    changed["data"]["k"] = "2".into();
+    changed["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    let (code, updated) = hub.admin(Method::PUT, &format!("{CONFIGMAPS}/g"), Some(changed)).await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    assert!(updated["metadata"].get("generation").is_none(), "{updated}");
+    let (code, marked) = hub.admin(Method::DELETE, &format!("{CONFIGMAPS}/g"), None).await;
+    assert_eq!(code, StatusCode::OK, "{marked}");
+    assert!(marked["metadata"]["deletionTimestamp"].is_string(), "{marked}");
+    assert!(marked["metadata"].get("generation").is_none(), "{marked}");
+
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"},
+        "spec": {"holderIdentity": "a", "leaseDurationSeconds": 40, "renewTime": "2026-12-06T10:00:00.000000Z"}});
+    let (code, created) = hub.admin(Method::POST, leases, Some(lease)).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let mut renewed = created.clone();
+    renewed["spec"]["renewTime"] = "2026-12-06T10:00:10.000000Z".into();
+    let (code, renewed) = hub.admin(Method::PUT, &format!("{leases}/l"), Some(renewed)).await;
+    assert_eq!(code, StatusCode::OK, "{renewed}");
+    assert_eq!(renewed["spec"]["renewTime"], "2026-12-06T10:00:10.000000Z");
+    assert!(renewed["metadata"].get("generation").is_none(), "{renewed}");
+
+    // A generation a client gives stays as given.
+    let mut given = configmap("given", "1");
+    given["metadata"]["generation"] = 7.into();
+    let (code, created) = hub.admin(Method::POST, CONFIGMAPS, Some(given)).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(created["metadata"]["generation"], 7);
+    let mut changed = created.clone();
+    changed["metadata"]["generation"] = 9.into();
+    changed["data"]["k"] = "2".into();
+    let (code, updated) = hub
+        .admin(Method::PUT, &format!("{CONFIGMAPS}/given"), Some(changed))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    assert_eq!(updated["metadata"]["generation"], 7);
+}

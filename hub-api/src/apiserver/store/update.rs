@@ -121,7 +121,7 @@ pub(super) async fn write_update(
         meta.remove("selfLink");
     }
     stamp_cluster(ctx.one_cluster()?, &mut new);
-    if subresource.is_none() && object::spec_changed(&new, old, ctx.kind.has_status()) {
+    if ctx.kind.tracks_generation && subresource.is_none() && object::spec_changed(&new, old, ctx.kind.has_status()) {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         object::meta_mut(&mut new).insert("generation".into(), generation.into());
     }

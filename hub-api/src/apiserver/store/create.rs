@@ -27,7 +27,7 @@ pub(super) async fn create(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
         .cache
         .write(WriteOp::Create {
             key,
-            value: encode_for_storage(&ctx.to_stored(&obj)),
+            value: encode_for_storage(&ctx.to_stored(&obj), 1024),
         })
         .await
         .map_err(|e| storage_error(ctx, &name, e))?;

@@ -120,7 +120,8 @@ impl WriteError {
 pub(super) async fn replace(ctx: &Ctx, current: &Object, mut obj: Value) -> Result<Value, WriteError> {
     let op = WriteOp::Update {
         key: current.key.to_string(),
-        value: encode_for_storage(&obj),
+        // Room for the object as it was and a little growth.
+        value: encode_for_storage(&obj, current.json().len() + 256),
         expected: current.mod_revision,
     };
     let outcome = ctx
@@ -286,10 +287,13 @@ pub(super) async fn read_object(ctx: &Ctx, body: axum::body::Body) -> ApiResult<
 
 /// The object's JSON as stored: without `metadata.resourceVersion`, which the cache splices
 /// back in. Written straight from the object, not from a copy of it: every write (each
-/// heartbeat) comes through here.
-pub(super) fn encode_for_storage(obj: &Value) -> Bytes {
+/// heartbeat) comes through here, into a buffer of `size_hint` bytes (the size the object
+/// had, when it is replaced) rather than one grown a doubling at a time.
+pub(super) fn encode_for_storage(obj: &Value, size_hint: usize) -> Bytes {
+    let mut out = Vec::with_capacity(size_hint);
     // Serialising a Value into a Vec cannot fail.
-    Bytes::from(serde_json::to_vec(&WithoutRevision(obj)).unwrap_or_default())
+    let _ = serde_json::to_writer(&mut out, &WithoutRevision(obj));
+    Bytes::from(out)
 }
 
 /// An object serialised as it is, except for `metadata.resourceVersion`.

@@ -161,10 +161,16 @@ fn objects_are_stored_without_their_resource_version_and_otherwise_unchanged() {
     });
     let mut expected = obj.clone();
     expected["metadata"].as_object_mut().unwrap().remove("resourceVersion");
-    assert_eq!(super::encode_for_storage(&obj), serde_json::to_vec(&expected).unwrap());
+    assert_eq!(
+        super::encode_for_storage(&obj, 0),
+        serde_json::to_vec(&expected).unwrap()
+    );
     // Anything that is not an object, or has no metadata object, is written as it is.
     for other in [serde_json::json!([1]), serde_json::json!({"metadata": "x"})] {
-        assert_eq!(super::encode_for_storage(&other), serde_json::to_vec(&other).unwrap());
+        assert_eq!(
+            super::encode_for_storage(&other, 0),
+            serde_json::to_vec(&other).unwrap()
+        );
     }
 }
 

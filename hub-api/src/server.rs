@@ -18,6 +18,9 @@ use crate::auth::PeerIdentity;
 
 /// How long in-flight requests may take to finish once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Streams one HTTP/2 connection may have open at once (hyper's default, said here because
+/// the reset bound below follows it).
+const MAX_CONCURRENT_STREAMS: u32 = 200;
 
 /// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -28,7 +31,17 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        // One HTTP/2 connection may carry many clients' requests (client-go shares one per
+        // host; a proxy or the agent simulator carries a whole fleet's). h2 closes the
+        // connection, failing every request on it, once 20 streams the hub had not taken up
+        // yet were reset by the client: under load, ordinary client timeouts. The bound stays,
+        // at as many streams as the connection may have open.
+        .max_pending_accept_reset_streams(MAX_CONCURRENT_STREAMS as usize);
+    let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

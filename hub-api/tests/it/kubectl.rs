@@ -210,6 +210,13 @@ fn everyday_commands(v: &str) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = hub.kubectl_ok(v, &["get", "configmap", "settings"]);
     assert!(table.contains("DATA") && table.contains(" 2 "), "{table}");
+    // As in Kubernetes a ConfigMap has no generation, whichever encoding kubectl sent it in
+    // (JSON for `create -f`, protobuf for `create configmap`).
+    hub.kubectl_ok(v, &["create", "configmap", "literal", "--from-literal=k=v"]);
+    for name in ["settings", "literal"] {
+        let obj = json(&hub.kubectl_ok(v, &["get", "configmap", name, "-o", "json"]));
+        assert!(obj["metadata"].get("generation").is_none(), "{obj}");
+    }
 }
 
 #[test]

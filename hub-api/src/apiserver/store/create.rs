@@ -88,6 +88,10 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<(Value, Vec<Strin
     meta.insert("creationTimestamp".into(), faros_api::meta::now_rfc3339().into());
     if ctx.kind.tracks_generation {
         meta.insert("generation".into(), 1.into());
+    } else if meta.get("generation").and_then(Value::as_i64) == Some(0) {
+        // Kubernetes omits a zero generation; protobuf bodies (kubectl's for built-in kinds)
+        // carry one.
+        meta.remove("generation");
     }
     if ctx.kind.has_status() && !ctx.kind.builtin {
         // Status is written through the subresource only.

@@ -207,6 +207,13 @@ async fn only_kinds_that_track_a_generation_have_one() {
     assert_eq!(renewed["spec"]["renewTime"], "2026-12-06T10:00:10.000000Z");
     assert!(renewed["metadata"].get("generation").is_none(), "{renewed}");
 
+    // A zero generation, which protobuf bodies carry, is no generation.
+    let mut zero = configmap("zero", "1");
+    zero["metadata"]["generation"] = 0.into();
+    let (code, created) = hub.admin(Method::POST, CONFIGMAPS, Some(zero)).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert!(created["metadata"].get("generation").is_none(), "{created}");
+
     // A generation a client gives stays as given.
     let mut given = configmap("given", "1");
     given["metadata"]["generation"] = 7.into();

@@ -38,8 +38,9 @@ pub async fn serve(
         // One HTTP/2 connection may carry many clients' requests (client-go shares one per
         // host; a proxy or the agent simulator carries a whole fleet's). h2 closes the
         // connection, failing every request on it, once 20 streams the hub had not taken up
-        // yet were reset by the client: under load, ordinary client timeouts. The bound stays,
-        // at as many streams as the connection may have open.
+        // yet are at once reset by the client: under load, ordinary client timeouts. The
+        // bound against a client that only opens and resets streams (the "rapid reset"
+        // attack) stays, at as many streams as the connection may have open.
         .max_pending_accept_reset_streams(MAX_CONCURRENT_STREAMS as usize);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);

@@ -9,8 +9,10 @@
 //! that the requests the hub does take are answered in time.
 //!
 //! Not counted, as in kube-apiserver: long-running requests (watches, and the streams to
-//! devices and workloads, which last as long as someone uses them) and members of
-//! `system:masters`, who always get an answer (the in-process controllers are such).
+//! devices and workloads, which last as long as someone uses them). Members of
+//! `system:masters` (the in-process controllers among them) always get an answer: where
+//! kube-apiserver counts them but never refuses them, they are not counted at all, so that
+//! they take no place from others. The user is the effective one, after impersonation.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -26,7 +28,6 @@ const LONG_RUNNING_SUBRESOURCES: &[&str] = &[
     "portforward",
     "proxy",
     faros_tunnel::TUNNEL_SUBRESOURCE,
-    faros_tunnel::LIVE_SUBRESOURCE,
 ];
 
 /// How long a refused client is told to wait, in seconds.

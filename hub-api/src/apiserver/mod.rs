@@ -355,10 +355,6 @@ async fn route(
     // Request info: what is asked of which workspace.
     let query = query::Query::parse(parts.uri.query())?;
     let info = request::parse(&parts.method, parts.uri.path(), query.watch)?;
-    let _counted = hub.inflight.admit(&parts.method, &info.target, &user).map_err(|kind| {
-        hub.metrics.dropped(kind);
-        inflight::too_many_requests()
-    })?;
     join::refuse_expired_registration(&hub, &user)?;
     if !user.is_master() {
         // RBAC changes acknowledged before this request arrived are in force for it.
@@ -389,6 +385,15 @@ async fn route(
     };
     // Workspace: the cluster (or all of them), the effective user, the export's view if any.
     let entered = enter(&hub, user, &info, &parts, record)?;
+    // The cap on requests in flight, for the effective user (after impersonation, as
+    // kube-apiserver counts), once the request is recorded.
+    let _counted = hub
+        .inflight
+        .admit(&parts.method, &info.target, &entered.user)
+        .map_err(|kind| {
+            hub.metrics.dropped(kind);
+            inflight::too_many_requests()
+        })?;
     let resource = match info.target {
         Target::NonResource(path) => return serve_non_resource(&hub, entered, &path, &info.base, &parts, record).await,
         Target::Resource(r) => r,

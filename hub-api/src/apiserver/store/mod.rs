@@ -291,8 +291,7 @@ pub(super) async fn read_object(ctx: &Ctx, body: axum::body::Body) -> ApiResult<
 /// had, when it is replaced) rather than one grown a doubling at a time.
 pub(super) fn encode_for_storage(obj: &Value, size_hint: usize) -> Bytes {
     let mut out = Vec::with_capacity(size_hint);
-    // Serialising a Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut out, &WithoutRevision(obj));
+    serde_json::to_writer(&mut out, &WithoutRevision(obj)).expect("a JSON value always serialises into a Vec");
     Bytes::from(out)
 }
 

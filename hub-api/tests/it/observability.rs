@@ -401,15 +401,22 @@ impl HalfSent {
 
 /// The status code of `GET path` on a new connection (None when none can be made).
 fn status_of(port: u16, ca_pem: &str, path: &str) -> Option<u16> {
+    let response = exchange(
+        port,
+        ca_pem,
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    )?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Sends `request` (as written on the wire) on a connection of its own and reads the whole
+/// response; None when no connection can be made.
+fn exchange(port: u16, ca_pem: &str, request: &str) -> Option<String> {
     let mut tls = connect(port, ca_pem).ok()?;
-    write!(
-        tls,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    tls.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     let _ = tls.read_to_string(&mut response);
-    response.split_whitespace().nth(1)?.parse().ok()
+    Some(response)
 }
 
 fn ca_of(dir: &Path) -> String {
@@ -426,16 +433,12 @@ fn raw_request(
     token: &str,
     body: &str,
 ) -> (u16, Option<String>, String) {
-    let mut tls = connect(port, ca_pem).unwrap();
-    write!(
-        tls,
+    let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = tls.read_to_string(&mut response);
+    );
+    let response = exchange(port, ca_pem, &request).expect("a connection to the hub");
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let retry_after = head.lines().find_map(|l| {

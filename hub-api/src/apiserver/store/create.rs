@@ -27,7 +27,8 @@ pub(super) async fn create(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
         .cache
         .write(WriteOp::Create {
             key,
-            value: encode_for_storage(&ctx.to_stored(&obj), 1024),
+            // No earlier size to go by: the buffer grows as it fills.
+            value: encode_for_storage(&ctx.to_stored(&obj), 0),
         })
         .await
         .map_err(|e| storage_error(ctx, &name, e))?;

@@ -19,32 +19,71 @@ use std::task::{Context, Poll};
 
 use anyhow::{Context as _, anyhow, bail};
 use base64::Engine as _;
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
 use hyper_timeout::TimeoutConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kube::client::retry::RetryPolicy;
 use kube::client::{Body, ConfigExt as _};
 use kube::config::ExecConfig;
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use tower::retry::RetryLayer;
-use tower::{BoxError, Layer, Service, ServiceBuilder};
+use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt as _};
 
-/// A client of the hub as `config` describes it, speaking HTTP/1.1 as kube-rs does: a device
-/// has one or two requests in flight, each on a pooled connection.
-pub(crate) fn client(config: &kube::Config) -> anyhow::Result<kube::Client> {
+/// Every request body the agent's transport sends: kube-rs's, or a tunnel stream's.
+pub(crate) type TransportBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// The tunnel's streams to the hub, sent on the API client's connection (see [`connect`]).
+#[derive(Clone)]
+pub(crate) struct Streams(tower::util::BoxCloneSyncService<Request<TransportBody>, Response<Incoming>, BoxError>);
+
+impl Streams {
+    pub(crate) fn send(
+        &self,
+        request: Request<TransportBody>,
+    ) -> BoxFuture<'static, Result<Response<Incoming>, BoxError>> {
+        Box::pin(self.0.clone().oneshot(request))
+    }
+}
+
+/// How long the connection may stay silent before the agent PINGs the hub, and how long the
+/// answer may take before the connection is dropped: client-go's values for HTTP/2. A
+/// connection that carries the agent's renewals is never silent that long; one to a hub
+/// that vanished without closing it is noticed, and its requests fail instead of hanging.
+const PING_AFTER: Duration = Duration::from_secs(30);
+const PING_TIMEOUT: Duration = Duration::from_secs(15);
+/// What the hub may send on one stream, and on the whole connection, before the agent reads
+/// it: a tunnel stream the device is slow to take in holds back only itself, never the
+/// agent's watches.
+const STREAM_WINDOW: u32 = 256 * 1024;
+const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
+/// The agent's connection to the hub as `config` describes it: a kube-rs client for the API,
+/// and the tunnel's streams, both over one pool. Against the hub that pool is one HTTP/2
+/// connection (ALPN), carrying the Lease renewals, the watches, the status writes and the
+/// tunnel of the device, so a device costs the hub one connection; a server that speaks only
+/// HTTP/1.1 gets a connection per request in flight, as before.
+pub(crate) fn connect(config: &kube::Config) -> anyhow::Result<(kube::Client, Streams)> {
     build(config, false)
 }
 
-/// A client whose requests share HTTP/2 connections: the simulator's thousands of agents
-/// then hold a handful of connections to the hub, not one per request in flight.
-pub(crate) fn multiplexed_client(config: &kube::Config) -> anyhow::Result<kube::Client> {
+/// A client of the hub as `config` describes it (see [`connect`]).
+pub(crate) fn client(config: &kube::Config) -> anyhow::Result<kube::Client> {
+    Ok(connect(config)?.0)
+}
+
+/// A connection that speaks only HTTP/2: the simulator's thousands of agents then share a
+/// handful of connections to the hub.
+pub(crate) fn multiplexed(config: &kube::Config) -> anyhow::Result<(kube::Client, Streams)> {
     build(config, true)
 }
 
-fn build(config: &kube::Config, http2: bool) -> anyhow::Result<kube::Client> {
+fn build(config: &kube::Config, http2_only: bool) -> anyhow::Result<(kube::Client, Streams)> {
     let credential = Credential::of(config)?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -58,30 +97,45 @@ fn build(config: &kube::Config, http2: bool) -> anyhow::Result<kube::Client> {
         }
         None => https,
     };
-    let https = if http2 {
+    let https = if http2_only {
         https.enable_http2().wrap_connector(http)
     } else {
-        https.enable_http1().wrap_connector(http)
+        https.enable_all_versions().wrap_connector(http)
     };
     let mut connector = TimeoutConnector::new(https);
     connector.set_connect_timeout(config.connect_timeout);
     connector.set_read_timeout(config.read_timeout);
     connector.set_write_timeout(config.write_timeout);
     let transport = hyper_util::client::legacy::Builder::new(TokioExecutor::new())
-        .http2_only(http2)
-        .build::<_, Body>(connector);
-    let service = ServiceBuilder::new()
+        .http2_only(http2_only)
+        .timer(TokioTimer::new())
+        .http2_keep_alive_interval(PING_AFTER)
+        .http2_keep_alive_timeout(PING_TIMEOUT)
+        .http2_initial_stream_window_size(STREAM_WINDOW)
+        .http2_initial_connection_window_size(CONNECTION_WINDOW)
+        .build::<_, TransportBody>(connector);
+    let api = ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(
             config
                 .default_retry
                 .then(|| RetryLayer::new(RetryPolicy::server_retry())),
         )
+        .layer(AuthorizeLayer(credential.clone()))
+        .layer(config.extra_headers_layer()?)
+        .map_request(|request: Request<Body>| request.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+        .map_err(BoxError::from)
+        .service(transport.clone());
+    let streams = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
         .layer(AuthorizeLayer(credential))
         .layer(config.extra_headers_layer()?)
         .map_err(BoxError::from)
         .service(transport);
-    Ok(kube::Client::new(service, config.default_namespace.clone()))
+    Ok((
+        kube::Client::new(api, config.default_namespace.clone()),
+        Streams(tower::util::BoxCloneSyncService::new(streams)),
+    ))
 }
 
 /// The TLS side of `config`: the hub's CA from the kubeconfig (the system's trust store when
@@ -417,9 +471,10 @@ struct Authorize<S> {
     inner: S,
 }
 
-impl<S, B> Service<Request<Body>> for Authorize<S>
+impl<S, ReqB, B> Service<Request<ReqB>> for Authorize<S>
 where
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    ReqB: Send + 'static,
+    S: Service<Request<ReqB>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
     B: Send + 'static,
@@ -432,7 +487,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqB>) -> Self::Future {
         // The ready service goes with this request; its clone waits for the next one.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

@@ -325,9 +325,8 @@ fn b64_encode(bytes: &[u8]) -> String {
 /// The outcome of establishing the agent's identity.
 pub struct Identity {
     pub client: Client,
-    /// What the client was made of: the tunnel dials the hub with the same server, CA and
-    /// credential.
-    pub config: kube::Config,
+    /// The tunnel's streams, on the client's connection.
+    pub(crate) streams: crate::client::Streams,
     /// Set when the agent runs on its own rotating credential.
     pub stored: Option<StoredCredential>,
 }
@@ -345,7 +344,7 @@ pub async fn establish(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow:
     let server = bootstrap.config.cluster_url.to_string();
     if let Some(stored) = StoredCredential::load(opts.state_dir, &server, opts.namespace, opts.name) {
         let config = stored.config().await?;
-        let client = crate::client::client(&config)?;
+        let (client, streams) = crate::client::connect(&config)?;
         let agents: Api<Agent> = Api::namespaced(client.clone(), opts.namespace);
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         loop {
@@ -354,7 +353,7 @@ pub async fn establish(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow:
                     tracing::info!(state = %stored.dir.display(), "using the stored agent credential");
                     return Ok(Identity {
                         client,
-                        config,
+                        streams,
                         stored: Some(stored),
                     });
                 }
@@ -380,7 +379,7 @@ pub async fn establish(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow:
 }
 
 async fn join(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow::Result<Identity> {
-    let client = crate::client::client(&bootstrap.config)?;
+    let (client, streams) = crate::client::connect(&bootstrap.config)?;
     let agents: Api<Agent> = Api::namespaced(client.clone(), opts.namespace);
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let registration = match &opts.registration {
@@ -433,7 +432,7 @@ async fn join(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow::Result<I
         );
         return Ok(Identity {
             client,
-            config: bootstrap.config.clone(),
+            streams,
             stored: None,
         });
     };
@@ -457,9 +456,10 @@ async fn join(bootstrap: &Bootstrap, opts: &JoinOptions<'_>) -> anyhow::Result<I
                 let stored = save(bootstrap, opts, &account, answer)?;
                 tracing::info!(agent = %opts.name, state = %stored.dir.display(), "joined; using the agent's own credential from now on");
                 let config = stored.config().await?;
+                let (client, streams) = crate::client::connect(&config)?;
                 return Ok(Identity {
-                    client: crate::client::client(&config)?,
-                    config,
+                    client,
+                    streams,
                     stored: Some(stored),
                 });
             }

@@ -301,7 +301,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         tunnels,
     }) = cli.command
     {
-        let client = client::multiplexed_client(&bootstrap.config)?;
+        let (client, _) = client::multiplexed(&bootstrap.config)?;
         let opts = simulate::Options {
             count,
             namespace,
@@ -399,7 +399,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         _ = stop.wait_for(|s| *s) => return Ok(()),
     };
 
-    let dialer = tunnel::Dialer::new(identity.config.clone(), &namespace, &name)?;
+    let dialer = tunnel::Dialer::new(identity.streams.clone(), &namespace, &name);
     tokio::spawn(tunnel::run(dialer, tunnel_handler, shutdown.clone()));
     let (tx, rx) = watch::channel(None);
     let api: Api<faros_api::edge::Agent> = Api::namespaced(identity.client.clone(), &namespace);

@@ -38,10 +38,14 @@ pub struct Options {
     pub reserved: Resources,
     /// Placement status writes per second of each simulated device.
     pub status_writes_per_second: f64,
-    /// Each simulated device also keeps a tunnel to the hub, dialled with this configuration
+    /// Each simulated device also keeps a tunnel to the hub, opened with this configuration
     /// (`--tunnels`): what idle sessions cost the hub is then measured, not guessed.
     pub tunnels: Option<kube::Config>,
 }
+
+/// Simulated devices whose tunnels share one connection: a real device's connection
+/// carries one tunnel, and the hub lets a connection have 200 streams open at once.
+const TUNNELS_PER_CONNECTION: usize = 100;
 
 pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let api: Api<Agent> = Api::namespaced(client.clone(), &opts.namespace);
@@ -58,12 +62,17 @@ pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>)
     let machine = MachineFacts::default();
     let mut placement_senders = HashMap::new();
     let mut tasks = Vec::new();
-    for (name, rx) in names.into_iter().zip(receivers) {
+    let mut tunnel_streams = None;
+    for (i, (name, rx)) in names.into_iter().zip(receivers).enumerate() {
         let (assignments, assigned) = mpsc::channel(16);
         placement_senders.insert(name.clone(), assignments);
         let workloads = start_reconciler(&opts.namespace, &name, board.clone(), assigned, shutdown.clone()).await;
         if let Some(config) = &opts.tunnels {
-            let dialer = crate::tunnel::Dialer::new(config.clone(), &opts.namespace, &name)?;
+            if i % TUNNELS_PER_CONNECTION == 0 {
+                tunnel_streams = Some(crate::client::multiplexed(config)?.1);
+            }
+            let streams = tunnel_streams.clone().expect("made for the first agent of each group");
+            let dialer = crate::tunnel::Dialer::new(streams, &opts.namespace, &name);
             let handler = simulated_handler(&opts.namespace, &name, board.clone(), workloads.1.clone());
             let shutdown = shutdown.clone();
             tokio::spawn(async move {

@@ -21,6 +21,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Streams one HTTP/2 connection may have open at once (hyper's default, said here because
 /// the reset bound below follows it).
 const MAX_CONCURRENT_STREAMS: u32 = 200;
+/// What a client may send on one stream, and on the whole connection, before the hub reads
+/// it. A device's connection carries its Lease renewals beside its tunnel streams, whose
+/// readers (a `kubectl logs -f` whose user stopped reading) may stall: the connection's
+/// window is many streams' worth, so a stalled stream holds back only itself.
+const STREAM_WINDOW: u32 = 256 * 1024;
+const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 
 /// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -35,6 +41,8 @@ pub async fn serve(
     builder
         .http2()
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         // One HTTP/2 connection may carry many clients' requests (client-go shares one per
         // host; a proxy or the agent simulator carries a whole fleet's). h2 closes the
         // connection, failing every request on it, once 20 streams the hub had not taken up

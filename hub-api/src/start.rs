@@ -364,8 +364,10 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
         }
     }
     tokio::time::sleep_until(shutdown_began + opts.shutdown_delay_duration).await;
-    // The listener stops accepting; requests in flight finish; watches end.
+    // The listener stops accepting; requests in flight finish; watches and device tunnels
+    // end.
     let _ = shutdown_tx.send(true);
+    hub.tunnels.shut_down();
     if let Some(compactor) = compactor {
         compactor.abort();
     }

@@ -1,44 +1,41 @@
-//! The hub's end of the device tunnels: one reverse HTTP/2 session per connected agent, and
-//! the one way other hub modules reach a device, [`Tunnels::request`].
+//! The hub's end of the device tunnels: one session per connected agent, and the one way
+//! other hub modules reach a device, [`Tunnels::request`].
 //!
-//! After the 101 on `…/agents/<name>/tunnel` the hub is the HTTP/2 *client* of the
-//! connection the agent dialled (see `docs/tunnel.md`). Each exchange with the device is one
-//! HTTP/2 request on its own stream, so a slow consumer holds back only its own stream, and
-//! PINGs every [`faros_tunnel::KEEP_ALIVE_INTERVAL`] notice a dead peer within
-//! [`faros_tunnel::KEEP_ALIVE_TIMEOUT`].
+//! A session is the agent's control stream (`POST …/agents/<name>/tunnel` on the agent's own
+//! HTTP/2 connection, see `docs/tunnel.md`). For each request it has for the device, the hub
+//! sends a session number down that stream and waits for the agent to open the matching
+//! accepted stream (`…/tunnel?session=<n>`); the hub's answer on it carries the request, the
+//! agent's request body the device's answer. Each exchange is therefore one HTTP/2 stream of
+//! the agent's connection, so a slow consumer holds back only its own stream, and an idle
+//! session is one open stream, not a connection of its own.
 //!
-//! The registry keeps at most one session per agent: a new tunnel from the same agent (it
-//! reconnected before the hub noticed the old one was dead) replaces and closes the old one.
-//! Every change is recorded as "dirty" for the `Connected` condition writer
+//! The registry keeps at most one session per agent: a new control stream from the same
+//! agent (it reconnected before the hub noticed the old one was dead) replaces and closes the
+//! old one. Every change is recorded as "dirty" for the `Connected` condition writer
 //! (`apiserver::connected`), which reads the registry's current answer rather than a queue
 //! of events, so quick flaps can never leave a stale condition behind.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use hyper::body::Incoming;
-use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::sync::Notify;
+use bytes::Bytes;
+use futures::FutureExt;
+use http_body::Frame;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use faros_machinery::status::{ApiError, Reason};
 
 /// How long a request waits for the device's response headers unless the caller says
 /// otherwise. Bodies (a followed log, a proxied download) may stream for longer.
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the agent has to complete the HTTP/2 handshake after the 101.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Per-stream and per-connection receive windows. Small windows keep an idle session cheap
-/// and bound what a stalled reader can make the hub buffer.
-const STREAM_WINDOW: u32 = 256 * 1024;
-const CONNECTION_WINDOW: u32 = 1024 * 1024;
-/// The most the hub buffers per stream towards the device.
-const MAX_SEND_BUFFER: usize = 256 * 1024;
-/// Device-local headers are small; anything larger is refused by h2.
-const MAX_HEADER_LIST: u32 = 64 * 1024;
+/// Session numbers sent but not yet taken up by the agent's control stream reader.
+const DIAL_QUEUE: usize = 64;
 
 /// One agent: its logical cluster, namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,12 +64,8 @@ pub(crate) enum TunnelError {
         replica: String,
         reason: String,
     },
-    #[error("the tunnel to agent {agent} failed: {source}")]
-    Broken {
-        agent: String,
-        #[source]
-        source: hyper::Error,
-    },
+    #[error("the tunnel to agent {agent} failed: {reason}")]
+    Broken { agent: String, reason: String },
 }
 
 impl From<TunnelError> for ApiError {
@@ -87,21 +80,47 @@ impl From<TunnelError> for ApiError {
     }
 }
 
+/// Why an accepted stream was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AcceptError {
+    #[error("agent {0} has no tunnel session on this hub")]
+    NoSession(String),
+    #[error("no request {id} of agent {agent} is waiting: it was answered, it gave up, or it never was")]
+    NotWaiting { agent: String, id: u64 },
+}
+
+/// A request the agent has been told of but has not picked up yet.
+struct Waiting {
+    request: http::Request<Body>,
+    /// Where the device's answer (the accepted stream's body) goes.
+    answer: oneshot::Sender<Body>,
+}
+
 struct Session {
     id: u64,
-    sender: SendRequest<Body>,
-    /// Ends the session's connection task (when replaced).
-    close: Arc<Notify>,
+    dials: mpsc::Sender<u64>,
+    waiting: Mutex<HashMap<u64, Waiting>>,
+    /// Cancelled when the session ends: its control stream and every stream it accepted
+    /// end with it.
+    closed: CancellationToken,
+}
+
+impl Session {
+    fn take(&self, id: u64) -> Option<Waiting> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&id)
+    }
 }
 
 /// Every device session this hub holds.
 #[derive(Default)]
 pub(crate) struct Tunnels {
-    sessions: Mutex<HashMap<AgentKey, Session>>,
+    sessions: Mutex<HashMap<AgentKey, Arc<Session>>>,
     next_id: AtomicU64,
     /// Agents whose session came or went since the condition writer last looked.
     dirty: Mutex<HashSet<AgentKey>>,
     changed: Notify,
+    /// The parent of every session's token: cancelled when the hub shuts down.
+    stopping: CancellationToken,
 }
 
 impl Tunnels {
@@ -118,22 +137,45 @@ impl Tunnels {
         agent: &AgentKey,
         request: http::Request<Body>,
         timeout: Duration,
-    ) -> Result<http::Response<Incoming>, TunnelError> {
+    ) -> Result<http::Response<Body>, TunnelError> {
         let display = || format!("{}/{}", agent.namespace, agent.name);
-        let mut sender = self.sender(agent).ok_or_else(|| TunnelError::NotConnected(display()))?;
+        let session = self
+            .session(agent)
+            .ok_or_else(|| TunnelError::NotConnected(display()))?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (answer, answered) = oneshot::channel();
+        session
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Waiting { request, answer });
+        // Whatever happens below, the request does not stay behind for a late stream.
+        let _forget = scopeguard(|| drop(session.take(id)));
         let exchange = async {
-            sender.ready().await?;
-            sender.send_request(request).await
+            session
+                .dials
+                .send(id)
+                .await
+                .map_err(|_| TunnelError::NotConnected(display()))?;
+            let from_device = answered.await.map_err(|_| TunnelError::NotConnected(display()))?;
+            faros_tunnel::wire::read_response(Closing::new(from_device, &session.closed))
+                .await
+                .map_err(|e| TunnelError::Broken {
+                    agent: display(),
+                    reason: e.to_string(),
+                })
+        };
+        // A session that ends meanwhile reads as "not connected": that is what the caller
+        // can act on, and the registry forgets it a moment later.
+        let exchange = async {
+            tokio::select! {
+                result = exchange => result,
+                _ = session.closed.cancelled() => Err(TunnelError::NotConnected(display())),
+            }
         };
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(response)) => Ok(response),
-            // A session that just died reads as "not connected": that is what the caller
-            // can act on, and the registry forgets it a moment later.
-            Ok(Err(e)) if e.is_closed() || e.is_canceled() => Err(TunnelError::NotConnected(display())),
-            Ok(Err(source)) => Err(TunnelError::Broken {
-                agent: display(),
-                source,
-            }),
+            Ok(Ok(response)) => Ok(response.map(Body::new)),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(TunnelError::Timeout {
                 agent: display(),
                 after: timeout,
@@ -141,9 +183,68 @@ impl Tunnels {
         }
     }
 
+    /// Opens the agent's session on its control stream: `from_agent` is the stream's request
+    /// body (the agent's keep-alives), the returned body its response (the session numbers).
+    /// The session lasts as long as that body: until the agent's stream or connection ends,
+    /// its keep-alives stop, the same agent opens a newer session, or the hub shuts down.
+    pub(crate) fn open(self: &Arc<Self>, agent: AgentKey, from_agent: Body) -> Body {
+        let (dials, numbers) = mpsc::channel(DIAL_QUEUE);
+        let closed = self.stopping.child_token();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let session = Arc::new(Session {
+            id,
+            dials,
+            waiting: Mutex::default(),
+            closed: closed.clone(),
+        });
+        let replaced = self.lock().insert(agent.clone(), session);
+        if let Some(old) = replaced {
+            tracing::info!(%agent, "a new tunnel replaces the agent's previous one");
+            old.closed.cancel();
+        }
+        if self.stopping.is_cancelled() {
+            closed.cancel();
+        }
+        self.mark(&agent);
+        tracing::info!(%agent, session = id, sessions = self.len(), "tunnel connected");
+        Body::new(ControlStream {
+            numbers,
+            from_agent,
+            silence: Box::pin(tokio::time::sleep(faros_tunnel::KEEP_ALIVE_TIMEOUT)),
+            closed: Box::pin(closed.cancelled_owned()),
+            registration: Registration {
+                tunnels: Arc::downgrade(self),
+                agent,
+                id,
+                started: std::time::Instant::now(),
+                ended: "the agent's stream ended",
+            },
+        })
+    }
+
+    /// Hands the waiting request `id` to the agent's accepted stream: `from_device` is that
+    /// stream's request body (the device's answer); the returned body, its response, carries
+    /// the request.
+    pub(crate) fn accept(&self, agent: &AgentKey, id: u64, from_device: Body) -> Result<Body, AcceptError> {
+        let display = || format!("{}/{}", agent.namespace, agent.name);
+        let session = self.session(agent).ok_or_else(|| AcceptError::NoSession(display()))?;
+        let not_waiting = || AcceptError::NotWaiting { agent: display(), id };
+        let waiting = session.take(id).ok_or_else(not_waiting)?;
+        let (parts, body) = waiting.request.into_parts();
+        let answered = CancellationToken::new();
+        let from_device = Answer {
+            inner: from_device,
+            answered: answered.clone(),
+        };
+        waiting.answer.send(Body::new(from_device)).map_err(|_| not_waiting())?;
+        let head = faros_tunnel::wire::encode_request_head(&parts.method, &parts.uri, &parts.headers);
+        let to_device = faros_tunnel::wire::Prefixed::new(head, body);
+        Ok(Body::new(Closing::new(to_device, &session.closed).until(&answered)))
+    }
+
     /// Whether the agent has a session on this hub.
     pub(crate) fn is_connected(&self, agent: &AgentKey) -> bool {
-        self.sender(agent).is_some()
+        self.session(agent).is_some()
     }
 
     /// How many sessions this hub holds.
@@ -151,81 +252,20 @@ impl Tunnels {
         self.lock().len()
     }
 
-    fn sender(&self, agent: &AgentKey) -> Option<SendRequest<Body>> {
+    /// Ends every session and refuses new ones: the hub is shutting down.
+    pub(crate) fn shut_down(&self) {
+        self.stopping.cancel();
+    }
+
+    fn session(&self, agent: &AgentKey) -> Option<Arc<Session>> {
         let sessions = self.lock();
         let session = sessions.get(agent)?;
-        // A connection whose task ended but has not been unregistered yet.
-        (!session.sender.is_closed()).then(|| session.sender.clone())
+        // A session that ended but has not been unregistered yet.
+        (!session.closed.is_cancelled()).then(|| session.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AgentKey, Session>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AgentKey, Arc<Session>>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs one session over `io` (the upgraded connection) until the peer goes away, PINGs
-    /// go unanswered, the same agent connects again, or `shutdown` flips.
-    pub(crate) async fn run_session<T>(
-        self: Arc<Self>,
-        agent: AgentKey,
-        io: T,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-    ) where
-        T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .keep_alive_interval(faros_tunnel::KEEP_ALIVE_INTERVAL)
-            .keep_alive_timeout(faros_tunnel::KEEP_ALIVE_TIMEOUT)
-            .keep_alive_while_idle(true)
-            .initial_stream_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .max_send_buf_size(MAX_SEND_BUFFER)
-            .max_header_list_size(MAX_HEADER_LIST)
-            .handshake::<_, Body>(io);
-        let (sender, connection) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => {
-                tracing::info!(%agent, error = %e, "tunnel handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::info!(%agent, "tunnel handshake timed out");
-                return;
-            }
-        };
-        let close = Arc::new(Notify::new());
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let replaced = self.lock().insert(
-            agent.clone(),
-            Session {
-                id,
-                sender,
-                close: close.clone(),
-            },
-        );
-        if let Some(old) = replaced {
-            tracing::info!(%agent, "a new tunnel replaces the agent's previous one");
-            old.close.notify_one();
-        }
-        self.mark(&agent);
-        tracing::info!(%agent, session = id, sessions = self.len(), "tunnel connected");
-        let started = std::time::Instant::now();
-        let ended = tokio::select! {
-            result = connection => match result {
-                Ok(()) => "closed by the agent".to_string(),
-                Err(e) => e.to_string(),
-            },
-            _ = close.notified() => "replaced by a newer tunnel".to_string(),
-            _ = crate::stopped(&mut shutdown) => "the hub is shutting down".to_string(),
-        };
-        {
-            let mut sessions = self.lock();
-            if sessions.get(&agent).is_some_and(|s| s.id == id) {
-                sessions.remove(&agent);
-            }
-        }
-        self.mark(&agent);
-        tracing::info!(%agent, session = id, reason = %ended, seconds = started.elapsed().as_secs(), "tunnel disconnected");
     }
 
     fn mark(&self, agent: &AgentKey) {
@@ -248,9 +288,191 @@ impl Tunnels {
     }
 }
 
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+/// A session's place in the registry, given up when its control stream goes.
+struct Registration {
+    tunnels: Weak<Tunnels>,
+    agent: AgentKey,
+    id: u64,
+    started: std::time::Instant,
+    ended: &'static str,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let Some(tunnels) = self.tunnels.upgrade() else {
+            return;
+        };
+        let removed = {
+            let mut sessions = tunnels.lock();
+            match sessions.get(&self.agent) {
+                Some(s) if s.id == self.id => sessions.remove(&self.agent),
+                _ => None,
+            }
+        };
+        // Its requests still waiting fail now, and its accepted streams end.
+        if let Some(session) = removed {
+            session.closed.cancel();
+        }
+        tunnels.mark(&self.agent);
+        let agent = &self.agent;
+        tracing::info!(%agent, session = self.id, reason = self.ended, seconds = self.started.elapsed().as_secs(), "tunnel disconnected");
+    }
+}
+
+/// The response body of a control stream: the session numbers of requests for the device.
+/// It also reads the agent's keep-alives, and ends (ending the session) when they stop.
+struct ControlStream {
+    numbers: mpsc::Receiver<u64>,
+    from_agent: Body,
+    silence: Pin<Box<tokio::time::Sleep>>,
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    registration: Registration,
+}
+
+impl http_body::Body for ControlStream {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if this.closed.poll_unpin(cx).is_ready() {
+            this.registration.ended = "replaced by a newer tunnel, or the hub is shutting down";
+            return Poll::Ready(None);
+        }
+        loop {
+            match Pin::new(&mut this.from_agent).poll_frame(cx) {
+                Poll::Ready(Some(Ok(_))) => {
+                    let deadline = tokio::time::Instant::now() + faros_tunnel::KEEP_ALIVE_TIMEOUT;
+                    this.silence.as_mut().reset(deadline);
+                }
+                Poll::Ready(Some(Err(_))) | Poll::Ready(None) => {
+                    this.registration.ended = "the agent closed its stream";
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => break,
+            }
+        }
+        if this.silence.as_mut().poll(cx).is_ready() {
+            this.registration.ended = "the agent's keep-alives stopped";
+            return Poll::Ready(None);
+        }
+        match this.numbers.poll_recv(cx) {
+            Poll::Ready(Some(id)) => Poll::Ready(Some(Ok(Frame::data(faros_tunnel::wire::session_frame(id))))),
+            // The registry no longer holds the session's sender.
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A body of an accepted stream that fails once its session ends, so that a followed log
+/// or an exec ends with the session rather than outliving it; the hub's half of the stream
+/// also ends, cleanly, once the device's answer has ([`Answer`]).
+struct Closing<B> {
+    inner: B,
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    answered: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+}
+
+impl<B> Closing<B> {
+    fn new(inner: B, closed: &CancellationToken) -> Closing<B> {
+        Closing {
+            inner,
+            closed: Box::pin(closed.clone().cancelled_owned()),
+            answered: None,
+        }
+    }
+
+    fn until(mut self, answered: &CancellationToken) -> Closing<B> {
+        self.answered = Some(Box::pin(answered.clone().cancelled_owned()));
+        self
+    }
+}
+
+impl<B> http_body::Body for Closing<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.closed.poll_unpin(cx).is_ready() {
+            return Poll::Ready(Some(Err("the device's tunnel session ended".into())));
+        }
+        if let Some(answered) = &mut self.answered
+            && answered.poll_unpin(cx).is_ready()
+        {
+            return Poll::Ready(None);
+        }
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The device's answer on an accepted stream. When it has ended (or its reader gave up), the
+/// hub ends its own half of the stream: the agent holds that half open until then, since
+/// HTTP/2 resets a stream whose client lets go of the answer early, and a reset would cut
+/// the end of the device's answer off.
+struct Answer {
+    inner: Body,
+    answered: CancellationToken,
+}
+
+impl http_body::Body for Answer {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.answered.cancel();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.answered.cancel();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
+    use futures::channel::mpsc::{UnboundedSender, unbounded};
+    use http_body_util::BodyExt;
 
     fn key(name: &str) -> AgentKey {
         AgentKey {
@@ -260,20 +482,37 @@ mod tests {
         }
     }
 
-    /// Runs the agent end of a session on `io`: an HTTP/2 server answering `hello`.
-    fn serve_agent(io: tokio::io::DuplexStream) -> tokio::task::JoinHandle<()> {
+    /// A request body fed by the returned sender, as an agent's stream is.
+    fn fed() -> (UnboundedSender<Bytes>, Body) {
+        let (tx, rx) = unbounded::<Bytes>();
+        (tx, Body::from_stream(rx.map(Ok::<_, std::convert::Infallible>)))
+    }
+
+    /// Plays the agent of one session: reads session numbers off the control stream and
+    /// answers each request with `hello` and the path it asked for.
+    fn serve_agent(tunnels: Arc<Tunnels>, agent: AgentKey, control: Body) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(|_req: http::Request<Incoming>| async {
-                Ok::<_, std::convert::Infallible>(http::Response::new(Body::from("hello")))
-            });
-            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-                .await;
+            let mut control = control;
+            let mut reader = faros_tunnel::wire::SessionReader::default();
+            while let Some(Ok(frame)) = control.frame().await {
+                reader.push(&frame.into_data().unwrap_or_default());
+                while let Some(id) = reader.next_session() {
+                    let (tx, from_device) = fed();
+                    let to_device = tunnels.accept(&agent, id, from_device).unwrap();
+                    tokio::spawn(async move {
+                        let request = faros_tunnel::wire::read_request(to_device).await.unwrap();
+                        let head =
+                            faros_tunnel::wire::encode_response_head(http::StatusCode::OK, &http::HeaderMap::new());
+                        tx.unbounded_send(head).unwrap();
+                        tx.unbounded_send(Bytes::from(format!("hello {}", request.uri())))
+                            .unwrap();
+                    });
+                }
+            }
         })
     }
 
-    async fn body_text(response: http::Response<Incoming>) -> String {
-        use http_body_util::BodyExt;
+    async fn body_text(response: http::Response<Body>) -> String {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         String::from_utf8_lossy(&bytes).into_owned()
     }
@@ -285,7 +524,6 @@ mod tests {
     #[tokio::test]
     async fn requests_reach_the_connected_agent_and_fail_fast_otherwise() {
         let tunnels = Tunnels::new();
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
         let err = tunnels
             .request(&key("a1"), get(), Duration::from_secs(1))
             .await
@@ -299,24 +537,23 @@ mod tests {
                 .contains("default/a1 is not connected")
         );
 
-        let (hub_end, agent_end) = tokio::io::duplex(64 * 1024);
-        let agent = serve_agent(agent_end);
-        tokio::spawn(
-            tunnels
-                .clone()
-                .run_session(key("a1"), hyper_util::rt::TokioIo::new(hub_end), stop.clone()),
-        );
+        let (keep_alive, from_agent) = fed();
+        let control = tunnels.open(key("a1"), from_agent);
+        let agent = serve_agent(tunnels.clone(), key("a1"), control);
         assert_eq!(tunnels.changed().await, vec![key("a1")]);
         assert!(tunnels.is_connected(&key("a1")));
-        let response = tunnels
-            .request(&key("a1"), get(), Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(body_text(response).await, "hello");
+        for _ in 0..3 {
+            let response = tunnels
+                .request(&key("a1"), get(), Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(body_text(response).await, "hello /v1/live");
+        }
         assert!(!tunnels.is_connected(&key("a2")));
 
         // The agent goes away: the session is forgotten and reported as a change.
-        agent.abort();
+        drop(keep_alive);
+        agent.await.unwrap();
         assert_eq!(tunnels.changed().await, vec![key("a1")]);
         assert!(!tunnels.is_connected(&key("a1")));
         assert_eq!(tunnels.len(), 0);
@@ -325,23 +562,11 @@ mod tests {
     #[tokio::test]
     async fn a_new_session_of_the_same_agent_replaces_the_old() {
         let tunnels = Tunnels::new();
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let (hub1, agent1) = tokio::io::duplex(64 * 1024);
-        let _a1 = serve_agent(agent1);
-        let first = tokio::spawn(tunnels.clone().run_session(
-            key("a1"),
-            hyper_util::rt::TokioIo::new(hub1),
-            stop.clone(),
-        ));
-        tunnels.changed().await;
-        let (hub2, agent2) = tokio::io::duplex(64 * 1024);
-        let _a2 = serve_agent(agent2);
-        tokio::spawn(
-            tunnels
-                .clone()
-                .run_session(key("a1"), hyper_util::rt::TokioIo::new(hub2), stop.clone()),
-        );
-        // The first session ends without unregistering its successor.
+        let (_keep1, from_agent) = fed();
+        let first = serve_agent(tunnels.clone(), key("a1"), tunnels.open(key("a1"), from_agent));
+        let (_keep2, from_agent) = fed();
+        let _second = serve_agent(tunnels.clone(), key("a1"), tunnels.open(key("a1"), from_agent));
+        // The first control stream ends without unregistering its successor.
         tokio::time::timeout(Duration::from_secs(5), first)
             .await
             .unwrap()
@@ -352,25 +577,99 @@ mod tests {
             .request(&key("a1"), get(), Duration::from_secs(5))
             .await
             .unwrap();
-        assert_eq!(body_text(response).await, "hello");
+        assert_eq!(body_text(response).await, "hello /v1/live");
     }
 
     #[tokio::test]
-    async fn garbage_instead_of_http2_ends_the_session_quietly() {
-        use tokio::io::AsyncWriteExt;
+    async fn late_strange_and_garbled_streams_are_refused_one_by_one() {
         let tunnels = Tunnels::new();
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let (hub_end, mut agent_end) = tokio::io::duplex(64 * 1024);
-        let session = tokio::spawn(
-            tunnels
-                .clone()
-                .run_session(key("a1"), hyper_util::rt::TokioIo::new(hub_end), stop),
-        );
-        agent_end.write_all(&[0xff; 4096]).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(15), session)
+        let (_keep, from_agent) = fed();
+        let control = tunnels.open(key("a1"), from_agent);
+        // Nobody reads the control stream: the request times out and is forgotten.
+        let err = tunnels
+            .request(&key("a1"), get(), Duration::from_millis(200))
             .await
-            .unwrap()
-            .unwrap();
+            .unwrap_err();
+        assert!(matches!(err, TunnelError::Timeout { .. }), "{err}");
+        assert!(matches!(
+            tunnels.accept(&key("a1"), 1, Body::empty()),
+            Err(AcceptError::NotWaiting { .. })
+        ));
+        assert!(matches!(
+            tunnels.accept(&key("a2"), 1, Body::empty()),
+            Err(AcceptError::NoSession(_))
+        ));
+        // A stream whose head is garbage fails that one request, not the session.
+        let answering = {
+            let tunnels = tunnels.clone();
+            tokio::spawn(async move {
+                let mut control = control;
+                // The number of the request that timed out comes first; its stream is refused.
+                let mut reader = faros_tunnel::wire::SessionReader::default();
+                loop {
+                    reader.push(&control.frame().await.unwrap().unwrap().into_data().unwrap());
+                    while let Some(id) = reader.next_session() {
+                        let (tx, from_device) = fed();
+                        if tunnels.accept(&key("a1"), id, from_device).is_ok() {
+                            tx.unbounded_send(Bytes::from_static(&[0, 0, 0, 2, 0xff, 0xff]))
+                                .unwrap();
+                            return (control, tx);
+                        }
+                    }
+                }
+            })
+        };
+        let err = tunnels
+            .request(&key("a1"), get(), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TunnelError::Broken { .. }), "{err}");
+        let _kept = answering.await.unwrap();
+        assert!(tunnels.is_connected(&key("a1")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_without_keep_alives_ends() {
+        let tunnels = Tunnels::new();
+        let (keep_alive, from_agent) = fed();
+        let mut control = tunnels.open(key("a1"), from_agent);
+        tunnels.changed().await;
+        // Keep-alives hold it open past the timeout…
+        for _ in 0..3 {
+            tokio::time::sleep(faros_tunnel::KEEP_ALIVE_INTERVAL).await;
+            keep_alive.unbounded_send(Bytes::from_static(b"\n")).unwrap();
+            assert!(
+                tokio::time::timeout(Duration::from_millis(1), control.frame())
+                    .await
+                    .is_err()
+            );
+        }
+        assert!(tunnels.is_connected(&key("a1")));
+        // …and their absence ends it.
+        let ended = tokio::time::timeout(faros_tunnel::KEEP_ALIVE_TIMEOUT * 2, control.frame()).await;
+        assert!(matches!(ended, Ok(None)), "the control stream ends");
+        drop(control);
+        assert!(!tunnels.is_connected(&key("a1")));
+    }
+
+    #[tokio::test]
+    async fn shutting_down_ends_sessions_and_their_streams() {
+        let tunnels = Tunnels::new();
+        let (_keep, from_agent) = fed();
+        let mut control = tunnels.open(key("a1"), from_agent);
+        let (_tx, from_device) = fed();
+        let request = tunnels.clone();
+        let pending = tokio::spawn(async move { request.request(&key("a1"), get(), Duration::from_secs(5)).await });
+        let frame = control.frame().await.unwrap().unwrap().into_data().unwrap();
+        let id = u64::from_be_bytes(frame[..8].try_into().unwrap());
+        let mut to_device = tunnels.accept(&key("a1"), id, from_device).unwrap();
+        // The head reaches the agent; then the hub stops.
+        assert!(to_device.frame().await.unwrap().is_ok());
+        tunnels.shut_down();
+        assert!(control.frame().await.is_none());
+        assert!(to_device.frame().await.unwrap().is_err());
+        drop(control);
+        assert!(pending.await.unwrap().is_err());
         assert!(!tunnels.is_connected(&key("a1")));
     }
 }

@@ -1,14 +1,18 @@
 //! The device tunnel's contract between the hub and the edge agent.
 //!
-//! The agent dials the hub (TLS, ALPN `http/1.1`) and asks for
-//! `…/agents/<name>/tunnel` with `Upgrade: faros-tunnel.v1`. After the 101 the roles flip:
-//! the hub is the HTTP/2 *client* of that connection and the agent its HTTP/2 *server*, so
-//! every hub-initiated exchange with the device is one ordinary HTTP/2 request on one stream,
-//! with HTTP/2's per-stream flow control and PING liveness. This crate holds what both ends
-//! must agree on and nothing else: the upgrade token, the internal paths the agent serves,
-//! the keep-alive timings, and which headers never cross a proxy hop.
+//! The agent keeps one HTTP/2 connection to the hub for everything: its API calls, its
+//! watches and its tunnel. On it, the agent holds one **control stream** open
+//! (`POST …/agents/<name>/tunnel`); the hub sends a session number down it for each request it
+//! has for the device, and the agent answers each number with an **accepted stream** of its
+//! own (`POST …/agents/<name>/tunnel?session=<n>`): the hub's response carries the request
+//! (its head, then its body) and the agent's request body carries the device's answer (its
+//! head, then its body). Every exchange is thus one HTTP/2 stream, with HTTP/2's own flow
+//! control, on a connection the device already has. This crate holds what both ends must
+//! agree on and nothing else: the stream framing ([`wire`]), the internal paths the agent
+//! serves, the keep-alive timings, and which headers never cross a proxy hop.
 
 mod instance;
+pub mod wire;
 
 pub use instance::{
     INSTANCE_PATH_PREFIX, InstanceRequest, exec_path, frames, log_path, parse_instance_path, portforward_path,
@@ -19,20 +23,27 @@ use std::time::Duration;
 use http::HeaderMap;
 use http::header::{self, HeaderName};
 
-/// The `Upgrade` token of the tunnel protocol (version 1: reverse HTTP/2).
-pub const UPGRADE_PROTOCOL: &str = "faros-tunnel.v1";
+/// The header both tunnel streams carry, with [`PROTOCOL_VERSION`]: a hub and an agent that
+/// do not speak the same protocol say so instead of misreading each other.
+pub const PROTOCOL_HEADER: &str = "faros-tunnel";
+/// This protocol: a control stream and accepted streams on the agent's HTTP/2 connection.
+pub const PROTOCOL_VERSION: &str = "v2";
+/// The query parameter of an accepted stream: the session number it answers.
+pub const SESSION_PARAMETER: &str = "session";
 
-/// The subresource of an Agent that opens its tunnel.
+/// The subresource of an Agent that carries its tunnel.
 pub const TUNNEL_SUBRESOURCE: &str = "tunnel";
 /// The subresource that relays an HTTP request to a device-local port.
 pub const PROXY_SUBRESOURCE: &str = "proxy";
 /// The subresource answered by the device with its live state.
 pub const LIVE_SUBRESOURCE: &str = "live";
 
-/// How often each end PINGs an otherwise silent session…
-pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
-/// …and how long a PING may go unanswered before the session is declared dead.
-pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the agent writes to its otherwise silent control stream…
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// …and how long the hub waits for it before it declares the session dead. A process that
+/// exits or a hub that restarts closes the connection, which both ends notice at once; this
+/// bound is for a network that goes silent.
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(50);
 
 /// Prefix of the internal HTTP proxy path: `/v1/proxy/<port>/<path>`.
 pub const PROXY_PATH_PREFIX: &str = "/v1/proxy/";
@@ -63,17 +74,6 @@ pub fn parse_proxy_path(path: &str) -> Option<(u16, String)> {
     };
     let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
     Some((port, tail.to_string()))
-}
-
-/// Whether the HTTP/1.1 headers ask for the tunnel protocol.
-pub fn is_tunnel_upgrade(headers: &HeaderMap) -> bool {
-    let has_token = |name: HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
-    has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, UPGRADE_PROTOCOL)
 }
 
 /// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1), plus those
@@ -126,16 +126,6 @@ mod tests {
         ] {
             assert_eq!(parse_proxy_path(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn upgrade_is_recognised_case_insensitively() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
-        headers.insert(header::UPGRADE, HeaderValue::from_static("Faros-Tunnel.v1"));
-        assert!(is_tunnel_upgrade(&headers));
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        assert!(!is_tunnel_upgrade(&headers));
     }
 
     #[test]

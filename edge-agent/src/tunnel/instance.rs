@@ -23,7 +23,7 @@ use faros_api::workloads::{PlacementStatus, Protocol, RUNTIME_PODMAN, RUNTIME_PR
 use faros_tunnel::frames;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -101,7 +101,7 @@ impl Handler {
         &self,
         placement: &str,
         container: &str,
-        request: &Request<Incoming>,
+        request: &Request<TunnelBody>,
     ) -> Response<TunnelBody> {
         let runs = match self.runs_container(placement, container) {
             Ok(runs) => runs,
@@ -132,7 +132,7 @@ impl Handler {
         &self,
         placement: &str,
         container: &str,
-        request: Request<Incoming>,
+        request: Request<TunnelBody>,
     ) -> Response<TunnelBody> {
         let runs = match self.runs_container(placement, container) {
             Ok(runs) => runs,
@@ -220,7 +220,7 @@ impl Handler {
         &self,
         placement: &str,
         port: u16,
-        request: Request<Incoming>,
+        request: Request<TunnelBody>,
     ) -> Response<TunnelBody> {
         let runs = match self.runs(placement) {
             Ok(runs) => runs,
@@ -357,7 +357,7 @@ fn streamed(mut chunks: mpsc::Receiver<Bytes>, content_type: &'static str) -> Re
 }
 
 /// Writes the request body into `to` until it ends, then half-closes `to`.
-async fn copy_body(mut body: Incoming, mut to: impl AsyncWrite + Unpin) -> io::Result<()> {
+async fn copy_body(mut body: TunnelBody, mut to: impl AsyncWrite + Unpin) -> io::Result<()> {
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else { break };
         if let Ok(data) = frame.into_data() {
@@ -407,7 +407,7 @@ impl ExecOptions {
 async fn run_exec(
     mut command: tokio::process::Command,
     opts: ExecOptions,
-    mut body: Incoming,
+    mut body: TunnelBody,
     tx: mpsc::Sender<Bytes>,
 ) -> Result<Option<i32>, String> {
     let mut decoder = frames::Decoder::default();
@@ -490,7 +490,7 @@ enum Input {
 
 /// Applies the hub's frames (stdin, resize, close) until its body ends; an error for a
 /// broken stream.
-async fn feed(mut body: Incoming, mut decoder: frames::Decoder, mut input: Input) -> Result<(), String> {
+async fn feed(mut body: TunnelBody, mut decoder: frames::Decoder, mut input: Input) -> Result<(), String> {
     loop {
         while let Some((channel, payload)) = decoder.next_frame()? {
             match (channel, &mut input) {
@@ -542,7 +542,7 @@ async fn feed(mut body: Incoming, mut decoder: frames::Decoder, mut input: Input
 
 /// Waits briefly for the session's first frame: a size is applied before the command
 /// starts; anything else is left to [`feed`] in `decoder`.
-async fn first_size(body: &mut Incoming, decoder: &mut frames::Decoder) -> Option<(u16, u16)> {
+async fn first_size(body: &mut TunnelBody, decoder: &mut frames::Decoder) -> Option<(u16, u16)> {
     let deadline = tokio::time::Instant::now() + FIRST_SIZE_WAIT;
     let mut pending = Vec::new();
     let size = loop {

@@ -1,118 +1,89 @@
-//! The device end of the tunnel: the agent dials the hub, asks for its Agent's `tunnel`
-//! subresource with `Upgrade: faros-tunnel.v1`, and after the 101 serves HTTP/2 on the
-//! connection it opened — the hub is the client (see `docs/tunnel.md`). HTTP/2 PINGs detect
-//! a dead hub; the agent then dials again with its usual capped, jittered backoff.
+//! The device end of the tunnel: on the agent's own connection to the hub (the pool under
+//! its API client), the agent holds a control stream open on its Agent's `tunnel`
+//! subresource and, for each session number the hub sends down it, opens the stream that
+//! takes up that request, serves it, and sends the answer back on it (see `docs/tunnel.md`).
+//! When the control stream ends, the agent opens it again with its usual capped, jittered
+//! backoff.
 //!
-//! The tunnel uses the agent's own server, CA and credential (the token file is read at
-//! every dial, so rotation applies to the next session) on a connection of its own that
-//! offers only HTTP/1.1 in ALPN: an HTTP/1.1 Upgrade does not exist on HTTP/2.
+//! The streams go out with the agent's own server, CA and credential (the token file is read
+//! for every request, so rotation applies at once).
 
 mod instance;
 mod live;
 mod serve;
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::client::Credential;
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
+use bytes::Bytes;
 use http::{Request, StatusCode, header};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::sync::watch;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::sync::{oneshot, watch};
+use tower::BoxError;
 
 use crate::backoff::{Backoff, spread};
-pub use serve::{ExecPolicy, Handler, PortPolicy};
+use crate::client::{Streams, TransportBody};
+pub use serve::{ExecPolicy, Handler, PortPolicy, TunnelBody};
 
-/// How long connecting, TLS and the upgrade may take together.
-const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
-/// A session that lasted this long was healthy: the next dial starts the backoff afresh.
+/// How long the hub may take to answer the opening of a stream.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// A session that lasted this long was healthy: the next one starts the backoff afresh.
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
-/// How many hub requests one session serves at once.
-const MAX_STREAMS: u32 = 256;
-/// Receive windows, as on the hub: small, so an idle session costs little.
-const STREAM_WINDOW: u32 = 256 * 1024;
-const CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// The most of a refusal's body the agent reads to log it.
 const MAX_REFUSAL: usize = 4096;
 
-/// Where and as whom the agent dials.
+/// Where and how the agent opens its tunnel's streams.
 pub(crate) struct Dialer {
-    config: kube::Config,
-    credential: Credential,
-    tls: Arc<rustls::ClientConfig>,
-    /// `/clusters/<ws>/apis/edge.faros.sh/v1alpha1/namespaces/<ns>/agents/<name>/tunnel`.
+    streams: Streams,
+    /// `/apis/edge.faros.sh/v1alpha1/namespaces/<ns>/agents/<name>/tunnel`, below the
+    /// server URL (and its workspace path), which the client puts in front.
     path: String,
     agent: String,
 }
 
 impl Dialer {
-    pub(crate) fn new(config: kube::Config, namespace: &str, name: &str) -> anyhow::Result<Dialer> {
-        let mut tls = crate::client::tls_config(&config).context("the tunnel's TLS configuration")?;
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let base = config.cluster_url.path().trim_end_matches('/');
-        let path = format!(
-            "{base}/apis/{}/{}/namespaces/{namespace}/agents/{name}/{}",
-            faros_api::EDGE_GROUP,
-            faros_api::EDGE_VERSION,
-            faros_tunnel::TUNNEL_SUBRESOURCE
-        );
-        Ok(Dialer {
-            credential: Credential::of(&config)?,
-            config,
-            tls: Arc::new(tls),
-            path,
+    pub(crate) fn new(streams: Streams, namespace: &str, name: &str) -> Dialer {
+        Dialer {
+            streams,
+            path: format!(
+                "/apis/{}/{}/namespaces/{namespace}/agents/{name}/{}",
+                faros_api::EDGE_GROUP,
+                faros_api::EDGE_VERSION,
+                faros_tunnel::TUNNEL_SUBRESOURCE
+            ),
             agent: name.to_string(),
-        })
+        }
     }
 
-    /// Opens a connection to the hub and upgrades it to a tunnel.
-    async fn dial(&self) -> anyhow::Result<hyper::upgrade::Upgraded> {
-        let url = &self.config.cluster_url;
-        let host = url.host().ok_or_else(|| anyhow!("the server URL {url} has no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = url.port_u16().unwrap_or(443);
-        let tcp = tokio::net::TcpStream::connect((host, port))
-            .await
-            .with_context(|| format!("connecting to {host}:{port}"))?;
-        let _ = tcp.set_nodelay(true);
-        let name = self.config.tls_server_name.as_deref().unwrap_or(host).to_string();
-        let server_name =
-            rustls::pki_types::ServerName::try_from(name).map_err(|e| anyhow!("the hub's name {host:?}: {e}"))?;
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect(server_name, tcp)
-            .await
-            .context("TLS handshake with the hub")?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(async move {
-            let _ = connection.with_upgrades().await;
-        });
-        let authority = match url.port_u16() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        };
-        let mut request = Request::get(&self.path)
-            .header(header::HOST, authority)
-            .header(header::CONNECTION, "Upgrade")
-            .header(header::UPGRADE, faros_tunnel::UPGRADE_PROTOCOL)
+    /// A POST of the tunnel protocol to `path`, with `body`.
+    fn stream_request(&self, path: String, body: TransportBody) -> anyhow::Result<Request<TransportBody>> {
+        Ok(Request::post(path)
+            .header(faros_tunnel::PROTOCOL_HEADER, faros_tunnel::PROTOCOL_VERSION)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(
                 header::USER_AGENT,
                 format!("edge-agent/{}", crate::facts::AGENT_VERSION),
             )
-            .body(Empty::<bytes::Bytes>::new())?;
-        let sent = self.credential.header().await?;
-        if let Some(value) = &sent {
-            request.headers_mut().insert(header::AUTHORIZATION, value.clone());
-        }
-        let response = sender
-            .send_request(request)
+            .body(body)?)
+    }
+
+    /// Opens the control stream; the answer's body carries the session numbers.
+    async fn open(&self) -> anyhow::Result<hyper::body::Incoming> {
+        let keep_alive = KeepAlive(tokio::time::interval_at(
+            tokio::time::Instant::now() + faros_tunnel::KEEP_ALIVE_INTERVAL,
+            faros_tunnel::KEEP_ALIVE_INTERVAL,
+        ));
+        let request = self.stream_request(self.path.clone(), keep_alive.boxed_unsync())?;
+        let response = tokio::time::timeout(OPEN_TIMEOUT, self.streams.send(request))
             .await
-            .context("asking the hub for the tunnel")?;
-        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            .map_err(|_| anyhow!("the hub did not answer within {OPEN_TIMEOUT:?}"))?
+            .map_err(|e| anyhow!("asking the hub for the tunnel: {e}"))?;
+        if response.status() != StatusCode::OK {
             let code = response.status();
-            if code == StatusCode::UNAUTHORIZED {
-                self.credential.refused(sent.as_ref()).await;
-            }
             let body = http_body_util::Limited::new(response.into_body(), MAX_REFUSAL)
                 .collect()
                 .await
@@ -124,58 +95,169 @@ impl Dialer {
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
             bail!("the hub refused the tunnel: {code}: {message}");
         }
-        Ok(hyper::upgrade::on(response).await?)
+        Ok(response.into_body())
+    }
+
+    /// Takes up request `id`: opens its stream, reads the request off the hub's answer,
+    /// serves it, and sends the device's answer back on the same stream.
+    async fn accept(self: Arc<Self>, id: u64, handler: Arc<Handler>) {
+        let (answer, answered) = oneshot::channel();
+        let path = format!("{}?{}={id}", self.path, faros_tunnel::SESSION_PARAMETER);
+        let request = match self.stream_request(path, Deferred::Waiting(answered).boxed_unsync()) {
+            Ok(request) => request,
+            Err(e) => return tracing::warn!(agent = %self.agent, error = %e, "cannot build a tunnel stream"),
+        };
+        let response = match tokio::time::timeout(OPEN_TIMEOUT, self.streams.send(request)).await {
+            Ok(Ok(response)) if response.status() == StatusCode::OK => response,
+            // The request gave up meanwhile, or the session ended: nothing to answer.
+            Ok(Ok(response)) => {
+                return tracing::debug!(agent = %self.agent, id, status = %response.status(), "the hub has no request for this stream");
+            }
+            Ok(Err(e)) => return tracing::debug!(agent = %self.agent, id, error = %e, "cannot open a tunnel stream"),
+            Err(_) => return tracing::debug!(agent = %self.agent, id, "the hub did not answer a tunnel stream"),
+        };
+        let request = match faros_tunnel::wire::read_request(response.into_body()).await {
+            Ok(request) => request.map(|body| Held(Some(body)).boxed()),
+            Err(e) => return tracing::warn!(agent = %self.agent, id, error = %e, "a tunnel stream without a request"),
+        };
+        let Ok(response) = handler.handle(request).await;
+        let (parts, body) = response.into_parts();
+        let head = faros_tunnel::wire::encode_response_head(parts.status, &parts.headers);
+        let _ = answer.send(faros_tunnel::wire::Prefixed::new(head, body).boxed_unsync());
+    }
+
+    /// Runs one session: opens the control stream and takes up every request sent down it,
+    /// until the stream ends. Returns when the stream was opened (None: it was not), and how
+    /// the session ended.
+    async fn session(self: &Arc<Self>, handler: &Arc<Handler>) -> (Option<tokio::time::Instant>, anyhow::Result<()>) {
+        let mut numbers = match self.open().await {
+            Ok(numbers) => numbers,
+            Err(e) => return (None, Err(e)),
+        };
+        tracing::info!(agent = %self.agent, "tunnel connected");
+        let opened = tokio::time::Instant::now();
+        let mut reader = faros_tunnel::wire::SessionReader::default();
+        while let Some(frame) = numbers.frame().await {
+            let data = match frame {
+                Ok(frame) => frame.into_data().unwrap_or_default(),
+                Err(e) => return (Some(opened), Err(anyhow!("the tunnel broke: {e}"))),
+            };
+            reader.push(&data);
+            while let Some(id) = reader.next_session() {
+                tokio::spawn(self.clone().accept(id, handler.clone()));
+            }
+        }
+        (Some(opened), Ok(()))
     }
 }
 
-/// Serves one tunnel session on `io` until it ends: the agent's side of HTTP/2, whatever
-/// carries it (the upgraded hub connection; a local socket in tests).
-pub async fn serve<I>(io: I, handler: Arc<Handler>) -> Result<(), hyper::Error>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |request| handler.clone().handle(request));
-    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .keep_alive_interval(faros_tunnel::KEEP_ALIVE_INTERVAL)
-        .keep_alive_timeout(faros_tunnel::KEEP_ALIVE_TIMEOUT)
-        .max_concurrent_streams(MAX_STREAMS)
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .serve_connection(io, service)
-        .await
+/// The hub's half of an accepted stream, as the request's body. Dropped before its end (the
+/// handler is done with it), it is read to its end in the background: letting go of it
+/// would make HTTP/2 reset the whole stream, cutting off the end of the device's answer. The
+/// hub ends its half once that answer has ended, and the wait is bounded all the same.
+struct Held(Option<faros_tunnel::wire::Prefixed<hyper::body::Incoming>>);
+
+/// How long a stream's hub half is held open after its request was served.
+const HOLD: Duration = Duration::from_secs(30);
+
+impl Body for Held {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.0.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx).map_err(BoxError::from),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.as_ref().is_none_or(|body| body.is_end_stream())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(mut body) = self.0.take().filter(|b| !b.is_end_stream())
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(HOLD, async { while let Some(Ok(_)) = body.frame().await {} }).await;
+            });
+        }
+    }
+}
+
+/// The control stream's request body: a byte every keep-alive interval, so the hub knows
+/// the session is still there while the network is otherwise silent.
+struct KeepAlive(tokio::time::Interval);
+
+impl Body for KeepAlive {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.0
+            .poll_tick(cx)
+            .map(|_| Some(Ok(Frame::data(Bytes::from_static(b"\n")))))
+    }
+}
+
+/// An accepted stream's request body, known only once the device answered: the stream is
+/// opened first, because the request it takes up arrives on the hub's answer to it.
+enum Deferred {
+    Waiting(oneshot::Receiver<TransportBody>),
+    Streaming(TransportBody),
+}
+
+impl Body for Deferred {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            match &mut *self {
+                Deferred::Waiting(answered) => match Pin::new(answered).poll(cx) {
+                    Poll::Ready(Ok(body)) => *self = Deferred::Streaming(body),
+                    // Dropped unanswered: the stream fails rather than end as if complete.
+                    Poll::Ready(Err(_)) => return Poll::Ready(Some(Err("the request was not answered".into()))),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Deferred::Streaming(body) => return Pin::new(body).poll_frame(cx),
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Deferred::Waiting(_) => SizeHint::default(),
+            Deferred::Streaming(body) => body.size_hint(),
+        }
+    }
 }
 
 /// Keeps the tunnel up until `shutdown` flips: dials, serves, and dials again.
 pub(crate) async fn run(dialer: Dialer, handler: Handler, mut shutdown: watch::Receiver<bool>) {
+    let dialer = Arc::new(dialer);
     let handler = Arc::new(handler);
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut failures = 0u32;
     loop {
-        let session = async {
-            let io = tokio::time::timeout(DIAL_TIMEOUT, dialer.dial())
-                .await
-                .map_err(|_| anyhow!("the hub did not complete the tunnel within {DIAL_TIMEOUT:?}"))??;
-            tracing::info!(agent = %dialer.agent, "tunnel connected");
-            let started = tokio::time::Instant::now();
-            let result = serve(io, handler.clone()).await;
-            Ok::<_, anyhow::Error>((started.elapsed(), result))
-        };
         let delay = tokio::select! {
-            outcome = session => match outcome {
-                Ok((lasted, result)) => {
+            (opened, outcome) = dialer.session(&handler) => match (opened, outcome) {
+                (Some(opened), result) => {
                     match result {
                         Ok(()) => tracing::info!(agent = %dialer.agent, "the hub closed the tunnel"),
-                        Err(e) => tracing::warn!(agent = %dialer.agent, error = %e, "the tunnel broke"),
+                        Err(e) => tracing::warn!(agent = %dialer.agent, error = %format!("{e:#}"), "the tunnel broke"),
                     }
                     failures = 0;
-                    if lasted >= HEALTHY_SESSION {
+                    if opened.elapsed() >= HEALTHY_SESSION {
                         backoff.reset();
                     }
                     // Spread the reconnects of a fleet whose hub just restarted.
                     backoff.next_delay().max(spread(Duration::from_secs(1)))
                 }
-                Err(e) => {
+                (None, Err(e)) => {
                     failures += 1;
                     let delay = backoff.next_delay();
                     if failures == 1 || failures.is_power_of_two() {
@@ -183,6 +265,7 @@ pub(crate) async fn run(dialer: Dialer, handler: Handler, mut shutdown: watch::R
                     }
                     delay
                 }
+                (None, Ok(())) => backoff.next_delay(),
             },
             _ = stopped(&mut shutdown) => return,
         };

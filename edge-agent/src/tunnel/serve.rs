@@ -15,15 +15,14 @@ use faros_tunnel::InstanceRequest;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
 use crate::workloads::podman::PodmanConfig;
 use crate::workloads::{Layout, StatusBoard, WorkloadSummary};
 
-/// The body of every answer on the tunnel.
-pub(crate) type TunnelBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+/// The body of every request and answer on the tunnel.
+pub type TunnelBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// How long connecting to a device-local port may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -99,10 +98,8 @@ pub struct Handler {
 }
 
 impl Handler {
-    pub(crate) async fn handle(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-    ) -> Result<Response<TunnelBody>, Infallible> {
+    /// Answers one request of the hub; public for the tests that drive it directly.
+    pub async fn handle(self: Arc<Self>, request: Request<TunnelBody>) -> Result<Response<TunnelBody>, Infallible> {
         let path = request.uri().path().to_string();
         let response = if path == faros_tunnel::LIVE_PATH {
             self.live().await
@@ -152,7 +149,7 @@ impl Handler {
     }
 
     /// Relays the request to `127.0.0.1:<port>` over HTTP/1.1, streaming both bodies.
-    async fn proxy(&self, port: u16, request: Request<Incoming>) -> Response<TunnelBody> {
+    async fn proxy(&self, port: u16, request: Request<TunnelBody>) -> Response<TunnelBody> {
         if !self.allows(port) {
             return refused(
                 StatusCode::FORBIDDEN,

@@ -95,11 +95,13 @@ fn kubectl_faros(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
         .expect("run kubectl-faros")
 }
 
-/// Opens a TLS connection to the hub as `token`, asks for `agent`'s tunnel, and returns the
-/// status line and the still-open connection.
-fn upgrade(
+/// Opens a TLS connection to the hub as `token` and starts a tunnel stream of `agent`
+/// (`query`: "" for the control stream, `?session=<n>` for an accepted one) over HTTP/1.1
+/// with a chunked body; returns the status line and the still-open connection.
+fn tunnel_stream(
     hub: &Hub,
     agent: &str,
+    query: &str,
     token: &str,
 ) -> (
     String,
@@ -117,9 +119,10 @@ fn upgrade(
     // A refused (or oversized) request may be cut off while it is written.
     let _ = write!(
         tls,
-        "GET {AGENTS}/{agent}/tunnel HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\
-         Connection: Upgrade\r\nUpgrade: faros-tunnel.v1\r\n\r\n"
+        "POST {AGENTS}/{agent}/tunnel{query} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\
+         faros-tunnel: v2\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
+    let _ = tls.flush();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -227,26 +230,31 @@ fn device_tunnel_proxy_live_and_connected() {
         refused(&dev2_credential, &path, &["Forbidden"]);
     }
     let dev2_token = std::fs::read_to_string(state2.join("token")).unwrap();
-    let (status, _) = upgrade(&hub, "dev1", dev2_token.trim());
+    let (status, _) = tunnel_stream(&hub, "dev1", "", dev2_token.trim());
     assert!(status.contains(" 403 "), "{status}");
-    // A tunnel request that is not an upgrade is a clear 400.
+    // A tunnel request that is not of the protocol is a clear 400.
     refused(
         &tenant,
         &format!("{AGENTS}/dev1/tunnel"),
-        &["BadRequest", "Upgrade: faros-tunnel.v1"],
+        &["BadRequest", "faros-tunnel: v2"],
     );
 
-    // Garbage after the upgrade (with dev1's own token, which replaces its session): the
-    // hub drops it, keeps serving, and the agent comes back.
+    // Streams that take up no waiting request, by number or by garbage: refused.
     let dev1_token = std::fs::read_to_string(state1.join("token")).unwrap();
-    let (status, mut tls) = upgrade(&hub, "dev1", dev1_token.trim());
-    assert!(status.contains(" 101 "), "{status}");
+    let (status, _) = tunnel_stream(&hub, "dev1", "?session=987654321", dev1_token.trim());
+    assert!(status.contains(" 404 "), "{status}");
+    let (status, _) = tunnel_stream(&hub, "dev1", "?session=x", dev1_token.trim());
+    assert!(status.contains(" 400 "), "{status}");
+    // Garbage on a control stream (with dev1's own token, which replaces its session): the
+    // hub drops it, keeps serving, and the agent comes back.
+    let (status, mut tls) = tunnel_stream(&hub, "dev1", "", dev1_token.trim());
+    assert!(status.contains(" 200 "), "{status}");
     let _ = tls.write_all(&[0xffu8; 16 * 1024]);
     let _ = tls.flush();
     drop(tls);
     // An oversized request head: refused, nothing else happens.
-    let (status, _) = upgrade(&hub, &"x".repeat(600_000), dev1_token.trim());
-    assert!(!status.contains(" 101 "), "{status}");
+    let (status, _) = tunnel_stream(&hub, &"x".repeat(600_000), "", dev1_token.trim());
+    assert!(!status.contains(" 200 "), "{status}");
     eventually("dev1 reconnected after the garbage", Duration::from_secs(30), || {
         raw(&tenant, &format!("{AGENTS}/dev1/proxy/{web}/again")).0
     });

@@ -67,8 +67,18 @@ impl Hub {
             },
             layout: Layout::new(state),
         };
+        // Each request on its own HTTP/2 stream, as the tunnel's accepted streams carry them.
         let (agent_io, hub_io) = tokio::io::duplex(256 * 1024);
-        tokio::spawn(edge_agent::tunnel::serve(TokioIo::new(agent_io), Arc::new(handler)));
+        let handler = Arc::new(handler);
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            handler
+                .clone()
+                .handle(request.map(|body| body.map_err(Into::into).boxed()))
+        });
+        tokio::spawn(
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(agent_io), service),
+        );
         let (send, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(hub_io))
             .await
             .unwrap();

@@ -1,5 +1,5 @@
-//! The Agent subresources that reach the device itself: `tunnel` (the agent opens its
-//! session), `proxy/<port>/<path>` (an HTTP request relayed to a device-local port) and
+//! The Agent subresources that reach the device itself: `tunnel` (the agent's control stream
+//! and the streams it accepts, see [`crate::tunnel`]), `proxy/<port>/<path>` (an HTTP request relayed to a device-local port) and
 //! `live` (the device's state, asked for now). They pass the same stages as every request —
 //! authentication, the workspace, RBAC on the subresource and the object's name — and are
 //! answered here instead of by the generic store.
@@ -58,7 +58,7 @@ pub(super) async fn serve(
         name: name.to_string(),
     };
     match req.subresource.as_deref() {
-        Some(TUNNEL_SUBRESOURCE) => open_tunnel(hub, agent, parts),
+        Some(TUNNEL_SUBRESOURCE) => tunnel(hub, agent, parts, body),
         Some(PROXY_SUBRESOURCE) => proxy(hub, &agent, parts, body).await,
         Some(LIVE_SUBRESOURCE) if parts.method == Method::GET => live(hub, &agent).await,
         Some(LIVE_SUBRESOURCE) => Err(ApiError::method_not_allowed(format!(
@@ -69,33 +69,45 @@ pub(super) async fn serve(
     }
 }
 
-/// Switches the agent's connection to the tunnel protocol and hands it to the registry.
-fn open_tunnel(hub: &Arc<Hub>, agent: AgentKey, mut parts: http::request::Parts) -> ApiResult<Response> {
-    let upgrade = (parts.version == http::Version::HTTP_11 && faros_tunnel::is_tunnel_upgrade(&parts.headers))
-        .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
-        .flatten()
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "agents/tunnel is opened by the edge agent with an HTTP/1.1 request carrying \
-                 `Connection: Upgrade` and `Upgrade: {}`",
-                faros_tunnel::UPGRADE_PROTOCOL
-            ))
-        })?;
-    let tunnels = hub.tunnels.clone();
-    let shutdown = hub.shutdown.clone();
-    tokio::spawn(async move {
-        match upgrade.await {
-            Ok(io) => tunnels.run_session(agent, io, shutdown).await,
-            Err(e) => tracing::debug!(%agent, error = %e, "tunnel upgrade failed"),
+/// One of the agent's tunnel streams: its control stream, or (with `?session=<n>`) the
+/// stream that takes up request `n`. Both answer at once and stream for as long as they last.
+fn tunnel(hub: &Arc<Hub>, agent: AgentKey, parts: http::request::Parts, body: Body) -> ApiResult<Response> {
+    let speaks = parts
+        .headers
+        .get(faros_tunnel::PROTOCOL_HEADER)
+        .is_some_and(|v| v.as_bytes() == faros_tunnel::PROTOCOL_VERSION.as_bytes());
+    if parts.method != Method::POST || !speaks {
+        return Err(ApiError::bad_request(format!(
+            "agents/tunnel carries the edge agent's tunnel: a POST with `{}: {}` (an agent that \
+             asks otherwise speaks another tunnel protocol than this hub; upgrade it)",
+            faros_tunnel::PROTOCOL_HEADER,
+            faros_tunnel::PROTOCOL_VERSION
+        )));
+    }
+    let session = parts
+        .uri
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix(faros_tunnel::SESSION_PARAMETER)?.strip_prefix('='));
+    let body = match session {
+        None => hub.tunnels.open(agent, body),
+        Some(id) => {
+            let id = id.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{}={id:?} is not a session number",
+                    faros_tunnel::SESSION_PARAMETER
+                ))
+            })?;
+            hub.tunnels
+                .accept(&agent, id, body)
+                .map_err(|e| ApiError::new(Reason::NotFound, e.to_string()))?
         }
-    });
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert(
-        header::UPGRADE,
-        HeaderValue::from_static(faros_tunnel::UPGRADE_PROTOCOL),
+    };
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
     );
     Ok(response)
 }
@@ -152,18 +164,15 @@ async fn proxy(hub: &Arc<Hub>, agent: &AgentKey, parts: http::request::Parts, bo
 
 /// The device's answer as the caller's response; a refusal by the agent itself becomes a
 /// Kubernetes `Status`.
-async fn relay(agent: &AgentKey, response: http::Response<hyper::body::Incoming>) -> ApiResult<Response> {
+async fn relay(agent: &AgentKey, response: http::Response<Body>) -> ApiResult<Response> {
     let (mut parts, body) = accepted(agent, response).await?.into_parts();
     faros_tunnel::strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, Body::new(body)))
+    Ok(Response::from_parts(parts, body))
 }
 
 /// The device's answer, unless the agent itself refused the request: that becomes a
 /// Kubernetes `Status` naming the agent.
-pub(super) async fn accepted(
-    agent: &AgentKey,
-    response: http::Response<hyper::body::Incoming>,
-) -> ApiResult<http::Response<hyper::body::Incoming>> {
+pub(super) async fn accepted(agent: &AgentKey, response: http::Response<Body>) -> ApiResult<http::Response<Body>> {
     let (parts, body) = response.into_parts();
     if parts.headers.contains_key(faros_tunnel::REFUSED_HEADER) {
         let bytes = http_body_util::Limited::new(body, MAX_REFUSAL)

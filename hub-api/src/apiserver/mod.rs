@@ -83,12 +83,15 @@ impl Hub {
         agent: &crate::tunnel::AgentKey,
         request: http::Request<axum::body::Body>,
         timeout: std::time::Duration,
-    ) -> Result<http::Response<hyper::body::Incoming>, crate::tunnel::TunnelError> {
+    ) -> Result<http::Response<axum::body::Body>, crate::tunnel::TunnelError> {
         if !self.tunnels.is_connected(agent)
             && let Some(relay) = &self.relay
             && let Some(owner) = relay.owner(self, agent)
         {
-            return relay.forward(owner, agent, request, timeout).await;
+            return Ok(relay
+                .forward(owner, agent, request, timeout)
+                .await?
+                .map(axum::body::Body::new));
         }
         self.tunnels.request(agent, request, timeout).await
     }

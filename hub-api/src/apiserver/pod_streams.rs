@@ -234,11 +234,7 @@ async fn exec(hub: &Arc<Hub>, instance: Instance, parts: http::request::Parts, r
 /// Copies kubectl's stdin and resizes to the device as frames, and the device's frames to
 /// kubectl, until the command ends or either side goes away. Returns the bytes of stdin and
 /// of output relayed, and how it ended, for the audit log.
-async fn relay_exec(
-    mut session: ExecSession,
-    tx: mpsc::Sender<Bytes>,
-    mut from_device: hyper::body::Incoming,
-) -> (u64, u64, String) {
+async fn relay_exec(mut session: ExecSession, tx: mpsc::Sender<Bytes>, mut from_device: Body) -> (u64, u64, String) {
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counted = sent.clone();
     let mut received = 0u64;

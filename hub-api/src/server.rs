@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -27,6 +27,12 @@ const MAX_CONCURRENT_STREAMS: u32 = 200;
 /// window is many streams' worth, so a stalled stream holds back only itself.
 const STREAM_WINDOW: u32 = 256 * 1024;
 const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+/// An HTTP/2 connection that sent nothing for this long is PINGed, and closed if the answer
+/// takes longer than the timeout: a device whose network went silent loses its tunnel
+/// session (and the Agent its `Connected` condition) within half a minute. A device renews
+/// its Lease every 10 s on its connection, so a live one is rarely PINGed.
+const PING_AFTER: Duration = Duration::from_secs(15);
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -43,6 +49,9 @@ pub async fn serve(
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .timer(TokioTimer::new())
+        .keep_alive_interval(PING_AFTER)
+        .keep_alive_timeout(PING_TIMEOUT)
         // One HTTP/2 connection may carry many clients' requests (client-go shares one per
         // host; a proxy or the agent simulator carries a whole fleet's). h2 closes the
         // connection, failing every request on it, once 20 streams the hub had not taken up

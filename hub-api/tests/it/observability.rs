@@ -577,6 +577,48 @@ fn a_full_hub_answers_429_and_clients_come_back() {
 /// SIGTERM: `/readyz` fails at once while the hub still serves (for the shutdown delay),
 /// a request in flight finishes after the listener closed, and the log of it all has no
 /// warning or error, every line of it JSON.
+/// An HTTP/2 client that goes silent (a device whose network dropped without a word): the
+/// hub PINGs its connection and, with no answer, closes it, which ends whatever it carried
+/// (a device's tunnel session among them).
+#[test]
+fn a_silent_http2_connection_is_pinged_then_closed() {
+    let dir = files("silent-h2");
+    let mut hub = HubProcess::start(&dir, &[]);
+    let config = faros_testkit::tls::client_trusting(ca_of(&dir).as_bytes(), b"h2");
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", hub.port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = rustls::StreamOwned::new(rustls::ClientConnection::new(config, name).unwrap(), tcp);
+    // The connection preface and empty SETTINGS; then nothing, not even acknowledgements.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"h2"[..]));
+    const PING: u8 = 0x6;
+    let mut frames = Vec::new();
+    let mut header = [0u8; 9];
+    // Frames until the hub closes the connection: EOF, or a TLS error for the missing
+    // close_notify; a read that times out means it never did.
+    let closed = loop {
+        let read = tls.read_exact(&mut header).and_then(|()| {
+            let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+            tls.read_exact(&mut vec![0u8; length])
+        });
+        match read {
+            Ok(()) => frames.push(header[3]),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        !matches!(
+            closed.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "the silent connection stayed open: {closed}"
+    );
+    assert!(frames.contains(&PING), "frame types from the hub: {frames:?}");
+    assert!(hub.child.try_wait().unwrap().is_none(), "the hub lives on");
+}
+
 #[test]
 fn clean_shutdown_with_json_logs() {
     let dir = files("shutdown");

@@ -1,8 +1,8 @@
 //! What the agent answers on its tunnel: the hub's requests, one HTTP/2 stream each.
 //!
-//! The agent dialled the hub and verified its certificate, and the hub authorized each
-//! request (per object and subresource) before opening the stream, so there is no second
-//! authentication here; what the device allows is still the device's to say (`--allow-ports`).
+//! The requests come on the agent's own connection to the hub, whose certificate it
+//! verified, and the hub authorized each (per object and subresource) before sending it, so
+//! there is no second authentication here; what the device allows is still the device's to say (`--allow-ports`).
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;

@@ -197,7 +197,7 @@ fn classify(method: &Method, path: &str, query_watch: bool) -> ApiResult<Target>
         }
         _ => return Err(ApiError::no_such_resource()),
     };
-    // Opening a device's tunnel starts a session, whatever the method says: like
+    // A device's tunnel streams carry a session, whatever the method says: like
     // `pods/exec`, it is authorized as `create`, so that no read grant (`get` on `agents/*`)
     // can ever stand in for a device.
     let opens_session = (group == faros_api::EDGE_GROUP

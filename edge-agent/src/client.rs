@@ -64,12 +64,14 @@ const STREAM_WINDOW: u32 = 256 * 1024;
 const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 
 /// The agent's connection to the hub as `config` describes it: a kube-rs client for the API,
-/// and the tunnel's streams, both over one pool. Against the hub that pool is one HTTP/2
-/// connection (ALPN), carrying the Lease renewals, the watches, the status writes and the
-/// tunnel of the device, so a device costs the hub one connection; a server that speaks only
-/// HTTP/1.1 gets a connection per request in flight, as before.
+/// and the tunnel's streams, both over one HTTP/2 connection, which carries the Lease
+/// renewals, the watches, the status writes and the tunnel of the device, so a device costs
+/// the hub one connection. HTTP/2 only, as the hub speaks it: a pool that could also speak
+/// HTTP/1.1 opens a connection for each request sent while its first one is being set up,
+/// and behind a balancer those may reach different replicas, while a tunnel stream must
+/// reach the replica that holds the control stream. The simulator's agents share it too.
 pub(crate) fn connect(config: &kube::Config) -> anyhow::Result<(kube::Client, Streams)> {
-    build(config, false)
+    build(config)
 }
 
 /// A client of the hub as `config` describes it (see [`connect`]).
@@ -77,13 +79,7 @@ pub(crate) fn client(config: &kube::Config) -> anyhow::Result<kube::Client> {
     Ok(connect(config)?.0)
 }
 
-/// A connection that speaks only HTTP/2: the simulator's thousands of agents then share a
-/// handful of connections to the hub.
-pub(crate) fn multiplexed(config: &kube::Config) -> anyhow::Result<(kube::Client, Streams)> {
-    build(config, true)
-}
-
-fn build(config: &kube::Config, http2_only: bool) -> anyhow::Result<(kube::Client, Streams)> {
+fn build(config: &kube::Config) -> anyhow::Result<(kube::Client, Streams)> {
     let credential = Credential::of(config)?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -97,17 +93,13 @@ fn build(config: &kube::Config, http2_only: bool) -> anyhow::Result<(kube::Clien
         }
         None => https,
     };
-    let https = if http2_only {
-        https.enable_http2().wrap_connector(http)
-    } else {
-        https.enable_all_versions().wrap_connector(http)
-    };
+    let https = https.enable_http2().wrap_connector(http);
     let mut connector = TimeoutConnector::new(https);
     connector.set_connect_timeout(config.connect_timeout);
     connector.set_read_timeout(config.read_timeout);
     connector.set_write_timeout(config.write_timeout);
     let transport = hyper_util::client::legacy::Builder::new(TokioExecutor::new())
-        .http2_only(http2_only)
+        .http2_only(true)
         .timer(TokioTimer::new())
         .http2_keep_alive_interval(PING_AFTER)
         .http2_keep_alive_timeout(PING_TIMEOUT)

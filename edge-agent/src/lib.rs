@@ -301,7 +301,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         tunnels,
     }) = cli.command
     {
-        let (client, _) = client::multiplexed(&bootstrap.config)?;
+        let (client, _) = client::connect(&bootstrap.config)?;
         let opts = simulate::Options {
             count,
             namespace,

@@ -69,7 +69,7 @@ pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>)
         let workloads = start_reconciler(&opts.namespace, &name, board.clone(), assigned, shutdown.clone()).await;
         if let Some(config) = &opts.tunnels {
             if i % TUNNELS_PER_CONNECTION == 0 {
-                tunnel_streams = Some(crate::client::multiplexed(config)?.1);
+                tunnel_streams = Some(crate::client::connect(config)?.1);
             }
             let streams = tunnel_streams.clone().expect("made for the first agent of each group");
             let dialer = crate::tunnel::Dialer::new(streams, &opts.namespace, &name);

@@ -189,6 +189,7 @@ impl Tunnels {
     /// its keep-alives stop, the same agent opens a newer session, or the hub shuts down.
     pub(crate) fn open(self: &Arc<Self>, agent: AgentKey, from_agent: Body) -> Body {
         let (dials, numbers) = mpsc::channel(DIAL_QUEUE);
+        // Already cancelled when the hub is shutting down: the session ends at once.
         let closed = self.stopping.child_token();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let session = Arc::new(Session {
@@ -201,9 +202,6 @@ impl Tunnels {
         if let Some(old) = replaced {
             tracing::info!(%agent, "a new tunnel replaces the agent's previous one");
             old.closed.cancel();
-        }
-        if self.stopping.is_cancelled() {
-            closed.cancel();
         }
         self.mark(&agent);
         tracing::info!(%agent, session = id, sessions = self.len(), "tunnel connected");

@@ -84,12 +84,7 @@ fn tunnel(hub: &Arc<Hub>, agent: AgentKey, parts: http::request::Parts, body: Bo
             faros_tunnel::PROTOCOL_VERSION
         )));
     }
-    let session = parts
-        .uri
-        .query()
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix(faros_tunnel::SESSION_PARAMETER)?.strip_prefix('='));
+    let session = super::pod_streams::query_param(&parts, faros_tunnel::SESSION_PARAMETER);
     let body = match session {
         None => hub.tunnels.open(agent, body),
         Some(id) => {

@@ -130,7 +130,7 @@ impl Instance {
 }
 
 /// The query parameter `key` of a request, percent-decoded.
-fn query_param(parts: &http::request::Parts, key: &str) -> Option<String> {
+pub(super) fn query_param(parts: &http::request::Parts, key: &str) -> Option<String> {
     let query = parts.uri.query()?;
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == key)

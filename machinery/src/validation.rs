@@ -278,15 +278,30 @@ fn wrong_type(field: impl Into<String>, value: &Value, expected: &str) -> FieldE
     FieldError::type_invalid(field, format!("{value}: must be {expected}"))
 }
 
-/// Reads an optional string field; `null` counts as absent.
-fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str, errs: &mut Vec<FieldError>) -> &'a str {
+/// Reads an optional string field; `null` counts as absent. `path` is rendered only for an
+/// error: every write validates its metadata, and nearly all of them are valid.
+fn opt_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: impl std::fmt::Display,
+    errs: &mut Vec<FieldError>,
+) -> &'a str {
     match obj.get(key) {
         None | Some(Value::Null) => "",
         Some(Value::String(s)) => s,
         Some(other) => {
-            errs.push(wrong_type(path, other, "a string"));
+            errs.push(wrong_type(path.to_string(), other, "a string"));
             ""
         }
+    }
+}
+
+/// `list[index]`, written out only when an error names it.
+struct Item<'a>(&'a str, usize);
+
+impl std::fmt::Display for Item<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
     }
 }
 
@@ -388,7 +403,11 @@ pub fn validate_object_meta(meta: &Value, namespaced: bool, rule: NameRule) -> V
     let annotations = string_map(meta, "annotations", "metadata.annotations", &mut errs);
     for (key, _) in &annotations {
         // Annotation keys are qualified names except that case does not matter.
-        for msg in is_qualified_name(&key.to_ascii_lowercase()) {
+        let lowered = match key.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => std::borrow::Cow::Owned(key.to_ascii_lowercase()),
+            false => std::borrow::Cow::Borrowed(*key),
+        };
+        for msg in is_qualified_name(&lowered) {
             errs.push(invalid("metadata.annotations", key, &msg));
         }
     }
@@ -416,16 +435,16 @@ fn validate_finalizers(finalizers: Option<&Value>, errs: &mut Vec<FieldError>) {
     };
     let mut seen: Vec<&str> = Vec::new();
     for (i, item) in list.iter().enumerate() {
-        let path = format!("metadata.finalizers[{i}]");
+        let path = Item("metadata.finalizers", i);
         let Value::String(finalizer) = item else {
-            errs.push(wrong_type(path, item, "a string"));
+            errs.push(wrong_type(path.to_string(), item, "a string"));
             continue;
         };
         for msg in is_qualified_name(finalizer) {
-            errs.push(invalid(path.as_str(), finalizer, &msg));
+            errs.push(invalid(path.to_string(), finalizer, &msg));
         }
         if seen.contains(&finalizer.as_str()) {
-            errs.push(FieldError::duplicate(path, go_quote(finalizer)));
+            errs.push(FieldError::duplicate(path.to_string(), go_quote(finalizer)));
         } else {
             seen.push(finalizer);
         }
@@ -454,15 +473,15 @@ fn validate_owner_references(refs: Option<&Value>, errs: &mut Vec<FieldError>) {
     };
     let mut first_controller: Option<String> = None;
     for (i, item) in list.iter().enumerate() {
-        let path = format!("metadata.ownerReferences[{i}]");
+        let path = Item("metadata.ownerReferences", i);
         let Value::Object(owner) = item else {
-            errs.push(wrong_type(path, item, "an object"));
+            errs.push(wrong_type(path.to_string(), item, "an object"));
             continue;
         };
-        let api_version = opt_str(owner, "apiVersion", &format!("{path}.apiVersion"), errs);
-        let kind = opt_str(owner, "kind", &format!("{path}.kind"), errs);
-        let name = opt_str(owner, "name", &format!("{path}.name"), errs);
-        let uid = opt_str(owner, "uid", &format!("{path}.uid"), errs);
+        let api_version = opt_str(owner, "apiVersion", format_args!("{path}.apiVersion"), errs);
+        let kind = opt_str(owner, "kind", format_args!("{path}.kind"), errs);
+        let name = opt_str(owner, "name", format_args!("{path}.name"), errs);
+        let uid = opt_str(owner, "uid", format_args!("{path}.uid"), errs);
 
         // schema.ParseGroupVersion: "" and "/" are empty, one slash splits,
         // more than one is unparseable and leaves the version empty.
@@ -492,7 +511,7 @@ fn validate_owner_references(refs: Option<&Value>, errs: &mut Vec<FieldError>) {
         // anything through them would make dependents vanish unexpectedly.
         if group.is_empty() && version == "v1" && kind == "Event" {
             errs.push(FieldError::invalid(
-                path.clone(),
+                path.to_string(),
                 format!("{item}: /v1, Kind=Event is disallowed from being an owner"),
             ));
         }

@@ -9,7 +9,7 @@
 //! do after falling behind. Events in the gap are never made up from a diff: a client's
 //! re-list is the one way back to a consistent view, the same for every backend.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -137,8 +137,65 @@ pub fn encode_event(kind: &str, object: &Value) -> Bytes {
     event_line(kind, &serde_json::to_vec(object).unwrap_or_default())
 }
 
+/// The current objects: in key order for lists and their pages, and hashed for the point
+/// reads that every request for one object makes. Among a fleet's keys a B-tree lookup walks
+/// some twenty nodes, each a likely cache miss and a comparison of long keys that differ
+/// only at their end; every heartbeat looks its Lease up three times.
+#[derive(Default)]
+struct Objects {
+    ordered: BTreeMap<Arc<str>, Arc<Object>>,
+    by_key: HashMap<Arc<str>, Arc<Object>>,
+}
+
+impl Objects {
+    fn get(&self, key: &str) -> Option<&Arc<Object>> {
+        self.by_key.get(key)
+    }
+
+    /// Keeps `object` under its key; returns the object it replaces.
+    fn insert(&mut self, object: Arc<Object>) -> Option<Arc<Object>> {
+        let prev = self.by_key.insert(object.key.clone(), object.clone());
+        match self.ordered.get_mut(&*object.key) {
+            Some(slot) => *slot = object,
+            None => {
+                self.ordered.insert(object.key.clone(), object);
+            }
+        }
+        prev
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Arc<Object>> {
+        self.ordered.remove(key);
+        self.by_key.remove(key)
+    }
+
+    /// Objects from `lower` on, in key order.
+    fn from(&self, lower: Bound<&str>) -> impl Iterator<Item = (&Arc<str>, &Arc<Object>)> {
+        self.ordered.range::<str, _>((lower, Bound::Unbounded))
+    }
+
+    fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// What they take together, by [`Object::size`].
+    fn size(&self) -> usize {
+        self.by_key.values().map(|o| o.size()).sum()
+    }
+}
+
+impl FromIterator<Arc<Object>> for Objects {
+    fn from_iter<I: IntoIterator<Item = Arc<Object>>>(objects: I) -> Objects {
+        let mut all = Objects::default();
+        for object in objects {
+            all.insert(object);
+        }
+        all
+    }
+}
+
 struct State {
-    objects: BTreeMap<Arc<str>, Arc<Object>>,
+    objects: Objects,
     /// What the current objects take together, by [`Object::size`].
     objects_bytes: usize,
     revision: Revision,
@@ -182,7 +239,7 @@ impl Cache {
         let cache = Arc::new(Cache {
             backend,
             state: RwLock::new(State {
-                objects_bytes: total_size(&objects),
+                objects_bytes: objects.size(),
                 objects,
                 revision: snapshot.revision,
                 window: VecDeque::new(),
@@ -215,9 +272,9 @@ impl Cache {
             let watch_event = match event {
                 StoreEvent::Put(kv) => {
                     // The new state shares its key with the old one.
-                    let prev = state.objects.get(kv.key.as_str()).cloned();
-                    let key = prev
-                        .as_ref()
+                    let key = state
+                        .objects
+                        .get(kv.key.as_str())
                         .map_or_else(|| Arc::from(kv.key.as_str()), |p| p.key.clone());
                     let object = match Object::build(key, &kv.value, kv.create_revision, kv.mod_revision) {
                         Ok(object) => Arc::new(object),
@@ -226,7 +283,7 @@ impl Cache {
                             continue;
                         }
                     };
-                    state.objects.insert(object.key.clone(), object.clone());
+                    let prev = state.objects.insert(object.clone());
                     state.objects_bytes += object.size();
                     state.objects_bytes -= prev.as_ref().map_or(0, |p| p.size());
                     let kind = if prev.is_some() {
@@ -322,7 +379,7 @@ impl Cache {
                 "the new storage snapshot is older than the cache"
             );
         }
-        state.objects_bytes = total_size(&objects);
+        state.objects_bytes = objects.size();
         state.objects = objects;
         state.window.clear();
         state.window_bytes = 0;
@@ -403,7 +460,7 @@ impl Cache {
         };
         let mut items = Vec::new();
         let mut more = false;
-        for (key, object) in state.objects.range::<str, _>((lower, Bound::Unbounded)) {
+        for (key, object) in state.objects.from(lower) {
             if !key.starts_with(prefix) {
                 break;
             }
@@ -453,7 +510,7 @@ impl Cache {
         };
         let mut current = state
             .objects
-            .range::<str, _>((lower, Bound::Unbounded))
+            .from(lower)
             .take_while(|(k, _)| k.starts_with(prefix))
             .peekable();
         let mut past = rolled_back.range::<str, _>((lower, Bound::Unbounded)).peekable();
@@ -596,15 +653,11 @@ async fn reload(cache: &Weak<Cache>) -> Option<mpsc::UnboundedReceiver<Change>> 
     }
 }
 
-fn total_size(objects: &BTreeMap<Arc<str>, Arc<Object>>) -> usize {
-    objects.values().map(|o| o.size()).sum()
-}
-
-fn decode_all(items: Vec<KeyValue>) -> BTreeMap<Arc<str>, Arc<Object>> {
+fn decode_all(items: Vec<KeyValue>) -> Objects {
     items
         .iter()
         .filter_map(|kv| match Object::from_stored(kv) {
-            Ok(object) => Some((object.key.clone(), Arc::new(object))),
+            Ok(object) => Some(Arc::new(object)),
             Err(e) => {
                 tracing::error!(key = %kv.key, error = %e, "skipping undecodable stored object");
                 None
@@ -640,6 +693,45 @@ mod tests {
         assert_eq!(obj.mod_revision, out.revision);
         assert_eq!(obj.value()["metadata"]["resourceVersion"], out.revision.to_string());
         assert_eq!(cache.objects_size(), obj.size());
+    }
+
+    /// Point reads (hashed) and lists (in key order) see every write alike.
+    #[tokio::test]
+    async fn reads_by_key_and_lists_agree_after_updates_and_deletes() {
+        let cache = cache(100).await;
+        let key = |name: &str| format!("/core/configmaps/root/ns/{name}");
+        let mut revisions = BTreeMap::new();
+        for name in ["c", "a", "b"] {
+            revisions.insert(name, cache.write(create(&key(name))).await.unwrap().revision);
+        }
+        let updated = cache
+            .write(WriteOp::Update {
+                key: key("b"),
+                value: Bytes::from_static(br#"{"metadata":{"name":"b","labels":{"x":"y"}}}"#),
+                expected: revisions["b"],
+            })
+            .await
+            .unwrap()
+            .revision;
+        cache
+            .write(WriteOp::Delete {
+                key: key("a"),
+                expected: revisions["a"],
+            })
+            .await
+            .unwrap();
+        assert!(cache.get(&key("a")).is_none());
+        let b = cache.get(&key("b")).unwrap();
+        assert_eq!((b.mod_revision, b.label("x")), (updated, Some("y")));
+        let (all, _, more) = cache.list("/core/configmaps/", None, 0, |_| true);
+        let listed: Vec<(&str, Revision)> = all.iter().map(|o| (&*o.key, o.mod_revision)).collect();
+        assert_eq!(
+            listed,
+            vec![(key("b").as_str(), updated), (key("c").as_str(), revisions["c"])]
+        );
+        assert!(!more);
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.objects_size(), all.iter().map(|o| o.size()).sum::<usize>());
     }
 
     #[tokio::test]

@@ -25,11 +25,22 @@ pub struct Key<'a> {
 impl<'a> Key<'a> {
     /// The key as stored.
     pub fn encode(&self) -> String {
-        let mut prefix = Prefix::resource(self.group, self.resource).cluster(self.cluster);
-        if let Some(namespace) = self.namespace {
-            prefix = prefix.namespace(namespace);
+        // Written once into a string of the right size: every request for one object
+        // encodes its key.
+        let group = if self.group.is_empty() { CORE_GROUP } else { self.group };
+        let segments = [
+            Some(group),
+            Some(self.resource),
+            Some(self.cluster),
+            self.namespace,
+            Some(self.name),
+        ];
+        let mut key = String::with_capacity(segments.iter().flatten().map(|s| s.len() + 1).sum());
+        for segment in segments.into_iter().flatten() {
+            key.push('/');
+            key.push_str(segment);
         }
-        prefix.name(self.name)
+        key
     }
 
     /// Splits a stored key into its parts; `None` for a string that is not a key.

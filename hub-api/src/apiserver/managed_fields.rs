@@ -261,13 +261,16 @@ fn update_manager(ctx: &Ctx) -> String {
 
 /// Records a non-apply write: its manager takes the leaf paths it changed; paths that are
 /// gone are released by everyone. Client-supplied managedFields are ignored.
-pub fn record_update(ctx: &Ctx, new: &mut Value, old: Option<&Value>) {
-    if let Some(old) = old
+/// `old`'s managedFields move to `new` when they stay as they are (a renewal), rather than
+/// being copied.
+pub fn record_update(ctx: &Ctx, new: &mut Value, mut old: Option<&mut Value>) {
+    if let Some(old) = old.as_deref_mut()
         && let Some(kept) = renewed_entries(ctx, new, old)
     {
         object::meta_mut(new).insert("managedFields".into(), kept);
         return;
     }
+    let old = old.as_deref();
     let old_leaves = old.map(|o| leaves(ctx, o)).unwrap_or_default();
     let new_leaves = leaves(ctx, new);
     let changed: FieldSet = new_leaves
@@ -415,9 +418,10 @@ fn diff<'a>(
 /// The common non-apply write, a heartbeat above all: the manager changed only fields it
 /// already owns and nobody else does, and removed none. Every entry then stays as stored
 /// and only the manager's time is new, which is what the full computation in
-/// [`record_update`] yields, found without decoding any entry's field set. None when the
-/// write is anything else.
-fn renewed_entries(ctx: &Ctx, new: &Value, old: &Value) -> Option<Value> {
+/// [`record_update`] yields, found without decoding any entry's field set. The entries are
+/// taken out of `old`, not copied. None (and `old` as it was) when the write is anything
+/// else.
+fn renewed_entries(ctx: &Ctx, new: &Value, old: &mut Value) -> Option<Value> {
     let mut difference = Difference::default();
     diff(ctx, Some(old), Some(new), &mut Vec::new(), &mut difference);
     if difference.gone {
@@ -428,9 +432,8 @@ fn renewed_entries(ctx: &Ctx, new: &Value, old: &Value) -> Option<Value> {
     if !stored.iter().all(|e| owns_any(&e["fieldsV1"], true)) {
         return None;
     }
-    let mut kept = stored.clone();
     if difference.changed.is_empty() {
-        return Some(Value::Array(kept));
+        return Some(old["metadata"]["managedFields"].take());
     }
     let manager = update_manager(ctx);
     let sub = subresource(ctx);
@@ -451,10 +454,11 @@ fn renewed_entries(ctx: &Ctx, new: &Value, old: &Value) -> Option<Value> {
     if !unchanged_sets {
         return None;
     }
-    if let Some(entry) = kept[mine].as_object_mut() {
+    let mut kept = old["metadata"]["managedFields"].take();
+    if let Some(entry) = kept.get_mut(mine).and_then(Value::as_object_mut) {
         entry.insert("time".into(), faros_api::meta::now_rfc3339().into());
     }
-    Some(Value::Array(kept))
+    Some(kept)
 }
 
 fn merge_into(target: &mut Value, config: &Value) {

@@ -36,7 +36,7 @@ pub(super) async fn patch(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respon
             .ok()
             .flatten();
         let applied = patch_type == crate::apiserver::patch::PatchType::Apply;
-        match write_update(ctx, &current, &served, patched, precondition, applied).await {
+        match write_update(ctx, &current, served, patched, precondition, applied).await {
             Err(WriteError::Raced) if precondition.is_none() => continue,
             other => return other.map_err(|e| e.into_api(ctx, &name)),
         }

@@ -37,19 +37,20 @@ pub(super) async fn update(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
         .cache
         .get(&ctx.key(&name)?)
         .ok_or_else(|| ctx.not_found(&name))?;
-    write_update(ctx, &current, &ctx.served(&current), obj, precondition, false)
+    write_update(ctx, &current, ctx.served(&current), obj, precondition, false)
         .await
         .map_err(|e| e.into_api(ctx, &name))
 }
 
 /// Applies the update rules (immutable fields, subresource split, generation, finalizers)
 /// to `new` against `current` (`old` is `current` as this kind serves it, decoded once by
-/// the caller), validates, and stores it.
+/// the caller and given up to this write, which takes its managedFields when they stay as
+/// they are), validates, and stores it.
 /// `applied`: `new` comes from server-side apply, which already computed its managedFields.
 pub(super) async fn write_update(
     ctx: &Ctx,
     current: &Object,
-    old: &Value,
+    mut old: Value,
     mut new: Value,
     precondition: Option<u64>,
     applied: bool,
@@ -97,7 +98,7 @@ pub(super) async fn write_update(
                     }
                 }
             }
-            ctx.kind.strategy.prepare_for_update(&mut new, old);
+            ctx.kind.strategy.prepare_for_update(&mut new, &old);
         }
     }
     {
@@ -121,11 +122,17 @@ pub(super) async fn write_update(
         meta.remove("selfLink");
     }
     stamp_cluster(ctx.one_cluster()?, &mut new);
-    if ctx.kind.tracks_generation && subresource.is_none() && object::spec_changed(&new, old, ctx.kind.has_status()) {
+    if ctx.kind.tracks_generation && subresource.is_none() && object::spec_changed(&new, &old, ctx.kind.has_status()) {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         object::meta_mut(&mut new).insert("generation".into(), generation.into());
     }
-    let warnings = admit(ctx, &mut new, Some(old))?;
+    let warnings = admit(ctx, &mut new, Some(&old))?;
+    object::meta_mut(&mut new).insert("resourceVersion".into(), current.mod_revision.to_string().into());
+    // Asked before managedFields are recorded, which it does not look at.
+    if object::same_content(&new, &old) {
+        // A no-op write keeps the resourceVersion and wakes no watcher.
+        return Ok(ctx.with_status_code(StatusCode::OK, &old, &warnings));
+    }
     match applied_fields {
         Some(fields) if fields.is_array() => {
             object::meta_mut(&mut new).insert("managedFields".into(), fields);
@@ -133,12 +140,7 @@ pub(super) async fn write_update(
         Some(_) => {
             object::meta_mut(&mut new).remove("managedFields");
         }
-        None => crate::apiserver::managed_fields::record_update(ctx, &mut new, Some(old)),
-    }
-    object::meta_mut(&mut new).insert("resourceVersion".into(), current.mod_revision.to_string().into());
-    if object::same_content(&new, old) {
-        // A no-op write keeps the resourceVersion and wakes no watcher.
-        return Ok(ctx.with_status_code(StatusCode::OK, old, &warnings));
+        None => crate::apiserver::managed_fields::record_update(ctx, &mut new, Some(&mut old)),
     }
     if ctx.query.dry_run {
         return Ok(ctx.with_status_code(StatusCode::OK, &new, &warnings));

@@ -140,7 +140,8 @@ pub fn encode_event(kind: &str, object: &Value) -> Bytes {
 /// The current objects: in key order for lists and their pages, and hashed for the point
 /// reads that every request for one object makes. Among a fleet's keys a B-tree lookup walks
 /// some twenty nodes, each a likely cache miss and a comparison of long keys that differ
-/// only at their end; every heartbeat looks its Lease up three times.
+/// only at their end; every heartbeat looks its Lease up for the update, for the answer and
+/// as the cache applies the write.
 #[derive(Default)]
 struct Objects {
     ordered: BTreeMap<Arc<str>, Arc<Object>>,
@@ -170,7 +171,7 @@ impl Objects {
     }
 
     /// Objects from `lower` on, in key order.
-    fn from(&self, lower: Bound<&str>) -> impl Iterator<Item = (&Arc<str>, &Arc<Object>)> {
+    fn starting_at(&self, lower: Bound<&str>) -> impl Iterator<Item = (&Arc<str>, &Arc<Object>)> {
         self.ordered.range::<str, _>((lower, Bound::Unbounded))
     }
 
@@ -460,7 +461,7 @@ impl Cache {
         };
         let mut items = Vec::new();
         let mut more = false;
-        for (key, object) in state.objects.from(lower) {
+        for (key, object) in state.objects.starting_at(lower) {
             if !key.starts_with(prefix) {
                 break;
             }
@@ -510,7 +511,7 @@ impl Cache {
         };
         let mut current = state
             .objects
-            .from(lower)
+            .starting_at(lower)
             .take_while(|(k, _)| k.starts_with(prefix))
             .peekable();
         let mut past = rolled_back.range::<str, _>((lower, Bound::Unbounded)).peekable();

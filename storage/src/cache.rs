@@ -155,14 +155,8 @@ impl Objects {
 
     /// Keeps `object` under its key; returns the object it replaces.
     fn insert(&mut self, object: Arc<Object>) -> Option<Arc<Object>> {
-        let prev = self.by_key.insert(object.key.clone(), object.clone());
-        match self.ordered.get_mut(&*object.key) {
-            Some(slot) => *slot = object,
-            None => {
-                self.ordered.insert(object.key.clone(), object);
-            }
-        }
-        prev
+        self.ordered.insert(object.key.clone(), object.clone());
+        self.by_key.insert(object.key.clone(), object)
     }
 
     fn remove(&mut self, key: &str) -> Option<Arc<Object>> {

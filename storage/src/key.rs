@@ -25,22 +25,11 @@ pub struct Key<'a> {
 impl<'a> Key<'a> {
     /// The key as stored.
     pub fn encode(&self) -> String {
-        // Written once into a string of the right size: every request for one object
-        // encodes its key.
-        let group = if self.group.is_empty() { CORE_GROUP } else { self.group };
-        let segments = [
-            Some(group),
-            Some(self.resource),
-            Some(self.cluster),
-            self.namespace,
-            Some(self.name),
-        ];
-        let mut key = String::with_capacity(segments.iter().flatten().map(|s| s.len() + 1).sum());
-        for segment in segments.into_iter().flatten() {
-            key.push('/');
-            key.push_str(segment);
+        let mut prefix = Prefix::resource(self.group, self.resource).cluster(self.cluster);
+        if let Some(namespace) = self.namespace {
+            prefix = prefix.namespace(namespace);
         }
-        key
+        prefix.name(self.name)
     }
 
     /// Splits a stored key into its parts; `None` for a string that is not a key.
@@ -77,11 +66,21 @@ impl fmt::Display for Key<'_> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Prefix(String);
 
+/// What [`Prefix::resource`] reserves for the segments after the resource: a logical
+/// cluster's 16 characters, a namespace and a name of common length.
+const SEGMENTS_ROOM: usize = 96;
+
 impl Prefix {
     /// `/<group>/<resource>/`: the resource in every logical cluster.
     pub fn resource(group: &str, resource: &str) -> Prefix {
         let group = if group.is_empty() { CORE_GROUP } else { group };
-        Prefix(format!("/{group}/{resource}/"))
+        // Room for the cluster, namespace and name usually added: every request for one
+        // object builds its key, which should not grow a string a piece at a time.
+        let mut prefix = String::with_capacity(group.len() + resource.len() + 3 + SEGMENTS_ROOM);
+        for segment in ["/", group, "/", resource, "/"] {
+            prefix.push_str(segment);
+        }
+        Prefix(prefix)
     }
 
     /// Narrows to one logical cluster.

@@ -23,6 +23,11 @@ pub const LEASE_WORKSPACE: &str = "root";
 pub const LEASE_NAMESPACE: &str = "kube-system";
 pub const LEASE_NAME: &str = "faros-controllers";
 
+/// How many times a stopping leader tries to give its Lease up.
+const RELEASE_ATTEMPTS: usize = 3;
+/// The pause between those attempts.
+const RELEASE_RETRY: Duration = Duration::from_millis(200);
+
 /// How a candidate competes for the lead (kube-controller-manager's flags and defaults).
 #[derive(Debug, Clone)]
 pub struct LeaderElection {
@@ -144,20 +149,45 @@ impl Candidate {
         }
     }
 
-    /// Gives the Lease up so another candidate takes over at once instead of waiting for it
-    /// to expire. Best effort: on failure the Lease simply expires.
+    /// Gives the Lease up, if this candidate holds it, so another candidate takes over at
+    /// once instead of waiting for it to expire. Best effort: on failure the Lease simply
+    /// expires.
     pub(crate) async fn release(&mut self) {
-        let Ok(mut lease) = self.api.get(LEASE_NAME).await else {
-            return;
-        };
-        let spec = lease.spec.get_or_insert_with(Default::default);
-        if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
-            return;
+        // A renewal cancelled by the shutdown may still land after this read, and then the
+        // write below conflicts with it: read again and retry, a bounded number of times.
+        for attempt in 1..=RELEASE_ATTEMPTS {
+            let result = match self.api.get_opt(LEASE_NAME).await {
+                Ok(Some(mut lease)) => {
+                    let spec = lease.spec.get_or_insert_with(Default::default);
+                    if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
+                        return;
+                    }
+                    spec.holder_identity = None;
+                    // One second: candidates that watch the clock take over on their next
+                    // attempt.
+                    spec.lease_duration_seconds = Some(1);
+                    self.api
+                        .replace(LEASE_NAME, &PostParams::default(), &lease)
+                        .await
+                        .map(drop)
+                }
+                Ok(None) => return,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => {
+                    tracing::info!(identity = %self.config.identity, "leader election: gave the lease up");
+                    return;
+                }
+                Err(e) if attempt == RELEASE_ATTEMPTS => {
+                    tracing::warn!(error = %e, "leader election: could not give the lease up; it will expire");
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "leader election: giving the lease up failed; trying again");
+                    tokio::time::sleep(RELEASE_RETRY).await;
+                }
+            }
         }
-        spec.holder_identity = None;
-        // One second: candidates that watch the clock take over on their next attempt.
-        spec.lease_duration_seconds = Some(1);
-        let _ = self.api.replace(LEASE_NAME, &PostParams::default(), &lease).await;
     }
 
     /// One attempt: true when this candidate holds the Lease afterwards.

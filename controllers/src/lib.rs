@@ -122,7 +122,12 @@ pub async fn run_all(
     loop {
         tokio::select! {
             _ = candidate.acquire() => {}
-            _ = stopped(&mut shutdown) => return,
+            _ = stopped(&mut shutdown) => {
+                // The lead may have been lost only by renewals that failed: the Lease can
+                // still name this process.
+                candidate.release().await;
+                return;
+            }
         }
         tracing::info!(%identity, "leading: the controllers start");
         let tasks = start(&clusters, &controllers);

@@ -111,8 +111,9 @@ fn one_set_of_controllers_leads_and_hands_over() {
     assert!(
         eventually(Duration::from_secs(10), || lease(&hub)
             .is_some_and(|l| l["spec"]["holderIdentity"].is_null())),
-        "the stopped leader gave the Lease up: {:?}",
-        lease(&hub)
+        "the stopped leader gave the Lease up: {:?}\nits log:\n{}",
+        lease(&hub),
+        std::fs::read_to_string(&candidates[second].log).unwrap_or_default()
     );
     // And a newcomer takes it at once, without waiting out a lease duration.
     candidates.push(Candidate::start(&hub, "c"));

@@ -174,6 +174,68 @@ fn objects_are_stored_without_their_resource_version_and_otherwise_unchanged() {
     }
 }
 
+/// An update answers with, and stores, the object's managedFields, renewed (their time) or
+/// regrouped, whether it is written, refused as a no-op or only tried (dry run).
+#[tokio::test]
+async fn updates_keep_managed_fields_in_every_answer() {
+    let hub = InProcessHub::start().await;
+    let (code, created) = hub
+        .admin(
+            Method::POST,
+            &format!("{CONFIGMAPS}?fieldManager=one"),
+            Some(configmap("m", "1")),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let entries = |obj: &Value| -> Vec<(String, Value)> {
+        let list = obj["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
+        list.iter()
+            .map(|e| {
+                (
+                    e["manager"].as_str().unwrap_or_default().to_string(),
+                    e["fieldsV1"].clone(),
+                )
+            })
+            .collect()
+    };
+    let put = |body: Value, query: &'static str| {
+        let hub = &hub;
+        async move {
+            hub.admin(Method::PUT, &format!("{CONFIGMAPS}/m{query}"), Some(body))
+                .await
+        }
+    };
+    let mut body = created.clone();
+    body["metadata"].as_object_mut().unwrap().remove("managedFields");
+    for (query, value) in [
+        ("?fieldManager=one", "2"),
+        ("?fieldManager=one&dryRun=All", "3"),
+        ("?fieldManager=two", "4"),
+        ("?fieldManager=two", "4"),
+    ] {
+        let (_, current) = hub.admin(Method::GET, &format!("{CONFIGMAPS}/m"), None).await;
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+        body["data"]["k"] = value.into();
+        let (code, answer) = put(body.clone(), query).await;
+        assert_eq!(code, StatusCode::OK, "{query}: {answer}");
+        let manager = if query.contains("two") { "two" } else { "one" };
+        assert_eq!(
+            entries(&answer),
+            vec![(manager.to_string(), json!({"f:data": {"f:k": {}}}))],
+            "{query}: {answer}"
+        );
+        let (_, stored) = hub.admin(Method::GET, &format!("{CONFIGMAPS}/m"), None).await;
+        if query.contains("dryRun") {
+            assert_eq!(
+                stored["metadata"]["resourceVersion"],
+                current["metadata"]["resourceVersion"]
+            );
+        } else {
+            assert_eq!(stored, answer, "{query}: what is stored is what was answered");
+        }
+    }
+}
+
 /// As in Kubernetes, `metadata.generation` belongs to custom resources and CRDs: a
 /// ConfigMap or a Lease gets none, whatever is written (a Lease renewal is no new
 /// generation), and marking one for deletion gives it none either; a client's own value is

@@ -22,7 +22,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::apiserver::Hub;
 use crate::auth::audit::Record;
-use faros_storage::{Cache, Commit, CommitObserver, Key};
+use faros_storage::{Cache, Commit, CommitObserver};
 
 /// kube-apiserver's buckets for `apiserver_request_duration_seconds`.
 const REQUEST_BUCKETS: [f64; 23] = [
@@ -38,9 +38,6 @@ const CONNECT_SUBRESOURCES: [&str; 5] = [
     "proxy",
     faros_tunnel::TUNNEL_SUBRESOURCE,
 ];
-/// Objects taken from the cache at a time when counting them, so that writers never wait
-/// long behind a scrape.
-const COUNT_PAGE: usize = 4096;
 
 /// What a request was, as kube-apiserver labels it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -507,34 +504,13 @@ fn resource_label(group: &str, resource: &str) -> String {
     }
 }
 
-/// Objects in the cache by resource, read a page at a time.
+/// Objects in the cache by resource (resources bound under several identities count as one).
 fn count_objects(cache: &Cache) -> BTreeMap<String, i64> {
     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-    let mut after: Option<std::sync::Arc<str>> = None;
-    loop {
-        let (page, _, more) = cache.list("/", after.as_deref(), COUNT_PAGE, |_| true);
-        // Keys come sorted by resource: name each run of one resource once.
-        let mut run: Option<(&str, &str, i64)> = None;
-        for object in &page {
-            let Some(key) = Key::parse(&object.key) else { continue };
-            match &mut run {
-                Some((group, resource, n)) if *group == key.group && *resource == key.resource => *n += 1,
-                _ => {
-                    if let Some((group, resource, n)) = run.take() {
-                        *counts.entry(resource_label(group, resource)).or_default() += n;
-                    }
-                    run = Some((key.group, key.resource, 1));
-                }
-            }
-        }
-        if let Some((group, resource, n)) = run {
-            *counts.entry(resource_label(group, resource)).or_default() += n;
-        }
-        match page.last() {
-            Some(last) if more => after = Some(last.key.clone()),
-            _ => return counts,
-        }
+    for (group, resource, count) in cache.count_by_resource() {
+        *counts.entry(resource_label(&group, &resource)).or_default() += count as i64;
     }
+    counts
 }
 
 /// Agents in every workspace by the status of their `Ready` condition, decoding only those

@@ -111,5 +111,5 @@ fn peer_identity(tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>, _
         .peer_certificates()
         .and_then(|chain| chain.first())
         .and_then(|cert| crate::pki::client_cert_identity(cert.as_ref()));
-    PeerIdentity(identity)
+    PeerIdentity(identity.map(Arc::new))
 }

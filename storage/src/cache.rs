@@ -142,31 +142,70 @@ pub fn encode_event(kind: &str, object: &Value) -> Bytes {
 /// some twenty nodes, each a likely cache miss and a comparison of long keys that differ
 /// only at their end; every heartbeat looks its Lease up for the update, for the answer and
 /// as the cache applies the write.
+///
+/// Both indexes name a slot rather than hold the object, and a key keeps its slot while it
+/// exists: a write that replaces an object (every heartbeat) swaps the slot's content after
+/// one hash lookup, and only creations and deletions walk the ordered index.
 #[derive(Default)]
 struct Objects {
-    ordered: BTreeMap<Arc<str>, Arc<Object>>,
-    by_key: HashMap<Arc<str>, Arc<Object>>,
+    slots: Vec<Option<Arc<Object>>>,
+    /// Slots left empty by deletions, taken again first.
+    free: Vec<usize>,
+    ordered: BTreeMap<Arc<str>, usize>,
+    by_key: HashMap<Arc<str>, usize>,
+    /// How many objects each resource has, by the key's `/<group>/<resource>/` prefix, so
+    /// that counting them (every metrics scrape) does not walk a fleet's objects.
+    per_resource: HashMap<Box<str>, usize>,
 }
 
 impl Objects {
     fn get(&self, key: &str) -> Option<&Arc<Object>> {
-        self.by_key.get(key)
+        self.by_key.get(key).and_then(|&slot| self.slots[slot].as_ref())
     }
 
     /// Keeps `object` under its key; returns the object it replaces.
     fn insert(&mut self, object: Arc<Object>) -> Option<Arc<Object>> {
-        self.ordered.insert(object.key.clone(), object.clone());
-        self.by_key.insert(object.key.clone(), object)
+        if let Some(&slot) = self.by_key.get(&*object.key) {
+            return self.slots[slot].replace(object);
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        self.ordered.insert(object.key.clone(), slot);
+        self.by_key.insert(object.key.clone(), slot);
+        match self.per_resource.get_mut(resource_prefix(&object.key)) {
+            Some(count) => *count += 1,
+            None => {
+                self.per_resource.insert(resource_prefix(&object.key).into(), 1);
+            }
+        }
+        self.slots[slot] = Some(object);
+        None
     }
 
     fn remove(&mut self, key: &str) -> Option<Arc<Object>> {
+        let slot = self.by_key.remove(key)?;
         self.ordered.remove(key);
-        self.by_key.remove(key)
+        self.free.push(slot);
+        let prefix = resource_prefix(key);
+        if let Some(count) = self.per_resource.get_mut(prefix) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_resource.remove(prefix);
+            }
+        }
+        self.slots[slot].take()
     }
 
     /// Objects from `lower` on, in key order.
     fn starting_at(&self, lower: Bound<&str>) -> impl Iterator<Item = (&Arc<str>, &Arc<Object>)> {
-        self.ordered.range::<str, _>((lower, Bound::Unbounded))
+        self.ordered
+            .range::<str, _>((lower, Bound::Unbounded))
+            .filter_map(|(key, &slot)| Some((key, self.slots[slot].as_ref()?)))
     }
 
     fn len(&self) -> usize {
@@ -175,7 +214,15 @@ impl Objects {
 
     /// What they take together, by [`Object::size`].
     fn size(&self) -> usize {
-        self.by_key.values().map(|o| o.size()).sum()
+        self.slots.iter().flatten().map(|o| o.size()).sum()
+    }
+}
+
+/// The `/<group>/<resource>/` a key starts with (the whole key if it has no such part).
+fn resource_prefix(key: &str) -> &str {
+    match key.match_indices('/').nth(2) {
+        Some((end, _)) => &key[..=end],
+        None => key,
     }
 }
 
@@ -591,6 +638,21 @@ impl Cache {
         (state.window.len(), state.window_bytes)
     }
 
+    /// How many objects each resource has: (group, empty for the core group; resource as
+    /// stored; count), in no particular order.
+    pub fn count_by_resource(&self) -> Vec<(String, String, usize)> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state
+            .objects
+            .per_resource
+            .iter()
+            .filter_map(|(prefix, &count)| {
+                let (group, resource) = crate::key::parse_resource_prefix(prefix)?;
+                Some((group.to_string(), resource.to_string(), count))
+            })
+            .collect()
+    }
+
     /// What the current objects take, by [`Object::size`].
     pub fn objects_size(&self) -> usize {
         self.state.read().unwrap_or_else(|e| e.into_inner()).objects_bytes
@@ -727,6 +789,24 @@ mod tests {
         assert!(!more);
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.objects_size(), all.iter().map(|o| o.size()).sum::<usize>());
+        // A new key takes the deleted one's place in storage, and its own in key order.
+        let first = cache.write(create(&key("0"))).await.unwrap().revision;
+        assert_eq!(cache.get(&key("0")).map(|o| o.mod_revision), Some(first));
+        assert!(cache.get(&key("a")).is_none());
+        let (all, _, _) = cache.list("/core/configmaps/", None, 0, |_| true);
+        let listed: Vec<&str> = all.iter().map(|o| &*o.key).collect();
+        assert_eq!(listed, vec![key("0").as_str(), key("b").as_str(), key("c").as_str()]);
+        assert_eq!(cache.len(), 3);
+        cache.write(create("/core/secrets/root/ns/s")).await.unwrap();
+        let mut counts = cache.count_by_resource();
+        counts.sort();
+        assert_eq!(
+            counts,
+            vec![
+                (String::new(), "configmaps".to_string(), 3),
+                (String::new(), "secrets".to_string(), 1)
+            ]
+        );
     }
 
     #[tokio::test]

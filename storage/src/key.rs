@@ -55,6 +55,16 @@ impl<'a> Key<'a> {
     }
 }
 
+/// The group (empty for the legacy core group) and resource of a `/<group>/<resource>/` key
+/// prefix; `None` for anything else.
+pub(crate) fn parse_resource_prefix(prefix: &str) -> Option<(&str, &str)> {
+    let (group, resource) = prefix.strip_prefix('/')?.strip_suffix('/')?.split_once('/')?;
+    if group.is_empty() || resource.is_empty() || resource.contains('/') {
+        return None;
+    }
+    Some((if group == CORE_GROUP { "" } else { group }, resource))
+}
+
 impl fmt::Display for Key<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.encode())

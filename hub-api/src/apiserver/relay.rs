@@ -312,7 +312,8 @@ pub(crate) async fn serve(hub: &Arc<Hub>, request: axum::extract::Request) -> Re
         .extensions()
         .get::<PeerIdentity>()
         .and_then(|p| p.0.as_ref())
-        .is_some_and(|(user, groups)| {
+        .is_some_and(|peer| {
+            let (user, groups) = &**peer;
             user.starts_with("system:hub:")
                 && groups.iter().any(|g| g == PEER_GROUP)
                 && groups.iter().any(|g| g == "system:masters")

@@ -82,9 +82,10 @@ impl User {
     }
 }
 
-/// The verified client-certificate identity of a connection, if it presented one.
+/// The verified client-certificate identity of a connection, if it presented one: its user
+/// name and groups, shared by every request on the connection.
 #[derive(Debug, Clone, Default)]
-pub struct PeerIdentity(pub Option<(String, Vec<String>)>);
+pub struct PeerIdentity(pub Option<Arc<(String, Vec<String>)>>);
 
 /// Transport and authentication options of `hub-api start`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -292,7 +293,8 @@ impl Authenticator {
     /// The caller's identity. `cache` backs the checks that make ServiceAccount tokens die
     /// with their ServiceAccount, Secret or bound object.
     pub fn authenticate(&self, request: &Request, cache: &Cache) -> Outcome {
-        if let Some(PeerIdentity(Some((name, groups)))) = request.extensions().get::<PeerIdentity>() {
+        if let Some(PeerIdentity(Some(peer))) = request.extensions().get::<PeerIdentity>() {
+            let (name, groups) = &**peer;
             return Outcome::Authenticated(User::authenticated(name.clone(), groups.clone(), ""));
         }
         if !request.headers().contains_key(http::header::AUTHORIZATION) {

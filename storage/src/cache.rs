@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::backend::{Backend, Change, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
 use crate::feeds::{Feed, FeedEnded, Feeds, follows};
+use crate::key::Key;
 pub use crate::object::Object;
 
 /// How long a read waits for the cache to reach the store's current revision.
@@ -177,10 +178,12 @@ impl Objects {
         };
         self.ordered.insert(object.key.clone(), slot);
         self.by_key.insert(object.key.clone(), slot);
-        match self.per_resource.get_mut(resource_prefix(&object.key)) {
-            Some(count) => *count += 1,
-            None => {
-                self.per_resource.insert(resource_prefix(&object.key).into(), 1);
+        if let Some(prefix) = resource_prefix(&object.key) {
+            match self.per_resource.get_mut(prefix) {
+                Some(count) => *count += 1,
+                None => {
+                    self.per_resource.insert(prefix.into(), 1);
+                }
             }
         }
         self.slots[slot] = Some(object);
@@ -191,8 +194,9 @@ impl Objects {
         let slot = self.by_key.remove(key)?;
         self.ordered.remove(key);
         self.free.push(slot);
-        let prefix = resource_prefix(key);
-        if let Some(count) = self.per_resource.get_mut(prefix) {
+        if let Some(prefix) = resource_prefix(key)
+            && let Some(count) = self.per_resource.get_mut(prefix)
+        {
             *count -= 1;
             if *count == 0 {
                 self.per_resource.remove(prefix);
@@ -218,12 +222,12 @@ impl Objects {
     }
 }
 
-/// The `/<group>/<resource>/` a key starts with (the whole key if it has no such part).
-fn resource_prefix(key: &str) -> &str {
-    match key.match_indices('/').nth(2) {
-        Some((end, _)) => &key[..=end],
-        None => key,
-    }
+/// The `/<group>/<resource>/` an object's key starts with; `None` for what is not an
+/// object's key.
+fn resource_prefix(key: &str) -> Option<&str> {
+    Key::parse(key)?;
+    let (end, _) = key.match_indices('/').nth(2)?;
+    Some(&key[..=end])
 }
 
 impl FromIterator<Arc<Object>> for Objects {
@@ -798,6 +802,8 @@ mod tests {
         assert_eq!(listed, vec![key("0").as_str(), key("b").as_str(), key("c").as_str()]);
         assert_eq!(cache.len(), 3);
         cache.write(create("/core/secrets/root/ns/s")).await.unwrap();
+        // Counted by resource, and only what is an object's key.
+        cache.write(create("/not/an-object")).await.unwrap();
         let mut counts = cache.count_by_resource();
         counts.sort();
         assert_eq!(

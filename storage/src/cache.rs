@@ -145,8 +145,8 @@ pub fn encode_event(kind: &str, object: &Value) -> Bytes {
 /// as the cache applies the write.
 ///
 /// Both indexes name a slot rather than hold the object, and a key keeps its slot while it
-/// exists: a write that replaces an object (every heartbeat) swaps the slot's content after
-/// one hash lookup, and only creations and deletions walk the ordered index.
+/// exists: a write that replaces an object (every heartbeat) finds its slot through the hash
+/// index and swaps the slot's content; only creations and deletions walk the ordered index.
 #[derive(Default)]
 struct Objects {
     slots: Vec<Option<Arc<Object>>>,
@@ -801,9 +801,14 @@ mod tests {
         let listed: Vec<&str> = all.iter().map(|o| &*o.key).collect();
         assert_eq!(listed, vec![key("0").as_str(), key("b").as_str(), key("c").as_str()]);
         assert_eq!(cache.len(), 3);
+        {
+            let state = cache.state.read().unwrap();
+            assert_eq!((state.objects.slots.len(), state.objects.free.len()), (3, 0));
+        }
         cache.write(create("/core/secrets/root/ns/s")).await.unwrap();
         // Counted by resource, and only what is an object's key.
         cache.write(create("/not/an-object")).await.unwrap();
+        assert_eq!(cache.len(), 5);
         let mut counts = cache.count_by_resource();
         counts.sort();
         assert_eq!(

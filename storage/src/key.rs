@@ -160,6 +160,25 @@ mod tests {
     }
 
     #[test]
+    fn resource_prefixes_parse() {
+        assert_eq!(parse_resource_prefix("/core/configmaps/"), Some(("", "configmaps")));
+        assert_eq!(
+            parse_resource_prefix("/edge.faros.sh/agents/"),
+            Some(("edge.faros.sh", "agents"))
+        );
+        for bad in [
+            "",
+            "/",
+            "/core/",
+            "/core/configmaps",
+            "//configmaps/",
+            "/core/configmaps/root/",
+        ] {
+            assert_eq!(parse_resource_prefix(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn non_keys_do_not_parse() {
         for bad in [
             "",

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::backend::{Backend, Change, KeyValue, Revision, Snapshot, StorageError, StoreEvent, WriteOp, WriteOutcome};
 use crate::feeds::{Feed, FeedEnded, Feeds, follows};
-use crate::key::Key;
+use crate::key::resource_prefix;
 pub use crate::object::Object;
 
 /// How long a read waits for the cache to reach the store's current revision.
@@ -220,14 +220,6 @@ impl Objects {
     fn size(&self) -> usize {
         self.slots.iter().flatten().map(|o| o.size()).sum()
     }
-}
-
-/// The `/<group>/<resource>/` an object's key starts with; `None` for what is not an
-/// object's key.
-fn resource_prefix(key: &str) -> Option<&str> {
-    Key::parse(key)?;
-    let (end, _) = key.match_indices('/').nth(2)?;
-    Some(&key[..=end])
 }
 
 impl FromIterator<Arc<Object>> for Objects {

@@ -55,8 +55,16 @@ impl<'a> Key<'a> {
     }
 }
 
+/// The `/<group>/<resource>/` an object's key starts with; `None` for what is not an
+/// object's key.
+pub(crate) fn resource_prefix(key: &str) -> Option<&str> {
+    Key::parse(key)?;
+    let (end, _) = key.match_indices('/').nth(2)?;
+    Some(&key[..=end])
+}
+
 /// The group (empty for the legacy core group) and resource of a `/<group>/<resource>/` key
-/// prefix; `None` for anything else.
+/// prefix, as [`resource_prefix`] gives it; `None` for anything else.
 pub(crate) fn parse_resource_prefix(prefix: &str) -> Option<(&str, &str)> {
     let (group, resource) = prefix.strip_prefix('/')?.strip_suffix('/')?.split_once('/')?;
     if group.is_empty() || resource.is_empty() || resource.contains('/') {
@@ -157,6 +165,19 @@ mod tests {
         };
         assert_eq!(cluster_scoped.encode(), "/apis.kcp.io/apibindings/root/edge");
         assert_eq!(Key::parse(&cluster_scoped.encode()), Some(cluster_scoped));
+    }
+
+    #[test]
+    fn resource_prefixes_of_keys() {
+        assert_eq!(
+            resource_prefix("/edge.faros.sh/agents/root/default/a1"),
+            Some("/edge.faros.sh/agents/")
+        );
+        assert_eq!(
+            resource_prefix("/core/namespaces/root/default"),
+            Some("/core/namespaces/")
+        );
+        assert_eq!(resource_prefix("/not/an-object"), None);
     }
 
     #[test]

@@ -184,7 +184,8 @@ async fn mark_unknown(
         Condition::unknown(reasons::READY, reasons::AGENT_STATUS_UNKNOWN, &message),
         &now_rfc3339(),
     );
-    let api: Api<Agent> = Api::namespaced(clusters.cluster(cluster), namespace);
+    // The answer is read as the watch reads Agents: the device facts are skipped over.
+    let api: Api<AgentHealth> = Api::namespaced(clusters.cluster(cluster), namespace);
     // Preconditioned on what was judged: an agent that just reported wins the race.
     let patch = json!({"metadata": {"resourceVersion": resource_version}, "status": {"conditions": list}});
     match api

@@ -612,8 +612,9 @@ fn authorize(
                         None => ApiError::no_such_resource(),
                     });
                 }
-                Some(access) => entered.view.rules(access),
-                None => Vec::new(),
+                // Only RBAC writes read them (what the owner may grant through the view).
+                Some(access) if kind.builtin && kind.group == crate::auth::rbac::GROUP => entered.view.rules(access),
+                Some(_) | None => Vec::new(),
             };
             let scope = store::Scope::Export(Arc::new(store::ViewAccess {
                 view: entered.view,

@@ -360,8 +360,73 @@ type CrdKey = (String, String);
 /// A decoded value and the object revision it was decoded from.
 type Memo<T> = (u64, T);
 
-fn export_identity(export: &Value) -> &str {
-    export["status"]["identityHash"].as_str().unwrap_or_default()
+/// What the hub reads of an APIExport to serve it. Every request through an export's view
+/// reads its export, so these fields are decoded on their own, not the whole object.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct ExportFields {
+    metadata: Option<ExportMetadata>,
+    spec: Option<ExportSpecFields>,
+    status: Option<ExportStatusFields>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ExportMetadata {
+    annotations: Option<HashMap<String, String>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ExportSpecFields {
+    latest_resource_schemas: Option<Vec<String>>,
+    permission_claims: Option<Vec<faros_api::apis::PermissionClaim>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ExportStatusFields {
+    identity_hash: Option<String>,
+}
+
+impl ExportFields {
+    /// The fields of a stored APIExport; none of them when it does not decode (it was
+    /// validated when written, so it does).
+    pub(crate) fn of(export: &faros_storage::Object) -> ExportFields {
+        export.decode().unwrap_or_default()
+    }
+
+    /// `status.identityHash`: empty until the export has an identity.
+    pub(crate) fn identity(&self) -> &str {
+        self.status
+            .as_ref()
+            .and_then(|s| s.identity_hash.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// The logical cluster the export lives in.
+    fn cluster(&self) -> &str {
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(faros_api::tenancy::CLUSTER_ANNOTATION))
+            .map_or("", String::as_str)
+    }
+
+    fn latest_resource_schemas(&self) -> &[String] {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.latest_resource_schemas.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// `spec.permissionClaims`.
+    pub(crate) fn permission_claims(&self) -> &[faros_api::apis::PermissionClaim] {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.permission_claims.as_deref())
+            .unwrap_or_default()
+    }
 }
 
 /// One APIResourceSchema an APIBinding binds, and the identity it is bound under.
@@ -491,8 +556,9 @@ impl Catalog {
             });
         let mut found: Vec<Arc<ResourceKind>> = exports
             .iter()
-            .filter(|e| wanted_identity.is_none_or(|w| export_identity(&e.value()) == w))
-            .flat_map(|e| self.export_kinds(e))
+            .map(|e| ExportFields::of(e))
+            .filter(|e| wanted_identity.is_none_or(|w| e.identity() == w))
+            .flat_map(|e| self.export_kinds(&e))
             .filter(|k| k.group == group && k.version == version && k.resource == resource)
             .collect();
         // Two exports of the same resource are ambiguous without an identity.
@@ -501,18 +567,14 @@ impl Catalog {
 
     /// Every kind (all served versions) an APIExport offers, under its identity. Empty until
     /// the export has an identity.
-    pub fn export_kinds(&self, export: &faros_storage::Object) -> Vec<Arc<ResourceKind>> {
-        let export = export.value();
-        let identity = export_identity(&export);
+    pub(crate) fn export_kinds(&self, export: &ExportFields) -> Vec<Arc<ResourceKind>> {
+        let identity = export.identity();
         if identity.is_empty() {
             return Vec::new();
         }
-        let cluster = export["metadata"]["annotations"][faros_api::tenancy::CLUSTER_ANNOTATION]
-            .as_str()
-            .unwrap_or_default();
+        let cluster = export.cluster();
         let mut kinds = Vec::new();
-        for schema in export["spec"]["latestResourceSchemas"].as_array().into_iter().flatten() {
-            let Some(schema) = schema.as_str() else { continue };
+        for schema in export.latest_resource_schemas() {
             let key = Prefix::resource("apis.kcp.io", "apiresourceschemas")
                 .cluster(cluster)
                 .name(schema);
@@ -541,8 +603,9 @@ impl Catalog {
             });
         exports
             .iter()
-            .filter(|e| export_identity(&e.value()) == identity)
-            .flat_map(|e| self.export_kinds(e))
+            .map(|e| ExportFields::of(e))
+            .filter(|e| e.identity() == identity)
+            .flat_map(|e| self.export_kinds(&e))
             .filter(|k| k.group == group && k.resource == resource)
             .collect()
     }
@@ -708,6 +771,45 @@ mod tests {
     use serde_json::json;
 
     use crate::testing::InProcessHub;
+
+    fn export_fields(value: serde_json::Value) -> super::ExportFields {
+        super::ExportFields::of(
+            &faros_storage::Object::from_stored(&faros_storage::KeyValue {
+                key: "/apis.kcp.io/apiexports/c1/widgets".into(),
+                value: serde_json::to_vec(&value).unwrap().into(),
+                create_revision: 2,
+                mod_revision: 2,
+            })
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_export_is_read_from_its_own_fields() {
+        let export = export_fields(json!({
+            "metadata": {
+                "name": "widgets",
+                "annotations": {faros_api::tenancy::CLUSTER_ANNOTATION: "c1", "other": "x"},
+                "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {}}}],
+            },
+            "spec": {
+                "latestResourceSchemas": ["v1.widgets.acme.io"],
+                "permissionClaims": [{"resource": "configmaps"}],
+            },
+            "status": {"identityHash": "abc", "conditions": [{"type": "Ready", "status": "True"}]},
+        }));
+        assert_eq!(export.identity(), "abc");
+        assert_eq!(export.cluster(), "c1");
+        assert_eq!(export.latest_resource_schemas(), ["v1.widgets.acme.io"]);
+        assert_eq!(export.permission_claims()[0].resource, "configmaps");
+
+        // Explicit nulls read as absent; an export without an identity serves nothing yet.
+        let pending = export_fields(json!({"metadata": {"annotations": null}, "spec": null, "status": {}}));
+        assert_eq!(pending.identity(), "");
+        assert_eq!(pending.cluster(), "");
+        assert!(pending.latest_resource_schemas().is_empty());
+        assert!(pending.permission_claims().is_empty());
+    }
 
     /// Creates `object` in the collection at `path`, has the catalog decode it (`read`),
     /// deletes it (releasing by hand the finalizers no controller releases here), and waits

@@ -14,10 +14,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use faros_api::apis::{PermissionClaim, applied_claims};
-use serde_json::Value;
+use serde::Deserialize;
 
 use crate::auth::rbac::Rule;
-use crate::registry::{Catalog, ResourceKind};
+use crate::registry::{Catalog, ExportFields, ResourceKind};
 use faros_storage::{Cache, Key, Object, Prefix};
 
 /// What the owner may do with a shared resource: the REST verbs, never `escalate`, `bind`
@@ -52,11 +52,12 @@ impl ExportView {
                 .cluster(cluster)
                 .name(name),
         )?;
+        let export = ExportFields::of(&export);
+        if export.identity().is_empty() {
+            return None;
+        }
         let exported = catalog.export_kinds(&export);
-        let export = export.value();
-        export["status"]["identityHash"].as_str().filter(|id| !id.is_empty())?;
-        let claims: Vec<PermissionClaim> =
-            serde_json::from_value(export["spec"]["permissionClaims"].clone()).unwrap_or_default();
+        let claims = export.permission_claims().to_vec();
         let mut kinds: Vec<(Arc<ResourceKind>, Option<PermissionClaim>)> =
             exported.into_iter().map(|k| (k, None)).collect();
         for claim in &claims {
@@ -100,45 +101,47 @@ impl ExportView {
     /// Whether `binding` is a Bound binding of this export. A binding being deleted still
     /// shares until it is gone: its objects are deleted first, and the export's controllers
     /// must be able to finalize them.
-    fn binds(&self, binding: &Value) -> bool {
-        binding["status"]["phase"] == "Bound"
-            && binding["status"]["apiExportClusterName"] == self.cluster.as_str()
-            && binding["spec"]["reference"]["export"]["name"] == self.name.as_str()
+    fn binds(&self, binding: &BindingFields) -> bool {
+        let status = binding.status.as_ref();
+        status.and_then(|s| s.phase.as_deref()) == Some("Bound")
+            && status.and_then(|s| s.api_export_cluster_name.as_deref()) == Some(self.cluster.as_str())
+            && binding.export_name() == Some(self.name.as_str())
     }
 
     /// What a binding of this export shares with the owner.
-    fn shared_by(&self, binding: &Value) -> Access {
-        let accepted: Vec<PermissionClaim> =
-            serde_json::from_value(binding["spec"]["permissionClaims"].clone()).unwrap_or_default();
-        let bound = binding["status"]["boundResources"]
-            .as_array()
-            .into_iter()
-            .flatten()
+    fn shared_by(&self, binding: &BindingFields) -> Access {
+        let accepted = binding
+            .spec
+            .as_ref()
+            .and_then(|s| s.permission_claims.as_deref())
+            .unwrap_or_default();
+        let bound = binding
+            .status
+            .as_ref()
+            .and_then(|s| s.bound_resources.as_deref())
+            .unwrap_or_default()
+            .iter()
             .map(|r| {
                 (
-                    r["group"].as_str().unwrap_or_default().to_string(),
-                    r["resource"].as_str().unwrap_or_default().to_string(),
+                    r.group.clone().unwrap_or_default(),
+                    r.resource.clone().unwrap_or_default(),
                 )
             })
             .collect();
         Access {
-            claims: applied_claims(&self.claims, &accepted),
+            claims: applied_claims(&self.claims, accepted),
             bound,
         }
     }
 
     /// This export's bindings in `cluster`, now or as of `revision`.
-    fn bindings_in(&self, cache: &Cache, cluster: &str, revision: Option<u64>) -> Vec<Arc<Object>> {
+    fn bindings_in(&self, cache: &Cache, cluster: &str, revision: Option<u64>) -> Vec<BindingFields> {
         let prefix = bindings_prefix().cluster(cluster);
-        let listed = match revision {
-            Some(rv) => cache
-                .list_at(prefix.as_str(), None, 0, rv, |o| self.binds(&o.value()))
-                .ok(),
-            None => None,
-        };
-        listed
-            .unwrap_or_else(|| cache.list(prefix.as_str(), None, 0, |o| self.binds(&o.value())))
-            .0
+        bindings_at(cache, &prefix, revision)
+            .iter()
+            .map(|o| BindingFields::of(o))
+            .filter(|b| self.binds(b))
+            .collect()
     }
 
     /// What the owner may reach in `cluster` (as of `revision`, if given): None when the
@@ -150,7 +153,7 @@ impl ExportView {
         }
         let mut access = Access::default();
         for binding in &bindings {
-            let shared = self.shared_by(&binding.value());
+            let shared = self.shared_by(binding);
             access.claims.extend(shared.claims);
             access.bound.extend(shared.bound);
         }
@@ -167,18 +170,12 @@ impl ExportView {
         revision: Option<u64>,
     ) -> HashSet<String> {
         let sharing = |o: &Object| {
-            let binding = o.value();
+            let binding = BindingFields::of(o);
             self.binds(&binding) && self.shared_by(&binding).allows(kind, claim)
         };
-        let prefix = bindings_prefix();
-        let listed = match revision {
-            Some(rv) => cache.list_at(prefix.as_str(), None, 0, rv, sharing).ok(),
-            None => None,
-        };
-        listed
-            .unwrap_or_else(|| cache.list(prefix.as_str(), None, 0, sharing))
-            .0
+        bindings_at(cache, &bindings_prefix(), revision)
             .iter()
+            .filter(|o| sharing(o))
             .filter_map(|o| Key::parse(&o.key).map(|k| k.cluster.to_string()))
             .collect()
     }
@@ -246,9 +243,162 @@ pub fn bindings_prefix() -> Prefix {
     Prefix::resource("apis.kcp.io", "apibindings")
 }
 
+/// The bindings under `prefix`, now or as of `revision` (now when the event window no longer
+/// reaches back to it). They are decoded after the cache's lock is let go.
+fn bindings_at(cache: &Cache, prefix: &Prefix, revision: Option<u64>) -> Vec<Arc<Object>> {
+    let all = |_: &Object| true;
+    let listed = match revision {
+        Some(rv) => cache.list_at(prefix.as_str(), None, 0, rv, all).ok(),
+        None => None,
+    };
+    listed.unwrap_or_else(|| cache.list(prefix.as_str(), None, 0, all)).0
+}
+
+/// What a view reads of an APIBinding. Every request through a view reads the bindings of
+/// its workspace, so these fields are decoded on their own, once a binding and request.
+/// A binding that does not decode (it was validated when written) shares nothing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct BindingFields {
+    spec: Option<BindingSpecFields>,
+    status: Option<BindingStatusFields>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct BindingSpecFields {
+    reference: Option<BindingReference>,
+    permission_claims: Option<Vec<PermissionClaim>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct BindingReference {
+    export: Option<ExportReference>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ExportReference {
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct BindingStatusFields {
+    phase: Option<String>,
+    api_export_cluster_name: Option<String>,
+    bound_resources: Option<Vec<BoundResourceFields>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct BoundResourceFields {
+    group: Option<String>,
+    resource: Option<String>,
+}
+
+impl BindingFields {
+    fn of(binding: &Object) -> BindingFields {
+        binding.decode().unwrap_or_default()
+    }
+
+    /// `spec.reference.export.name`.
+    fn export_name(&self) -> Option<&str> {
+        self.spec.as_ref()?.reference.as_ref()?.export.as_ref()?.name.as_deref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faros_storage::KeyValue;
+
+    fn stored(value: serde_json::Value) -> Object {
+        Object::from_stored(&KeyValue {
+            key: "/apis.kcp.io/apibindings/c1/edge".into(),
+            value: serde_json::to_vec(&value).unwrap().into(),
+            create_revision: 3,
+            mod_revision: 7,
+        })
+        .unwrap()
+    }
+
+    fn view() -> ExportView {
+        ExportView {
+            cluster: "root".into(),
+            name: "edge.faros.sh".into(),
+            claims: vec![PermissionClaim {
+                group: String::new(),
+                resource: "secrets".into(),
+                identity_hash: String::new(),
+                state: String::new(),
+            }],
+            kinds: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_binding_shares_what_its_own_fields_say() {
+        let binding = stored(serde_json::json!({
+            "apiVersion": "apis.kcp.io/v1alpha1",
+            "kind": "APIBinding",
+            "metadata": {"name": "edge", "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {
+                "reference": {"export": {"path": "root", "name": "edge.faros.sh"}},
+                "permissionClaims": [
+                    {"resource": "secrets", "state": "Accepted", "all": true},
+                    {"resource": "configmaps", "state": "Accepted"},
+                ],
+            },
+            "status": {
+                "phase": "Bound",
+                "apiExportClusterName": "root",
+                "boundResources": [
+                    {"group": "edge.faros.sh", "resource": "agents", "schema": {"name": "v1.agents", "identityHash": "x"}},
+                ],
+                "conditions": [{"type": "Ready", "status": "True"}],
+            },
+        }));
+        let view = view();
+        let fields = BindingFields::of(&binding);
+        assert!(view.binds(&fields));
+        let access = view.shared_by(&fields);
+        // Only the export's own claim counts, however many the binding accepts.
+        assert_eq!(access.claims.len(), 1);
+        assert_eq!(access.claims[0].resource, "secrets");
+        assert_eq!(access.bound, vec![("edge.faros.sh".to_string(), "agents".to_string())]);
+    }
+
+    #[test]
+    fn a_binding_of_another_export_unbound_or_malformed_shares_nothing() {
+        let view = view();
+        let of = |value| view.binds(&BindingFields::of(&stored(value)));
+        let reference = serde_json::json!({"export": {"name": "edge.faros.sh"}});
+        assert!(!of(serde_json::json!({
+            "spec": {"reference": {"export": {"name": "other"}}},
+            "status": {"phase": "Bound", "apiExportClusterName": "root"},
+        })));
+        assert!(!of(serde_json::json!({
+            "spec": {"reference": reference},
+            "status": {"phase": "Binding", "apiExportClusterName": "root"},
+        })));
+        assert!(!of(serde_json::json!({
+            "spec": {"reference": reference},
+            "status": {"phase": "Bound", "apiExportClusterName": "elsewhere"},
+        })));
+        // Explicit nulls read as absent rather than failing.
+        assert!(!of(serde_json::json!({"spec": null, "status": {"phase": null}})));
+        // A field of the wrong type: the binding does not decode, and shares nothing.
+        assert!(!of(serde_json::json!({
+            "spec": {"reference": reference},
+            "status": {"phase": "Bound", "apiExportClusterName": "root", "boundResources": "agents"},
+        })));
+        assert!(of(serde_json::json!({
+            "spec": {"reference": reference, "permissionClaims": null},
+            "status": {"phase": "Bound", "apiExportClusterName": "root", "boundResources": null},
+        })));
+    }
 
     #[test]
     fn only_accepted_claims_the_export_makes_apply() {

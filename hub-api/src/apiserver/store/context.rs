@@ -48,7 +48,8 @@ pub struct ViewAccess {
     pub kind: Arc<ResourceKind>,
     /// The claim granting it (None: one of the export's own resources).
     pub claim: Option<faros_api::apis::PermissionClaim>,
-    /// What the owner holds in the (single) target cluster, as RBAC rules.
+    /// What the owner holds in the (single) target cluster, as RBAC rules; worked out only
+    /// for requests on RBAC's kinds, whose admission is all that reads them (empty otherwise).
     pub rules: Vec<crate::auth::rbac::Rule>,
 }
 

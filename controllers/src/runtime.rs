@@ -121,9 +121,9 @@ pub(crate) fn cluster_name<K: Resource>(object: &K) -> &str {
 }
 
 /// Decodes an object's `metadata` for a controller that watches every object of a kind (each
-/// heartbeat's Lease among them): what identifies the object, its revision, deletion, finalizers
-/// and owners, and of its annotations only the workspace's. The rest, managedFields above all,
-/// is skipped over rather than decoded into trees.
+/// heartbeat's Lease among them): what identifies the object, its revision, deletion, finalizers,
+/// owners and labels, and of its annotations only the workspace's. The rest, managedFields above
+/// all, is skipped over rather than decoded into trees.
 pub(crate) fn slim_metadata<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<kube::api::ObjectMeta, D::Error> {
@@ -139,6 +139,7 @@ pub(crate) fn slim_metadata<'de, D: serde::Deserializer<'de>>(
         deletion_timestamp: Option<Time>,
         finalizers: Option<Vec<String>>,
         owner_references: Option<Vec<OwnerReference>>,
+        labels: Option<std::collections::BTreeMap<String, String>>,
         annotations: Option<std::collections::BTreeMap<String, String>>,
     }
 
@@ -155,32 +156,46 @@ pub(crate) fn slim_metadata<'de, D: serde::Deserializer<'de>>(
         deletion_timestamp: meta.deletion_timestamp,
         finalizers: meta.finalizers,
         owner_references: meta.owner_references,
+        labels: meta.labels,
         annotations,
         ..Default::default()
     })
 }
 
-/// An object of kind `R` of which only the metadata [`slim_metadata`] keeps is decoded: for
-/// watches that only need to know which object changed.
+/// An object of kind `R` as a controller that watches every object of it reads it: the
+/// metadata [`slim_metadata`] keeps, and of the rest only the parts of its spec and status the
+/// controller names (`Spec`, `Status`; skipped over by default). An Agent's status, its device
+/// facts, is most of it, and a fleet's status writes reach every such watch.
 #[derive(Debug, serde::Deserialize)]
-#[serde(bound = "")]
-pub struct MetadataOf<R> {
+#[serde(bound(deserialize = "Spec: serde::Deserialize<'de>, Status: serde::Deserialize<'de>"))]
+pub struct Partial<R, Spec = serde::de::IgnoredAny, Status = serde::de::IgnoredAny> {
     #[serde(default, deserialize_with = "slim_metadata")]
-    metadata: kube::api::ObjectMeta,
+    pub metadata: kube::api::ObjectMeta,
+    // Options, not defaults: an explicit `null` must read as absent, not fail the watch.
+    #[serde(default)]
+    pub spec: Option<Spec>,
+    #[serde(default)]
+    pub status: Option<Status>,
     #[serde(skip)]
     kind: std::marker::PhantomData<fn() -> R>,
 }
 
-impl<R> Clone for MetadataOf<R> {
+/// An object of kind `R` of which only the metadata is decoded: for watches that only need to
+/// know which object changed.
+pub type MetadataOf<R> = Partial<R>;
+
+impl<R, Spec: Clone, Status: Clone> Clone for Partial<R, Spec, Status> {
     fn clone(&self) -> Self {
-        MetadataOf {
+        Partial {
             metadata: self.metadata.clone(),
+            spec: self.spec.clone(),
+            status: self.status.clone(),
             kind: std::marker::PhantomData,
         }
     }
 }
 
-impl<R: Resource<DynamicType = ()>> Resource for MetadataOf<R> {
+impl<R: Resource<DynamicType = ()>, Spec, Status> Resource for Partial<R, Spec, Status> {
     type DynamicType = ();
     type Scope = R::Scope;
 
@@ -573,7 +588,7 @@ mod tests {
         let read: MetadataOf<Agent> = serde_json::from_value(agent).unwrap();
         assert_eq!(read.meta().name.as_deref(), Some("dev-1"));
         assert_eq!(read.meta().namespace.as_deref(), Some("default"));
-        assert!(read.meta().labels.is_none(), "only what slim_metadata keeps");
+        assert_eq!(read.meta().labels.as_ref().unwrap()["site"], "a");
     }
 
     #[test]

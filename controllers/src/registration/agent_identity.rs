@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use faros_api::edge::{self, Agent, REGISTRATION_LABEL, Registration, reasons};
+use faros_api::edge::{self, REGISTRATION_LABEL, Registration, reasons};
 use faros_api::{Condition, conditions};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -17,8 +17,8 @@ use faros_api::meta::now_rfc3339;
 
 use super::Memo;
 use super::objects::{
-    create_or_get, ensure_binding, ensure_role, has_reported, meta, owned_by, owner, pending_in, registration_rules,
-    rule,
+    AgentIdentity, create_or_get, ensure_binding, ensure_role, has_reported, meta, owned_by, owner, pending_in,
+    registration_rules, rule,
 };
 
 /// Ensures the identity of `agent` (joining through `reg`) exists. Returns whether the agent
@@ -28,7 +28,7 @@ pub(super) async fn provision_agent(
     client: &Client,
     ns: &str,
     reg: &Registration,
-    agent: &Agent,
+    agent: &AgentIdentity,
     now: jiff::Timestamp,
 ) -> Result<bool, kube::Error> {
     let name = agent.name_any();
@@ -131,7 +131,11 @@ pub(super) async fn update_pending(
     Ok(())
 }
 
-pub(super) async fn reconcile_agent(agent: Arc<Agent>, client: Client, memo: Memo) -> Result<Next, kube::Error> {
+pub(super) async fn reconcile_agent(
+    agent: Arc<AgentIdentity>,
+    client: Client,
+    memo: Memo,
+) -> Result<Next, kube::Error> {
     let Some(reg_name) = agent.labels().get(REGISTRATION_LABEL).cloned() else {
         return Ok(Next::Done);
     };
@@ -176,7 +180,7 @@ pub(super) async fn reconcile_agent(agent: Arc<Agent>, client: Client, memo: Mem
         let mut status = agent.status.clone().unwrap_or_default();
         let condition = Condition::new(reasons::READY, false, reasons::NOT_ADMITTED, &message);
         if conditions::set_condition(&mut status.conditions, condition, &now_rfc3339()) {
-            let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
+            let agents: Api<AgentIdentity> = Api::namespaced(client.clone(), &ns);
             let patch = json!({"status": {"conditions": status.conditions}});
             agents
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))

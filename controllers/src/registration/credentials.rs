@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faros_api::edge::{self, Agent, REGISTRATION_LABEL, REVOKE_FINALIZER, Registration, reasons};
+use faros_api::edge::{self, REGISTRATION_LABEL, REVOKE_FINALIZER, Registration, reasons};
 use faros_api::meta::{SA_NAME_ANNOTATION, TOKEN_SECRET_TYPE};
 use faros_api::{Condition, conditions};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
@@ -18,7 +18,7 @@ use faros_api::meta::now_rfc3339;
 
 use super::agent_identity::provision_agent;
 use super::objects::{
-    create_or_get, ensure_binding, ensure_role, has_reported, meta, owned_by, owner, registration_rules,
+    AgentIdentity, create_or_get, ensure_binding, ensure_role, has_reported, meta, owned_by, owner, registration_rules,
 };
 use super::{Apis, RESYNC, TOKEN_POLL, revocation};
 
@@ -93,7 +93,7 @@ pub(super) async fn manage_registration(reg: Arc<Registration>, client: Client) 
     // identity yet; the ones that have not reported may still mint their first token.
     let now = jiff::Timestamp::now();
     let expired = reg.spec.expired(now);
-    let agents: Api<Agent> = Api::namespaced(client.clone(), &ns);
+    let agents: Api<AgentIdentity> = Api::namespaced(client.clone(), &ns);
     let selector = format!("{REGISTRATION_LABEL}={name}");
     let mut pending = BTreeSet::new();
     for agent in agents.list(&ListParams::default().labels(&selector)).await?.items {

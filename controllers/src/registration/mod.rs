@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use faros_api::edge::{Agent, Registration};
+use faros_api::edge::Registration;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
@@ -76,9 +76,13 @@ pub async fn run(clusters: Clusters) {
     // nothing here.
     let memo: Memo = Arc::default();
     let registrations = runtime::run("registration", clusters.clone(), reconcile_registration);
-    let agents = runtime::run("agent-identity", clusters, move |agent: Arc<Agent>, client: Client| {
-        let memo = memo.clone();
-        async move { reconcile_agent(agent, client, memo).await }
-    });
+    let agents = runtime::run(
+        "agent-identity",
+        clusters,
+        move |agent: Arc<objects::AgentIdentity>, client: Client| {
+            let memo = memo.clone();
+            async move { reconcile_agent(agent, client, memo).await }
+        },
+    );
     futures::future::join(registrations, agents).await;
 }

@@ -10,6 +10,7 @@ use kube::Resource;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use crate::errors::is_conflict;
+use crate::runtime::Partial;
 
 pub(super) fn owner<K: Resource<DynamicType = ()>>(object: &K) -> OwnerReference {
     OwnerReference {
@@ -146,13 +147,52 @@ pub(super) fn pending_in(role: &Role) -> BTreeSet<String> {
         .collect()
 }
 
-pub(super) fn has_reported(agent: &Agent) -> bool {
+/// An Agent as the registration controllers read it: its metadata and, of its status, whether
+/// it reported and its conditions. The device facts are skipped over: the controllers see every
+/// Agent status write of a fleet.
+pub(super) type AgentIdentity = Partial<Agent, serde::de::IgnoredAny, IdentityStatus>;
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct IdentityStatus {
+    observed_generation: Option<i64>,
+    #[serde(default)]
+    pub(super) conditions: Vec<faros_api::Condition>,
+}
+
+pub(super) fn has_reported(agent: &AgentIdentity) -> bool {
     agent.status.as_ref().is_some_and(|s| s.observed_generation.is_some())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_agent_is_read_for_its_identity_without_its_facts() {
+        let agent = serde_json::json!({
+            "apiVersion": "edge.faros.sh/v1alpha1",
+            "kind": "Agent",
+            "metadata": {"name": "dev-1", "namespace": "default", "uid": "u1",
+                         "labels": {(faros_api::edge::REGISTRATION_LABEL): "reg"}},
+            "spec": {"heartbeatIntervalSeconds": 10},
+            "status": {"observedGeneration": 1, "device": {"hostname": "dev-1", "cpus": 4},
+                       "conditions": [{"type": "Ready", "status": "True", "reason": "Ready"}]},
+        });
+        let read: AgentIdentity = serde_json::from_value(agent).unwrap();
+        assert!(has_reported(&read));
+        assert_eq!(
+            kube::ResourceExt::labels(&read)[faros_api::edge::REGISTRATION_LABEL],
+            "reg"
+        );
+        assert_eq!(read.status.as_ref().unwrap().conditions[0].type_, "Ready");
+        assert_eq!(owner(&read).kind, "Agent");
+        assert_eq!(owner(&read).uid, "u1");
+
+        let joining: AgentIdentity =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "dev-2"}, "status": null})).unwrap();
+        assert!(!has_reported(&joining));
+    }
 
     #[test]
     fn an_empty_pending_set_grants_no_tokens() {

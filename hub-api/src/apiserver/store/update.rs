@@ -64,23 +64,7 @@ pub(super) async fn write_update(
     }
     let subresource = ctx.req.subresource.as_deref();
     match subresource {
-        Some("status") => {
-            // Only status changes through the status subresource: everything else is the
-            // stored object's, copied from it around the new status (an Agent's status,
-            // its device facts, is most of it and is not copied).
-            let status = new.as_object_mut().and_then(|map| map.remove("status"));
-            let mut merged: serde_json::Map<String, Value> = old
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(key, _)| *key != "status")
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect();
-            if let Some(status) = status {
-                merged.insert("status".into(), status);
-            }
-            new = Value::Object(merged);
-        }
+        Some("status") => keep_stored_but_status(&mut new, &old),
         Some("finalize") => {
             let finalizers = new["spec"]["finalizers"].clone();
             let mut merged = old.clone();
@@ -166,4 +150,62 @@ pub(super) async fn write_update(
         }
     };
     Ok(ctx.with_status_code(StatusCode::OK, &written, &warnings))
+}
+
+/// Through the status subresource only status changes: every other top-level field of `new`
+/// becomes the stored object's. A field the request sent as stored (as a patch leaves it) is
+/// kept, not copied from `old` again: a fleet's status writes would otherwise copy each
+/// Agent's metadata and spec; its status, the device facts, is most of it and never copied.
+fn keep_stored_but_status(new: &mut Value, old: &Value) {
+    let (Some(new), Some(old)) = (new.as_object_mut(), old.as_object()) else {
+        // Both are objects: the request's type was checked and the stored one was.
+        return;
+    };
+    new.retain(|key, _| key == "status" || old.contains_key(key));
+    for (key, stored) in old.iter().filter(|(key, _)| *key != "status") {
+        match new.get_mut(key) {
+            Some(sent) if sent == stored => {}
+            Some(sent) => *sent = stored.clone(),
+            None => {
+                new.insert(key.clone(), stored.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::keep_stored_but_status;
+
+    #[test]
+    fn a_status_write_keeps_everything_else_as_stored() {
+        let old = json!({
+            "apiVersion": "edge.faros.sh/v1alpha1",
+            "kind": "Agent",
+            "metadata": {"name": "a", "labels": {"site": "x"}, "resourceVersion": "5"},
+            "spec": {"heartbeatIntervalSeconds": 10},
+            "status": {"phase": "Old"},
+        });
+        // Changed, added and removed fields outside status are all undone; status is taken.
+        let mut new = json!({
+            "apiVersion": "edge.faros.sh/v1alpha1",
+            "metadata": {"name": "a", "labels": {"site": "y"}},
+            "spec": {"heartbeatIntervalSeconds": 10},
+            "extra": true,
+            "status": {"phase": "New"},
+        });
+        keep_stored_but_status(&mut new, &old);
+        let mut expected = old.clone();
+        expected["status"] = json!({"phase": "New"});
+        assert_eq!(new, expected);
+
+        // Without a status, the write clears it (as a PUT of the status subresource does).
+        let mut cleared = json!({"metadata": {"name": "a"}});
+        keep_stored_but_status(&mut cleared, &old);
+        let mut expected = old.clone();
+        expected.as_object_mut().unwrap().remove("status");
+        assert_eq!(cleared, expected);
+    }
 }

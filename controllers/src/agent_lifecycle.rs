@@ -131,10 +131,12 @@ pub(crate) async fn run(clusters: Clusters, grace: Duration) {
     }
 }
 
-/// Status writes in flight at once when agents go stale. When a whole site goes dark, its
-/// thousands of agents turn stale in the same tick; one write at a time, the last of 100,000
-/// would be marked minutes after its grace period. With more in flight the hub commits more
-/// of them with each fsync: at 32, marking 100,000 agents left a fifth of its two cores idle.
+/// Status writes (the agents', then their placements') in flight at once when agents go stale.
+/// When a whole site goes dark, its thousands of agents turn stale in the same tick; one write
+/// at a time, the last of 100,000 would be marked minutes after its grace period. With more in
+/// flight the hub commits more of them with each fsync: at 32, marking 100,000 agents left a
+/// fifth of its two cores idle. Below the hub's default cap of 200 mutating requests, which
+/// binds a controller not run as a master (a refused mark is written again on a later sweep).
 const MARKS_AT_ONCE: usize = 128;
 
 /// Agents whose heartbeat is older than their grace period and that are not already marked.

@@ -121,17 +121,42 @@ pub(crate) fn cluster_name<K: Resource>(object: &K) -> &str {
 }
 
 /// Decodes an object's `metadata` for a controller that watches every object of a kind (each
-/// heartbeat's Lease among them): what identifies the object, its revision, deletion, finalizers,
-/// owners and labels, and of its annotations only the workspace's. The rest, managedFields above
-/// all, is skipped over rather than decoded into trees.
+/// heartbeat's Lease among them): what identifies the object, its revision, deletion, finalizers
+/// and owners, and of its annotations only the workspace's. The rest, managedFields above all,
+/// is skipped over rather than decoded into trees.
 pub(crate) fn slim_metadata<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<kube::api::ObjectMeta, D::Error> {
+    slim_metadata_with::<D, serde::de::IgnoredAny>(deserializer)
+}
+
+/// What [`slim_metadata_with`] keeps of an object's labels: nothing ([`serde::de::IgnoredAny`],
+/// skipped over) or all of them (a map), for the few controllers that select by label.
+pub trait KeptLabels: for<'de> serde::Deserialize<'de> {
+    fn kept(self) -> Option<std::collections::BTreeMap<String, String>>;
+}
+
+impl KeptLabels for serde::de::IgnoredAny {
+    fn kept(self) -> Option<std::collections::BTreeMap<String, String>> {
+        None
+    }
+}
+
+impl KeptLabels for std::collections::BTreeMap<String, String> {
+    fn kept(self) -> Option<std::collections::BTreeMap<String, String>> {
+        Some(self)
+    }
+}
+
+/// [`slim_metadata`], keeping the labels when `L` says so.
+pub(crate) fn slim_metadata_with<'de, D: serde::Deserializer<'de>, L: KeptLabels>(
     deserializer: D,
 ) -> Result<kube::api::ObjectMeta, D::Error> {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 
     #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Slim {
+    #[serde(rename_all = "camelCase", bound = "L: KeptLabels")]
+    struct Slim<L> {
         name: Option<String>,
         namespace: Option<String>,
         uid: Option<String>,
@@ -139,11 +164,11 @@ pub(crate) fn slim_metadata<'de, D: serde::Deserializer<'de>>(
         deletion_timestamp: Option<Time>,
         finalizers: Option<Vec<String>>,
         owner_references: Option<Vec<OwnerReference>>,
-        labels: Option<std::collections::BTreeMap<String, String>>,
+        labels: Option<L>,
         annotations: Option<std::collections::BTreeMap<String, String>>,
     }
 
-    let meta = <Slim as serde::Deserialize>::deserialize(deserializer)?;
+    let meta = <Slim<L> as serde::Deserialize>::deserialize(deserializer)?;
     let annotations = meta.annotations.map(|mut all| {
         all.retain(|key, _| key == CLUSTER_ANNOTATION);
         all
@@ -156,20 +181,21 @@ pub(crate) fn slim_metadata<'de, D: serde::Deserializer<'de>>(
         deletion_timestamp: meta.deletion_timestamp,
         finalizers: meta.finalizers,
         owner_references: meta.owner_references,
-        labels: meta.labels,
+        labels: meta.labels.and_then(KeptLabels::kept),
         annotations,
         ..Default::default()
     })
 }
 
 /// An object of kind `R` as a controller that watches every object of it reads it: the
-/// metadata [`slim_metadata`] keeps, and of the rest only the parts of its spec and status the
-/// controller names (`Spec`, `Status`; skipped over by default). An Agent's status, its device
-/// facts, is most of it, and a fleet's status writes reach every such watch.
+/// metadata [`slim_metadata`] keeps (with the labels when `Labels` is a map), and of the rest
+/// only the parts of its spec and status the controller names (`Spec`, `Status`; skipped over
+/// by default). An Agent's status, its device facts, is most of it, and a fleet's status writes
+/// reach every such watch.
 #[derive(Debug, serde::Deserialize)]
-#[serde(bound(deserialize = "Spec: serde::Deserialize<'de>, Status: serde::Deserialize<'de>"))]
-pub struct Partial<R, Spec = serde::de::IgnoredAny, Status = serde::de::IgnoredAny> {
-    #[serde(default, deserialize_with = "slim_metadata")]
+#[serde(bound(deserialize = "Spec: serde::Deserialize<'de>, Status: serde::Deserialize<'de>, Labels: KeptLabels"))]
+pub struct Partial<R, Spec = serde::de::IgnoredAny, Status = serde::de::IgnoredAny, Labels = serde::de::IgnoredAny> {
+    #[serde(default, deserialize_with = "slim_metadata_with::<_, Labels>")]
     pub metadata: kube::api::ObjectMeta,
     // Options, not defaults: an explicit `null` must read as absent, not fail the watch.
     #[serde(default)]
@@ -177,14 +203,14 @@ pub struct Partial<R, Spec = serde::de::IgnoredAny, Status = serde::de::IgnoredA
     #[serde(default)]
     pub status: Option<Status>,
     #[serde(skip)]
-    kind: std::marker::PhantomData<fn() -> R>,
+    kind: std::marker::PhantomData<fn() -> (R, Labels)>,
 }
 
 /// An object of kind `R` of which only the metadata is decoded: for watches that only need to
 /// know which object changed.
 pub type MetadataOf<R> = Partial<R>;
 
-impl<R, Spec: Clone, Status: Clone> Clone for Partial<R, Spec, Status> {
+impl<R, Spec: Clone, Status: Clone, Labels> Clone for Partial<R, Spec, Status, Labels> {
     fn clone(&self) -> Self {
         Partial {
             metadata: self.metadata.clone(),
@@ -195,7 +221,7 @@ impl<R, Spec: Clone, Status: Clone> Clone for Partial<R, Spec, Status> {
     }
 }
 
-impl<R: Resource<DynamicType = ()>, Spec, Status> Resource for Partial<R, Spec, Status> {
+impl<R: Resource<DynamicType = ()>, Spec, Status, Labels> Resource for Partial<R, Spec, Status, Labels> {
     type DynamicType = ();
     type Scope = R::Scope;
 
@@ -588,7 +614,7 @@ mod tests {
         let read: MetadataOf<Agent> = serde_json::from_value(agent).unwrap();
         assert_eq!(read.meta().name.as_deref(), Some("dev-1"));
         assert_eq!(read.meta().namespace.as_deref(), Some("default"));
-        assert_eq!(read.meta().labels.as_ref().unwrap()["site"], "a");
+        assert!(read.meta().labels.is_none(), "labels are kept only when asked for");
     }
 
     #[test]

@@ -147,10 +147,11 @@ pub(super) fn pending_in(role: &Role) -> BTreeSet<String> {
         .collect()
 }
 
-/// An Agent as the registration controllers read it: its metadata and, of its status, whether
-/// it reported and its conditions. The device facts are skipped over: the controllers see every
-/// Agent status write of a fleet.
-pub(super) type AgentIdentity = Partial<Agent, serde::de::IgnoredAny, IdentityStatus>;
+/// An Agent as the registration controllers read it: its metadata with its labels (the
+/// registration it joins through) and, of its status, whether it reported and its conditions.
+/// The device facts are skipped over: the controllers see every Agent status write of a fleet.
+pub(super) type AgentIdentity =
+    Partial<Agent, serde::de::IgnoredAny, IdentityStatus, std::collections::BTreeMap<String, String>>;
 
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -391,7 +391,7 @@ struct ExportStatusFields {
 
 impl ExportFields {
     /// The fields of a stored APIExport; none of them when it does not decode (it was
-    /// validated when written, so it does).
+    /// validated when written, so it does): an export that cannot be read serves nothing.
     pub(crate) fn of(export: &faros_storage::Object) -> ExportFields {
         export.decode().unwrap_or_default()
     }

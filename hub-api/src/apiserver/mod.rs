@@ -113,10 +113,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
 /// framing are left out, which on a fleet's heartbeats is most of what the controllers cost.
 pub(crate) fn in_process_client(hub: Arc<Hub>, user: &str, groups: &[&str]) -> kube::Client {
     use tower::ServiceExt;
-    let identity = crate::auth::PeerIdentity(Some(Arc::new((
-        user.to_string(),
-        groups.iter().map(|g| g.to_string()).collect(),
-    ))));
+    let identity = crate::auth::PeerIdentity::of(user, groups);
     let router = router(hub);
     let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
         let mut request = request.map(axum::body::Body::new);
@@ -186,10 +183,7 @@ pub(crate) async fn send(
         .uri(path)
         .header(header::CONTENT_TYPE, content_type)
         .extension(InProcess)
-        .extension(crate::auth::PeerIdentity(Some(Arc::new((
-            user.0.to_string(),
-            user.1.iter().map(|g| g.to_string()).collect(),
-        )))))
+        .extension(crate::auth::PeerIdentity::of(user.0, user.1))
         .body(axum::body::Body::from(match body {
             Some(v) => serde_json::to_vec(v)?,
             None => Vec::new(),

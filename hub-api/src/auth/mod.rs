@@ -87,6 +87,16 @@ impl User {
 #[derive(Debug, Clone, Default)]
 pub struct PeerIdentity(pub Option<Arc<(String, Vec<String>)>>);
 
+impl PeerIdentity {
+    /// The identity of the hub's own in-process callers, as a client certificate would carry it.
+    pub(crate) fn of(user: &str, groups: &[&str]) -> PeerIdentity {
+        PeerIdentity(Some(Arc::new((
+            user.to_string(),
+            groups.iter().map(|g| g.to_string()).collect(),
+        ))))
+    }
+}
+
 /// Transport and authentication options of `hub-api start`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AuthOptions {

@@ -60,22 +60,28 @@ pub fn decode(patch_type: PatchType, raw: &[u8]) -> ApiResult<Value> {
 
 /// Applies `patch` to `current`, returning the candidate object (validated by the caller).
 pub fn apply(ctx: &Ctx, patch_type: PatchType, current: &Value, patch: &Value) -> ApiResult<Value> {
-    let mut doc = current.clone();
-    match patch_type {
-        PatchType::Json => decode::apply_json_patch(&mut doc, patch)?,
-        PatchType::Merge => decode::apply_merge_patch(&mut doc, patch),
+    // JSON and merge patches change a copy of the object; the other two build a new one.
+    let doc = match patch_type {
+        PatchType::Json => {
+            let mut doc = current.clone();
+            decode::apply_json_patch(&mut doc, patch)?;
+            doc
+        }
+        PatchType::Merge => {
+            let mut doc = current.clone();
+            decode::apply_merge_patch(&mut doc, patch);
+            doc
+        }
         PatchType::Strategic => {
             // The patch strategies are those the kind's published schema declares, so the
             // server merges as kubectl computed the patch.
             let schema = super::openapi::builtin_kind_schema(&ctx.kind);
             let meta = faros_machinery::strategic_merge::SchemaPatchMeta::new(super::openapi::definitions(), &schema);
-            doc = faros_machinery::strategic_merge::apply(current, patch, &meta)
-                .map_err(|e| ApiError::bad_request(format!("invalid strategic merge patch: {}", e.0)))?;
+            faros_machinery::strategic_merge::apply(current, patch, &meta)
+                .map_err(|e| ApiError::bad_request(format!("invalid strategic merge patch: {}", e.0)))?
         }
-        PatchType::Apply => {
-            doc = super::managed_fields::apply(ctx, current, patch)?;
-        }
-    }
+        PatchType::Apply => super::managed_fields::apply(ctx, current, patch)?,
+    };
     if !doc.is_object() {
         return Err(ApiError::bad_request("the patched object must be a JSON object"));
     }

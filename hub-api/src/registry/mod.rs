@@ -5,6 +5,7 @@
 
 pub mod builtin;
 pub mod crd;
+mod decoded;
 mod events;
 mod pods;
 pub mod system;
@@ -19,6 +20,9 @@ use faros_machinery::status::FieldError;
 use faros_machinery::table::{PrinterColumn, TableConvertor};
 use faros_machinery::validation::NameRule;
 use faros_storage::{Cache, EventKind, Key, Prefix};
+
+use decoded::PerRevision;
+pub(crate) use decoded::{BindingFields, ExportFields, Memo};
 
 /// What a create hook may need to know about where the object is being written.
 pub struct WriteEnv<'a> {
@@ -354,81 +358,6 @@ impl KindBuilder {
     }
 }
 
-/// (logical cluster, CRD name)
-type CrdKey = (String, String);
-
-/// A decoded value and the object revision it was decoded from.
-type Memo<T> = (u64, T);
-
-/// What the hub reads of an APIExport to serve it. Every request through an export's view
-/// reads its export, so these fields are decoded on their own, not the whole object.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-pub(crate) struct ExportFields {
-    metadata: Option<ExportMetadata>,
-    spec: Option<ExportSpecFields>,
-    status: Option<ExportStatusFields>,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-struct ExportMetadata {
-    annotations: Option<HashMap<String, String>>,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct ExportSpecFields {
-    latest_resource_schemas: Option<Vec<String>>,
-    permission_claims: Option<Vec<faros_api::apis::PermissionClaim>>,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct ExportStatusFields {
-    identity_hash: Option<String>,
-}
-
-impl ExportFields {
-    /// The fields of a stored APIExport; none of them when it does not decode (it was
-    /// validated when written, so it does): an export that cannot be read serves nothing.
-    pub(crate) fn of(export: &faros_storage::Object) -> ExportFields {
-        export.decode().unwrap_or_default()
-    }
-
-    /// `status.identityHash`: empty until the export has an identity.
-    pub(crate) fn identity(&self) -> &str {
-        self.status
-            .as_ref()
-            .and_then(|s| s.identity_hash.as_deref())
-            .unwrap_or_default()
-    }
-
-    /// The logical cluster the export lives in.
-    fn cluster(&self) -> &str {
-        self.metadata
-            .as_ref()
-            .and_then(|m| m.annotations.as_ref())
-            .and_then(|a| a.get(faros_api::tenancy::CLUSTER_ANNOTATION))
-            .map_or("", String::as_str)
-    }
-
-    fn latest_resource_schemas(&self) -> &[String] {
-        self.spec
-            .as_ref()
-            .and_then(|s| s.latest_resource_schemas.as_deref())
-            .unwrap_or_default()
-    }
-
-    /// `spec.permissionClaims`.
-    pub(crate) fn permission_claims(&self) -> &[faros_api::apis::PermissionClaim] {
-        self.spec
-            .as_ref()
-            .and_then(|s| s.permission_claims.as_deref())
-            .unwrap_or_default()
-    }
-}
-
 /// One APIResourceSchema an APIBinding binds, and the identity it is bound under.
 struct BoundSchema {
     schema_key: String,
@@ -439,14 +368,20 @@ struct BoundSchema {
 pub struct Catalog {
     builtins: Vec<Arc<ResourceKind>>,
     cache: Arc<Cache>,
-    /// CRD-derived kinds keyed by (cluster, CRD name), valid for one CRD revision.
-    crds: Mutex<HashMap<CrdKey, (u64, Arc<crd::CrdKinds>)>>,
+    /// CRD-derived kinds (None: the CRD does not decode) keyed by the CRD's key, valid for
+    /// one CRD revision.
+    crds: PerRevision<String, Option<Arc<crd::CrdKinds>>>,
     /// Kinds decoded from APIResourceSchemas keyed by (schema key, identity), valid for one
     /// schema revision.
-    schemas: Mutex<HashMap<CrdKey, Memo<Vec<Arc<ResourceKind>>>>>,
+    schemas: PerRevision<(String, String), Vec<Arc<ResourceKind>>>,
     /// What each APIBinding binds, keyed by the binding's key, valid for one binding
     /// revision: every request to a bound kind resolves it through its workspace's bindings.
-    bindings: Mutex<HashMap<String, Memo<Arc<[BoundSchema]>>>>,
+    bindings: PerRevision<String, Arc<[BoundSchema]>>,
+    /// What export views read of each APIBinding, valid for one binding revision.
+    binding_fields: Arc<Memo<BindingFields>>,
+    /// What the hub reads of each APIExport, valid for one export revision: every request
+    /// through an export's view reads its export.
+    exports: Memo<ExportFields>,
     /// The Pods kind over each bound Placements kind, by its storage resource.
     pods: Mutex<HashMap<String, Arc<ResourceKind>>>,
 }
@@ -461,9 +396,11 @@ impl Catalog {
                 kinds
             },
             cache,
-            crds: Mutex::new(HashMap::new()),
-            schemas: Mutex::new(HashMap::new()),
-            bindings: Mutex::new(HashMap::new()),
+            crds: PerRevision::new(),
+            schemas: PerRevision::new(),
+            bindings: PerRevision::new(),
+            binding_fields: Arc::new(PerRevision::new()),
+            exports: PerRevision::new(),
             pods: Mutex::new(HashMap::new()),
         }
     }
@@ -556,7 +493,7 @@ impl Catalog {
             });
         let mut found: Vec<Arc<ResourceKind>> = exports
             .iter()
-            .map(|e| ExportFields::of(e))
+            .map(|e| self.export_fields(e))
             .filter(|e| wanted_identity.is_none_or(|w| e.identity() == w))
             .flat_map(|e| self.export_kinds(&e))
             .filter(|k| k.group == group && k.version == version && k.resource == resource)
@@ -603,7 +540,7 @@ impl Catalog {
             });
         exports
             .iter()
-            .map(|e| ExportFields::of(e))
+            .map(|e| self.export_fields(e))
             .filter(|e| e.identity() == identity)
             .flat_map(|e| self.export_kinds(&e))
             .filter(|k| k.group == group && k.resource == resource)
@@ -612,16 +549,10 @@ impl Catalog {
 
     /// Kinds of an APIResourceSchema under an identity, memoised per schema revision.
     fn schema_kinds(&self, key: String, object: &faros_storage::Object, identity: &str) -> Vec<Arc<ResourceKind>> {
-        let memo_key = (key, identity.to_string());
-        let mut memo = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((revision, decoded)) = memo.get(&memo_key)
-            && *revision == object.mod_revision
-        {
-            return decoded.clone();
-        }
-        let decoded = system::kinds_from_schema(&object.value(), identity);
-        memo.insert(memo_key, (object.mod_revision, decoded.clone()));
-        decoded
+        self.schemas
+            .get_or_decode((key, identity.to_string()), object.mod_revision, || {
+                system::kinds_from_schema(&object.value(), identity)
+            })
     }
 
     /// Kinds bound into `cluster` by its Bound APIBindings.
@@ -647,12 +578,13 @@ impl Catalog {
     /// The APIResourceSchemas a binding binds (none unless it is Bound), decoded once per
     /// revision of the binding.
     fn bound_schemas(&self, binding: &faros_storage::Object) -> Arc<[BoundSchema]> {
-        let mut memo = self.bindings.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((revision, bound)) = memo.get(&*binding.key)
-            && *revision == binding.mod_revision
-        {
-            return bound.clone();
-        }
+        self.bindings
+            .get_or_decode(binding.key.to_string(), binding.mod_revision, || {
+                Self::decode_bound_schemas(binding)
+            })
+    }
+
+    fn decode_bound_schemas(binding: &faros_storage::Object) -> Arc<[BoundSchema]> {
         let value = binding.value();
         let status = &value["status"];
         let mut bound = Vec::new();
@@ -674,9 +606,7 @@ impl Catalog {
                 });
             }
         }
-        let bound: Arc<[BoundSchema]> = bound.into();
-        memo.insert(binding.key.to_string(), (binding.mod_revision, bound.clone()));
-        bound
+        bound.into()
     }
 
     /// Every established CRD of `cluster`, decoded.
@@ -685,7 +615,7 @@ impl Catalog {
         let (objects, _, _) = self.cache.list(prefix.as_str(), None, 0, |_| true);
         objects
             .iter()
-            .filter_map(|o| self.decode_crd(cluster, o))
+            .filter_map(|o| self.decode_crd(o))
             .filter(|c| c.established)
             .collect()
     }
@@ -695,35 +625,29 @@ impl Catalog {
             .cluster(cluster)
             .name(name);
         let object = self.cache.get(&key)?;
-        self.decode_crd(cluster, &object).filter(|c| c.established)
+        self.decode_crd(&object).filter(|c| c.established)
     }
 
-    fn decode_crd(&self, cluster: &str, object: &faros_storage::Object) -> Option<Arc<crd::CrdKinds>> {
-        let name = object.value()["metadata"]["name"].as_str()?.to_string();
-        let memo_key = (cluster.to_string(), name);
-        let mut memo = self.crds.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((revision, kinds)) = memo.get(&memo_key)
-            && *revision == object.mod_revision
-        {
-            return Some(kinds.clone());
-        }
-        let kinds = Arc::new(crd::CrdKinds::from_crd(&object.value()).ok()?);
-        memo.insert(memo_key, (object.mod_revision, kinds.clone()));
-        Some(kinds)
+    fn decode_crd(&self, object: &faros_storage::Object) -> Option<Arc<crd::CrdKinds>> {
+        self.crds
+            .get_or_decode(object.key.to_string(), object.mod_revision, || {
+                crd::CrdKinds::from_crd(&object.value()).ok().map(Arc::new)
+            })
     }
 
     /// Keeps the memos to live definitions: whatever was decoded from a CRD, an
-    /// APIResourceSchema or an APIBinding is dropped once the object is deleted. Runs until
-    /// `shutdown` flips.
+    /// APIResourceSchema, an APIExport or an APIBinding is dropped once the object is
+    /// deleted. Runs until `shutdown` flips.
     pub async fn forget_deleted(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let follow = |group, resource| {
             let prefix = Prefix::resource(group, resource);
             self.cache.watch(prefix.as_str(), None).map(|start| start.live)
         };
         loop {
-            let (Ok(mut crds), Ok(mut schemas), Ok(mut bindings)) = (
+            let (Ok(mut crds), Ok(mut schemas), Ok(mut exports), Ok(mut bindings)) = (
                 follow("apiextensions.k8s.io", "customresourcedefinitions"),
                 follow("apis.kcp.io", "apiresourceschemas"),
+                follow("apis.kcp.io", "apiexports"),
                 follow("apis.kcp.io", "apibindings"),
             ) else {
                 return;
@@ -733,6 +657,7 @@ impl Catalog {
                     _ = shutdown.wait_for(|stop| *stop) => return,
                     event = crds.recv() => event,
                     event = schemas.recv() => event,
+                    event = exports.recv() => event,
                     event = bindings.recv() => event,
                 };
                 match event {
@@ -749,22 +674,31 @@ impl Catalog {
 
     fn forget(&self, key: &str) {
         let Some(parsed) = Key::parse(key) else { return };
-        if parsed.resource == "customresourcedefinitions" {
-            let memo_key = (parsed.cluster.to_string(), parsed.name.to_string());
-            self.crds.lock().unwrap_or_else(|e| e.into_inner()).remove(&memo_key);
-        } else if parsed.resource == "apibindings" {
-            self.bindings.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
-        } else {
-            self.schemas
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|(schema, _), _| schema != key);
+        match parsed.resource {
+            "customresourcedefinitions" => self.crds.retain(|k| k != key),
+            "apiexports" => self.exports.retain(|k| k != key),
+            "apibindings" => {
+                self.bindings.retain(|k| k != key);
+                self.binding_fields.retain(|k| k != key);
+            }
+            _ => self.schemas.retain(|(schema, _)| schema != key),
         }
+    }
+
+    /// What the hub reads of a stored APIExport.
+    pub(crate) fn export_fields(&self, export: &faros_storage::Object) -> Arc<ExportFields> {
+        self.exports.read(export, ExportFields::of)
+    }
+
+    /// What export views read of stored APIBindings, memoised per binding revision.
+    pub(crate) fn binding_fields(&self) -> Arc<Memo<BindingFields>> {
+        self.binding_fields.clone()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use http::{Method, StatusCode};
@@ -828,7 +762,7 @@ mod tests {
         let (code, body) = hub.admin(Method::POST, path, Some(object)).await;
         assert_eq!(code, StatusCode::CREATED, "{body}");
         read(&hub.hub.catalog);
-        assert_eq!(memoised(&hub.hub.catalog), 1);
+        assert!(memoised(&hub.hub.catalog) > 0, "the object was read into the memo");
         let item = format!("{path}/{name}");
         let (code, _) = hub.admin(Method::DELETE, &item, None).await;
         assert_eq!(code, StatusCode::OK);
@@ -848,8 +782,13 @@ mod tests {
             .expect("the deleted object left the memo");
     }
 
-    /// What an APIBinding binds is read once per revision of the binding, and forgotten
-    /// when the binding is gone.
+    /// The stored objects of a collection (by its storage prefix), for a test to read.
+    fn stored(catalog: &super::Catalog, prefix: super::Prefix) -> Vec<Arc<faros_storage::Object>> {
+        catalog.cache().list(prefix.as_str(), None, 0, |_| true).0
+    }
+
+    /// What an APIBinding binds and what export views read of it are read once per
+    /// revision of the binding, and forgotten when the binding is gone.
     #[tokio::test]
     async fn deleted_bindings_leave_the_memo() {
         let binding = json!({
@@ -860,8 +799,41 @@ mod tests {
         deleted_object_leaves_the_memo(
             "/apis/apis.kcp.io/v1alpha1/apibindings",
             binding,
-            |catalog| drop(catalog.bound_kinds("root")),
-            |catalog| catalog.bindings.lock().unwrap().len(),
+            |catalog| {
+                drop(catalog.bound_kinds("root"));
+                for binding in stored(catalog, super::Prefix::resource("apis.kcp.io", "apibindings")) {
+                    drop(catalog.binding_fields().read(&binding, super::BindingFields::of));
+                }
+                assert_eq!(catalog.binding_fields.len(), 1);
+            },
+            |catalog| catalog.bindings.len() + catalog.binding_fields.len(),
+        )
+        .await;
+    }
+
+    /// What the hub reads of an APIExport is read once per revision and forgotten when the
+    /// export is gone.
+    #[tokio::test]
+    async fn deleted_exports_leave_the_memo() {
+        let export = json!({
+            "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIExport",
+            "metadata": {"name": "widgets"},
+            "spec": {"latestResourceSchemas": []},
+        });
+        deleted_object_leaves_the_memo(
+            "/apis/apis.kcp.io/v1alpha1/apiexports",
+            export,
+            |catalog| {
+                let exports = stored(
+                    catalog,
+                    super::Prefix::resource("apis.kcp.io", "apiexports").cluster("root"),
+                );
+                let widgets = exports.iter().find(|o| o.key.ends_with("/widgets")).expect("stored");
+                let first = catalog.export_fields(widgets);
+                // The same revision is not decoded again.
+                assert!(Arc::ptr_eq(&first, &catalog.export_fields(widgets)));
+            },
+            |catalog| catalog.exports.len(),
         )
         .await;
     }
@@ -881,7 +853,7 @@ mod tests {
             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
             crd,
             |catalog| drop(catalog.crds("root")),
-            |catalog| catalog.crds.lock().unwrap().len(),
+            |catalog| catalog.crds.len(),
         )
         .await;
     }

@@ -14,10 +14,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use faros_api::apis::{PermissionClaim, applied_claims};
-use serde::Deserialize;
 
 use crate::auth::rbac::Rule;
-use crate::registry::{Catalog, ExportFields, ResourceKind};
+use crate::registry::{BindingFields, Catalog, Memo, ResourceKind};
 use faros_storage::{Cache, Key, Object, Prefix};
 
 /// What the owner may do with a shared resource: the REST verbs, never `escalate`, `bind`
@@ -41,6 +40,9 @@ pub struct ExportView {
     claims: Vec<PermissionClaim>,
     /// Every kind reachable through the view, with the claim granting it (None: exported).
     kinds: Vec<(Arc<ResourceKind>, Option<PermissionClaim>)>,
+    /// The catalog's reading of bindings: each request through the view reads those of its
+    /// workspace, and they change far less often.
+    bindings: Arc<Memo<BindingFields>>,
 }
 
 impl ExportView {
@@ -52,7 +54,7 @@ impl ExportView {
                 .cluster(cluster)
                 .name(name),
         )?;
-        let export = ExportFields::of(&export);
+        let export = catalog.export_fields(&export);
         if export.identity().is_empty() {
             return None;
         }
@@ -77,6 +79,7 @@ impl ExportView {
             name: name.to_string(),
             claims,
             kinds,
+            bindings: catalog.binding_fields(),
         })
     }
 
@@ -102,46 +105,34 @@ impl ExportView {
     /// shares until it is gone: its objects are deleted first, and the export's controllers
     /// must be able to finalize them.
     fn binds(&self, binding: &BindingFields) -> bool {
-        let status = binding.status.as_ref();
-        status.and_then(|s| s.phase.as_deref()) == Some("Bound")
-            && status.and_then(|s| s.api_export_cluster_name.as_deref()) == Some(self.cluster.as_str())
+        binding.phase() == Some("Bound")
+            && binding.export_cluster() == Some(self.cluster.as_str())
             && binding.export_name() == Some(self.name.as_str())
     }
 
     /// What a binding of this export shares with the owner.
     fn shared_by(&self, binding: &BindingFields) -> Access {
-        let accepted = binding
-            .spec
-            .as_ref()
-            .and_then(|s| s.permission_claims.as_deref())
-            .unwrap_or_default();
-        let bound = binding
-            .status
-            .as_ref()
-            .and_then(|s| s.bound_resources.as_deref())
-            .unwrap_or_default()
-            .iter()
-            .map(|r| {
-                (
-                    r.group.clone().unwrap_or_default(),
-                    r.resource.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
         Access {
-            claims: applied_claims(&self.claims, accepted),
-            bound,
+            claims: applied_claims(&self.claims, binding.permission_claims()),
+            bound: binding
+                .bound_resources()
+                .map(|(group, resource)| (group.to_string(), resource.to_string()))
+                .collect(),
         }
     }
 
     /// This export's bindings in `cluster`, now or as of `revision`.
-    fn bindings_in(&self, cache: &Cache, cluster: &str, revision: Option<u64>) -> Vec<BindingFields> {
+    fn bindings_in(&self, cache: &Cache, cluster: &str, revision: Option<u64>) -> Vec<Arc<BindingFields>> {
         let prefix = bindings_prefix().cluster(cluster);
         bindings_at(cache, &prefix, revision)
             .iter()
-            .map(|o| BindingFields::of(o))
+            .map(|o| self.read(o))
             .filter(|b| self.binds(b))
             .collect()
+    }
+
+    fn read(&self, binding: &Object) -> Arc<BindingFields> {
+        self.bindings.read(binding, BindingFields::of)
     }
 
     /// What the owner may reach in `cluster` (as of `revision`, if given): None when the
@@ -170,7 +161,7 @@ impl ExportView {
         revision: Option<u64>,
     ) -> HashSet<String> {
         let sharing = |o: &Object| {
-            let binding = BindingFields::of(o);
+            let binding = self.read(o);
             self.binds(&binding) && self.shared_by(&binding).allows(kind, claim)
         };
         bindings_at(cache, &bindings_prefix(), revision)
@@ -254,61 +245,6 @@ fn bindings_at(cache: &Cache, prefix: &Prefix, revision: Option<u64>) -> Vec<Arc
     listed.unwrap_or_else(|| cache.list(prefix.as_str(), None, 0, all)).0
 }
 
-/// What a view reads of an APIBinding. Every request through a view reads the bindings of
-/// its workspace, so these fields are decoded on their own, once a binding and request.
-/// A binding that does not decode (it was validated when written) shares nothing.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct BindingFields {
-    spec: Option<BindingSpecFields>,
-    status: Option<BindingStatusFields>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct BindingSpecFields {
-    reference: Option<BindingReference>,
-    permission_claims: Option<Vec<PermissionClaim>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct BindingReference {
-    export: Option<ExportReference>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ExportReference {
-    name: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct BindingStatusFields {
-    phase: Option<String>,
-    api_export_cluster_name: Option<String>,
-    bound_resources: Option<Vec<BoundResourceFields>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct BoundResourceFields {
-    group: Option<String>,
-    resource: Option<String>,
-}
-
-impl BindingFields {
-    fn of(binding: &Object) -> BindingFields {
-        binding.decode().unwrap_or_default()
-    }
-
-    /// `spec.reference.export.name`.
-    fn export_name(&self) -> Option<&str> {
-        self.spec.as_ref()?.reference.as_ref()?.export.as_ref()?.name.as_deref()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +271,7 @@ mod tests {
                 state: String::new(),
             }],
             kinds: Vec::new(),
+            bindings: Arc::new(Memo::new()),
         }
     }
 

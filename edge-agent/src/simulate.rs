@@ -103,7 +103,8 @@ pub async fn run(client: Client, opts: Options, shutdown: watch::Receiver<bool>)
         tasks.push(tokio::spawn(async move {
             // Spread the agents' heartbeats over an interval instead of all at once.
             tokio::time::sleep(spread(Duration::from_secs(1))).await;
-            ensure_agent(&api, &name, interval).await;
+            // Boxed, so that the task does not keep room for the create while the agent runs.
+            Box::pin(ensure_agent(&api, &name, interval)).await;
             if let Err(e) = agent::run(ctx, rx, shutdown).await {
                 tracing::error!(agent = %name, error = %e, "simulated agent failed");
             }
@@ -222,7 +223,7 @@ async fn demultiplex(api: Api<Agent>, senders: HashMap<String, watch::Sender<Opt
             Ok(Event::InitApply(agent)) => {
                 listed.insert(agent.name_any());
                 if let Some(tx) = senders.get(&agent.name_any()) {
-                    tx.send_replace(Some(agent));
+                    tx.send_replace(Some(agent::without_managed_fields(agent)));
                 }
             }
             Ok(Event::InitDone) => {
@@ -234,7 +235,7 @@ async fn demultiplex(api: Api<Agent>, senders: HashMap<String, watch::Sender<Opt
             }
             Ok(Event::Apply(agent)) => {
                 if let Some(tx) = senders.get(&agent.name_any()) {
-                    tx.send_replace(Some(agent));
+                    tx.send_replace(Some(agent::without_managed_fields(agent)));
                 }
             }
             Ok(Event::Delete(agent)) => {

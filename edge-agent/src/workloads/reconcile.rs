@@ -255,7 +255,9 @@ impl Reconciler {
         let wake = self.runtimes.wake();
         let mut open = true;
         loop {
-            self.converge().await;
+            // Boxed: what converging awaits (runtimes, pulls) would otherwise be held in this
+            // future while it waits, and a simulator keeps one per simulated device.
+            Box::pin(self.converge()).await;
             let next = self.next_wake();
             tokio::select! {
                 biased;

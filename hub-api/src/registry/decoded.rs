@@ -8,6 +8,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use faros_api::apis::PermissionClaim;
 use faros_storage::Object;
@@ -84,12 +85,6 @@ struct ExportStatusFields {
 }
 
 impl ExportFields {
-    /// The fields of a stored APIExport; none of them when it does not decode (it was
-    /// validated when written, so it does): an export that cannot be read serves nothing.
-    pub(crate) fn of(export: &Object) -> ExportFields {
-        export.decode().unwrap_or_default()
-    }
-
     /// `status.identityHash`: empty until the export has an identity.
     pub(crate) fn identity(&self) -> &str {
         self.status
@@ -168,10 +163,6 @@ struct BoundResourceFields {
 }
 
 impl BindingFields {
-    pub(crate) fn of(binding: &Object) -> BindingFields {
-        binding.decode().unwrap_or_default()
-    }
-
     /// `spec.reference.export.name`.
     pub(crate) fn export_name(&self) -> Option<&str> {
         self.spec.as_ref()?.reference.as_ref()?.export.as_ref()?.name.as_deref()
@@ -211,13 +202,22 @@ impl BindingFields {
     }
 }
 
-/// An object of a kind these fields are read from, decoded once per revision into `T`.
+/// The fields `T` reads of a stored object; none of them when it does not decode. The
+/// definitions read this way were validated when written, so they do; one that cannot be
+/// read serves and shares nothing.
+pub(crate) fn fields_of<T: DeserializeOwned + Default>(object: &Object) -> T {
+    object.decode().unwrap_or_default()
+}
+
+/// The fields `T` reads of objects, by object key, each valid for one revision.
 pub(crate) type Memo<T> = PerRevision<String, Arc<T>>;
 
-impl<T> Memo<T> {
-    /// `object` read as `T` (decoding it only when its revision was not read yet).
-    pub(crate) fn read(&self, object: &Object, decode: impl FnOnce(&Object) -> T) -> Arc<T> {
-        self.get_or_decode(object.key.to_string(), object.mod_revision, || Arc::new(decode(object)))
+impl<T: DeserializeOwned + Default> Memo<T> {
+    /// `object`'s fields, decoded only when its revision was not read yet.
+    pub(crate) fn read(&self, object: &Object) -> Arc<T> {
+        self.get_or_decode(object.key.to_string(), object.mod_revision, || {
+            Arc::new(fields_of(object))
+        })
     }
 }
 

@@ -22,6 +22,8 @@ use faros_machinery::validation::NameRule;
 use faros_storage::{Cache, EventKind, Key, Prefix};
 
 use decoded::PerRevision;
+#[cfg(test)]
+pub(crate) use decoded::fields_of;
 pub(crate) use decoded::{BindingFields, ExportFields, Memo};
 
 /// What a create hook may need to know about where the object is being written.
@@ -687,7 +689,7 @@ impl Catalog {
 
     /// What the hub reads of a stored APIExport.
     pub(crate) fn export_fields(&self, export: &faros_storage::Object) -> Arc<ExportFields> {
-        self.exports.read(export, ExportFields::of)
+        self.exports.read(export)
     }
 
     /// What export views read of stored APIBindings, memoised per binding revision.
@@ -707,7 +709,7 @@ mod tests {
     use crate::testing::InProcessHub;
 
     fn export_fields(value: serde_json::Value) -> super::ExportFields {
-        super::ExportFields::of(
+        super::fields_of::<super::ExportFields>(
             &faros_storage::Object::from_stored(&faros_storage::KeyValue {
                 key: "/apis.kcp.io/apiexports/c1/widgets".into(),
                 value: serde_json::to_vec(&value).unwrap().into(),
@@ -802,7 +804,7 @@ mod tests {
             |catalog| {
                 drop(catalog.bound_kinds("root"));
                 for binding in stored(catalog, super::Prefix::resource("apis.kcp.io", "apibindings")) {
-                    drop(catalog.binding_fields().read(&binding, super::BindingFields::of));
+                    drop(catalog.binding_fields().read(&binding));
                 }
                 assert_eq!(catalog.binding_fields.len(), 1);
             },

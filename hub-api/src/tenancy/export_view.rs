@@ -126,13 +126,9 @@ impl ExportView {
         let prefix = bindings_prefix().cluster(cluster);
         bindings_at(cache, &prefix, revision)
             .iter()
-            .map(|o| self.read(o))
+            .map(|o| self.bindings.read(o))
             .filter(|b| self.binds(b))
             .collect()
-    }
-
-    fn read(&self, binding: &Object) -> Arc<BindingFields> {
-        self.bindings.read(binding, BindingFields::of)
     }
 
     /// What the owner may reach in `cluster` (as of `revision`, if given): None when the
@@ -161,7 +157,7 @@ impl ExportView {
         revision: Option<u64>,
     ) -> HashSet<String> {
         let sharing = |o: &Object| {
-            let binding = self.read(o);
+            let binding = self.bindings.read(o);
             self.binds(&binding) && self.shared_by(&binding).allows(kind, claim)
         };
         bindings_at(cache, &bindings_prefix(), revision)
@@ -248,6 +244,7 @@ fn bindings_at(cache: &Cache, prefix: &Prefix, revision: Option<u64>) -> Vec<Arc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::fields_of;
     use faros_storage::KeyValue;
 
     fn stored(value: serde_json::Value) -> Object {
@@ -298,7 +295,7 @@ mod tests {
             },
         }));
         let view = view();
-        let fields = BindingFields::of(&binding);
+        let fields: BindingFields = fields_of(&binding);
         assert!(view.binds(&fields));
         let access = view.shared_by(&fields);
         // Only the export's own claim counts, however many the binding accepts.
@@ -310,7 +307,7 @@ mod tests {
     #[test]
     fn a_binding_of_another_export_unbound_or_malformed_shares_nothing() {
         let view = view();
-        let of = |value| view.binds(&BindingFields::of(&stored(value)));
+        let of = |value| view.binds(&fields_of(&stored(value)));
         let reference = serde_json::json!({"export": {"name": "edge.faros.sh"}});
         assert!(!of(serde_json::json!({
             "spec": {"reference": {"export": {"name": "other"}}},

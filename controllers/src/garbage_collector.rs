@@ -114,9 +114,8 @@ impl kube::Resource for Watched {
     }
 }
 
-/// A dependent whose owner references are rewritten: its API, name, the references to keep
-/// and the resourceVersion they were computed from.
-type OwnerUpdate = (Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>);
+/// A dependent (its API and name) to drop an owner's references from.
+type OwnerUpdate = (Api<DynamicObject>, String);
 
 /// An object the collector may act on: one with owners, or one being deleted in foreground
 /// or orphan mode.
@@ -129,7 +128,6 @@ struct Node {
     owners: Vec<OwnerReference>,
     deleting: bool,
     finalizers: Vec<String>,
-    resource_version: Option<String>,
 }
 
 #[derive(Default)]
@@ -378,14 +376,13 @@ impl Collector {
         }
         // A write that leaves the owners, the deletion and the finalizers as they were (a
         // status report) changes nothing the collector acts on, as Kubernetes' collector
-        // judges updates: note the revision, queue nothing.
+        // judges updates: queue nothing.
         if !relisted
-            && let Some(known) = graph.nodes.get_mut(&key)
+            && let Some(known) = graph.nodes.get(&key)
             && known.deleting == deleting
             && known.owners.as_slice() == obj.owner_references()
             && known.finalizers.as_slice() == obj.finalizers()
         {
-            known.resource_version = obj.resource_version();
             return;
         }
         let node = Node {
@@ -396,7 +393,6 @@ impl Collector {
             owners: obj.owner_references().to_vec(),
             deleting,
             finalizers: obj.finalizers().to_vec(),
-            resource_version: obj.resource_version(),
         };
         let replaced = graph.upsert(key.clone(), node);
         // Owners under foreground deletion wait for their dependents: those it has, and those
@@ -455,7 +451,8 @@ impl Collector {
     async fn process(&self, key: &Uid) -> Result<(), kube::Error> {
         enum Step {
             Delete(Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>),
-            DropOwners(Api<DynamicObject>, String, Vec<OwnerReference>, Option<String>),
+            /// The object, and the UIDs of its owners that are gone.
+            DropOwners(Api<DynamicObject>, String, Vec<String>),
             Orphan(Vec<OwnerUpdate>, Api<DynamicObject>, String, Vec<String>),
             Foreground(
                 Vec<(Api<DynamicObject>, String)>,
@@ -478,16 +475,7 @@ impl Collector {
             if node.deleting && node.finalizers.iter().any(|f| f == ORPHAN_FINALIZER) {
                 let updates = dependents
                     .iter()
-                    .filter_map(|d| graph.nodes.get(*d).map(|n| (*d, n)))
-                    .map(|(d, n)| {
-                        let kept = n
-                            .owners
-                            .iter()
-                            .filter(|o| ObjectUid::new(&o.uid) != key.1)
-                            .cloned()
-                            .collect();
-                        (self.api(&d.0, n), n.name.clone(), kept, n.resource_version.clone())
-                    })
+                    .filter_map(|d| graph.nodes.get(*d).map(|n| (self.api(&d.0, n), n.name.clone())))
                     .collect();
                 let finalizers = node
                     .finalizers
@@ -524,11 +512,16 @@ impl Collector {
                 {
                     return Ok(());
                 }
-                let live: Vec<_> = node.owners.iter().filter(|o| present(o)).cloned().collect();
-                if live.is_empty() {
+                let gone: Vec<String> = node
+                    .owners
+                    .iter()
+                    .filter(|o| !present(o))
+                    .map(|o| o.uid.clone())
+                    .collect();
+                if gone.len() == node.owners.len() {
                     Step::Delete(api, node.name.clone(), node.owners.clone(), node.namespace.clone())
-                } else if live.len() < node.owners.len() {
-                    Step::DropOwners(api, node.name.clone(), live, node.resource_version.clone())
+                } else if !gone.is_empty() {
+                    Step::DropOwners(api, node.name.clone(), gone)
                 } else {
                     return Ok(());
                 }
@@ -547,18 +540,11 @@ impl Collector {
                 }
                 ignore_gone(api.delete(&name, &DeleteParams::background()).await)
             }
-            Step::DropOwners(api, name, live, rv) => {
-                let patch = json!({"metadata": {"ownerReferences": live, "resourceVersion": rv}});
-                ignore_gone(api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await)
-            }
+            Step::DropOwners(api, name, gone) => drop_owner_references(&api, &name, &gone).await,
             Step::Orphan(updates, api, name, finalizers) => {
-                for (dep_api, dep_name, kept, rv) in updates {
-                    let patch = json!({"metadata": {"ownerReferences": kept, "resourceVersion": rv}});
-                    ignore_gone(
-                        dep_api
-                            .patch(&dep_name, &PatchParams::default(), &Patch::Merge(patch))
-                            .await,
-                    )?;
+                let owner = [key.1.to_string()];
+                for (dep_api, dep_name) in updates {
+                    drop_owner_references(&dep_api, &dep_name, &owner).await?;
                 }
                 let patch = json!({"metadata": {"finalizers": finalizers}});
                 ignore_gone(api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await)
@@ -699,6 +685,35 @@ fn in_cluster(resource: &ApiResource) -> ApiResource {
     resource
 }
 
+/// Removes from `name`'s ownerReferences those to the owners with UIDs `gone`, as the API has
+/// them just before, conditional on that read's resourceVersion (another write in between
+/// makes it read again). Not conditional on the revision this collector last saw: its
+/// watches may leave out updates that kept the metadata (a heartbeat's), so that revision
+/// can be behind although nothing it reads changed.
+async fn drop_owner_references(api: &Api<DynamicObject>, name: &str, gone: &[String]) -> Result<(), kube::Error> {
+    let mut attempts = 0;
+    loop {
+        let Some(current) = api.get_opt(name).await? else {
+            return Ok(());
+        };
+        let owners = current.metadata.owner_references.unwrap_or_default();
+        let kept: Vec<&OwnerReference> = owners.iter().filter(|o| !gone.contains(&o.uid)).collect();
+        if kept.len() == owners.len() {
+            return Ok(());
+        }
+        let patch = json!({"metadata": {
+            "ownerReferences": kept,
+            "resourceVersion": current.metadata.resource_version,
+        }});
+        match api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+            // Written meanwhile: read it again, a few times, then leave it to the retry.
+            Err(e) if is_conflict(&e) && attempts < 4 => attempts += 1,
+            Err(e) if is_not_found(&e) => return Ok(()),
+            result => return result.map(drop),
+        }
+    }
+}
+
 /// A 404 or 409 means the object changed meanwhile; its next event brings it back.
 fn ignore_gone<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
     match result {
@@ -730,7 +745,6 @@ mod tests {
                 .collect(),
             deleting: false,
             finalizers: Vec::new(),
-            resource_version: None,
         }
     }
 

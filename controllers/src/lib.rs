@@ -78,6 +78,11 @@ pub struct ControllerConfig {
     pub eviction_timeout: Duration,
     /// Told what the controllers do (None: nobody listens).
     pub observer: Option<Arc<dyn ControllerObserver>>,
+    /// For the controllers that read objects' metadata alone (the garbage collector): a
+    /// client whose watches may leave out updates that change nothing in the metadata but
+    /// its resourceVersion and managedFields, such as heartbeats. None: they use the
+    /// client every controller uses, and see every update.
+    pub metadata_client: Option<kube::Client>,
 }
 
 impl Default for ControllerConfig {
@@ -87,6 +92,7 @@ impl Default for ControllerConfig {
             agent_grace_period: DEFAULT_AGENT_GRACE_PERIOD,
             eviction_timeout: DEFAULT_EVICTION_TIMEOUT,
             observer: None,
+            metadata_client: None,
         }
     }
 }
@@ -110,8 +116,12 @@ pub async fn run_all(
         observer.started();
     }
     let clusters = runtime::Clusters::new(client, observer.clone());
+    let metadata_clusters = match &controllers.metadata_client {
+        Some(client) => runtime::Clusters::new(client.clone(), observer.clone()),
+        None => clusters.clone(),
+    };
     let Some(election) = election else {
-        let _running = start(&clusters, &controllers);
+        let _running = start(&clusters, &metadata_clusters, &controllers);
         running(true);
         stopped(&mut shutdown).await;
         running(false);
@@ -130,7 +140,7 @@ pub async fn run_all(
             }
         }
         tracing::info!(%identity, "leading: the controllers start");
-        let tasks = start(&clusters, &controllers);
+        let tasks = start(&clusters, &metadata_clusters, &controllers);
         running(true);
         tokio::select! {
             _ = candidate.hold() => {
@@ -154,7 +164,11 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Starts every controller; they stop when the returned handles are dropped.
-fn start(clusters: &runtime::Clusters, controllers: &ControllerConfig) -> Vec<runtime::AbortOnDrop<()>> {
+fn start(
+    clusters: &runtime::Clusters,
+    metadata_clusters: &runtime::Clusters,
+    controllers: &ControllerConfig,
+) -> Vec<runtime::AbortOnDrop<()>> {
     // The edge controllers act as the owner of the edge API's export: they see binding
     // workspaces only through its view, so a workspace's accepted permission claims bound
     // what they may touch there.
@@ -162,7 +176,7 @@ fn start(clusters: &runtime::Clusters, controllers: &ControllerConfig) -> Vec<ru
     let tasks = vec![
         tokio::spawn(namespace::run(clusters.clone())),
         tokio::spawn(crd_cleanup::run(clusters.clone())),
-        tokio::spawn(garbage_collector::run(clusters.clone())),
+        tokio::spawn(garbage_collector::run(metadata_clusters.clone())),
         tokio::spawn(workspace::run(clusters.clone())),
         tokio::spawn(apibinding::run(clusters.clone())),
         tokio::spawn(schema_in_use::run(clusters.clone())),

@@ -307,6 +307,12 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
                 metrics: metrics.clone(),
                 health: health.clone(),
             })),
+            // The garbage collector reads metadata alone: the fleet's renewals pass it by.
+            metadata_client: Some(crate::apiserver::in_process_metadata_client(
+                hub.clone(),
+                CONTROLLERS_USER,
+                &["system:masters"],
+            )),
         };
         // A replica that relays is known to its peers by its name (its own Lease in
         // `kube-system` carries its address): the controllers' Lease then says which

@@ -35,6 +35,8 @@ pub struct Object {
     labels: Box<[(Box<str>, Box<str>)]>,
     /// The UIDs of `metadata.ownerReferences`.
     owners: Box<[Box<str>]>,
+    /// A digest of `metadata` without its resourceVersion and managedFields.
+    metadata_digest: u64,
 }
 
 /// The parts of a stored object read without decoding it.
@@ -44,14 +46,94 @@ struct Outline<'a> {
     metadata: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+/// What the cache reads of `metadata`: labels and owners for selectors and the garbage
+/// collector's watches, and a digest of the rest for watches that skip updates which leave
+/// the metadata as it was.
+#[derive(Default)]
 struct MetadataOutline {
-    #[serde(default, rename = "resourceVersion")]
-    resource_version: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
+    /// Whether the JSON holds a resourceVersion (the hub's store never does).
+    has_revision: bool,
     labels: Option<serde_json::Map<String, Value>>,
-    #[serde(default, rename = "ownerReferences")]
     owner_references: Option<Vec<OwnerReference>>,
+    /// Of every field but `resourceVersion` and `managedFields`: see [`Object::same_metadata`].
+    digest: u64,
+}
+
+/// Keyed once per process: digests are compared only within one, and a key nobody knows
+/// leaves nobody a way to make two different metadata collide.
+static DIGEST_KEYS: std::sync::LazyLock<std::hash::RandomState> = std::sync::LazyLock::new(Default::default);
+
+impl<'de> Deserialize<'de> for MetadataOutline {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, IgnoredAny, MapAccess, Visitor};
+        use std::hash::{BuildHasher, Hash, Hasher};
+
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = MetadataOutline;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("object metadata")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MetadataOutline, A::Error> {
+                let mut outline = MetadataOutline::default();
+                let mut digest = DIGEST_KEYS.build_hasher();
+                while let Some(FieldName(name)) = map.next_key()? {
+                    match &*name {
+                        "resourceVersion" => {
+                            map.next_value::<IgnoredAny>()?;
+                            outline.has_revision = true;
+                        }
+                        // Every write stamps its manager's entry with the time.
+                        "managedFields" => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        field => {
+                            // The stored JSON is the hub's own canonical encoding, so equal
+                            // fields are equal bytes.
+                            let raw: &RawValue = map.next_value()?;
+                            field.hash(&mut digest);
+                            raw.get().hash(&mut digest);
+                            match field {
+                                "labels" => {
+                                    outline.labels = serde_json::from_str(raw.get()).map_err(A::Error::custom)?
+                                }
+                                "ownerReferences" => {
+                                    outline.owner_references =
+                                        serde_json::from_str(raw.get()).map_err(A::Error::custom)?;
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                outline.digest = digest.finish();
+                Ok(outline)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// A key of `metadata`, borrowed from the JSON unless it holds escapes.
+struct FieldName<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> serde::de::Visitor<'de> for Name {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<FieldName<'de>, E> {
+                Ok(FieldName(name.into()))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<FieldName<'de>, E> {
+                Ok(FieldName(name.to_string().into()))
+            }
+        }
+        deserializer.deserialize_str(Name)
+    }
 }
 
 #[derive(Deserialize)]
@@ -94,10 +176,11 @@ impl Object {
                 revision_at: None,
                 labels: Box::default(),
                 owners: Box::default(),
+                metadata_digest: 0,
             });
         };
         let meta: MetadataOutline = serde_json::from_str(metadata.get())?;
-        if meta.resource_version.is_some() {
+        if meta.has_revision {
             // Not how the hub stores objects, but a store written by other means may hold
             // one: drop it and start again from the canonical form.
             let mut value: Value = serde_json::from_slice(stored)?;
@@ -138,6 +221,7 @@ impl Object {
             revision_at: u32::try_from(revision_at).ok(),
             labels,
             owners,
+            metadata_digest: meta.digest,
         })
     }
 
@@ -165,6 +249,7 @@ impl Object {
             revision_at: self.revision_at,
             labels: self.labels.clone(),
             owners: self.owners.clone(),
+            metadata_digest: self.metadata_digest,
         }
     }
 
@@ -201,6 +286,13 @@ impl Object {
     /// The UIDs of the objects this one names in `metadata.ownerReferences`.
     pub fn owners(&self) -> impl Iterator<Item = &str> {
         self.owners.iter().map(|o| &**o)
+    }
+
+    /// Whether `other` (this object's state at another revision) has the same metadata besides
+    /// `resourceVersion` and `managedFields`: a write that changed only its spec or status
+    /// (a heartbeat's renewal), which a reader of metadata alone has no use for.
+    pub fn same_metadata(&self, other: &Object) -> bool {
+        self.metadata_digest == other.metadata_digest
     }
 
     /// The logical cluster, from the key.
@@ -259,6 +351,42 @@ mod tests {
             mod_revision: revision,
         };
         Object::from_stored(&kv).unwrap()
+    }
+
+    #[test]
+    fn metadata_is_the_same_when_only_the_revision_managed_fields_or_content_changed() {
+        let stored = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "a", "namespace": "ns", "uid": "u", "labels": {"agent": "a"},
+                "ownerReferences": [{"uid": "o", "name": "a", "kind": "Agent"}],
+                "managedFields": [{"manager": "agent", "time": "2026-12-07T06:00:00Z"}]},
+            "spec": {"renewTime": "2026-12-07T06:00:00.000000Z"}});
+        let before = object(&stored, 5);
+        // A renewal: new content, a new time in managedFields, a new revision.
+        let mut renewed = stored.clone();
+        renewed["spec"]["renewTime"] = json!("2026-12-07T06:00:10.000000Z");
+        renewed["metadata"]["managedFields"][0]["time"] = json!("2026-12-07T06:00:10Z");
+        assert!(before.same_metadata(&object(&renewed, 6)));
+        assert!(before.same_metadata(&before.deleted_at(7)));
+        let changed = [
+            ("labels", json!({"agent": "b"})),
+            ("annotations", json!({"note": "x"})),
+            (
+                "ownerReferences",
+                json!([{"uid": "o", "name": "a", "kind": "Agent", "controller": true}]),
+            ),
+            ("finalizers", json!(["x/y"])),
+            ("deletionTimestamp", json!("2026-12-07T06:01:00Z")),
+            ("deletionGracePeriodSeconds", json!(0)),
+            ("generation", json!(2)),
+        ];
+        for (field, value) in changed {
+            let mut other = stored.clone();
+            other["metadata"][field] = value;
+            assert!(!before.same_metadata(&object(&other, 6)), "{field}");
+        }
+        let mut unlabelled = stored.clone();
+        unlabelled["metadata"].as_object_mut().unwrap().remove("labels");
+        assert!(!before.same_metadata(&object(&unlabelled, 6)));
     }
 
     #[test]

@@ -112,12 +112,30 @@ pub fn router(hub: Arc<Hub>) -> Router {
 /// as any client's, and their watches are the same streams; only TLS, the socket and HTTP
 /// framing are left out, which on a fleet's heartbeats is most of what the controllers cost.
 pub(crate) fn in_process_client(hub: Arc<Hub>, user: &str, groups: &[&str]) -> kube::Client {
+    in_process_client_with(hub, user, groups, None)
+}
+
+/// [`in_process_client`] for controllers that read only objects' metadata: its watches leave
+/// out updates that keep the metadata (see [`watch::MetadataWatch`]).
+pub(crate) fn in_process_metadata_client(hub: Arc<Hub>, user: &str, groups: &[&str]) -> kube::Client {
+    in_process_client_with(hub, user, groups, Some(watch::MetadataWatch))
+}
+
+fn in_process_client_with(
+    hub: Arc<Hub>,
+    user: &str,
+    groups: &[&str],
+    metadata_watch: Option<watch::MetadataWatch>,
+) -> kube::Client {
     use tower::ServiceExt;
     let identity = crate::auth::PeerIdentity::of(user, groups);
     let router = router(hub);
     let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
         let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(identity.clone());
+        if let Some(marker) = metadata_watch {
+            request.extensions_mut().insert(marker);
+        }
         // Each request is a task of its own, as a server spawns one per stream: callers
         // that keep many requests in flight from one task (the lifecycle controller marking
         // a site that went dark) would otherwise run every handler on that one thread. A
@@ -446,6 +464,7 @@ async fn route(
         headers: parts.headers,
         representation,
         scope,
+        metadata_watch: parts.extensions.get::<watch::MetadataWatch>().is_some(),
     };
     Ok(store::serve(ctx, body).await)
 }

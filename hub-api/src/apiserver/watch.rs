@@ -31,6 +31,15 @@ const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
 /// Default watch lifetime without `timeoutSeconds` (kube-apiserver uses 30–60 minutes).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// Marks the requests of an in-process client for controllers that read objects' metadata
+/// alone (the garbage collector): their watches leave out updates that changed nothing in
+/// the metadata besides `resourceVersion` and `managedFields`, such as every heartbeat's
+/// Lease renewal. Only this process can set it (it is a request extension, not a header),
+/// and bookmarks still carry the revision the cache reached, so such a watch resumes inside
+/// the window as any other does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MetadataWatch;
+
 pub async fn serve(ctx: Ctx) -> Response {
     match start(ctx) {
         Ok(response) => response,
@@ -171,6 +180,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_TIMEOUT);
     let bookmarks = ctx.query.allow_watch_bookmarks;
+    let metadata_only = ctx.metadata_watch;
     let explicit_initial_events = ctx.query.send_initial_events == Some(true);
     let mut encoder = Encoder {
         kind: ctx.kind.clone(),
@@ -194,7 +204,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
             if !event.object.key.starts_with(prefix.as_str()) || !follow.admits(&event.object.key) {
                 continue;
             }
-            if let Some(bytes) = render(&mut encoder, &filter, event)
+            if let Some(bytes) = render(&mut encoder, &filter, metadata_only, event)
                 && tx.send(bytes).await.is_err()
             {
                 return;
@@ -254,7 +264,7 @@ fn start(ctx: Ctx) -> ApiResult<Response> {
                             continue;
                         }
                         last_revision = event.revision;
-                        if let Some(bytes) = render(&mut encoder, &filter, &event)
+                        if let Some(bytes) = render(&mut encoder, &filter, metadata_only, &event)
                             && tx.send(bytes).await.is_err()
                         {
                             return;
@@ -381,8 +391,19 @@ fn follow_binding(
 }
 
 /// The line to send for one cache event, applying selector transitions: an object that
-/// starts matching arrives as ADDED, one that stops matching as DELETED.
-fn render(encoder: &mut Encoder, filter: &Filter, event: &WatchEvent) -> Option<Bytes> {
+/// starts matching arrives as ADDED, one that stops matching as DELETED. `metadata_only`:
+/// nothing for an update that left the metadata as it was (see [`MetadataWatch`]); labels
+/// are metadata, so no selector transition is skipped.
+fn render(encoder: &mut Encoder, filter: &Filter, metadata_only: bool, event: &WatchEvent) -> Option<Bytes> {
+    if metadata_only
+        && event.kind == EventKind::Modified
+        && event
+            .prev
+            .as_ref()
+            .is_some_and(|prev| prev.same_metadata(&event.object))
+    {
+        return None;
+    }
     if filter.is_everything() {
         return Some(encoder.event(event.kind.as_str(), &event.object));
     }
@@ -410,7 +431,11 @@ mod tests {
     const ADMIN: (&str, &[&str]) = ("admin", &["system:masters"]);
 
     /// The next JSON line of a watch stream.
-    async fn next_line(body: &mut axum::body::Body, buffer: &mut Vec<u8>) -> Value {
+    async fn next_line<B>(body: &mut B, buffer: &mut Vec<u8>) -> Value
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Unpin,
+        B::Error: std::fmt::Debug,
+    {
         loop {
             if let Some(end) = buffer.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=end).collect();
@@ -477,6 +502,68 @@ mod tests {
         assert_eq!(
             (added["type"].as_str(), added["object"]["metadata"]["name"].as_str()),
             (Some("ADDED"), Some("here"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_metadata_watch_passes_over_updates_that_keep_the_metadata() {
+        let hub = InProcessHub::start().await;
+        let configmaps = "/clusters/root/api/v1/namespaces/default/configmaps";
+        let (code, created) = hub
+            .admin(
+                Method::POST,
+                configmaps,
+                Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "1"}})),
+            )
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{created}");
+        let from = created["metadata"]["resourceVersion"].as_str().unwrap();
+        let watch = |client: kube::Client| {
+            let path = format!("{configmaps}?watch=1&resourceVersion={from}");
+            async move {
+                let request = http::Request::get(path).body(kube::client::Body::empty()).unwrap();
+                let response = client.send(request).await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                response.into_body()
+            }
+        };
+        let mut every = watch(crate::apiserver::in_process_client(hub.hub.clone(), ADMIN.0, ADMIN.1)).await;
+        let mut metadata = watch(crate::apiserver::in_process_metadata_client(
+            hub.hub.clone(),
+            ADMIN.0,
+            ADMIN.1,
+        ))
+        .await;
+        let a = format!("{configmaps}/a");
+        // Content alone, as a heartbeat's renewal; then a label.
+        for patch in [json!({"data": {"k": "2"}}), json!({"metadata": {"labels": {"l": "v"}}})] {
+            let (code, patched) = hub.admin(Method::PATCH, &a, Some(patch)).await;
+            assert_eq!(code, StatusCode::OK, "{patched}");
+        }
+        let seen = |event: &Value| {
+            (
+                event["type"].as_str().map(str::to_string),
+                event["object"]["data"]["k"].as_str().map(str::to_string),
+                event["object"]["metadata"]["labels"]["l"].as_str().map(str::to_string),
+            )
+        };
+        let modified = |k: &str, label: Option<&str>| {
+            (
+                Some("MODIFIED".to_string()),
+                Some(k.to_string()),
+                label.map(str::to_string),
+            )
+        };
+        let (mut buffer, mut metadata_buffer) = (Vec::new(), Vec::new());
+        assert_eq!(seen(&next_line(&mut every, &mut buffer).await), modified("2", None));
+        assert_eq!(
+            seen(&next_line(&mut every, &mut buffer).await),
+            modified("2", Some("v"))
+        );
+        assert_eq!(
+            seen(&next_line(&mut metadata, &mut metadata_buffer).await),
+            modified("2", Some("v")),
+            "the content-only update is left out, the label's comes"
         );
     }
 }

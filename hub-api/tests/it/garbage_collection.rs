@@ -172,3 +172,71 @@ async fn a_pending_deletion_with_orphan_dependents_false_answers_202() {
     .unwrap();
     assert!(eventually(|| gone(&api, "held")).await);
 }
+
+/// The hub's own collector does not see writes that leave an object's metadata as it was (a
+/// heartbeat's renewal), so the revision it last saw of a dependent can be behind: dropping an
+/// owner's references must still reach dependents written since.
+#[tokio::test]
+async fn owner_references_drop_from_dependents_written_since_the_collector_saw_them() {
+    let hub = TestHub::start(HUB);
+    let api: Api<ConfigMap> = Api::namespaced(hub.client().await, "default");
+    let first = create(&api, "two-first", None).await;
+    let second = create(&api, "two-second", None).await;
+    let mut both = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "two-dependent"}});
+    both["metadata"]["ownerReferences"] = json!(
+        [first, second]
+            .iter()
+            .map(|o| json!({"apiVersion": "v1", "kind": "ConfigMap", "name": o.metadata.name, "uid": o.metadata.uid}))
+            .collect::<Vec<_>>()
+    );
+    api.create(&PostParams::default(), &serde_json::from_value(both).unwrap())
+        .await
+        .unwrap();
+    let (owner, _, _) = chain(&api, "later").await;
+    // Let the collector see them, then write their content only.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (name, round) in [
+        ("two-dependent", 1),
+        ("later-dependent", 1),
+        ("two-dependent", 2),
+        ("later-dependent", 2),
+    ] {
+        let patch = json!({"data": {"round": round.to_string()}});
+        api.patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    }
+
+    // One of two owners goes: the dependent keeps the other.
+    api.delete("two-first", &DeleteParams::background()).await.unwrap();
+    let owners = |name: &'static str| {
+        let api = api.clone();
+        async move {
+            let cm = api.get(name).await.unwrap();
+            cm.metadata
+                .owner_references
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| o.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(eventually(|| async { owners("two-dependent").await == ["two-second"] }).await);
+
+    // An orphaning delete: the dependent stays, without its reference to the owner.
+    let orphan = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..DeleteParams::default()
+    };
+    api.delete(owner.metadata.name.as_deref().unwrap(), &orphan)
+        .await
+        .unwrap();
+    assert!(eventually(|| gone(&api, "later-owner")).await);
+    assert!(owners("later-dependent").await.is_empty());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!gone(&api, "later-dependent").await, "an orphaned dependent is kept");
+}

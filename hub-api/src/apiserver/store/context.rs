@@ -31,6 +31,9 @@ pub struct Ctx {
     pub headers: HeaderMap,
     pub representation: Representation,
     pub scope: Scope,
+    /// The request's watch leaves out updates that keep the metadata (see
+    /// [`crate::apiserver::watch::MetadataWatch`]).
+    pub metadata_watch: bool,
 }
 
 /// Under whose authority a request acts in its cluster.

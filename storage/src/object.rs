@@ -1,7 +1,7 @@
 //! A cached object: its JSON exactly as the API serves it, kept once and shared by the cache,
 //! the event window, lists and every watch, plus the little the hub reads on every list or
-//! watch without decoding (its labels and owners' UIDs; name, namespace and logical cluster
-//! come from the key).
+//! watch without decoding (its labels, its owners' UIDs and a digest of the rest of its
+//! metadata; name, namespace and logical cluster come from the key).
 //!
 //! Anything else decodes on demand ([`Object::value`]). A decoded `serde_json::Value` tree
 //! costs 10–20 times the JSON it came from; the bytes cost their length. Serving a GET, a list

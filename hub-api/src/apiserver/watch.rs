@@ -392,11 +392,25 @@ fn follow_binding(
 
 /// The line to send for one cache event, applying selector transitions: an object that
 /// starts matching arrives as ADDED, one that stops matching as DELETED. `metadata_only`:
-/// nothing for an update that left the metadata as it was (see [`MetadataWatch`]); labels
-/// are metadata, so no selector transition is skipped.
+/// nothing for an update that left the metadata as it was (see [`MetadataWatch`]), unless
+/// it moved the object into or out of the selectors (a field selector on its status).
 fn render(encoder: &mut Encoder, filter: &Filter, metadata_only: bool, event: &WatchEvent) -> Option<Bytes> {
+    let kind = if filter.is_everything() {
+        event.kind
+    } else {
+        let now = filter.matches(&event.object);
+        let before = event.prev.as_ref().is_some_and(|p| filter.matches(p));
+        match event.kind {
+            EventKind::Deleted if before => EventKind::Deleted,
+            EventKind::Deleted => return None,
+            _ if now && before => EventKind::Modified,
+            _ if now => EventKind::Added,
+            _ if before => EventKind::Deleted,
+            _ => return None,
+        }
+    };
     if metadata_only
-        && event.kind == EventKind::Modified
+        && kind == EventKind::Modified
         && event
             .prev
             .as_ref()
@@ -404,19 +418,6 @@ fn render(encoder: &mut Encoder, filter: &Filter, metadata_only: bool, event: &W
     {
         return None;
     }
-    if filter.is_everything() {
-        return Some(encoder.event(event.kind.as_str(), &event.object));
-    }
-    let now = filter.matches(&event.object);
-    let before = event.prev.as_ref().is_some_and(|p| filter.matches(p));
-    let kind = match event.kind {
-        EventKind::Deleted if before => EventKind::Deleted,
-        EventKind::Deleted => return None,
-        _ if now && before => EventKind::Modified,
-        _ if now => EventKind::Added,
-        _ if before => EventKind::Deleted,
-        _ => return None,
-    };
     Some(encoder.event(kind.as_str(), &event.object))
 }
 
@@ -519,7 +520,8 @@ mod tests {
         assert_eq!(code, StatusCode::CREATED, "{created}");
         let from = created["metadata"]["resourceVersion"].as_str().unwrap();
         let watch = |client: kube::Client| {
-            let path = format!("{configmaps}?watch=1&resourceVersion={from}");
+            // A watch that ends after a while: a line that never comes fails the test.
+            let path = format!("{configmaps}?watch=1&timeoutSeconds=10&resourceVersion={from}");
             async move {
                 let request = http::Request::get(path).body(kube::client::Body::empty()).unwrap();
                 let response = client.send(request).await.unwrap();
@@ -564,6 +566,41 @@ mod tests {
             seen(&next_line(&mut metadata, &mut metadata_buffer).await),
             modified("2", Some("v")),
             "the content-only update is left out, the label's comes"
+        );
+
+        // An update of content alone that takes the object out of a field selector is still
+        // the DELETED it is to that watch.
+        let events = "/clusters/root/api/v1/namespaces/default/events";
+        let (code, event) = hub
+            .admin(
+                Method::POST,
+                events,
+                Some(json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"},
+                    "involvedObject": {"kind": "ConfigMap", "name": "a", "namespace": "default"},
+                    "reason": "Started", "message": "m", "type": "Normal"})),
+            )
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{event}");
+        let from = event["metadata"]["resourceVersion"].as_str().unwrap();
+        let request = http::Request::get(format!(
+            "{events}?watch=1&timeoutSeconds=10&fieldSelector=reason%3DStarted&resourceVersion={from}"
+        ))
+        .body(kube::client::Body::empty())
+        .unwrap();
+        let client = crate::apiserver::in_process_metadata_client(hub.hub.clone(), ADMIN.0, ADMIN.1);
+        let mut selected = client.send(request).await.unwrap().into_body();
+        let (code, patched) = hub
+            .admin(
+                Method::PATCH,
+                &format!("{events}/e"),
+                Some(json!({"reason": "Stopped"})),
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK, "{patched}");
+        let left = next_line(&mut selected, &mut Vec::new()).await;
+        assert_eq!(
+            (left["type"].as_str(), left["object"]["reason"].as_str()),
+            (Some("DELETED"), Some("Stopped"))
         );
     }
 }

@@ -8,6 +8,7 @@ pub mod crd;
 mod decoded;
 mod events;
 mod pods;
+mod same_tree;
 pub mod system;
 
 use std::collections::HashMap;

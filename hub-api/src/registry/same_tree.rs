@@ -71,17 +71,6 @@ struct SeqMatcher<'a> {
     items: std::slice::Iter<'a, Value>,
 }
 
-impl SeqMatcher<'_> {
-    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Outcome {
-        let item = self.items.next().ok_or(Differs)?;
-        value.serialize(Matcher::nested(item))
-    }
-
-    fn end(self) -> Outcome {
-        check(self.items.len() == 0)
-    }
-}
-
 /// Walks an object alongside a map or struct: every field serialized must be in the object
 /// with the same value, and the object may hold no others.
 struct MapMatcher<'a> {
@@ -120,8 +109,8 @@ impl<'a> ser::Serializer for Matcher<'a> {
     type Ok = ();
     type Error = Differs;
     type SerializeSeq = SeqMatcher<'a>;
-    type SerializeTuple = SeqMatcher<'a>;
-    type SerializeTupleStruct = SeqMatcher<'a>;
+    type SerializeTuple = Impossible<(), Differs>;
+    type SerializeTupleStruct = Impossible<(), Differs>;
     type SerializeTupleVariant = Impossible<(), Differs>;
     type SerializeMap = MapMatcher<'a>;
     type SerializeStruct = MapMatcher<'a>;
@@ -204,11 +193,12 @@ impl<'a> ser::Serializer for Matcher<'a> {
         let items = self.tree.as_array().ok_or(Differs)?;
         Ok(SeqMatcher { items: items.iter() })
     }
-    fn serialize_tuple(self, len: usize) -> Result<SeqMatcher<'a>, Differs> {
-        self.serialize_seq(Some(len))
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Differs> {
+        // No Kubernetes type serializes tuples; the caller builds the tree instead.
+        Err(Differs)
     }
-    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<SeqMatcher<'a>, Differs> {
-        self.serialize_seq(Some(len))
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, Differs> {
+        Err(Differs)
     }
     fn serialize_tuple_variant(
         self,
@@ -241,32 +231,11 @@ impl ser::SerializeSeq for SeqMatcher<'_> {
     type Ok = ();
     type Error = Differs;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Outcome {
-        self.element(value)
+        let item = self.items.next().ok_or(Differs)?;
+        value.serialize(Matcher::nested(item))
     }
     fn end(self) -> Outcome {
-        SeqMatcher::end(self)
-    }
-}
-
-impl ser::SerializeTuple for SeqMatcher<'_> {
-    type Ok = ();
-    type Error = Differs;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Outcome {
-        self.element(value)
-    }
-    fn end(self) -> Outcome {
-        SeqMatcher::end(self)
-    }
-}
-
-impl ser::SerializeTupleStruct for SeqMatcher<'_> {
-    type Ok = ();
-    type Error = Differs;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Outcome {
-        self.element(value)
-    }
-    fn end(self) -> Outcome {
-        SeqMatcher::end(self)
+        check(self.items.len() == 0)
     }
 }
 

@@ -15,6 +15,9 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::auth::PeerIdentity;
+use write_batching::BatchedWrites;
+
+mod write_batching;
 
 /// How long in-flight requests may take to finish once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -89,11 +92,12 @@ pub async fn serve(
                 Err(_) => return,
             };
             let identity = peer_identity(&tls, peer);
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(identity.clone());
                 router.clone().oneshot(request.map(axum::body::Body::new))
             });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(BatchedWrites::new(tls, h2)), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with error");
             }

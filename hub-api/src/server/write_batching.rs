@@ -1,0 +1,449 @@
+//! Batched writes for a busy HTTP/2 connection.
+//!
+//! A connection that many callers share (client-go's one per host, a proxy, the agent
+//! simulator carrying a whole fleet) finishes responses one after another. The `h2` crate
+//! writes out whatever it holds each time its connection task runs, and tokio runs that task
+//! right after the request task that woke it: every response became its own TLS record and
+//! its own system call, about one `writev` per Lease renewal at a fleet's rate.
+//!
+//! Here an HTTP/2 connection's writes are held in a batch of at most one record's plaintext
+//! until `h2` flushes. A flush of a small batch that came in one write (what `h2` had
+//! gathered when its task ran), on a connection that flushed moments ago, waits until the
+//! worker has run the other tasks it has ready: the responses that finish meanwhile join the
+//! batch and go out with it. A write too large to hold goes out at once,
+//! together with what is held, in one vectored write: a list's 16 KiB DATA frame and the
+//! 9 bytes of its header leave as they would without the batch. A connection that is not
+//! busy (a device's, renewing every few seconds) never waits, and the batch's memory is
+//! given back at every flush, so an idle connection holds none.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker, ready};
+use std::time::{Duration, Instant};
+
+use futures::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A connection that flushed less than this long ago counts as busy.
+const BUSY: Duration = Duration::from_millis(1);
+/// A batch of at least this many bytes goes out without waiting: it is already worth a
+/// record.
+const SMALL: usize = 8 * 1024;
+/// The most a batch holds: the plaintext of one TLS record.
+const RECORD: usize = 16 * 1024;
+
+/// Whether the batch being written has waited for the worker's turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Turn {
+    /// Not yet.
+    Open,
+    /// Its flush waits for the worker's turn to come round.
+    Waiting,
+    /// It waited, or does not wait: it goes out at the next flush.
+    Taken,
+}
+
+/// Marks the turn over when the worker gets round to it, and wakes the connection's task.
+#[derive(Default)]
+struct TurnOver {
+    over: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for TurnOver {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.over.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+pub(crate) struct BatchedWrites<T> {
+    inner: T,
+    /// How recent a flush makes the connection busy; none for HTTP/1.1, whose connection
+    /// has one response at a time to send and writes it in one vectored write already.
+    busy: Option<Duration>,
+    /// What is held until the next flush; no capacity while nothing is.
+    batch: Vec<u8>,
+    /// Writes since the last flush.
+    writes: usize,
+    /// A write too large to hold went out since the last flush.
+    sent_large: bool,
+    turn: Turn,
+    flushed_at: Option<Instant>,
+    /// Made the first time the connection waits, kept for the next times.
+    turn_over: Option<Arc<TurnOver>>,
+}
+
+impl<T> BatchedWrites<T> {
+    /// `batched`: the connection speaks HTTP/2.
+    pub(crate) fn new(inner: T, batched: bool) -> BatchedWrites<T> {
+        BatchedWrites {
+            inner,
+            busy: batched.then_some(BUSY),
+            batch: Vec::new(),
+            writes: 0,
+            sent_large: false,
+            turn: Turn::Open,
+            flushed_at: None,
+            turn_over: None,
+        }
+    }
+
+    /// Whether the flush of the batch waits for the worker's turn to come round.
+    fn waits(&mut self, cx: &mut Context<'_>) -> bool {
+        let small = self.batch.len() < SMALL && !self.sent_large;
+        match self.turn {
+            // Only a batch of one write waits: h2 hands over what it gathered in one write
+            // when its task has nothing more to send, and in two (its buffer, then the
+            // frame's payload) when it flushes to make room for a frame over 1 KiB. Waiting
+            // there would cost every such response a turn and gather nothing, since h2
+            // takes no other frame until that one is out.
+            Turn::Open
+                if small
+                    && self.writes == 1
+                    && let (Some(busy), Some(at)) = (self.busy, self.flushed_at)
+                    && at.elapsed() < busy =>
+            {
+                let turn_over = self.turn_over.get_or_insert_with(Arc::default);
+                turn_over.over.store(false, Ordering::Relaxed);
+                turn_over.task.register(cx.waker());
+                // tokio wakes a yielding task once its worker has run every task it has
+                // ready (or after a few dozen of them): here, the request tasks woken by the
+                // same commit, about to add their responses. The responses' own wake-ups
+                // of this task come sooner, and find it still waiting below.
+                let waker = Waker::from(turn_over.clone());
+                let _ = std::pin::pin!(tokio::task::yield_now()).poll(&mut Context::from_waker(&waker));
+                self.turn = Turn::Waiting;
+                true
+            }
+            Turn::Waiting
+                if small
+                    && let Some(turn_over) = &self.turn_over
+                    && !turn_over.over.load(Ordering::Acquire) =>
+            {
+                turn_over.task.register(cx.waker());
+                true
+            }
+            _ => {
+                self.turn = Turn::Taken;
+                false
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> BatchedWrites<T> {
+    /// Writes out the whole batch and gives its memory back.
+    fn poll_send_batch(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.batch.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.batch))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.batch.drain(..n);
+        }
+        self.batch = Vec::new();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for BatchedWrites<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for BatchedWrites<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.busy.is_none() {
+            return Pin::new(&mut this.inner).poll_write(cx, data);
+        }
+        if this.batch.len() + data.len() <= RECORD {
+            if this.batch.capacity() == 0 {
+                this.batch.reserve_exact(RECORD);
+            }
+            this.batch.extend_from_slice(data);
+            this.writes += 1;
+            return Poll::Ready(Ok(data.len()));
+        }
+        // Too large to hold: what is held goes out with it, in one system call.
+        loop {
+            let held = this.batch.len();
+            let n = ready!(
+                Pin::new(&mut this.inner).poll_write_vectored(cx, &[IoSlice::new(&this.batch), IoSlice::new(data)])
+            )?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            this.writes += 1;
+            this.sent_large = true;
+            if n > held {
+                this.batch.clear();
+                return Poll::Ready(Ok(n - held));
+            }
+            this.batch.drain(..n);
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.busy.is_none() {
+            return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        }
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
+        self.poll_write(cx, first)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        // Told that writes are not vectored, h2 copies a DATA frame of up to 1 KiB (a
+        // renewal's answer) into its buffer, beside the frames before it, and hands them
+        // over together; a vectored writer gets every frame over 256 bytes on its own, and
+        // h2 takes no other frame until that one is written.
+        self.busy.is_none() && self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.batch.is_empty() {
+            if this.waits(cx) {
+                return Poll::Pending;
+            }
+            ready!(this.poll_send_batch(cx))?;
+        }
+        let flushed = ready!(Pin::new(&mut this.inner).poll_flush(cx));
+        // A flush with nothing written is not a batch sent: an idle connection that h2
+        // flushes for its pings does not look busy.
+        if flushed.is_ok() && this.writes > 0 {
+            this.writes = 0;
+            this.sent_large = false;
+            this.turn = Turn::Open;
+            this.flushed_at = Some(Instant::now());
+        }
+        Poll::Ready(flushed)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_send_batch(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A writer that records each write it is handed (the slices of a vectored write
+    /// joined) and each flush, and takes at most `limit` bytes a write.
+    #[derive(Default)]
+    struct Recorder {
+        writes: Vec<Vec<u8>>,
+        flushes: usize,
+        limit: Option<usize>,
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            joined.truncate(self.limit.unwrap_or(usize::MAX));
+            let n = joined.len();
+            self.writes.push(joined);
+            Poll::Ready(Ok(n))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.flushes += 1;
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    struct Fixture {
+        io: BatchedWrites<Recorder>,
+        wakes: Arc<Wakes>,
+        waker: Waker,
+    }
+
+    impl Fixture {
+        /// An HTTP/2 connection that counts as busy for a minute after each flush, so
+        /// that the test does not depend on its own speed.
+        fn busy() -> Fixture {
+            let mut io = BatchedWrites::new(Recorder::default(), true);
+            io.busy = Some(Duration::from_secs(60));
+            let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+            let waker = Waker::from(wakes.clone());
+            Fixture { io, wakes, waker }
+        }
+
+        fn write(&mut self, bytes: &[u8]) -> usize {
+            let mut cx = Context::from_waker(&self.waker);
+            match Pin::new(&mut self.io).poll_write(&mut cx, bytes) {
+                Poll::Ready(n) => n.unwrap(),
+                Poll::Pending => panic!("a write never waits"),
+            }
+        }
+
+        fn flush(&mut self) -> Poll<()> {
+            let mut cx = Context::from_waker(&self.waker);
+            Pin::new(&mut self.io).poll_flush(&mut cx).map(|r| r.unwrap())
+        }
+
+        fn wakes(&self) -> usize {
+            self.wakes.0.load(Ordering::SeqCst)
+        }
+
+        fn written(&self) -> Vec<Vec<u8>> {
+            self.io.inner.writes.clone()
+        }
+    }
+
+    /// On a busy HTTP/2 connection small writes are held, the flush of a small batch of one
+    /// write waits one turn (its task woken to come back) while more joins it, and the batch then goes
+    /// out in one write, its memory given back. Polled outside a runtime, where the deferred
+    /// wake-up happens at once.
+    #[test]
+    fn a_busy_connection_sends_small_writes_together_after_one_turn() {
+        let mut f = Fixture::busy();
+        assert!(
+            !f.io.is_write_vectored(),
+            "h2 copies small frames together only for a writer that is not vectored"
+        );
+
+        // Never flushed: not busy, so the flush does not wait.
+        assert_eq!(f.write(b"a"), 1);
+        assert_eq!(f.write(b"b"), 1);
+        assert!(f.written().is_empty(), "held until the flush");
+        assert_eq!(f.flush(), Poll::Ready(()));
+        assert_eq!(f.written(), [b"ab".to_vec()]);
+        assert_eq!(f.io.batch.capacity(), 0, "the batch's memory is given back");
+
+        // Flushed a moment ago: the next flush waits one turn, and what is written
+        // meanwhile joins the batch.
+        f.write(b"c");
+        assert!(f.flush().is_pending());
+        assert_eq!(f.wakes(), 1);
+        let turn_over = f.io.turn_over.clone().unwrap();
+        turn_over.over.store(false, Ordering::SeqCst);
+        f.write(b"d");
+        assert!(f.flush().is_pending(), "woken by anything else, the flush still waits");
+        turn_over.wake_by_ref();
+        assert_eq!(f.wakes(), 2);
+        f.write(b"e");
+        assert_eq!(f.flush(), Poll::Ready(()));
+        assert_eq!(f.written()[1..], [b"cde".to_vec()]);
+
+        // A batch of two writes (h2's buffer, then the payload of a frame over 1 KiB, which
+        // h2 flushes to make room after) goes at once: h2 would take nothing while it waits.
+        let payload = vec![b'p'; 2048];
+        f.write(b"head");
+        f.write(&payload);
+        assert_eq!(f.flush(), Poll::Ready(()));
+        assert_eq!(f.written()[2], [b"head".as_slice(), &payload].concat());
+
+        // A batch grown large goes without waiting.
+        let large = vec![b'x'; SMALL];
+        f.write(&large);
+        assert_eq!(f.flush(), Poll::Ready(()));
+        assert_eq!(f.written()[3], large);
+
+        // A flush with nothing written is not a batch sent: an idle connection that h2
+        // flushes for its pings does not look busy.
+        let at = f.io.flushed_at;
+        assert_eq!(f.flush(), Poll::Ready(()));
+        assert_eq!(f.io.flushed_at, at);
+
+        // Once the last flush is older than the window, a small batch goes at once again.
+        f.io.busy = Some(Duration::ZERO);
+        f.write(b"f");
+        assert_eq!(f.flush(), Poll::Ready(()));
+        assert_eq!(f.written()[4], b"f".to_vec());
+        // Woken once for the wait, and once for the turn ended by hand above.
+        assert_eq!(f.wakes(), 2);
+    }
+
+    /// A write that would overflow the batch goes out at once, in one vectored write with
+    /// what is held (a DATA frame's header and payload stay together), and its flush does
+    /// not wait. A writer that takes less than offered loses nothing.
+    #[test]
+    fn a_large_write_goes_out_at_once_with_what_is_held() {
+        let mut f = Fixture::busy();
+        f.write(b"0");
+        assert_eq!(f.flush(), Poll::Ready(()));
+
+        let header = [9u8; 9];
+        let payload = vec![b'p'; RECORD];
+        assert_eq!(f.write(&header), 9);
+        assert_eq!(f.write(&payload), RECORD);
+        let mut frame = header.to_vec();
+        frame.extend_from_slice(&payload);
+        assert_eq!(f.written()[1..], [frame.clone()]);
+        f.write(b"tail");
+        assert_eq!(
+            f.flush(),
+            Poll::Ready(()),
+            "a batch that sent a large write does not wait"
+        );
+        assert_eq!(f.written()[2], b"tail".to_vec());
+
+        // The inner writer takes 4 bytes a write: the held bytes go first, then the large
+        // write's own, and every byte arrives once, in order.
+        f.io.inner.limit = Some(4);
+        f.io.busy = Some(Duration::ZERO);
+        f.write(&header);
+        let taken = f.write(&payload);
+        assert_eq!(taken, 4 - (9 % 4));
+        assert_eq!(f.flush(), Poll::Ready(()));
+        let sent: Vec<u8> = f.written()[3..].concat();
+        let mut expected = header.to_vec();
+        expected.extend_from_slice(&payload[..taken]);
+        assert_eq!(sent, expected);
+    }
+
+    /// An HTTP/1.1 connection passes every write straight through, vectored as it was.
+    #[test]
+    fn http1_writes_pass_through() {
+        let mut io = BatchedWrites::new(Recorder::default(), false);
+        assert!(io.is_write_vectored());
+        let waker = Waker::from(Arc::new(Wakes(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        let sent = Pin::new(&mut io).poll_write_vectored(&mut cx, &[IoSlice::new(b"head"), IoSlice::new(b"body")]);
+        assert!(matches!(sent, Poll::Ready(Ok(8))));
+        assert_eq!(io.inner.writes, [b"headbody".to_vec()]);
+        assert!(io.batch.capacity() == 0 && io.flushed_at.is_none());
+    }
+}

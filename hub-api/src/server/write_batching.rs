@@ -10,11 +10,11 @@
 //! until `h2` flushes. A flush of a small batch that came in one write (what `h2` had
 //! gathered when its task ran), on a connection that flushed moments ago, waits until the
 //! worker has run the other tasks it has ready: the responses that finish meanwhile join the
-//! batch and go out with it. A write too large to hold goes out at once,
-//! together with what is held, in one vectored write: a list's 16 KiB DATA frame and the
-//! 9 bytes of its header leave as they would without the batch. A connection that is not
-//! busy (a device's, renewing every few seconds) never waits, and the batch's memory is
-//! given back at every flush, so an idle connection holds none.
+//! batch and go out with it. A write too large to hold goes out at once, together with what
+//! is held, in one vectored write: a list's 16 KiB DATA frame leaves in one system call, as
+//! it would without the batch. A connection that is not busy (a device's, renewing every few
+//! seconds) never waits, and the batch's memory is given back at every flush, so an idle
+//! connection holds none.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -29,6 +29,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A connection that flushed less than this long ago counts as busy.
 const BUSY: Duration = Duration::from_millis(1);
+/// A flush polled again this long after it began to wait goes, whether or not its turn came:
+/// the turn ends when the worker that polled the flush has run its other ready tasks, and a
+/// long one among them would hold the batch up.
+const LONGEST_WAIT: Duration = Duration::from_millis(1);
 /// A batch of at least this many bytes goes out without waiting: it is already worth a
 /// record.
 const SMALL: usize = 8 * 1024;
@@ -40,8 +44,8 @@ const RECORD: usize = 16 * 1024;
 enum Turn {
     /// Not yet.
     Open,
-    /// Its flush waits for the worker's turn to come round.
-    Waiting,
+    /// Its flush waits, since this instant, for the worker's turn to come round.
+    Waiting(Instant),
     /// It waited, or does not wait: it goes out at the next flush.
     Taken,
 }
@@ -101,8 +105,8 @@ impl<T> BatchedWrites<T> {
         let small = self.batch.len() < SMALL && !self.sent_large;
         match self.turn {
             // Only a batch of one write waits: h2 hands over what it gathered in one write
-            // when its task has nothing more to send, and in two (its buffer, then the
-            // frame's payload) when it flushes to make room for a frame over 1 KiB. Waiting
+            // when its task has nothing more to send, and in two (its buffer, then the rest of
+            // the frame's payload) when it flushes to make room after a frame of 1 KiB or more. Waiting
             // there would cost every such response a turn and gather nothing, since h2
             // takes no other frame until that one is out.
             Turn::Open
@@ -120,16 +124,22 @@ impl<T> BatchedWrites<T> {
                 // of this task come sooner, and find it still waiting below.
                 let waker = Waker::from(turn_over.clone());
                 let _ = std::pin::pin!(tokio::task::yield_now()).poll(&mut Context::from_waker(&waker));
-                self.turn = Turn::Waiting;
+                self.turn = Turn::Waiting(Instant::now());
                 true
             }
-            Turn::Waiting
+            Turn::Waiting(since)
                 if small
-                    && let Some(turn_over) = &self.turn_over
-                    && !turn_over.over.load(Ordering::Acquire) =>
+                    && since.elapsed() < LONGEST_WAIT
+                    && let Some(turn_over) = &self.turn_over =>
             {
+                // Registered before the turn is read: a turn that ends in between still
+                // wakes the task that polls now.
                 turn_over.task.register(cx.waker());
-                true
+                if !turn_over.over.load(Ordering::Acquire) {
+                    return true;
+                }
+                self.turn = Turn::Taken;
+                false
             }
             _ => {
                 self.turn = Turn::Taken;
@@ -140,7 +150,8 @@ impl<T> BatchedWrites<T> {
 }
 
 impl<T: AsyncWrite + Unpin> BatchedWrites<T> {
-    /// Writes out the whole batch and gives its memory back.
+    /// Writes out the whole batch and gives its memory back (also when a large write has
+    /// already emptied it).
     fn poll_send_batch(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.batch.is_empty() {
             let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.batch))?;
@@ -154,9 +165,19 @@ impl<T: AsyncWrite + Unpin> BatchedWrites<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for BatchedWrites<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for BatchedWrites<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let read = ready!(Pin::new(&mut this.inner).poll_read(cx, buf));
+        let ended = read.is_err() || (buf.filled().len() == before && buf.remaining() > 0);
+        if ended && !this.batch.is_empty() {
+            // h2 drops a connection whose peer stopped sending without flushing it first, and
+            // a peer that only half-closed still reads: what is held goes now, as it would
+            // have gone at once without the batch. The read's outcome reaches h2 either way.
+            let _ = this.poll_send_batch(cx);
+        }
+        Poll::Ready(read)
     }
 }
 
@@ -165,6 +186,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BatchedWrites<T> {
         let this = &mut *self;
         if this.busy.is_none() {
             return Pin::new(&mut this.inner).poll_write(cx, data);
+        }
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
         }
         if this.batch.len() + data.len() <= RECORD {
             if this.batch.capacity() == 0 {
@@ -206,7 +230,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BatchedWrites<T> {
     }
 
     fn is_write_vectored(&self) -> bool {
-        // Told that writes are not vectored, h2 copies a DATA frame of up to 1 KiB (a
+        // Told that writes are not vectored, h2 copies a DATA frame under 1 KiB (a
         // renewal's answer) into its buffer, beside the frames before it, and hands them
         // over together; a vectored writer gets every frame over 256 bytes on its own, and
         // h2 takes no other frame until that one is written.
@@ -215,12 +239,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BatchedWrites<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if !this.batch.is_empty() {
-            if this.waits(cx) {
-                return Poll::Pending;
-            }
-            ready!(this.poll_send_batch(cx))?;
+        if !this.batch.is_empty() && this.waits(cx) {
+            return Poll::Pending;
         }
+        ready!(this.poll_send_batch(cx))?;
         let flushed = ready!(Pin::new(&mut this.inner).poll_flush(cx));
         // A flush with nothing written is not a batch sent: an idle connection that h2
         // flushes for its pings does not look busy.
@@ -253,13 +275,19 @@ mod tests {
         }
     }
 
-    /// A writer that records each write it is handed (the slices of a vectored write
-    /// joined) and each flush, and takes at most `limit` bytes a write.
+    /// A stream that records each write it is handed (the slices of a vectored write
+    /// joined), takes at most `limit` bytes a write, and reads as a peer that has closed.
     #[derive(Default)]
     struct Recorder {
         writes: Vec<Vec<u8>>,
-        flushes: usize,
         limit: Option<usize>,
+        shut_down: bool,
+    }
+
+    impl AsyncRead for Recorder {
+        fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
     }
 
     impl AsyncWrite for Recorder {
@@ -283,12 +311,12 @@ mod tests {
             true
         }
 
-        fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.flushes += 1;
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
 
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.shut_down = true;
             Poll::Ready(Ok(()))
         }
     }
@@ -323,6 +351,22 @@ mod tests {
             Pin::new(&mut self.io).poll_flush(&mut cx).map(|r| r.unwrap())
         }
 
+        /// Writes one byte and flushes it: the connection is then busy.
+        fn send_one(&mut self) {
+            self.write(b"0");
+            assert_eq!(self.flush(), Poll::Ready(()));
+        }
+
+        /// Starts a small batch whose flush waits for its turn; returns the turn.
+        fn start_waiting(&mut self, bytes: &[u8]) -> Arc<TurnOver> {
+            self.write(bytes);
+            assert!(self.flush().is_pending());
+            let turn_over = self.io.turn_over.clone().unwrap();
+            // Outside a runtime the deferred wake-up comes at once; here the turn has not.
+            turn_over.over.store(false, Ordering::SeqCst);
+            turn_over
+        }
+
         fn wakes(&self) -> usize {
             self.wakes.0.load(Ordering::SeqCst)
         }
@@ -332,10 +376,9 @@ mod tests {
         }
     }
 
-    /// On a busy HTTP/2 connection small writes are held, the flush of a small batch of one
-    /// write waits one turn (its task woken to come back) while more joins it, and the batch then goes
-    /// out in one write, its memory given back. Polled outside a runtime, where the deferred
-    /// wake-up happens at once.
+    /// On a busy HTTP/2 connection writes are held until the flush; the flush of a small
+    /// batch of one write waits one turn (the task woken to come back), more joins it
+    /// meanwhile, and the batch then goes out in one write, its memory given back.
     #[test]
     fn a_busy_connection_sends_small_writes_together_after_one_turn() {
         let mut f = Fixture::busy();
@@ -344,38 +387,38 @@ mod tests {
             "h2 copies small frames together only for a writer that is not vectored"
         );
 
-        // Never flushed: not busy, so the flush does not wait.
+        // Never flushed: not busy, so a batch of one write does not wait.
         assert_eq!(f.write(b"a"), 1);
-        assert_eq!(f.write(b"b"), 1);
         assert!(f.written().is_empty(), "held until the flush");
         assert_eq!(f.flush(), Poll::Ready(()));
-        assert_eq!(f.written(), [b"ab".to_vec()]);
+        assert_eq!(f.written(), [b"a".to_vec()]);
         assert_eq!(f.io.batch.capacity(), 0, "the batch's memory is given back");
 
         // Flushed a moment ago: the next flush waits one turn, and what is written
         // meanwhile joins the batch.
-        f.write(b"c");
+        f.write(b"b");
         assert!(f.flush().is_pending());
         assert_eq!(f.wakes(), 1);
         let turn_over = f.io.turn_over.clone().unwrap();
         turn_over.over.store(false, Ordering::SeqCst);
-        f.write(b"d");
+        f.write(b"c");
         assert!(f.flush().is_pending(), "woken by anything else, the flush still waits");
+        assert_eq!(f.written().len(), 1);
         turn_over.wake_by_ref();
         assert_eq!(f.wakes(), 2);
-        f.write(b"e");
+        f.write(b"d");
         assert_eq!(f.flush(), Poll::Ready(()));
-        assert_eq!(f.written()[1..], [b"cde".to_vec()]);
+        assert_eq!(f.written()[1..], [b"bcd".to_vec()]);
 
-        // A batch of two writes (h2's buffer, then the payload of a frame over 1 KiB, which
-        // h2 flushes to make room after) goes at once: h2 would take nothing while it waits.
+        // A batch of two writes (h2's buffer, then the rest of a payload of 1 KiB or more,
+        // which h2 flushes to make room after) goes at once: h2 takes nothing while it waits.
         let payload = vec![b'p'; 2048];
         f.write(b"head");
         f.write(&payload);
         assert_eq!(f.flush(), Poll::Ready(()));
         assert_eq!(f.written()[2], [b"head".as_slice(), &payload].concat());
 
-        // A batch grown large goes without waiting.
+        // A batch of one large write goes without waiting.
         let large = vec![b'x'; SMALL];
         f.write(&large);
         assert_eq!(f.flush(), Poll::Ready(()));
@@ -394,44 +437,102 @@ mod tests {
         assert_eq!(f.written()[4], b"f".to_vec());
         // Woken once for the wait, and once for the turn ended by hand above.
         assert_eq!(f.wakes(), 2);
+        // An empty write is no write: nothing held, no memory taken.
+        assert_eq!(f.write(b""), 0);
+        assert_eq!((f.io.writes, f.io.batch.capacity()), (0, 0));
+    }
+
+    /// A waiting flush goes before its turn once what joined the batch makes it large, or
+    /// once it is polled again after waiting longer than it may.
+    #[test]
+    fn a_waiting_flush_goes_when_its_batch_grows_or_waited_long_enough() {
+        let mut f = Fixture::busy();
+        f.send_one();
+        f.start_waiting(b"a");
+        let more = vec![b'm'; SMALL];
+        f.write(&more);
+        assert_eq!(f.flush(), Poll::Ready(()), "a batch grown large goes");
+        assert_eq!(f.written()[1], [b"a".as_slice(), &more].concat());
+
+        f.start_waiting(b"b");
+        assert!(f.flush().is_pending());
+        f.io.turn = Turn::Waiting(Instant::now().checked_sub(LONGEST_WAIT * 2).unwrap());
+        assert_eq!(f.flush(), Poll::Ready(()), "a batch that waited long enough goes");
+        assert_eq!(f.written()[2], b"b".to_vec());
     }
 
     /// A write that would overflow the batch goes out at once, in one vectored write with
-    /// what is held (a DATA frame's header and payload stay together), and its flush does
-    /// not wait. A writer that takes less than offered loses nothing.
+    /// what is held (a DATA frame stays in one system call), and its flush does not wait;
+    /// the batch's memory is given back at that flush. A stream that takes less than offered
+    /// loses nothing, whether the rest is the large write's or the batch's own.
     #[test]
     fn a_large_write_goes_out_at_once_with_what_is_held() {
         let mut f = Fixture::busy();
-        f.write(b"0");
-        assert_eq!(f.flush(), Poll::Ready(()));
+        f.send_one();
 
-        let header = [9u8; 9];
+        let head = [9u8; 9];
         let payload = vec![b'p'; RECORD];
-        assert_eq!(f.write(&header), 9);
+        assert_eq!(f.write(&head), 9);
         assert_eq!(f.write(&payload), RECORD);
-        let mut frame = header.to_vec();
-        frame.extend_from_slice(&payload);
-        assert_eq!(f.written()[1..], [frame.clone()]);
-        f.write(b"tail");
+        assert_eq!(f.written()[1..], [[head.as_slice(), &payload].concat()]);
+        assert!(f.io.batch.is_empty());
         assert_eq!(
             f.flush(),
             Poll::Ready(()),
             "a batch that sent a large write does not wait"
         );
+        assert_eq!(f.io.batch.capacity(), 0, "the batch's memory is given back");
+        f.write(b"tail");
+        f.io.busy = Some(Duration::ZERO);
+        assert_eq!(f.flush(), Poll::Ready(()));
         assert_eq!(f.written()[2], b"tail".to_vec());
 
-        // The inner writer takes 4 bytes a write: the held bytes go first, then the large
+        // The stream takes 4 bytes a write: the held bytes go first, then the large
         // write's own, and every byte arrives once, in order.
         f.io.inner.limit = Some(4);
-        f.io.busy = Some(Duration::ZERO);
-        f.write(&header);
+        f.write(&head);
         let taken = f.write(&payload);
         assert_eq!(taken, 4 - (9 % 4));
         assert_eq!(f.flush(), Poll::Ready(()));
-        let sent: Vec<u8> = f.written()[3..].concat();
-        let mut expected = header.to_vec();
+        let mut expected = head.to_vec();
         expected.extend_from_slice(&payload[..taken]);
-        assert_eq!(sent, expected);
+        assert_eq!(f.written()[3..].concat(), expected);
+
+        // A held batch written out 4 bytes at a time at its flush.
+        let sent = f.written().len();
+        f.write(b"abcdefghij");
+        assert_eq!(f.flush(), Poll::Ready(()));
+        assert_eq!(
+            f.written()[sent..],
+            [b"abcd".to_vec(), b"efgh".to_vec(), b"ij".to_vec()]
+        );
+    }
+
+    /// What is held is not lost when the connection ends without a flush: at shutdown, and
+    /// when a read finds the peer gone (h2 then drops the connection unflushed).
+    #[test]
+    fn a_held_batch_goes_out_when_the_connection_ends() {
+        let mut f = Fixture::busy();
+        f.send_one();
+        f.start_waiting(b"answer");
+        let mut cx = Context::from_waker(&f.waker);
+        let mut space = [0u8; 16];
+        let mut buf = ReadBuf::new(&mut space);
+        assert!(matches!(
+            Pin::new(&mut f.io).poll_read(&mut cx, &mut buf),
+            Poll::Ready(Ok(()))
+        ));
+        assert!(buf.filled().is_empty(), "the end of the stream reaches the reader");
+        assert_eq!(f.written()[1], b"answer".to_vec());
+
+        f.write(b"last");
+        let mut cx = Context::from_waker(&f.waker);
+        assert!(matches!(
+            Pin::new(&mut f.io).poll_shutdown(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        assert_eq!(f.written()[2], b"last".to_vec());
+        assert!(f.io.inner.shut_down);
     }
 
     /// An HTTP/1.1 connection passes every write straight through, vectored as it was.

@@ -105,10 +105,10 @@ impl<T> BatchedWrites<T> {
         let small = self.batch.len() < SMALL && !self.sent_large;
         match self.turn {
             // Only a batch of one write waits: h2 hands over what it gathered in one write
-            // when its task has nothing more to send, and in two (its buffer, then the rest of
-            // the frame's payload) when it flushes to make room after a frame of 1 KiB or more. Waiting
-            // there would cost every such response a turn and gather nothing, since h2
-            // takes no other frame until that one is out.
+            // when its task has nothing more to send, and in two (its buffer, then the rest
+            // of the frame's payload) when it flushes to make room after a frame of 1 KiB or
+            // more. Waiting there would cost every such response a turn and gather nothing,
+            // since h2 takes no other frame until that one is out.
             Turn::Open
                 if small
                     && self.writes == 1

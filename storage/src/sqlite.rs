@@ -137,9 +137,9 @@ fn create_kv(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Where each key's row is, so that an update reaches it by rowid: one descent of the
 /// table's B-tree, where finding it by key first descends the key's index (about a seventh
-/// of the writer's work in a fleet's heartbeats). Kept by a hash of the key, 8 bytes rather than
-/// the key again. A stale or colliding entry costs only a second try: every statement still
-/// checks the row's key, and one that applies to no row by rowid is tried again by key.
+/// of the writer's work in a fleet's heartbeats). Kept by a hash of the key, 8 bytes rather
+/// than the key again. A stale or colliding entry costs only a second try: every statement
+/// still checks the row's key, and one that applies to no row by rowid is tried again by key.
 #[derive(Default)]
 struct RowIds {
     hasher: RandomState,

@@ -628,7 +628,7 @@ pub async fn apply_create(ctx: &Ctx, config: Value) -> ApiResult<Response> {
     let mut obj = config.clone();
     let name = ctx.req.name.clone().unwrap_or_default();
     object::meta_mut(&mut obj).insert("name".into(), name.into());
-    let (mut obj, warnings) = store::prepare_create(ctx, &mut obj)?;
+    let warnings = store::prepare_create(ctx, &mut obj)?;
     let list = vec![Entry {
         manager: ctx.query.field_manager.clone().unwrap_or_default(),
         operation: "Apply".into(),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::response::Response;
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
@@ -15,9 +16,10 @@ use crate::apiserver::{Hub, response};
 use crate::auth::User;
 use crate::registry::ResourceKind;
 use crate::tenancy::{ClusterScope, LogicalClusterRef};
+use faros_machinery::object;
 use faros_machinery::status::{ApiError, ApiResult};
 use faros_machinery::table;
-use faros_storage::Object;
+use faros_storage::{Object, Revision};
 
 /// Everything about one resource request, decoded.
 pub struct Ctx {
@@ -167,23 +169,33 @@ impl Ctx {
         }
     }
 
-    /// The answer to a write of `written` (in this kind's own shape) to `key`, as the bytes
-    /// the cache keeps for it rather than encoded again: None when the request asks for
-    /// another representation, or the cache already holds a later write.
-    pub(super) fn respond_written(&self, key: &str, written: &Value, warnings: &[String]) -> Option<Response> {
-        if self.representation != Representation::Object {
-            return None;
-        }
-        let revision = written["metadata"]["resourceVersion"].as_str()?;
-        let cached = self.hub.cache.get(key)?;
-        // A kind served as a projection of what is stored answers in its own shape.
-        let served_as_stored = || self.kind.strategy.project(&cached).is_none();
-        (revision.parse() == Ok(cached.mod_revision) && served_as_stored()).then(|| {
-            response::with_warnings(
-                response::bytes(StatusCode::OK, cached.json().clone(), "application/json"),
+    /// The answer to a write of `value` (as stored, in this kind's own shape) to `key` at
+    /// `revision`: the bytes the cache keeps for it rather than encoded again. Only an answer
+    /// in another representation, or one the cache no longer holds (a later write came
+    /// first), decodes `value` and gives it its revision.
+    pub(super) fn respond_written(
+        &self,
+        code: StatusCode,
+        key: &str,
+        value: &Bytes,
+        revision: Revision,
+        warnings: &[String],
+    ) -> Response {
+        if self.representation == Representation::Object
+            && let Some(cached) = self.hub.cache.get(key)
+            // A kind served as a projection of what is stored answers in its own shape.
+            && cached.mod_revision == revision
+            && self.kind.strategy.project(&cached).is_none()
+        {
+            return response::with_warnings(
+                response::bytes(code, cached.json().clone(), "application/json"),
                 warnings,
-            )
-        })
+            );
+        }
+        // Encoded from a tree by this write: it parses.
+        let mut written: Value = serde_json::from_slice(value).unwrap_or(Value::Null);
+        object::meta_mut(&mut written).insert("resourceVersion".into(), revision.to_string().into());
+        self.with_status_code(code, &written, warnings)
     }
 
     /// An object as this request asks for it (a whole object, a table row, or metadata).

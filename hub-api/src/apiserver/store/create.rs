@@ -1,11 +1,16 @@
 //! POST: a new object.
 
+use std::borrow::Cow;
+
 use axum::response::Response;
 use http::StatusCode;
 use serde_json::Value;
 
 use super::context::Ctx;
-use super::{admit, check_namespace, check_type, encode_for_storage, read_object, stamp_cluster, storage_error};
+use super::{
+    admit, check_namespace, check_type, encode_for_storage, free_before_awaiting, read_object, stamp_cluster,
+    storage_error,
+};
 use crate::admission::{self, Operation};
 use faros_machinery::object;
 use faros_machinery::status::{ApiError, ApiResult, FieldError};
@@ -16,30 +21,48 @@ pub(super) async fn create(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
         return Err(ApiError::method_not_allowed("POST is only supported on collections"));
     }
     let mut obj = read_object(ctx, body).await?;
-    let (obj, warnings) = prepare_create(ctx, &mut obj)?;
+    let warnings = prepare_create(ctx, &mut obj)?;
     let name = object::name(&obj).to_string();
     if ctx.query.dry_run {
         return Ok(ctx.with_status_code(StatusCode::CREATED, &obj, &warnings));
     }
     let key = ctx.key(&name)?;
+    let stored = ctx.to_stored(&obj);
+    // No earlier size to go by: the buffer grows as it fills.
+    let value = encode_for_storage(&stored, 0);
+    // An object stored in another kind's shape is answered from its tree in this one; any
+    // other is answered from what was stored, and its tree freed before the write.
+    let projected = matches!(stored, Cow::Owned(_));
+    drop(stored);
+    let projected = if projected {
+        Some(obj)
+    } else {
+        free_before_awaiting(obj);
+        None
+    };
+    let write = WriteOp::Create {
+        key: key.clone(),
+        value: value.clone(),
+    };
     let outcome = ctx
         .hub
         .cache
-        .write(WriteOp::Create {
-            key,
-            // No earlier size to go by: the buffer grows as it fills.
-            value: encode_for_storage(&ctx.to_stored(&obj), 0),
-        })
+        .write(write)
         .await
         .map_err(|e| storage_error(ctx, &name, e))?;
-    let mut obj = obj;
-    object::meta_mut(&mut obj).insert("resourceVersion".into(), outcome.revision.to_string().into());
-    Ok(ctx.with_status_code(StatusCode::CREATED, &obj, &warnings))
+    Ok(match projected {
+        Some(mut obj) => {
+            object::meta_mut(&mut obj).insert("resourceVersion".into(), outcome.revision.to_string().into());
+            ctx.with_status_code(StatusCode::CREATED, &obj, &warnings)
+        }
+        None => ctx.respond_written(StatusCode::CREATED, &key, &value, outcome.revision, &warnings),
+    })
 }
 
 /// Everything a create does before storage: type and namespace checks, server-set fields,
-/// defaulting and validation. Shared with server-side apply of a missing object.
-pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<(Value, Vec<String>)> {
+/// defaulting and validation, done to `obj` in place; returns the warnings. Shared with
+/// server-side apply of a missing object.
+pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<Vec<String>> {
     check_type(ctx, obj)?;
     let meta = object::meta_mut(obj);
     if ctx.kind.namespaced {
@@ -116,5 +139,5 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<(Value, Vec<Strin
     stamp_cluster(cluster, obj);
     let warnings = admit(ctx, obj, None)?;
     crate::apiserver::managed_fields::record_update(ctx, obj, None);
-    Ok((obj.clone(), warnings))
+    Ok(warnings)
 }

@@ -5,7 +5,10 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::context::Ctx;
-use super::{WriteError, admit, check_type, read_object, remove, replace, stamp_cluster, storage_error};
+use super::{
+    WriteError, admit, check_type, free_before_awaiting, read_object, remove, replace, replace_and_answer,
+    stamp_cluster, storage_error,
+};
 use faros_machinery::object;
 use faros_machinery::status::{ApiError, ApiResult, FieldError};
 use faros_storage::{Object, StorageError};
@@ -134,22 +137,16 @@ pub(super) async fn write_update(
         remove(ctx, current).await?;
         return Ok(ctx.with_status_code(StatusCode::OK, &new, &warnings));
     }
-    let written = match ctx.kind.strategy.unproject(&new) {
+    free_before_awaiting(old);
+    match ctx.kind.strategy.unproject(&new) {
         // Stored in another kind's shape: answered in this one, at the new revision.
         Some(stored) => {
             let written = replace(ctx, current, stored).await?;
             object::meta_mut(&mut new).insert("resourceVersion".into(), written["metadata"]["resourceVersion"].clone());
-            new
+            Ok(ctx.with_status_code(StatusCode::OK, &new, &warnings))
         }
-        None => {
-            let written = replace(ctx, current, new).await?;
-            if let Some(answer) = ctx.respond_written(&current.key, &written, &warnings) {
-                return Ok(answer);
-            }
-            written
-        }
-    };
-    Ok(ctx.with_status_code(StatusCode::OK, &written, &warnings))
+        None => replace_and_answer(ctx, current, new, &warnings).await,
+    }
 }
 
 /// Through the status subresource only status changes: every other top-level field of `new`

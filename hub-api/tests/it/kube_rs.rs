@@ -692,4 +692,37 @@ async fn metadata_only_reads_for_metadata_clients() {
         .unwrap()
         .unwrap();
     assert_eq!(changed.labels().get("app").map(String::as_str), Some("y"));
+
+    // Writes answer in the representation asked for too, at the revision they wrote.
+    let labelled = api
+        .patch_metadata(
+            "meta",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"app": "w"}}})),
+        )
+        .await
+        .unwrap();
+    let stored = api.get("meta").await.unwrap();
+    assert_eq!(labelled.labels().get("app").map(String::as_str), Some("w"));
+    assert_eq!(labelled.resource_version(), stored.resource_version());
+    assert_eq!(labelled.metadata.managed_fields, stored.metadata.managed_fields);
+    let created = client
+        .request_text(
+            http::Request::post("/api/v1/namespaces/default/configmaps")
+                .header("accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1")
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&json!({"metadata": {"name": "meta-2"}, "data": {"k": "v"}})).unwrap())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let stored = api.get("meta-2").await.unwrap();
+    assert_eq!(created["kind"], "PartialObjectMetadata", "{created}");
+    assert!(created.get("data").is_none(), "{created}");
+    assert_eq!(
+        created["metadata"]["resourceVersion"].as_str(),
+        stored.resource_version().as_deref()
+    );
+    assert_eq!(created["metadata"]["uid"].as_str(), stored.uid().as_deref());
 }

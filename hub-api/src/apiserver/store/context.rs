@@ -183,8 +183,8 @@ impl Ctx {
     ) -> Response {
         if self.representation == Representation::Object
             && let Some(cached) = self.hub.cache.get(key)
-            // A kind served as a projection of what is stored answers in its own shape.
             && cached.mod_revision == revision
+            // A kind served as a projection of what is stored answers in its own shape.
             && self.kind.strategy.project(&cached).is_none()
         {
             return response::with_warnings(

@@ -34,7 +34,7 @@ pub(super) async fn create(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
     // other is answered from what was stored, and its tree freed before the write.
     let projected = matches!(stored, Cow::Owned(_));
     drop(stored);
-    let projected = if projected {
+    let answer_tree = if projected {
         Some(obj)
     } else {
         free_before_awaiting(obj);
@@ -50,7 +50,7 @@ pub(super) async fn create(ctx: &Ctx, body: axum::body::Body) -> ApiResult<Respo
         .write(write)
         .await
         .map_err(|e| storage_error(ctx, &name, e))?;
-    Ok(match projected {
+    Ok(match answer_tree {
         Some(mut obj) => {
             object::meta_mut(&mut obj).insert("resourceVersion".into(), outcome.revision.to_string().into());
             ctx.with_status_code(StatusCode::CREATED, &obj, &warnings)

@@ -31,7 +31,7 @@ use faros_api::tenancy::CLUSTER_ANNOTATION;
 use faros_machinery::object;
 use faros_machinery::status::{ApiError, ApiResult, FieldError, Reason};
 use faros_machinery::validation::validate_object_meta;
-use faros_storage::{Object, StorageError, WriteOp};
+use faros_storage::{Object, Revision, StorageError, WriteOp};
 
 /// How many times a patch or delete re-reads and retries after losing a write race.
 pub(super) const MAX_RETRIES: usize = 16;
@@ -119,19 +119,8 @@ impl WriteError {
 /// Stores `obj` in place of `current` unless another write came first; returns it with its
 /// new resourceVersion.
 pub(super) async fn replace(ctx: &Ctx, current: &Object, mut obj: Value) -> Result<Value, WriteError> {
-    let op = WriteOp::Update {
-        key: current.key.to_string(),
-        // Room for the object as it was and a little growth.
-        value: encode_for_storage(&obj, current.json().len() + 256),
-        expected: current.mod_revision,
-    };
-    let outcome = ctx
-        .hub
-        .cache
-        .write(op)
-        .await
-        .map_err(|e| write_failure(ctx, current.name(), e))?;
-    object::meta_mut(&mut obj).insert("resourceVersion".into(), outcome.revision.to_string().into());
+    let revision = write_over(ctx, current, encode_replacement(&obj, current)).await?;
+    object::meta_mut(&mut obj).insert("resourceVersion".into(), revision.to_string().into());
     Ok(obj)
 }
 
@@ -143,21 +132,30 @@ pub(super) async fn replace_and_answer(
     obj: Value,
     warnings: &[String],
 ) -> Result<Response, WriteError> {
-    // Room for the object as it was and a little growth.
-    let value = encode_for_storage(&obj, current.json().len() + 256);
+    let value = encode_replacement(&obj, current);
     free_before_awaiting(obj);
+    let revision = write_over(ctx, current, value.clone()).await?;
+    Ok(ctx.respond_written(StatusCode::OK, &current.key, &value, revision, warnings))
+}
+
+/// `obj` encoded to replace `current`, with room for the object as it was and a little growth.
+fn encode_replacement(obj: &Value, current: &Object) -> Bytes {
+    encode_for_storage(obj, current.json().len() + 256)
+}
+
+/// Writes `value` over `current` unless another write came first; returns the new revision.
+async fn write_over(ctx: &Ctx, current: &Object, value: Bytes) -> Result<Revision, WriteError> {
     let op = WriteOp::Update {
         key: current.key.to_string(),
-        value: value.clone(),
+        value,
         expected: current.mod_revision,
     };
-    let outcome = ctx
-        .hub
+    ctx.hub
         .cache
         .write(op)
         .await
-        .map_err(|e| write_failure(ctx, current.name(), e))?;
-    Ok(ctx.respond_written(StatusCode::OK, &current.key, &value, outcome.revision, warnings))
+        .map(|outcome| outcome.revision)
+        .map_err(|e| write_failure(ctx, current.name(), e))
 }
 
 /// Frees a decoded object before its request awaits storage. A request decodes its trees on

@@ -21,6 +21,7 @@ use faros_api::edge::{AGENT_LABEL, Agent, reasons};
 use faros_api::workloads::{Placement, PlacementPhase};
 use faros_api::{Condition, conditions};
 use futures::StreamExt;
+use futures::channel::mpsc;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams};
@@ -56,6 +57,13 @@ struct AgentEntry {
     lease_observed: Option<Instant>,
 }
 
+impl AgentEntry {
+    /// When this controller last saw the agent heartbeat, by its Lease or its status.
+    fn last_heartbeat(&self) -> Instant {
+        self.lease_observed.map_or(self.observed, |l| l.max(self.observed))
+    }
+}
+
 /// A Lease's `renewTime` and when this controller saw it change.
 struct LeaseEntry {
     renew_time: Option<jiff::Timestamp>,
@@ -69,9 +77,10 @@ struct Observed {
     leases: HashMap<Key, LeaseEntry>,
     agents_synced: bool,
     leases_synced: bool,
-    /// The resourceVersion each agent was last marked Unknown at, and when: until the watch
-    /// brings the marked Agent (or a later one), a sweep does not mark it again.
-    marked: HashMap<Key, (String, Instant)>,
+    /// The resourceVersion each agent was marked Unknown at, and when that write was answered
+    /// (None while it waits or is in flight): until the watch brings the marked Agent (or a
+    /// later one), a sweep does not mark it again.
+    marked: HashMap<Key, (String, Option<Instant>)>,
 }
 
 impl Observed {
@@ -89,6 +98,20 @@ impl Observed {
         self.agents.insert(key, agent);
     }
 
+    /// Whether `agent` is as it was judged: no heartbeat and no other change since.
+    fn still_stale(&self, agent: &Stale) -> bool {
+        self.agents
+            .get(&agent.key)
+            .is_some_and(|a| a.resource_version == agent.resource_version && a.last_heartbeat() == agent.last_heartbeat)
+    }
+
+    /// The write marking the agent at `key` was answered `at`, whatever it answered.
+    fn answered(&mut self, key: &Key, at: Instant) {
+        if let Some((_, answered)) = self.marked.get_mut(key) {
+            *answered = Some(at);
+        }
+    }
+
     /// Records `lease` (or its deletion) as the heartbeat of the agent at `key`.
     fn set_lease(&mut self, key: Key, lease: Option<LeaseEntry>) {
         if let Some(agent) = self.agents.get_mut(&key) {
@@ -101,8 +124,8 @@ impl Observed {
     }
 }
 
-/// How long a mark that did not show up on the watch waits before it is written again (a
-/// write that failed, or a watch that fell behind).
+/// How long after its write was answered a mark that did not show up on the watch waits
+/// before it is written again (a write that failed, or a watch that fell behind).
 const REMARK_AFTER: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(clusters: Clusters, grace: Duration) {
@@ -110,38 +133,100 @@ pub(crate) async fn run(clusters: Clusters, grace: Duration) {
     // The watches end with this controller, as its other work does.
     let _agents = AbortOnDrop(tokio::spawn(watch_agents(clusters.clone(), state.clone())));
     let _leases = AbortOnDrop(tokio::spawn(watch_leases(clusters.clone(), state.clone())));
+    // Sweeping, marking agents and marking their placements are three stages joined by
+    // queues, so none waits for another's batch to finish: when a site goes dark, its agents
+    // turn stale over a whole heartbeat interval, and a sweep that waited for the previous
+    // one's slowest write (and its placements) fell further behind with every tick.
+    let (stale_tx, stale_rx) = mpsc::unbounded();
+    let (marked_tx, marked_rx) = mpsc::unbounded();
+    let _marks = AbortOnDrop(tokio::spawn(mark_stale(
+        clusters.clone(),
+        state.clone(),
+        stale_rx,
+        marked_tx,
+    )));
+    let _placements = AbortOnDrop(tokio::spawn(mark_placements(clusters, marked_rx)));
     // Look often enough that an agent turns Unknown within a small part of the grace period:
-    // at most a second late, however long the grace period.
-    let period = (grace / 8).clamp(Duration::from_millis(250), Duration::from_secs(1));
+    // at most half a second late, however long the grace period. A sweep reads every agent's
+    // entry but allocates only for the stale: about two milliseconds for 100,000 agents.
+    let period = (grace / 8).clamp(Duration::from_millis(250), Duration::from_millis(500));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let stale = stale_agents(&state, grace, Instant::now());
-        if stale.is_empty() {
-            continue;
+        for stale in stale_agents(&state, grace, Instant::now()) {
+            // The queue closes only when the marking task ends, which it does with this one.
+            let _ = stale_tx.unbounded_send(stale);
         }
-        let marked: Vec<Key> = futures::stream::iter(stale)
-            .map(|(key, rv, conditions)| mark_unknown(&clusters, key, rv, conditions))
-            .buffer_unordered(MARKS_AT_ONCE)
-            .filter_map(std::future::ready)
-            .collect()
-            .await;
-        mark_placements_unknown(&clusters, marked).await;
     }
 }
 
-/// Status writes (the agents', then their placements') in flight at once when agents go stale.
-/// When a whole site goes dark, its thousands of agents turn stale in the same tick; one write
-/// at a time, the last of 100,000 would be marked minutes after its grace period. With more in
-/// flight the hub commits more of them with each fsync: at 32, marking 100,000 agents left a
-/// fifth of its two cores idle. Below the hub's default cap of 200 mutating requests, which
-/// binds a controller not run as a master (a refused mark is written again on a later sweep).
+/// An agent judged stale, and what it was judged by.
+struct Stale {
+    key: Key,
+    resource_version: String,
+    conditions: Vec<Condition>,
+    /// When its last heartbeat was seen.
+    last_heartbeat: Instant,
+}
+
+/// Marks the agents the sweeps queue, [`MARKS_AT_ONCE`] at a time, and passes on those marked.
+async fn mark_stale(
+    clusters: Clusters,
+    state: Arc<Mutex<Observed>>,
+    stale: mpsc::UnboundedReceiver<Stale>,
+    marked: mpsc::UnboundedSender<Key>,
+) {
+    stale
+        .map(|agent| {
+            let (clusters, state) = (&clusters, &state);
+            async move {
+                // The resourceVersion precondition does not see a heartbeat (a Lease write):
+                // an agent that came back while its mark waited is not marked.
+                let done = lock(state).still_stale(&agent)
+                    && mark_unknown(clusters, &agent.key, agent.resource_version, agent.conditions).await;
+                (agent.key, done)
+            }
+        })
+        .buffer_unordered(MARKS_AT_ONCE)
+        .for_each(|(key, done)| {
+            lock(&state).answered(&key, Instant::now());
+            if done {
+                let _ = marked.unbounded_send(key);
+            }
+            std::future::ready(())
+        })
+        .await;
+}
+
+/// Marks the placements of the agents marked, a list of them per [`AGENTS_PER_LIST`] agents.
+async fn mark_placements(clusters: Clusters, marked: mpsc::UnboundedReceiver<Key>) {
+    // The agents marked while the last batch was handled, listed together by namespace.
+    let mut batches = marked.ready_chunks(AGENTS_PER_LIST * 10);
+    while let Some(agents) = batches.next().await {
+        mark_placements_unknown(&clusters, agents).await;
+    }
+}
+
+fn lock(state: &Mutex<Observed>) -> std::sync::MutexGuard<'_, Observed> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Agents' status writes in flight at once when agents go stale. When a whole site goes dark,
+/// its thousands of agents turn stale within one heartbeat interval; one write at a time, the
+/// last of 100,000 would be marked minutes after its grace period. With more in flight the hub
+/// commits more of them with each fsync: at 32, marking 100,000 agents left a fifth of its two
+/// cores idle.
 const MARKS_AT_ONCE: usize = 128;
 
+/// Placements' status writes in flight at once, beside the agents'. Together below the hub's
+/// default cap of 200 mutating requests, which binds a controller not run as a master (a
+/// refused agent mark is written again on a later sweep).
+const PLACEMENT_MARKS_AT_ONCE: usize = 64;
+
 /// Agents whose heartbeat is older than their grace period and that are not already marked.
-fn stale_agents(state: &Mutex<Observed>, grace: Duration, now: Instant) -> Vec<(Key, String, Vec<Condition>)> {
-    let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+fn stale_agents(state: &Mutex<Observed>, grace: Duration, now: Instant) -> Vec<Stale> {
+    let mut guard = lock(state);
     let s = &mut *guard;
     if !s.agents_synced || !s.leases_synced {
         return Vec::new();
@@ -150,7 +235,7 @@ fn stale_agents(state: &Mutex<Observed>, grace: Duration, now: Instant) -> Vec<(
     // Every agent, every tick: nothing here looks anything up or allocates but for the
     // stale ones.
     for (key, agent) in &s.agents {
-        let last = agent.lease_observed.map_or(agent.observed, |l| l.max(agent.observed));
+        let last = agent.last_heartbeat();
         // An agent told to heartbeat rarely is judged by its own interval.
         let allowed = grace.max(agent.interval * 3);
         if now.saturating_duration_since(last) <= allowed {
@@ -161,26 +246,26 @@ fn stale_agents(state: &Mutex<Observed>, grace: Duration, now: Instant) -> Vec<(
             Some(c) if c.reason == reasons::AGENT_STOPPED || c.reason == reasons::NOT_ADMITTED => continue,
             _ => {}
         }
-        if s.marked
-            .get(key)
-            .is_some_and(|(rv, at)| *rv == agent.resource_version && now.saturating_duration_since(*at) < REMARK_AFTER)
-        {
+        // A mark still queued is never queued twice, however far behind the writes are.
+        if s.marked.get(key).is_some_and(|(rv, answered)| {
+            *rv == agent.resource_version && answered.is_none_or(|at| now.saturating_duration_since(at) < REMARK_AFTER)
+        }) {
             continue;
         }
-        s.marked.insert(key.clone(), (agent.resource_version.clone(), now));
-        out.push((key.clone(), agent.resource_version.clone(), agent.conditions.clone()));
+        s.marked.insert(key.clone(), (agent.resource_version.clone(), None));
+        out.push(Stale {
+            key: key.clone(),
+            resource_version: agent.resource_version.clone(),
+            conditions: agent.conditions.clone(),
+            last_heartbeat: last,
+        });
     }
     out
 }
 
-/// Marks one agent `Ready=Unknown`; returns it if it was marked.
-async fn mark_unknown(
-    clusters: &Clusters,
-    key: Key,
-    resource_version: String,
-    mut list: Vec<Condition>,
-) -> Option<Key> {
-    let (cluster, namespace, name) = &key;
+/// Marks one agent `Ready=Unknown`; true if it was marked.
+async fn mark_unknown(clusters: &Clusters, key: &Key, resource_version: String, mut list: Vec<Condition>) -> bool {
+    let (cluster, namespace, name) = key;
     let message = "the agent stopped posting heartbeats".to_string();
     conditions::set_condition(
         &mut list,
@@ -197,12 +282,12 @@ async fn mark_unknown(
     {
         Ok(_) => {
             tracing::info!(%cluster, %namespace, agent = %name, "agent stopped heartbeating; Ready=Unknown");
-            Some(key)
+            true
         }
-        Err(e) if is_conflict(&e) || is_not_found(&e) => None,
+        Err(e) if is_conflict(&e) || is_not_found(&e) => false,
         Err(e) => {
             tracing::warn!(%cluster, %namespace, agent = %name, error = %e, "marking agent Unknown failed");
-            None
+            false
         }
     }
 }
@@ -237,7 +322,9 @@ async fn mark_placements_unknown(clusters: &Clusters, agents: Vec<Key>) {
             }
         };
         futures::stream::iter(placements)
-            .for_each_concurrent(MARKS_AT_ONCE, |placement| mark_placement_unknown(&api, placement))
+            .for_each_concurrent(PLACEMENT_MARKS_AT_ONCE, |placement| {
+                mark_placement_unknown(&api, placement)
+            })
             .await;
     }
 }
@@ -313,7 +400,7 @@ async fn watch_agents(clusters: Clusters, state: Arc<Mutex<Observed>>) {
     let mut relist: Option<HashMap<Key, AgentEntry>> = None;
     while let Some(event) = events.next().await {
         let now = Instant::now();
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = lock(&state);
         match event {
             Ok(Event::Init) => relist = Some(HashMap::new()),
             Ok(Event::InitApply(agent)) => {
@@ -402,7 +489,7 @@ async fn watch_leases(clusters: Clusters, state: Arc<Mutex<Observed>>) {
     };
     while let Some(event) = events.next().await {
         let now = Instant::now();
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = lock(&state);
         match event {
             Ok(Event::Init) => relist = Some(HashMap::new()),
             Ok(Event::InitApply(lease)) => {
@@ -483,16 +570,34 @@ mod tests {
             );
         }
         let stale = stale_agents(&state, grace, t0 + Duration::from_secs(5));
-        let names: Vec<&str> = stale.iter().map(|(k, _, _)| k.2.as_str()).collect();
+        let names: Vec<&str> = stale.iter().map(|s| s.key.2.as_str()).collect();
         assert_eq!(names, vec!["old"]);
-        // Marked, but the mark has not come back on the watch yet: not written again at
-        // once, only after a while.
+        // Queued, and then in flight: never queued again, however long the write takes.
         assert!(stale_agents(&state, grace, t0 + Duration::from_secs(6)).is_empty());
-        let again = stale_agents(&state, grace, t0 + Duration::from_secs(5) + REMARK_AFTER);
-        assert!(again.iter().any(|(k, _, _)| k.2 == "old"));
+        let later = stale_agents(&state, grace, t0 + Duration::from_secs(5) + REMARK_AFTER * 4);
+        assert!(later.iter().all(|s| s.key.2 != "old"));
+        // Answered, but the mark has not come back on the watch: written again only after a
+        // while.
+        let answered = t0 + Duration::from_secs(5) + REMARK_AFTER * 4;
+        state.lock().unwrap().answered(&key("old"), answered);
+        let soon = stale_agents(&state, grace, answered + Duration::from_secs(1));
+        assert!(soon.iter().all(|s| s.key.2 != "old"));
+        let again = stale_agents(&state, grace, answered + REMARK_AFTER);
+        assert!(again.iter().any(|s| s.key.2 == "old"));
         // Nothing is judged before both watches listed.
         state.lock().unwrap().leases_synced = false;
         assert!(stale_agents(&state, grace, t0 + Duration::from_secs(60)).is_empty());
+        // A heartbeat while the mark waits to be written: the write is not made.
+        let old = &stale[0];
+        assert!(state.lock().unwrap().still_stale(old));
+        state.lock().unwrap().set_lease(
+            key("old"),
+            Some(LeaseEntry {
+                renew_time: Some(jiff::Timestamp::UNIX_EPOCH),
+                observed: t0 + Duration::from_secs(7),
+            }),
+        );
+        assert!(!state.lock().unwrap().still_stale(old));
     }
 
     #[test]
@@ -522,7 +627,7 @@ mod tests {
             s.set_lease(key("gone"), None);
         }
         let stale = stale_agents(&state, grace, t0 + Duration::from_secs(5));
-        let names: Vec<&str> = stale.iter().map(|(k, _, _)| k.2.as_str()).collect();
+        let names: Vec<&str> = stale.iter().map(|s| s.key.2.as_str()).collect();
         assert_eq!(names, vec!["gone"]);
         // A relist of the Agents starts from entries that know no Lease, and links them.
         {

@@ -746,7 +746,7 @@ fn enter_view(
     verb: &str,
 ) -> ApiResult<Entered> {
     let denied = || ApiError::forbidden("workspace access not permitted");
-    let export_cluster = tenancy::resolve(&hub.cache, &reference.workspace).ok_or_else(denied)?;
+    let export_cluster = hub.paths.resolve(&hub.cache, &reference.workspace).ok_or_else(denied)?;
     let mut content =
         crate::auth::rbac::Attributes::resource(verb, faros_api::apis::GROUP, "apiexports", "", &reference.export);
     if let Some(resource) = content.resource.as_mut() {
@@ -759,7 +759,7 @@ fn enter_view(
     let (cluster, access) = match target {
         ClusterTarget::Wildcard => (ClusterScope::All, None),
         ClusterTarget::Path(path) => {
-            let cluster = tenancy::resolve(&hub.cache, path).ok_or_else(denied)?;
+            let cluster = hub.paths.resolve(&hub.cache, path).ok_or_else(denied)?;
             let access = view.access_in(&hub.cache, &cluster.name, None).ok_or_else(denied)?;
             (ClusterScope::One(cluster), Some(access))
         }

@@ -135,8 +135,9 @@ pub(crate) async fn run(clusters: Clusters, grace: Duration) {
     let _leases = AbortOnDrop(tokio::spawn(watch_leases(clusters.clone(), state.clone())));
     // Sweeping, marking agents and marking their placements are three stages joined by
     // queues, so none waits for another's batch to finish: when a site goes dark, its agents
-    // turn stale over a whole heartbeat interval, and a sweep that waited for the previous
-    // one's slowest write (and its placements) fell further behind with every tick.
+    // turn stale over a whole heartbeat interval and are marked as they do, where a sweep
+    // that waited for the previous one's last write and its placements left the hub's
+    // marks a second or more behind the expiring Leases.
     let (stale_tx, stale_rx) = mpsc::unbounded();
     let (marked_tx, marked_rx) = mpsc::unbounded();
     let _marks = AbortOnDrop(tokio::spawn(mark_stale(

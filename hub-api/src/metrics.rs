@@ -603,8 +603,9 @@ mod tests {
         let mut seen = ReadySeen::default();
         let first = [agent(&b, 2, "True"), agent(&d, 3, "True"), agent(&f, 4, "False")];
         assert_eq!(seen.tally(&first), [2, 1, 0]);
-        // Read again: each remembered answer holds.
-        assert_eq!(seen.tally(&first), [2, 1, 0]);
+        // At the revisions it read, an Agent is not read again: what it answered holds.
+        let same_revisions = [agent(&b, 2, "False"), agent(&d, 3, "False"), agent(&f, 4, "False")];
+        assert_eq!(seen.tally(&same_revisions), [2, 1, 0]);
         // "d" written (Unknown), "f" deleted, "a", "c" and "g" created around what stays, and
         // "b" deleted and created again under a new allocation of its key.
         let b2 = key("b");

@@ -263,21 +263,31 @@ fn update_manager(ctx: &Ctx) -> String {
 /// gone are released by everyone. Client-supplied managedFields are ignored.
 /// `old`'s managedFields move to `new` when they stay as they are (a renewal), rather than
 /// being copied.
-pub fn record_update(ctx: &Ctx, new: &mut Value, mut old: Option<&mut Value>) {
-    if let Some(old) = old.as_deref_mut()
-        && let Some(kept) = renewed_entries(ctx, new, old)
-    {
-        object::meta_mut(new).insert("managedFields".into(), kept);
+pub fn record_update(ctx: &Ctx, new: &mut Value, old: Option<&mut Value>) {
+    // Only the paths that differ are walked out of the two objects: a write that changes a
+    // few fields of a large object (an agent's status) costs those fields, not every leaf.
+    let mut difference = Difference::default();
+    diff(ctx, old.as_deref(), Some(new), &mut Vec::new(), &mut difference);
+    if let Some(kept) = old.as_deref().and_then(|o| kept_entries(ctx, &difference, o)) {
+        // Moved to `new` rather than copied: `old` is given up to this write.
+        let mut entries = old.map_or(Value::Null, |o| o["metadata"]["managedFields"].take());
+        if let Kept::Renewed(i) = kept
+            && let Some(entry) = entries.get_mut(i).and_then(Value::as_object_mut)
+        {
+            entry.insert("time".into(), faros_api::meta::now_rfc3339().into());
+        }
+        object::meta_mut(new).insert("managedFields".into(), entries);
         return;
     }
+    let owned = |paths: &[Vec<&str>]| -> FieldSet {
+        paths
+            .iter()
+            .map(|p| p.iter().map(|k| (*k).to_string()).collect())
+            .collect()
+    };
+    let changed = owned(&difference.changed);
+    let gone = owned(&difference.gone);
     let old = old.as_deref();
-    let old_leaves = old.map(|o| leaves(ctx, o)).unwrap_or_default();
-    let new_leaves = leaves(ctx, new);
-    let changed: FieldSet = new_leaves
-        .iter()
-        .filter(|p| old.is_none_or(|o| get(o, p) != get(new, p)))
-        .cloned()
-        .collect();
     let mut list = old.map(entries).unwrap_or_default();
     let manager = update_manager(ctx);
     let sub = subresource(ctx);
@@ -289,11 +299,10 @@ pub fn record_update(ctx: &Ctx, new: &mut Value, mut old: Option<&mut Value>) {
     let mut regrouped = false;
     for (i, entry) in list.iter_mut().enumerate() {
         let before = entry.fields.len();
-        entry.fields.retain(|p| {
-            let gone = old_leaves.contains(p) && !new_leaves.iter().any(|q| overlaps(p, q));
-            // The manager's own entry keeps what it changed: it takes those paths anyway.
-            !gone && (Some(i) == mine || !changed.contains(p))
-        });
+        // The manager's own entry keeps what it changed: it takes those paths anyway.
+        entry
+            .fields
+            .retain(|p| !gone.contains(p) && (Some(i) == mine || !changed.contains(p)));
         regrouped |= entry.fields.len() != before;
     }
     let api_version = ctx.kind.api_version();
@@ -342,12 +351,13 @@ pub fn record_update(ctx: &Ctx, new: &mut Value, mut old: Option<&mut Value>) {
     store_entries(new, list);
 }
 
-/// What a write changed, leaf by leaf (see [`leaves`]): the paths whose value is new
-/// (borrowed from the objects), and whether `old` had a path nothing in `new` overlaps.
+/// What a write changed, leaf by leaf (see [`leaves`]), with paths borrowed from the
+/// objects: the paths whose value is new, and the leaves of `old` that no leaf of `new`
+/// overlaps (removed, or replaced by a map with nothing in scope below).
 #[derive(Default)]
 struct Difference<'a> {
     changed: Vec<Vec<&'a str>>,
-    gone: bool,
+    gone: Vec<Vec<&'a str>>,
 }
 
 /// Walks `old` and `new` side by side, keeping only the paths that differ: a write that
@@ -385,7 +395,7 @@ fn diff<'a>(
             }
             // An old leaf under new fields stays unless none of them is in scope.
             if old.is_some() && !any && in_scope(ctx, path) {
-                out.gone = true;
+                out.gone.push(path.clone());
             }
             any
         }
@@ -408,23 +418,26 @@ fn diff<'a>(
                 out.changed.push(path.clone());
             }
             if old.is_some() && !leaf && in_scope(ctx, path) {
-                out.gone = true;
+                out.gone.push(path.clone());
             }
             leaf
         }
     }
 }
 
+/// Entries a write leaves as stored: all of them, or all with one manager's time new.
+enum Kept {
+    AsStored,
+    Renewed(usize),
+}
+
 /// The common non-apply write, a heartbeat above all: the manager changed only fields it
 /// already owns and nobody else does, and removed none. Every entry then stays as stored
 /// and only the manager's time is new, which is what the full computation in
-/// [`record_update`] yields, found without decoding any entry's field set. The entries are
-/// taken out of `old`, not copied. None (and `old` as it was) when the write is anything
-/// else.
-fn renewed_entries(ctx: &Ctx, new: &Value, old: &mut Value) -> Option<Value> {
-    let mut difference = Difference::default();
-    diff(ctx, Some(old), Some(new), &mut Vec::new(), &mut difference);
-    if difference.gone {
+/// [`record_update`] yields, found without decoding any entry's field set. None when the
+/// write is anything else.
+fn kept_entries(ctx: &Ctx, difference: &Difference<'_>, old: &Value) -> Option<Kept> {
+    if !difference.gone.is_empty() {
         return None;
     }
     let stored = old["metadata"]["managedFields"].as_array()?;
@@ -433,7 +446,7 @@ fn renewed_entries(ctx: &Ctx, new: &Value, old: &mut Value) -> Option<Value> {
         return None;
     }
     if difference.changed.is_empty() {
-        return Some(old["metadata"]["managedFields"].take());
+        return Some(Kept::AsStored);
     }
     let manager = update_manager(ctx);
     let sub = subresource(ctx);
@@ -451,14 +464,7 @@ fn renewed_entries(ctx: &Ctx, new: &Value, old: &mut Value) -> Option<Value> {
             .enumerate()
             .all(|(i, e)| owns(&e["fieldsV1"], path) == (i == mine))
     });
-    if !unchanged_sets {
-        return None;
-    }
-    let mut kept = old["metadata"]["managedFields"].take();
-    if let Some(entry) = kept.get_mut(mine).and_then(Value::as_object_mut) {
-        entry.insert("time".into(), faros_api::meta::now_rfc3339().into());
-    }
-    Some(kept)
+    unchanged_sets.then_some(Kept::Renewed(mine))
 }
 
 fn merge_into(target: &mut Value, config: &Value) {
@@ -764,6 +770,34 @@ mod tests {
         // Its owner changing it again keeps every set as it was, and the entries' order.
         let renewed = write(Method::PUT, "one", json!({"a": "5", "c": "3"}), Some(&rv(&moved))).await;
         assert_eq!(owners(&renewed), owners(&moved));
+
+        // A map removed as a whole is released field by field, by every manager, while the
+        // writer takes what it changed beside it.
+        let mut labelled = renewed.clone();
+        labelled["metadata"]["labels"] = json!({"x": "1", "y": "2"});
+        let (code, labelled) = hub
+            .admin(Method::PUT, &format!("{path}/cm?fieldManager=one"), Some(labelled))
+            .await;
+        assert!(code.is_success(), "{labelled}");
+        assert_eq!(
+            owners(&labelled),
+            vec![
+                ("two".to_string(), vec!["data.a".to_string()]),
+                (
+                    "one".to_string(),
+                    vec![
+                        "data.c".to_string(),
+                        "metadata.labels.x".to_string(),
+                        "metadata.labels.y".to_string()
+                    ]
+                ),
+            ]
+        );
+        let unlabelled = write(Method::PUT, "two", json!({"a": "5", "c": "4"}), Some(&rv(&labelled))).await;
+        assert_eq!(
+            owners(&unlabelled),
+            vec![("two".to_string(), vec!["data.a".to_string(), "data.c".to_string()])]
+        );
     }
 
     /// Whether an entry owns a path reads its FieldsV1 as decoding the whole set does,

@@ -206,10 +206,6 @@ pub struct Partial<R, Spec = serde::de::IgnoredAny, Status = serde::de::IgnoredA
     kind: std::marker::PhantomData<fn() -> (R, Labels)>,
 }
 
-/// An object of kind `R` of which only the metadata is decoded: for watches that only need to
-/// know which object changed.
-pub type MetadataOf<R> = Partial<R>;
-
 impl<R, Spec: Clone, Status: Clone, Labels> Clone for Partial<R, Spec, Status, Labels> {
     fn clone(&self) -> Self {
         Partial {
@@ -364,6 +360,33 @@ where
     K: Send + Sync + 'static,
     R: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
 {
+    watch_related(concerns, None)
+}
+
+/// [`related`] for a kind most of whose writes change nothing the controller decides on (an
+/// Agent's status reports, to the scheduler): `fingerprint` hashes what it does decide on,
+/// and a change that leaves the fingerprint as it was requeues nothing. Deletions requeue
+/// as in [`related`]; after a relist, when deletions may have gone unseen, every object is
+/// requeued.
+pub fn related_by<K, R>(
+    fingerprint: fn(&R) -> u64,
+    concerns: impl Fn(&R, &K) -> bool + Send + Sync + 'static,
+) -> Related<K>
+where
+    K: Send + Sync + 'static,
+    R: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    watch_related(concerns, Some(fingerprint))
+}
+
+fn watch_related<K, R>(
+    concerns: impl Fn(&R, &K) -> bool + Send + Sync + 'static,
+    fingerprint: Option<fn(&R) -> u64>,
+) -> Related<K>
+where
+    K: Send + Sync + 'static,
+    R: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+{
     Box::new(move |wildcard: Client, requeue: Requeue<K>| {
         Box::pin(async move {
             let api: Api<R> = Api::all(wildcard);
@@ -371,16 +394,46 @@ where
                 .default_backoff()
                 .boxed();
             let mut listed = false;
+            // The last fingerprint of each object, when there is a fingerprint.
+            let mut seen: HashMap<Key, u64> = HashMap::new();
             while let Some(event) = events.next().await {
                 match event {
-                    Ok(Event::Apply(r) | Event::Delete(r)) => requeue.matching(|k| concerns(&r, k)),
-                    Ok(Event::InitApply(r)) if listed => requeue.matching(|k| concerns(&r, k)),
-                    Ok(Event::InitDone) => listed = true,
-                    Ok(_) | Err(_) => {}
+                    Ok(Event::Apply(r)) => {
+                        if remember(&mut seen, fingerprint, &r) {
+                            requeue.matching(|k| concerns(&r, k));
+                        }
+                    }
+                    Ok(Event::Delete(r)) => {
+                        seen.remove(&Key::of(&r));
+                        requeue.matching(|k| concerns(&r, k));
+                    }
+                    Ok(Event::Init) => seen.clear(),
+                    Ok(Event::InitApply(r)) => {
+                        remember(&mut seen, fingerprint, &r);
+                        if listed && fingerprint.is_none() {
+                            requeue.matching(|k| concerns(&r, k));
+                        }
+                    }
+                    Ok(Event::InitDone) => {
+                        if listed && fingerprint.is_some() {
+                            requeue.matching(|_| true);
+                        }
+                        listed = true;
+                    }
+                    Err(_) => {}
                 }
             }
         })
     })
+}
+
+/// Records `r`'s fingerprint in `seen`; true when it is new or changed (always, without one).
+fn remember<R: Resource>(seen: &mut HashMap<Key, u64>, fingerprint: Option<fn(&R) -> u64>, r: &R) -> bool {
+    let Some(fingerprint) = fingerprint else {
+        return true;
+    };
+    let print = fingerprint(r);
+    seen.insert(Key::of(r), print) != Some(print)
 }
 
 /// [`run`], also requeueing objects when the `related` kinds change.
@@ -599,11 +652,11 @@ mod tests {
     use faros_api::apis::{APIBindingStatus, PermissionClaim};
 
     #[test]
-    fn metadata_of_a_kind_is_served_as_that_kind() {
+    fn a_partial_object_is_served_as_its_kind() {
         use faros_api::edge::Agent;
-        assert_eq!(MetadataOf::<Agent>::plural(&()), "agents");
-        assert_eq!(MetadataOf::<Agent>::api_version(&()), Agent::api_version(&()));
-        let url = MetadataOf::<Agent>::url_path(&(), Some("default"));
+        assert_eq!(Partial::<Agent>::plural(&()), "agents");
+        assert_eq!(Partial::<Agent>::api_version(&()), Agent::api_version(&()));
+        let url = Partial::<Agent>::url_path(&(), Some("default"));
         assert_eq!(url, Agent::url_path(&(), Some("default")));
         let agent = serde_json::json!({
             "apiVersion": "edge.faros.sh/v1alpha1",
@@ -611,7 +664,7 @@ mod tests {
             "metadata": {"name": "dev-1", "namespace": "default", "labels": {"site": "a"}},
             "status": {"device": {"hostname": "dev-1"}}
         });
-        let read: MetadataOf<Agent> = serde_json::from_value(agent).unwrap();
+        let read: Partial<Agent> = serde_json::from_value(agent).unwrap();
         assert_eq!(read.meta().name.as_deref(), Some("dev-1"));
         assert_eq!(read.meta().namespace.as_deref(), Some("default"));
         assert!(read.meta().labels.is_none(), "labels are kept only when asked for");

@@ -4,13 +4,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
-use faros_api::conditions;
 use faros_api::edge::{Agent, reasons as edge_reasons};
 use faros_api::workloads::{
-    Placement, PlacementPhase, PlacementStrategy, Quantity, Resources, SchedulingPolicy, Workload,
+    Placement, PlacementPhase, PlacementStrategy, Quantity, ResourceList, Resources, SchedulingPolicy, Workload,
 };
+use faros_api::{Condition, conditions};
+
+use crate::runtime::Partial;
 
 /// Why an agent the selector picks does not get a new placement.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +123,47 @@ fn readiness(agent: &Agent) -> Result<(), (Option<String>, Option<jiff::Timestam
         )),
         None => Err((None, None)),
     }
+}
+
+/// An Agent as the scheduler's watch decodes it: what [`plan`] reads of an agent (labels,
+/// deletion, cordon, the `Ready` condition, allocatable resources, runtimes) and nothing of
+/// the device facts and reports that make up most of its status.
+pub(crate) type AgentInputs = Partial<Agent, InputSpec, InputStatus, BTreeMap<String, String>>;
+
+#[derive(Clone, Debug, serde::Deserialize)]
+pub(crate) struct InputSpec {
+    #[serde(default)]
+    unschedulable: bool,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+pub(crate) struct InputStatus {
+    #[serde(default)]
+    conditions: Vec<Condition>,
+    #[serde(default)]
+    allocatable: ResourceList,
+    #[serde(default)]
+    runtimes: Vec<String>,
+}
+
+/// A hash of what [`plan`] reads of an agent. An agent's status reports mostly change none
+/// of it (the time of a report, device facts, what it runs), and a report that leaves it as
+/// it was need not make the scheduler look at the namespace's workloads again.
+pub(crate) fn fingerprint(agent: &AgentInputs) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    agent.metadata.labels.hash(&mut hasher);
+    agent.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    agent.spec.as_ref().is_some_and(|s| s.unschedulable).hash(&mut hasher);
+    if let Some(status) = &agent.status {
+        conditions::find(&status.conditions, edge_reasons::READY)
+            .map(|c| (&c.status, &c.last_transition_time))
+            .hash(&mut hasher);
+        [&status.allocatable.cpu, &status.allocatable.memory]
+            .map(|q| q.as_ref().map(|q| &q.0))
+            .hash(&mut hasher);
+        status.runtimes.hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 fn allocatable(agent: &Agent) -> Option<Resources> {
@@ -394,6 +438,50 @@ pub(crate) mod tests {
             ..Default::default()
         });
         a
+    }
+
+    /// Status reports that change nothing `plan` reads keep an agent's fingerprint; a change
+    /// to any of its inputs changes it.
+    #[test]
+    fn the_fingerprint_follows_what_plan_reads() {
+        let print = |a: &Agent| fingerprint(&serde_json::from_value(serde_json::to_value(a).unwrap()).unwrap());
+        let base = agent("dev1", "north", &["podman"], "1", "1Gi");
+        let mut reported = base.clone();
+        let status = reported.status.as_mut().unwrap();
+        status.last_heartbeat_time = Some("2030-01-01T00:09:00Z".into());
+        status.workload_count = Some(3);
+        status.capacity.cpu = Some(Quantity("4".into()));
+        status.labels.insert("arch".into(), "arm64".into());
+        status.conditions[0].message = "still here".into();
+        status
+            .conditions
+            .push(Condition::new("Connected", true, "TunnelConnected", ""));
+        assert_eq!(print(&reported), print(&base));
+
+        let changes: [fn(&mut Agent); 7] = [
+            |a| {
+                a.metadata
+                    .labels
+                    .as_mut()
+                    .unwrap()
+                    .insert("site".into(), "south".into());
+            },
+            |a| {
+                a.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    NOW.parse().unwrap(),
+                ))
+            },
+            |a| a.spec.unschedulable = true,
+            |a| set_ready(a, "Unknown", "2030-01-01T00:05:00Z"),
+            |a| set_ready(a, "True", "2030-01-01T00:05:00Z"),
+            |a| a.status.as_mut().unwrap().allocatable.memory = Some(Quantity("2Gi".into())),
+            |a| a.status.as_mut().unwrap().runtimes.push("process".into()),
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut changed = base.clone();
+            change(&mut changed);
+            assert_ne!(print(&changed), print(&base), "change {i}");
+        }
     }
 
     pub(crate) fn set_ready(a: &mut Agent, status: &str, since: &str) {

@@ -45,8 +45,9 @@ pub(crate) async fn run(clusters: Clusters, eviction_timeout: Duration) {
         clusters,
         move |workload: Arc<Workload>, client: Client| reconcile(workload, client, eviction_timeout),
         vec![
-            // Every status report of the fleet comes by; which agent it was is all that counts.
-            runtime::related::<Workload, runtime::MetadataOf<Agent>>(same_namespace),
+            // Every status report of the fleet comes by; only those that change what a pass
+            // decides on requeue the namespace's workloads (each pass lists its agents).
+            runtime::related_by::<Workload, choose::AgentInputs>(choose::fingerprint, same_namespace),
             runtime::related::<Workload, Placement>(|placement, workload| {
                 same_namespace(placement, workload)
                     && workload.metadata.name.as_deref() == Some(placement.spec.workload.as_str())

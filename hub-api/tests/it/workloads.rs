@@ -435,3 +435,96 @@ fn pod_streams_are_authorized_each_on_its_own() {
     let listed = ok(&other, &["get", "pods", "-o", "name"], None);
     assert!(listed.trim().is_empty(), "{listed}");
 }
+
+/// The scheduler's passes over its workloads, from the hub's metrics.
+fn scheduler_passes(hub: &TestHub) -> u64 {
+    let text = ok(&hub.kubeconfig(), &["get", "--raw", "/metrics"], None);
+    text.lines()
+        .find_map(|l| l.strip_prefix(r#"faros_controller_reconcile_duration_seconds_count{controller="scheduler"} "#))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An agent's status reports that change nothing the scheduler places by (the report's time,
+/// a condition's message, device facts) do not make it look at the namespace's workloads
+/// again; a new label does, once.
+#[test]
+fn the_scheduler_looks_again_only_when_what_it_places_by_changes() {
+    let hub = TestHub::start(HUB);
+    let tenant = ready_workspace(&hub, "plant", "faros");
+    ok(
+        &tenant,
+        &["create", "-f", "-"],
+        Some(
+            "apiVersion: edge.faros.sh/v1alpha1\nkind: Agent\nmetadata: {name: a1, namespace: default, labels: {site: north}}\nspec: {}\n",
+        ),
+    );
+    let report = |at: &str, message: &str| {
+        let status = serde_json::json!({"status": {
+            "conditions": [{"type": "Ready", "status": "True", "reason": "AgentReady", "message": message,
+                            "lastTransitionTime": "2030-01-01T00:00:00Z"}],
+            "lastHeartbeatTime": at,
+            "runtimes": ["podman"],
+            "device": {"hostname": format!("a1-{message}")},
+        }});
+        ok(
+            &tenant,
+            &[
+                "patch",
+                "agent",
+                "a1",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &status.to_string(),
+            ],
+            None,
+        );
+    };
+    report("2030-01-01T00:00:00Z", "first");
+    ok(
+        &tenant,
+        &["create", "-f", "-"],
+        Some(
+            "apiVersion: edge.faros.sh/v1alpha1\nkind: Workload\nmetadata: {name: web, namespace: default}\nspec:\n  selector: {matchLabels: {site: north}}\n  template:\n    containers: [{name: web, image: localhost/demo:1}]\n",
+        ),
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            !ok(&tenant, &["get", "placements", "-o", "name"], None)
+                .trim()
+                .is_empty()
+        }),
+        "the workload is placed on a1"
+    );
+    // Settled: no pass for a while.
+    let mut settled = scheduler_passes(&hub);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            std::thread::sleep(Duration::from_millis(1500));
+            let now = scheduler_passes(&hub);
+            std::mem::replace(&mut settled, now) == now
+        }),
+        "the scheduler settled"
+    );
+    assert!(settled > 0, "the scheduler's passes are counted");
+
+    // Five reports, apart enough that each would have been a pass of its own.
+    for i in 1..=5 {
+        report(&format!("2030-01-01T00:0{i}:00Z"), &format!("report-{i}"));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // A label the selector does not read is still an input: one pass, after the reports
+    // (the watch delivers them in order).
+    ok(&tenant, &["label", "agent", "a1", "note=x"], None);
+    assert!(
+        eventually(Duration::from_secs(30), || scheduler_passes(&hub) > settled),
+        "the label requeued the workload"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        scheduler_passes(&hub),
+        settled + 1,
+        "one pass for the label, none for the five reports"
+    );
+}

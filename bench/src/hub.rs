@@ -295,6 +295,22 @@ pub fn parse_port(line: &str) -> Option<u16> {
     url.trim_end_matches(';').rsplit(':').next()?.parse().ok()
 }
 
+/// The hub's metrics (`/metrics`, read with `client`'s credentials), as `name{labels}` → value.
+pub async fn scrape(client: &kube::Client) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await
+        .context("scraping /metrics")?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::{cpu_time, parse_port, strip_ansi};

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use faros_bench::fleet::fleet_workspace;
-use faros_bench::hub::{HubProcess, SpawnOptions, cpu_time, memory_of};
+use faros_bench::hub::{HubProcess, SpawnOptions, cpu_time, memory_of, scrape};
 use faros_bench::machine::Machine;
 
 #[derive(Parser)]
@@ -66,22 +66,6 @@ struct Run {
     renewals: Vec<(f64, f64)>,
     renewals_counted: f64,
     unknown_after_kill: Duration,
-}
-
-/// The hub's metrics, as name{labels} → value.
-async fn scrape(client: &kube::Client) -> anyhow::Result<BTreeMap<String, f64>> {
-    let text = client
-        .request_text(http::Request::get("/metrics").body(Vec::new())?)
-        .await
-        .context("scraping /metrics")?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
-        })
-        .collect())
 }
 
 fn agents_with(metrics: &BTreeMap<String, f64>, ready: &str) -> usize {

@@ -6,8 +6,9 @@
 //! until every Placement reports Running, the hub's CPU and RSS during the rollout, the
 //! writes per second (the growth of the store's resourceVersion, one per write), and what a
 //! per-device view costs with N placements in the namespace (`kubectl faros workload list
-//! --agent X` and the label-selected list under it). Finally it deletes the Workload and
-//! times until every placement is gone.
+//! --agent X` and the label-selected list under it), and then, with every placement
+//! Running, the hub's CPU and the scheduler's passes over the 40 s that hold the agents'
+//! five-minute status reports. Finally it deletes the Workload and times until every placement is gone.
 //!
 //! Usage: `workload-bench --agents 10000` after `cargo build --release -p hub-api -p
 //! edge-agent -p kubectl-faros -p faros-bench`.
@@ -19,7 +20,7 @@ use clap::Parser;
 use faros_api::edge::Agent;
 use faros_api::workloads::{Placement, PlacementPhase, Workload};
 use faros_bench::fleet::{fleet_workspace, has_condition, wait_for};
-use faros_bench::hub::{CpuMeter, HubProcess, SpawnOptions};
+use faros_bench::hub::{CpuMeter, HubProcess, SpawnOptions, scrape};
 use faros_bench::stats::Summary;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
@@ -177,6 +178,26 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
+    // Steady state with every placement Running: the agents go on reporting, and the
+    // scheduler is to look at the workload again only when something it decides on changes.
+    let passes = |metrics: &std::collections::BTreeMap<String, f64>| {
+        metrics
+            .get("faros_controller_reconcile_duration_seconds_count{controller=\"scheduler\"}")
+            .copied()
+            .unwrap_or(0.0)
+    };
+    // The window holds the agents' periodic reports: each reports its status 270-300 s
+    // after its last status write, which for every agent came with its placement.
+    let reports_due = rollout_began + rollout + Duration::from_secs(270);
+    tokio::time::sleep_until(reports_due.into()).await;
+    let passes_before = passes(&scrape(&admin).await?);
+    let meter = CpuMeter::start(hub.pid);
+    let placed_began = Instant::now();
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let placed = meter.stop();
+    let placed_passes = passes(&scrape(&admin).await?) - passes_before;
+    let placed_window = placed_began.elapsed().as_secs_f64();
+
     // Removal.
     let removal_began = Instant::now();
     workloads.delete("bench", &DeleteParams::default()).await?;
@@ -204,6 +225,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "| hub CPU, steady state before / during the rollout | {:.2} / {:.2} cores (simulator and bench not counted) |",
         idle.hub, busy.hub
+    );
+    println!(
+        "| with every Placement Running, over {placed_window:.0} s holding the agents' five-minute status reports: hub CPU, scheduler passes | {:.2} cores, {placed_passes:.0} |",
+        placed.hub
     );
     println!(
         "| hub RSS before / peak / after the rollout | {:.0} / {:.0} / {:.0} MiB |",

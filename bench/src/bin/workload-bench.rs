@@ -8,7 +8,8 @@
 //! per-device view costs with N placements in the namespace (`kubectl faros workload list
 //! --agent X` and the label-selected list under it), and then, with every placement
 //! Running, the hub's CPU and the scheduler's passes over the 40 s that hold the agents'
-//! five-minute status reports. Finally it deletes the Workload and times until every placement is gone.
+//! five-minute status reports. Finally it deletes the Workload and times until every
+//! placement is gone.
 //!
 //! Usage: `workload-bench --agents 10000` after `cargo build --release -p hub-api -p
 //! edge-agent -p kubectl-faros -p faros-bench`.

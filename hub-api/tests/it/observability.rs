@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::auth_support::*;
-use crate::common::{HUB, TestDir, TestHub, eventually, ready_workspace};
+use crate::common::{HUB, TestDir, TestHub, eventually, ready_workspace, reconciles};
 use faros_testkit::prometheus::{Prometheus, Target};
 
 /// A monitoring system's token, an ordinary user's and an administrator's.
@@ -730,11 +730,10 @@ fn controllers_apart_serve_their_metrics_and_health() {
     ready_workspace(&hub, "reconciled", "universal");
     let (status, text) = get("/metrics");
     assert_eq!(status, 200, "{text}");
-    let reconciles = text
-        .lines()
-        .find_map(|l| l.strip_prefix(r#"faros_controller_reconcile_duration_seconds_count{controller="workspace"} "#))
-        .and_then(|n| n.parse::<u64>().ok());
-    assert!(reconciles.is_some_and(|n| n > 0), "no workspace reconciles in:\n{text}");
+    assert!(
+        reconciles(&text, "workspace").is_some_and(|n| n > 0),
+        "no workspace reconciles in:\n{text}"
+    );
     for series in [
         "faros_controllers_running 1",
         "faros_controller_queue_depth{controller=\"workspace\"} ",

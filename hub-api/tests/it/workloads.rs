@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::{HUB, TestHub, eventually, get_json, kubectl_with, ready_workspace};
+use crate::common::{HUB, TestHub, eventually, get_json, kubectl_with, ready_workspace, reconciles};
 
 const KUBECTL: &str = "1.32";
 
@@ -438,11 +438,7 @@ fn pod_streams_are_authorized_each_on_its_own() {
 
 /// The scheduler's passes over its workloads, from the hub's metrics.
 fn scheduler_passes(hub: &TestHub) -> u64 {
-    let text = ok(&hub.kubeconfig(), &["get", "--raw", "/metrics"], None);
-    text.lines()
-        .find_map(|l| l.strip_prefix(r#"faros_controller_reconcile_duration_seconds_count{controller="scheduler"} "#))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    reconciles(&ok(&hub.kubeconfig(), &["get", "--raw", "/metrics"], None), "scheduler").unwrap_or(0)
 }
 
 /// An agent's status reports that change nothing the scheduler places by (the report's time,

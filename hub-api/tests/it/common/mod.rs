@@ -46,6 +46,16 @@ pub fn kubectl_with(kubeconfig: &Path, version: &str, args: &[&str], stdin: Opti
 
 pub use faros_testkit::eventually;
 
+/// A controller's reconciles so far, from a `/metrics` text of the hub or of `hub-api
+/// controllers`.
+pub fn reconciles(metrics: &str, controller: &str) -> Option<u64> {
+    let series = format!("faros_controller_reconcile_duration_seconds_count{{controller=\"{controller}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|n| n.parse().ok())
+}
+
 pub fn sample(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../config/samples")

@@ -74,6 +74,12 @@ struct ReadyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    protocol: &'static str,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabels {
     controller: &'static str,
 }
@@ -105,6 +111,7 @@ pub(crate) struct Metrics {
     cache: CacheGauges,
     workspaces: Gauge,
     agents: Family<ReadyLabels, Gauge>,
+    pub(crate) connections: ConnectionGauges,
     /// Filled by the in-process controllers (`--all-in-one`).
     pub(crate) controllers: ControllerMetrics,
     /// One scrape at a time: each resets the counted gauges before filling them, and reads
@@ -250,6 +257,18 @@ impl Metrics {
             "Agents by the status of their Ready condition (Unknown when they have none)",
             agents.clone(),
         );
+        let connections = Family::<ConnectionLabels, Gauge>::default();
+        registry.register(
+            "faros_http_connections",
+            "Open client connections, by protocol and by whether they are serving or waiting idle for the next request",
+            connections.clone(),
+        );
+        let connection = |protocol, state| connections.get_or_create_owned(&ConnectionLabels { protocol, state });
+        let connections = ConnectionGauges {
+            http1_active: connection("HTTP/1.1", "active"),
+            http1_idle: connection("HTTP/1.1", "idle"),
+            http2_active: connection("HTTP/2", "active"),
+        };
         let controllers = ControllerMetrics::register(&mut registry);
         Metrics {
             registry,
@@ -266,6 +285,7 @@ impl Metrics {
             cache,
             workspaces,
             agents,
+            connections,
             controllers,
             scrape: Mutex::new(ReadySeen::default()),
         }
@@ -421,6 +441,35 @@ impl CommitObserver for Metrics {
         if let Some(sync) = commit.sync {
             self.fsync_durations.observe(sync.as_secs_f64());
         }
+    }
+}
+
+/// The server's connections. An HTTP/1.1 connection is idle while it waits for its client's
+/// next request without hyper's buffers; an HTTP/2 one is always active.
+#[derive(Clone)]
+pub(crate) struct ConnectionGauges {
+    http1_active: Gauge,
+    http1_idle: Gauge,
+    http2_active: Gauge,
+}
+
+impl ConnectionGauges {
+    pub(crate) fn http1_active(&self) -> GaugeGuard {
+        GaugeGuard::inc(self.http1_active.clone())
+    }
+
+    pub(crate) fn http1_idle(&self) -> GaugeGuard {
+        GaugeGuard::inc(self.http1_idle.clone())
+    }
+
+    pub(crate) fn http2_active(&self) -> GaugeGuard {
+        GaugeGuard::inc(self.http2_active.clone())
+    }
+
+    /// HTTP/1.1 connections active and idle.
+    #[cfg(test)]
+    pub(crate) fn http1(&self) -> (i64, i64) {
+        (self.http1_active.get(), self.http1_idle.get())
     }
 }
 

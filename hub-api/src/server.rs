@@ -1,6 +1,6 @@
-//! The TLS listener: rustls handshakes, HTTP/1.1 and HTTP/2 on each connection, the
-//! client-certificate identity attached to every request, and graceful shutdown (stop
-//! accepting, let in-flight requests finish, end watches).
+//! The TLS listener: rustls handshakes, HTTP/1.1 or HTTP/2 on each connection as ALPN
+//! agreed, the client-certificate identity attached to every request, and graceful shutdown
+//! (stop accepting, let in-flight requests finish, end watches).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,14 +9,17 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::auth::PeerIdentity;
+use crate::metrics::ConnectionGauges;
 use write_batching::BatchedWrites;
 
+mod http1;
+pub(crate) mod upgrade;
 mod write_batching;
 
 /// How long in-flight requests may take to finish once shutdown begins.
@@ -38,14 +41,18 @@ const PING_AFTER: Duration = Duration::from_secs(15);
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown` resolves.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
+    gauges: ConnectionGauges,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
+    // Turned true to ask every connection to finish; closed once every connection has.
+    let (stop, stopping) = watch::channel(false);
+    let http1 = Arc::new(hyper::server::conn::http1::Builder::new());
+    // HTTP/2 through hyper-util's builder, which also reads the preface a client sends.
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http2()
@@ -81,32 +88,70 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let router = router.clone();
         let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let http1 = http1.clone();
+        let gauges = gauges.clone();
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
+            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+            let tls = tokio::select! {
+                handshake = handshake => match handshake {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                // A handshake not done yet would hold the drain up.
+                () = stopped(&mut stopping) => return,
             };
             let identity = peer_identity(&tls, peer);
-            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+            let handle = move |mut request: http::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(identity.clone());
-                router.clone().oneshot(request.map(axum::body::Body::new))
+                let response = router.clone().oneshot(request.map(axum::body::Body::new));
+                async move {
+                    match response.await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
+                }
+            };
+            // HTTP/2 over TLS is agreed by ALPN (RFC 9113, section 3.2); anything else is
+            // HTTP/1.1.
+            if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                http1::serve(tls, handle, &http1, &gauges, stopping).await;
+                return;
+            }
+            let _active = gauges.http2_active();
+            let service = hyper::service::service_fn(move |request| {
+                let response = handle(request);
+                async move { Ok::<_, std::convert::Infallible>(response.await) }
             });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(BatchedWrites::new(tls, h2)), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(BatchedWrites::new(tls)), service);
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                () = stopped(&mut stopping) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "connection ended with error");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    drop(stopping);
+    let _ = stop.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, stop.closed()).await.is_err() {
         tracing::warn!("some connections did not finish before the drain timeout");
     }
+}
+
+/// Resolves once the server asks its connections to finish (or is gone).
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 fn peer_identity(tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>, _peer: SocketAddr) -> PeerIdentity {

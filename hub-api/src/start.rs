@@ -271,10 +271,16 @@ pub async fn run(opts: StartOptions) -> anyhow::Result<()> {
     let router = apiserver::router(hub.clone());
     // Serving begins before the start-up objects exist, so that probes see the hub start;
     // other clients are asked to come back until they do.
-    let server = tokio::spawn(crate::server::serve(listener, tls, router, {
-        let mut rx = shutdown_rx.clone();
-        async move { crate::stopped(&mut rx).await }
-    }));
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        tls,
+        router,
+        hub.metrics.connections.clone(),
+        {
+            let mut rx = shutdown_rx.clone();
+            async move { crate::stopped(&mut rx).await }
+        },
+    ));
     crate::bootstrap::run(&hub, &trust_pem).await?;
     health.bootstrap_done();
     // Devices reconnect within a few seconds of a restart; only then is a stale

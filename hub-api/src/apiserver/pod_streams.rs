@@ -15,7 +15,6 @@ use faros_streaming::{ExecOptions, ExecOutcome, ExecSession, ExecUpgrade, PortFo
 use faros_tunnel::frames;
 use http::header;
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -197,7 +196,7 @@ async fn exec(hub: &Arc<Hub>, instance: Instance, parts: http::request::Parts, r
         Ok(upgrade) => upgrade,
         Err(refusal) => return Ok(refusal.into_response().into_response()),
     };
-    let on_upgrade = hyper::upgrade::on(&mut request);
+    let on_upgrade = crate::server::upgrade::on(&mut request);
     // The device starts the command before kubectl's connection is switched, so that an
     // agent that is away, or a command that cannot start, is a plain error response.
     let (tx, rx) = mpsc::channel::<Bytes>(FRAMES_IN_FLIGHT);
@@ -211,8 +210,8 @@ async fn exec(hub: &Arc<Hub>, instance: Instance, parts: http::request::Parts, r
     let hub = hub.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
-        let Ok(io) = on_upgrade.await else { return };
-        let Ok(session) = upgrade.accept(TokioIo::new(io), &options).await else {
+        let Some(io) = on_upgrade.await else { return };
+        let Ok(session) = upgrade.accept(io, &options).await else {
             return;
         };
         let (bytes_in, bytes_out, outcome) = relay_exec(session, tx, response.into_body()).await;
@@ -360,20 +359,20 @@ fn port_forward(
         Ok(upgrade) => upgrade,
         Err(refusal) => return Ok(refusal.into_response().into_response()),
     };
-    let on_upgrade = hyper::upgrade::on(&mut request);
+    let on_upgrade = crate::server::upgrade::on(&mut request);
     let switching = upgrade.response();
     let hub = hub.clone();
     let instance = Arc::new(instance);
     let record = Arc::new(record);
     tokio::spawn(async move {
-        let Ok(io) = on_upgrade.await else { return };
+        let Some(io) = on_upgrade.await else { return };
         let connect = move |port: u16| {
             let hub = hub.clone();
             let instance = instance.clone();
             let record = record.clone();
             async move { forward(hub, instance, record, port).await }
         };
-        upgrade.serve(TokioIo::new(io), connect).await;
+        upgrade.serve(io, connect).await;
     });
     Ok(switching.map(|()| Body::empty()))
 }

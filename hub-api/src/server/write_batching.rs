@@ -70,9 +70,8 @@ impl Wake for TurnOver {
 
 pub(crate) struct BatchedWrites<T> {
     inner: T,
-    /// How recent a flush makes the connection busy; none for HTTP/1.1, whose connection
-    /// has one response at a time to send and writes it in one vectored write already.
-    busy: Option<Duration>,
+    /// How recent a flush makes the connection busy.
+    busy: Duration,
     /// What is held until the next flush; no capacity while nothing is.
     batch: Vec<u8>,
     /// Writes since the last flush.
@@ -86,11 +85,10 @@ pub(crate) struct BatchedWrites<T> {
 }
 
 impl<T> BatchedWrites<T> {
-    /// `batched`: the connection speaks HTTP/2.
-    pub(crate) fn new(inner: T, batched: bool) -> BatchedWrites<T> {
+    pub(crate) fn new(inner: T) -> BatchedWrites<T> {
         BatchedWrites {
             inner,
-            busy: batched.then_some(BUSY),
+            busy: BUSY,
             batch: Vec::new(),
             writes: 0,
             sent_large: false,
@@ -112,8 +110,8 @@ impl<T> BatchedWrites<T> {
             Turn::Open
                 if small
                     && self.writes == 1
-                    && let (Some(busy), Some(at)) = (self.busy, self.flushed_at)
-                    && at.elapsed() < busy =>
+                    && let Some(at) = self.flushed_at
+                    && at.elapsed() < self.busy =>
             {
                 let turn_over = self.turn_over.get_or_insert_with(Arc::default);
                 turn_over.over.store(false, Ordering::Relaxed);
@@ -184,9 +182,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for BatchedWrites<T> {
 impl<T: AsyncWrite + Unpin> AsyncWrite for BatchedWrites<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if this.busy.is_none() {
-            return Pin::new(&mut this.inner).poll_write(cx, data);
-        }
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -218,13 +213,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BatchedWrites<T> {
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if self.busy.is_none() {
-            return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        }
         let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
         self.poll_write(cx, first)
     }
@@ -234,7 +226,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BatchedWrites<T> {
         // renewal's answer) into its buffer, beside the frames before it, and hands them
         // over together; a vectored writer gets every frame over 256 bytes on its own, and
         // h2 takes no other frame until that one is written.
-        self.busy.is_none() && self.inner.is_write_vectored()
+        false
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -331,8 +323,8 @@ mod tests {
         /// An HTTP/2 connection that counts as busy for a minute after each flush, so
         /// that the test does not depend on its own speed.
         fn busy() -> Fixture {
-            let mut io = BatchedWrites::new(Recorder::default(), true);
-            io.busy = Some(Duration::from_secs(60));
+            let mut io = BatchedWrites::new(Recorder::default());
+            io.busy = Duration::from_secs(60);
             let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
             let waker = Waker::from(wakes.clone());
             Fixture { io, wakes, waker }
@@ -431,7 +423,7 @@ mod tests {
         assert_eq!(f.io.flushed_at, at);
 
         // Once the last flush is older than the window, a small batch goes at once again.
-        f.io.busy = Some(Duration::ZERO);
+        f.io.busy = Duration::ZERO;
         f.write(b"f");
         assert_eq!(f.flush(), Poll::Ready(()));
         assert_eq!(f.written()[4], b"f".to_vec());
@@ -483,7 +475,7 @@ mod tests {
         );
         assert_eq!(f.io.batch.capacity(), 0, "the batch's memory is given back");
         f.write(b"tail");
-        f.io.busy = Some(Duration::ZERO);
+        f.io.busy = Duration::ZERO;
         assert_eq!(f.flush(), Poll::Ready(()));
         assert_eq!(f.written()[2], b"tail".to_vec());
 
@@ -533,17 +525,5 @@ mod tests {
         ));
         assert_eq!(f.written()[2], b"last".to_vec());
         assert!(f.io.inner.shut_down);
-    }
-
-    /// An HTTP/1.1 connection passes every write straight through, vectored as it was.
-    #[test]
-    fn http1_writes_pass_through() {
-        let mut io = BatchedWrites::new(Recorder::default(), false);
-        assert!(io.is_write_vectored());
-        let mut cx = Context::from_waker(Waker::noop());
-        let sent = Pin::new(&mut io).poll_write_vectored(&mut cx, &[IoSlice::new(b"head"), IoSlice::new(b"body")]);
-        assert!(matches!(sent, Poll::Ready(Ok(8))));
-        assert_eq!(io.inner.writes, [b"headbody".to_vec()]);
-        assert!(io.batch.capacity() == 0 && io.flushed_at.is_none());
     }
 }

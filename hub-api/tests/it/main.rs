@@ -8,6 +8,7 @@ mod api_exports;
 mod auth_negative;
 mod backup;
 mod cli;
+mod connections;
 mod crd_rules;
 mod edge_controllers;
 mod errors;

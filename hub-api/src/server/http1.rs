@@ -1,0 +1,571 @@
+//! HTTP/1.1 connections, which hold hyper's buffers only while they serve.
+//!
+//! hyper keeps a read buffer (8 KiB reserved for the next request's head, and more after a
+//! request that needed it) and an 8 KiB header write buffer for as long as it serves a
+//! connection: two thirds of what an idle TLS connection costs the hub. Clients that keep
+//! their connection open between requests (kube-rs, the Python client, Prometheus between
+//! scrapes) would hold them for nothing.
+//!
+//! So hyper serves a connection only while it is in use. Once no request has been in flight
+//! for [`IDLE_AFTER`], and everything hyper wrote has been flushed, hyper is asked to end the
+//! connection, which it does at once when it is between requests; it hands back the stream,
+//! and whatever it had read of a next request, instead of shutting the stream down. The
+//! connection then waits for its client's next byte holding the TLS stream alone, and a fresh
+//! hyper connection serves it from that byte on. The client sees one keep-alive connection.
+//!
+//! hyper ends its part the same way when it has answered a request with 101: the stream then
+//! goes to the handler, through [`super::upgrade::on`].
+
+use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Request, Response, StatusCode, header};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use super::upgrade::{PendingUpgrade, Upgraded};
+use crate::metrics::ConnectionGauges;
+
+/// How long a connection stays with hyper after its last response was sent. Long enough
+/// that a client making requests one after another is served by one hyper connection; short
+/// enough that one polling every few seconds holds no buffers between its requests.
+const IDLE_AFTER: Duration = Duration::from_secs(2);
+
+/// Why hyper's part of a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ended {
+    /// The client closed its side, asked for the connection to close, or was switched to
+    /// another protocol.
+    Closed,
+    /// It was idle and gave its buffers up; the stream stays open.
+    Idle,
+    /// The server is shutting down.
+    Stopping,
+}
+
+/// Serves HTTP/1.1 on `stream` with `handle` until the client leaves or `stop` turns true.
+pub(crate) async fn serve<T, F, Fut>(
+    stream: T,
+    handle: F,
+    builder: &http1::Builder,
+    gauges: &ConnectionGauges,
+    mut stop: watch::Receiver<bool>,
+) where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + Unpin + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    let mut service = Tracked {
+        handle,
+        activity: activity.clone(),
+    };
+    let mut stream = Resumed {
+        inner: stream,
+        unread: Bytes::new(),
+        activity: activity.clone(),
+    };
+    loop {
+        let active = gauges.http1_active();
+        // Boxed, so that its buffers and state are given back while the connection is idle.
+        let mut conn = Box::new(builder.serve_connection(TokioIo::new(stream), service));
+        let ended = serve_until_idle(&mut conn, &activity, &mut stop).await;
+        let parts = conn.into_parts();
+        drop(active);
+        service = parts.service;
+        stream = parts.io.into_inner();
+        stream.unread = joined(parts.read_buf, std::mem::take(&mut stream.unread));
+        let upgrade = activity.upgrade.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(upgrade) = upgrade {
+            // hyper answered 101 and stopped: the rest of the stream is the new protocol's.
+            let _ = upgrade.send(Upgraded::new(stream));
+            return;
+        }
+        match ended {
+            Err(e) => {
+                tracing::debug!(error = %e, "connection ended with error");
+                return;
+            }
+            Ok(Ended::Closed | Ended::Stopping) => {
+                let _ = stream.shutdown().await;
+                return;
+            }
+            Ok(Ended::Idle) if !stream.unread.is_empty() => {}
+            Ok(Ended::Idle) => {
+                let _idle = gauges.http1_idle();
+                let mut first = [0u8; 1];
+                tokio::select! {
+                    read = stream.inner.read(&mut first) => match read {
+                        Ok(0) => {
+                            let _ = stream.shutdown().await;
+                            return;
+                        }
+                        Ok(_) => stream.unread = Bytes::copy_from_slice(&first),
+                        Err(_) => return,
+                    },
+                    () = super::stopped(&mut stop) => {
+                        let _ = stream.shutdown().await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Polls `conn` until it ends: on its own, or because it stayed idle or the server stops.
+async fn serve_until_idle<T, F, Fut>(
+    conn: &mut http1::Connection<TokioIo<Resumed<T>>, Tracked<F>>,
+    activity: &Activity,
+    stop: &mut watch::Receiver<bool>,
+) -> hyper::Result<Ended>
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + Unpin + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let idle = tokio::time::sleep(IDLE_AFTER);
+    tokio::pin!(idle);
+    let stopping = super::stopped(stop);
+    tokio::pin!(stopping);
+    let mut counted = None;
+    let mut asked = None;
+    poll_fn(|cx| {
+        loop {
+            if let Poll::Ready(result) = conn.poll_without_shutdown(cx) {
+                return Poll::Ready(result.map(|()| asked.unwrap_or(Ended::Closed)));
+            }
+            if asked.is_some() {
+                return Poll::Pending;
+            }
+            if stopping.as_mut().poll(cx).is_ready() {
+                asked = Some(Ended::Stopping);
+                Pin::new(&mut *conn).graceful_shutdown();
+                continue;
+            }
+            // Requests begin and finish inside hyper's poll, in this task: what the counts say
+            // now is what hyper is doing.
+            let counts = activity.counts();
+            if counts.0 != counts.1 {
+                return Poll::Pending;
+            }
+            if counted != Some(counts) {
+                counted = Some(counts);
+                idle.as_mut().reset(Instant::now() + IDLE_AFTER);
+            }
+            // A response still in hyper's write buffer (a client not reading) would be lost
+            // with it; the connection stays until it is flushed.
+            if activity.unflushed.load(Ordering::Relaxed) || idle.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // hyper, between requests, ends at once; a request's head half read stays in the
+            // read buffer it hands back.
+            asked = Some(Ended::Idle);
+            Pin::new(&mut *conn).graceful_shutdown();
+        }
+    })
+    .await
+}
+
+/// `first` followed by `then`, copied only when both hold something.
+fn joined(first: Bytes, then: Bytes) -> Bytes {
+    if then.is_empty() {
+        return first;
+    }
+    if first.is_empty() {
+        return then;
+    }
+    let mut both = BytesMut::with_capacity(first.len() + then.len());
+    both.extend_from_slice(&first);
+    both.extend_from_slice(&then);
+    both.freeze()
+}
+
+/// What hyper is doing with a connection, as its service and stream see it.
+#[derive(Default)]
+struct Activity {
+    /// Requests begun, and requests whose response is sent (or abandoned).
+    begun: AtomicU64,
+    finished: AtomicU64,
+    /// Whether the stream was written to since it was last flushed. hyper flushes the stream
+    /// only once its own write buffer is empty: when this is false, it holds nothing unsent.
+    unflushed: AtomicBool,
+    /// The request being answered asked to switch protocols: where its stream goes if the
+    /// answer is 101.
+    upgrade: Mutex<Option<oneshot::Sender<Upgraded>>>,
+}
+
+impl Activity {
+    fn counts(&self) -> (u64, u64) {
+        (
+            self.begun.load(Ordering::Relaxed),
+            self.finished.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Counts a request finished when dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.finished.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The hub's handler, counting requests in and out.
+struct Tracked<F> {
+    handle: F,
+    activity: Arc<Activity>,
+}
+
+impl<F, Fut> hyper::service::Service<Request<Incoming>> for Tracked<F>
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + Unpin + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    type Response = Response<CountedBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<CountedBody>, Infallible>> + Send>>;
+
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        self.activity.begun.fetch_add(1, Ordering::Relaxed);
+        let in_flight = InFlight(self.activity.clone());
+        if asks_to_switch(&request) {
+            let (sender, receiver) = oneshot::channel();
+            *self.activity.upgrade.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
+            request.extensions_mut().insert(PendingUpgrade::new(receiver));
+        }
+        let response = (self.handle)(request);
+        let activity = self.activity.clone();
+        Box::pin(async move {
+            let response = response.await;
+            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                activity.upgrade.lock().unwrap_or_else(|e| e.into_inner()).take();
+            }
+            Ok(response.map(|body| CountedBody {
+                body,
+                _in_flight: in_flight,
+            }))
+        })
+    }
+}
+
+/// Whether an HTTP/1.1 request asks to switch protocols, as hyper reads it.
+fn asks_to_switch<B>(request: &Request<B>) -> bool {
+    request.version() == http::Version::HTTP_11 && request.headers().contains_key(header::UPGRADE)
+}
+
+/// A response's body, its request counted finished when hyper is done with it.
+pub(crate) struct CountedBody {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for CountedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A connection's stream, what was read of it but not yet served in front, and its writes
+/// and flushes reported to the connection's [`Activity`].
+struct Resumed<T> {
+    inner: T,
+    unread: Bytes,
+    activity: Arc<Activity>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Resumed<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.unread.is_empty() {
+            let n = this.unread.len().min(buf.remaining());
+            buf.put_slice(&this.unread[..n]);
+            this.unread.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Resumed<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if !data.is_empty() {
+            this.activity.unflushed.store(true, Ordering::Relaxed);
+        }
+        Pin::new(&mut this.inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if data.iter().any(|slice| !slice.is_empty()) {
+            this.activity.unflushed.store(true, Ordering::Relaxed);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, data)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.inner).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            this.activity.unflushed.store(false, Ordering::Relaxed);
+        }
+        flushed
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::DuplexStream;
+
+    /// A connection served by [`serve`] over an in-memory pipe of `capacity` bytes each way,
+    /// answering `GET /big` with 256 KiB, a request asking to switch protocols with 101 (then
+    /// echoing what the client sends), and anything else with its own path.
+    struct Served {
+        client: DuplexStream,
+        gauges: ConnectionGauges,
+        stop: watch::Sender<bool>,
+        served: tokio::task::JoinHandle<()>,
+    }
+
+    const BIG: usize = 256 * 1024;
+
+    fn answer(mut request: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send + Unpin {
+        let response = if request.headers().contains_key(header::UPGRADE) {
+            let upgraded = super::super::upgrade::on(&mut request);
+            tokio::spawn(async move {
+                let mut stream = upgraded.await.expect("the connection is handed over");
+                let mut buf = [0u8; 64];
+                loop {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    stream.write_all(&buf[..n]).await.unwrap();
+                }
+            });
+            Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header(header::CONNECTION, "Upgrade")
+                .header(header::UPGRADE, "echo")
+                .body(Body::empty())
+                .unwrap()
+        } else if request.uri().path() == "/big" {
+            Response::new(Body::from(vec![b'x'; BIG]))
+        } else {
+            Response::new(Body::from(request.uri().path().to_owned()))
+        };
+        std::future::ready(response)
+    }
+
+    fn serve_one(capacity: usize) -> Served {
+        let (client, server) = tokio::io::duplex(capacity);
+        let gauges = crate::metrics::Metrics::new().connections.clone();
+        let (stop, stopping) = watch::channel(false);
+        let served = tokio::spawn({
+            let gauges = gauges.clone();
+            async move { serve(server, answer, &http1::Builder::new(), &gauges, stopping).await }
+        });
+        Served {
+            client,
+            gauges,
+            stop,
+            served,
+        }
+    }
+
+    /// Reads one response (with a `content-length`) and returns its head and body; nothing
+    /// may follow it.
+    async fn read_response(client: &mut DuplexStream) -> (String, Vec<u8>) {
+        let (head, body, after) = read_response_and_after(client).await;
+        assert!(after.is_empty(), "{} bytes after the response", after.len());
+        (head, body)
+    }
+
+    /// Reads one response (with a `content-length`) and returns its head, its body and what
+    /// came after it in the same reads.
+    async fn read_response_and_after(client: &mut DuplexStream) -> (String, Vec<u8>, Vec<u8>) {
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8(bytes[..end].to_vec()).unwrap();
+                let length = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .map_or(0, |n| n.parse::<usize>().unwrap());
+                if bytes.len() >= end + 4 + length {
+                    let body = bytes[end + 4..end + 4 + length].to_vec();
+                    return (head, body, bytes[end + 4 + length..].to_vec());
+                }
+            }
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed after {} bytes", bytes.len());
+            bytes.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    async fn get(client: &mut DuplexStream, path: &str) -> (String, Vec<u8>) {
+        client
+            .write_all(format!("GET {path} HTTP/1.1\r\nhost: hub\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        read_response(client).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_gives_hyper_up_and_serves_the_next_request_on_the_same_stream() {
+        let mut served = serve_one(64 * 1024);
+        let (head, body) = get(&mut served.client, "/first").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, b"/first");
+        assert_eq!(served.gauges.http1(), (1, 0), "served by hyper right after a request");
+
+        tokio::time::sleep(IDLE_AFTER + Duration::from_millis(100)).await;
+        assert_eq!(served.gauges.http1(), (0, 1), "idle without hyper");
+
+        let (head, body) = get(&mut served.client, "/second").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, b"/second");
+        assert_eq!(served.gauges.http1(), (1, 0));
+
+        drop(served.client);
+        served.served.await.unwrap();
+        assert_eq!(served.gauges.http1(), (0, 0), "nothing counted once the client left");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_head_half_sent_when_hyper_is_given_up_is_served_whole() {
+        let mut served = serve_one(64 * 1024);
+        served.client.write_all(b"GET /slow HTTP/1.1\r\nhost: h").await.unwrap();
+        tokio::time::sleep(3 * IDLE_AFTER).await;
+        served.client.write_all(b"ub\r\n\r\n").await.unwrap();
+        let (head, body) = read_response(&mut served.client).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, b"/slow");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_the_client_has_not_read_yet_is_kept_whole() {
+        // The pipe holds 8 KiB: most of the 256 KiB stays in hyper's write buffer, its body
+        // finished, while the client reads nothing for several idle periods.
+        let mut served = serve_one(8 * 1024);
+        served
+            .client
+            .write_all(b"GET /big HTTP/1.1\r\nhost: hub\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(5 * IDLE_AFTER).await;
+        assert_eq!(
+            served.gauges.http1(),
+            (1, 0),
+            "hyper keeps a connection with unsent bytes"
+        );
+        let (head, body) = read_response(&mut served.client).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, vec![b'x'; BIG]);
+        let (_, body) = get(&mut served.client, "/after").await;
+        assert_eq!(body, b"/after");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_switched_connection_goes_to_the_handler_with_what_followed_the_request() {
+        let mut served = serve_one(64 * 1024);
+        // A request served after the connection was idle, so that the switch is made by a
+        // hyper connection that resumed the stream.
+        let _ = get(&mut served.client, "/before").await;
+        tokio::time::sleep(2 * IDLE_AFTER).await;
+        served
+            .client
+            .write_all(b"GET /echo HTTP/1.1\r\nhost: hub\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\nearly")
+            .await
+            .unwrap();
+        let (head, _, mut echoed) = read_response_and_after(&mut served.client).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        while echoed.len() < 5 {
+            let mut more = [0u8; 5];
+            let n = served.client.read(&mut more).await.unwrap();
+            assert!(n > 0, "the handler echoes");
+            echoed.extend_from_slice(&more[..n]);
+        }
+        assert_eq!(echoed, b"early");
+        let mut echoed = [0u8; 5];
+        // Long after hyper would have given an idle connection up, the stream is the
+        // handler's.
+        tokio::time::sleep(3 * IDLE_AFTER).await;
+        served.client.write_all(b"later").await.unwrap();
+        served.client.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"later");
+        served.served.await.unwrap();
+        assert_eq!(
+            served.gauges.http1(),
+            (0, 0),
+            "a switched connection is no longer HTTP's"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopping_ends_an_idle_connection_and_lets_a_busy_one_finish_its_request() {
+        let mut idle = serve_one(64 * 1024);
+        let _ = get(&mut idle.client, "/").await;
+        tokio::time::sleep(2 * IDLE_AFTER).await;
+        idle.stop.send(true).unwrap();
+        idle.served.await.unwrap();
+        let mut rest = Vec::new();
+        idle.client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "closed with nothing more sent");
+
+        let mut busy = serve_one(8 * 1024);
+        busy.client
+            .write_all(b"GET /big HTTP/1.1\r\nhost: hub\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        busy.stop.send(true).unwrap();
+        let (_, body) = read_response(&mut busy.client).await;
+        assert_eq!(body.len(), BIG);
+        let mut rest = Vec::new();
+        busy.client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "closed once the response was sent");
+        busy.served.await.unwrap();
+    }
+}

@@ -21,7 +21,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use faros_bench::h2::Target;
-use faros_bench::hub::{HubProcess, SpawnOptions, memory_of};
+use faros_bench::hub::{HubProcess, SpawnOptions, memory_of, scrape};
 use faros_bench::machine::Machine;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
@@ -133,6 +133,9 @@ async fn open(target: &Target, kind: Kind) -> anyhow::Result<Held> {
 struct Reading {
     before_kib: u64,
     open_kib: u64,
+    /// HTTP/1.1 connections the hub counted idle (without their HTTP buffers) when the open
+    /// reading was taken; none from a hub that does not count them.
+    idle: Option<f64>,
     closed_kib: u64,
 }
 
@@ -159,6 +162,11 @@ async fn measure(args: &Args, kind: Kind) -> anyhow::Result<Reading> {
         .with_context(|| format!("opening {} connections", kind.name()))?;
     tokio::time::sleep(args.settle).await;
     let open_kib = memory_of(hub.pid)?.rss_kib;
+    // Read after the RSS: the scrape's own connection adds to what the hub holds.
+    let metrics = scrape(&hub.admin_client().await?).await?;
+    let idle = metrics
+        .get(r#"faros_http_connections{protocol="HTTP/1.1",state="idle"}"#)
+        .copied();
 
     drop(held);
     tokio::time::sleep(args.settle * 2).await;
@@ -166,6 +174,7 @@ async fn measure(args: &Args, kind: Kind) -> anyhow::Result<Reading> {
     Ok(Reading {
         before_kib,
         open_kib,
+        idle,
         closed_kib,
     })
 }
@@ -178,16 +187,19 @@ async fn main() -> anyhow::Result<()> {
         "# conn-bench: {} connections per kind; {}, {} cores, load average {}\n",
         args.connections, machine.cpu_model, machine.cores, machine.load_average
     );
-    println!("| connection | hub RSS before | with them open | per connection | after they closed |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| connection | hub RSS before | with them open | per connection | HTTP/1.1 idle then | after they closed |"
+    );
+    println!("|---|---|---|---|---|---|");
     for &kind in &args.kinds {
         let r = measure(&args, kind).await?;
         let per = (r.open_kib.saturating_sub(r.before_kib)) as f64 / args.connections as f64;
         println!(
-            "| {} | {:.1} MiB | {:.1} MiB | {per:.1} KiB | {:.1} MiB |",
+            "| {} | {:.1} MiB | {:.1} MiB | {per:.1} KiB | {} | {:.1} MiB |",
             kind.name(),
             r.before_kib as f64 / 1024.0,
             r.open_kib as f64 / 1024.0,
+            r.idle.map_or("–".to_string(), |n| n.to_string()),
             r.closed_kib as f64 / 1024.0,
         );
     }

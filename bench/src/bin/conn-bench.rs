@@ -4,7 +4,8 @@
 //! For each kind of connection a fresh release hub is started; the benchmark then opens
 //! `--connections` TLS connections to it (admin client certificate), makes one request on
 //! each, keeps them open and idle, and reads the hub's RSS before, with them open, and a few
-//! seconds after closing them all. Kinds:
+//! seconds after closing them all, and how many HTTP/1.1 connections the hub counted idle
+//! (held without their HTTP buffers) when it read them open. Kinds:
 //!
 //! - `h1`: HTTP/1.1 (how kube-rs connects), one `GET /version`, then an idle keep-alive
 //!   connection;

@@ -146,7 +146,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, mu
     };
     // HTTP/2 over TLS is agreed by ALPN (RFC 9113, section 3.2); anything else is HTTP/1.1.
     if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-        http1::serve(tls, handle, &shared.http1, &shared.gauges, stopping).await;
+        http1::serve(tls, peer, handle, &shared.http1, &shared.gauges, stopping).await;
         return;
     }
     let _active = shared.gauges.http2_active();

@@ -19,6 +19,7 @@
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,7 @@ enum Ended {
 /// Serves HTTP/1.1 on `stream` with `handle` until the client leaves or `stop` turns true.
 pub(crate) async fn serve<T, F, Fut>(
     stream: T,
+    peer: SocketAddr,
     handle: F,
     builder: &http1::Builder,
     gauges: &ConnectionGauges,
@@ -96,7 +98,7 @@ pub(crate) async fn serve<T, F, Fut>(
         }
         match ended {
             Err(e) => {
-                tracing::debug!(error = %e, "connection ended with error");
+                tracing::debug!(%peer, error = %e, "connection ended with error");
                 return;
             }
             Ok(Ended::Closed | Ended::Stopping) => {
@@ -403,7 +405,8 @@ mod tests {
         let (stop, stopping) = watch::channel(false);
         let served = tokio::spawn({
             let gauges = gauges.clone();
-            async move { serve(server, answer, &http1::Builder::new(), &gauges, stopping).await }
+            let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
+            async move { serve(server, peer, answer, &http1::Builder::new(), &gauges, stopping).await }
         });
         Served {
             client,

@@ -471,6 +471,12 @@ impl ConnectionGauges {
     pub(crate) fn http1(&self) -> (i64, i64) {
         (self.http1_active.get(), self.http1_idle.get())
     }
+
+    /// HTTP/2 connections open.
+    #[cfg(test)]
+    pub(crate) fn http2(&self) -> i64 {
+        self.http2_active.get()
+    }
 }
 
 /// Holds a gauge one higher until dropped.

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioExecutor;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -16,37 +15,26 @@ use tower::ServiceExt;
 
 use crate::auth::PeerIdentity;
 use crate::metrics::ConnectionGauges;
-use write_batching::BatchedWrites;
 
+mod activity;
 mod http1;
+mod http2;
 pub(crate) mod upgrade;
 mod write_batching;
 
 /// How long in-flight requests may take to finish once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
-/// Streams one HTTP/2 connection may have open at once (hyper's default, said here because
-/// the reset bound below follows it).
-const MAX_CONCURRENT_STREAMS: u32 = 200;
-/// What a client may send on one stream, and on the whole connection, before the hub reads
-/// it. A device's connection carries its Lease renewals beside its tunnel streams, whose
-/// readers (a `kubectl logs -f` whose user stopped reading) may stall: the connection's
-/// window is many streams' worth, so a stalled stream holds back only itself.
-const STREAM_WINDOW: u32 = 256 * 1024;
-const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
-/// An HTTP/2 connection that sent nothing for this long is PINGed, and closed if the answer
-/// takes longer than the timeout: a device whose network went silent loses its tunnel
-/// session (and the Agent its `Connected` condition) within half a minute. A device renews
-/// its Lease every 10 s on its connection, so a live one is rarely PINGed.
-const PING_AFTER: Duration = Duration::from_secs(15);
-const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may stay open with no request in flight before the hub closes it,
+/// as kube-apiserver does (and as long as Go's and kube-rs' clients keep theirs): what
+/// an idle client costs the hub is bounded in time as well as in size.
+const CLOSE_IDLE_AFTER: Duration = Duration::from_secs(90);
 
 /// What every connection's task shares.
 struct Shared {
     acceptor: TlsAcceptor,
     router: Router,
     http1: hyper::server::conn::http1::Builder,
-    /// HTTP/2 through hyper-util's builder, which also reads the preface a client sends.
-    http2: auto::Builder<TokioExecutor>,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
     gauges: ConnectionGauges,
 }
 
@@ -58,27 +46,11 @@ pub(crate) async fn serve(
     gauges: ConnectionGauges,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let mut http2 = auto::Builder::new(TokioExecutor::new());
-    http2
-        .http2()
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .timer(TokioTimer::new())
-        .keep_alive_interval(PING_AFTER)
-        .keep_alive_timeout(PING_TIMEOUT)
-        // One HTTP/2 connection may carry many clients' requests (client-go shares one per
-        // host; a proxy or the agent simulator carries a whole fleet's). h2 closes the
-        // connection, failing every request on it, once 20 streams the hub had not taken up
-        // yet are at once reset by the client: under load, ordinary client timeouts. The
-        // bound against a client that only opens and resets streams (the "rapid reset"
-        // attack) stays, at as many streams as the connection may have open.
-        .max_pending_accept_reset_streams(MAX_CONCURRENT_STREAMS as usize);
     let shared = Arc::new(Shared {
         acceptor: TlsAcceptor::from(tls),
         router,
-        http1: hyper::server::conn::http1::Builder::new(),
-        http2,
+        http1: http1::builder(),
+        http2: http2::builder(),
         gauges,
     });
     // Turned true to ask every connection to finish; closed once every connection has.
@@ -145,29 +117,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, mu
         }
     };
     // HTTP/2 over TLS is agreed by ALPN (RFC 9113, section 3.2); anything else is HTTP/1.1.
-    if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        http2::serve(tls, peer, handle, &shared.http2, &shared.gauges, stopping).await;
+    } else {
         http1::serve(tls, peer, handle, &shared.http1, &shared.gauges, stopping).await;
-        return;
-    }
-    let _active = shared.gauges.http2_active();
-    let service = hyper::service::service_fn(move |request| {
-        let response = handle(request);
-        async move { Ok::<_, std::convert::Infallible>(response.await) }
-    });
-    let mut conn = Box::pin(
-        shared
-            .http2
-            .serve_connection_with_upgrades(TokioIo::new(BatchedWrites::new(tls)), service),
-    );
-    let ended = tokio::select! {
-        ended = conn.as_mut() => ended,
-        () = stopped(&mut stopping) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = ended {
-        tracing::debug!(%peer, error = %e, "connection ended with error");
     }
 }
 
@@ -187,6 +140,54 @@ fn peer_identity(tls: &tokio_rustls::server::TlsStream<TcpStream>, _peer: Socket
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+
+    use axum::body::Body;
+    use http::{Request, Response, StatusCode, header};
+    use hyper::body::Incoming;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub(super) const BIG: usize = 256 * 1024;
+
+    /// The handler the protocols' tests serve: `GET /big` answers 256 KiB, `GET /hang` a byte
+    /// and then a body that never ends, a request asking to switch protocols 101 (then echoes
+    /// what the client sends), and anything else its own path.
+    pub(super) fn answer(mut request: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send + Unpin {
+        let response = if request.headers().contains_key(header::UPGRADE) {
+            let upgraded = super::upgrade::on(&mut request);
+            tokio::spawn(async move {
+                let mut stream = upgraded.await.expect("the connection is handed over");
+                let mut buf = [0u8; 64];
+                loop {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    stream.write_all(&buf[..n]).await.unwrap();
+                }
+            });
+            Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header(header::CONNECTION, "Upgrade")
+                .header(header::UPGRADE, "echo")
+                .body(Body::empty())
+                .unwrap()
+        } else if request.uri().path() == "/big" {
+            Response::new(Body::from(vec![b'x'; BIG]))
+        } else if request.uri().path() == "/hang" {
+            let first = futures::stream::once(std::future::ready(Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+                b"x",
+            ))));
+            Response::new(Body::from_stream(futures::StreamExt::chain(
+                first,
+                futures::stream::pending(),
+            )))
+        } else {
+            Response::new(Body::from(request.uri().path().to_owned()))
+        };
+        std::future::ready(response)
+    }
+
     fn future_size<A, B, C, D, R>(_: &impl FnOnce(A, B, C, D) -> R) -> usize {
         std::mem::size_of::<R>()
     }

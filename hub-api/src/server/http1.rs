@@ -8,42 +8,55 @@
 //!
 //! So hyper serves a connection only while it is in use. Once no request has been in flight
 //! for [`IDLE_AFTER`], and everything hyper wrote has been flushed, hyper is asked to end the
-//! connection, which it does at once when it is between requests; it hands back the stream,
-//! and whatever it had read of a next request, instead of shutting the stream down. The
-//! connection then waits for its client's next byte holding the TLS stream alone, and a fresh
+//! connection, which it does at once when it is between requests (with part of a next
+//! request's head read, it serves that request first); it hands back the stream instead of
+//! shutting it down. The connection then waits for its client's next byte holding the TLS stream alone, and a fresh
 //! hyper connection serves it from that byte on. The client sees one keep-alive connection.
+//! A connection idle for [`CLOSE_IDLE_AFTER`] is closed, and so is one whose client began a
+//! request's head and did not finish it within [`HEAD_TIMEOUT`].
 //!
 //! hyper ends its part the same way when it has answered a request with 101: the stream then
 //! goes to the handler, through [`super::upgrade::on`].
 
-use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::{Buf, Bytes, BytesMut};
-use http::{Request, Response, StatusCode, header};
-use http_body::{Frame, SizeHint};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::upgrade::{PendingUpgrade, Upgraded};
+use super::CLOSE_IDLE_AFTER;
+use super::activity::{Activity, Tracked};
+use super::upgrade::Upgraded;
 use crate::metrics::ConnectionGauges;
 
 /// How long a connection stays with hyper after its last response was sent. Long enough
 /// that a client making requests one after another is served by one hyper connection; short
 /// enough that one polling every few seconds holds no buffers between its requests.
 const IDLE_AFTER: Duration = Duration::from_secs(2);
+/// How long hyper waits for a request's head, from when it began to wait: a client that
+/// sends part of one and stalls is disconnected. (hyper serves a connection that has nothing
+/// to read for only [`IDLE_AFTER`], so this bounds only heads begun.)
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How every HTTP/1.1 connection is served.
+pub(super) fn builder() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT);
+    builder
+}
 
 /// Why hyper's part of a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +83,7 @@ pub(crate) async fn serve<T, F, Fut>(
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + Unpin + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::new());
     let mut service = Tracked {
         handle,
         activity: activity.clone(),
@@ -108,6 +121,8 @@ pub(crate) async fn serve<T, F, Fut>(
             Ok(Ended::Idle) if !stream.unread.is_empty() => {}
             Ok(Ended::Idle) => {
                 let _idle = gauges.http1_idle();
+                // Nothing is in flight, so the connection is idle since its last response.
+                let close_at = activity.idle_since().unwrap_or_else(Instant::now) + CLOSE_IDLE_AFTER;
                 let mut first = [0u8; 1];
                 tokio::select! {
                     read = stream.inner.read(&mut first) => match read {
@@ -118,6 +133,11 @@ pub(crate) async fn serve<T, F, Fut>(
                         Ok(_) => stream.unread = Bytes::copy_from_slice(&first),
                         Err(_) => return,
                     },
+                    () = tokio::time::sleep_until(close_at) => {
+                        tracing::debug!(%peer, "closed an idle connection");
+                        let _ = stream.shutdown().await;
+                        return;
+                    }
                     () = super::stopped(&mut stop) => {
                         let _ = stream.shutdown().await;
                         return;
@@ -173,8 +193,8 @@ where
             if activity.unflushed.load(Ordering::Relaxed) || idle.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            // hyper, between requests, ends at once; a request's head half read stays in the
-            // read buffer it hands back.
+            // hyper, between requests, ends at once. With part of a request's head read, it
+            // goes on until the head is whole (or [`HEAD_TIMEOUT`] passed).
             asked = Some(Ended::Idle);
             Pin::new(&mut *conn).graceful_shutdown();
         }
@@ -194,104 +214,6 @@ fn joined(first: Bytes, then: Bytes) -> Bytes {
     both.extend_from_slice(&first);
     both.extend_from_slice(&then);
     both.freeze()
-}
-
-/// What hyper is doing with a connection, as its service and stream see it.
-#[derive(Default)]
-struct Activity {
-    /// Requests begun, and requests whose response is sent (or abandoned).
-    begun: AtomicU64,
-    finished: AtomicU64,
-    /// Whether the stream was written to since it was last flushed. hyper flushes the stream
-    /// only once its own write buffer is empty: when this is false, it holds nothing unsent.
-    unflushed: AtomicBool,
-    /// The request being answered asked to switch protocols: where its stream goes if the
-    /// answer is 101.
-    upgrade: Mutex<Option<oneshot::Sender<Upgraded>>>,
-}
-
-impl Activity {
-    fn counts(&self) -> (u64, u64) {
-        (
-            self.begun.load(Ordering::Relaxed),
-            self.finished.load(Ordering::Relaxed),
-        )
-    }
-}
-
-/// Counts a request finished when dropped.
-struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.finished.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// The hub's handler, counting requests in and out.
-struct Tracked<F> {
-    handle: F,
-    activity: Arc<Activity>,
-}
-
-impl<F, Fut> hyper::service::Service<Request<Incoming>> for Tracked<F>
-where
-    F: Fn(Request<Incoming>) -> Fut + Send + Sync + Unpin + 'static,
-    Fut: Future<Output = Response<Body>> + Send + 'static,
-{
-    type Response = Response<CountedBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<CountedBody>, Infallible>> + Send>>;
-
-    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
-        self.activity.begun.fetch_add(1, Ordering::Relaxed);
-        let in_flight = InFlight(self.activity.clone());
-        if asks_to_switch(&request) {
-            let (sender, receiver) = oneshot::channel();
-            *self.activity.upgrade.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
-            request.extensions_mut().insert(PendingUpgrade::new(receiver));
-        }
-        let response = (self.handle)(request);
-        let activity = self.activity.clone();
-        Box::pin(async move {
-            let response = response.await;
-            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-                activity.upgrade.lock().unwrap_or_else(|e| e.into_inner()).take();
-            }
-            Ok(response.map(|body| CountedBody {
-                body,
-                _in_flight: in_flight,
-            }))
-        })
-    }
-}
-
-/// Whether an HTTP/1.1 request asks to switch protocols, as hyper reads it.
-fn asks_to_switch<B>(request: &Request<B>) -> bool {
-    request.version() == http::Version::HTTP_11 && request.headers().contains_key(header::UPGRADE)
-}
-
-/// A response's body, its request counted finished when hyper is done with it.
-pub(crate) struct CountedBody {
-    body: Body,
-    _in_flight: InFlight,
-}
-
-impl http_body::Body for CountedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }
 
 /// A connection's stream, what was read of it but not yet served in front, and its writes
@@ -357,6 +279,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Resumed<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::tests::{BIG, answer};
     use tokio::io::DuplexStream;
 
     /// A connection served by [`serve`] over an in-memory pipe of `capacity` bytes each way,
@@ -369,36 +292,6 @@ mod tests {
         served: tokio::task::JoinHandle<()>,
     }
 
-    const BIG: usize = 256 * 1024;
-
-    fn answer(mut request: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send + Unpin {
-        let response = if request.headers().contains_key(header::UPGRADE) {
-            let upgraded = super::super::upgrade::on(&mut request);
-            tokio::spawn(async move {
-                let mut stream = upgraded.await.expect("the connection is handed over");
-                let mut buf = [0u8; 64];
-                loop {
-                    let n = stream.read(&mut buf).await.unwrap();
-                    if n == 0 {
-                        break;
-                    }
-                    stream.write_all(&buf[..n]).await.unwrap();
-                }
-            });
-            Response::builder()
-                .status(StatusCode::SWITCHING_PROTOCOLS)
-                .header(header::CONNECTION, "Upgrade")
-                .header(header::UPGRADE, "echo")
-                .body(Body::empty())
-                .unwrap()
-        } else if request.uri().path() == "/big" {
-            Response::new(Body::from(vec![b'x'; BIG]))
-        } else {
-            Response::new(Body::from(request.uri().path().to_owned()))
-        };
-        std::future::ready(response)
-    }
-
     fn serve_one(capacity: usize) -> Served {
         let (client, server) = tokio::io::duplex(capacity);
         let gauges = crate::metrics::Metrics::new().connections.clone();
@@ -406,7 +299,7 @@ mod tests {
         let served = tokio::spawn({
             let gauges = gauges.clone();
             let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
-            async move { serve(server, peer, answer, &http1::Builder::new(), &gauges, stopping).await }
+            async move { serve(server, peer, answer, &builder(), &gauges, stopping).await }
         });
         Served {
             client,
@@ -476,8 +369,75 @@ mod tests {
         assert_eq!(served.gauges.http1(), (0, 0), "nothing counted once the client left");
     }
 
+    /// Reads until the server closes the stream, and returns what came before.
+    async fn read_to_close(client: &mut DuplexStream) -> Vec<u8> {
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        rest
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_request_head_half_sent_when_hyper_is_given_up_is_served_whole() {
+    async fn a_connection_idle_for_its_limit_is_closed() {
+        let mut served = serve_one(64 * 1024);
+        let _ = get(&mut served.client, "/first").await;
+        // Short of the limit, the connection serves the next request; the limit counts again
+        // from its response.
+        tokio::time::sleep(CLOSE_IDLE_AFTER - Duration::from_secs(1)).await;
+        let (_, body) = get(&mut served.client, "/second").await;
+        assert_eq!(body, b"/second");
+        tokio::time::sleep(CLOSE_IDLE_AFTER - Duration::from_secs(1)).await;
+        assert_eq!(served.gauges.http1(), (0, 1), "still open, idle");
+
+        let closed_after = Instant::now();
+        assert!(
+            read_to_close(&mut served.client).await.is_empty(),
+            "closed with nothing sent"
+        );
+        let waited = closed_after.elapsed();
+        assert!(
+            waited <= Duration::from_secs(2),
+            "closed {waited:?} after the limit was near"
+        );
+        served.served.await.unwrap();
+        assert_eq!(served.gauges.http1(), (0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_keeps_its_connection_past_the_idle_limit() {
+        let mut served = serve_one(64 * 1024);
+        served
+            .client
+            .write_all(b"GET /hang HTTP/1.1\r\nhost: hub\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(3 * CLOSE_IDLE_AFTER).await;
+        assert_eq!(served.gauges.http1(), (1, 0), "served by hyper");
+        assert!(!served.served.is_finished());
+        let mut head = [0u8; 16];
+        served.client.read_exact(&mut head).await.unwrap();
+        assert!(head.starts_with(b"HTTP/1.1 200"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_head_not_finished_in_time_closes_the_connection() {
+        let began = Instant::now();
+        let mut served = serve_one(64 * 1024);
+        served.client.write_all(b"GET /slow HTTP/1.1\r\nhost: h").await.unwrap();
+        assert!(
+            read_to_close(&mut served.client).await.is_empty(),
+            "closed with nothing sent"
+        );
+        let waited = began.elapsed();
+        assert!(
+            waited >= HEAD_TIMEOUT && waited <= HEAD_TIMEOUT + Duration::from_secs(1),
+            "closed after {waited:?}"
+        );
+        served.served.await.unwrap();
+        assert_eq!(served.gauges.http1(), (0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_head_sent_in_parts_across_the_idle_period_is_served_whole() {
         let mut served = serve_one(64 * 1024);
         served.client.write_all(b"GET /slow HTTP/1.1\r\nhost: h").await.unwrap();
         tokio::time::sleep(3 * IDLE_AFTER).await;

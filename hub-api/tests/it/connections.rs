@@ -1,14 +1,16 @@
 //! What the hub does with its clients' connections between their requests: an HTTP/1.1
 //! connection (kube-rs, the Python client) that stays idle gives its HTTP buffers back and is
-//! served again, on the same connection, when the client's next request comes.
+//! served again, on the same connection, when the client's next request comes; a connection
+//! of either protocol idle for 90 s is closed, and its client opens another.
 
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 
-use crate::common::{HUB, TestHub};
+use crate::common::{HUB, TestHub, kubectl_binary};
 
 /// The value of `faros_http_connections` for `protocol` and `state`, read with kubectl,
 /// whose own connection is HTTP/2.
@@ -93,4 +95,64 @@ async fn an_idle_http1_connection_is_held_without_buffers_and_serves_the_next_re
     })
     .await;
     assert_eq!(seen, Ok(true), "the watch delivered the new namespace");
+}
+
+/// Kills the process on drop.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_their_clients_open_new_ones() {
+    let hub = TestHub::start(HUB);
+    // kube-rs, over HTTP/1.1.
+    let client = hub.client().await;
+    let version = client.apiserver_version().await.unwrap().git_version;
+    // client-go, over HTTP/2: `kubectl proxy` keeps one connection to the hub for everything
+    // it forwards.
+    let port = faros_testkit::etcd::free_port();
+    let _proxy = Killed(
+        Command::new(kubectl_binary("1.33"))
+            .args(["proxy", "--port", &port.to_string(), "--kubeconfig"])
+            .arg(hub.kubeconfig())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl proxy starts"),
+    );
+    let through_proxy = || faros_testkit::http::get(port, "/version", Duration::from_secs(10));
+    assert!(
+        faros_testkit::kubectl::eventually(Duration::from_secs(20), || through_proxy().contains(&version)),
+        "kubectl proxy answers"
+    );
+    // Open: kube-rs' connection, the proxy's, and the one of the kubectl that reads the
+    // metrics.
+    assert_eq!(connections(&hub, "HTTP/2", "active"), 2);
+    let (active, idle) = http1(&hub);
+    assert_eq!(active + idle, 1);
+
+    // Both go quiet. Reading the metrics every few seconds, with a new kubectl each time,
+    // keeps only that kubectl's own connection open.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let open = (http1(&hub), connections(&hub, "HTTP/2", "active"));
+        if open == ((0, 0), 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still open (HTTP/1.1 active and idle, HTTP/2): {open:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+
+    // Both clients carry on, on new connections.
+    assert_eq!(client.apiserver_version().await.unwrap().git_version, version);
+    assert!(through_proxy().contains(&version), "kubectl proxy answers again");
+    assert_eq!(connections(&hub, "HTTP/2", "active"), 2);
 }

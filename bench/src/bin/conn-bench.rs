@@ -5,7 +5,10 @@
 //! `--connections` TLS connections to it (admin client certificate), makes one request on
 //! each, keeps them open and idle, and reads the hub's RSS before, with them open, and a few
 //! seconds after closing them all, and how many HTTP/1.1 connections the hub counted idle
-//! (held without their HTTP buffers) when it read them open. Kinds:
+//! (held without their HTTP buffers) when it read them open. With `--hold`, the connections
+//! stay open and idle that long before the client closes them, and the benchmark reads how
+//! many the hub still has open then, and its RSS: the hub closes connections idle for 90 s.
+//! Kinds:
 //!
 //! - `h1`: HTTP/1.1 (how kube-rs connects), one `GET /version`, then an idle keep-alive
 //!   connection;
@@ -50,6 +53,10 @@ struct Args {
     /// How long to let the hub settle before each reading.
     #[arg(long, default_value = "3", value_parser = parse_seconds)]
     settle: Duration,
+    /// How long the connections stay open and idle, from when the last one was opened,
+    /// before the client closes them; 0 closes them after the first reading.
+    #[arg(long, default_value = "0", value_parser = parse_seconds)]
+    hold: Duration,
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -137,7 +144,19 @@ struct Reading {
     /// HTTP/1.1 connections the hub counted idle (without their HTTP buffers) when the open
     /// reading was taken; none from a hub that does not count them.
     idle: Option<f64>,
+    /// With `--hold`: the connections the hub still had open, and its RSS, at the end of it.
+    held: Option<(f64, u64)>,
     closed_kib: u64,
+}
+
+/// The client connections the hub counts open, but for the scrape's own.
+fn open_connections(metrics: &std::collections::BTreeMap<String, f64>) -> f64 {
+    let all: f64 = metrics
+        .iter()
+        .filter(|(series, _)| series.starts_with("faros_http_connections{"))
+        .map(|(_, n)| n)
+        .sum();
+    all - 1.0
 }
 
 async fn measure(args: &Args, kind: Kind) -> anyhow::Result<Reading> {
@@ -161,6 +180,7 @@ async fn measure(args: &Args, kind: Kind) -> anyhow::Result<Reading> {
         .into_iter()
         .collect::<anyhow::Result<_>>()
         .with_context(|| format!("opening {} connections", kind.name()))?;
+    let opened = tokio::time::Instant::now();
     tokio::time::sleep(args.settle).await;
     let open_kib = memory_of(hub.pid)?.rss_kib;
     // Read after the RSS: the scrape's own connection adds to what the hub holds.
@@ -168,6 +188,14 @@ async fn measure(args: &Args, kind: Kind) -> anyhow::Result<Reading> {
     let idle = metrics
         .get(r#"faros_http_connections{protocol="HTTP/1.1",state="idle"}"#)
         .copied();
+    let held_then = if args.hold > args.settle {
+        tokio::time::sleep_until(opened + args.hold).await;
+        let rss = memory_of(hub.pid)?.rss_kib;
+        let metrics = scrape(&hub.admin_client().await?).await?;
+        Some((open_connections(&metrics), rss))
+    } else {
+        None
+    };
 
     drop(held);
     tokio::time::sleep(args.settle * 2).await;
@@ -176,6 +204,7 @@ async fn measure(args: &Args, kind: Kind) -> anyhow::Result<Reading> {
         before_kib,
         open_kib,
         idle,
+        held: held_then,
         closed_kib,
     })
 }
@@ -188,19 +217,24 @@ async fn main() -> anyhow::Result<()> {
         "# conn-bench: {} connections per kind; {}, {} cores, load average {}\n",
         args.connections, machine.cpu_model, machine.cores, machine.load_average
     );
+    let hold = args.hold.as_secs_f64();
     println!(
-        "| connection | hub RSS before | with them open | per connection | HTTP/1.1 idle then | after they closed |"
+        "| connection | hub RSS before | with them open | per connection | HTTP/1.1 idle then | open after {hold:.0} s, hub RSS | after they closed |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for &kind in &args.kinds {
         let r = measure(&args, kind).await?;
         let per = (r.open_kib.saturating_sub(r.before_kib)) as f64 / args.connections as f64;
         println!(
-            "| {} | {:.1} MiB | {:.1} MiB | {per:.1} KiB | {} | {:.1} MiB |",
+            "| {} | {:.1} MiB | {:.1} MiB | {per:.1} KiB | {} | {} | {:.1} MiB |",
             kind.name(),
             r.before_kib as f64 / 1024.0,
             r.open_kib as f64 / 1024.0,
             r.idle.map_or("–".to_string(), |n| n.to_string()),
+            r.held.map_or("–".to_string(), |(open, rss)| format!(
+                "{open}, {:.1} MiB",
+                rss as f64 / 1024.0
+            )),
             r.closed_kib as f64 / 1024.0,
         );
     }

@@ -85,6 +85,21 @@ pub(super) async fn idle_for(activity: &Activity, limit: Duration) {
     }
 }
 
+/// What answers a connection's requests: the hub's router, or a test's handler.
+pub(super) trait Handler: Send + Sync + Unpin + 'static {
+    fn answer(&self, request: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send + 'static;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + Unpin + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    fn answer(&self, request: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send + 'static {
+        self(request)
+    }
+}
+
 /// Counts a request finished when dropped.
 struct InFlight(Arc<Activity>);
 
@@ -95,16 +110,12 @@ impl Drop for InFlight {
 }
 
 /// The hub's handler, counting requests in and out.
-pub(super) struct Tracked<F> {
-    pub(super) handle: F,
+pub(super) struct Tracked<H> {
+    pub(super) handle: H,
     pub(super) activity: Arc<Activity>,
 }
 
-impl<F, Fut> hyper::service::Service<Request<Incoming>> for Tracked<F>
-where
-    F: Fn(Request<Incoming>) -> Fut + Send + Sync + Unpin + 'static,
-    Fut: Future<Output = Response<Body>> + Send + 'static,
-{
+impl<H: Handler> hyper::service::Service<Request<Incoming>> for Tracked<H> {
     type Response = Response<CountedBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<CountedBody>, Infallible>> + Send>>;
@@ -117,7 +128,7 @@ where
             *self.activity.upgrade.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
             request.extensions_mut().insert(PendingUpgrade::new(receiver));
         }
-        let response = (self.handle)(request);
+        let response = self.handle.answer(request);
         let activity = self.activity.clone();
         Box::pin(async move {
             let response = response.await;

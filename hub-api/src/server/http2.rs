@@ -7,21 +7,17 @@
 //! away (GOAWAY); its client opens another when it next needs one. A device's connection,
 //! which always carries its watches, is never idle.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use super::CLOSE_IDLE_AFTER;
-use super::activity::{Activity, Tracked, idle_for};
+use super::activity::{Activity, Handler, Tracked, idle_for};
 use super::write_batching::BatchedWrites;
 use crate::metrics::ConnectionGauges;
 
@@ -64,17 +60,16 @@ pub(super) fn builder() -> http2::Builder<TokioExecutor> {
 /// Serves HTTP/2 on `stream` with `handle` until the client leaves, the connection stays
 /// idle, or `stop` turns true; the last two end it gracefully, letting requests in flight
 /// finish.
-pub(super) async fn serve<T, F, Fut>(
+pub(super) async fn serve<T, H>(
     stream: T,
     peer: SocketAddr,
-    handle: F,
+    handle: H,
     builder: &http2::Builder<TokioExecutor>,
     gauges: &ConnectionGauges,
     mut stop: watch::Receiver<bool>,
 ) where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    F: Fn(Request<Incoming>) -> Fut + Send + Sync + Unpin + 'static,
-    Fut: Future<Output = Response<Body>> + Send + 'static,
+    H: Handler,
 {
     let _active = gauges.http2_active();
     let activity = Arc::new(Activity::new());
@@ -106,8 +101,9 @@ mod tests {
     use super::*;
     use crate::server::tests::answer;
     use bytes::Bytes;
-    use http::StatusCode;
+    use http::{Request, Response, StatusCode};
     use http_body_util::{BodyExt, Empty};
+    use hyper::body::Incoming;
     use hyper::client::conn::http2::SendRequest;
     use tokio::task::JoinHandle;
     use tokio::time::Instant;
